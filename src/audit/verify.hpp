@@ -1,0 +1,23 @@
+// `continuum audit verify`: checks every journal chain under a folder and the
+// audit_event table against them, and names each problem found.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/secret.hpp"
+
+namespace continuum::audit {
+
+struct VerifyReport {
+  uint64_t journal_records = 0;
+  uint64_t table_rows = 0;
+  std::vector<std::string> problems;  // e.g. "journal node-1 seq 42: hash mismatch (modified)"
+  bool ok() const { return problems.empty(); }
+};
+
+// database_url may be empty to check only the journals. journal_dirs may hold several
+// nodes' journal folders.
+VerifyReport Verify(const std::vector<std::string>& journal_dirs, const Secret& database_url);
+
+}  // namespace continuum::audit

@@ -1,0 +1,119 @@
+#include "core/config.hpp"
+
+#include <stdexcept>
+#include <toml++/toml.h>
+
+namespace continuum {
+namespace {
+
+[[noreturn]] void Fail(const std::string& path, const std::string& key, const std::string& why) {
+  throw std::runtime_error("config " + path + ": " + key + ": " + why);
+}
+
+template <typename T>
+void Get(const toml::table& t, const std::string& path, const std::string& section,
+         const char* key, T& out) {
+  const toml::node* n = t.get(key);
+  if (!n) return;
+  if constexpr (std::is_same_v<T, std::string>) {
+    auto v = n->value<std::string>();
+    if (!v) Fail(path, section + "." + key, "must be a string");
+    out = *v;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    auto v = n->value<bool>();
+    if (!v) Fail(path, section + "." + key, "must be true or false");
+    out = *v;
+  } else {
+    auto v = n->value<int64_t>();
+    if (!v || *v < 0) Fail(path, section + "." + key, "must be a non-negative integer");
+    out = static_cast<T>(*v);
+  }
+}
+
+void CheckKeys(const toml::table& t, const std::string& path, const std::string& section,
+               std::initializer_list<std::string_view> allowed) {
+  for (auto&& [k, v] : t) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || a == k.str();
+    if (!ok) Fail(path, section.empty() ? std::string(k.str()) : section + "." + std::string(k.str()),
+                  "unknown key");
+  }
+}
+
+}  // namespace
+
+Config DefaultConfig() {
+  Config c;
+  c.limits(Tier::kCritical) = {8, 256, 3000};
+  c.limits(Tier::kHigh) = {3, 64, 3000};
+  c.limits(Tier::kMedium) = {2, 32, 5000};
+  c.limits(Tier::kLow) = {2, 32, 2000};
+  c.limits(Tier::kOps) = {2, 32, 2000};
+  return c;
+}
+
+Config LoadConfig(const std::string& path) {
+  Config c = DefaultConfig();
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw std::runtime_error("config " + path + ": " + std::string(e.description()));
+  }
+  CheckKeys(root, path, "", {"server", "node", "database", "auth", "audit"});
+  if (auto* s = root["server"].as_table()) {
+    CheckKeys(*s, path, "server",
+              {"listen_address", "listen_port", "threads", "body_limit_bytes",
+               "header_timeout_ms", "idle_timeout_ms", "shutdown_grace_ms"});
+    Get(*s, path, "server", "listen_address", c.listen_address);
+    Get(*s, path, "server", "listen_port", c.listen_port);
+    Get(*s, path, "server", "threads", c.threads);
+    Get(*s, path, "server", "body_limit_bytes", c.body_limit_bytes);
+    Get(*s, path, "server", "header_timeout_ms", c.header_timeout_ms);
+    Get(*s, path, "server", "idle_timeout_ms", c.idle_timeout_ms);
+    Get(*s, path, "server", "shutdown_grace_ms", c.shutdown_grace_ms);
+  }
+  if (auto* s = root["node"].as_table()) {
+    CheckKeys(*s, path, "node", {"region", "node_id"});
+    Get(*s, path, "node", "region", c.region);
+    Get(*s, path, "node", "node_id", c.node_id);
+  }
+  if (auto* s = root["database"].as_table()) {
+    std::initializer_list<std::string_view> keys = {"url", "critical", "high", "medium", "low",
+                                                    "ops"};
+    CheckKeys(*s, path, "database", keys);
+    std::string url = c.database_url.reveal();
+    Get(*s, path, "database", "url", url);
+    c.database_url = Secret(url);
+    for (Tier t : kAllTiers) {
+      std::string name(TierName(t));
+      if (auto* tt = (*s)[name].as_table()) {
+        CheckKeys(*tt, path, "database." + name, {"pool_size", "queue_limit", "deadline_ms"});
+        Get(*tt, path, "database." + name, "pool_size", c.limits(t).pool_size);
+        Get(*tt, path, "database." + name, "queue_limit", c.limits(t).queue_limit);
+        Get(*tt, path, "database." + name, "deadline_ms", c.limits(t).deadline_ms);
+        if (c.limits(t).pool_size < 1) Fail(path, "database." + name + ".pool_size", "must be >= 1");
+      }
+    }
+  }
+  if (auto* s = root["auth"].as_table()) {
+    CheckKeys(*s, path, "auth",
+              {"key_file", "session_idle_s", "session_absolute_s", "max_login_failures",
+               "lockout_s", "revocation_poll_ms"});
+    Get(*s, path, "auth", "key_file", c.key_file);
+    Get(*s, path, "auth", "session_idle_s", c.session_idle_s);
+    Get(*s, path, "auth", "session_absolute_s", c.session_absolute_s);
+    Get(*s, path, "auth", "max_login_failures", c.max_login_failures);
+    Get(*s, path, "auth", "lockout_s", c.lockout_s);
+    Get(*s, path, "auth", "revocation_poll_ms", c.revocation_poll_ms);
+  }
+  if (auto* s = root["audit"].as_table()) {
+    CheckKeys(*s, path, "audit", {"enabled", "dir", "ship_interval_ms"});
+    Get(*s, path, "audit", "enabled", c.audit_enabled);
+    Get(*s, path, "audit", "dir", c.audit_dir);
+    Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
+  }
+  return c;
+}
+
+}  // namespace continuum

@@ -1,0 +1,56 @@
+// Node configuration: read from a TOML file, validated strictly (an unknown key is an
+// error that names the key), then overridden by command-line flags.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "core/secret.hpp"
+#include "core/tier.hpp"
+
+namespace continuum {
+
+struct TierLimits {
+  int pool_size = 4;          // connections in this tier's pool
+  int queue_limit = 64;       // requests allowed to wait for a connection
+  int deadline_ms = 2000;     // request deadline (pool wait + statements)
+};
+
+struct Config {
+  // [server]
+  std::string listen_address = "127.0.0.1";
+  uint16_t listen_port = 8080;
+  int threads = 2;
+  std::size_t body_limit_bytes = 1 << 20;
+  int header_timeout_ms = 10000;
+  int idle_timeout_ms = 60000;
+  int shutdown_grace_ms = 10000;
+  // [node]
+  std::string region = "local";
+  std::string node_id = "node-1";
+  // [database]
+  Secret database_url{"postgresql://postgres@127.0.0.1:5432/continuum"};
+  std::array<TierLimits, 5> tiers{};
+  // [auth]
+  std::string key_file = ".state/cluster.key";
+  int session_idle_s = 900;
+  int session_absolute_s = 12 * 3600;
+  int max_login_failures = 5;
+  int lockout_s = 900;
+  int revocation_poll_ms = 1000;
+  // [audit]
+  bool audit_enabled = true;
+  std::string audit_dir = ".state/audit";
+  int audit_ship_interval_ms = 200;
+
+  TierLimits& limits(Tier t) { return tiers[static_cast<int>(t)]; }
+  const TierLimits& limits(Tier t) const { return tiers[static_cast<int>(t)]; }
+};
+
+// Loads `path` over the defaults. Throws std::runtime_error with a message that names
+// the file, the key and what is wrong.
+Config LoadConfig(const std::string& path);
+Config DefaultConfig();
+
+}  // namespace continuum
