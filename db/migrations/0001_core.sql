@@ -28,6 +28,7 @@ CREATE TABLE patient (
   updated_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX patient_family_idx ON patient (lower(family) text_pattern_ops, lower(given));
+CREATE INDEX patient_given_idx ON patient (lower(given) text_pattern_ops);
 CREATE INDEX patient_birth_date_idx ON patient (birth_date);
 
 CREATE TABLE practitioner (

@@ -2,6 +2,7 @@
 // audit_event table against them, and names each problem found.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,9 @@ struct VerifyReport {
   uint64_t journal_records = 0;
   uint64_t table_rows = 0;
   std::vector<std::string> problems;  // e.g. "journal node-1 seq 42: hash mismatch (modified)"
+  // Not problems, worth showing: e.g. "journal node-1 seq 43..50: not yet shipped".
+  std::vector<std::string> notes;
+  uint64_t not_yet_shipped = 0;  // journal records past the shipped position, not in the table
   bool ok() const { return problems.empty(); }
 };
 

@@ -64,7 +64,7 @@ Config LoadConfig(const std::string& path) {
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes",
-               "header_timeout_ms", "idle_timeout_ms", "shutdown_grace_ms"});
+               "header_timeout_ms", "idle_timeout_ms", "shutdown_grace_ms", "access_log"});
     Get(*s, path, "server", "listen_address", c.listen_address);
     Get(*s, path, "server", "listen_port", c.listen_port);
     Get(*s, path, "server", "threads", c.threads);
@@ -72,6 +72,7 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "server", "header_timeout_ms", c.header_timeout_ms);
     Get(*s, path, "server", "idle_timeout_ms", c.idle_timeout_ms);
     Get(*s, path, "server", "shutdown_grace_ms", c.shutdown_grace_ms);
+    Get(*s, path, "server", "access_log", c.access_log);
   }
   if (auto* s = root["node"].as_table()) {
     CheckKeys(*s, path, "node", {"region", "node_id"});

@@ -26,6 +26,7 @@ struct Config {
   int header_timeout_ms = 10000;
   int idle_timeout_ms = 60000;
   int shutdown_grace_ms = 10000;
+  bool access_log = true;
   // [node]
   std::string region = "local";
   std::string node_id = "node-1";

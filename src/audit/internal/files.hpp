@@ -1,0 +1,67 @@
+// The files of a journal folder, shared by the journal, the shipper and verify:
+//   journal-<node_id>-<NNNNNN>.jsonl   segments, numbered from 1 (at least six digits)
+//   journal-<node_id>.lock             held (flock) by the one Journal writing the node
+//   shipped-<node_id>.pos              the shipper's progress (segment, offset, seq)
+//   torn-<node_id>-<NNNNNN>-<offset>.bin  bytes cut off a segment's tail on recovery,
+//                                      kept for forensics, never read again
+// Also the in-process "durable mark": the Journal publishes how far its segments are
+// fdatasync'ed, and a Shipper in the same process never reads past it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace continuum::audit::internal {
+
+struct SegmentFile {
+  std::string node_id;
+  std::uint64_t index = 0;
+  std::filesystem::path path;
+};
+
+// True if `node_id` is usable in file names: [A-Za-z0-9._-], 1..128 characters.
+bool IsValidNodeId(std::string_view node_id);
+std::string SegmentFileName(std::string_view node_id, std::uint64_t index);
+// Parses a segment file name; nullopt if it is not one.
+std::optional<std::pair<std::string, std::uint64_t>> ParseSegmentFileName(std::string_view name);
+// Segments under `dir` by node, each node's in index order. Missing dir: empty map.
+std::map<std::string, std::vector<SegmentFile>> ListSegments(const std::filesystem::path& dir);
+
+struct ShipPosition {
+  std::uint64_t segment = 0;  // segment index; 0 = nothing shipped yet
+  std::uint64_t offset = 0;   // bytes of that segment shipped
+  long long seq = 0;          // last seq shipped
+};
+std::filesystem::path ShipPositionPath(const std::filesystem::path& dir, std::string_view node);
+// nullopt if there is no position file or it cannot be parsed.
+std::optional<ShipPosition> ReadShipPosition(const std::filesystem::path& dir,
+                                             std::string_view node);
+// Atomically replaces the position file (write, fsync, rename, fsync dir). Throws.
+void WriteShipPosition(const std::filesystem::path& dir, std::string_view node,
+                       const ShipPosition& pos);
+
+// How much of a node's journal is durable, as published by an open Journal.
+struct DurableMark {
+  std::uint64_t segment = 0;
+  std::uint64_t offset = 0;
+  long long seq = 0;
+};
+std::string DurableKey(const std::filesystem::path& dir, std::string_view node);
+void PublishDurableMark(const std::string& key, const DurableMark& mark);
+void RemoveDurableMark(const std::string& key);
+std::optional<DurableMark> LookupDurableMark(const std::string& key);
+
+// POSIX helpers; all throw std::runtime_error naming `what` and errno.
+[[noreturn]] void ThrowErrno(const std::string& what);
+void WriteAll(int fd, std::string_view data, const std::string& what);
+void FsyncDir(const std::filesystem::path& dir);
+// Reads [offset, offset + max) of a file (less at its end).
+std::string ReadRange(const std::filesystem::path& path, std::uint64_t offset, std::uint64_t max);
+std::uint64_t FileSize(const std::filesystem::path& path);
+
+}  // namespace continuum::audit::internal

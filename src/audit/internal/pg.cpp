@@ -1,0 +1,48 @@
+#include "audit/internal/pg.hpp"
+
+namespace continuum::audit::internal {
+namespace {
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+}  // namespace
+
+PgConn::PgConn(const Secret& url, const char* application_name, int statement_timeout_ms) {
+  // Later keywords override earlier ones, and the expanded dbname (the URL) comes last,
+  // so the URL may override these defaults.
+  const std::string options = "-c statement_timeout=" + std::to_string(statement_timeout_ms);
+  const char* keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+                        "keepalives_count", "application_name", "options", "dbname", nullptr};
+  const char* values[] = {"2",  "1", "5", "2", "3", application_name, options.c_str(),
+                          url.reveal().c_str(), nullptr};
+  conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+    std::string msg = conn_ ? Trim(PQerrorMessage(conn_)) : "out of memory";
+    if (conn_) PQfinish(conn_);
+    conn_ = nullptr;
+    throw PgError("cannot connect to the audit database: " + msg, "");
+  }
+}
+
+PgConn::~PgConn() {
+  if (conn_) PQfinish(conn_);
+}
+
+bool PgConn::ok() const { return conn_ && PQstatus(conn_) == CONNECTION_OK; }
+
+PgResult PgConn::Exec(const char* sql, const std::vector<const char*>& params) {
+  PgResult r(params.empty() ? PQexec(conn_, sql)
+                            : PQexecParams(conn_, sql, static_cast<int>(params.size()), nullptr,
+                                           params.data(), nullptr, nullptr, 0));
+  const auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
+  const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+  // Only the primary message: DETAIL lines may quote row values (PHI).
+  const char* primary = r ? PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+  std::string msg = primary ? Trim(primary) : std::string();
+  if (msg.empty()) msg = Trim(PQerrorMessage(conn_));
+  throw PgError("audit database: " + msg, state ? state : "");
+}
+
+}  // namespace continuum::audit::internal

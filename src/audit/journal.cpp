@@ -1,0 +1,407 @@
+// The journal's writer: one thread owns the segment file. Append() only queues (mutex +
+// vector) and returns to the I/O thread; the writer takes everything queued, chains and
+// serializes it, writes it with one write() and makes it durable with one fdatasync()
+// (group commit: the more appenders wait, the more records share a sync), then posts
+// every waiter's completion to its executor.
+//
+// Failure policy (HIPAA: no PHI without its audit record): if a write or sync fails,
+// every waiter of the batch gets "audit journal write failed: ..." and the journal is
+// rolled back to its last durable record: the segment is truncated to the durable size
+// (retried before the next batch if truncation itself fails) and seq/prev_hash continue
+// from the last durable line, so the chain on disk never has a hole.
+#include "audit/journal.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <condition_variable>
+#include <exception>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <utility>
+
+#include "audit/internal/files.hpp"
+#include "audit/internal/format.hpp"
+
+namespace continuum::audit {
+namespace fs = std::filesystem;
+using namespace internal;
+
+namespace {
+
+using Handler = boost::asio::any_completion_handler<void(std::exception_ptr)>;
+
+struct Waiter {
+  std::vector<Record> records;
+  boost::asio::any_io_executor ex;  // tracks outstanding work until completed
+  Handler handler;
+  long long last_seq = 0;  // assigned by the writer
+};
+
+void Complete(Waiter& w, std::exception_ptr ep) {
+  auto ex = std::move(w.ex);
+  boost::asio::post(ex, [h = std::move(w.handler), ep]() mutable { std::move(h)(ep); });
+}
+
+// The valid prefix of a segment: everything up to the end of its last line that is a
+// complete, well-formed record of `node`. A crash can leave a torn last line (no
+// newline) or, on some file systems, garbage (e.g. zeros) after the last good line.
+struct TailScan {
+  std::uint64_t good_len = 0;
+  std::optional<ParsedLine> last;
+};
+
+TailScan ScanTail(std::string_view data, std::string_view node) {
+  const auto nl = data.rfind('\n');
+  std::size_t good = nl == std::string_view::npos ? 0 : nl + 1;
+  while (good > 0) {
+    const auto prev_nl = good >= 2 ? data.rfind('\n', good - 2) : std::string_view::npos;
+    const std::size_t start = prev_nl == std::string_view::npos ? 0 : prev_nl + 1;
+    auto p = ParseLine(data.substr(start, good - 1 - start));
+    if (p && p->record.node_id == node) return {good, std::move(p)};
+    good = start;
+  }
+  return {0, std::nullopt};
+}
+
+}  // namespace
+
+struct Journal::Impl {
+  JournalOptions opt;
+  fs::path dir;
+  std::string durable_key;
+  int lock_fd = -1;
+  int seg_fd = -1;
+
+  // Owned by the writer thread after construction.
+  std::uint64_t seg_index = 0;
+  std::uint64_t seg_size = 0;  // durable size of the current segment
+  long long last_seq = 0;      // last durable record
+  std::string last_hash;
+  std::optional<std::uint64_t> truncate_to;  // rollback still to do
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Waiter> queue;
+  bool stopping = false;
+  std::thread writer;
+
+  std::atomic<std::uint64_t> records{0}, syncs{0}, pending{0}, failures{0};
+  std::atomic<long long> last_seq_pub{0};
+
+  explicit Impl(JournalOptions o) : opt(std::move(o)) {}
+
+  ~Impl() {
+    if (seg_fd >= 0) ::close(seg_fd);
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+  }
+
+  fs::path SegmentPath(std::uint64_t index) const {
+    return dir / SegmentFileName(opt.node_id, index);
+  }
+
+  void Open();
+  void Recover(const std::vector<SegmentFile>& segs);
+  void OpenSegment(std::uint64_t index, bool create);
+  void Run();
+  void WriteBatch(std::vector<Waiter>& batch);
+  void Publish() {
+    PublishDurableMark(durable_key, DurableMark{seg_index, seg_size, last_seq});
+    last_seq_pub.store(last_seq, std::memory_order_relaxed);
+  }
+  void Enqueue(boost::asio::any_io_executor ex, std::vector<Record> recs, Handler handler);
+};
+
+void Journal::Impl::Open() {
+  if (!IsValidNodeId(opt.node_id)) {
+    throw std::runtime_error("audit journal: node_id must be 1-128 of [A-Za-z0-9._-]");
+  }
+  if (opt.dir.empty()) throw std::runtime_error("audit journal: dir is empty");
+  if (opt.segment_bytes < 4096) opt.segment_bytes = 4096;
+  dir = opt.dir;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("audit journal: cannot create " + dir.string() + ": " + ec.message());
+  durable_key = DurableKey(dir, opt.node_id);
+
+  // One writer per node: two would fork the chain.
+  const auto lock_path = dir / ("journal-" + opt.node_id + ".lock");
+  lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd < 0) ThrowErrno("audit journal: open " + lock_path.string());
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ThrowErrno("audit journal: " + dir.string() + " is already open for node " + opt.node_id);
+  }
+
+  auto all = ListSegments(dir);
+  for (const auto& [node, segs] : all) {
+    if (node != opt.node_id) {
+      throw std::runtime_error("audit journal: " + dir.string() + " holds the journal of node " +
+                               node + "; use one folder per node");
+    }
+  }
+  auto it = all.find(opt.node_id);
+  if (it == all.end()) {
+    last_seq = 0;
+    last_hash = GenesisHash(opt.node_id);
+    OpenSegment(1, /*create=*/true);
+  } else {
+    Recover(it->second);
+  }
+  Publish();
+}
+
+// Finds the last good record, cutting torn or garbage tails off the newest segments
+// (the cut bytes are kept in a torn-*.bin file: audit evidence is never just deleted).
+void Journal::Impl::Recover(const std::vector<SegmentFile>& segs) {
+  last_seq = 0;
+  last_hash = GenesisHash(opt.node_id);
+  for (auto seg = segs.rbegin(); seg != segs.rend(); ++seg) {
+    const std::string data = ReadRange(seg->path, 0, UINT64_MAX);
+    TailScan scan = ScanTail(data, opt.node_id);
+    if (scan.good_len < data.size()) {
+      char suffix[64];
+      std::snprintf(suffix, sizeof suffix, "-%06llu-%llu.bin",
+                    static_cast<unsigned long long>(seg->index),
+                    static_cast<unsigned long long>(scan.good_len));
+      const auto torn = dir / ("torn-" + opt.node_id + suffix);
+      const int tfd = ::open(torn.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+      if (tfd < 0) ThrowErrno("audit journal: open " + torn.string());
+      try {
+        WriteAll(tfd, std::string_view(data).substr(scan.good_len), torn.string());
+        if (::fsync(tfd) != 0) ThrowErrno("audit journal: fsync " + torn.string());
+      } catch (...) {
+        ::close(tfd);
+        throw;
+      }
+      ::close(tfd);
+      FsyncDir(dir);
+      if (::truncate(seg->path.c_str(), static_cast<off_t>(scan.good_len)) != 0) {
+        ThrowErrno("audit journal: truncate " + seg->path.string());
+      }
+    }
+    if (scan.last) {
+      last_seq = scan.last->record.seq;
+      last_hash = scan.last->hash;
+      break;
+    }
+  }
+  OpenSegment(segs.back().index, /*create=*/false);
+  // Lines written before a process crash may still be only in the page cache.
+  if (::fdatasync(seg_fd) != 0) ThrowErrno("audit journal: fdatasync " + SegmentPath(seg_index).string());
+}
+
+void Journal::Impl::OpenSegment(std::uint64_t index, bool create) {
+  const auto path = SegmentPath(index);
+  const int flags = O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  const int fd = ::open(path.c_str(), flags, 0640);
+  if (fd < 0) ThrowErrno("open " + path.string());
+  if (create) {
+    try {
+      FsyncDir(dir);  // the new file's name must survive a crash too
+    } catch (...) {
+      ::close(fd);
+      ::unlink(path.c_str());
+      throw;
+    }
+  }
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 0) {
+    ::close(fd);
+    ThrowErrno("lseek " + path.string());
+  }
+  if (seg_fd >= 0) ::close(seg_fd);
+  seg_fd = fd;
+  seg_index = index;
+  seg_size = static_cast<std::uint64_t>(size);
+}
+
+void Journal::Impl::Enqueue(boost::asio::any_io_executor ex, std::vector<Record> recs,
+                            Handler handler) {
+  Waiter w{std::move(recs),
+           boost::asio::prefer(std::move(ex), boost::asio::execution::outstanding_work.tracked),
+           std::move(handler)};
+  const auto n = w.records.size();
+  bool queued = false;
+  {
+    std::lock_guard lk(mu);
+    if (!stopping) {
+      pending.fetch_add(n, std::memory_order_relaxed);
+      queue.push_back(std::move(w));
+      queued = true;
+    }
+  }
+  if (!queued) {
+    Complete(w, std::make_exception_ptr(
+                    std::runtime_error("audit journal write failed: journal is stopped")));
+    return;
+  }
+  cv.notify_one();
+}
+
+void Journal::Impl::Run() {
+  std::vector<Waiter> batch;
+  for (;;) {
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return !queue.empty() || stopping; });
+      if (queue.empty()) return;  // stopping, and everything is drained
+      batch.swap(queue);
+    }
+    WriteBatch(batch);
+    batch.clear();
+  }
+}
+
+void Journal::Impl::WriteBatch(std::vector<Waiter>& batch) {
+  // A batch normally goes to the current segment in one write; if it would cross
+  // segment_bytes it is split into chunks, each written (and synced) in its own segment.
+  struct Chunk {
+    bool new_segment;
+    std::string data;
+    long long last_seq;
+    std::string last_hash;
+  };
+  for (auto& w : batch) w.last_seq = LLONG_MAX;  // "not durable" until proven otherwise
+
+  std::exception_ptr error;
+  try {
+    std::vector<Chunk> chunks;
+    chunks.push_back(Chunk{false, {}, last_seq, last_hash});
+    std::uint64_t projected = truncate_to ? *truncate_to : seg_size;
+    long long seq = last_seq;
+    std::string prev = last_hash;
+    for (auto& w : batch) {
+      for (auto& r : w.records) {
+        r.seq = ++seq;
+        r.region = opt.region;
+        r.node_id = opt.node_id;
+        SanitizeRecord(r);
+        std::string hash = Sha256Hex(SerializeLine(r, prev, nullptr));
+        std::string line = SerializeLine(r, prev, &hash);
+        line.push_back('\n');
+        if (projected > 0 && projected + line.size() > opt.segment_bytes) {
+          chunks.push_back(Chunk{true, {}, 0, {}});
+          projected = 0;
+        }
+        auto& c = chunks.back();
+        c.data += line;
+        c.last_seq = seq;
+        c.last_hash = hash;
+        projected += line.size();
+        prev = std::move(hash);
+      }
+      w.last_seq = seq;
+    }
+
+    if (truncate_to) {  // an earlier rollback could not truncate: retry first
+      if (::ftruncate(seg_fd, static_cast<off_t>(*truncate_to)) != 0) {
+        ThrowErrno("truncate " + SegmentPath(seg_index).string());
+      }
+      seg_size = *truncate_to;
+      truncate_to.reset();
+    }
+    for (auto& c : chunks) {
+      if (c.data.empty()) continue;
+      if (c.new_segment) OpenSegment(seg_index + 1, /*create=*/true);
+      const auto path = SegmentPath(seg_index).string();
+      truncate_to = seg_size;  // until the sync succeeds, bytes past seg_size are not durable
+      WriteAll(seg_fd, c.data, path);
+      const int rc = ::fdatasync(seg_fd);
+      syncs.fetch_add(1, std::memory_order_relaxed);
+      if (rc != 0) ThrowErrno("fdatasync " + path);
+      truncate_to.reset();
+      seg_size += c.data.size();
+      last_seq = c.last_seq;
+      last_hash = c.last_hash;
+      Publish();
+    }
+  } catch (const std::exception& e) {
+    failures.fetch_add(1, std::memory_order_relaxed);
+    error = std::make_exception_ptr(
+        std::runtime_error(std::string("audit journal write failed: ") + e.what()));
+    // Roll back to the last durable record now; if the truncation fails too it is
+    // retried before the next batch is written (and fails that batch if it fails again).
+    if (truncate_to && ::ftruncate(seg_fd, static_cast<off_t>(*truncate_to)) == 0) {
+      seg_size = *truncate_to;
+      truncate_to.reset();
+    }
+  }
+
+  // A waiter succeeds only if all its records are durable; records of a failed waiter
+  // that did reach the disk stay in the trail (an extra record is harmless). Stats first,
+  // so a resumed caller sees them.
+  std::uint64_t done = 0, total = 0;
+  for (const auto& w : batch) {
+    total += w.records.size();
+    if (w.last_seq <= last_seq) done += w.records.size();
+  }
+  records.fetch_add(done, std::memory_order_relaxed);
+  pending.fetch_sub(total, std::memory_order_relaxed);
+  for (auto& w : batch) Complete(w, w.last_seq <= last_seq ? nullptr : error);
+}
+
+Journal::Journal(JournalOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  if (!impl_->opt.enabled) return;
+  impl_->Open();
+  impl_->writer = std::thread([impl = impl_.get()] { impl->Run(); });
+}
+
+Journal::~Journal() { Stop(); }
+
+boost::asio::awaitable<void> Journal::Append(boost::asio::any_io_executor ex,
+                                             std::vector<Record> records) {
+  if (!impl_->opt.enabled || records.empty()) co_return;
+  std::string now;
+  for (auto& r : records) {
+    if (r.recorded_at.empty()) {
+      if (now.empty()) now = NowRfc3339();
+      r.recorded_at = now;
+    } else if (!ParseRfc3339Micros(r.recorded_at)) {
+      throw std::invalid_argument("audit record: recorded_at is not RFC 3339 (" +
+                                  r.recorded_at.substr(0, 40) + ")");
+    }
+  }
+  co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
+                                       void(std::exception_ptr)>(
+      [impl = impl_.get(), ex](Handler handler, std::vector<Record> recs) mutable {
+        impl->Enqueue(std::move(ex), std::move(recs), std::move(handler));
+      },
+      boost::asio::use_awaitable, std::move(records));
+}
+
+void Journal::Stop() {
+  if (!impl_->writer.joinable()) return;
+  {
+    std::lock_guard lk(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_one();
+  impl_->writer.join();
+  RemoveDurableMark(impl_->durable_key);
+}
+
+JournalStats Journal::stats() const {
+  JournalStats s;
+  s.records = impl_->records.load(std::memory_order_relaxed);
+  s.syncs = impl_->syncs.load(std::memory_order_relaxed);
+  s.pending = impl_->pending.load(std::memory_order_relaxed);
+  s.failures = impl_->failures.load(std::memory_order_relaxed);
+  s.last_seq = impl_->last_seq_pub.load(std::memory_order_relaxed);
+  return s;
+}
+
+const JournalOptions& Journal::options() const { return impl_->opt; }
+
+}  // namespace continuum::audit

@@ -1,0 +1,403 @@
+#include "audit/journal.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "audit/internal/format.hpp"
+#include "audit/test_util.hpp"
+#include "audit/verify.hpp"
+
+namespace continuum::audit {
+namespace {
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using namespace audit::test_util;
+
+TEST(AuditJournal, WritesCanonicalHashChainedLines) {
+  TempDir dir;
+  {
+    Journal j(Options(dir));
+    AppendSync(j, {MakeRecord(1), MakeRecord(2), MakeRecord(3)});
+    AppendN(j, 4, 2);
+    EXPECT_EQ(j.stats().records, 5u);
+    EXPECT_EQ(j.stats().last_seq, 5);
+    EXPECT_EQ(j.stats().pending, 0u);
+  }
+  const auto lines = Lines(ReadFile(FirstSegment(dir)));
+  ASSERT_EQ(lines.size(), 5u);
+  const std::vector<std::string> keys = {
+      "seq",         "recorded_at",    "region",         "node_id", "request_id", "actor",
+      "role",        "action",         "resource_type",  "resource_id",
+      "patient_id",  "client_address", "purpose_of_use", "outcome", "detail",     "prev_hash",
+      "hash"};
+  // The chain starts at the node's genesis: SHA-256 of "genesis:<node_id>".
+  // (printf 'genesis:node-a' | sha256sum)
+  std::string prev = "bbf434cab71435838c4e2b9a6504574f46e94e704107545734914e77476fff09";
+  const std::regex rfc3339(R"(^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$)");
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto v = boost::json::parse(lines[i]);
+    const auto& o = v.as_object();
+    std::vector<std::string> got;
+    for (const auto& kv : o) got.emplace_back(kv.key());
+    EXPECT_EQ(got, keys);
+    EXPECT_EQ(boost::json::serialize(v), lines[i]) << "not canonical";
+    EXPECT_EQ(o.at("seq").as_int64(), static_cast<int64_t>(i + 1));
+    EXPECT_EQ(o.at("node_id").as_string(), "node-a");
+    EXPECT_EQ(o.at("region").as_string(), "eu-1");
+    EXPECT_EQ(o.at("request_id").as_string(), "req-" + std::to_string(i + 1));
+    EXPECT_TRUE(std::regex_match(std::string(o.at("recorded_at").as_string()), rfc3339));
+    EXPECT_EQ(o.at("prev_hash").as_string(), prev);
+    // hash = SHA-256 of the line without its hash field.
+    const std::string hash(o.at("hash").as_string());
+    const std::string suffix = ",\"hash\":\"" + hash + "\"}";
+    ASSERT_EQ(lines[i].substr(lines[i].size() - suffix.size()), suffix);
+    const std::string content = lines[i].substr(0, lines[i].size() - suffix.size()) + "}";
+    EXPECT_EQ(internal::Sha256Hex(content), hash);
+    prev = hash;
+  }
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.journal_records, 5u);
+}
+
+TEST(AuditJournal, GroupCommitsManyConcurrentAppenders) {
+  TempDir dir;
+  Journal j(Options(dir));
+  constexpr int kAppenders = 64;
+  constexpr int kPerAppender = 40;
+  asio::io_context io;
+  std::atomic<int> done{0}, failed{0};
+  for (int a = 0; a < kAppenders; ++a) {
+    asio::co_spawn(
+        io,
+        [&, a]() -> asio::awaitable<void> {
+          auto ex = co_await asio::this_coro::executor;
+          for (int k = 0; k < kPerAppender; ++k) {
+            // (not a braced list: GCC 12 miscompiles initializer lists in coroutines)
+            std::vector<Record> records(1, MakeRecord(a * 1000 + k));
+            co_await j.Append(ex, std::move(records));
+            done.fetch_add(1);
+          }
+        },
+        [&](std::exception_ptr e) {
+          if (e) failed.fetch_add(1);
+        });
+  }
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) threads.emplace_back([&] { io.run(); });
+  for (auto& t : threads) t.join();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  constexpr int kTotal = kAppenders * kPerAppender;
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(done.load(), kTotal);
+  const auto s = j.stats();
+  EXPECT_EQ(s.records, static_cast<uint64_t>(kTotal));
+  EXPECT_EQ(s.last_seq, kTotal);
+  EXPECT_EQ(s.pending, 0u);
+  EXPECT_LT(s.syncs, static_cast<uint64_t>(kTotal));
+  std::printf("[ journal  ] %d appenders x %d: %.0f records/s, %llu fdatasyncs (%.1f records/sync)\n",
+              kAppenders, kPerAppender, kTotal / secs, static_cast<unsigned long long>(s.syncs),
+              static_cast<double>(kTotal) / static_cast<double>(s.syncs));
+
+  j.Stop();
+  const auto lines = Lines(ReadFile(FirstSegment(dir)));
+  ASSERT_EQ(lines.size(), static_cast<std::size_t>(kTotal));
+  std::set<std::string> requests;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto v = boost::json::parse(lines[i]);
+    EXPECT_EQ(v.at("seq").as_int64(), static_cast<int64_t>(i + 1));
+    requests.insert(std::string(v.at("request_id").as_string()));
+  }
+  EXPECT_EQ(requests.size(), static_cast<std::size_t>(kTotal)) << "a record was lost or doubled";
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+}
+
+TEST(AuditJournal, RecoversFromATornTail) {
+  TempDir dir;
+  {
+    Journal j(Options(dir));
+    AppendN(j, 1, 5);
+  }
+  const std::string good = ReadFile(FirstSegment(dir));
+  // A crash in the middle of a write: half a line, no newline.
+  WriteFile(FirstSegment(dir), good + R"({"seq":6,"recorded_at":"2026-11-25T14:0)");
+  {
+    Journal j(Options(dir));
+    EXPECT_EQ(ReadFile(FirstSegment(dir)), good);
+    EXPECT_EQ(j.stats().last_seq, 5);
+    AppendN(j, 6, 2);
+    EXPECT_EQ(j.stats().last_seq, 7);
+  }
+  // The cut bytes are kept for forensics, not deleted.
+  bool kept = false;
+  for (const auto& e : fs::directory_iterator(dir.path())) {
+    if (e.path().filename().string().rfind("torn-node-a-000001-", 0) == 0) {
+      kept = ReadFile(e.path()) == R"({"seq":6,"recorded_at":"2026-11-25T14:0)";
+    }
+  }
+  EXPECT_TRUE(kept);
+  const auto lines = Lines(ReadFile(FirstSegment(dir)));
+  ASSERT_EQ(lines.size(), 7u);
+  EXPECT_EQ(boost::json::parse(lines[5]).at("seq").as_int64(), 6);
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.journal_records, 7u);
+}
+
+TEST(AuditJournal, RecoversFromGarbageAfterTheLastGoodLine) {
+  TempDir dir;
+  {
+    Journal j(Options(dir));
+    AppendN(j, 1, 3);
+  }
+  const std::string good = ReadFile(FirstSegment(dir));
+  WriteFile(FirstSegment(dir), good + "{\"seq\":4,\"recor\n" + std::string(100, '\0'));
+  {
+    Journal j(Options(dir));
+    EXPECT_EQ(ReadFile(FirstSegment(dir)), good);
+    AppendN(j, 4, 1);
+    EXPECT_EQ(j.stats().last_seq, 4);
+  }
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+}
+
+TEST(AuditJournal, RotatesSegmentsAndContinuesAfterReopen) {
+  TempDir dir;
+  constexpr std::size_t kSegment = 4096;
+  {
+    Journal j(Options(dir, kSegment));
+    AppendN(j, 1, 25);
+    // One batch larger than a segment is split across segments too.
+    std::vector<Record> batch;
+    for (int i = 26; i <= 50; ++i) batch.push_back(MakeRecord(i));
+    AppendSync(j, std::move(batch));
+  }
+  {
+    Journal j(Options(dir, kSegment));
+    EXPECT_EQ(j.stats().last_seq, 50);
+    AppendN(j, 51, 10);
+  }
+  const auto segs = Segments(dir);
+  ASSERT_GE(segs.size(), 5u);
+  long long expect = 1;
+  for (std::size_t i = 0; i < segs.size(); ++i) {
+    char name[64];
+    std::snprintf(name, sizeof name, "journal-node-a-%06zu.jsonl", i + 1);
+    EXPECT_EQ(segs[i].filename().string(), name);
+    EXPECT_LE(fs::file_size(segs[i]), kSegment);
+    for (const auto& line : Lines(ReadFile(segs[i]))) {
+      EXPECT_EQ(boost::json::parse(line).at("seq").as_int64(), expect++);
+    }
+  }
+  EXPECT_EQ(expect, 61);
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.journal_records, 60u);
+}
+
+TEST(AuditJournal, DisabledJournalWritesNothing) {
+  TempDir parent;
+  auto o = Options(parent);
+  o.dir = (parent.path() / "audit").string();
+  o.enabled = false;
+  Journal j(o);
+  AppendN(j, 1, 3);
+  EXPECT_FALSE(fs::exists(o.dir));
+  EXPECT_EQ(j.stats().records, 0u);
+}
+
+TEST(AuditJournal, FillsRecordedAtOnlyIfEmptyAndRejectsGarbage) {
+  TempDir dir;
+  Journal j(Options(dir));
+  auto r = MakeRecord(1);
+  r.recorded_at = "2026-11-25T14:03:07.123456+01:00";
+  AppendSync(j, {r});
+  r.recorded_at = "yesterday";
+  EXPECT_THROW(AppendSync(j, {r}), std::invalid_argument);
+  j.Stop();
+  const auto lines = Lines(ReadFile(FirstSegment(dir)));
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(boost::json::parse(lines[0]).at("recorded_at").as_string(),
+            "2026-11-25T14:03:07.123456+01:00");
+}
+
+TEST(AuditJournal, SanitizesInvalidUtf8AndNul) {
+  TempDir dir;
+  {
+    Journal j(Options(dir));
+    auto r = MakeRecord(1);
+    static constexpr char kDetail[] = "bad \xC3\x28 utf8 \0 nul \xF0\x9F\x98\x80 ok";
+    r.detail = std::string(kDetail, sizeof kDetail - 1);
+    r.request_id = "quote \" backslash \\ newline \n tab \t";
+    AppendSync(j, {r});
+  }
+  const auto lines = Lines(ReadFile(FirstSegment(dir)));
+  ASSERT_EQ(lines.size(), 1u);
+  const auto v = boost::json::parse(lines[0]);
+  EXPECT_EQ(v.at("detail").as_string(), "bad \xEF\xBF\xBD( utf8 \xEF\xBF\xBD nul \xF0\x9F\x98\x80 ok");
+  EXPECT_EQ(v.at("request_id").as_string(), "quote \" backslash \\ newline \n tab \t");
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+}
+
+TEST(AuditJournal, StoppedJournalRefusesAppends) {
+  TempDir dir;
+  Journal j(Options(dir));
+  AppendN(j, 1, 1);
+  j.Stop();
+  EXPECT_THROW(AppendSync(j, {MakeRecord(2)}), std::runtime_error);
+}
+
+TEST(AuditJournal, OneWriterPerNodeAndOneNodePerFolder) {
+  TempDir dir;
+  Journal j(Options(dir));
+  EXPECT_THROW(Journal second(Options(dir)), std::runtime_error);
+  auto other = Options(dir);
+  other.node_id = "node-b";
+  EXPECT_THROW(Journal b(other), std::runtime_error);
+  other.node_id = "../evil";
+  EXPECT_THROW(Journal c(other), std::runtime_error);
+}
+
+TEST(AuditJournal, FailedWriteFailsTheWaitersAndRollsBack) {
+  TempDir dir;
+  Journal j(Options(dir));
+  AppendN(j, 1, 3);
+  const auto size = fs::file_size(FirstSegment(dir));
+  // Make the disk "full": writes beyond the current size fail with EFBIG.
+  struct sigaction ignore {}, old {};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGXFSZ, &ignore, &old);
+  rlimit saved{};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  rlimit tight = saved;
+  tight.rlim_cur = size + 100;  // room for a fraction of a line
+  ::setrlimit(RLIMIT_FSIZE, &tight);
+  std::string message;
+  try {
+    AppendSync(j, {MakeRecord(4), MakeRecord(5)});
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::sigaction(SIGXFSZ, &old, nullptr);
+  EXPECT_EQ(message.rfind("audit journal write failed: ", 0), 0u) << message;
+  EXPECT_EQ(j.stats().failures, 1u);
+  EXPECT_EQ(j.stats().last_seq, 3);
+  EXPECT_EQ(fs::file_size(FirstSegment(dir)), size) << "the partial write was not rolled back";
+  // The disk has room again: the chain continues where the durable records ended.
+  AppendN(j, 4, 2);
+  EXPECT_EQ(j.stats().last_seq, 5);
+  j.Stop();
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.journal_records, 5u);
+}
+
+// --- verify on journals ---------------------------------------------------------------
+
+class AuditVerifyJournal : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Journal j(Options(dir_));
+    AppendN(j, 1, 6);
+    lines_ = Lines(ReadFile(FirstSegment(dir_)));
+    ASSERT_EQ(lines_.size(), 6u);
+  }
+  VerifyReport Run() { return Verify({dir_.str()}, Secret()); }
+  TempDir dir_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(AuditVerifyJournal, DetectsAFlippedByte) {
+  std::string data = ReadFile(FirstSegment(dir_));
+  const auto pos = data.find("\"actor\":\"dr.house\"", data.find("\"seq\":3,"));
+  data[pos + 10] ^= 0x01;  // dr.house -> dr/house... a one-bit change in seq 3's actor
+  WriteFile(FirstSegment(dir_), data);
+  const auto r = Run();
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 3: hash mismatch (record modified)")) << Dump(r);
+  EXPECT_EQ(r.problems.size(), 1u) << Dump(r);
+}
+
+TEST_F(AuditVerifyJournal, DetectsADeletedLine) {
+  lines_.erase(lines_.begin() + 2);
+  WriteFile(FirstSegment(dir_), JoinLines(lines_));
+  const auto r = Run();
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 3: missing")) << Dump(r);
+}
+
+TEST_F(AuditVerifyJournal, DetectsTheLastLinesDeletedOnlyAgainstTheTable) {
+  // Without the table, a truncated tail looks like a shorter journal: that is what the
+  // table copy (and verify's journal-vs-table check) is for.
+  lines_.pop_back();
+  WriteFile(FirstSegment(dir_), JoinLines(lines_));
+  EXPECT_TRUE(Run().ok());
+}
+
+TEST_F(AuditVerifyJournal, DetectsSwappedLines) {
+  std::swap(lines_[2], lines_[3]);
+  WriteFile(FirstSegment(dir_), JoinLines(lines_));
+  const auto r = Run();
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 4: out of order (follows seq 2)")) << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 3: out of order (follows seq 4)")) << Dump(r);
+}
+
+TEST_F(AuditVerifyJournal, DetectsARewrittenRecordWithARecomputedHash) {
+  // An attacker who edits seq 3 and recomputes its hash still breaks the link of seq 4.
+  auto p = internal::ParseLine(lines_[2]);
+  ASSERT_TRUE(p);
+  p->record.outcome = "denied";
+  p->hash = internal::ComputeHash(*p);
+  lines_[2] = internal::SerializeLine(p->record, p->prev_hash, &p->hash);
+  WriteFile(FirstSegment(dir_), JoinLines(lines_));
+  const auto r = Run();
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 4: prev_hash does not match the hash of seq 3"))
+      << Dump(r);
+}
+
+TEST_F(AuditVerifyJournal, NamesAnUnparseableLine) {
+  lines_[1] = lines_[1].substr(0, 40) + "\x01garbage";
+  WriteFile(FirstSegment(dir_), JoinLines(lines_));
+  const auto r = Run();
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 2 journal-node-a-000001.jsonl:2: unparseable"))
+      << Dump(r);
+}
+
+TEST(AuditFormat, ParsesRfc3339) {
+  using internal::ParseRfc3339Micros;
+  EXPECT_EQ(ParseRfc3339Micros("1970-01-01T00:00:00Z"), 0);
+  EXPECT_EQ(ParseRfc3339Micros("1970-01-01T00:00:01.5Z"), 1500000);
+  EXPECT_EQ(ParseRfc3339Micros("1970-01-01T01:00:00+01:00"), 0);
+  EXPECT_EQ(ParseRfc3339Micros("2000-03-01T00:00:00Z"), 951868800LL * 1000000);
+  EXPECT_FALSE(ParseRfc3339Micros("2001-02-29T00:00:00Z"));
+  EXPECT_FALSE(ParseRfc3339Micros("2026-11-25 14:03:07Z"));
+  EXPECT_FALSE(ParseRfc3339Micros("2026-11-25T14:03:07.1234567Z"));
+  EXPECT_FALSE(ParseRfc3339Micros("2026-11-25T14:03:07"));
+  EXPECT_TRUE(internal::ParseRfc3339Micros(internal::NowRfc3339()));
+}
+
+}  // namespace
+}  // namespace continuum::audit

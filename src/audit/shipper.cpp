@@ -1,0 +1,380 @@
+// The shipper reads each node's journal from its persisted position (shipped-<node>.pos),
+// in batches of complete lines, and inserts them into audit_event in one transaction per
+// batch (synchronous_commit = on: an audit row must survive a failover). The columns
+// are derived by PostgreSQL from the journal line itself (line::jsonb), and `record`
+// holds the exact line, so the row is by construction what the journal says. The
+// position is advanced (atomic rename) only after COMMIT; a crash in between re-ships
+// the batch, which ON CONFLICT (node_id, seq) DO NOTHING makes harmless.
+//
+// Only durable lines are read: when the node's Journal is open in this process it
+// publishes how far its segments are fdatasync'ed (the durable mark) and the shipper
+// stays behind it; otherwise every complete ('\n'-terminated) line counts as durable
+// (the writer is gone, and recovery keeps complete well-formed lines).
+#include "audit/shipper.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "audit/internal/files.hpp"
+#include "audit/internal/format.hpp"
+#include "audit/internal/pg.hpp"
+
+namespace continuum::audit {
+namespace fs = std::filesystem;
+using namespace internal;
+
+namespace {
+
+constexpr std::size_t kMaxBatchRows = 1000;
+constexpr std::size_t kMaxBatchBytes = 4 << 20;
+constexpr int kStatementTimeoutMs = 30000;
+
+// One parameter carries the whole batch (lines joined by '\n'; a line never contains a
+// raw newline). PostgreSQL parses each line once (jsonb) to fill the columns.
+constexpr const char* kInsertSql = R"sql(
+INSERT INTO audit_event (node_id, seq, recorded_at, region, request_id, actor, role, action,
+  resource_type, resource_id, patient_id, client_address, purpose_of_use, outcome, detail,
+  prev_hash, hash, record)
+SELECT j->>'node_id', (j->>'seq')::bigint, (j->>'recorded_at')::timestamptz, j->>'region',
+  j->>'request_id', j->>'actor', j->>'role', j->>'action',
+  NULLIF(j->>'resource_type', ''), NULLIF(j->>'resource_id', ''), NULLIF(j->>'patient_id', ''),
+  j->>'client_address', j->>'purpose_of_use', j->>'outcome', NULLIF(j->>'detail', ''),
+  j->>'prev_hash', j->>'hash', line
+FROM (SELECT line, line::jsonb AS j FROM string_to_table($1::text, E'\n') AS line) AS l
+ON CONFLICT (node_id, seq) DO NOTHING)sql";
+
+struct Batch {
+  std::string lines;  // joined by '\n', no trailing newline
+  std::vector<std::pair<std::size_t, std::size_t>> spans;  // each line in `lines`
+  ShipPosition next;  // the position after this batch
+  std::uint64_t invalid = 0;
+};
+
+}  // namespace
+
+struct Shipper::Impl {
+  fs::path dir;
+  Secret url;
+  int interval_ms;
+
+  std::mutex ship_mu;  // one shipping round at a time
+  std::unique_ptr<PgConn> conn;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stop = false;
+  std::thread thread;
+
+  std::atomic<std::uint64_t> shipped{0}, backlog{0}, failures{0};
+  std::atomic<bool> reachable{false};
+  bool ever_failed = false;
+
+  Impl(std::string d, Secret u, int i) : dir(std::move(d)), url(std::move(u)), interval_ms(i) {}
+
+  std::uint64_t ShipAll();
+  std::uint64_t ShipNode(const std::string& node, const std::vector<SegmentFile>& segs);
+  Batch ReadBatch(const std::string& node, const std::vector<SegmentFile>& segs,
+                  ShipPosition pos, const std::optional<DurableMark>& mark);
+  bool EnsureConnection();
+  template <typename Fn>
+  void WithConnection(Fn&& fn);
+  void Insert(const std::string& node, const Batch& batch);
+  void InsertOnce(const char* lines);
+  std::uint64_t Backlog();
+  std::uint64_t Round();
+  void Loop();
+};
+
+// Reads complete, well-formed lines from `pos` on, up to a batch, never past the
+// durable mark, moving to the next segment once the writer has left a segment.
+Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<SegmentFile>& segs,
+                               ShipPosition pos, const std::optional<DurableMark>& mark) {
+  Batch b;
+  std::size_t i = 0;
+  while (i < segs.size() && segs[i].index < pos.segment) ++i;
+  if (i < segs.size() && segs[i].index != pos.segment) {
+    pos.segment = segs[i].index;  // nothing shipped yet, or that segment is gone
+    pos.offset = 0;
+  }
+  while (i < segs.size() && b.spans.size() < kMaxBatchRows && b.lines.size() < kMaxBatchBytes) {
+    const auto& seg = segs[i];
+    std::uint64_t end = FileSize(seg.path);
+    bool finished = i + 1 < segs.size();  // the writer only ever appends to the newest
+    if (mark) {
+      if (seg.index > mark->segment) break;
+      if (seg.index == mark->segment) {
+        end = std::min(end, mark->offset);
+        finished = false;
+      }
+    }
+    if (pos.offset > end) {
+      // The segment is shorter than what was shipped: it was rewritten or truncated.
+      // Re-ship it from its start (idempotent); `audit verify` reports any difference.
+      spdlog::warn("audit shipper: journal segment {} is shorter than its shipped position; "
+                   "re-reading it", seg.path.filename().string());
+      pos.offset = 0;
+    }
+    bool consumed = pos.offset == end;
+    if (!consumed) {
+      std::uint64_t want = std::min<std::uint64_t>(end - pos.offset, kMaxBatchBytes);
+      std::string data = ReadRange(seg.path, pos.offset, want);
+      if (data.find('\n') == std::string::npos && data.size() < end - pos.offset) {
+        data = ReadRange(seg.path, pos.offset, end - pos.offset);  // a very long line
+      }
+      std::size_t start = 0;
+      for (;;) {
+        const auto nl = data.find('\n', start);
+        if (nl == std::string::npos) break;
+        const std::string_view line(data.data() + start, nl - start);
+        auto parsed = ParseLine(line);
+        if (parsed && parsed->record.node_id == node) {
+          if (!b.lines.empty()) b.lines.push_back('\n');
+          b.spans.emplace_back(b.lines.size(), line.size());
+          b.lines.append(line);
+          pos.seq = parsed->record.seq;
+        } else {
+          ++b.invalid;  // not shippable; `audit verify` names it
+        }
+        pos.offset += nl + 1 - start;
+        start = nl + 1;
+        if (b.spans.size() >= kMaxBatchRows || b.lines.size() >= kMaxBatchBytes) break;
+      }
+      consumed = pos.offset == end;
+      if (!consumed && finished && start < data.size() &&
+          data.find('\n', start) == std::string::npos && pos.offset + (data.size() - start) == end) {
+        ++b.invalid;  // a torn line the writer left behind in a finished segment
+        pos.offset = end;
+        consumed = true;
+      }
+    }
+    if (!(consumed && finished)) break;
+    ++i;
+    pos.segment = segs[i].index;
+    pos.offset = 0;
+  }
+  b.next = pos;
+  return b;
+}
+
+bool Shipper::Impl::EnsureConnection() {
+  if (conn && conn->ok()) return false;
+  conn.reset();
+  conn = std::make_unique<PgConn>(url, "continuum-audit-shipper", kStatementTimeoutMs);
+  return true;
+}
+
+// Runs `fn` on the connection; a connection that died since its last use (e.g. the
+// database restarted) is replaced once at once instead of failing the round.
+template <typename Fn>
+void Shipper::Impl::WithConnection(Fn&& fn) {
+  for (int attempt = 0;; ++attempt) {
+    const bool fresh = EnsureConnection();
+    try {
+      fn();
+      return;
+    } catch (const PgError&) {
+      if (conn->ok() || fresh || attempt > 0) throw;
+      conn.reset();
+    }
+  }
+}
+
+void Shipper::Impl::InsertOnce(const char* lines) {
+  conn->Exec("BEGIN; SET LOCAL synchronous_commit = on");
+  try {
+    conn->Exec(kInsertSql, {lines});
+    conn->Exec("COMMIT");
+  } catch (...) {
+    if (conn->ok()) {
+      try {
+        conn->Exec("ROLLBACK");
+      } catch (...) {
+      }
+    }
+    throw;
+  }
+}
+
+void Shipper::Impl::Insert(const std::string& node, const Batch& batch) {
+  try {
+    WithConnection([&] { InsertOnce(batch.lines.c_str()); });
+    return;
+  } catch (const PgError& e) {
+    // A data exception (class 22) means some line is unacceptable to the table. Insert
+    // line by line so one bad line cannot block the trail forever; the skipped line
+    // stays in the journal and `audit verify` reports it missing from the table.
+    if (!conn || !conn->ok() || e.sqlstate().rfind("22", 0) != 0) throw;
+  }
+  for (const auto& [off, len] : batch.spans) {
+    const std::string line = batch.lines.substr(off, len);
+    try {
+      WithConnection([&] { InsertOnce(line.c_str()); });
+    } catch (const PgError& e) {
+      if (!conn || !conn->ok() || e.sqlstate().rfind("22", 0) != 0) throw;
+      const auto seq = SalvageSeq(line);
+      spdlog::error("audit shipper: node {} seq {} rejected by the database (SQLSTATE {}); "
+                    "skipped",
+                    node, seq ? *seq : -1, e.sqlstate());
+    }
+  }
+}
+
+std::uint64_t Shipper::Impl::ShipNode(const std::string& node,
+                                      const std::vector<SegmentFile>& segs) {
+  std::uint64_t total = 0;
+  ShipPosition pos = ReadShipPosition(dir, node).value_or(ShipPosition{});
+  for (;;) {
+    const auto mark = LookupDurableMark(DurableKey(dir, node));
+    Batch batch = ReadBatch(node, segs, pos, mark);
+    const bool moved = batch.next.segment != pos.segment || batch.next.offset != pos.offset;
+    if (!batch.spans.empty()) Insert(node, batch);
+    if (moved) WriteShipPosition(dir, node, batch.next);
+    pos = batch.next;
+    total += batch.spans.size();
+    shipped.fetch_add(batch.spans.size(), std::memory_order_relaxed);
+    if (batch.invalid > 0) {
+      spdlog::error("audit shipper: node {}: {} malformed journal line(s) not shipped; "
+                    "run `continuum audit verify`",
+                    node, batch.invalid);
+    }
+    if (!moved) break;
+  }
+  return total;
+}
+
+std::uint64_t Shipper::Impl::ShipAll() {
+  std::uint64_t total = 0;
+  for (const auto& [node, segs] : ListSegments(dir)) total += ShipNode(node, segs);
+  // Nothing to ship: still check the database, so database_reachable stays true to life.
+  if (total == 0) WithConnection([&] { conn->Exec("SELECT 1"); });
+  return total;
+}
+
+// One round with its accounting; rethrows the failure.
+std::uint64_t Shipper::Impl::Round() {
+  std::lock_guard ship(ship_mu);
+  try {
+    const auto n = ShipAll();
+    if (ever_failed && !reachable.load()) {
+      spdlog::info("audit shipper: database reachable again; backlog shipped");
+    }
+    reachable.store(true);
+    backlog.store(Backlog(), std::memory_order_relaxed);
+    return n;
+  } catch (const std::exception& e) {
+    failures.fetch_add(1, std::memory_order_relaxed);
+    conn.reset();
+    if (reachable.exchange(false) || !ever_failed) {
+      spdlog::warn("audit shipper: shipping failed, retrying every {} ms: {}", interval_ms,
+                   e.what());
+    }
+    ever_failed = true;
+    try {
+      backlog.store(Backlog(), std::memory_order_relaxed);
+    } catch (...) {
+    }
+    throw;
+  }
+}
+
+// Records in the journal minus records shipped, per node: the last durable seq (from
+// the durable mark, or the last complete line of the newest segment) minus the seq of
+// the shipped position.
+std::uint64_t Shipper::Impl::Backlog() {
+  std::uint64_t total = 0;
+  for (const auto& [node, segs] : ListSegments(dir)) {
+    const long long shipped_seq = ReadShipPosition(dir, node).value_or(ShipPosition{}).seq;
+    long long last = 0;
+    if (auto mark = LookupDurableMark(DurableKey(dir, node))) {
+      last = mark->seq;
+    } else {
+      for (auto seg = segs.rbegin(); seg != segs.rend() && last == 0; ++seg) {
+        const std::uint64_t size = FileSize(seg->path);
+        for (std::uint64_t window = 64 << 10;; window *= 4) {
+          const std::uint64_t from = size > window ? size - window : 0;
+          const std::string tail = ReadRange(seg->path, from, size - from);
+          const auto end = tail.rfind('\n');
+          if (end == std::string::npos) {
+            if (from == 0) break;
+            continue;
+          }
+          const auto begin = end == 0 ? std::string::npos : tail.rfind('\n', end - 1);
+          if (begin == std::string::npos && from > 0) continue;
+          const std::size_t b = begin == std::string::npos ? 0 : begin + 1;
+          auto seq = SalvageSeq(std::string_view(tail).substr(b, end - b));
+          if (seq) last = *seq;
+          break;
+        }
+      }
+    }
+    if (last > shipped_seq) total += static_cast<std::uint64_t>(last - shipped_seq);
+  }
+  return total;
+}
+
+void Shipper::Impl::Loop() {
+  std::unique_lock lk(mu);
+  while (!stop) {
+    lk.unlock();
+    try {
+      Round();
+    } catch (...) {
+      // Counted and logged by Round(); the journal keeps everything until next time.
+    }
+    lk.lock();
+    cv.wait_for(lk, std::chrono::milliseconds(interval_ms), [&] { return stop; });
+  }
+}
+
+Shipper::Shipper(std::string journal_dir, Secret database_url, int interval_ms)
+    : impl_(std::make_unique<Impl>(std::move(journal_dir), std::move(database_url),
+                                   interval_ms > 0 ? interval_ms : 200)) {}
+
+Shipper::~Shipper() { Stop(); }
+
+void Shipper::Start() {
+  std::lock_guard lk(impl_->mu);
+  if (impl_->thread.joinable()) return;
+  impl_->stop = false;
+  impl_->thread = std::thread([impl = impl_.get()] { impl->Loop(); });
+}
+
+void Shipper::Stop() {
+  {
+    std::lock_guard lk(impl_->mu);
+    if (!impl_->thread.joinable()) return;
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  impl_->thread.join();
+  // A last round on a graceful stop (e.g. after the journal drained), only if the
+  // database answered recently: never hold a shutdown on connect timeouts.
+  if (impl_->reachable.load()) {
+    try {
+      ShipOnce();
+    } catch (...) {
+    }
+  }
+  std::lock_guard ship(impl_->ship_mu);
+  impl_->conn.reset();
+}
+
+std::uint64_t Shipper::ShipOnce() { return impl_->Round(); }
+
+ShipperStats Shipper::stats() const {
+  ShipperStats s;
+  s.shipped = impl_->shipped.load(std::memory_order_relaxed);
+  s.backlog = impl_->backlog.load(std::memory_order_relaxed);
+  s.failures = impl_->failures.load(std::memory_order_relaxed);
+  s.database_reachable = impl_->reachable.load();
+  return s;
+}
+
+}  // namespace continuum::audit

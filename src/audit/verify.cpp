@@ -1,0 +1,373 @@
+// `continuum audit verify`. Two passes:
+//  1. Every journal: each line must parse as a record in canonical form, hash to its
+//     `hash`, link by prev_hash to the record before it (seq 1 to the node's genesis),
+//     and seqs must run 1, 2, 3 ... in file order. Gaps, duplicates, reordering,
+//     modification and damaged lines are each named with node, seq and file:line.
+//  2. If a database URL is given, the audit_event table, node by node in seq order
+//     (one REPEATABLE READ snapshot): rows must be contiguous, `record` must hash to
+//     `hash`, every column must agree with `record`, prev_hash must link, and each row
+//     must be byte for byte the journal's line for that seq. A journal record missing
+//     from the table is fine only past the shipper's position ("not yet shipped").
+// Problem texts never quote field values: they may be PHI.
+#include "audit/verify.hpp"
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <unordered_map>
+
+#include "audit/internal/files.hpp"
+#include "audit/internal/format.hpp"
+#include "audit/internal/pg.hpp"
+
+namespace continuum::audit {
+namespace fs = std::filesystem;
+using namespace internal;
+
+namespace {
+
+struct JournalLine {
+  long long seq;
+  std::string hash;
+  std::string prev_hash;
+  std::array<unsigned char, 32> digest;  // SHA-256 of the whole line, to compare with rows
+  std::uint32_t file;
+  std::uint64_t line_no;
+};
+
+struct NodeJournal {
+  std::vector<std::string> files;
+  std::vector<JournalLine> lines;  // well-formed lines, in file order
+  std::set<long long> damaged;     // seqs salvaged from unparseable lines
+  std::unordered_map<long long, std::size_t> by_seq;  // first occurrence
+  long long max_seq = 0;
+  long long shipped_seq = 0;
+
+  std::string Where(const JournalLine& l) const {
+    return files[l.file] + ":" + std::to_string(l.line_no);
+  }
+  const JournalLine* Find(long long seq) const {
+    auto it = by_seq.find(seq);
+    return it == by_seq.end() ? nullptr : &lines[it->second];
+  }
+};
+
+std::string Range(long long a, long long b) {
+  return a == b ? "seq " + std::to_string(a) : "seq " + std::to_string(a) + ".." + std::to_string(b);
+}
+
+class Verifier {
+ public:
+  explicit Verifier(VerifyReport& report) : r_(report) {}
+
+  void ReadDir(const std::string& dir_name);
+  void CheckJournals();
+  void CheckTable(const Secret& url);
+
+ private:
+  void Problem(std::string s) { r_.problems.push_back(std::move(s)); }
+  void ReadSegment(const std::string& node, NodeJournal& nj, const SegmentFile& seg, bool last);
+  void CheckJournal(const std::string& node, NodeJournal& nj);
+  void CheckNodeRows(PgConn& conn, const std::string& node);
+  void TableGap(const std::string& node, long long a, long long b);
+
+  VerifyReport& r_;
+  std::map<std::string, NodeJournal> journals_;
+};
+
+void Verifier::ReadDir(const std::string& dir_name) {
+  const fs::path dir(dir_name);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    Problem("journal folder " + dir_name + ": not found");
+    return;
+  }
+  for (const auto& [node, segs] : ListSegments(dir)) {
+    if (journals_.count(node)) {
+      Problem("journal " + node + ": segments in more than one folder (" + dir_name + ")");
+      continue;
+    }
+    NodeJournal& nj = journals_[node];
+    if (auto pos = ReadShipPosition(dir, node)) nj.shipped_seq = pos->seq;
+    for (std::size_t i = 0; i < segs.size(); ++i) {
+      const std::uint64_t expected = i == 0 ? segs[0].index : segs[i - 1].index + 1;
+      for (std::uint64_t k = expected; k < segs[i].index && k < expected + 100; ++k) {
+        Problem("journal " + node + ": segment " + SegmentFileName(node, k) + " is missing");
+      }
+      ReadSegment(node, nj, segs[i], i + 1 == segs.size());
+    }
+  }
+}
+
+void Verifier::ReadSegment(const std::string& node, NodeJournal& nj, const SegmentFile& seg,
+                           bool last) {
+  const std::string file = seg.path.filename().string();
+  nj.files.push_back(file);
+  const auto file_idx = static_cast<std::uint32_t>(nj.files.size() - 1);
+  std::string data;
+  try {
+    data = ReadRange(seg.path, 0, UINT64_MAX);
+  } catch (const std::exception& e) {
+    Problem("journal " + node + " " + file + ": " + e.what());
+    return;
+  }
+  std::size_t start = 0;
+  std::uint64_t line_no = 0;
+  while (start < data.size()) {
+    const auto nl = data.find('\n', start);
+    ++line_no;
+    const std::string where = file + ":" + std::to_string(line_no);
+    if (nl == std::string::npos) {
+      if (last) {
+        r_.notes.push_back("journal " + node + " " + where +
+                           ": incomplete last line (a write in progress, or a crash; the "
+                           "journal cuts it off when it next opens)");
+      } else {
+        Problem("journal " + node + " " + where + ": incomplete line at the end of a segment");
+      }
+      break;
+    }
+    const std::string_view line(data.data() + start, nl - start);
+    start = nl + 1;
+    std::string error;
+    auto p = ParseLine(line, &error);
+    if (!p) {
+      const auto seq = SalvageSeq(line);
+      if (seq) nj.damaged.insert(*seq);
+      Problem("journal " + node + (seq ? " seq " + std::to_string(*seq) : std::string()) + " " +
+              where + ": unparseable line: " + error + " (damaged or modified)");
+      continue;
+    }
+    const long long seq = p->record.seq;
+    const std::string prefix = "journal " + node + " seq " + std::to_string(seq) + ": ";
+    if (p->record.node_id != node) {
+      Problem(prefix + "node_id does not match the file's node (" + where + ")");
+    }
+    if (ComputeHash(*p) != p->hash) {
+      Problem(prefix + "hash mismatch (record modified) at " + where);
+    } else if (!IsCanonical(line, *p)) {
+      Problem(prefix + "line is not in canonical form (modified) at " + where);
+    }
+    nj.by_seq.emplace(seq, nj.lines.size());
+    nj.max_seq = std::max(nj.max_seq, seq);
+    nj.lines.push_back(JournalLine{seq, std::move(p->hash), std::move(p->prev_hash), Sha256(line),
+                                   file_idx, line_no});
+    ++r_.journal_records;
+  }
+}
+
+void Verifier::CheckJournals() {
+  for (auto& [node, nj] : journals_) CheckJournal(node, nj);
+}
+
+void Verifier::CheckJournal(const std::string& node, NodeJournal& nj) {
+  const std::string genesis = GenesisHash(node);
+  // Seqs must be contiguous from 1: report each gap once, as a range.
+  std::vector<long long> seqs;
+  seqs.reserve(nj.by_seq.size() + nj.damaged.size());
+  for (const auto& [seq, idx] : nj.by_seq) seqs.push_back(seq);
+  for (long long s : nj.damaged) seqs.push_back(s);
+  std::sort(seqs.begin(), seqs.end());
+  seqs.erase(std::unique(seqs.begin(), seqs.end()), seqs.end());
+  long long expect = 1;
+  for (long long s : seqs) {
+    if (s > expect) {
+      Problem("journal " + node + " " + Range(expect, s - 1) +
+              ": missing (gap in the chain: deleted or never written)");
+    }
+    expect = s + 1;
+  }
+  // Duplicates.
+  std::unordered_map<long long, int> count;
+  for (const auto& l : nj.lines) ++count[l.seq];
+  for (const auto& l : nj.lines) {
+    auto it = count.find(l.seq);
+    if (it != count.end() && it->second > 1) {
+      Problem("journal " + node + " seq " + std::to_string(l.seq) + ": appears " +
+              std::to_string(it->second) + " times");
+      count.erase(it);
+    }
+  }
+  for (std::size_t i = 0; i < nj.lines.size(); ++i) {
+    const auto& l = nj.lines[i];
+    const std::string prefix = "journal " + node + " seq " + std::to_string(l.seq) + ": ";
+    // Order: each line follows its predecessor in the file, unless only missing seqs
+    // lie between them (a gap, reported above).
+    if (i > 0) {
+      const long long prev = nj.lines[i - 1].seq;
+      bool ok = l.seq == prev + 1;
+      if (!ok && l.seq > prev + 1) {
+        ok = true;
+        for (long long s = prev + 1; s < l.seq && ok && s - prev < 1000000; ++s) {
+          ok = !nj.by_seq.count(s);
+        }
+      }
+      if (!ok) {
+        Problem(prefix + "out of order (follows seq " + std::to_string(prev) + ") at " +
+                nj.Where(l));
+      }
+    }
+    // Chain: prev_hash is the hash of seq - 1 (or the node's genesis for seq 1).
+    const JournalLine* before = l.seq > 1 ? nj.Find(l.seq - 1) : nullptr;
+    if (l.seq == 1 && l.prev_hash != genesis) {
+      Problem(prefix + "prev_hash is not the genesis of node " + node + " (chain broken) at " +
+              nj.Where(l));
+    } else if (before && before->hash != l.prev_hash) {
+      Problem(prefix + "prev_hash does not match the hash of seq " + std::to_string(l.seq - 1) +
+              " (chain broken) at " + nj.Where(l));
+    }
+  }
+}
+
+// Rows a..b of `node` are missing from the table: fine past the shipped position if the
+// journal has them, a problem otherwise.
+void Verifier::TableGap(const std::string& node, long long a, long long b) {
+  auto it = journals_.find(node);
+  if (it == journals_.end()) {
+    Problem("table " + node + " " + Range(a, b) + ": missing (gap in the table)");
+    return;
+  }
+  const NodeJournal& nj = it->second;
+  enum Kind { kShippedMissing, kUnshipped, kNotInJournal };
+  auto kind_of = [&](long long s) {
+    if (s > nj.max_seq || (!nj.by_seq.count(s) && !nj.damaged.count(s))) return kNotInJournal;
+    return s <= nj.shipped_seq ? kShippedMissing : kUnshipped;
+  };
+  auto flush = [&](Kind k, long long x, long long y) {
+    switch (k) {
+      case kShippedMissing:
+        Problem("table " + node + " " + Range(x, y) +
+                ": missing from the table although shipped (deleted?)");
+        break;
+      case kUnshipped:
+        r_.not_yet_shipped += static_cast<std::uint64_t>(y - x + 1);
+        r_.notes.push_back("journal " + node + " " + Range(x, y) + ": not yet shipped");
+        break;
+      case kNotInJournal:
+        Problem("table " + node + " " + Range(x, y) + ": missing from the table and the journal");
+        break;
+    }
+  };
+  const long long scan_end = std::min(b, nj.max_seq);
+  long long run_start = a;
+  for (long long s = a; s <= scan_end; ++s) {
+    if (s + 1 > scan_end || kind_of(s + 1) != kind_of(s)) {
+      flush(kind_of(s), run_start, s);
+      run_start = s + 1;
+    }
+  }
+  if (run_start <= b) flush(kNotInJournal, std::max(run_start, a), b);
+}
+
+void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
+  static constexpr const char* kRowsSql =
+      "SELECT seq, (extract(epoch FROM recorded_at) * 1000000)::bigint, region, request_id, "
+      "actor, role, action, resource_type, resource_id, patient_id, client_address, "
+      "purpose_of_use, outcome, detail, prev_hash, hash, record FROM audit_event "
+      "WHERE node_id = $1 AND seq > $2 ORDER BY seq LIMIT 5000";
+  const auto jit = journals_.find(node);
+  const NodeJournal* nj = jit == journals_.end() ? nullptr : &jit->second;
+  const std::string genesis = GenesisHash(node);
+  long long last_seq = 0;
+  std::string last_hash;
+  for (;;) {
+    const std::string after = std::to_string(last_seq);
+    PgResult res = conn.Exec(kRowsSql, {node.c_str(), after.c_str()});
+    const int n = PQntuples(res.get());
+    for (int i = 0; i < n; ++i) {
+      auto col = [&](int c) -> std::string {
+        return PQgetisnull(res.get(), i, c) ? std::string() : PQgetvalue(res.get(), i, c);
+      };
+      ++r_.table_rows;
+      const long long seq = std::stoll(col(0));
+      const std::string prefix = "table " + node + " seq " + std::to_string(seq) + ": ";
+      if (seq > last_seq + 1) TableGap(node, last_seq + 1, seq - 1);
+      const std::string row_prev = col(14), row_hash = col(15), record = col(16);
+
+      std::string error;
+      auto p = ParseLine(record, &error);
+      if (!p) {
+        Problem(prefix + "record is not a valid journal line: " + error + " (row modified)");
+      } else {
+        if (ComputeHash(*p) != p->hash || !IsCanonical(record, *p)) {
+          Problem(prefix + "hash mismatch (record modified)");
+        }
+        const Record& rec = p->record;
+        const auto micros = ParseRfc3339Micros(rec.recorded_at);
+        const std::pair<const char*, bool> columns[] = {
+            {"node_id", rec.node_id == node},
+            {"seq", rec.seq == seq},
+            {"recorded_at", micros && std::to_string(*micros) == col(1)},
+            {"region", rec.region == col(2)},
+            {"request_id", rec.request_id == col(3)},
+            {"actor", rec.actor == col(4)},
+            {"role", rec.role == col(5)},
+            {"action", rec.action == col(6)},
+            {"resource_type", rec.resource_type == col(7)},
+            {"resource_id", rec.resource_id == col(8)},
+            {"patient_id", rec.patient_id == col(9)},
+            {"client_address", rec.client_address == col(10)},
+            {"purpose_of_use", rec.purpose_of_use == col(11)},
+            {"outcome", rec.outcome == col(12)},
+            {"detail", rec.detail == col(13)},
+            {"prev_hash", p->prev_hash == row_prev},
+            {"hash", p->hash == row_hash},
+        };
+        for (const auto& [name, same] : columns) {
+          if (!same) Problem(prefix + "column " + name + " differs from its record (row modified)");
+        }
+      }
+      if (seq == 1 && row_prev != genesis) {
+        Problem(prefix + "prev_hash is not the genesis of node " + node + " (chain broken)");
+      } else if (seq > 1 && seq == last_seq + 1 && row_prev != last_hash) {
+        Problem(prefix + "prev_hash does not match the hash of seq " + std::to_string(seq - 1) +
+                " (chain broken)");
+      }
+      if (nj) {
+        if (const JournalLine* l = nj->Find(seq)) {
+          if (Sha256(record) != l->digest) {
+            Problem(prefix + "row differs from the journal line at " + nj->Where(*l));
+          }
+        } else if (seq > nj->max_seq) {
+          Problem(prefix + "not in the journal (journal ends at seq " +
+                  std::to_string(nj->max_seq) + ")");
+        }
+      }
+      last_seq = seq;
+      last_hash = row_hash;
+    }
+    if (n < 5000) break;
+  }
+  if (nj && nj->max_seq > last_seq) TableGap(node, last_seq + 1, nj->max_seq);
+}
+
+void Verifier::CheckTable(const Secret& url) {
+  try {
+    PgConn conn(url, "continuum-audit-verify", 0);
+    conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    std::set<std::string> nodes;
+    for (const auto& [node, nj] : journals_) nodes.insert(node);
+    PgResult res = conn.Exec("SELECT DISTINCT node_id FROM audit_event");
+    for (int i = 0; i < PQntuples(res.get()); ++i) nodes.insert(PQgetvalue(res.get(), i, 0));
+    for (const auto& node : nodes) CheckNodeRows(conn, node);
+    conn.Exec("COMMIT");
+  } catch (const std::exception& e) {
+    Problem(std::string("database: ") + e.what());
+  }
+}
+
+}  // namespace
+
+VerifyReport Verify(const std::vector<std::string>& journal_dirs, const Secret& database_url) {
+  VerifyReport report;
+  Verifier v(report);
+  for (const auto& dir : journal_dirs) v.ReadDir(dir);
+  v.CheckJournals();
+  if (!database_url.empty()) v.CheckTable(database_url);
+  return report;
+}
+
+}  // namespace continuum::audit

@@ -1,0 +1,270 @@
+// `continuum migrate`. A command-line tool, so blocking libpq is fine here.
+//
+// Rules:
+//  - files are named NNNN_name.sql; they are applied in version order, each in its own
+//    transaction, together with its row in schema_migrations (so a failed file leaves
+//    nothing behind and is retried by the next run);
+//  - lock_timeout is short (online-safe: a DDL that cannot get its lock fails fast
+//    instead of queueing live traffic behind it); a lock timeout is retried a few times
+//    with backoff before giving up; statement_timeout is generous (data migrations);
+//  - the sha256 of every applied file is recorded; an applied file whose content has
+//    changed is an error naming the file (never silently re-run or ignored);
+//  - concurrent migrators (several nodes starting at once) serialize on a session
+//    advisory lock; the second one finds everything applied and does nothing.
+//  - a file whose first line is `-- migrate:no-transaction` runs outside a transaction
+//    (for CREATE INDEX CONCURRENTLY); it must then hold exactly one statement, and is
+//    recorded after it succeeds — write it idempotently (IF NOT EXISTS).
+#include "db/migrate.hpp"
+
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace continuum::db {
+namespace {
+
+// An arbitrary constant shared by every migrator ("continuum" in ASCII, truncated).
+constexpr long long kAdvisoryLockKey = 0x636f6e74696e75LL;
+constexpr int kLockRetries = 5;
+constexpr const char* kStatementTimeout = "30min";
+
+struct PgConnDeleter {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct PgResultDeleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using Conn = std::unique_ptr<PGconn, PgConnDeleter>;
+using Result = std::unique_ptr<PGresult, PgResultDeleter>;
+
+class PgError : public std::runtime_error {
+ public:
+  PgError(const std::string& what, std::string sqlstate)
+      : std::runtime_error(what), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const { return sqlstate_; }
+
+ private:
+  std::string sqlstate_;
+};
+
+std::string Trimmed(const char* s) {
+  std::string out = s ? s : "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return out;
+}
+
+Result Exec(PGconn* conn, const std::string& sql, const std::string& context) {
+  Result r(PQexec(conn, sql.c_str()));
+  auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    throw PgError(context + ": " + Trimmed(PQerrorMessage(conn)), state ? state : "");
+  }
+  return r;
+}
+
+Result ExecParams(PGconn* conn, const std::string& sql, const std::vector<std::string>& params,
+                  const std::string& context) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.c_str());
+  Result r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                        values.data(), nullptr, nullptr, 0));
+  auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    throw PgError(context + ": " + Trimmed(PQerrorMessage(conn)), state ? state : "");
+  }
+  return r;
+}
+
+void ExecIgnoringErrors(PGconn* conn, const char* sql) { Result r(PQexec(conn, sql)); }
+
+std::string Sha256Hex(const std::string& data) {
+  unsigned char digest[crypto_hash_sha256_BYTES];
+  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  char hex[crypto_hash_sha256_BYTES * 2 + 1];
+  sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+  return hex;
+}
+
+struct MigrationFile {
+  int version = 0;
+  std::string name;      // e.g. "0001_core"
+  std::filesystem::path path;
+  std::string sql;
+  std::string checksum;
+  bool transactional = true;
+};
+
+std::vector<MigrationFile> LoadFiles(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw std::runtime_error("migrate: migrations directory " + dir + " does not exist");
+  }
+  static const std::regex kName(R"(^(\d{4})_([A-Za-z0-9_\-]+)\.sql$)");
+  std::vector<MigrationFile> files;
+  std::map<int, std::string> seen;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string filename = entry.path().filename().string();
+    std::smatch m;
+    if (!std::regex_match(filename, m, kName)) {
+      if (entry.path().extension() == ".sql") {
+        throw std::runtime_error("migrate: " + filename + " is not named NNNN_name.sql");
+      }
+      continue;
+    }
+    MigrationFile f;
+    f.version = std::stoi(m[1].str());
+    f.name = entry.path().stem().string();
+    f.path = entry.path();
+    if (auto [it, inserted] = seen.emplace(f.version, filename); !inserted) {
+      throw std::runtime_error("migrate: " + filename + " and " + it->second +
+                               " share version " + m[1].str());
+    }
+    std::ifstream in(f.path, std::ios::binary);
+    if (!in) throw std::runtime_error("migrate: cannot read " + f.path.string());
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    f.sql = buf.str();
+    f.checksum = Sha256Hex(f.sql);
+    f.transactional = f.sql.rfind("-- migrate:no-transaction", 0) != 0;
+    files.push_back(std::move(f));
+  }
+  std::sort(files.begin(), files.end(),
+            [](const MigrationFile& a, const MigrationFile& b) { return a.version < b.version; });
+  return files;
+}
+
+void ApplyOne(PGconn* conn, const MigrationFile& f, int lock_timeout_ms) {
+  const std::string record_sql =
+      "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+      "VALUES ($1, $2, $3, now())";
+  const std::vector<std::string> record_params = {std::to_string(f.version), f.name, f.checksum};
+  const std::string context = "migrate: " + f.path.filename().string();
+  if (!f.transactional) {
+    Exec(conn, "SET lock_timeout = '" + std::to_string(lock_timeout_ms) + "ms'", context);
+    Exec(conn, std::string("SET statement_timeout = '") + kStatementTimeout + "'", context);
+    try {
+      Exec(conn, f.sql, context);
+    } catch (...) {
+      ExecIgnoringErrors(conn, "RESET lock_timeout; RESET statement_timeout");
+      throw;
+    }
+    Exec(conn, "RESET lock_timeout; RESET statement_timeout", context);
+    ExecParams(conn, record_sql, record_params, context);
+    return;
+  }
+  Exec(conn, "BEGIN", context);
+  try {
+    Exec(conn, "SET LOCAL lock_timeout = '" + std::to_string(lock_timeout_ms) + "ms'", context);
+    Exec(conn, std::string("SET LOCAL statement_timeout = '") + kStatementTimeout + "'", context);
+    Exec(conn, f.sql, context);
+    ExecParams(conn, record_sql, record_params, context);
+    Exec(conn, "COMMIT", context);
+  } catch (...) {
+    ExecIgnoringErrors(conn, "ROLLBACK");
+    throw;
+  }
+}
+
+}  // namespace
+
+int Migrate(const MigrateOptions& options) {
+  if (sodium_init() < 0) throw std::runtime_error("migrate: libsodium failed to initialize");
+  const std::string dir = options.migrations_dir.empty() ? "db/migrations" : options.migrations_dir;
+  const std::vector<MigrationFile> files = LoadFiles(dir);
+
+  Conn conn(PQconnectdb(options.database_url.reveal().c_str()));
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+    // The message of a failed connection names host and port, never the password.
+    throw std::runtime_error("migrate: cannot connect to the database: " +
+                             Trimmed(conn ? PQerrorMessage(conn.get()) : "out of memory"));
+  }
+  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
+  Exec(conn.get(), "SET application_name = 'continuum-migrate'", "migrate");
+
+  // Serialize concurrent migrators. Session-level: held across the per-file
+  // transactions, released when the connection closes (also on a crash).
+  Exec(conn.get(), "SELECT pg_advisory_lock(" + std::to_string(kAdvisoryLockKey) + ")",
+       "migrate: advisory lock");
+
+  Exec(conn.get(),
+       "CREATE TABLE IF NOT EXISTS schema_migrations ("
+       "  version     integer PRIMARY KEY,"
+       "  name        text NOT NULL,"
+       "  checksum    text NOT NULL,"
+       "  applied_at  timestamptz NOT NULL DEFAULT now())",
+       "migrate: schema_migrations");
+
+  std::map<int, std::pair<std::string, std::string>> applied;  // version -> (name, checksum)
+  {
+    Result r = Exec(conn.get(), "SELECT version, name, checksum FROM schema_migrations",
+                    "migrate: schema_migrations");
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      applied[std::stoi(PQgetvalue(r.get(), i, 0))] = {PQgetvalue(r.get(), i, 1),
+                                                         PQgetvalue(r.get(), i, 2)};
+    }
+  }
+
+  // Verify every applied file first: a tampered history stops everything, before any
+  // new file runs.
+  for (const auto& f : files) {
+    auto it = applied.find(f.version);
+    if (it != applied.end() && it->second.second != f.checksum) {
+      throw std::runtime_error("migrate: " + f.path.filename().string() +
+                               " has changed since it was applied (checksum " +
+                               it->second.second.substr(0, 12) + "... recorded, " +
+                               f.checksum.substr(0, 12) +
+                               "... now); write a new migration instead of editing it");
+    }
+  }
+
+  int count = 0;
+  for (const auto& f : files) {
+    if (applied.count(f.version)) continue;
+    const auto start = std::chrono::steady_clock::now();
+    for (int attempt = 1;; ++attempt) {
+      try {
+        ApplyOne(conn.get(), f, options.lock_timeout_ms);
+        break;
+      } catch (const PgError& e) {
+        // 55P03 lock_not_available: live traffic holds a conflicting lock. Back off and
+        // retry rather than queue behind it.
+        if (e.sqlstate() != "55P03" || attempt >= kLockRetries) {
+          throw std::runtime_error(e.what());
+        }
+        std::fprintf(stderr, "migrate: %s could not get its lock (attempt %d/%d), retrying\n",
+                     f.name.c_str(), attempt, kLockRetries);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100 << attempt));
+      }
+    }
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - start)
+                        .count();
+    std::fprintf(stderr, "migrate: applied %s (%lld ms)\n", f.name.c_str(),
+                 static_cast<long long>(ms));
+    ++count;
+  }
+
+  Exec(conn.get(), "SELECT pg_advisory_unlock(" + std::to_string(kAdvisoryLockKey) + ")",
+       "migrate: advisory unlock");
+  return count;
+}
+
+}  // namespace continuum::db

@@ -1,0 +1,397 @@
+#include "db/pool.hpp"
+
+#include <libpq-fe.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <unordered_set>
+
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "db/errors.hpp"
+
+namespace continuum::db {
+namespace asio = boost::asio;
+
+namespace {
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+// statement_timeout is set in steps so that most batches need not change it.
+constexpr int kTimeoutStepMs = 250;
+const Query kSetTimeout{"set_statement_timeout",
+                        "SELECT set_config('statement_timeout', $1, false)"};
+}  // namespace
+
+// ---------------------------------------------------------------- Result
+
+Result::Result(pg_result* r)
+    : res_(r, [](pg_result* p) { PQclear(p); }), rows_(PQntuples(r)), cols_(PQnfields(r)) {}
+
+bool Result::null(int row, int col) const { return PQgetisnull(res_.get(), row, col) != 0; }
+
+std::string_view Result::get(int row, int col) const {
+  return {PQgetvalue(res_.get(), row, col),
+          static_cast<std::size_t>(PQgetlength(res_.get(), row, col))};
+}
+
+int64_t Result::get_int(int row, int col) const {
+  return std::strtoll(PQgetvalue(res_.get(), row, col), nullptr, 10);
+}
+
+int64_t Result::affected() const {
+  const char* s = PQcmdTuples(res_.get());
+  return s && *s ? std::strtoll(s, nullptr, 10) : 0;
+}
+
+// ---------------------------------------------------------------- Connection
+
+struct Connection::Impl {
+  explicit Impl(asio::any_io_executor ex) : ex(ex), timer(ex) {}
+  asio::any_io_executor ex;
+  PGconn* conn = nullptr;
+  std::optional<asio::posix::stream_descriptor> sock;
+  int sock_fd = -1;
+  asio::steady_timer timer;
+  bool timed_out = false;
+  uint64_t generation = 0;
+  std::unordered_set<std::string> prepared;
+  int statement_timeout_ms = -1;  // unknown
+
+  void Adopt() {
+    int fd = PQsocket(conn);
+    if (fd == sock_fd && sock) return;
+    if (sock) sock->release();
+    sock.emplace(ex, fd);
+    sock_fd = fd;
+  }
+  // Arms the deadline timer: on expiry the pending socket wait is cancelled.
+  void Arm(Deadline d) {
+    timed_out = false;
+    uint64_t gen = ++generation;
+    timer.expires_at(d.is_never() ? asio::steady_timer::time_point::max() : d.at());
+    timer.async_wait([this, gen](boost::system::error_code ec) {
+      if (!ec && gen == generation) {
+        timed_out = true;
+        if (sock) sock->cancel();
+      }
+    });
+  }
+  void Disarm() {
+    ++generation;
+    timer.cancel();
+  }
+  asio::awaitable<bool> Wait(asio::posix::descriptor_base::wait_type w) {
+    auto [ec] = co_await sock->async_wait(w, asio::as_tuple(asio::use_awaitable));
+    co_return !ec;
+  }
+  ~Impl() {
+    if (sock) sock->release();  // libpq owns the descriptor
+    if (conn) PQfinish(conn);
+  }
+};
+
+Connection::Connection(asio::any_io_executor ex) : impl_(std::make_unique<Impl>(ex)) {}
+Connection::~Connection() = default;
+
+bool Connection::in_hot_standby() const {
+  const char* v = impl_->conn ? PQparameterStatus(impl_->conn, "in_hot_standby") : nullptr;
+  return v && std::string_view(v) == "on";
+}
+
+asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline deadline) {
+  auto& d = *impl_;
+  d.conn = PQconnectStart(conninfo.c_str());
+  if (!d.conn || PQstatus(d.conn) == CONNECTION_BAD) {
+    broken_ = true;
+    throw ConnectionError("the database is unavailable right now; please retry shortly");
+  }
+  d.Arm(deadline);
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK) {
+    if (st == PGRES_POLLING_FAILED) break;
+    d.Adopt();
+    bool ok = co_await d.Wait(st == PGRES_POLLING_READING ? asio::posix::descriptor_base::wait_read
+                                                          : asio::posix::descriptor_base::wait_write);
+    if (!ok) break;
+    st = PQconnectPoll(d.conn);
+  }
+  d.Disarm();
+  if (st != PGRES_POLLING_OK) {
+    broken_ = true;
+    if (d.timed_out)
+      throw ConnectionError("connecting to the database took longer than the request deadline");
+    throw ConnectionError("the database is unavailable right now; please retry shortly");
+  }
+  d.Adopt();
+  if (PQsetnonblocking(d.conn, 1) != 0 || PQenterPipelineMode(d.conn) != 1) {
+    broken_ = true;
+    throw ConnectionError("could not set up the database connection");
+  }
+}
+
+asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement>& stmts,
+                                                     Deadline deadline) {
+  auto& d = *impl_;
+  if (broken_) throw ConnectionError("the database connection was lost; please retry");
+  deadline.Check("waiting for the database");
+  auto started = std::chrono::steady_clock::now();
+
+  // What each PGresult sequence (terminated by NULL) belongs to.
+  enum Kind { kHousekeeping, kPrepare, kQuery };
+  struct Expect {
+    Kind kind;
+    std::size_t index;
+  };
+  std::vector<Expect> expect;
+  std::unordered_set<std::string_view> preparing;
+  auto fail_send = [&]() -> void {
+    broken_ = true;
+    throw ConnectionError("the database connection was lost; please retry");
+  };
+  int want_timeout = 0;
+  if (!deadline.is_never()) {
+    auto left = static_cast<int>(deadline.left().count());
+    want_timeout = std::max(kTimeoutStepMs, left / kTimeoutStepMs * kTimeoutStepMs);
+  }
+  bool set_timeout = want_timeout != d.statement_timeout_ms;
+  if (set_timeout) {
+    std::string v = std::to_string(want_timeout);
+    const char* vals[1] = {v.c_str()};
+    if (!PQsendQueryParams(d.conn, kSetTimeout.sql, 1, nullptr, vals, nullptr, nullptr, 0))
+      fail_send();
+    expect.push_back({kHousekeeping, 0});
+  }
+  std::vector<const char*> vals;
+  for (std::size_t i = 0; i < stmts.size(); ++i) {
+    const auto& s = stmts[i];
+    if (!d.prepared.contains(s.query->name) && !preparing.contains(s.query->name)) {
+      if (!PQsendPrepare(d.conn, s.query->name, s.query->sql, 0, nullptr)) fail_send();
+      preparing.insert(s.query->name);
+      expect.push_back({kPrepare, i});
+    }
+    vals.clear();
+    for (const auto& p : s.params) vals.push_back(p.null ? nullptr : p.value.c_str());
+    if (!PQsendQueryPrepared(d.conn, s.query->name, static_cast<int>(vals.size()), vals.data(),
+                             nullptr, nullptr, 0))
+      fail_send();
+    expect.push_back({kQuery, i});
+  }
+  if (!PQpipelineSync(d.conn)) fail_send();
+
+  d.Arm(deadline);
+  std::vector<Result> results(stmts.size());
+  std::string err_state, err_constraint, err_message;
+  bool lost = false;
+  // Flush.
+  for (;;) {
+    int f = PQflush(d.conn);
+    if (f == 0) break;
+    if (f < 0 || !co_await d.Wait(asio::posix::descriptor_base::wait_write)) {
+      lost = true;
+      break;
+    }
+  }
+  auto next = [&]() -> asio::awaitable<PGresult*> {
+    while (PQisBusy(d.conn)) {
+      if (!co_await d.Wait(asio::posix::descriptor_base::wait_read) || !PQconsumeInput(d.conn)) {
+        lost = true;
+        co_return nullptr;
+      }
+    }
+    co_return PQgetResult(d.conn);
+  };
+  for (std::size_t k = 0; k < expect.size() && !lost; ++k) {
+    const Expect& owner = expect[k];
+    // Results of one command, up to the NULL that ends them.
+    for (;;) {
+      PGresult* r = co_await next();
+      if (lost || !r) break;
+      auto st = PQresultStatus(r);
+      if (st == PGRES_FATAL_ERROR && err_state.empty()) {
+        const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        const char* c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+        const char* m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+        err_state = s ? s : "XX000";
+        err_constraint = c ? c : "";
+        err_message = m ? m : "";
+        PQclear(r);
+      } else if (owner.kind == kQuery && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
+        results[owner.index] = Result(r);
+      } else {
+        if (owner.kind == kPrepare && st == PGRES_COMMAND_OK)
+          d.prepared.insert(stmts[owner.index].query->name);
+        PQclear(r);
+      }
+    }
+  }
+  // The sync marker.
+  if (!lost) {
+    for (;;) {
+      PGresult* r = co_await next();
+      if (lost) break;
+      if (!r) continue;
+      bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+      PQclear(r);
+      if (sync) break;
+    }
+  }
+  d.Disarm();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const char* qname = stmts.empty() ? "empty" : stmts.back().query->name;
+  if (lost || PQstatus(d.conn) != CONNECTION_OK) {
+    broken_ = true;
+    Metrics::Get().ObserveQuery(qname, false, secs);
+    if (d.timed_out) throw QueryCanceled("the database did not answer within the request deadline");
+    throw ConnectionError("the database connection was lost; please retry");
+  }
+  if (!err_state.empty()) {
+    d.statement_timeout_ms = -1;  // the implicit transaction rolled back any set_config
+    // Prepares that completed are remembered above (they are not transactional);
+    // those skipped by the aborted pipeline were not.
+    Metrics::Get().ObserveQuery(qname, false, secs);
+    ThrowForSqlState(err_state, err_constraint, err_message, qname);
+  }
+  if (set_timeout) d.statement_timeout_ms = want_timeout;
+  Metrics::Get().ObserveQuery(qname, true, secs);
+  co_return results;
+}
+
+// ---------------------------------------------------------------- Pool
+
+struct Pool::Waiter {
+  explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
+  asio::steady_timer timer;
+  std::shared_ptr<Connection> conn;
+  bool may_create = false;  // a slot freed up: the waiter opens a new connection
+  bool done = false;
+};
+
+Lease::~Lease() {
+  if (pool_ && conn_) pool_->Release(std::move(conn_));
+}
+
+Pool::Pool(asio::any_io_executor ex, PoolOptions options) : ex_(ex), options_(std::move(options)) {}
+
+Pool::~Pool() {
+  for (auto& w : waiters_) w->timer.cancel();
+}
+
+void Pool::Release(std::shared_ptr<Connection> c) {
+  stats_.in_use.fetch_sub(1);
+  if (c->broken()) {
+    --total_;
+    stats_.open.fetch_sub(1);
+    c.reset();
+    if (!waiters_.empty()) {
+      auto w = waiters_.front();
+      waiters_.pop_front();
+      w->may_create = true;
+      w->done = true;
+      w->timer.cancel();
+    }
+    return;
+  }
+  if (!waiters_.empty()) {
+    auto w = waiters_.front();
+    waiters_.pop_front();
+    w->conn = std::move(c);
+    w->done = true;
+    w->timer.cancel();
+    return;
+  }
+  idle_.push_back(std::move(c));
+}
+
+asio::awaitable<Lease> Pool::Acquire(Deadline deadline) {
+  deadline.Check(("waiting for a database connection (" + options_.name + " pool)").c_str());
+  std::shared_ptr<Connection> conn;
+  bool create = false;
+  if (!idle_.empty()) {
+    conn = std::move(idle_.back());
+    idle_.pop_back();
+  } else if (total_ < options_.size) {
+    create = true;
+    ++total_;
+  } else {
+    if (static_cast<int>(waiters_.size()) >= options_.queue_limit) {
+      stats_.rejected.fetch_add(1);
+      throw Unavailable("the " + options_.name +
+                        " tier is at capacity (too many requests waiting for the database); "
+                        "please retry shortly");
+    }
+    auto w = std::make_shared<Waiter>(ex_);
+    w->timer.expires_at(deadline.is_never() ? asio::steady_timer::time_point::max() : deadline.at());
+    waiters_.push_back(w);
+    stats_.waiting.fetch_add(1);
+    co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    stats_.waiting.fetch_sub(1);
+    if (!w->done) {
+      std::erase(waiters_, w);
+      stats_.wait_timeouts.fetch_add(1);
+      throw DeadlineExceeded("request deadline exceeded while waiting for a database connection (" +
+                             options_.name + " pool)");
+    }
+    if (w->conn) {
+      conn = std::move(w->conn);
+    } else {
+      create = true;
+      ++total_;
+    }
+  }
+  if (create) {
+    auto c = std::make_shared<Connection>(ex_);
+    try {
+      co_await c->Connect(options_.database_url.reveal(), deadline);
+    } catch (...) {
+      --total_;
+      stats_.connect_failures.fetch_add(1);
+      stats_.last_failure_unix.store(UnixNow());
+      // Let the next waiter try (the database may be back by then).
+      if (!waiters_.empty()) {
+        auto w = waiters_.front();
+        waiters_.pop_front();
+        w->may_create = true;
+        w->done = true;
+        w->timer.cancel();
+      }
+      throw;
+    }
+    stats_.open.fetch_add(1);
+    conn = std::move(c);
+  }
+  stats_.in_use.fetch_add(1);
+  stats_.acquired.fetch_add(1);
+  co_return Lease(this, std::move(conn));
+}
+
+asio::awaitable<Result> Pool::Exec(const Query& q, Params params, Deadline deadline) {
+  std::vector<Statement> s;
+  s.push_back(Statement{&q, std::move(params)});
+  auto r = co_await Batch(std::move(s), deadline);
+  co_return std::move(r[0]);
+}
+
+asio::awaitable<std::vector<Result>> Pool::Batch(std::vector<Statement> stmts, Deadline deadline) {
+  Lease lease = co_await Acquire(deadline);
+  try {
+    auto r = co_await lease->Run(stmts, deadline);
+    stats_.last_ok_unix.store(UnixNow());
+    co_return r;
+  } catch (const ConnectionError&) {
+    stats_.query_failures.fetch_add(1);
+    stats_.last_failure_unix.store(UnixNow());
+    throw;
+  } catch (const QueryCanceled&) {
+    stats_.query_failures.fetch_add(1);
+    throw;
+  }
+}
+
+}  // namespace continuum::db

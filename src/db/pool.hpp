@@ -1,0 +1,168 @@
+// Non-blocking libpq on the Asio executor, and the per-tier connection pools.
+//
+// A Pool belongs to one shard (one io_context, one thread): nothing in here locks.
+// Every statement runs in libpq pipeline mode: a batch of statements (prepare when
+// first seen on a connection, set statement_timeout when the request's remaining time
+// calls for it, execute) goes out in one round trip and runs as one implicit
+// transaction. The request's Deadline bounds the wait for a connection, sets the
+// server-side statement_timeout, and bounds the socket waits.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/deadline.hpp"
+#include "core/secret.hpp"
+
+struct pg_conn;
+struct pg_result;
+
+namespace continuum::db {
+
+// A named query: its name keys prepared statements, timeouts and metrics.
+struct Query {
+  const char* name;
+  const char* sql;
+};
+
+// A text-format parameter ($1, $2, ...).
+struct Param {
+  Param(std::nullopt_t) : null(true) {}
+  Param(std::string v) : value(std::move(v)) {}
+  Param(std::string_view v) : value(v) {}
+  Param(const char* v) : value(v) {}
+  Param(int64_t v) : value(std::to_string(v)) {}
+  Param(int v) : value(std::to_string(v)) {}
+  Param(bool v) : value(v ? "true" : "false") {}
+  std::string value;
+  bool null = false;
+};
+using Params = std::vector<Param>;
+
+// Builds Params without an initializer_list: GCC 12 rejects braced lists whose
+// lifetime spans a co_await ("array used as initializer"), so coroutines write
+// co_await pool.Exec(q, db::P(a, b), deadline).
+template <typename... A>
+Params P(A&&... a) {
+  Params v;
+  v.reserve(sizeof...(a));
+  (v.emplace_back(std::forward<A>(a)), ...);
+  return v;
+}
+
+class Result {
+ public:
+  Result() = default;
+  explicit Result(pg_result* r);
+  int rows() const { return rows_; }
+  int cols() const { return cols_; }
+  bool null(int row, int col) const;
+  std::string_view get(int row, int col) const;
+  std::string str(int row, int col) const { return std::string(get(row, col)); }
+  int64_t get_int(int row, int col) const;
+  bool get_bool(int row, int col) const { return get(row, col) == "t"; }
+  int64_t affected() const;  // rows affected by INSERT/UPDATE/DELETE
+
+ private:
+  std::shared_ptr<pg_result> res_;
+  int rows_ = 0;
+  int cols_ = 0;
+};
+
+struct Statement {
+  const Query* query;
+  Params params;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  explicit Connection(boost::asio::any_io_executor ex);
+  ~Connection();
+  boost::asio::awaitable<void> Connect(const std::string& conninfo, Deadline deadline);
+  // Runs the statements as one pipeline (one round trip, one implicit transaction).
+  boost::asio::awaitable<std::vector<Result>> Run(const std::vector<Statement>& stmts,
+                                                  Deadline deadline);
+  bool broken() const { return broken_; }
+  // True when the server reports itself a hot standby (read-only).
+  bool in_hot_standby() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  bool broken_ = false;
+};
+
+struct PoolOptions {
+  std::string name;     // e.g. "critical"
+  Secret database_url;
+  int size = 4;
+  int queue_limit = 64;
+};
+
+struct PoolStats {
+  std::atomic<int64_t> open{0};
+  std::atomic<int64_t> in_use{0};
+  std::atomic<int64_t> waiting{0};
+  std::atomic<uint64_t> acquired{0};
+  std::atomic<uint64_t> rejected{0};        // queue full
+  std::atomic<uint64_t> wait_timeouts{0};   // deadline spent waiting
+  std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> query_failures{0};
+  std::atomic<int64_t> last_ok_unix{0};
+  std::atomic<int64_t> last_failure_unix{0};
+};
+
+class Pool;
+
+// A connection borrowed from a pool; returns itself when destroyed.
+class Lease {
+ public:
+  Lease(Pool* pool, std::shared_ptr<Connection> c) : pool_(pool), conn_(std::move(c)) {}
+  Lease(Lease&& o) noexcept : pool_(o.pool_), conn_(std::move(o.conn_)) { o.pool_ = nullptr; }
+  Lease& operator=(Lease&&) = delete;
+  ~Lease();
+  Connection& operator*() { return *conn_; }
+  Connection* operator->() { return conn_.get(); }
+
+ private:
+  Pool* pool_;
+  std::shared_ptr<Connection> conn_;
+};
+
+class Pool {
+ public:
+  Pool(boost::asio::any_io_executor ex, PoolOptions options);
+  ~Pool();
+  // Waits (bounded by the deadline and the queue cap) for a connection.
+  boost::asio::awaitable<Lease> Acquire(Deadline deadline);
+  // Convenience: acquire, run one statement, release.
+  boost::asio::awaitable<Result> Exec(const Query& q, Params params, Deadline deadline);
+  // Convenience: acquire, run a batch atomically, release.
+  boost::asio::awaitable<std::vector<Result>> Batch(std::vector<Statement> stmts,
+                                                    Deadline deadline);
+  const PoolOptions& options() const { return options_; }
+  const PoolStats& stats() const { return stats_; }
+  PoolStats& mutable_stats() { return stats_; }
+
+ private:
+  friend class Lease;
+  struct Waiter;
+  void Release(std::shared_ptr<Connection> c);
+
+  boost::asio::any_io_executor ex_;
+  PoolOptions options_;
+  PoolStats stats_;
+  std::vector<std::shared_ptr<Connection>> idle_;
+  int total_ = 0;  // open + connecting
+  std::deque<std::shared_ptr<Waiter>> waiters_;
+};
+
+}  // namespace continuum::db

@@ -1,0 +1,258 @@
+// The only translation unit that includes Beast's HTTP machinery.
+#include "http/server.hpp"
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <list>
+#include <mutex>
+#include <sodium.h>
+
+#include "core/log.hpp"
+#include "http/outcome.hpp"
+
+namespace continuum::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+bool SaneRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':'))
+      return false;
+  return true;
+}
+
+std::string NewRequestId() {
+  unsigned char b[12];
+  randombytes_buf(b, sizeof b);
+  char hex[25];
+  sodium_bin2hex(hex, sizeof hex, b, sizeof b);
+  return hex;
+}
+
+bhttp::response<bhttp::string_body> ToBeast(Response&& r, unsigned version, bool keep_alive,
+                                             const std::string& request_id) {
+  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
+  res.set(bhttp::field::server, "continuum");
+  if (!r.body.empty() || r.status != 204) res.set(bhttp::field::content_type, r.content_type);
+  if (!request_id.empty()) res.set("X-Request-Id", request_id);
+  for (auto& [k, v] : r.headers) res.set(k, v);
+  res.body() = std::move(r.body);
+  res.keep_alive(keep_alive && !r.close);
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  struct Session {
+    tcp::socket* socket = nullptr;
+    bool idle = true;
+  };
+  struct Shard {
+    asio::io_context* ioc;
+    RequestHandler handler;
+    std::unique_ptr<tcp::acceptor> acceptor;
+    std::list<Session> sessions;  // touched only on this shard's thread
+  };
+
+  ServerOptions options;
+  std::vector<std::unique_ptr<Shard>> shards;
+  std::atomic<bool> stopping{false};
+  std::atomic<int> connections{0};
+  std::mutex drained_mu;
+  std::function<void()> on_drained;
+  bool drained_called = false;
+  uint16_t bound_port = 0;
+
+  void MaybeDrained() {
+    if (!stopping.load() || connections.load() != 0) return;
+    std::function<void()> f;
+    {
+      std::lock_guard lock(drained_mu);
+      if (drained_called || !on_drained) return;
+      drained_called = true;
+      f = on_drained;
+    }
+    f();
+  }
+
+  asio::awaitable<void> Accept(Shard* shard) {
+    auto self = shared_from_this();
+    for (;;) {
+      auto [ec, socket] = co_await shard->acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        if (stopping.load() || ec == asio::error::operation_aborted) break;
+        log::Warn("accept failed: {}", ec.message());
+        continue;
+      }
+      if (stopping.load()) break;
+      socket.set_option(tcp::no_delay(true));
+      connections.fetch_add(1);
+      asio::co_spawn(*shard->ioc, Serve(shard, std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> Serve(Shard* shard, tcp::socket socket) {
+    auto self = shared_from_this();
+    std::string client;
+    {
+      boost::system::error_code ec;
+      auto ep = socket.remote_endpoint(ec);
+      if (!ec) client = ep.address().to_string();
+    }
+    beast::tcp_stream stream(std::move(socket));
+    shard->sessions.push_back(Session{&stream.socket(), true});
+    auto me = std::prev(shard->sessions.end());
+    beast::flat_buffer buffer;
+    bool first = true;
+    try {
+      for (;;) {
+        if (stopping.load()) break;
+        me->idle = true;
+        bhttp::request_parser<bhttp::string_body> parser;
+        parser.header_limit(16 * 1024);
+        parser.body_limit(options.body_limit);
+        stream.expires_after(std::chrono::milliseconds(first ? options.header_timeout_ms
+                                                             : options.idle_timeout_ms));
+        first = false;
+        auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser,
+                                                         asio::as_tuple(asio::use_awaitable));
+        if (!ec && !parser.is_done()) {
+          stream.expires_after(std::chrono::milliseconds(options.header_timeout_ms));
+          std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser,
+                                                       asio::as_tuple(asio::use_awaitable));
+        }
+        me->idle = false;
+        if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
+            ec == beast::error::timeout || ec == asio::error::connection_reset ||
+            ec == asio::error::eof || ec == asio::error::bad_descriptor) {
+          break;
+        }
+        if (ec) {
+          int status = 400;
+          std::string msg = "The request could not be parsed as HTTP/1.1: " + ec.message();
+          if (ec == bhttp::error::body_limit) {
+            status = 413;
+            msg = "The request body exceeds the limit of " + std::to_string(options.body_limit) +
+                  " bytes.";
+          } else if (ec == bhttp::error::header_limit) {
+            status = 431;
+            msg = "The request headers exceed the limit of 16384 bytes.";
+          }
+          Response r = OutcomeResponse(status, status == 413 ? "too-long" : "structure", msg);
+          r.close = true;
+          auto res = ToBeast(std::move(r), 11, false, NewRequestId());
+          stream.expires_after(std::chrono::seconds(5));
+          co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+          break;
+        }
+        auto& breq = parser.get();
+        Request req;
+        req.method = std::string(breq.method_string());
+        req.target = std::string(breq.target());
+        req.client_address = client;
+        for (auto& f : breq) {
+          std::string name(f.name_string());
+          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          req.headers.emplace_back(std::move(name), std::string(f.value()));
+        }
+        std::string_view rid = req.header("x-request-id");
+        req.request_id = SaneRequestId(rid) ? std::string(rid) : NewRequestId();
+        Response resp;
+        auto url = boost::urls::parse_origin_form(req.target);
+        if (!url) {
+          resp = OutcomeResponse(400, "structure", "The request target is not a valid URL path.");
+        } else {
+          req.path = url->path();
+          for (auto p : url->params()) req.query.emplace_back(p.key, p.value);
+          req.body = std::move(breq.body());
+          resp = co_await shard->handler(req);
+        }
+        bool keep = breq.keep_alive() && !stopping.load();
+        auto res = ToBeast(std::move(resp), breq.version(), keep, req.request_id);
+        stream.expires_after(std::chrono::seconds(30));
+        auto [wec, wn] = co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        if (wec || !res.keep_alive()) break;
+      }
+    } catch (const std::exception& e) {
+      log::Warn("connection error: {}", e.what());
+    }
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.socket().close(ignored);
+    shard->sessions.erase(me);
+    connections.fetch_sub(1);
+    MaybeDrained();
+  }
+};
+
+Server::Server(ServerOptions options, std::vector<asio::io_context*> shards,
+               std::vector<RequestHandler> handlers)
+    : impl_(std::make_shared<Impl>()) {
+  impl_->options = std::move(options);
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    auto s = std::make_unique<Impl::Shard>();
+    s->ioc = shards[i];
+    s->handler = std::move(handlers[i]);
+    impl_->shards.push_back(std::move(s));
+  }
+}
+
+Server::~Server() = default;
+
+void Server::Listen() {
+  auto addr = asio::ip::make_address(impl_->options.address);
+  uint16_t port = impl_->options.port;
+  for (auto& s : impl_->shards) {
+    auto acc = std::make_unique<tcp::acceptor>(*s->ioc);
+    tcp::endpoint ep(addr, port);
+    acc->open(ep.protocol());
+    acc->set_option(tcp::acceptor::reuse_address(true));
+    acc->set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true));
+    acc->bind(ep);
+    acc->listen(1024);
+    if (port == 0) port = acc->local_endpoint().port();  // later shards share the port
+    s->acceptor = std::move(acc);
+  }
+  impl_->bound_port = port;
+  for (auto& s : impl_->shards)
+    asio::co_spawn(*s->ioc, impl_->Accept(s.get()), asio::detached);
+}
+
+uint16_t Server::port() const { return impl_->bound_port; }
+
+void Server::OnDrained(std::function<void()> f) {
+  std::lock_guard lock(impl_->drained_mu);
+  impl_->on_drained = std::move(f);
+}
+
+void Server::Stop() {
+  if (impl_->stopping.exchange(true)) return;
+  for (auto& s : impl_->shards) {
+    Impl::Shard* shard = s.get();
+    auto impl = impl_;
+    asio::post(*shard->ioc, [impl, shard] {
+      boost::system::error_code ec;
+      if (shard->acceptor) shard->acceptor->close(ec);
+      for (auto& sess : shard->sessions)
+        if (sess.idle) sess.socket->cancel(ec);
+      impl->MaybeDrained();
+    });
+  }
+}
+
+}  // namespace continuum::http

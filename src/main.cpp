@@ -1,0 +1,127 @@
+// continuum: one binary, one subcommand per role (serve, migrate, seed, audit).
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+
+#include "audit/shipper.hpp"
+#include "audit/verify.hpp"
+#include "core/config.hpp"
+#include "db/migrate.hpp"
+#include "portal/node.hpp"
+#include "seed/seed.hpp"
+
+namespace {
+
+std::string DefaultDatabaseUrl() {
+  const char* e = std::getenv("CONTINUUM_DATABASE_URL");
+  return e ? e : "postgresql://postgres@127.0.0.1:5432/continuum";
+}
+
+std::string DefaultMigrationsDir() {
+  return std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Continuum: a patient portal with zero unplanned downtime"};
+  app.require_subcommand(1);
+
+  // serve
+  auto* serve = app.add_subcommand("serve", "Run a portal node");
+  std::string config_file, listen, db_url, audit_dir, node_id, region, key_file;
+  int port = -1, threads = 0;
+  bool no_audit = false;
+  serve->add_option("--config", config_file, "TOML configuration file")->check(CLI::ExistingFile);
+  serve->add_option("--listen", listen, "Listen address (overrides the config)");
+  serve->add_option("--port", port, "Listen port (overrides the config)");
+  serve->add_option("--threads", threads, "Shards / I/O threads (overrides the config)");
+  serve->add_option("--database-url", db_url, "PostgreSQL URL (overrides the config)");
+  serve->add_option("--audit-dir", audit_dir, "Audit journal folder (overrides the config)");
+  serve->add_option("--node-id", node_id, "Node id (overrides the config)");
+  serve->add_option("--region", region, "Region name (overrides the config)");
+  serve->add_option("--key-file", key_file, "Cluster token key file (overrides the config)");
+  serve->add_flag("--no-audit", no_audit, "Disable the audit journal (benchmarks only)");
+
+  // migrate
+  auto* migrate = app.add_subcommand("migrate", "Apply database migrations");
+  std::string mig_url = DefaultDatabaseUrl(), mig_dir = DefaultMigrationsDir();
+  int lock_timeout = 2000;
+  migrate->add_option("--database-url", mig_url, "PostgreSQL URL")->capture_default_str();
+  migrate->add_option("--dir", mig_dir, "Migrations folder")->capture_default_str();
+  migrate->add_option("--lock-timeout-ms", lock_timeout, "lock_timeout per migration")->capture_default_str();
+
+  // seed
+  auto* seed = app.add_subcommand("seed", "Load a deterministic synthetic population");
+  std::string seed_url = DefaultDatabaseUrl();
+  int64_t patients = 1000, facilities = 10;
+  uint64_t random_seed = 20261125;
+  seed->add_option("--database-url", seed_url, "PostgreSQL URL")->capture_default_str();
+  seed->add_option("--patients", patients, "Number of patients")->capture_default_str()->check(CLI::Range(int64_t{2}, int64_t{50000000}));
+  seed->add_option("--facilities", facilities, "Number of facilities")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  seed->add_option("--seed", random_seed, "Random seed")->capture_default_str();
+
+  // audit
+  auto* audit = app.add_subcommand("audit", "Audit trail tools");
+  audit->require_subcommand(1);
+  auto* verify = audit->add_subcommand("verify", "Check journal chains and the audit_event table");
+  std::vector<std::string> journals;
+  std::string verify_url;
+  verify->add_option("--journal", journals, "Journal folder (repeatable)")->required();
+  verify->add_option("--database-url", verify_url, "PostgreSQL URL (omit to check journals only)");
+  auto* ship = audit->add_subcommand("ship", "Ship a journal folder to PostgreSQL now");
+  std::string ship_dir, ship_url = DefaultDatabaseUrl();
+  ship->add_option("--journal", ship_dir, "Journal folder")->required();
+  ship->add_option("--database-url", ship_url, "PostgreSQL URL")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*serve) {
+      continuum::Config cfg = config_file.empty() ? continuum::DefaultConfig()
+                                                  : continuum::LoadConfig(config_file);
+      if (!listen.empty()) cfg.listen_address = listen;
+      if (port >= 0) cfg.listen_port = static_cast<uint16_t>(port);
+      if (threads > 0) cfg.threads = threads;
+      if (!db_url.empty()) cfg.database_url = continuum::Secret(db_url);
+      if (!audit_dir.empty()) cfg.audit_dir = audit_dir;
+      if (!node_id.empty()) cfg.node_id = node_id;
+      if (!region.empty()) cfg.region = region;
+      if (!key_file.empty()) cfg.key_file = key_file;
+      if (no_audit) cfg.audit_enabled = false;
+      return continuum::portal::Serve(cfg);
+    }
+    if (*migrate) {
+      int n = continuum::db::Migrate({continuum::Secret(mig_url), mig_dir, lock_timeout});
+      std::cerr << "migrate: " << n << " migration(s) applied\n";
+      return 0;
+    }
+    if (*seed) {
+      continuum::seed::SeedOptions o;
+      o.database_url = continuum::Secret(seed_url);
+      o.patients = patients;
+      o.facilities = facilities;
+      o.random_seed = random_seed;
+      continuum::seed::Run(o);
+      return 0;
+    }
+    if (*verify) {
+      auto report = continuum::audit::Verify(journals, continuum::Secret(verify_url));
+      for (const auto& p : report.problems) std::cout << "PROBLEM " << p << "\n";
+      std::cout << (report.ok() ? "OK" : "FAILED") << ": " << report.journal_records
+                << " journal records, " << report.table_rows << " table rows, "
+                << report.problems.size() << " problem(s)\n";
+      return report.ok() ? 0 : 1;
+    }
+    if (*ship) {
+      continuum::audit::Shipper s(ship_dir, continuum::Secret(ship_url), 1000);
+      auto n = s.ShipOnce();
+      std::cout << "shipped " << n << " record(s)\n";
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "continuum: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

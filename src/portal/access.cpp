@@ -1,0 +1,117 @@
+#include "portal/access.hpp"
+
+#include <chrono>
+
+#include "auth/session_cache.hpp"
+#include "core/error.hpp"
+
+namespace continuum::portal {
+namespace {
+
+const db::Query kCareRelationship{
+    "care_relationship_exists",
+    "SELECT 1 FROM care_relationship WHERE practitioner_id = $1 AND patient_id = $2"};
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+[[noreturn]] void Deny401(RequestContext& ctx, const std::string& why, const std::string& msg) {
+  ctx.AuditOutcome("denied", why);
+  throw Unauthorized(msg);
+}
+
+}  // namespace
+
+void Authenticate(RequestContext& ctx) {
+  std::string_view h = ctx.req.header("authorization");
+  if (h.empty()) Deny401(ctx, "no bearer token", "Log in first: this request needs an Authorization: Bearer token.");
+  if (h.size() < 8 || (h.substr(0, 7) != "Bearer " && h.substr(0, 7) != "bearer "))
+    Deny401(ctx, "malformed authorization header",
+            "The Authorization header must be of the form 'Bearer <token>'.");
+  auto claims = ctx.svc.signer->Verify(h.substr(7));
+  if (!claims) Deny401(ctx, "invalid token", "The access token is not valid. Please log in again.");
+  // The actor is known from here on, even if the session turns out to be dead.
+  for (auto& r : ctx.audit) {
+    r.actor = claims->username;
+    r.role = claims->role;
+  }
+  int64_t now = UnixNow();
+  if (now >= claims->exp)
+    Deny401(ctx, "token expired", "Your session has expired. Please log in again.");
+  switch (ctx.svc.sessions->Touch(claims->sid, claims->iat, now)) {
+    case auth::SessionCache::State::kLive: break;
+    case auth::SessionCache::State::kRevoked:
+      Deny401(ctx, "session revoked", "This session has been logged out. Please log in again.");
+    case auth::SessionCache::State::kIdleExpired:
+      Deny401(ctx, "session idle timeout",
+              "Your session expired after a period of inactivity. Please log in again.");
+  }
+  ctx.claims = std::move(claims);
+}
+
+void RequireRole(RequestContext& ctx, std::initializer_list<std::string_view> roles) {
+  for (auto r : roles)
+    if (ctx.claims && ctx.claims->role == r) return;
+  ctx.AuditOutcome("denied", "role not permitted");
+  std::string list;
+  for (auto r : roles) list += (list.empty() ? "" : " or ") + std::string(r);
+  throw Forbidden("This action is only available to a " + list + ".");
+}
+
+std::string BreakGlassReason(const RequestContext& ctx) {
+  std::string_view v = ctx.req.header("x-break-glass-reason");
+  std::size_t b = 0, e = v.size();
+  while (b < e && std::isspace(static_cast<unsigned char>(v[b]))) ++b;
+  while (e > b && std::isspace(static_cast<unsigned char>(v[e - 1]))) --e;
+  return std::string(v.substr(b, e - b));
+}
+
+boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::string& patient_id) {
+  const auto& c = *ctx.claims;
+  if (c.role == "patient") {
+    if (c.patient_id == patient_id) co_return;
+    ctx.AuditOutcome("denied", "patient accessing another patient's record");
+    throw Forbidden("You can only view your own records.");
+  }
+  if (c.role == "provider") {
+    auto r = co_await ctx.pool().Exec(kCareRelationship, db::P(c.practitioner_id, patient_id),
+                                      ctx.deadline);
+    if (r.rows() > 0) co_return;
+    std::string reason = BreakGlassReason(ctx);
+    if (!reason.empty()) {
+      if (reason.size() > 500) {
+        ctx.AuditOutcome("denied", "break-the-glass reason too long");
+        throw BadRequest("The break-the-glass reason must be at most 500 characters.");
+      }
+      for (auto& rec : ctx.audit) {
+        rec.purpose_of_use = "ETREAT";
+        rec.detail = "break-the-glass: " + reason;
+      }
+      co_return;
+    }
+    ctx.AuditOutcome("denied", "no care relationship");
+    throw Forbidden(
+        "You have no care relationship with this patient. In an emergency, state a reason in the "
+        "X-Break-Glass-Reason header to open the chart; the access will be reviewed.");
+  }
+  ctx.AuditOutcome("denied", "role has no access to clinical data");
+  throw Forbidden("Your role does not give access to clinical records.");
+}
+
+int64_t ParseId(std::string_view id, std::string_view what) {
+  bool fhir_ok = !id.empty() && id.size() <= 64;
+  for (char ch : id)
+    fhir_ok = fhir_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.');
+  if (!fhir_ok)
+    throw BadRequest(std::string(what) + " id '" + std::string(id.substr(0, 64)) +
+                     "' is not a valid FHIR id (1-64 letters, digits, '-' or '.').");
+  bool digits = id.size() <= 18;
+  for (char ch : id) digits = digits && std::isdigit(static_cast<unsigned char>(ch));
+  if (!digits) throw NotFound(std::string(what) + "/" + std::string(id) + " does not exist.");
+  return std::stoll(std::string(id));
+}
+
+}  // namespace continuum::portal

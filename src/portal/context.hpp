@@ -1,0 +1,77 @@
+// What a request handler sees: the request, its tier and deadline, the caller's
+// verified claims, the shard's per-tier pools, and the audit records this request
+// produces (made durable by the dispatcher before the response is written).
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <array>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "audit/record.hpp"
+#include "auth/token.hpp"
+#include "core/config.hpp"
+#include "core/deadline.hpp"
+#include "core/tier.hpp"
+#include "db/pool.hpp"
+#include "http/message.hpp"
+
+namespace boost::asio {
+class thread_pool;
+}
+
+namespace continuum::audit {
+class Journal;
+}
+namespace continuum::auth {
+class SessionCache;
+class LoginThrottle;
+}  // namespace continuum::auth
+
+namespace continuum::portal {
+
+// Process-wide services, shared by all shards (each is thread-safe).
+struct Services {
+  Config config;
+  audit::Journal* journal = nullptr;
+  std::unique_ptr<auth::TokenSigner> signer;
+  auth::SessionCache* sessions = nullptr;
+  auth::LoginThrottle* throttle = nullptr;
+  boost::asio::thread_pool* cpu_pool = nullptr;  // Argon2id and other CPU-heavy work
+  std::function<std::string()> readiness;        // for /readyz details
+};
+
+// One shard: one thread, its pools.
+struct Shard {
+  int index = 0;
+  boost::asio::any_io_executor executor;
+  std::array<std::unique_ptr<db::Pool>, 5> pools;
+  db::Pool& pool(Tier t) { return *pools[static_cast<int>(t)]; }
+};
+
+struct RequestContext {
+  http::Request& req;
+  Services& svc;
+  Shard& shard;
+  Tier tier;
+  std::string_view route;
+  Deadline deadline;
+  std::optional<auth::Claims> claims;
+  std::deque<audit::Record> audit;  // deque: Audit() references stay valid
+
+  // Starts an audit record for an access attempt; its outcome stays "error" until the
+  // handler says otherwise, so a failure halfway is recorded as such.
+  audit::Record& Audit(std::string action, std::string resource_type = {},
+                       std::string resource_id = {}, std::string patient_id = {});
+  // Marks every open record of this request.
+  void AuditOutcome(const std::string& outcome, const std::string& detail = {});
+  db::Pool& pool() { return shard.pool(tier); }
+  std::string BaseUrl() const;  // "http://host/fhir/R4"
+};
+
+}  // namespace continuum::portal

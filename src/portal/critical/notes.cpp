@@ -1,0 +1,304 @@
+#include "portal/critical/notes.hpp"
+
+#include <sodium.h>
+
+#include "core/error.hpp"
+#include "fhir/fhir.hpp"
+#include "portal/access.hpp"
+
+namespace continuum::portal::critical {
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define NOTE_COLS                                                                        \
+  "id, patient_id, author_id, status, title, content, content_type, " TS("created_at") \
+  ", " TS("signed_at") ", signed_by, " TS("updated_at") ", idempotency_key"
+
+namespace {
+
+constexpr std::size_t kMaxNoteBytes = 64 * 1024;
+
+// Clinical data: committed with synchronous_commit = on (the server default, which
+// these statements never lower), so an acknowledged note survives a failover.
+const db::Query kInsertNote{
+    "note_insert",
+    "INSERT INTO clinical_note (patient_id, author_id, status, title, content, content_type, "
+    "idempotency_key) VALUES ($1, $2, 'preliminary', $3, $4, 'text/plain', $5) "
+    "ON CONFLICT (author_id, idempotency_key) DO NOTHING RETURNING " NOTE_COLS};
+const db::Query kNoteByKey{"note_by_idempotency_key",
+                           "SELECT " NOTE_COLS
+                           " FROM clinical_note WHERE author_id = $1 AND idempotency_key = $2"};
+const db::Query kNoteById{"note_by_id", "SELECT " NOTE_COLS " FROM clinical_note WHERE id = $1"};
+const db::Query kSignNote{
+    "note_sign",
+    "UPDATE clinical_note SET status = 'final', signed_at = now(), signed_by = $2, updated_at = "
+    "now() WHERE id = $1 AND status = 'preliminary' RETURNING " NOTE_COLS};
+const db::Query kNotesByPatient{
+    "notes_by_patient", "SELECT " NOTE_COLS ", count(*) OVER () FROM clinical_note WHERE "
+                        "patient_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"};
+
+std::string Base64(std::string_view s) {
+  std::string out(sodium_base64_encoded_len(s.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(s.data()),
+                    s.size(), sodium_base64_VARIANT_ORIGINAL);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+std::optional<std::string> Unbase64(std::string_view s) {
+  std::string out(s.size(), '\0');
+  std::size_t len = 0;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), s.data(),
+                        s.size(), " \r\n", &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0)
+    return std::nullopt;
+  out.resize(len);
+  return out;
+}
+
+bool ValidUtf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+    if (n < 0 || i + n >= s.size() + (n == 0 ? 1 : 0)) return false;
+    for (int k = 1; k <= n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+json::object NoteJson(const db::Result& r, int i) {
+  json::object d{{"resourceType", "DocumentReference"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 10))}};
+  bool final = r.get(i, 3) == "final";
+  if (final && !r.null(i, 8))
+    d["extension"] = json::array{json::object{
+        {"url", "urn:continuum:fhir:StructureDefinition:signed-at"}, {"valueDateTime", r.get(i, 8)}}};
+  d["status"] = "current";
+  d["docStatus"] = r.get(i, 3);
+  d["type"] = fhir::Concept("http://loinc.org", "11506-3", "Progress note");
+  d["subject"] = fhir::Reference("Patient", r.get(i, 1));
+  d["date"] = r.get(i, 7);
+  d["author"] = json::array{fhir::Reference("Practitioner", r.get(i, 2))};
+  if (final && !r.null(i, 9)) d["authenticator"] = fhir::Reference("Practitioner", r.get(i, 9));
+  d["description"] = r.get(i, 4);
+  d["content"] = json::array{json::object{
+      {"attachment", json::object{{"contentType", r.get(i, 6)},
+                                  {"data", Base64(r.get(i, 5))},
+                                  {"title", r.get(i, 4)},
+                                  {"creation", r.get(i, 7)}}}}};
+  return d;
+}
+
+std::string RequireString(const json::object& o, std::string_view key, std::string_view where) {
+  auto* v = o.if_contains(key);
+  if (!v || !v->is_string())
+    throw BadRequest(std::string(where) + "." + std::string(key) + " is required and must be a string.");
+  return std::string(v->as_string());
+}
+
+void RequireObjectKeys(const json::object& o, std::string_view where,
+                       std::initializer_list<std::string_view> allowed) {
+  for (const auto& kv : o) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || a == kv.key();
+    if (!ok)
+      throw BadRequest("Unknown field '" + std::string(where) + "." + std::string(kv.key()) + "'.",
+                       "structure");
+  }
+}
+
+struct NewNote {
+  std::string patient_id;
+  std::string title;
+  std::string content;
+};
+
+NewNote ParseNote(const RequestContext& ctx) {
+  auto o = fhir::ParseBody(ctx.req, {"resourceType", "status", "docStatus", "type", "subject",
+                                     "description", "content", "author", "date"});
+  if (RequireString(o, "resourceType", "DocumentReference") != "DocumentReference")
+    throw BadRequest("resourceType must be DocumentReference.");
+  if (o.contains("status") && RequireString(o, "status", "DocumentReference") != "current")
+    throw BadRequest("A new note's status must be 'current'.", "value");
+  if (o.contains("docStatus") &&
+      RequireString(o, "docStatus", "DocumentReference") != "preliminary")
+    throw BadRequest("A new note's docStatus must be 'preliminary'; sign it with $sign to make it final.",
+                     "business-rule");
+  auto* subj = o.if_contains("subject");
+  if (!subj || !subj->is_object())
+    throw BadRequest("DocumentReference.subject is required: {\"reference\": \"Patient/<id>\"}.", "required");
+  RequireObjectKeys(subj->as_object(), "subject", {"reference", "display"});
+  std::string ref = RequireString(subj->as_object(), "reference", "subject");
+  if (!ref.starts_with("Patient/")) throw BadRequest("subject.reference must be 'Patient/<id>'.");
+  NewNote n;
+  n.patient_id = std::to_string(ParseId(std::string_view(ref).substr(8), "Patient"));
+  if (o.contains("author")) {
+    auto* a = o.if_contains("author");
+    std::string self = "Practitioner/" + ctx.claims->practitioner_id;
+    if (!a->is_array() || a->as_array().size() != 1 || !a->as_array()[0].is_object() ||
+        !a->as_array()[0].as_object().contains("reference") ||
+        a->as_array()[0].as_object().at("reference") != json::value(self))
+      throw BadRequest("author, when given, must be [{\"reference\": \"" + self + "\"}] (the logged-in provider).",
+                       "business-rule");
+  }
+  auto* content = o.if_contains("content");
+  if (!content || !content->is_array() || content->as_array().size() != 1 ||
+      !content->as_array()[0].is_object())
+    throw BadRequest("DocumentReference.content must hold exactly one attachment.", "required");
+  const auto& c0 = content->as_array()[0].as_object();
+  RequireObjectKeys(c0, "content[0]", {"attachment"});
+  auto* att = c0.if_contains("attachment");
+  if (!att || !att->is_object()) throw BadRequest("content[0].attachment is required.", "required");
+  RequireObjectKeys(att->as_object(), "content[0].attachment",
+                    {"contentType", "data", "title", "language", "creation"});
+  std::string ct = RequireString(att->as_object(), "contentType", "content[0].attachment");
+  if (ct != "text/plain" && ct != "text/plain; charset=utf-8")
+    throw BadRequest("content[0].attachment.contentType must be text/plain.", "not-supported");
+  auto text = Unbase64(RequireString(att->as_object(), "data", "content[0].attachment"));
+  if (!text) throw BadRequest("content[0].attachment.data must be base64.", "value");
+  if (text->empty()) throw BadRequest("The note is empty.", "value");
+  if (text->size() > kMaxNoteBytes)
+    throw BadRequest("The note exceeds 65536 bytes.", "too-long");
+  if (!ValidUtf8(*text) || text->find('\0') != std::string::npos)
+    throw BadRequest("The note must be UTF-8 text.", "value");
+  n.content = std::move(*text);
+  if (auto* t = att->as_object().if_contains("title"); t && t->is_string())
+    n.title = std::string(t->as_string());
+  else if (auto* d = o.if_contains("description"); d && d->is_string())
+    n.title = std::string(d->as_string());
+  else
+    n.title = "Progress note";
+  if (n.title.empty() || n.title.size() > 200 || !ValidUtf8(n.title))
+    throw BadRequest("The note's title must be 1 to 200 characters of UTF-8 text.", "value");
+  return n;
+}
+
+std::string IdempotencyKey(const RequestContext& ctx) {
+  std::string_view k = ctx.req.header("idempotency-key");
+  if (k.size() > 128) throw BadRequest("Idempotency-Key must be at most 128 characters.");
+  for (char c : k)
+    if (c < 0x21 || c > 0x7e) throw BadRequest("Idempotency-Key must be printable ASCII without spaces.");
+  return std::string(k);
+}
+
+}  // namespace
+
+asio::awaitable<http::Response> CreateNote(RequestContext& ctx) {
+  auto& rec = ctx.Audit("create", "DocumentReference");
+  Authenticate(ctx);
+  RequireRole(ctx, {"provider"});
+  NewNote n;
+  std::string key;
+  try {
+    n = ParseNote(ctx);
+    key = IdempotencyKey(ctx);
+  } catch (const Error&) {
+    ctx.AuditOutcome("failure", "invalid request");
+    throw;
+  }
+  rec.patient_id = n.patient_id;
+  co_await AuthorizePatient(ctx, n.patient_id);
+  const std::string& me = ctx.claims->practitioner_id;
+  db::Param keyp = key.empty() ? db::Param(std::nullopt) : db::Param(key);
+  auto r = co_await ctx.pool().Exec(kInsertNote, db::P(n.patient_id, me, n.title, n.content, keyp),
+                                    ctx.deadline);
+  int status = 201;
+  if (r.rows() == 0) {
+    // The key was used before: answer with the note it created, if it is the same note.
+    r = co_await ctx.pool().Exec(kNoteByKey, db::P(me, key), ctx.deadline);
+    if (r.rows() == 0) throw Unavailable("The note could not be stored; please retry.");
+    if (r.get(0, 1) != n.patient_id || r.get(0, 5) != n.content) {
+      ctx.AuditOutcome("failure", "idempotency key reused for a different note");
+      throw Conflict("This Idempotency-Key was already used for a different note. Use a new key for a new note.");
+    }
+    status = 200;
+  }
+  rec.resource_id = std::string(r.get(0, 0));
+  rec.outcome = "success";
+  auto resp = fhir::Json(status, NoteJson(r, 0));
+  resp.set_header("Location", ctx.BaseUrl() + "/DocumentReference/" + rec.resource_id);
+  if (status == 200) resp.set_header("Idempotent-Replayed", "true");
+  co_return resp;
+}
+
+asio::awaitable<http::Response> SignNote(RequestContext& ctx) {
+  const std::string& raw = ctx.req.path_params[0];
+  auto& rec = ctx.Audit("sign", "DocumentReference", raw.substr(0, 64));
+  Authenticate(ctx);
+  RequireRole(ctx, {"provider"});
+  std::string id = std::to_string(ParseId(raw, "DocumentReference"));
+  rec.resource_id = id;
+  auto cur = co_await ctx.pool().Exec(kNoteById, db::P(id), ctx.deadline);
+  if (cur.rows() == 0) {
+    rec.outcome = "failure";
+    throw NotFound("DocumentReference/" + id + " does not exist.");
+  }
+  rec.patient_id = std::string(cur.get(0, 1));
+  co_await AuthorizePatient(ctx, rec.patient_id);
+  if (cur.get(0, 2) != ctx.claims->practitioner_id) {
+    ctx.AuditOutcome("denied", "only the author may sign");
+    throw Forbidden("Only the note's author can sign it.");
+  }
+  if (cur.get(0, 3) == "final") {
+    rec.outcome = "failure";
+    rec.detail = "already signed";
+    throw Conflict("This note is already signed; a signed note cannot be changed.");
+  }
+  auto r = co_await ctx.pool().Exec(kSignNote, db::P(id, ctx.claims->practitioner_id), ctx.deadline);
+  if (r.rows() == 0) {
+    rec.outcome = "failure";
+    rec.detail = "already signed";
+    throw Conflict("This note is already signed; a signed note cannot be changed.");
+  }
+  rec.outcome = "success";
+  co_return fhir::Json(200, NoteJson(r, 0));
+}
+
+asio::awaitable<http::Response> ReadNote(RequestContext& ctx) {
+  const std::string& raw = ctx.req.path_params[0];
+  auto& rec = ctx.Audit("read", "DocumentReference", raw.substr(0, 64));
+  Authenticate(ctx);
+  std::string id = std::to_string(ParseId(raw, "DocumentReference"));
+  rec.resource_id = id;
+  auto r = co_await ctx.pool().Exec(kNoteById, db::P(id), ctx.deadline);
+  if (r.rows() == 0) {
+    rec.outcome = "failure";
+    throw NotFound("DocumentReference/" + id + " does not exist.");
+  }
+  rec.patient_id = std::string(r.get(0, 1));
+  co_await AuthorizePatient(ctx, rec.patient_id);
+  rec.outcome = "success";
+  co_return fhir::Json(200, NoteJson(r, 0));
+}
+
+asio::awaitable<http::Response> SearchNotes(RequestContext& ctx) {
+  auto& rec = ctx.Audit("search", "DocumentReference");
+  Authenticate(ctx);
+  fhir::CheckParams(ctx.req, {"patient"});
+  auto p = ctx.req.param("patient");
+  if (!p && ctx.claims->role == "patient") p = ctx.claims->patient_id;
+  if (!p) throw BadRequest("The search needs a patient parameter, e.g. ?patient=123.");
+  std::string_view v = *p;
+  if (v.starts_with("Patient/")) v.remove_prefix(8);
+  std::string pid = std::to_string(ParseId(v, "Patient"));
+  rec.patient_id = pid;
+  auto paging = fhir::ParsePaging(ctx.req);
+  co_await AuthorizePatient(ctx, pid);
+  auto r = co_await ctx.pool().Exec(kNotesByPatient, db::P(pid, paging.count + 1, paging.offset),
+                                    ctx.deadline);
+  int n = std::min(r.rows(), paging.count);
+  std::vector<json::object> out;
+  for (int i = 0; i < n; ++i) out.push_back(NoteJson(r, i));
+  std::string base = ctx.BaseUrl();
+  std::optional<std::string> next;
+  if (r.rows() > paging.count)
+    next = fhir::SearchUrl(base, "DocumentReference", {{"patient", pid}},
+                           {paging.count, paging.offset + paging.count});
+  rec.outcome = "success";
+  co_return fhir::Json(200, fhir::SearchBundle(
+                                fhir::SearchUrl(base, "DocumentReference", {{"patient", pid}}, paging),
+                                next, std::move(out), base, r.rows() ? std::optional<int64_t>(r.get_int(0, 12)) : std::nullopt));
+}
+
+}  // namespace continuum::portal::critical

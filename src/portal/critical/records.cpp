@@ -1,0 +1,403 @@
+#include "portal/critical/records.hpp"
+
+#include "core/error.hpp"
+#include "fhir/fhir.hpp"
+#include "portal/access.hpp"
+
+namespace continuum::portal::critical {
+namespace asio = boost::asio;
+namespace json = boost::json;
+using fhir::Concept;
+using fhir::Reference;
+
+#define CONTINUUM_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+namespace {
+
+constexpr const char* kSnomed = "http://snomed.info/sct";
+constexpr const char* kRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
+
+// ---- Patient
+#define PATIENT_COLS                                                                   \
+  "p.id, p.mrn, p.family, p.given, p.gender, p.birth_date, p.phone, p.email, "         \
+  "p.address_line, p.city, p.state, p.postal_code, p.facility_id, f.name, " CONTINUUM_TS( \
+      "p.updated_at")
+
+const db::Query kPatientById{"patient_by_id", "SELECT " PATIENT_COLS
+                                              " FROM patient p JOIN facility f ON f.id = "
+                                              "p.facility_id WHERE p.id = $1"};
+
+json::object PatientJson(const db::Result& r, int i) {
+  json::object p{{"resourceType", "Patient"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 14))}};
+  p["identifier"] = json::array{json::object{
+      {"use", "usual"},
+      {"type", Concept("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical record number")},
+      {"system", "urn:continuum:mrn"},
+      {"value", r.get(i, 1)}}};
+  p["active"] = true;
+  p["name"] = json::array{json::object{
+      {"use", "official"}, {"family", r.get(i, 2)}, {"given", json::array{r.get(i, 3)}}}};
+  json::array telecom;
+  if (!r.null(i, 6)) telecom.push_back(json::object{{"system", "phone"}, {"value", r.get(i, 6)}, {"use", "home"}});
+  if (!r.null(i, 7)) telecom.push_back(json::object{{"system", "email"}, {"value", r.get(i, 7)}});
+  if (!telecom.empty()) p["telecom"] = std::move(telecom);
+  p["gender"] = r.get(i, 4);
+  p["birthDate"] = r.get(i, 5);
+  if (!r.null(i, 8)) {
+    json::object a{{"use", "home"}, {"line", json::array{r.get(i, 8)}}};
+    if (!r.null(i, 9)) a["city"] = r.get(i, 9);
+    if (!r.null(i, 10)) a["state"] = r.get(i, 10);
+    if (!r.null(i, 11)) a["postalCode"] = r.get(i, 11);
+    a["country"] = "US";
+    p["address"] = json::array{std::move(a)};
+  }
+  json::object org = Reference("Organization", r.get(i, 12));
+  org["display"] = r.get(i, 13);
+  p["managingOrganization"] = std::move(org);
+  return p;
+}
+
+// ---- AllergyIntolerance
+const db::Query kAllergies{
+    "allergies_by_patient",
+    "SELECT id, patient_id, code, display, category, criticality, clinical_status, reaction, "
+    "recorded_date, " CONTINUUM_TS("updated_at") ", count(*) OVER () FROM allergy "
+    "WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3"};
+
+json::object AllergyJson(const db::Result& r, int i) {
+  json::object a{{"resourceType", "AllergyIntolerance"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 9))}};
+  a["clinicalStatus"] = Concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+                                r.get(i, 6), r.get(i, 6) == "active" ? "Active" : r.get(i, 6) == "inactive" ? "Inactive" : "Resolved");
+  a["verificationStatus"] = Concept(
+      "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed", "Confirmed");
+  a["type"] = "allergy";
+  a["category"] = json::array{r.get(i, 4)};
+  a["criticality"] = r.get(i, 5);
+  a["code"] = Concept(kSnomed, r.get(i, 2), r.get(i, 3));
+  a["patient"] = Reference("Patient", r.get(i, 1));
+  a["recordedDate"] = r.get(i, 8);
+  if (!r.null(i, 7))
+    a["reaction"] = json::array{json::object{
+        {"manifestation", json::array{json::object{{"text", r.get(i, 7)}}}}}};
+  return a;
+}
+
+// ---- MedicationStatement
+const db::Query kMedications{
+    "medications_by_patient",
+    "SELECT id, patient_id, rxnorm_code, display, dosage, status, effective_start, " CONTINUUM_TS(
+        "updated_at") ", count(*) OVER () FROM medication WHERE patient_id = $1 ORDER BY id "
+                      "LIMIT $2 OFFSET $3"};
+
+json::object MedicationJson(const db::Result& r, int i) {
+  json::object m{{"resourceType", "MedicationStatement"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 7))}};
+  m["status"] = r.get(i, 5);
+  m["medicationCodeableConcept"] = Concept(kRxNorm, r.get(i, 2), r.get(i, 3));
+  m["subject"] = Reference("Patient", r.get(i, 1));
+  m["effectivePeriod"] = json::object{{"start", r.get(i, 6)}};
+  m["dosage"] = json::array{json::object{{"text", r.get(i, 4)}}};
+  return m;
+}
+
+// ---- Condition
+const db::Query kConditions{
+    "conditions_by_patient",
+    "SELECT id, patient_id, snomed_code, display, clinical_status, onset_date, " CONTINUUM_TS(
+        "updated_at") ", count(*) OVER () FROM condition WHERE patient_id = $1 ORDER BY id "
+                      "LIMIT $2 OFFSET $3"};
+
+json::object ConditionJson(const db::Result& r, int i) {
+  json::object c{{"resourceType", "Condition"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 6))}};
+  std::string_view st = r.get(i, 4);
+  std::string disp(st);
+  if (!disp.empty()) disp[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(disp[0])));
+  c["clinicalStatus"] = Concept("http://terminology.hl7.org/CodeSystem/condition-clinical", st, disp);
+  c["verificationStatus"] = Concept("http://terminology.hl7.org/CodeSystem/condition-ver-status",
+                                    "confirmed", "Confirmed");
+  c["category"] = json::array{Concept("http://terminology.hl7.org/CodeSystem/condition-category",
+                                      "problem-list-item", "Problem List Item")};
+  c["code"] = Concept(kSnomed, r.get(i, 2), r.get(i, 3));
+  c["subject"] = Reference("Patient", r.get(i, 1));
+  c["onsetDateTime"] = r.get(i, 5);
+  return c;
+}
+
+// ---- Encounter
+const db::Query kEncounters{
+    "encounters_by_patient",
+    "SELECT e.id, e.patient_id, e.facility_id, e.practitioner_id, e.class_code, e.type_display, "
+    "e.status, " CONTINUUM_TS("e.period_start") ", " CONTINUUM_TS("e.period_end") ", " CONTINUUM_TS(
+        "e.updated_at") ", count(*) OVER (), f.name FROM encounter e JOIN facility f ON f.id = "
+                        "e.facility_id WHERE e.patient_id = $1 ORDER BY e.period_start DESC, e.id "
+                        "LIMIT $2 OFFSET $3"};
+
+std::string_view ClassDisplay(std::string_view code) {
+  if (code == "AMB") return "ambulatory";
+  if (code == "EMER") return "emergency";
+  if (code == "IMP") return "inpatient encounter";
+  if (code == "VR") return "virtual";
+  return "home health";
+}
+
+json::object EncounterJson(const db::Result& r, int i) {
+  json::object e{{"resourceType", "Encounter"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 9))}};
+  e["status"] = r.get(i, 6);
+  e["class"] = fhir::Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", r.get(i, 4),
+                            ClassDisplay(r.get(i, 4)));
+  e["type"] = json::array{json::object{{"text", r.get(i, 5)}}};
+  e["subject"] = Reference("Patient", r.get(i, 1));
+  e["participant"] = json::array{json::object{{"individual", Reference("Practitioner", r.get(i, 3))}}};
+  json::object period{{"start", r.get(i, 7)}};
+  if (!r.null(i, 8)) period["end"] = r.get(i, 8);
+  e["period"] = std::move(period);
+  json::object org = Reference("Organization", r.get(i, 2));
+  org["display"] = r.get(i, 11);
+  e["serviceProvider"] = std::move(org);
+  return e;
+}
+
+// The patient a search is about: ?patient=ID or ?patient=Patient/ID; a patient may
+// omit it (their own record).
+std::string SearchPatientId(RequestContext& ctx) {
+  auto p = ctx.req.param("patient");
+  if (!p) {
+    if (ctx.claims && ctx.claims->role == "patient") return ctx.claims->patient_id;
+    throw BadRequest("The search needs a patient parameter, e.g. ?patient=123.");
+  }
+  std::string_view v = *p;
+  if (v.starts_with("Patient/")) v.remove_prefix(8);
+  return std::to_string(ParseId(v, "Patient"));
+}
+
+using RowMapper = json::object (*)(const db::Result&, int);
+
+asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string_view type,
+                                                const db::Query& q, RowMapper map,
+                                                int total_col) {
+  auto& rec = ctx.Audit("search", std::string(type));
+  Authenticate(ctx);
+  fhir::CheckParams(ctx.req, {"patient"});
+  std::string pid = SearchPatientId(ctx);
+  rec.patient_id = pid;
+  auto paging = fhir::ParsePaging(ctx.req);
+  co_await AuthorizePatient(ctx, pid);
+  auto r = co_await ctx.pool().Exec(q, db::P(pid, paging.count + 1, paging.offset), ctx.deadline);
+  int n = std::min(r.rows(), paging.count);
+  std::vector<json::object> out;
+  out.reserve(n);
+  for (int i = 0; i < n; ++i) out.push_back(map(r, i));
+  std::string base = ctx.BaseUrl();
+  std::optional<std::string> next;
+  if (r.rows() > paging.count)
+    next = fhir::SearchUrl(base, type, {{"patient", pid}}, {paging.count, paging.offset + paging.count});
+  std::optional<int64_t> total;
+  if (r.rows() > 0) total = r.get_int(0, total_col);
+  else if (paging.offset == 0) total = 0;
+  rec.outcome = "success";
+  rec.detail = std::to_string(n) + " results";
+  co_return fhir::Json(200, fhir::SearchBundle(fhir::SearchUrl(base, type, {{"patient", pid}}, paging),
+                                               next, std::move(out), base, total));
+}
+
+// ---- Patient lookup
+// A provider searches their own panel; with a break-the-glass reason, everyone.
+// Name matching is a case-insensitive prefix of the family or given name, written as
+// a range so that the text_pattern_ops indexes serve it under a generic plan too.
+#define PATIENT_FILTERS                                                               \
+  " AND ($1::text IS NULL OR (lower(p.family) ~>=~ $1 AND lower(p.family) ~<~ $2) OR " \
+  "(lower(p.given) ~>=~ $1 AND lower(p.given) ~<~ $2))"                              \
+  " AND ($3::date IS NULL OR p.birth_date = $3)"                                     \
+  " AND ($4::text IS NULL OR p.mrn = $4)"
+#define PATIENT_ORDER " ORDER BY p.family, p.given, p.id LIMIT $5 OFFSET $6"
+
+const db::Query kPatientSearchPanel{
+    "patient_search_panel",
+    "SELECT " PATIENT_COLS " FROM care_relationship cr JOIN patient p ON p.id = cr.patient_id "
+    "JOIN facility f ON f.id = p.facility_id WHERE cr.practitioner_id = $7" PATIENT_FILTERS
+        PATIENT_ORDER};
+const db::Query kPatientSearchSelf{
+    "patient_search_self", "SELECT " PATIENT_COLS
+                           " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE p.id = "
+                           "$7" PATIENT_FILTERS PATIENT_ORDER};
+const db::Query kPatientSearchByMrn{
+    "patient_search_all_by_mrn", "SELECT " PATIENT_COLS
+                                 " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
+                                 "p.mrn = $4" PATIENT_FILTERS PATIENT_ORDER};
+const db::Query kPatientSearchByName{
+    "patient_search_all_by_name",
+    "SELECT " PATIENT_COLS " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
+    "((lower(p.family) ~>=~ $1 AND lower(p.family) ~<~ $2) OR (lower(p.given) ~>=~ $1 AND "
+    "lower(p.given) ~<~ $2))" PATIENT_FILTERS PATIENT_ORDER};
+const db::Query kPatientSearchByBirth{
+    "patient_search_all_by_birthdate", "SELECT " PATIENT_COLS
+                                       " FROM patient p JOIN facility f ON f.id = p.facility_id "
+                                       "WHERE p.birth_date = $3" PATIENT_FILTERS PATIENT_ORDER};
+
+bool ValidDate(std::string_view d) {
+  if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
+  for (int i : {0, 1, 2, 3, 5, 6, 8, 9})
+    if (!std::isdigit(static_cast<unsigned char>(d[i]))) return false;
+  int m = std::stoi(std::string(d.substr(5, 2))), day = std::stoi(std::string(d.substr(8, 2)));
+  return m >= 1 && m <= 12 && day >= 1 && day <= 31;
+}
+
+}  // namespace
+
+asio::awaitable<http::Response> ReadPatient(RequestContext& ctx) {
+  const std::string& raw = ctx.req.path_params[0];
+  auto& rec = ctx.Audit("read", "Patient", raw.substr(0, 64), raw.substr(0, 64));
+  Authenticate(ctx);
+  std::string pid = std::to_string(ParseId(raw, "Patient"));
+  rec.resource_id = rec.patient_id = pid;
+  co_await AuthorizePatient(ctx, pid);
+  auto r = co_await ctx.pool().Exec(kPatientById, db::P(pid), ctx.deadline);
+  if (r.rows() == 0) {
+    rec.outcome = "failure";
+    rec.detail = "not found";
+    throw NotFound("Patient/" + pid + " does not exist.");
+  }
+  rec.outcome = "success";
+  co_return fhir::Json(200, PatientJson(r, 0));
+}
+
+asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
+  ctx.Audit("search", "Patient");
+  Authenticate(ctx);
+  fhir::CheckParams(ctx.req, {"name", "birthdate", "identifier"});
+  auto paging = fhir::ParsePaging(ctx.req);
+  auto name = ctx.req.param("name");
+  auto birth = ctx.req.param("birthdate");
+  auto ident = ctx.req.param("identifier");
+  if (!name && !birth && !ident) {
+    ctx.AuditOutcome("failure", "no search criteria");
+    throw BadRequest("Patient search needs at least one of name, birthdate or identifier.");
+  }
+  db::Param p1 = std::nullopt, p2 = std::nullopt, p3 = std::nullopt, p4 = std::nullopt;
+  std::vector<std::pair<std::string, std::string>> echo;
+  if (name) {
+    std::string n;
+    for (char c : *name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (n.empty() || n.size() > 64) throw BadRequest("name must be 1 to 64 characters long.");
+    std::string upper = n;
+    upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+    if (static_cast<unsigned char>(n.back()) == 0xff) upper = n + "\xff";
+    p1 = n;
+    p2 = upper;
+    echo.emplace_back("name", *name);
+  }
+  if (birth) {
+    if (!ValidDate(*birth)) throw BadRequest("birthdate must be a date like 1980-04-23.");
+    p3 = *birth;
+    echo.emplace_back("birthdate", *birth);
+  }
+  if (ident) {
+    std::string_view v = *ident;
+    if (auto bar = v.find('|'); bar != std::string_view::npos) {
+      if (v.substr(0, bar) != "urn:continuum:mrn" && bar != 0)
+        throw BadRequest("identifier system must be urn:continuum:mrn (or omitted).");
+      v.remove_prefix(bar + 1);
+    }
+    if (v.empty() || v.size() > 64) throw BadRequest("identifier must be 1 to 64 characters long.");
+    p4 = std::string(v);
+    echo.emplace_back("identifier", *ident);
+  }
+  const auto& c = *ctx.claims;
+  const db::Query* q = nullptr;
+  std::string scope;
+  if (c.role == "patient") {
+    q = &kPatientSearchSelf;
+    scope = c.patient_id;
+  } else if (c.role == "provider") {
+    std::string reason = BreakGlassReason(ctx);
+    if (reason.empty()) {
+      q = &kPatientSearchPanel;
+      scope = c.practitioner_id;
+    } else {
+      if (reason.size() > 500) throw BadRequest("The break-the-glass reason must be at most 500 characters.");
+      q = ident ? &kPatientSearchByMrn : name ? &kPatientSearchByName : &kPatientSearchByBirth;
+      scope = "0";
+      for (auto& rec : ctx.audit) {
+        rec.purpose_of_use = "ETREAT";
+        rec.detail = "break-the-glass: " + reason;
+      }
+    }
+  } else {
+    ctx.AuditOutcome("denied", "role has no access to clinical data");
+    throw Forbidden("Your role does not give access to clinical records.");
+  }
+  auto r = co_await ctx.pool().Exec(
+      *q, db::P(p1, p2, p3, p4, paging.count + 1, paging.offset, scope), ctx.deadline);
+  int n = std::min(r.rows(), paging.count);
+  std::vector<json::object> out;
+  // One record per patient whose demographics are disclosed.
+  auto tmpl = ctx.audit.front();
+  ctx.audit.front().outcome = "success";
+  ctx.audit.front().detail = (tmpl.detail.empty() ? "" : tmpl.detail + "; ") + std::to_string(n) + " results";
+  for (int i = 0; i < n; ++i) {
+    out.push_back(PatientJson(r, i));
+    auto rec = tmpl;
+    rec.resource_id = rec.patient_id = std::string(r.get(i, 0));
+    rec.outcome = "success";
+    ctx.audit.push_back(std::move(rec));
+  }
+  std::string base = ctx.BaseUrl();
+  std::optional<std::string> next;
+  if (r.rows() > paging.count)
+    next = fhir::SearchUrl(base, "Patient", echo, {paging.count, paging.offset + paging.count});
+  co_return fhir::Json(200, fhir::SearchBundle(fhir::SearchUrl(base, "Patient", echo, paging), next,
+                                               std::move(out), base));
+}
+
+asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
+  const std::string& raw = ctx.req.path_params[0];
+  auto& rec = ctx.Audit("read", "Patient", raw.substr(0, 64), raw.substr(0, 64));
+  rec.detail = "$summary";
+  Authenticate(ctx);
+  std::string pid = std::to_string(ParseId(raw, "Patient"));
+  rec.resource_id = rec.patient_id = pid;
+  co_await AuthorizePatient(ctx, pid);
+  constexpr int kMax = 1000;
+  std::vector<db::Statement> batch;
+  batch.push_back({&kPatientById, {pid}});
+  batch.push_back({&kAllergies, {pid, kMax, 0}});
+  batch.push_back({&kMedications, {pid, kMax, 0}});
+  batch.push_back({&kConditions, {pid, kMax, 0}});
+  auto rs = co_await ctx.pool().Batch(std::move(batch), ctx.deadline);
+  if (rs[0].rows() == 0) {
+    rec.outcome = "failure";
+    rec.detail = "not found";
+    throw NotFound("Patient/" + pid + " does not exist.");
+  }
+  std::string base = ctx.BaseUrl();
+  json::array entries;
+  auto add = [&](json::object res) {
+    std::string full = base + "/" + std::string(res["resourceType"].as_string()) + "/" +
+                       std::string(res["id"].as_string());
+    entries.push_back(json::object{{"fullUrl", std::move(full)}, {"resource", std::move(res)}});
+  };
+  add(PatientJson(rs[0], 0));
+  for (int i = 0; i < rs[1].rows(); ++i) add(AllergyJson(rs[1], i));
+  for (int i = 0; i < rs[2].rows(); ++i) add(MedicationJson(rs[2], i));
+  for (int i = 0; i < rs[3].rows(); ++i) add(ConditionJson(rs[3], i));
+  json::object bundle{{"resourceType", "Bundle"},
+                      {"type", "collection"},
+                      {"timestamp", rs[0].get(0, 14)},
+                      {"entry", std::move(entries)}};
+  rec.outcome = "success";
+  co_return fhir::Json(200, bundle);
+}
+
+asio::awaitable<http::Response> SearchAllergies(RequestContext& ctx) {
+  return SearchByPatient(ctx, "AllergyIntolerance", kAllergies, AllergyJson, 10);
+}
+asio::awaitable<http::Response> SearchMedications(RequestContext& ctx) {
+  return SearchByPatient(ctx, "MedicationStatement", kMedications, MedicationJson, 8);
+}
+asio::awaitable<http::Response> SearchConditions(RequestContext& ctx) {
+  return SearchByPatient(ctx, "Condition", kConditions, ConditionJson, 7);
+}
+asio::awaitable<http::Response> SearchEncounters(RequestContext& ctx) {
+  return SearchByPatient(ctx, "Encounter", kEncounters, EncounterJson, 10);
+}
+
+}  // namespace continuum::portal::critical

@@ -1,0 +1,326 @@
+#include "portal/node.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <fmt/format.h>
+#include <thread>
+
+#include "audit/journal.hpp"
+#include "audit/shipper.hpp"
+#include "auth/session_cache.hpp"
+#include "auth/throttle.hpp"
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "http/outcome.hpp"
+#include "http/server.hpp"
+#include "portal/routes.hpp"
+
+namespace continuum::portal {
+namespace asio = boost::asio;
+
+namespace {
+
+int64_t UnixNow() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Session bookkeeping is operational data: it commits with synchronous_commit = local
+// (losing the last second of "last seen" on failover is harmless; revocations are
+// written by the logout request itself with full durability).
+const db::Query kNonCritical{"set_noncritical",
+                             "SELECT set_config('synchronous_commit', 'local', true)"};
+const db::Query kFlushSeen{
+    "session_flush_last_seen",
+    "UPDATE session s SET last_seen_at = to_timestamp(v.ts) FROM (SELECT unnest($1::text[]) AS "
+    "id, unnest($2::float8[]) AS ts) v WHERE s.id = v.id AND s.last_seen_at < to_timestamp(v.ts)"};
+const db::Query kRevokedSince{
+    "session_revoked_since",
+    "SELECT id, extract(epoch FROM expires_at)::bigint FROM session WHERE revoked_at IS NOT NULL AND revoked_at >= to_timestamp($1) AND "
+    "expires_at > now()"};
+const db::Query kSeenSince{
+    "session_seen_since",
+    "SELECT id, extract(epoch FROM last_seen_at)::bigint FROM session WHERE last_seen_at >= "
+    "to_timestamp($1) AND revoked_at IS NULL AND expires_at > now()"};
+
+struct NodeState {
+  std::atomic<bool> revocations_loaded{false};
+  std::atomic<bool> stopping{false};
+};
+
+// Keeps this node's session cache in step with the cluster: pushes local activity,
+// pulls revocations and other nodes' activity.
+asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state) {
+  asio::steady_timer timer(shard.executor);
+  int64_t since = 0;
+  bool warned = false;
+  while (!state.stopping.load()) {
+    int64_t now = UnixNow();
+    auto dirty = svc.sessions->TakeDirtyLastSeen();
+    try {
+      auto deadline = Deadline::After(std::chrono::milliseconds(2000));
+      if (!dirty.empty()) {
+        std::string ids = "{", ts = "{";
+        for (std::size_t i = 0; i < dirty.size(); ++i) {
+          ids += (i ? "," : "") + dirty[i].first;
+          ts += (i ? "," : "") + std::to_string(dirty[i].second);
+        }
+        ids += "}";
+        ts += "}";
+        std::vector<db::Statement> b;
+        b.push_back({&kNonCritical, {}});
+        b.push_back({&kFlushSeen, {ids, ts}});
+        co_await shard.pool(Tier::kOps).Batch(std::move(b), deadline);
+      }
+      std::vector<db::Statement> b;
+      b.push_back({&kRevokedSince, {since > 0 ? since - 5 : 0}});
+      b.push_back({&kSeenSince, {since > 0 ? since - 5 : now - svc.config.session_idle_s}});
+      auto rs = co_await shard.pool(Tier::kOps).Batch(std::move(b), deadline);
+      std::vector<std::pair<std::string, int64_t>> revoked;
+      for (int i = 0; i < rs[0].rows(); ++i) revoked.emplace_back(rs[0].str(i, 0), rs[0].get_int(i, 1));
+      svc.sessions->ApplyRevocations(revoked);
+      std::vector<std::pair<std::string, int64_t>> seen;
+      for (int i = 0; i < rs[1].rows(); ++i) seen.emplace_back(rs[1].str(i, 0), rs[1].get_int(i, 1));
+      svc.sessions->ApplyLastSeen(seen);
+      since = now;
+      state.revocations_loaded.store(true);
+      warned = false;
+    } catch (const std::exception& e) {
+      // Put the activity back so it is flushed next time.
+      if (!dirty.empty()) svc.sessions->ApplyLastSeen(dirty);
+      if (!warned) log::Warn("session sync failed: {}", e.what());
+      warned = true;
+    }
+    svc.sessions->Sweep(now);
+    timer.expires_after(std::chrono::milliseconds(svc.config.revocation_poll_ms));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
+                                         const http::Router<RouteEntry>& router,
+                                         http::Request& req) {
+  auto start = std::chrono::steady_clock::now();
+  bool known = false;
+  const RouteEntry* e = router.Match(req.method, req.path, req.path_params, known);
+  http::Response resp;
+  std::string_view route = "unmatched";
+  Tier tier = Tier::kOps;
+  if (!e) {
+    if (known) {
+      std::string allow;
+      for (auto& m : router.Allowed(req.path)) allow += (allow.empty() ? "" : ", ") + m;
+      resp = http::OutcomeResponse(405, "not-supported",
+                                   req.method + " is not supported here; allowed: " + allow + ".");
+      resp.set_header("Allow", allow);
+    } else {
+      resp = http::OutcomeResponse(404, "not-found", "There is no resource at this path.");
+    }
+  } else {
+    route = e->name;
+    tier = e->tier;
+    RequestContext ctx{req, svc, shard, tier, route,
+                       Deadline::After(std::chrono::milliseconds(svc.config.limits(tier).deadline_ms)),
+                       std::nullopt, {}};
+    try {
+      resp = co_await e->handler(ctx);
+    } catch (...) {
+      resp = http::ErrorResponse(std::current_exception());
+    }
+    if (!ctx.audit.empty()) {
+      // No response about PHI leaves before its audit records are durable.
+      std::vector<audit::Record> records(std::make_move_iterator(ctx.audit.begin()),
+                                         std::make_move_iterator(ctx.audit.end()));
+      bool ok = true;
+      try {
+        co_await svc.journal->Append(shard.executor, std::move(records));
+      } catch (const std::exception& ex) {
+        ok = false;
+        log::Error("audit journal append failed: {}", ex.what());
+      }
+      if (!ok) {
+        resp = http::OutcomeResponse(
+            503, "transient",
+            "The audit trail could not be written, so the response is withheld. Please retry.");
+        resp.set_header("Retry-After", "1");
+      }
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Metrics::Get().ObserveRequest(route, TierName(tier), resp.status, secs);
+  if (svc.config.access_log)
+    log::Access(fmt::format(
+        R"("request_id":"{}","method":"{}","route":"{}","tier":"{}","status":{},"ms":{:.3f},"client":"{}")",
+        log::JsonEscape(req.request_id), log::JsonEscape(req.method), route, TierName(tier),
+        resp.status, secs * 1000, log::JsonEscape(req.client_address)));
+  co_return resp;
+}
+
+void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Journal& journal,
+                        audit::Shipper* shipper, auth::SessionCache& sessions) {
+  Metrics::Get().AddCollector([&shards, &journal, shipper, &sessions](std::string& out) {
+    out += "# TYPE continuum_db_pool_connections gauge\n";
+    out += "# TYPE continuum_db_pool_events_total counter\n";
+    for (Tier t : kAllTiers) {
+      int64_t open = 0, in_use = 0, waiting = 0;
+      uint64_t rejected = 0, timeouts = 0, cfail = 0, qfail = 0, acquired = 0;
+      for (auto& s : shards) {
+        const auto& st = s->pool(t).stats();
+        open += st.open.load();
+        in_use += st.in_use.load();
+        waiting += st.waiting.load();
+        rejected += st.rejected.load();
+        timeouts += st.wait_timeouts.load();
+        cfail += st.connect_failures.load();
+        qfail += st.query_failures.load();
+        acquired += st.acquired.load();
+      }
+      auto n = TierName(t);
+      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"open\"}} {}\n", n, open);
+      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"in_use\"}} {}\n", n, in_use);
+      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"waiting\"}} {}\n", n, waiting);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"acquired\"}} {}\n", n, acquired);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"rejected\"}} {}\n", n, rejected);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"wait_timeout\"}} {}\n", n, timeouts);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"connect_failure\"}} {}\n", n, cfail);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"query_failure\"}} {}\n", n, qfail);
+    }
+    auto js = journal.stats();
+    out += "# TYPE continuum_audit_journal_records_total counter\n";
+    out += fmt::format("continuum_audit_journal_records_total {}\n", js.records);
+    out += "# TYPE continuum_audit_journal_syncs_total counter\n";
+    out += fmt::format("continuum_audit_journal_syncs_total {}\n", js.syncs);
+    out += "# TYPE continuum_audit_journal_pending gauge\n";
+    out += fmt::format("continuum_audit_journal_pending {}\n", js.pending);
+    out += "# TYPE continuum_audit_journal_failures_total counter\n";
+    out += fmt::format("continuum_audit_journal_failures_total {}\n", js.failures);
+    if (shipper) {
+      auto ss = shipper->stats();
+      out += "# TYPE continuum_audit_ship_backlog gauge\n";
+      out += fmt::format("continuum_audit_ship_backlog {}\n", ss.backlog);
+      out += "# TYPE continuum_audit_shipped_total counter\n";
+      out += fmt::format("continuum_audit_shipped_total {}\n", ss.shipped);
+      out += "# TYPE continuum_audit_ship_failures_total counter\n";
+      out += fmt::format("continuum_audit_ship_failures_total {}\n", ss.failures);
+    }
+    out += "# TYPE continuum_sessions_cached gauge\n";
+    out += fmt::format("continuum_sessions_cached {}\n", sessions.size());
+  });
+}
+
+}  // namespace
+
+int Serve(const Config& cfg) {
+  log::Init("serve", cfg.node_id);
+  Services svc;
+  svc.config = cfg;
+  svc.signer = std::make_unique<auth::TokenSigner>(auth::LoadOrCreateKey(cfg.key_file));
+  audit::Journal journal({cfg.audit_dir, cfg.node_id, cfg.region, cfg.audit_enabled});
+  svc.journal = &journal;
+  std::unique_ptr<audit::Shipper> shipper;
+  if (cfg.audit_enabled) {
+    shipper = std::make_unique<audit::Shipper>(cfg.audit_dir, cfg.database_url,
+                                               cfg.audit_ship_interval_ms);
+    shipper->Start();
+  }
+  auth::SessionCache sessions(cfg.session_idle_s);
+  svc.sessions = &sessions;
+  auth::LoginThrottle throttle;
+  svc.throttle = &throttle;
+  asio::thread_pool cpu_pool(1);
+  svc.cpu_pool = &cpu_pool;
+  NodeState state;
+  auto* shipper_ptr = shipper.get();
+  svc.readiness = [&state, shipper_ptr]() {
+    boost::json::object o{{"sessions", boost::json::object{{"revocations_loaded", state.revocations_loaded.load()}}}};
+    if (shipper_ptr) {
+      auto ss = shipper_ptr->stats();
+      o["audit_shipping"] = boost::json::object{{"backlog", ss.backlog},
+                                                {"database_reachable", ss.database_reachable}};
+    }
+    return boost::json::serialize(o);
+  };
+
+  int n = std::max(1, cfg.threads);
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  std::vector<std::unique_ptr<Shard>> shards;
+  auto router = BuildRoutes();
+  std::vector<http::RequestHandler> handlers;
+  std::vector<asio::io_context*> ioc_ptrs;
+  for (int i = 0; i < n; ++i) {
+    iocs.push_back(std::make_unique<asio::io_context>(1));
+    auto s = std::make_unique<Shard>();
+    s->index = i;
+    s->executor = iocs.back()->get_executor();
+    for (Tier t : kAllTiers) {
+      const auto& l = cfg.limits(t);
+      db::PoolOptions po{std::string(TierName(t)), cfg.database_url,
+                         std::max(1, (l.pool_size + n - 1) / n), std::max(1, l.queue_limit / n)};
+      s->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
+    }
+    Shard* sp = s.get();
+    handlers.push_back([sp, &svc, &router](http::Request& req) { return Dispatch(*sp, svc, router, req); });
+    ioc_ptrs.push_back(iocs.back().get());
+    shards.push_back(std::move(s));
+  }
+  RegisterCollectors(shards, journal, shipper.get(), sessions);
+
+  http::ServerOptions so{cfg.listen_address, cfg.listen_port, cfg.body_limit_bytes,
+                         cfg.header_timeout_ms, cfg.idle_timeout_ms, cfg.shutdown_grace_ms};
+  http::Server server(so, ioc_ptrs, std::move(handlers));
+  server.Listen();
+  log::Info("continuum serve listening on {}:{} ({} shards, region {}, audit {})",
+            cfg.listen_address, server.port(), n, cfg.region, cfg.audit_enabled ? "on" : "off");
+
+  auto stop_all = [&iocs]() {
+    for (auto& io : iocs) io->stop();
+  };
+  server.OnDrained([&]() {
+    log::Info("all connections drained");
+    asio::post(*iocs[0], stop_all);
+  });
+  asio::signal_set signals(*iocs[0], SIGTERM, SIGINT);
+  asio::steady_timer grace(*iocs[0]);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    log::Info("signal {}: graceful shutdown (grace {} ms)", sig, cfg.shutdown_grace_ms);
+    state.stopping.store(true);
+    server.Stop();
+    grace.expires_after(std::chrono::milliseconds(cfg.shutdown_grace_ms));
+    grace.async_wait([&](boost::system::error_code gec) {
+      if (!gec) {
+        log::Warn("grace period over; closing remaining connections");
+        stop_all();
+      }
+    });
+  });
+  asio::co_spawn(*iocs[0], SessionSync(*shards[0], svc, state), asio::detached);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < n; ++i) threads.emplace_back([&iocs, i] { iocs[i]->run(); });
+  iocs[0]->run();
+  for (auto& t : threads) t.join();
+  cpu_pool.join();
+  journal.Stop();
+  if (shipper) {
+    try {
+      shipper->Stop();
+      shipper->ShipOnce();
+    } catch (const std::exception& e) {
+      log::Warn("final audit shipping deferred: {}", e.what());
+    }
+  }
+  log::Info("continuum serve stopped");
+  return 0;
+}
+
+}  // namespace continuum::portal

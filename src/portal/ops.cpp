@@ -1,0 +1,123 @@
+#include "portal/ops.hpp"
+
+#include <boost/json.hpp>
+
+#include "audit/journal.hpp"
+#include "core/metrics.hpp"
+#include "fhir/fhir.hpp"
+
+namespace continuum::portal {
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+const db::Query kPing{"ping", "SELECT 1"};
+}
+
+asio::awaitable<http::Response> Healthz(RequestContext& ctx) {
+  http::Response r;
+  r.content_type = "application/json";
+  r.body = R"({"status":"ok"})";
+  co_return r;
+}
+
+// Ready when this node can serve the critical tier: its database answers and its audit
+// journal accepts records. HAProxy takes a node out of rotation on a 503 here.
+asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
+  bool db_ok = true;
+  std::string db_error;
+  try {
+    co_await ctx.pool().Exec(kPing, db::P(), Deadline::After(std::chrono::milliseconds(800)));
+  } catch (const std::exception& e) {
+    db_ok = false;
+    db_error = e.what();
+  }
+  auto js = ctx.svc.journal->stats();
+  bool audit_ok = js.failures == 0 || js.records > 0;
+  json::object tiers;
+  for (Tier t : {Tier::kCritical, Tier::kHigh, Tier::kMedium, Tier::kLow}) {
+    auto& p = ctx.shard.pool(t);
+    tiers[std::string(TierName(t))] = json::object{
+        {"mode", db_ok ? "normal" : "unavailable"},
+        {"pool_open", p.stats().open.load()},
+        {"pool_in_use", p.stats().in_use.load()},
+        {"pool_waiting", p.stats().waiting.load()}};
+  }
+  json::object out{{"status", db_ok && audit_ok ? "ready" : "not-ready"},
+                   {"node", ctx.svc.config.node_id},
+                   {"region", ctx.svc.config.region},
+                   {"database", json::object{{"reachable", db_ok}, {"error", db_error}}},
+                   {"audit", json::object{{"enabled", ctx.svc.config.audit_enabled},
+                                          {"durable_records", js.records},
+                                          {"pending", js.pending},
+                                          {"failures", js.failures}}},
+                   {"tiers", std::move(tiers)}};
+  if (ctx.svc.readiness) {
+    boost::system::error_code ec;
+    auto extra = json::parse(ctx.svc.readiness(), ec);
+    if (!ec && extra.is_object())
+      for (auto& kv : extra.as_object()) out[kv.key()] = kv.value();
+  }
+  http::Response r;
+  r.status = db_ok && audit_ok ? 200 : 503;
+  r.content_type = "application/json";
+  r.body = json::serialize(out);
+  co_return r;
+}
+
+asio::awaitable<http::Response> MetricsText(RequestContext& ctx) {
+  http::Response r;
+  r.content_type = "text/plain; version=0.0.4";
+  r.body = Metrics::Get().Render();
+  co_return r;
+}
+
+asio::awaitable<http::Response> Capability(RequestContext& ctx) {
+  auto search = [](std::initializer_list<std::pair<const char*, const char*>> ps) {
+    json::array a;
+    for (auto& [n, t] : ps) a.push_back(json::object{{"name", n}, {"type", t}});
+    return a;
+  };
+  auto res = [](const char* type, json::array interactions, json::array params) {
+    json::object o{{"type", type}, {"interaction", std::move(interactions)}};
+    if (!params.empty()) o["searchParam"] = std::move(params);
+    return o;
+  };
+  auto inter = [](std::initializer_list<const char*> codes) {
+    json::array a;
+    for (auto c : codes) a.push_back(json::object{{"code", c}});
+    return a;
+  };
+  json::array resources{
+      res("Patient", inter({"read", "search-type"}),
+          search({{"name", "string"}, {"birthdate", "date"}, {"identifier", "token"}})),
+      res("AllergyIntolerance", inter({"search-type"}), search({{"patient", "reference"}})),
+      res("MedicationStatement", inter({"search-type"}), search({{"patient", "reference"}})),
+      res("Condition", inter({"search-type"}), search({{"patient", "reference"}})),
+      res("Encounter", inter({"search-type"}), search({{"patient", "reference"}})),
+      res("DocumentReference", inter({"read", "create", "search-type"}), search({{"patient", "reference"}})),
+      res("AuditEvent", inter({"search-type"}), search({{"patient", "reference"}}))};
+  resources[0].as_object()["operation"] = json::array{json::object{
+      {"name", "summary"}, {"definition", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"}}};
+  json::object cs{{"resourceType", "CapabilityStatement"},
+                  {"status", "active"},
+                  {"date", "2026-11-25"},
+                  {"publisher", "Continuum"},
+                  {"kind", "instance"},
+                  {"software", json::object{{"name", "Continuum"}, {"version", "0.1.0"}}},
+                  {"implementation", json::object{{"description", "Continuum patient portal"},
+                                                  {"url", ctx.BaseUrl()}}},
+                  {"fhirVersion", "4.0.1"},
+                  {"format", json::array{"application/fhir+json", "json"}},
+                  {"rest", json::array{json::object{
+                               {"mode", "server"},
+                               {"security", json::object{
+                                   {"service", json::array{fhir::Concept(
+                                       "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                       "SMART-on-FHIR", "SMART-on-FHIR")}},
+                                   {"description", "Bearer tokens from POST /api/v1/session"}}},
+                               {"resource", std::move(resources)}}}}};
+  co_return fhir::Json(200, cs);
+}
+
+}  // namespace continuum::portal

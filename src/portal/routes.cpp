@@ -1,0 +1,43 @@
+#include "portal/routes.hpp"
+
+#include "portal/audit_api.hpp"
+#include "portal/critical/notes.hpp"
+#include "portal/critical/records.hpp"
+#include "portal/ops.hpp"
+#include "portal/session_api.hpp"
+
+namespace continuum::portal {
+
+http::Router<RouteEntry> BuildRoutes() {
+  http::Router<RouteEntry> r;
+  auto add = [&r](const char* method, const char* pattern, Tier tier, const char* name, auto fn) {
+    r.Add(method, pattern, RouteEntry{fn, tier, name});
+  };
+  using namespace critical;
+  // Operations.
+  add("GET", "/healthz", Tier::kOps, "healthz", Healthz);
+  add("GET", "/readyz", Tier::kOps, "readyz", Readyz);
+  add("GET", "/metrics", Tier::kOps, "metrics", MetricsText);
+  add("GET", "/fhir/R4/metadata", Tier::kOps, "metadata", Capability);
+  // Sessions: logging in is part of reaching critical data.
+  add("POST", "/api/v1/session", Tier::kCritical, "session.create", Login);
+  add("DELETE", "/api/v1/session", Tier::kCritical, "session.delete", Logout);
+  // Critical tier: records, medications, allergies; provider lookup, history, notes.
+  add("GET", "/fhir/R4/Patient", Tier::kCritical, "patient.search", SearchPatients);
+  add("GET", "/fhir/R4/Patient/{}", Tier::kCritical, "patient.read", ReadPatient);
+  add("GET", "/fhir/R4/Patient/{}/$summary", Tier::kCritical, "patient.summary", PatientSummary);
+  add("GET", "/fhir/R4/AllergyIntolerance", Tier::kCritical, "allergy.search", SearchAllergies);
+  add("GET", "/fhir/R4/MedicationStatement", Tier::kCritical, "medication.search", SearchMedications);
+  add("GET", "/fhir/R4/Condition", Tier::kCritical, "condition.search", SearchConditions);
+  add("GET", "/fhir/R4/Encounter", Tier::kCritical, "encounter.search", SearchEncounters);
+  add("POST", "/fhir/R4/DocumentReference", Tier::kCritical, "note.create", CreateNote);
+  add("GET", "/fhir/R4/DocumentReference", Tier::kCritical, "note.search", SearchNotes);
+  add("GET", "/fhir/R4/DocumentReference/{}", Tier::kCritical, "note.read", ReadNote);
+  add("POST", "/fhir/R4/DocumentReference/{}/$sign", Tier::kCritical, "note.sign", SignNote);
+  // Audit review (critical: HIPAA access reporting must stay available).
+  add("GET", "/fhir/R4/AuditEvent", Tier::kCritical, "audit.search", SearchAuditEvents);
+  add("GET", "/api/v1/break-glass", Tier::kCritical, "audit.break_glass", BreakGlassList);
+  return r;
+}
+
+}  // namespace continuum::portal

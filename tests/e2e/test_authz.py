@@ -1,0 +1,198 @@
+"""Authorization matrix. Every denial must answer with the right status and an
+OperationOutcome, and must be in the audit trail (audit_event, found by the request id
+the client sent). Break-the-glass is allowed, flagged ETREAT and listed for auditors."""
+
+import base64
+import json
+import time
+import unittest
+
+from harness import FHIR_JSON, ContinuumTestCase, note_body, wait_until
+
+DENIED = {"denied"}
+REFUSED = {"denied", "failure"}  # 401: the request never had an identity
+
+
+class AuthorizationTest(ContinuumTestCase):
+    def assertDeniedAndAudited(self, r, status, outcomes=DENIED, patient=None):
+        self.assertOperationOutcome(r, status)
+        self.assertEchoesRequestId(r)
+        rows = self.cluster.wait_audit(r.request_id, timeout=10)
+        self.assertTrue(any(a["outcome"] in outcomes for a in rows),
+                        f"audit rows for {r.request_id} have outcomes {[a['outcome'] for a in rows]}, "
+                        f"expected one of {outcomes}")
+        if patient is not None:
+            self.assertIn(patient, [a["patient_id"] for a in rows], rows)
+        return rows
+
+    # -- patients ----------------------------------------------------------------------
+
+    def test_patient_reads_own_record(self):
+        r = self.server.get("/fhir/R4/Patient/1", token=self.token("demo-patient"))
+        self.assertEqual(r.status, 200, r)
+        rows = self.cluster.wait_audit(r.request_id)
+        a = rows[0]
+        self.assertEqual((a["actor"], a["role"], a["outcome"], a["patient_id"]),
+                         ("demo-patient", "patient", "success", "1"))
+        self.assertEqual(a["node_id"], "node-1")
+        self.assertTrue(a["client_address"])
+
+    def test_patient_cannot_read_another_patient(self):
+        t = self.token("demo-patient")
+        for path in ("/fhir/R4/Patient/2", "/fhir/R4/Patient/2/$summary",
+                     "/fhir/R4/AllergyIntolerance?patient=2", "/fhir/R4/MedicationStatement?patient=2",
+                     "/fhir/R4/Condition?patient=2", "/fhir/R4/Encounter?patient=2",
+                     "/fhir/R4/DocumentReference?patient=2"):
+            with self.subTest(path=path):
+                self.assertDeniedAndAudited(self.server.get(path, token=t), 403)
+
+    def test_patient_cannot_search_patients_or_write_notes(self):
+        t = self.token("demo-patient")
+        self.assertDeniedAndAudited(self.server.get("/fhir/R4/Patient?name=a", token=t), 403)
+        before = self.cluster.scalar("SELECT count(*) AS n FROM clinical_note")
+        r = self.server.post_json("/fhir/R4/DocumentReference", note_body("1", "I am the doctor now"),
+                                  token=t, content_type=FHIR_JSON)
+        self.assertDeniedAndAudited(r, 403)
+        self.assertEqual(self.cluster.scalar("SELECT count(*) AS n FROM clinical_note"), before)
+
+    # -- providers ---------------------------------------------------------------------
+
+    def test_provider_without_relationship_is_denied(self):
+        t = self.token("demo-provider")
+        for path in ("/fhir/R4/Patient/2", "/fhir/R4/Patient/2/$summary",
+                     "/fhir/R4/Condition?patient=2", "/fhir/R4/Encounter?patient=2"):
+            with self.subTest(path=path):
+                self.assertDeniedAndAudited(self.server.get(path, token=t), 403, patient="2")
+        before = self.cluster.scalar("SELECT count(*) AS n FROM clinical_note WHERE patient_id = 2")
+        r = self.server.post_json("/fhir/R4/DocumentReference", note_body("2", "no relationship"),
+                                  token=t, content_type=FHIR_JSON)
+        self.assertDeniedAndAudited(r, 403)
+        self.assertEqual(self.cluster.scalar("SELECT count(*) AS n FROM clinical_note WHERE patient_id = 2"),
+                         before)
+
+    def test_break_the_glass(self):
+        t = self.token("demo-provider")
+        reason = "e2e: unconscious patient in the emergency department"
+        r = self.server.get("/fhir/R4/Patient/2", token=t, headers={"X-Break-Glass-Reason": reason})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json().get("id"), "2")
+        rows = self.cluster.wait_audit(r.request_id, predicate=lambda a: a["outcome"] == "success")
+        self.assertTrue(any(a["purpose_of_use"] == "ETREAT" for a in rows),
+                        f"break-the-glass access not flagged ETREAT: {rows}")
+        self.assertEqual(rows[0]["actor"], "demo-provider")
+        self.assertEqual(rows[0]["patient_id"], "2")
+
+        # listed for auditors
+        def listed():
+            lr = self.server.get("/api/v1/break-glass", token=self.token("demo-auditor"))
+            self.assertEqual(lr.status, 200, lr)
+            text = json.dumps(lr.json())
+            return "demo-provider" in text and ('"2"' in text or "Patient/2" in text) and lr
+        wait_until(listed, 10, 0.3, "break-glass access in /api/v1/break-glass")
+
+        # an empty reason does not open the glass
+        r = self.server.get("/fhir/R4/Patient/2", token=t, headers={"X-Break-Glass-Reason": " "})
+        self.assertOperationOutcome(r, (400, 403))
+
+    def test_break_glass_list_is_for_auditors_only(self):
+        for user in ("demo-provider", "demo-patient"):
+            with self.subTest(user=user):
+                r = self.server.get("/api/v1/break-glass", token=self.token(user))
+                self.assertDeniedAndAudited(r, 403)
+
+    # -- auditors ----------------------------------------------------------------------
+
+    def test_audit_event_api(self):
+        # a fresh patient reads her own record; the auditor sees it as AuditEvent
+        t = self.token("patient-3")
+        r = self.server.get("/fhir/R4/Patient/3", token=t)
+        self.assertEqual(r.status, 200, r)
+
+        def events():
+            ar = self.server.get("/fhir/R4/AuditEvent?patient=3", token=self.token("demo-auditor"))
+            b = self.assertBundle(ar)
+            return b.get("entry") and b
+        bundle = wait_until(events, 10, 0.3, "AuditEvent for patient 3")
+        for e in bundle["entry"]:
+            self.assertEqual(e["resource"].get("resourceType"), "AuditEvent")
+        self.assertIn("patient-3", json.dumps(bundle))
+
+    def test_audit_event_api_is_for_auditors_only(self):
+        for user in ("demo-provider", "demo-patient"):
+            with self.subTest(user=user):
+                r = self.server.get("/fhir/R4/AuditEvent?patient=1", token=self.token(user))
+                self.assertDeniedAndAudited(r, 403)
+
+    # -- tokens --------------------------------------------------------------------------
+
+    def test_missing_and_malformed_tokens(self):
+        s = self.server
+        cases = {
+            "no header": {},
+            "empty bearer": {"Authorization": "Bearer "},
+            "garbage": {"Authorization": "Bearer not-a-token"},
+            "basic scheme": {"Authorization": "Basic " + base64.b64encode(b"demo-patient:continuum-demo").decode()},
+        }
+        for name, headers in cases.items():
+            with self.subTest(case=name):
+                self.assertDeniedAndAudited(s.get("/fhir/R4/Patient/1", headers=headers), 401, REFUSED)
+
+    def test_tampered_token(self):
+        good = self.server.login("demo-patient")
+        self.assertEqual(self.server.get("/fhir/R4/Patient/1", token=good).status, 200)
+        parts = good.split(".")
+        self.assertGreaterEqual(len(parts), 3, f"token format changed: {good[:20]}...")
+
+        def flip(s, i):
+            c = s[i]
+            return s[:i] + ("A" if c != "A" else "B") + s[i + 1:]
+
+        variants = {
+            "payload byte flipped": ".".join([parts[0], flip(parts[1], len(parts[1]) // 2)] + parts[2:]),
+            "mac byte flipped": ".".join(parts[:-1] + [flip(parts[-1], 3)]),
+            "mac removed": ".".join(parts[:-1]) + ".",
+            "truncated": good[:-5],
+        }
+        # A patient who rewrites her own claims to become patient 2 or a provider.
+        try:
+            pad = "=" * (-len(parts[1]) % 4)
+            claims = json.loads(base64.urlsafe_b64decode(parts[1] + pad))
+            forged = dict(claims, patient_id="2", role="provider", practitioner_id="1")
+            enc = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+            variants["claims rewritten"] = ".".join([parts[0], enc] + parts[2:])
+        except ValueError:
+            pass
+        for name, token in variants.items():
+            with self.subTest(variant=name):
+                self.assertDeniedAndAudited(self.server.get("/fhir/R4/Patient/1", token=token), 401, REFUSED)
+                self.assertDeniedAndAudited(self.server.get("/fhir/R4/Patient/2", token=token), 401, REFUSED)
+
+    def test_revoked_token(self):
+        t = self.server.login("demo-provider")
+        self.assertEqual(self.server.get("/fhir/R4/Patient/1", token=t).status, 200)
+        self.assertEqual(self.server.logout(t).status, 204)
+        self.assertDeniedAndAudited(self.server.get("/fhir/R4/Patient/1", token=t), 401, REFUSED)
+        sid_rows = self.cluster.scalar("SELECT count(*) AS n FROM session WHERE revoked_at IS NOT NULL")
+        self.assertGreaterEqual(sid_rows, 1, "revocation is not recorded in the session table")
+
+    def test_idle_expired_token(self):
+        # A second node of the same cluster (same key, same database) with a 2 s idle limit.
+        node = self.cluster.add_server("node-idle", {"auth": {"session_idle_s": 2}})
+        try:
+            t = node.login("demo-patient")
+            for _ in range(3):  # use within the idle window keeps the session alive
+                r = node.get("/fhir/R4/Patient/1", token=t)
+                self.assertEqual(r.status, 200, r)
+                time.sleep(1.0)
+            time.sleep(2.2)  # now idle for > 2 s
+            r = node.get("/fhir/R4/Patient/1", token=t)
+            self.assertDeniedAndAudited(r, 401, REFUSED)
+            # tokens are valid on every node: a fresh token of node-1 works on node-idle
+            r = node.get("/fhir/R4/Patient/1", token=self.server.login("demo-patient"))
+            self.assertEqual(r.status, 200, r)
+        finally:
+            node.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
