@@ -16,13 +16,13 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <climits>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <climits>
 #include <condition_variable>
 #include <exception>
 #include <filesystem>
@@ -133,7 +133,8 @@ void Journal::Impl::Open() {
   dir = opt.dir;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) throw std::runtime_error("audit journal: cannot create " + dir.string() + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("audit journal: cannot create " + dir.string() + ": " + ec.message());
   durable_key = DurableKey(dir, opt.node_id);
 
   // One writer per node: two would fork the chain.
@@ -199,7 +200,8 @@ void Journal::Impl::Recover(const std::vector<SegmentFile>& segs) {
   }
   OpenSegment(segs.back().index, /*create=*/false);
   // Lines written before a process crash may still be only in the page cache.
-  if (::fdatasync(seg_fd) != 0) ThrowErrno("audit journal: fdatasync " + SegmentPath(seg_index).string());
+  if (::fdatasync(seg_fd) != 0)
+    ThrowErrno("audit journal: fdatasync " + SegmentPath(seg_index).string());
 }
 
 void Journal::Impl::OpenSegment(std::uint64_t index, bool create) {

@@ -24,15 +24,15 @@ struct JournalOptions {
   std::string dir;
   std::string node_id;
   std::string region;
-  bool enabled = true;            // false: Append completes at once and writes nothing (benchmarks)
+  bool enabled = true;  // false: Append completes at once and writes nothing (benchmarks)
   std::size_t segment_bytes = 64 << 20;
 };
 
 struct JournalStats {
-  uint64_t records = 0;         // records made durable since start
-  uint64_t syncs = 0;           // fdatasync calls
-  uint64_t pending = 0;         // records queued, not yet durable
-  uint64_t failures = 0;        // failed writes/syncs
+  uint64_t records = 0;   // records made durable since start
+  uint64_t syncs = 0;     // fdatasync calls
+  uint64_t pending = 0;   // records queued, not yet durable
+  uint64_t failures = 0;  // failed writes/syncs
   int64_t last_seq = 0;
 };
 

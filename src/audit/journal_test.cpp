@@ -42,11 +42,23 @@ TEST(AuditJournal, WritesCanonicalHashChainedLines) {
   }
   const auto lines = Lines(ReadFile(FirstSegment(dir)));
   ASSERT_EQ(lines.size(), 5u);
-  const std::vector<std::string> keys = {
-      "seq",         "recorded_at",    "region",         "node_id", "request_id", "actor",
-      "role",        "action",         "resource_type",  "resource_id",
-      "patient_id",  "client_address", "purpose_of_use", "outcome", "detail",     "prev_hash",
-      "hash"};
+  const std::vector<std::string> keys = {"seq",
+                                         "recorded_at",
+                                         "region",
+                                         "node_id",
+                                         "request_id",
+                                         "actor",
+                                         "role",
+                                         "action",
+                                         "resource_type",
+                                         "resource_id",
+                                         "patient_id",
+                                         "client_address",
+                                         "purpose_of_use",
+                                         "outcome",
+                                         "detail",
+                                         "prev_hash",
+                                         "hash"};
   // The chain starts at the node's genesis: SHA-256 of "genesis:<node_id>".
   // (printf 'genesis:node-a' | sha256sum)
   std::string prev = "bbf434cab71435838c4e2b9a6504574f46e94e704107545734914e77476fff09";
@@ -115,9 +127,10 @@ TEST(AuditJournal, GroupCommitsManyConcurrentAppenders) {
   EXPECT_EQ(s.last_seq, kTotal);
   EXPECT_EQ(s.pending, 0u);
   EXPECT_LT(s.syncs, static_cast<uint64_t>(kTotal));
-  std::printf("[ journal  ] %d appenders x %d: %.0f records/s, %llu fdatasyncs (%.1f records/sync)\n",
-              kAppenders, kPerAppender, kTotal / secs, static_cast<unsigned long long>(s.syncs),
-              static_cast<double>(kTotal) / static_cast<double>(s.syncs));
+  std::printf(
+      "[ journal  ] %d appenders x %d: %.0f records/s, %llu fdatasyncs (%.1f records/sync)\n",
+      kAppenders, kPerAppender, kTotal / secs, static_cast<unsigned long long>(s.syncs),
+      static_cast<double>(kTotal) / static_cast<double>(s.syncs));
 
   j.Stop();
   const auto lines = Lines(ReadFile(FirstSegment(dir)));
@@ -256,7 +269,8 @@ TEST(AuditJournal, SanitizesInvalidUtf8AndNul) {
   const auto lines = Lines(ReadFile(FirstSegment(dir)));
   ASSERT_EQ(lines.size(), 1u);
   const auto v = boost::json::parse(lines[0]);
-  EXPECT_EQ(v.at("detail").as_string(), "bad \xEF\xBF\xBD( utf8 \xEF\xBF\xBD nul \xF0\x9F\x98\x80 ok");
+  EXPECT_EQ(v.at("detail").as_string(),
+            "bad \xEF\xBF\xBD( utf8 \xEF\xBF\xBD nul \xF0\x9F\x98\x80 ok");
   EXPECT_EQ(v.at("request_id").as_string(), "quote \" backslash \\ newline \n tab \t");
   const auto report = Verify({dir.str()}, Secret());
   EXPECT_TRUE(report.ok()) << Dump(report);
@@ -287,7 +301,8 @@ TEST(AuditJournal, FailedWriteFailsTheWaitersAndRollsBack) {
   AppendN(j, 1, 3);
   const auto size = fs::file_size(FirstSegment(dir));
   // Make the disk "full": writes beyond the current size fail with EFBIG.
-  struct sigaction ignore {}, old {};
+  struct sigaction ignore {
+  }, old{};
   ignore.sa_handler = SIG_IGN;
   ::sigaction(SIGXFSZ, &ignore, &old);
   rlimit saved{};

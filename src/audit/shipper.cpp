@@ -51,9 +51,9 @@ FROM (SELECT line, line::jsonb AS j FROM string_to_table($1::text, E'\n') AS lin
 ON CONFLICT (node_id, seq) DO NOTHING)sql";
 
 struct Batch {
-  std::string lines;  // joined by '\n', no trailing newline
+  std::string lines;                                       // joined by '\n', no trailing newline
   std::vector<std::pair<std::size_t, std::size_t>> spans;  // each line in `lines`
-  ShipPosition next;  // the position after this batch
+  ShipPosition next;                                       // the position after this batch
   std::uint64_t invalid = 0;
 };
 
@@ -80,8 +80,8 @@ struct Shipper::Impl {
 
   std::uint64_t ShipAll();
   std::uint64_t ShipNode(const std::string& node, const std::vector<SegmentFile>& segs);
-  Batch ReadBatch(const std::string& node, const std::vector<SegmentFile>& segs,
-                  ShipPosition pos, const std::optional<DurableMark>& mark);
+  Batch ReadBatch(const std::string& node, const std::vector<SegmentFile>& segs, ShipPosition pos,
+                  const std::optional<DurableMark>& mark);
   bool EnsureConnection();
   template <typename Fn>
   void WithConnection(Fn&& fn);
@@ -117,8 +117,10 @@ Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<Segmen
     if (pos.offset > end) {
       // The segment is shorter than what was shipped: it was rewritten or truncated.
       // Re-ship it from its start (idempotent); `audit verify` reports any difference.
-      spdlog::warn("audit shipper: journal segment {} is shorter than its shipped position; "
-                   "re-reading it", seg.path.filename().string());
+      spdlog::warn(
+          "audit shipper: journal segment {} is shorter than its shipped position; "
+          "re-reading it",
+          seg.path.filename().string());
       pos.offset = 0;
     }
     bool consumed = pos.offset == end;
@@ -148,7 +150,8 @@ Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<Segmen
       }
       consumed = pos.offset == end;
       if (!consumed && finished && start < data.size() &&
-          data.find('\n', start) == std::string::npos && pos.offset + (data.size() - start) == end) {
+          data.find('\n', start) == std::string::npos &&
+          pos.offset + (data.size() - start) == end) {
         ++b.invalid;  // a torn line the writer left behind in a finished segment
         pos.offset = end;
         consumed = true;
@@ -219,9 +222,10 @@ void Shipper::Impl::Insert(const std::string& node, const Batch& batch) {
     } catch (const PgError& e) {
       if (!conn || !conn->ok() || e.sqlstate().rfind("22", 0) != 0) throw;
       const auto seq = SalvageSeq(line);
-      spdlog::error("audit shipper: node {} seq {} rejected by the database (SQLSTATE {}); "
-                    "skipped",
-                    node, seq ? *seq : -1, e.sqlstate());
+      spdlog::error(
+          "audit shipper: node {} seq {} rejected by the database (SQLSTATE {}); "
+          "skipped",
+          node, seq ? *seq : -1, e.sqlstate());
     }
   }
 }
@@ -240,9 +244,10 @@ std::uint64_t Shipper::Impl::ShipNode(const std::string& node,
     total += batch.spans.size();
     shipped.fetch_add(batch.spans.size(), std::memory_order_relaxed);
     if (batch.invalid > 0) {
-      spdlog::error("audit shipper: node {}: {} malformed journal line(s) not shipped; "
-                    "run `continuum audit verify`",
-                    node, batch.invalid);
+      spdlog::error(
+          "audit shipper: node {}: {} malformed journal line(s) not shipped; "
+          "run `continuum audit verify`",
+          node, batch.invalid);
     }
     if (!moved) break;
   }

@@ -15,9 +15,9 @@
 namespace continuum::audit {
 
 struct ShipperStats {
-  uint64_t shipped = 0;        // records inserted (or found present) since start
-  uint64_t backlog = 0;        // journal records not yet shipped
-  uint64_t failures = 0;       // failed shipping rounds
+  uint64_t shipped = 0;   // records inserted (or found present) since start
+  uint64_t backlog = 0;   // journal records not yet shipped
+  uint64_t failures = 0;  // failed shipping rounds
   bool database_reachable = false;
 };
 

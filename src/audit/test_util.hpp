@@ -67,9 +67,7 @@ inline void AppendSync(Journal& j, std::vector<Record> records) {
   std::exception_ptr error;
   asio::co_spawn(
       io,
-      [&]() -> asio::awaitable<void> {
-        co_await j.Append(io.get_executor(), std::move(records));
-      },
+      [&]() -> asio::awaitable<void> { co_await j.Append(io.get_executor(), std::move(records)); },
       [&](std::exception_ptr e) { error = e; });
   io.run();  // returns only once the journal completed (it holds outstanding work)
   if (error) std::rethrow_exception(error);
@@ -113,7 +111,9 @@ inline std::vector<fs::path> Segments(const TempDir& dir) {
   return out;
 }
 
-inline fs::path FirstSegment(const TempDir& dir) { return dir.path() / "journal-node-a-000001.jsonl"; }
+inline fs::path FirstSegment(const TempDir& dir) {
+  return dir.path() / "journal-node-a-000001.jsonl";
+}
 
 inline bool HasProblem(const VerifyReport& r, const std::string& needle) {
   for (const auto& p : r.problems) {

@@ -40,8 +40,8 @@ struct JournalLine {
 
 struct NodeJournal {
   std::vector<std::string> files;
-  std::vector<JournalLine> lines;  // well-formed lines, in file order
-  std::set<long long> damaged;     // seqs salvaged from unparseable lines
+  std::vector<JournalLine> lines;                     // well-formed lines, in file order
+  std::set<long long> damaged;                        // seqs salvaged from unparseable lines
   std::unordered_map<long long, std::size_t> by_seq;  // first occurrence
   long long max_seq = 0;
   long long shipped_seq = 0;
@@ -56,7 +56,8 @@ struct NodeJournal {
 };
 
 std::string Range(long long a, long long b) {
-  return a == b ? "seq " + std::to_string(a) : "seq " + std::to_string(a) + ".." + std::to_string(b);
+  return a == b ? "seq " + std::to_string(a)
+                : "seq " + std::to_string(a) + ".." + std::to_string(b);
 }
 
 class Verifier {

@@ -100,13 +100,15 @@ Config LoadConfig(const std::string& path) {
   if (auto* s = root["auth"].as_table()) {
     CheckKeys(*s, path, "auth",
               {"key_file", "session_idle_s", "session_absolute_s", "max_login_failures",
-               "lockout_s", "revocation_poll_ms"});
+               "lockout_s", "revocation_poll_ms", "login_burst", "login_rate_per_minute"});
     Get(*s, path, "auth", "key_file", c.key_file);
     Get(*s, path, "auth", "session_idle_s", c.session_idle_s);
     Get(*s, path, "auth", "session_absolute_s", c.session_absolute_s);
     Get(*s, path, "auth", "max_login_failures", c.max_login_failures);
     Get(*s, path, "auth", "lockout_s", c.lockout_s);
     Get(*s, path, "auth", "revocation_poll_ms", c.revocation_poll_ms);
+    Get(*s, path, "auth", "login_burst", c.login_burst);
+    Get(*s, path, "auth", "login_rate_per_minute", c.login_rate_per_minute);
   }
   if (auto* s = root["audit"].as_table()) {
     CheckKeys(*s, path, "audit", {"enabled", "dir", "ship_interval_ms"});

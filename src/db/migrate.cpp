@@ -81,8 +81,8 @@ Result ExecParams(PGconn* conn, const std::string& sql, const std::vector<std::s
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p.c_str());
-  Result r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                        values.data(), nullptr, nullptr, 0));
+  Result r(PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                        nullptr, nullptr, 0));
   auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
     const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
@@ -103,7 +103,7 @@ std::string Sha256Hex(const std::string& data) {
 
 struct MigrationFile {
   int version = 0;
-  std::string name;      // e.g. "0001_core"
+  std::string name;  // e.g. "0001_core"
   std::filesystem::path path;
   std::string sql;
   std::string checksum;
@@ -134,8 +134,8 @@ std::vector<MigrationFile> LoadFiles(const std::string& dir) {
     f.name = entry.path().stem().string();
     f.path = entry.path();
     if (auto [it, inserted] = seen.emplace(f.version, filename); !inserted) {
-      throw std::runtime_error("migrate: " + filename + " and " + it->second +
-                               " share version " + m[1].str());
+      throw std::runtime_error("migrate: " + filename + " and " + it->second + " share version " +
+                               m[1].str());
     }
     std::ifstream in(f.path, std::ios::binary);
     if (!in) throw std::runtime_error("migrate: cannot read " + f.path.string());
@@ -196,7 +196,8 @@ int Migrate(const MigrateOptions& options) {
     throw std::runtime_error("migrate: cannot connect to the database: " +
                              Trimmed(conn ? PQerrorMessage(conn.get()) : "out of memory"));
   }
-  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);
   Exec(conn.get(), "SET application_name = 'continuum-migrate'", "migrate");
 
   // Serialize concurrent migrators. Session-level: held across the per-file
@@ -218,7 +219,7 @@ int Migrate(const MigrateOptions& options) {
                     "migrate: schema_migrations");
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       applied[std::stoi(PQgetvalue(r.get(), i, 0))] = {PQgetvalue(r.get(), i, 1),
-                                                         PQgetvalue(r.get(), i, 2)};
+                                                       PQgetvalue(r.get(), i, 2)};
     }
   }
 

@@ -1,5 +1,3 @@
-#include "db/migrate.hpp"
-
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
 #include <unistd.h>
@@ -12,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "db/migrate.hpp"
 #include "support/pg_instance.hpp"
 
 namespace continuum::db {
@@ -34,7 +33,8 @@ class MigrateTest : public ::testing::Test {
     pg_ = &PgInstance::Shared();
     // An empty database (not the migrated template).
     static int counter = 0;
-    const std::string name = "migrate_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
+    const std::string name =
+        "migrate_" + std::to_string(::getpid()) + "_" + std::to_string(++counter);
     pg_->Exec(pg_->UrlFor("postgres"), "CREATE DATABASE " + name + " TEMPLATE template0");
     url_ = pg_->UrlFor(name);
     char tmpl[] = "/tmp/continuum-migrations-XXXXXX";
@@ -85,8 +85,9 @@ TEST_F(MigrateTest, AppliesAllInOrderAndIsIdempotent) {
   EXPECT_EQ(Q("SELECT to_regclass('public.patient') IS NOT NULL"), "t");
   EXPECT_EQ(Q("SELECT to_regclass('public.audit_event') IS NOT NULL"), "t");
   // Second run: nothing to do, nothing changes.
-  const std::string before = Q("SELECT string_agg(version || checksum || applied_at, ',' "
-                               "ORDER BY version) FROM schema_migrations");
+  const std::string before =
+      Q("SELECT string_agg(version || checksum || applied_at, ',' "
+        "ORDER BY version) FROM schema_migrations");
   EXPECT_EQ(Migrate(Options()), 0);
   EXPECT_EQ(Q("SELECT string_agg(version || checksum || applied_at, ',' ORDER BY version) "
               "FROM schema_migrations"),
@@ -106,9 +107,7 @@ TEST_F(MigrateTest, AppliesOnlyNewFiles) {
 TEST_F(MigrateTest, ChangedChecksumOfAppliedFileIsRejectedNamingIt) {
   CopyAllSource();
   Migrate(Options());
-  {
-    std::ofstream(dir_ + "/0002_audit.sql", std::ios::app) << "\n-- edited after the fact\n";
-  }
+  { std::ofstream(dir_ + "/0002_audit.sql", std::ios::app) << "\n-- edited after the fact\n"; }
   Write("0003_next.sql", "CREATE TABLE should_not_exist (id int);\n");
   try {
     Migrate(Options());

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <poll.h>
 #include <unordered_set>
 
 #include "core/log.hpp"
@@ -103,6 +104,25 @@ Connection::~Connection() = default;
 bool Connection::in_hot_standby() const {
   const char* v = impl_->conn ? PQparameterStatus(impl_->conn, "in_hot_standby") : nullptr;
   return v && std::string_view(v) == "on";
+}
+
+bool Connection::LooksAlive() {
+  if (broken_ || !impl_->conn || PQstatus(impl_->conn) != CONNECTION_OK) return !(broken_ = true);
+  pollfd p{PQsocket(impl_->conn), POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) > 0) {
+    // An idle connection has nothing to read but notices: a closed socket, or an
+    // error the server sent before hanging up (57P01 on shutdown), means it is gone.
+    if ((p.revents & (POLLRDHUP | POLLHUP | POLLERR)) || !PQconsumeInput(impl_->conn) ||
+        PQstatus(impl_->conn) != CONNECTION_OK)
+      return !(broken_ = true);
+    if (!PQisBusy(impl_->conn)) {
+      if (PGresult* r = PQgetResult(impl_->conn)) {
+        PQclear(r);
+        return !(broken_ = true);
+      }
+    }
+  }
+  return true;
 }
 
 asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline deadline) {
@@ -313,6 +333,11 @@ asio::awaitable<Lease> Pool::Acquire(Deadline deadline) {
   deadline.Check(("waiting for a database connection (" + options_.name + " pool)").c_str());
   std::shared_ptr<Connection> conn;
   bool create = false;
+  while (!idle_.empty() && !idle_.back()->LooksAlive()) {
+    idle_.pop_back();
+    --total_;
+    stats_.open.fetch_sub(1);
+  }
   if (!idle_.empty()) {
     conn = std::move(idle_.back());
     idle_.pop_back();

@@ -91,6 +91,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<std::vector<Result>> Run(const std::vector<Statement>& stmts,
                                                   Deadline deadline);
   bool broken() const { return broken_; }
+  // Cheap, non-blocking check of an idle connection: false when the server closed it
+  // (restart, failover, idle kill). Marks the connection broken then.
+  bool LooksAlive();
   // True when the server reports itself a hot standby (read-only).
   bool in_hot_standby() const;
 

@@ -234,7 +234,7 @@ int Serve(const Config& cfg) {
   }
   auth::SessionCache sessions(cfg.session_idle_s);
   svc.sessions = &sessions;
-  auth::LoginThrottle throttle;
+  auth::LoginThrottle throttle(cfg.login_burst, cfg.login_rate_per_minute);
   svc.throttle = &throttle;
   asio::thread_pool cpu_pool(1);
   svc.cpu_pool = &cpu_pool;

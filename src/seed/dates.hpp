@@ -64,10 +64,17 @@ inline void AppendTimestamp(std::string& out, int64_t epoch_seconds) {
   const int h = static_cast<int>(secs / 3600), m = static_cast<int>(secs / 60 % 60),
             s = static_cast<int>(secs % 60);
   char buf[16] = {' ',
-                  static_cast<char>('0' + h / 10), static_cast<char>('0' + h % 10), ':',
-                  static_cast<char>('0' + m / 10), static_cast<char>('0' + m % 10), ':',
-                  static_cast<char>('0' + s / 10), static_cast<char>('0' + s % 10),
-                  '+', '0', '0'};
+                  static_cast<char>('0' + h / 10),
+                  static_cast<char>('0' + h % 10),
+                  ':',
+                  static_cast<char>('0' + m / 10),
+                  static_cast<char>('0' + m % 10),
+                  ':',
+                  static_cast<char>('0' + s / 10),
+                  static_cast<char>('0' + s % 10),
+                  '+',
+                  '0',
+                  '0'};
   out.append(buf, 12);
 }
 

@@ -46,11 +46,20 @@ void Int(std::string& out, int64_t v) {
 void Text(std::string& out, std::string_view s) {
   for (char c : s) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      default: out += c;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        out += c;
     }
   }
 }
@@ -71,8 +80,10 @@ void SeededAt(std::string& out) { AppendTimestamp(out, kSeededAtEpochSeconds); }
 // Lowercase letters only ("O'Brien" -> "obrien"), for e-mail addresses.
 void EmailPart(std::string& out, std::string_view s) {
   for (char c : s) {
-    if (c >= 'A' && c <= 'Z') out += static_cast<char>(c - 'A' + 'a');
-    else if (c >= 'a' && c <= 'z') out += c;
+    if (c >= 'A' && c <= 'Z')
+      out += static_cast<char>(c - 'A' + 'a');
+    else if (c >= 'a' && c <= 'z')
+      out += c;
   }
 }
 
@@ -130,7 +141,7 @@ bool FemaleOnly(std::string_view snomed) {
 
 Population::Population(int64_t patients, int64_t facilities, uint64_t seed)
     : patients_(patients), facilities_(facilities), seed_(seed) {
-  if (patients < 3) throw std::invalid_argument("seed: at least 3 patients are needed");
+  if (patients < 2) throw std::invalid_argument("seed: at least 2 patients are needed");
   if (facilities < 1) throw std::invalid_argument("seed: at least 1 facility is needed");
   if (patients > 100'000'000) throw std::invalid_argument("seed: at most 100000000 patients");
   if (facilities > patients) throw std::invalid_argument("seed: more facilities than patients");
@@ -176,8 +187,10 @@ Population::Population(int64_t patients, int64_t facilities, uint64_t seed)
     }
     Facility& f = facility_[pr.facility_id - 1];
     f.all.push_back(id);
-    if (pr.specialty == pediatrics) f.pediatrics.push_back(id);
-    else if (specialties[pr.specialty].primary_care) f.primary_care.push_back(id);
+    if (pr.specialty == pediatrics)
+      f.pediatrics.push_back(id);
+    else if (specialties[pr.specialty].primary_care)
+      f.primary_care.push_back(id);
   }
 }
 
@@ -208,8 +221,8 @@ PatientProfile Population::Profile(int64_t id) const {
   p.gender = static_cast<int>(rng.Weighted(kGenderWeights));
   p.birth_day = rng.Between(kFirstBirthDay, kLastBirthDay);
   p.given_list = p.gender == 0 ? 0 : p.gender == 1 ? 1 : static_cast<int>(rng.Below(2));
-  const size_t given_count = p.given_list == 0 ? catalog::FemaleGivenNames().size()
-                                               : catalog::MaleGivenNames().size();
+  const size_t given_count =
+      p.given_list == 0 ? catalog::FemaleGivenNames().size() : catalog::MaleGivenNames().size();
   p.given = static_cast<int>(rng.Below(given_count));
   p.family = static_cast<int>(rng.Below(catalog::FamilyNames().size()));
   if (id == 1) {
@@ -314,8 +327,8 @@ void Population::AppendPractitioner(int64_t id, std::string& out) const {
 
 void Population::AppendPatient(const PatientProfile& p, std::string& out) const {
   Rng rng(MixKey({seed_, kPatientStream, static_cast<uint64_t>(p.id)}));
-  const std::string_view given = p.given_list == 0 ? catalog::FemaleGivenNames()[p.given]
-                                                   : catalog::MaleGivenNames()[p.given];
+  const std::string_view given =
+      p.given_list == 0 ? catalog::FemaleGivenNames()[p.given] : catalog::MaleGivenNames()[p.given];
   const std::string_view family = catalog::FamilyNames()[p.family];
   const auto cities = catalog::Cities();
   const catalog::City& city = rng.Chance(0.85) ? cities[facility_[p.facility_id - 1].city]
@@ -379,14 +392,13 @@ void Population::AppendCareRelationships(const PatientProfile& p, std::string& o
     Tab(out);
     Int(out, practitioners_[pr - 1].facility_id);
     Tab(out);
-    AppendDate(out, DayBetween(rng, std::max(p.birth_day, kReferenceDay - 15 * 365),
-                               kReferenceDay - 30));
+    AppendDate(
+        out, DayBetween(rng, std::max(p.birth_day, kReferenceDay - 15 * 365), kReferenceDay - 30));
     End(out);
   }
 }
 
-int Population::AppendAllergies(const PatientProfile& p, int64_t* next_id,
-                                std::string& out) const {
+int Population::AppendAllergies(const PatientProfile& p, int64_t* next_id, std::string& out) const {
   Rng rng(MixKey({seed_, kAllergyStream, static_cast<uint64_t>(p.id)}));
   const auto codes = catalog::Allergies();
   std::array<bool, 64> used{};
@@ -412,13 +424,17 @@ int Population::AppendAllergies(const PatientProfile& p, int64_t* next_id,
     out += c.category;
     Tab(out);
     const double r = rng.Unit();
-    out += r < c.high_criticality ? "high" : r < c.high_criticality + 0.03 ? "unable-to-assess" : "low";
+    out += r < c.high_criticality          ? "high"
+           : r < c.high_criticality + 0.03 ? "unable-to-assess"
+                                           : "low";
     Tab(out);
     const double s = rng.Unit();
     out += s < 0.88 ? "active" : s < 0.95 ? "inactive" : "resolved";
     Tab(out);
-    if (rng.Chance(0.9)) Text(out, c.reaction);
-    else Null(out);
+    if (rng.Chance(0.9))
+      Text(out, c.reaction);
+    else
+      Null(out);
     Tab(out);
     AppendDate(out, DayBetween(rng, p.birth_day + 180, kReferenceDay - 1));
     Tab(out);
@@ -534,10 +550,17 @@ int Population::AppendEncounters(const PatientProfile& p, int64_t* next_id,
     v.type = static_cast<int>(
         WeightedIndex(rng, types, [](const catalog::EncounterType& t) { return t.weight; }));
     const std::string_view cls = types[v.type].class_code;
-    const int64_t day = DayBetween(rng, first_day, last_day);
+    // At most one visit a day (a few redraws; tiny windows may still repeat a day).
+    int64_t day = DayBetween(rng, first_day, last_day);
+    for (int attempt = 0; attempt < 4; ++attempt) {
+      bool taken = false;
+      for (int j = 0; j < k && !taken; ++j) taken = visits[j].start / 86400 == day;
+      if (!taken) break;
+      day = DayBetween(rng, first_day, last_day);
+    }
     int64_t second_of_day;
     if (cls == "EMER" || cls == "IMP") {
-      second_of_day = rng.Between(0, 86399);
+      second_of_day = rng.Between(0, 1439) * 60;
     } else {  // office hours, on quarter hours (UTC, for simplicity)
       second_of_day = 8 * 3600 + rng.Between(0, 35) * 900;
     }
@@ -553,6 +576,11 @@ int Population::AppendEncounters(const PatientProfile& p, int64_t* next_id,
       v.practitioner = PickPractitioner(rng, PickFacility(rng), false, false);
     }
     if (p.id == 2 && v.practitioner == 1) v.practitioner = p.care_team[0];  // see Profile
+    // A consultation is with a specialist; with a primary-care physician it is a visit.
+    if (types[v.type].display == "Specialist consultation" &&
+        catalog::Specialties()[practitioners_[v.practitioner - 1].specialty].primary_care) {
+      v.type = 0;  // Office visit
+    }
   }
   std::sort(visits, visits + n, [](const Visit& a, const Visit& b) {
     return a.start != b.start ? a.start < b.start : a.type < b.type;
@@ -591,9 +619,8 @@ int Population::AppendEncounters(const PatientProfile& p, int64_t* next_id,
 }
 
 namespace {
-void AccountRow(std::string& out, int64_t id, std::string_view username,
-                const std::string& hash, std::string_view role, int64_t patient_id,
-                int64_t practitioner_id) {
+void AccountRow(std::string& out, int64_t id, std::string_view username, const std::string& hash,
+                std::string_view role, int64_t patient_id, int64_t practitioner_id) {
   // id, username, password_hash, role, patient_id, practitioner_id, totp_secret,
   // failed_attempts, locked_until, created_at
   Int(out, id);
@@ -604,11 +631,15 @@ void AccountRow(std::string& out, int64_t id, std::string_view username,
   Tab(out);
   out += role;
   Tab(out);
-  if (patient_id > 0) Int(out, patient_id);
-  else Null(out);
+  if (patient_id > 0)
+    Int(out, patient_id);
+  else
+    Null(out);
   Tab(out);
-  if (practitioner_id > 0) Int(out, practitioner_id);
-  else Null(out);
+  if (practitioner_id > 0)
+    Int(out, practitioner_id);
+  else
+    Null(out);
   Tab(out);
   Null(out);
   Tab(out);
@@ -623,14 +654,14 @@ void AccountRow(std::string& out, int64_t id, std::string_view username,
 
 void Population::AppendPatientAccount(int64_t patient_id, const std::string& hash,
                                       std::string& out) const {
-  AccountRow(out, patient_id, "patient-" + std::to_string(patient_id), hash, "patient",
-             patient_id, 0);
+  AccountRow(out, patient_id, "patient-" + std::to_string(patient_id), hash, "patient", patient_id,
+             0);
 }
 
 void Population::AppendPractitionerAccount(int64_t practitioner_id, const std::string& hash,
                                            std::string& out) const {
-  AccountRow(out, patients_ + practitioner_id, "provider-" + std::to_string(practitioner_id),
-             hash, "provider", 0, practitioner_id);
+  AccountRow(out, patients_ + practitioner_id, "provider-" + std::to_string(practitioner_id), hash,
+             "provider", 0, practitioner_id);
 }
 
 void Population::AppendDemoAccounts(const std::string& hash, std::string& out) const {

@@ -30,14 +30,14 @@ struct PatientProfile {
   int gender = 0;  // index into {female, male, other, unknown}
   int64_t birth_day = 0;
   int age = 0;
-  int given = 0;   // index into the given-name list of the gender
+  int given = 0;  // index into the given-name list of the gender
   int family = 0;
-  int given_list = 0;  // 0 female names, 1 male names
+  int given_list = 0;              // 0 female names, 1 male names
   std::vector<int64_t> care_team;  // 1..3 practitioner ids, distinct; [0] is primary care
-  int allergies = 0;     // 0..6
-  int medications = 0;   // 0..12
-  int conditions = 0;    // 0..8
-  int encounters = 0;    // 1..30
+  int allergies = 0;               // 0..6
+  int medications = 0;             // 0..12
+  int conditions = 0;              // 0..8
+  int encounters = 0;              // 1..30
 };
 
 class Population {
@@ -74,8 +74,8 @@ class Population {
     int prefix = 0;
     int kind = 0;
     double weight = 1;
-    std::vector<int64_t> all;            // practitioner ids
-    std::vector<int64_t> primary_care;   // Family/Internal Medicine
+    std::vector<int64_t> all;           // practitioner ids
+    std::vector<int64_t> primary_care;  // Family/Internal Medicine
     std::vector<int64_t> pediatrics;
   };
   struct Practitioner {
@@ -89,7 +89,7 @@ class Population {
   int64_t patients_;
   int64_t facilities_;
   uint64_t seed_;
-  std::vector<Facility> facility_;          // index id-1
+  std::vector<Facility> facility_;  // index id-1
   std::vector<double> facility_cumulative_;
   std::vector<Practitioner> practitioners_;  // index id-1
 };

@@ -36,9 +36,9 @@ constexpr const char* kDemoPassword = "continuum-demo";
 
 // Every table the seed writes, in load order (parents first). clinical_note and session
 // reference them and are truncated with them (so they must be empty too).
-constexpr const char* kSeededTables[] = {"facility",  "practitioner", "patient",
-                                         "care_relationship", "allergy", "medication",
-                                         "condition", "encounter", "account"};
+constexpr const char* kSeededTables[] = {"facility",          "practitioner", "patient",
+                                         "care_relationship", "allergy",      "medication",
+                                         "condition",         "encounter",    "account"};
 constexpr const char* kDependentTables[] = {"clinical_note", "session"};
 
 struct ConnDeleter {
@@ -80,8 +80,12 @@ double SecondsSince(Clock::time_point start) {
 class Progress {
  public:
   Progress(bool enabled, const char* table, int64_t total, Clock::time_point start)
-      : enabled_(enabled), table_(table), total_(total), start_(start),
-        step_(total / 20 > 0 ? total / 20 : 1), next_(step_) {}
+      : enabled_(enabled),
+        table_(table),
+        total_(total),
+        start_(start),
+        step_(total / 20 > 0 ? total / 20 : 1),
+        next_(step_) {}
 
   void Tick(int64_t done, int64_t rows) {
     if (!enabled_ || done < next_) return;
@@ -113,7 +117,8 @@ class CopyIn {
  public:
   CopyIn(PGconn* conn, const std::string& table, const std::string& columns)
       : conn_(conn), table_(table) {
-    Result r(PQexec(conn_, ("COPY " + table + " (" + columns + ") FROM STDIN WITH (FREEZE)").c_str()));
+    Result r(
+        PQexec(conn_, ("COPY " + table + " (" + columns + ") FROM STDIN WITH (FREEZE)").c_str()));
     if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) {
       throw std::runtime_error("seed: COPY " + table + ": " + Trimmed(PQerrorMessage(conn_)));
     }
@@ -169,15 +174,17 @@ std::string DemoPasswordHash(uint64_t random_seed) {
     throw std::runtime_error("seed: password hashing failed (out of memory)");
   }
   auto b64 = [](const unsigned char* data, size_t size) {
-    std::string out(sodium_base64_ENCODED_LEN(size, sodium_base64_VARIANT_ORIGINAL_NO_PADDING), '\0');
-    sodium_bin2base64(out.data(), out.size(), data, size, sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
+    std::string out(sodium_base64_ENCODED_LEN(size, sodium_base64_VARIANT_ORIGINAL_NO_PADDING),
+                    '\0');
+    sodium_bin2base64(out.data(), out.size(), data, size,
+                      sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
     out.resize(std::char_traits<char>::length(out.c_str()));
     return out;
   };
-  const std::string hash = "$argon2id$v=19$m=" +
-                           std::to_string(crypto_pwhash_MEMLIMIT_INTERACTIVE / 1024) +
-                           ",t=" + std::to_string(crypto_pwhash_OPSLIMIT_INTERACTIVE) +
-                           ",p=1$" + b64(salt, sizeof salt) + "$" + b64(key, sizeof key);
+  const std::string hash =
+      "$argon2id$v=19$m=" + std::to_string(crypto_pwhash_MEMLIMIT_INTERACTIVE / 1024) +
+      ",t=" + std::to_string(crypto_pwhash_OPSLIMIT_INTERACTIVE) + ",p=1$" +
+      b64(salt, sizeof salt) + "$" + b64(key, sizeof key);
   if (!auth::VerifyPassword(hash, kDemoPassword)) {
     throw std::runtime_error("seed: internal error: the demo password hash does not verify");
   }
@@ -195,9 +202,9 @@ void CheckEmptyAndLock(PGconn* conn) {
   // TRUNCATE below needs ACCESS EXCLUSIVE anyway; take it first so a concurrent seed or
   // writer cannot slip rows in between the check and the load.
   Exec(conn, "LOCK TABLE " + all + " IN ACCESS EXCLUSIVE MODE");
-  for (const char* tables : {"patient", "facility", "practitioner", "account", "care_relationship",
-                             "allergy", "medication", "condition", "encounter", "clinical_note",
-                             "session"}) {
+  for (const char* tables :
+       {"patient", "facility", "practitioner", "account", "care_relationship", "allergy",
+        "medication", "condition", "encounter", "clinical_note", "session"}) {
     if (Value(conn, std::string("SELECT EXISTS (SELECT 1 FROM ") + tables + ")") == "t") {
       throw std::runtime_error(std::string("seed: refusing to load into a non-empty database: ") +
                                "table " + tables +
@@ -213,7 +220,7 @@ void CheckEmptyAndLock(PGconn* conn) {
 
 void Run(const SeedOptions& options) {
   const auto start = Clock::now();
-  if (options.patients < 3) throw std::invalid_argument("seed: --patients must be at least 3");
+  if (options.patients < 2) throw std::invalid_argument("seed: --patients must be at least 2");
   if (options.facilities < 1) throw std::invalid_argument("seed: --facilities must be at least 1");
   const Population pop(options.patients, options.facilities, options.random_seed);
   const std::string hash = DemoPasswordHash(options.random_seed);
@@ -225,7 +232,8 @@ void Run(const SeedOptions& options) {
     throw std::runtime_error("seed: cannot connect to the database: " +
                              Trimmed(conn ? PQerrorMessage(conn) : "out of memory"));
   }
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   Exec(conn, "SET application_name = 'continuum-seed'");
 
   Exec(conn, "BEGIN");
@@ -361,7 +369,8 @@ void Run(const SeedOptions& options) {
   for (const char* t : kSeededTables) tables += std::string(tables.empty() ? "" : ", ") + t;
   Exec(conn, "ANALYZE " + tables);
   if (progress) {
-    std::fprintf(stderr, "seed: done: %lld patients, %lld facilities, %lld practitioners in %.1f s\n",
+    std::fprintf(stderr,
+                 "seed: done: %lld patients, %lld facilities, %lld practitioners in %.1f s\n",
                  static_cast<long long>(n), static_cast<long long>(pop.facilities()),
                  static_cast<long long>(pop.practitioners()), SecondsSince(start));
   }

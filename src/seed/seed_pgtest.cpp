@@ -1,11 +1,10 @@
-#include "seed/seed.hpp"
-
 #include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
 
 #include "auth/password.hpp"
+#include "seed/seed.hpp"
 #include "support/pg_instance.hpp"
 
 namespace continuum::seed {
@@ -84,7 +83,8 @@ TEST_F(SeedTest, LoadsTheRequestedPopulation) {
   EXPECT_EQ(N("SELECT min(id) FROM patient"), 1);
   EXPECT_EQ(N("SELECT max(id) FROM patient"), kPatients);
   // ~ patients/500, at least 2 per facility.
-  EXPECT_EQ(N("SELECT count(*) FROM practitioner"), std::max<int64_t>(kPatients / 500, 2 * kFacilities));
+  EXPECT_EQ(N("SELECT count(*) FROM practitioner"),
+            std::max<int64_t>(kPatients / 500, 2 * kFacilities));
   EXPECT_EQ(N("SELECT count(*) FROM facility f WHERE (SELECT count(*) FROM practitioner p "
               "WHERE p.facility_id = f.id) < 2"),
             0);
@@ -130,13 +130,13 @@ TEST_F(SeedTest, RespectsDistributionBounds) {
 }
 
 TEST_F(SeedTest, MostCareAndEncountersAtTheHomeFacility) {
-  const double care_home = std::stod(Q(
-      "SELECT avg((c.facility_id = p.facility_id)::int) FROM care_relationship c "
-      "JOIN patient p ON p.id = c.patient_id"));
+  const double care_home =
+      std::stod(Q("SELECT avg((c.facility_id = p.facility_id)::int) FROM care_relationship c "
+                  "JOIN patient p ON p.id = c.patient_id"));
   EXPECT_GT(care_home, 0.7);
-  const double encounter_home = std::stod(Q(
-      "SELECT avg((e.facility_id = p.facility_id)::int) FROM encounter e "
-      "JOIN patient p ON p.id = e.patient_id"));
+  const double encounter_home =
+      std::stod(Q("SELECT avg((e.facility_id = p.facility_id)::int) FROM encounter e "
+                  "JOIN patient p ON p.id = e.patient_id"));
   EXPECT_GT(encounter_home, 0.7);
   // Every patient's first relationship is with a primary-care physician at home.
   EXPECT_EQ(N("SELECT count(*) FROM patient p WHERE NOT EXISTS (SELECT 1 FROM "
@@ -179,7 +179,8 @@ TEST_F(SeedTest, ReferencesAreConsistent) {
 }
 
 TEST_F(SeedTest, DataLooksPlausible) {
-  EXPECT_EQ(Q("SELECT bool_and(birth_date BETWEEN '1930-01-01' AND '2024-12-31') FROM patient"), "t");
+  EXPECT_EQ(Q("SELECT bool_and(birth_date BETWEEN '1930-01-01' AND '2024-12-31') FROM patient"),
+            "t");
   EXPECT_EQ(Q("SELECT mrn FROM patient WHERE id = 42"), "MRN0000000042");
   EXPECT_EQ(Q("SELECT bool_and(npi ~ '^[0-9]{10}$') FROM practitioner"), "t");
   EXPECT_EQ(Q("SELECT bool_and(phone ~ '^[0-9]{3}-555-01[0-9]{2}$') FROM patient"), "t");
@@ -188,12 +189,14 @@ TEST_F(SeedTest, DataLooksPlausible) {
   EXPECT_GE(N("SELECT count(DISTINCT gender) FROM patient"), 2);
   EXPECT_GE(N("SELECT count(DISTINCT class_code) FROM encounter"), 4);
   EXPECT_GE(N("SELECT count(DISTINCT specialty) FROM practitioner"), 2);
-  EXPECT_EQ(Q("SELECT display FROM allergy WHERE code = '91936005' LIMIT 1"), "Allergy to penicillin");
+  EXPECT_EQ(Q("SELECT display FROM allergy WHERE code = '91936005' LIMIT 1"),
+            "Allergy to penicillin");
   EXPECT_EQ(Q("SELECT display FROM condition WHERE snomed_code = '38341003' LIMIT 1"),
             "Hypertensive disorder");
   // Encounters end after they start; planned ones lie after the reference day.
   EXPECT_EQ(N("SELECT count(*) FROM encounter WHERE period_end < period_start"), 0);
-  EXPECT_EQ(N("SELECT count(*) FROM encounter WHERE status = 'planned' AND period_end IS NOT NULL"), 0);
+  EXPECT_EQ(N("SELECT count(*) FROM encounter WHERE status = 'planned' AND period_end IS NOT NULL"),
+            0);
   EXPECT_EQ(N("SELECT count(*) FROM encounter e JOIN patient p ON p.id = e.patient_id "
               "WHERE e.period_start::date < p.birth_date"),
             0);
@@ -206,13 +209,16 @@ TEST_F(SeedTest, DataLooksPlausible) {
 TEST_F(SeedTest, DemoAccountsAndRelationships) {
   EXPECT_EQ(Q("SELECT role || ':' || patient_id FROM account WHERE username = 'demo-patient'"),
             "patient:1");
-  EXPECT_EQ(Q("SELECT role || ':' || practitioner_id FROM account WHERE username = 'demo-provider'"),
-            "provider:1");
+  EXPECT_EQ(
+      Q("SELECT role || ':' || practitioner_id FROM account WHERE username = 'demo-provider'"),
+      "provider:1");
   EXPECT_EQ(Q("SELECT role || ':' || (patient_id IS NULL AND practitioner_id IS NULL)::text "
               "FROM account WHERE username = 'demo-auditor'"),
             "auditor:true");
-  EXPECT_EQ(N("SELECT count(*) FROM care_relationship WHERE practitioner_id = 1 AND patient_id = 1"), 1);
-  EXPECT_EQ(N("SELECT count(*) FROM care_relationship WHERE practitioner_id = 1 AND patient_id = 2"), 0);
+  EXPECT_EQ(
+      N("SELECT count(*) FROM care_relationship WHERE practitioner_id = 1 AND patient_id = 1"), 1);
+  EXPECT_EQ(
+      N("SELECT count(*) FROM care_relationship WHERE practitioner_id = 1 AND patient_id = 2"), 0);
   EXPECT_EQ(N("SELECT count(*) FROM encounter WHERE practitioner_id = 1 AND patient_id = 2"), 0);
   EXPECT_GE(N("SELECT count(*) FROM allergy WHERE patient_id = 1"), 1);
   EXPECT_GE(N("SELECT count(*) FROM medication WHERE patient_id = 1"), 2);
@@ -221,7 +227,8 @@ TEST_F(SeedTest, DemoAccountsAndRelationships) {
   // Everyone else has an account too, all sharing one hash of the demo password.
   EXPECT_EQ(N("SELECT count(*) FROM account"),
             kPatients + N("SELECT count(*) FROM practitioner") + 3);
-  EXPECT_EQ(Q("SELECT role || ':' || patient_id FROM account WHERE username = 'patient-17'"), "patient:17");
+  EXPECT_EQ(Q("SELECT role || ':' || patient_id FROM account WHERE username = 'patient-17'"),
+            "patient:17");
   EXPECT_EQ(Q("SELECT role || ':' || practitioner_id FROM account WHERE username = 'provider-3'"),
             "provider:3");
   EXPECT_EQ(N("SELECT count(DISTINCT password_hash) FROM account"), 1);
@@ -282,8 +289,9 @@ TEST(SeedStandaloneTest, LoadsAsANonSuperuserWithForeignKeysChecked) {
   pg.Exec(pg.UrlFor("postgres"),
           "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'seeder') THEN "
           "CREATE ROLE seeder LOGIN; END IF; END $$");
-  pg.Exec(url, "GRANT ALL ON ALL TABLES IN SCHEMA public TO seeder; "
-               "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO seeder");
+  pg.Exec(url,
+          "GRANT ALL ON ALL TABLES IN SCHEMA public TO seeder; "
+          "GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO seeder");
   const std::string seeder_url =
       "postgresql://seeder@127.0.0.1:" + std::to_string(pg.port()) + "/" + db;
   seed::Run(Options(seeder_url));

@@ -17,10 +17,10 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
-#include <thread>
-#include <vector>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "db/migrate.hpp"
 
@@ -63,7 +63,8 @@ std::unique_ptr<PGconn, ConnDeleter> Connect(const std::string& url) {
     throw std::runtime_error("PgInstance: cannot connect to " + url + ": " +
                              Trimmed(conn ? PQerrorMessage(conn.get()) : "out of memory"));
   }
-  PQsetNoticeProcessor(conn.get(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn.get(), [](void*, const char*) {}, nullptr);
   return conn;
 }
 
@@ -123,7 +124,7 @@ PgInstance& PgInstance::Shared() {
   // Booted once; a failed boot is reported to every test that asks, without retrying
   // initdb for each of them.
   static std::string boot_error;
-  static PgInstance* instance = [] () -> PgInstance* {
+  static PgInstance* instance = []() -> PgInstance* {
     static PgInstance storage;  // destroyed (stopped) at exit
     try {
       storage.Boot();
@@ -239,8 +240,8 @@ std::string PgInstance::PgTmp(const std::string& command) const {
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   const int status = ::pclose(p);
   if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    throw std::runtime_error("PgInstance: `pg-tmp " + command + " " + dir_ +
-                             "` failed (see " + dir_ + "/postgres.log)");
+    throw std::runtime_error("PgInstance: `pg-tmp " + command + " " + dir_ + "` failed (see " +
+                             dir_ + "/postgres.log)");
   }
   return out;
 }

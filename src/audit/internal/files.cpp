@@ -66,8 +66,8 @@ std::optional<std::pair<std::string, std::uint64_t>> ParseSegmentFileName(std::s
       name.substr(name.size() - kSegmentSuffix.size()) != kSegmentSuffix) {
     return std::nullopt;
   }
-  std::string_view mid =
-      name.substr(kSegmentPrefix.size(), name.size() - kSegmentPrefix.size() - kSegmentSuffix.size());
+  std::string_view mid = name.substr(kSegmentPrefix.size(),
+                                     name.size() - kSegmentPrefix.size() - kSegmentSuffix.size());
   const auto dash = mid.rfind('-');
   if (dash == std::string_view::npos) return std::nullopt;
   const std::string_view node = mid.substr(0, dash);
@@ -125,10 +125,10 @@ void WriteShipPosition(const fs::path& dir, std::string_view node, const ShipPos
   auto tmp = path;
   tmp += ".tmp";
   char buf[160];
-  const int n = std::snprintf(buf, sizeof buf, "%s segment=%llu offset=%llu seq=%lld\n",
-                              std::string(kPosMagic).c_str(),
-                              static_cast<unsigned long long>(pos.segment),
-                              static_cast<unsigned long long>(pos.offset), pos.seq);
+  const int n =
+      std::snprintf(buf, sizeof buf, "%s segment=%llu offset=%llu seq=%lld\n",
+                    std::string(kPosMagic).c_str(), static_cast<unsigned long long>(pos.segment),
+                    static_cast<unsigned long long>(pos.offset), pos.seq);
   {
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) ThrowErrno("open " + tmp.string());
@@ -192,7 +192,8 @@ std::string ReadRange(const fs::path& path, std::uint64_t offset, std::uint64_t 
   std::string out;
   constexpr std::uint64_t kChunk = 1 << 20;
   while (out.size() < max) {
-    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, max - out.size()));
+    const std::size_t want =
+        static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, max - out.size()));
     const std::size_t old = out.size();
     out.resize(old + want);
     const ssize_t n = ::pread(fd, out.data() + old, want, static_cast<off_t>(offset + old));

@@ -126,8 +126,8 @@ std::optional<ParsedLine> ParseLine(std::string_view line, std::string* error) {
   std::size_t i = 0;
   for (const auto& kv : o) {
     if (kv.key() != kLineKeys[i]) {
-      SetError(error, "field " + std::to_string(i + 1) + " is not \"" +
-                          std::string(kLineKeys[i]) + "\"");
+      SetError(error,
+               "field " + std::to_string(i + 1) + " is not \"" + std::string(kLineKeys[i]) + "\"");
       return std::nullopt;
     }
     ++i;

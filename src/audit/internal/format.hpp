@@ -25,10 +25,12 @@
 
 namespace continuum::audit::internal {
 
+// clang-format off
 inline constexpr std::array<std::string_view, 17> kLineKeys = {
-    "seq",         "recorded_at",   "region",     "node_id",        "request_id", "actor",
-    "role",        "action",        "resource_type", "resource_id", "patient_id",
-    "client_address", "purpose_of_use", "outcome", "detail",        "prev_hash",  "hash"};
+    "seq", "recorded_at", "region", "node_id", "request_id", "actor", "role", "action",
+    "resource_type", "resource_id", "patient_id", "client_address", "purpose_of_use",
+    "outcome", "detail", "prev_hash", "hash"};
+// clang-format on
 
 // Lower-case hex SHA-256 of `data`.
 std::string Sha256Hex(std::string_view data);

@@ -12,10 +12,17 @@ PgConn::PgConn(const Secret& url, const char* application_name, int statement_ti
   // Later keywords override earlier ones, and the expanded dbname (the URL) comes last,
   // so the URL may override these defaults.
   const std::string options = "-c statement_timeout=" + std::to_string(statement_timeout_ms);
-  const char* keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
-                        "keepalives_count", "application_name", "options", "dbname", nullptr};
-  const char* values[] = {"2",  "1", "5", "2", "3", application_name, options.c_str(),
-                          url.reveal().c_str(), nullptr};
+  const char* keys[] = {"connect_timeout",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "application_name",
+                        "options",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {
+      "2", "1", "5", "2", "3", application_name, options.c_str(), url.reveal().c_str(), nullptr};
   conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     std::string msg = conn_ ? Trim(PQerrorMessage(conn_)) : "out of memory";

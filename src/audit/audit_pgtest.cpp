@@ -1,0 +1,269 @@
+// The audit trail against a real PostgreSQL: shipping, outages, the append-only table,
+// and verify's journal-versus-table checks.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "audit/internal/format.hpp"
+#include "audit/journal.hpp"
+#include "audit/shipper.hpp"
+#include "audit/test_util.hpp"
+#include "audit/verify.hpp"
+#include "support/pg_instance.hpp"
+
+namespace continuum::audit {
+namespace {
+namespace fs = std::filesystem;
+using namespace audit::test_util;
+using continuum::testing::PgInstance;
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+class AuditPg : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg_ = &PgInstance::Shared();
+    if (!pg_->running()) pg_->Start();  // an outage test may have stopped it
+    url_ = pg_->FreshDatabase();
+  }
+  long long Rows() { return std::stoll(pg_->QueryValue(url_, "SELECT count(*) FROM audit_event")); }
+  VerifyReport RunVerify() { return Verify({dir_.str()}, Secret(url_)); }
+  // As an attacker with superuser rights: session_replication_role = replica skips the
+  // append-only triggers.
+  void Tamper(const std::string& sql) {
+    pg_->Exec(url_, "SET session_replication_role = replica; " + sql);
+  }
+
+  PgInstance* pg_ = nullptr;
+  std::string url_;
+  TempDir dir_;
+};
+
+TEST_F(AuditPg, ShipsEveryRecordOnceAcrossSegments) {
+  Journal j(Options(dir_, 4096));
+  AppendN(j, 1, 20);
+  Record login;
+  login.action = "login";
+  login.actor = "alice";
+  login.role = "patient";
+  login.outcome = "denied";
+  login.detail = "bad password";
+  AppendSync(j, {login});
+  ASSERT_GE(Segments(dir_).size(), 3u);
+
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  EXPECT_EQ(s.ShipOnce(), 21u);
+  EXPECT_EQ(Rows(), 21);
+  EXPECT_EQ(s.ShipOnce(), 0u);  // idempotent: nothing new
+  EXPECT_EQ(Rows(), 21);
+  EXPECT_TRUE(s.stats().database_reachable);
+  EXPECT_EQ(s.stats().backlog, 0u);
+
+  // Losing the position re-sends everything; ON CONFLICT keeps the rows once.
+  fs::remove(dir_.path() / "shipped-node-a.pos");
+  EXPECT_EQ(s.ShipOnce(), 21u);
+  EXPECT_EQ(Rows(), 21);
+  EXPECT_EQ(s.stats().shipped, 42u);
+
+  // Each row carries the exact journal line, and columns derived from it.
+  std::vector<std::string> lines;
+  for (const auto& seg : Segments(dir_)) {
+    for (auto& l : Lines(ReadFile(seg))) lines.push_back(std::move(l));
+  }
+  ASSERT_EQ(lines.size(), 21u);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT record FROM audit_event WHERE seq = 7"), lines[6]);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT patient_id FROM audit_event WHERE seq = 7"), "pat-0");
+  EXPECT_EQ(pg_->QueryValue(url_,
+                            "SELECT concat_ws('|', node_id, region, actor, action, outcome, "
+                            "detail, coalesce(resource_type, 'NULL'), purpose_of_use) "
+                            "FROM audit_event WHERE seq = 21"),
+            "node-a|eu-1|alice|login|denied|bad password|NULL|TREAT");
+  EXPECT_EQ(pg_->QueryValue(url_,
+                            "SELECT count(*) FROM audit_event WHERE recorded_at > "
+                            "now() - interval '1 hour' AND recorded_at < now()"),
+            "21");
+
+  AppendN(j, 22, 5);
+  EXPECT_EQ(s.ShipOnce(), 5u);
+  EXPECT_EQ(Rows(), 26);
+  const auto report = RunVerify();
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.table_rows, 26u);
+  EXPECT_EQ(report.journal_records, 26u);
+}
+
+TEST_F(AuditPg, CatchesUpAfterTheDatabaseWasDown) {
+  Journal j(Options(dir_));
+  Shipper s(dir_.str(), Secret(url_), 50);
+  s.Start();
+  AppendN(j, 1, 10);
+  ASSERT_TRUE(WaitFor([&] { return Rows() == 10; }, std::chrono::seconds(10)));
+
+  pg_->Stop();
+  AppendN(j, 11, 10);  // auditing goes on: the journal does not need the database
+  ASSERT_TRUE(WaitFor([&] { return !s.stats().database_reachable && s.stats().failures > 0; },
+                      std::chrono::seconds(10)));
+  ASSERT_TRUE(WaitFor([&] { return s.stats().backlog == 10; }, std::chrono::seconds(5)))
+      << s.stats().backlog;
+  const auto failures = s.stats().failures;
+  EXPECT_TRUE(WaitFor([&] { return s.stats().failures > failures; }, std::chrono::seconds(10)))
+      << "the shipper stopped retrying";
+
+  pg_->Start();
+  ASSERT_TRUE(WaitFor([&] { return Rows() == 20; }, std::chrono::seconds(15)));
+  EXPECT_TRUE(WaitFor([&] { return s.stats().database_reachable && s.stats().backlog == 0; },
+                      std::chrono::seconds(5)));
+  s.Stop();
+  j.Stop();
+  const auto report = RunVerify();
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.table_rows, 20u);
+}
+
+TEST_F(AuditPg, ShipOnceThrowsAndKeepsItsPositionWhileTheDatabaseIsUnreachable) {
+  Journal j(Options(dir_));
+  AppendN(j, 1, 4);
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  EXPECT_EQ(s.ShipOnce(), 4u);
+  AppendN(j, 5, 3);
+  pg_->Kill();
+  EXPECT_THROW(s.ShipOnce(), std::runtime_error);
+  EXPECT_THROW(s.ShipOnce(), std::runtime_error);
+  EXPECT_EQ(s.stats().failures, 2u);
+  EXPECT_FALSE(s.stats().database_reachable);
+  EXPECT_EQ(s.stats().backlog, 3u);
+  pg_->Start();
+  EXPECT_EQ(s.ShipOnce(), 3u);  // the stale connection is replaced at once
+  EXPECT_EQ(Rows(), 7);
+  EXPECT_TRUE(s.stats().database_reachable);
+  EXPECT_EQ(s.stats().backlog, 0u);
+}
+
+TEST_F(AuditPg, TheDatabaseRefusesUpdateDeleteAndTruncate) {
+  Journal j(Options(dir_));
+  AppendN(j, 1, 3);
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  ASSERT_EQ(s.ShipOnce(), 3u);
+  for (const char* sql : {"UPDATE audit_event SET outcome = 'success' WHERE seq = 2",
+                          "DELETE FROM audit_event WHERE seq = 3", "TRUNCATE audit_event"}) {
+    try {
+      pg_->Exec(url_, sql);
+      ADD_FAILURE() << "accepted: " << sql;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("append-only"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(Rows(), 3);
+  EXPECT_TRUE(RunVerify().ok());
+}
+
+TEST_F(AuditPg, VerifyPassesOnACleanTrailAndNotesWhatIsNotYetShipped) {
+  Journal j(Options(dir_));
+  AppendN(j, 1, 5);
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  ASSERT_EQ(s.ShipOnce(), 5u);
+  AppendN(j, 6, 3);
+  const auto report = RunVerify();
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.journal_records, 8u);
+  EXPECT_EQ(report.table_rows, 5u);
+  EXPECT_EQ(report.not_yet_shipped, 3u);
+  ASSERT_EQ(report.notes.size(), 1u) << Dump(report);
+  EXPECT_EQ(report.notes[0], "journal node-a seq 6..8: not yet shipped");
+}
+
+class AuditPgTamper : public AuditPg {
+ protected:
+  void SetUp() override {
+    AuditPg::SetUp();
+    {
+      Journal j(Options(dir_));
+      AppendN(j, 1, 6);
+    }
+    Shipper s(dir_.str(), Secret(url_), 1000);
+    ASSERT_EQ(s.ShipOnce(), 6u);
+    const auto clean = RunVerify();
+    ASSERT_TRUE(clean.ok()) << Dump(clean);
+  }
+};
+
+TEST_F(AuditPgTamper, ReportsAnAlteredColumn) {
+  Tamper("UPDATE audit_event SET outcome = 'denied' WHERE seq = 3");
+  Tamper("UPDATE audit_event SET patient_id = 'pat-999' WHERE seq = 5");
+  const auto r = RunVerify();
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 3: column outcome differs from its record"))
+      << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 5: column patient_id differs from its record"))
+      << Dump(r);
+  EXPECT_EQ(r.problems.size(), 2u) << Dump(r);
+}
+
+TEST_F(AuditPgTamper, ReportsARewrittenRowEvenWithARecomputedHash) {
+  // The attacker rewrites row 4 consistently (record, columns and hash): the table no
+  // longer matches the journal, and row 5 no longer links to it.
+  auto line = pg_->QueryValue(url_, "SELECT record FROM audit_event WHERE seq = 4");
+  auto p = internal::ParseLine(line);
+  ASSERT_TRUE(p);
+  p->record.outcome = "denied";
+  p->hash = internal::ComputeHash(*p);
+  const auto forged = internal::SerializeLine(p->record, p->prev_hash, &p->hash);
+  Tamper("UPDATE audit_event SET outcome = 'denied', hash = '" + p->hash + "', record = '" +
+         forged + "' WHERE seq = 4");
+  const auto r = RunVerify();
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 4: row differs from the journal line")) << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 5: prev_hash does not match the hash of seq 4"))
+      << Dump(r);
+}
+
+TEST_F(AuditPgTamper, ReportsADeletedRow) {
+  Tamper("DELETE FROM audit_event WHERE seq = 2");
+  const auto r = RunVerify();
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 2: missing from the table although shipped"))
+      << Dump(r);
+}
+
+TEST_F(AuditPgTamper, ReportsTheJournalsLastLinesDeleted) {
+  auto lines = Lines(ReadFile(FirstSegment(dir_)));
+  lines.resize(4);
+  WriteFile(FirstSegment(dir_), JoinLines(lines));
+  const auto r = RunVerify();
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 5: not in the journal")) << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 6: not in the journal")) << Dump(r);
+}
+
+TEST_F(AuditPgTamper, ReportsAChangedJournalByte) {
+  std::string data = ReadFile(FirstSegment(dir_));
+  const auto pos = data.find("\"outcome\":\"success\"", data.find("\"seq\":3,"));
+  data[pos + 11] = 'S';
+  WriteFile(FirstSegment(dir_), data);
+  const auto r = RunVerify();
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 3: hash mismatch (record modified)")) << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 3: row differs from the journal line")) << Dump(r);
+}
+
+TEST_F(AuditPg, ShipperCountsFailuresWhenTheDatabaseNeverAnswers) {
+  Journal j(Options(dir_));
+  AppendN(j, 1, 2);
+  Shipper s(dir_.str(), Secret("postgresql://postgres@127.0.0.1:1/continuum"), 1000);
+  EXPECT_THROW(s.ShipOnce(), std::runtime_error);
+  EXPECT_EQ(s.stats().failures, 1u);
+  EXPECT_FALSE(s.stats().database_reachable);
+  EXPECT_EQ(s.stats().backlog, 2u);
+  EXPECT_FALSE(fs::exists(dir_.path() / "shipped-node-a.pos"));
+  const auto r = Verify({dir_.str()}, Secret("postgresql://postgres@127.0.0.1:1/continuum"));
+  EXPECT_TRUE(HasProblem(r, "database: ")) << Dump(r);
+}
+
+}  // namespace
+}  // namespace continuum::audit

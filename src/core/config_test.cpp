@@ -1,0 +1,61 @@
+#include "core/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace continuum {
+namespace {
+
+std::string Write(const std::string& text) {
+  char path[] = "/tmp/continuum-config-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(Config, ReadsKnownKeys) {
+  auto p = Write(R"(
+[server]
+listen_port = 9999
+threads = 1
+[node]
+region = "us-east"
+[database]
+url = "postgresql://x@127.0.0.1:1/db"
+[database.critical]
+pool_size = 12
+[auth]
+session_idle_s = 5
+)");
+  Config c = LoadConfig(p);
+  EXPECT_EQ(c.listen_port, 9999);
+  EXPECT_EQ(c.threads, 1);
+  EXPECT_EQ(c.region, "us-east");
+  EXPECT_EQ(c.database_url.reveal(), "postgresql://x@127.0.0.1:1/db");
+  EXPECT_EQ(c.limits(Tier::kCritical).pool_size, 12);
+  EXPECT_EQ(c.session_idle_s, 5);
+  std::remove(p.c_str());
+}
+
+TEST(Config, RejectsUnknownKeysNamingThem) {
+  auto p = Write("[server]\nlisten_prot = 1\n");
+  try {
+    LoadConfig(p);
+    FAIL() << "unknown key accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("server.listen_prot"), std::string::npos) << e.what();
+  }
+  std::remove(p.c_str());
+}
+
+TEST(Config, RejectsWrongTypes) {
+  auto p = Write("[server]\nthreads = \"two\"\n");
+  EXPECT_THROW(LoadConfig(p), std::runtime_error);
+  std::remove(p.c_str());
+}
+
+}  // namespace
+}  // namespace continuum
