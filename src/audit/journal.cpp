@@ -108,7 +108,7 @@ struct Journal::Impl {
     if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
   }
 
-  fs::path SegmentPath(std::uint64_t index) const {
+  [[nodiscard]] fs::path SegmentPath(std::uint64_t index) const {
     return dir / SegmentFileName(opt.node_id, index);
   }
 
@@ -132,9 +132,14 @@ void Journal::Impl::Open() {
   if (opt.segment_bytes < 4096) opt.segment_bytes = 4096;
   dir = opt.dir;
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  const bool created = fs::create_directories(dir, ec);
   if (ec)
     throw std::runtime_error("audit journal: cannot create " + dir.string() + ": " + ec.message());
+  if (created) {  // the new folder's name must survive a crash too
+    fs::path abs = fs::absolute(dir).lexically_normal();
+    if (!abs.has_filename()) abs = abs.parent_path();
+    FsyncDir(abs.parent_path());
+  }
   durable_key = DurableKey(dir, opt.node_id);
 
   // One writer per node: two would fork the chain.
@@ -173,9 +178,9 @@ void Journal::Impl::Recover(const std::vector<SegmentFile>& segs) {
     TailScan scan = ScanTail(data, opt.node_id);
     if (scan.good_len < data.size()) {
       char suffix[64];
-      std::snprintf(suffix, sizeof suffix, "-%06llu-%llu.bin",
-                    static_cast<unsigned long long>(seg->index),
-                    static_cast<unsigned long long>(scan.good_len));
+      (void)std::snprintf(suffix, sizeof suffix, "-%06llu-%llu.bin",
+                          static_cast<unsigned long long>(seg->index),
+                          static_cast<unsigned long long>(scan.good_len));
       const auto torn = dir / ("torn-" + opt.node_id + suffix);
       const int tfd = ::open(torn.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
       if (tfd < 0) ThrowErrno("audit journal: open " + torn.string());
@@ -290,9 +295,13 @@ void Journal::Impl::WriteBatch(std::vector<Waiter>& batch) {
         r.region = opt.region;
         r.node_id = opt.node_id;
         SanitizeRecord(r);
-        std::string hash = Sha256Hex(SerializeLine(r, prev, nullptr));
-        std::string line = SerializeLine(r, prev, &hash);
-        line.push_back('\n');
+        // The line is the content with the hash appended as its last member: exactly
+        // what SerializeLine(r, prev, &hash) gives (hex needs no escaping), one
+        // serialization cheaper.
+        std::string line = SerializeLine(r, prev, nullptr);
+        std::string hash = Sha256Hex(line);
+        line.pop_back();  // '}'
+        line.append(R"(,"hash":")").append(hash).append("\"}\n");
         if (projected > 0 && projected + line.size() > opt.segment_bytes) {
           chunks.push_back(Chunk{true, {}, 0, {}});
           projected = 0;

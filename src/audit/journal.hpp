@@ -6,7 +6,8 @@
 // durable, so a response carrying PHI can wait for its audit record before it is
 // written to the socket. Each line carries seq, prev_hash and hash; hash is the
 // SHA-256 of prev_hash and the line's canonical content, so any gap, reordering or
-// modification is detected by `continuum audit verify`.
+// modification is detected by `continuum audit verify`. A node's first record links to
+// SHA-256("genesis:<node_id>"). The line format is specified in audit/internal/format.hpp.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>

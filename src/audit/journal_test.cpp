@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "audit/internal/files.hpp"
 #include "audit/internal/format.hpp"
 #include "audit/test_util.hpp"
 #include "audit/verify.hpp"
@@ -412,6 +413,30 @@ TEST(AuditFormat, ParsesRfc3339) {
   EXPECT_FALSE(ParseRfc3339Micros("2026-11-25T14:03:07.1234567Z"));
   EXPECT_FALSE(ParseRfc3339Micros("2026-11-25T14:03:07"));
   EXPECT_TRUE(internal::ParseRfc3339Micros(internal::NowRfc3339()));
+}
+
+TEST(AuditFiles, ShipPositionRoundTripsAndRejectsGarbage) {
+  TempDir dir;
+  EXPECT_FALSE(internal::ReadShipPosition(dir.path(), "node-a"));
+  internal::WriteShipPosition(dir.path(), "node-a", {3, 123456789012, 42});
+  const auto pos = internal::ReadShipPosition(dir.path(), "node-a");
+  ASSERT_TRUE(pos);
+  EXPECT_EQ(pos->segment, 3u);
+  EXPECT_EQ(pos->offset, 123456789012u);
+  EXPECT_EQ(pos->seq, 42);
+  WriteFile(internal::ShipPositionPath(dir.path(), "node-a"), "segment=1 offset=x seq=1\n");
+  EXPECT_FALSE(internal::ReadShipPosition(dir.path(), "node-a"));
+}
+
+TEST(AuditFiles, ParsesSegmentNames) {
+  auto p = internal::ParseSegmentFileName("journal-node-1-000012.jsonl");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->first, "node-1");
+  EXPECT_EQ(p->second, 12u);
+  EXPECT_EQ(internal::SegmentFileName("node-1", 12), "journal-node-1-000012.jsonl");
+  EXPECT_FALSE(internal::ParseSegmentFileName("journal-node-1.lock"));
+  EXPECT_FALSE(internal::ParseSegmentFileName("journal-node-1-12.jsonl"));
+  EXPECT_FALSE(internal::ParseSegmentFileName("shipped-node-1.pos"));
 }
 
 }  // namespace

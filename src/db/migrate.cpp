@@ -54,7 +54,7 @@ class PgError : public std::runtime_error {
  public:
   PgError(const std::string& what, std::string sqlstate)
       : std::runtime_error(what), sqlstate_(std::move(sqlstate)) {}
-  const std::string& sqlstate() const { return sqlstate_; }
+  [[nodiscard]] const std::string& sqlstate() const { return sqlstate_; }
 
  private:
   std::string sqlstate_;

@@ -392,8 +392,8 @@ void Population::AppendCareRelationships(const PatientProfile& p, std::string& o
     Tab(out);
     Int(out, practitioners_[pr - 1].facility_id);
     Tab(out);
-    AppendDate(
-        out, DayBetween(rng, std::max(p.birth_day, kReferenceDay - 15 * 365), kReferenceDay - 30));
+    AppendDate(out, DayBetween(rng, std::max(p.birth_day, kReferenceDay - int64_t{15} * 365),
+                               kReferenceDay - 30));
     End(out);
   }
 }
@@ -562,7 +562,7 @@ int Population::AppendEncounters(const PatientProfile& p, int64_t* next_id,
     if (cls == "EMER" || cls == "IMP") {
       second_of_day = rng.Between(0, 1439) * 60;
     } else {  // office hours, on quarter hours (UTC, for simplicity)
-      second_of_day = 8 * 3600 + rng.Between(0, 35) * 900;
+      second_of_day = int64_t{8} * 3600 + rng.Between(0, 35) * 900;
     }
     v.start = day * 86400 + second_of_day;
     // Who: mostly the care team; emergencies and admissions whoever is on duty at the

@@ -44,11 +44,13 @@ class Population {
  public:
   Population(int64_t patients, int64_t facilities, uint64_t seed);
 
-  int64_t patients() const { return patients_; }
-  int64_t facilities() const { return facilities_; }
-  int64_t practitioners() const { return static_cast<int64_t>(practitioners_.size()); }
+  [[nodiscard]] int64_t patients() const { return patients_; }
+  [[nodiscard]] int64_t facilities() const { return facilities_; }
+  [[nodiscard]] int64_t practitioners() const {
+    return static_cast<int64_t>(practitioners_.size());
+  }
 
-  PatientProfile Profile(int64_t patient_id) const;
+  [[nodiscard]] PatientProfile Profile(int64_t patient_id) const;
 
   void AppendFacilities(std::string& out) const;
   void AppendPractitioner(int64_t practitioner_id, std::string& out) const;

@@ -181,7 +181,7 @@ std::string DemoPasswordHash(uint64_t random_seed) {
     out.resize(std::char_traits<char>::length(out.c_str()));
     return out;
   };
-  const std::string hash =
+  std::string hash =
       "$argon2id$v=19$m=" + std::to_string(crypto_pwhash_MEMLIMIT_INTERACTIVE / 1024) +
       ",t=" + std::to_string(crypto_pwhash_OPSLIMIT_INTERACTIVE) + ",p=1$" +
       b64(salt, sizeof salt) + "$" + b64(key, sizeof key);

@@ -133,6 +133,8 @@ class AuditCompletenessTest(ContinuumTestCase):
         cp = c.audit_verify()
         self.assertEqual(cp.returncode, 1, f"flipped journal byte not detected:\n{cp.stdout}\n{cp.stderr}")
         problems = [l for l in cp.stdout.splitlines() if l.strip()]
+        print("  audit verify after tampering (row seq %s, journal seq %s):\n    %s"
+              % (db_seq, j_seq, "\n    ".join(problems[:8])), flush=True)
         self.assertGreaterEqual(len(problems), 2, cp.stdout)
         self.assertRegex(cp.stdout, rf"\b{db_seq}\b", "the report must still name the modified row")
         self.assertRegex(cp.stdout, rf"\b{j_seq}\b", "the report must name the modified journal record")

@@ -48,7 +48,15 @@ class AuthorizationTest(ContinuumTestCase):
 
     def test_patient_cannot_search_patients_or_write_notes(self):
         t = self.token("demo-patient")
-        self.assertDeniedAndAudited(self.server.get("/fhir/R4/Patient?name=a", token=t), 403)
+        # Patient search is for providers: a patient gets 403, or (compartment-scoped search)
+        # a bundle holding at most her own record — never somebody else's.
+        other = self.cluster.rows("SELECT family, birth_date FROM patient WHERE id = 2")[0]
+        r = self.server.fhir("Patient", t, {"name": other["family"], "birthdate": other["birth_date"]})
+        if r.status == 403:
+            self.assertDeniedAndAudited(r, 403)
+        else:
+            found = {e["resource"].get("id") for e in self.assertBundle(r).get("entry", []) or []}
+            self.assertLessEqual(found, {"1"}, f"a patient's search found other patients: {found}")
         before = self.cluster.scalar("SELECT count(*) AS n FROM clinical_note")
         r = self.server.post_json("/fhir/R4/DocumentReference", note_body("1", "I am the doctor now"),
                                   token=t, content_type=FHIR_JSON)

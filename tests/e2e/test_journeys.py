@@ -164,6 +164,21 @@ class ProviderJourneyTest(ContinuumTestCase):
         r = s.get("/fhir/R4/Patient/1", token=token)
         self.assertOperationOutcome(r, 401)
 
+    def test_search_paging(self):
+        # Paging with _count=1 walks the same result set as one big page, via link next.
+        token = self.token("demo-provider")
+        initial = self.cluster.scalar("SELECT substr(family, 1, 1) AS l FROM patient GROUP BY 1 "
+                                      "ORDER BY count(*) DESC LIMIT 1")
+        one_page, first = self.fetch_all("Patient", token, {"name": initial, "_count": "100"})
+        paged, first_small = self.fetch_all("Patient", token, {"name": initial, "_count": "1"})
+        self.assertEqual(len(first_small.get("entry", []) or []), min(1, len(one_page)))
+        if len(one_page) > 1:
+            self.assertIn("next", [l.get("relation") for l in first_small.get("link", [])],
+                          "more results than _count but no link next")
+        self.assertEqual([p["id"] for p in paged], [p["id"] for p in one_page])
+        if first.get("total") is not None:
+            self.assertEqual(first["total"], len(one_page))
+
     def test_concurrent_retries_create_one_note(self):
         s, c = self.server, self.cluster
         token = self.token("demo-provider")

@@ -6,10 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
-#include <cstring>
 #include <mutex>
 #include <stdexcept>
+#include <system_error>
 #include <unordered_map>
 
 namespace continuum::audit::internal {
@@ -39,7 +40,7 @@ std::unordered_map<std::string, DurableMark>& Marks() {
 
 void ThrowErrno(const std::string& what) {
   const int err = errno;
-  throw std::runtime_error(what + ": " + std::strerror(err));
+  throw std::runtime_error(what + ": " + std::generic_category().message(err));
 }
 
 bool IsValidNodeId(std::string_view node_id) {
@@ -54,7 +55,7 @@ bool IsValidNodeId(std::string_view node_id) {
 
 std::string SegmentFileName(std::string_view node_id, std::uint64_t index) {
   char num[24];
-  std::snprintf(num, sizeof num, "%06llu", static_cast<unsigned long long>(index));
+  (void)std::snprintf(num, sizeof num, "%06llu", static_cast<unsigned long long>(index));
   std::string name(kSegmentPrefix);
   name.append(node_id).append("-").append(num).append(kSegmentSuffix);
   return name;
@@ -108,13 +109,23 @@ std::optional<ShipPosition> ReadShipPosition(const fs::path& dir, std::string_vi
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
   const std::string text = ReadRange(path, 0, 4096);
-  unsigned long long segment = 0, offset = 0;
+  // "<magic> segment=<n> offset=<n> seq=<n>\n"
+  std::string_view rest(text);
+  if (rest.substr(0, kPosMagic.size()) != kPosMagic) return std::nullopt;
+  rest.remove_prefix(kPosMagic.size());
+  auto field = [&rest](std::string_view key, auto& out) {
+    const std::string prefix = " " + std::string(key) + "=";
+    if (rest.substr(0, prefix.size()) != prefix) return false;
+    rest.remove_prefix(prefix.size());
+    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), out);
+    if (ec != std::errc() || end == rest.data()) return false;
+    rest.remove_prefix(static_cast<std::size_t>(end - rest.data()));
+    return true;
+  };
+  std::uint64_t segment = 0, offset = 0;
   long long seq = 0;
-  char magic_a[32] = {}, magic_b[8] = {};
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%31s %7s segment=%llu offset=%llu seq=%lld%n", magic_a, magic_b,
-                  &segment, &offset, &seq, &consumed) != 5 ||
-      std::string(magic_a) + " " + magic_b != kPosMagic || seq < 0) {
+  if (!field("segment", segment) || !field("offset", offset) || !field("seq", seq) || seq < 0 ||
+      rest != "\n") {
     return std::nullopt;
   }
   return ShipPosition{segment, offset, seq};

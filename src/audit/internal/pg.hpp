@@ -18,7 +18,7 @@ class PgError : public std::runtime_error {
   PgError(const std::string& message, std::string sqlstate)
       : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
   // Empty when the error did not come from the server (connection failures).
-  const std::string& sqlstate() const { return sqlstate_; }
+  [[nodiscard]] const std::string& sqlstate() const { return sqlstate_; }
 
  private:
   std::string sqlstate_;
@@ -38,7 +38,7 @@ class PgConn {
   PgConn(const PgConn&) = delete;
   PgConn& operator=(const PgConn&) = delete;
 
-  bool ok() const;
+  [[nodiscard]] bool ok() const;
   // Runs `sql` (may hold several statements when there are no params). Throws PgError.
   PgResult Exec(const char* sql, const std::vector<const char*>& params = {});
 
