@@ -17,9 +17,7 @@ std::string DefaultDatabaseUrl() {
   return e ? e : "postgresql://postgres@127.0.0.1:5432/continuum";
 }
 
-std::string DefaultMigrationsDir() {
-  return std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations";
-}
+std::string DefaultMigrationsDir() { return std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations"; }
 
 }  // namespace
 
@@ -49,7 +47,8 @@ int main(int argc, char** argv) {
   int lock_timeout = 2000;
   migrate->add_option("--database-url", mig_url, "PostgreSQL URL")->capture_default_str();
   migrate->add_option("--dir", mig_dir, "Migrations folder")->capture_default_str();
-  migrate->add_option("--lock-timeout-ms", lock_timeout, "lock_timeout per migration")->capture_default_str();
+  migrate->add_option("--lock-timeout-ms", lock_timeout, "lock_timeout per migration")
+      ->capture_default_str();
 
   // seed
   auto* seed = app.add_subcommand("seed", "Load a deterministic synthetic population");
@@ -57,8 +56,12 @@ int main(int argc, char** argv) {
   int64_t patients = 1000, facilities = 10;
   uint64_t random_seed = 20261125;
   seed->add_option("--database-url", seed_url, "PostgreSQL URL")->capture_default_str();
-  seed->add_option("--patients", patients, "Number of patients")->capture_default_str()->check(CLI::Range(int64_t{2}, int64_t{50000000}));
-  seed->add_option("--facilities", facilities, "Number of facilities")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  seed->add_option("--patients", patients, "Number of patients")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{50000000}));
+  seed->add_option("--facilities", facilities, "Number of facilities")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
   seed->add_option("--seed", random_seed, "Random seed")->capture_default_str();
 
   // audit
@@ -78,8 +81,8 @@ int main(int argc, char** argv) {
 
   try {
     if (*serve) {
-      continuum::Config cfg = config_file.empty() ? continuum::DefaultConfig()
-                                                  : continuum::LoadConfig(config_file);
+      continuum::Config cfg =
+          config_file.empty() ? continuum::DefaultConfig() : continuum::LoadConfig(config_file);
       if (!listen.empty()) cfg.listen_address = listen;
       if (port >= 0) cfg.listen_port = static_cast<uint16_t>(port);
       if (threads > 0) cfg.threads = threads;
@@ -107,6 +110,7 @@ int main(int argc, char** argv) {
     }
     if (*verify) {
       auto report = continuum::audit::Verify(journals, continuum::Secret(verify_url));
+      for (const auto& n : report.notes) std::cout << "note: " << n << "\n";
       for (const auto& p : report.problems) std::cout << "PROBLEM " << p << "\n";
       std::cout << (report.ok() ? "OK" : "FAILED") << ": " << report.journal_records
                 << " journal records, " << report.table_rows << " table rows, "

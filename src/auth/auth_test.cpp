@@ -101,8 +101,8 @@ std::string SignRaw(std::string_view payload, const Key& key) {
 std::string B64Decode(std::string_view s) {
   std::string out(s.size(), '\0');
   size_t len = 0;
-  EXPECT_EQ(0, sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(),
-                                 s.data(), s.size(), nullptr, &len, nullptr,
+  EXPECT_EQ(0, sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), s.data(),
+                                 s.size(), nullptr, &len, nullptr,
                                  sodium_base64_VARIANT_URLSAFE_NO_PADDING));
   out.resize(len);
   return out;
@@ -213,8 +213,8 @@ TEST_F(Token, ExtraDotAndFramingRejected) {
   EXPECT_FALSE(signer_.Verify(t + ".x"));
   EXPECT_FALSE(signer_.Verify("v1.." + p.payload64 + "." + p.mac64));
   EXPECT_FALSE(signer_.Verify("v1." + p.payload64 + ".." + p.mac64));
-  EXPECT_FALSE(signer_.Verify("v1." + p.payload64.substr(0, 10) + "." +
-                              p.payload64.substr(10) + "." + p.mac64));
+  EXPECT_FALSE(signer_.Verify("v1." + p.payload64.substr(0, 10) + "." + p.payload64.substr(10) +
+                              "." + p.mac64));
   EXPECT_FALSE(signer_.Verify("v2" + t.substr(2)));
   EXPECT_FALSE(signer_.Verify("V1" + t.substr(2)));
   EXPECT_FALSE(signer_.Verify(" " + t));
@@ -262,24 +262,43 @@ TEST_F(Token, ClaimTypesChecked) {
       key_));
   ASSERT_TRUE(extra);
   EXPECT_EQ(3, extra->exp);
-  for (std::string bad : {
-           std::string(R"({"sid":1,"aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":"1","sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":1.5,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":18446744073709551615,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":1,"sub":null,"role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":["patient"],"pat":"1","prac":"","iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":1,"prac":"","iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":false,"iat":2,"exp":3})"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":"2","exp":3})"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2})"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3e0})"),
-           std::string(R"([{"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3}])"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3,})"),
-           std::string(R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3} x)"),
-           std::string("{\"sid\":\"\xff\",\"aid\":1,\"sub\":\"u\",\"role\":\"patient\",\"pat\":\"1\",\"prac\":\"\",\"iat\":2,\"exp\":3}"),
-           std::string("{"), std::string("null"), std::string("\"str\""), std::string(" "),
-       }) {
+  for (
+      std::string bad : {
+          std::string(
+              R"({"sid":1,"aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":"1","sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":1.5,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":18446744073709551615,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":null,"role":"patient","pat":"1","prac":"","iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":["patient"],"pat":"1","prac":"","iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":1,"prac":"","iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":false,"iat":2,"exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":"2","exp":3})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3e0})"),
+          std::string(
+              R"([{"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3}])"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3,})"),
+          std::string(
+              R"({"sid":"s","aid":1,"sub":"u","role":"patient","pat":"1","prac":"","iat":2,"exp":3} x)"),
+          std::string("{\"sid\":\"\xff\",\"aid\":1,\"sub\":\"u\",\"role\":\"patient\",\"pat\":"
+                      "\"1\",\"prac\":\"\",\"iat\":2,\"exp\":3}"),
+          std::string("{"),
+          std::string("null"),
+          std::string("\"str\""),
+          std::string(" "),
+      }) {
     EXPECT_FALSE(signer_.Verify(SignRaw(bad, key_))) << bad;
   }
 }
@@ -364,9 +383,9 @@ TEST_F(KeyFile, ReadsHexWithOrWithoutNewline) {
 
 TEST_F(KeyFile, WrongContentThrowsNamingTheFile) {
   std::string hex(64, 'a');
-  for (std::string bad : {std::string(""), std::string(32, '\x01'), hex.substr(1), hex + "a",
-                          hex + "\n\n", hex + " ", " " + hex, std::string(63, 'a') + "g",
-                          std::string(1000, 'a')}) {
+  for (std::string bad :
+       {std::string(""), std::string(32, '\x01'), hex.substr(1), hex + "a", hex + "\n\n", hex + " ",
+        " " + hex, std::string(63, 'a') + "g", std::string(1000, 'a')}) {
     fs::path p = dir_ / "bad.key";
     Write(p, bad);
     try {
@@ -446,9 +465,9 @@ TEST(Totp, MalformedCodesAndSecrets) {
   EXPECT_FALSE(VerifyTotp(kRfcSecret, "", t));
   EXPECT_FALSE(VerifyTotp(kRfcSecret, std::string("00592\0", 6), t));
   EXPECT_FALSE(VerifyTotp(kRfcSecret, "005924", -1));
-  for (const char* bad : {"", "GEZDGNBV", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ1",
-                          "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ====", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQA",
-                          "GEZDGNBV GY3TQOJQGEZDGNBVGY3TQOJQ"}) {
+  for (const char* bad :
+       {"", "GEZDGNBV", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJ1", "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ====",
+        "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQA", "GEZDGNBV GY3TQOJQGEZDGNBVGY3TQOJQ"}) {
     EXPECT_FALSE(VerifyTotp(bad, "005924", t)) << bad;
     EXPECT_THROW(TotpCode(bad, t), std::invalid_argument) << bad;
   }
@@ -599,7 +618,7 @@ TEST(SessionCache, Sweep) {
   c.ApplyLastSeen({{"remote", iat + 800}});
   EXPECT_EQ(5u, c.size());
   c.Sweep(iat + 1000);
-  EXPECT_EQ(4u, c.size());  // "old" gone
+  EXPECT_EQ(4u, c.size());                                          // "old" gone
   EXPECT_EQ(State::kIdleExpired, c.Touch("old", iat, iat + 1000));  // still expired without entry
   EXPECT_EQ(State::kLive, c.Touch("remote", iat, iat + 1000));
   // Revoked entries outlive idleness until the absolute expiry.

@@ -13,7 +13,7 @@ SessionCache::SessionCache(int idle_timeout_s) : idle_timeout_s_(idle_timeout_s)
 SessionCache::Shard& SessionCache::ShardFor(const std::string& sid) {
   // The inner maps bucket on the same hash; take the shard from its top bits (after a
   // multiplicative mix) so the two choices are independent.
-  uint64_t h = std::hash<std::string>{}(sid) * 0x9E3779B97F4A7C15ull;
+  uint64_t h = std::hash<std::string>{}(sid)*0x9E3779B97F4A7C15ull;
   return shards_[h >> 60];
 }
 static_assert(16 == 1u << 4, "ShardFor takes the top 4 bits");

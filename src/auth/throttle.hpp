@@ -18,14 +18,18 @@ class LoginThrottle {
   static constexpr std::size_t kMaxBuckets = 100000;
 
   // `burst` attempts at once, refilled at `per_minute` per minute.
-  LoginThrottle(double burst = 10, double per_minute = 30) : burst_(burst), rate_(per_minute / 60.0) {}
+  LoginThrottle(double burst = 10, double per_minute = 30)
+      : burst_(burst), rate_(per_minute / 60.0) {}
   // Returns 0 if allowed (and consumes one token), else seconds until the next attempt is
   // allowed (at least 1; a refused attempt consumes nothing).
   int Acquire(const std::string& client, std::chrono::steady_clock::time_point now);
   std::size_t size();  // buckets held (for tests and metrics)
 
  private:
-  struct Bucket { double tokens; std::chrono::steady_clock::time_point at; };
+  struct Bucket {
+    double tokens;
+    std::chrono::steady_clock::time_point at;
+  };
   double Refilled(const Bucket& b, std::chrono::steady_clock::time_point now) const;
   void Evict(std::chrono::steady_clock::time_point now);
 

@@ -13,7 +13,7 @@
 namespace continuum::auth {
 
 struct Claims {
-  std::string sid;              // session id (random, 128 bits, hex)
+  std::string sid;  // session id (random, 128 bits, hex)
   int64_t account_id = 0;
   std::string username;
   std::string role;             // patient | provider | auditor

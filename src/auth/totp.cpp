@@ -41,8 +41,12 @@ std::string Base32Encode(const unsigned char* data, std::size_t len) {
 // length no encoder produces (1, 3 or 6 characters past a multiple of 8).
 bool Base32Decode(std::string_view in, std::vector<unsigned char>& out) {
   switch (in.size() % 8) {
-    case 1: case 3: case 6: return false;
-    default: break;
+    case 1:
+    case 3:
+    case 6:
+      return false;
+    default:
+      break;
   }
   out.clear();
   out.reserve(in.size() * 5 / 8);
@@ -50,10 +54,14 @@ bool Base32Decode(std::string_view in, std::vector<unsigned char>& out) {
   int bits = 0;
   for (char ch : in) {
     unsigned v;
-    if (ch >= 'A' && ch <= 'Z') v = static_cast<unsigned>(ch - 'A');
-    else if (ch >= 'a' && ch <= 'z') v = static_cast<unsigned>(ch - 'a');
-    else if (ch >= '2' && ch <= '7') v = static_cast<unsigned>(ch - '2' + 26);
-    else return false;
+    if (ch >= 'A' && ch <= 'Z')
+      v = static_cast<unsigned>(ch - 'A');
+    else if (ch >= 'a' && ch <= 'z')
+      v = static_cast<unsigned>(ch - 'a');
+    else if (ch >= '2' && ch <= '7')
+      v = static_cast<unsigned>(ch - '2' + 26);
+    else
+      return false;
     buf = (buf << 5) | v;
     bits += 5;
     if (bits >= 8) {
@@ -77,8 +85,7 @@ std::array<char, kDigits> Hotp(const std::vector<unsigned char>& key, uint64_t c
   }
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
-  if (!HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), msg, sizeof msg, mac,
-            &mac_len) ||
+  if (!HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), msg, sizeof msg, mac, &mac_len) ||
       mac_len != 20) {
     throw std::runtime_error("HMAC-SHA1 failed");
   }

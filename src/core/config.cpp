@@ -1,7 +1,8 @@
 #include "core/config.hpp"
 
-#include <stdexcept>
 #include <toml++/toml.h>
+
+#include <stdexcept>
 
 namespace continuum {
 namespace {
@@ -11,8 +12,8 @@ namespace {
 }
 
 template <typename T>
-void Get(const toml::table& t, const std::string& path, const std::string& section,
-         const char* key, T& out) {
+void Get(const toml::table& t, const std::string& path, const std::string& section, const char* key,
+         T& out) {
   const toml::node* n = t.get(key);
   if (!n) return;
   if constexpr (std::is_same_v<T, std::string>) {
@@ -35,8 +36,9 @@ void CheckKeys(const toml::table& t, const std::string& path, const std::string&
   for (auto&& [k, v] : t) {
     bool ok = false;
     for (auto a : allowed) ok = ok || a == k.str();
-    if (!ok) Fail(path, section.empty() ? std::string(k.str()) : section + "." + std::string(k.str()),
-                  "unknown key");
+    if (!ok)
+      Fail(path, section.empty() ? std::string(k.str()) : section + "." + std::string(k.str()),
+           "unknown key");
   }
 }
 
@@ -63,8 +65,8 @@ Config LoadConfig(const std::string& path) {
   CheckKeys(root, path, "", {"server", "node", "database", "auth", "audit"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
-              {"listen_address", "listen_port", "threads", "body_limit_bytes",
-               "header_timeout_ms", "idle_timeout_ms", "shutdown_grace_ms", "access_log"});
+              {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
+               "idle_timeout_ms", "shutdown_grace_ms", "access_log"});
     Get(*s, path, "server", "listen_address", c.listen_address);
     Get(*s, path, "server", "listen_port", c.listen_port);
     Get(*s, path, "server", "threads", c.threads);
@@ -80,8 +82,8 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "node", "node_id", c.node_id);
   }
   if (auto* s = root["database"].as_table()) {
-    std::initializer_list<std::string_view> keys = {"url", "critical", "high", "medium", "low",
-                                                    "ops"};
+    std::initializer_list<std::string_view> keys = {"url",    "critical", "high",
+                                                    "medium", "low",      "ops"};
     CheckKeys(*s, path, "database", keys);
     std::string url = c.database_url.reveal();
     Get(*s, path, "database", "url", url);
@@ -93,7 +95,8 @@ Config LoadConfig(const std::string& path) {
         Get(*tt, path, "database." + name, "pool_size", c.limits(t).pool_size);
         Get(*tt, path, "database." + name, "queue_limit", c.limits(t).queue_limit);
         Get(*tt, path, "database." + name, "deadline_ms", c.limits(t).deadline_ms);
-        if (c.limits(t).pool_size < 1) Fail(path, "database." + name + ".pool_size", "must be >= 1");
+        if (c.limits(t).pool_size < 1)
+          Fail(path, "database." + name + ".pool_size", "must be >= 1");
       }
     }
   }

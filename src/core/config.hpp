@@ -12,9 +12,9 @@
 namespace continuum {
 
 struct TierLimits {
-  int pool_size = 4;          // connections in this tier's pool
-  int queue_limit = 64;       // requests allowed to wait for a connection
-  int deadline_ms = 2000;     // request deadline (pool wait + statements)
+  int pool_size = 4;       // connections in this tier's pool
+  int queue_limit = 64;    // requests allowed to wait for a connection
+  int deadline_ms = 2000;  // request deadline (pool wait + statements)
 };
 
 struct Config {
@@ -40,8 +40,8 @@ struct Config {
   int max_login_failures = 5;
   int lockout_s = 900;
   int revocation_poll_ms = 1000;
-  int login_burst = 20;             // login attempts per client address at once
-  int login_rate_per_minute = 60;   // and refilled per minute
+  int login_burst = 20;            // login attempts per client address at once
+  int login_rate_per_minute = 60;  // and refilled per minute
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

@@ -57,7 +57,9 @@ std::string Metrics::Render() {
   std::vector<std::function<void(std::string&)>> collectors;
   {
     std::lock_guard lock(mu_);
-    out += "# HELP continuum_http_request_duration_seconds HTTP request latency by route, tier and status.\n";
+    out +=
+        "# HELP continuum_http_request_duration_seconds HTTP request latency by route, tier and "
+        "status.\n";
     out += "# TYPE continuum_http_request_duration_seconds histogram\n";
     for (auto& [labels, h] : requests_)
       RenderHistogram(out, "continuum_http_request_duration_seconds", labels, *h);

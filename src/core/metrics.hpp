@@ -24,9 +24,8 @@ class Metrics {
   void AddCollector(std::function<void(std::string&)> collector);
   std::string Render();
 
-  static constexpr std::array<double, 14> kBuckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                      0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                                      5,      10};
+  static constexpr std::array<double, 14> kBuckets = {
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 
  private:
   struct Histogram {
@@ -36,8 +35,8 @@ class Metrics {
     void Observe(double seconds);
   };
   Histogram* Find(std::map<std::string, std::unique_ptr<Histogram>>& m, const std::string& key);
-  static void RenderHistogram(std::string& out, const std::string& name,
-                              const std::string& labels, const Histogram& h);
+  static void RenderHistogram(std::string& out, const std::string& name, const std::string& labels,
+                              const Histogram& h);
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Histogram>> requests_;  // key: label set

@@ -13,11 +13,16 @@ inline constexpr std::array<Tier, 5> kAllTiers = {Tier::kCritical, Tier::kHigh, 
 
 constexpr std::string_view TierName(Tier t) {
   switch (t) {
-    case Tier::kCritical: return "critical";
-    case Tier::kHigh: return "high";
-    case Tier::kMedium: return "medium";
-    case Tier::kLow: return "low";
-    case Tier::kOps: return "ops";
+    case Tier::kCritical:
+      return "critical";
+    case Tier::kHigh:
+      return "high";
+    case Tier::kMedium:
+      return "medium";
+    case Tier::kLow:
+      return "low";
+    case Tier::kOps:
+      return "ops";
   }
   return "unknown";
 }

@@ -14,9 +14,11 @@ void ThrowForSqlState(const std::string& st, const std::string& constraint,
     throw ConnectionError("the database is unavailable right now; please retry shortly");
   if (st == "40001" || st == "40P01")
     throw SerializationFailure("a concurrent change conflicted with this request; please retry");
-  if (st == "23505") throw UniqueViolation("a record with the same identity already exists", st, constraint);
+  if (st == "23505")
+    throw UniqueViolation("a record with the same identity already exists", st, constraint);
   if (st == "23514") throw CheckViolation("the change was refused by a data rule", st, constraint);
-  if (st == "23503") throw ForeignKeyViolation("a referenced record does not exist", st, constraint);
+  if (st == "23503")
+    throw ForeignKeyViolation("a referenced record does not exist", st, constraint);
   if (cls == "22") throw DataException("a value in the request is not acceptable to the database");
   // Server messages of this class describe the statement, not row values.
   log::Error("database error in query {}: SQLSTATE {}: {}", query, st, server_message);

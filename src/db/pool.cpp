@@ -1,6 +1,7 @@
 #include "db/pool.hpp"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -8,7 +9,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdlib>
-#include <poll.h>
 #include <unordered_set>
 
 #include "core/log.hpp"
@@ -137,8 +137,9 @@ asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline 
   while (st != PGRES_POLLING_OK) {
     if (st == PGRES_POLLING_FAILED) break;
     d.Adopt();
-    bool ok = co_await d.Wait(st == PGRES_POLLING_READING ? asio::posix::descriptor_base::wait_read
-                                                          : asio::posix::descriptor_base::wait_write);
+    bool ok =
+        co_await d.Wait(st == PGRES_POLLING_READING ? asio::posix::descriptor_base::wait_read
+                                                    : asio::posix::descriptor_base::wait_write);
     if (!ok) break;
     st = PQconnectPoll(d.conn);
   }
@@ -352,7 +353,8 @@ asio::awaitable<Lease> Pool::Acquire(Deadline deadline) {
                         "please retry shortly");
     }
     auto w = std::make_shared<Waiter>(ex_);
-    w->timer.expires_at(deadline.is_never() ? asio::steady_timer::time_point::max() : deadline.at());
+    w->timer.expires_at(deadline.is_never() ? asio::steady_timer::time_point::max()
+                                            : deadline.at());
     waiters_.push_back(w);
     stats_.waiting.fetch_add(1);
     co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));

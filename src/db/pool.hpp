@@ -8,9 +8,9 @@
 // server-side statement_timeout, and bounds the socket waits.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -104,7 +104,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 };
 
 struct PoolOptions {
-  std::string name;     // e.g. "critical"
+  std::string name;  // e.g. "critical"
   Secret database_url;
   int size = 4;
   int queue_limit = 64;
@@ -115,8 +115,8 @@ struct PoolStats {
   std::atomic<int64_t> in_use{0};
   std::atomic<int64_t> waiting{0};
   std::atomic<uint64_t> acquired{0};
-  std::atomic<uint64_t> rejected{0};        // queue full
-  std::atomic<uint64_t> wait_timeouts{0};   // deadline spent waiting
+  std::atomic<uint64_t> rejected{0};       // queue full
+  std::atomic<uint64_t> wait_timeouts{0};  // deadline spent waiting
   std::atomic<uint64_t> connect_failures{0};
   std::atomic<uint64_t> query_failures{0};
   std::atomic<int64_t> last_ok_unix{0};

@@ -61,14 +61,16 @@ json::object ParseBody(const http::Request& req, std::initializer_list<std::stri
   auto semi = ct.find(';');
   std::string_view media = ct.substr(0, semi);
   while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-  bool ok = media == "application/json" || (fhir_content_type_ok && media == "application/fhir+json");
+  bool ok =
+      media == "application/json" || (fhir_content_type_ok && media == "application/fhir+json");
   if (!ok)
     throw Error(415, "not-supported",
                 "The request body must be JSON: send Content-Type: application/json" +
                     std::string(fhir_content_type_ok ? " or application/fhir+json." : "."));
   boost::system::error_code ec;
   json::value v = json::parse(req.body, ec);
-  if (ec) throw BadRequest("The request body is not valid JSON: " + ec.message() + ".", "structure");
+  if (ec)
+    throw BadRequest("The request body is not valid JSON: " + ec.message() + ".", "structure");
   if (!v.is_object()) throw BadRequest("The request body must be a JSON object.", "structure");
   for (const auto& kv : v.as_object()) {
     bool known = false;
@@ -76,8 +78,9 @@ json::object ParseBody(const http::Request& req, std::initializer_list<std::stri
     if (!known) {
       std::string list;
       for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-      throw BadRequest("Unknown field '" + std::string(kv.key()) + "'. Allowed fields: " + list + ".",
-                       "structure");
+      throw BadRequest(
+          "Unknown field '" + std::string(kv.key()) + "'. Allowed fields: " + list + ".",
+          "structure");
     }
   }
   return std::move(v.as_object());

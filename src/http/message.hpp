@@ -11,15 +11,15 @@
 namespace continuum::http {
 
 struct Request {
-  std::string method;                                   // "GET", "POST", ...
-  std::string target;                                   // raw request target
-  std::string path;                                     // decoded path
+  std::string method;                                        // "GET", "POST", ...
+  std::string target;                                        // raw request target
+  std::string path;                                          // decoded path
   std::vector<std::pair<std::string, std::string>> query;    // decoded, in order
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
   std::string body;
   std::string client_address;
   std::string request_id;
-  std::vector<std::string> path_params;                 // captured by the router
+  std::vector<std::string> path_params;  // captured by the router
 
   // Returns the header value or an empty view (names are compared lower-case).
   std::string_view header(std::string_view lower_name) const {

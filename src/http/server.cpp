@@ -1,6 +1,8 @@
 // The only translation unit that includes Beast's HTTP machinery.
 #include "http/server.hpp"
 
+#include <sodium.h>
+
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -13,7 +15,6 @@
 #include <boost/url/parse.hpp>
 #include <list>
 #include <mutex>
-#include <sodium.h>
 
 #include "core/log.hpp"
 #include "http/outcome.hpp"
@@ -29,7 +30,8 @@ namespace {
 bool SaneRequestId(std::string_view id) {
   if (id.empty() || id.size() > 128) return false;
   for (char c : id)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':'))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+          c == ':'))
       return false;
   return true;
 }
@@ -43,7 +45,7 @@ std::string NewRequestId() {
 }
 
 bhttp::response<bhttp::string_body> ToBeast(Response&& r, unsigned version, bool keep_alive,
-                                             const std::string& request_id) {
+                                            const std::string& request_id) {
   bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
   res.set(bhttp::field::server, "continuum");
   if (!r.body.empty() || r.status != 204) res.set(bhttp::field::content_type, r.content_type);
@@ -93,7 +95,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::awaitable<void> Accept(Shard* shard) {
     auto self = shared_from_this();
     for (;;) {
-      auto [ec, socket] = co_await shard->acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
+      auto [ec, socket] =
+          co_await shard->acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
       if (ec) {
         if (stopping.load() || ec == asio::error::operation_aborted) break;
         log::Warn("accept failed: {}", ec.message());
@@ -126,8 +129,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         bhttp::request_parser<bhttp::string_body> parser;
         parser.header_limit(16 * 1024);
         parser.body_limit(options.body_limit);
-        stream.expires_after(std::chrono::milliseconds(first ? options.header_timeout_ms
-                                                             : options.idle_timeout_ms));
+        stream.expires_after(
+            std::chrono::milliseconds(first ? options.header_timeout_ms : options.idle_timeout_ms));
         first = false;
         auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser,
                                                          asio::as_tuple(asio::use_awaitable));
@@ -185,7 +188,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         bool keep = breq.keep_alive() && !stopping.load();
         auto res = ToBeast(std::move(resp), breq.version(), keep, req.request_id);
         stream.expires_after(std::chrono::seconds(30));
-        auto [wec, wn] = co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
+        auto [wec, wn] =
+            co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
         if (wec || !res.keep_alive()) break;
       }
     } catch (const std::exception& e) {
@@ -229,8 +233,7 @@ void Server::Listen() {
     s->acceptor = std::move(acc);
   }
   impl_->bound_port = port;
-  for (auto& s : impl_->shards)
-    asio::co_spawn(*s->ioc, impl_->Accept(s.get()), asio::detached);
+  for (auto& s : impl_->shards) asio::co_spawn(*s->ioc, impl_->Accept(s.get()), asio::detached);
 }
 
 uint16_t Server::port() const { return impl_->bound_port; }

@@ -27,7 +27,9 @@ int64_t UnixNow() {
 
 void Authenticate(RequestContext& ctx) {
   std::string_view h = ctx.req.header("authorization");
-  if (h.empty()) Deny401(ctx, "no bearer token", "Log in first: this request needs an Authorization: Bearer token.");
+  if (h.empty())
+    Deny401(ctx, "no bearer token",
+            "Log in first: this request needs an Authorization: Bearer token.");
   if (h.size() < 8 || (h.substr(0, 7) != "Bearer " && h.substr(0, 7) != "bearer "))
     Deny401(ctx, "malformed authorization header",
             "The Authorization header must be of the form 'Bearer <token>'.");
@@ -42,7 +44,8 @@ void Authenticate(RequestContext& ctx) {
   if (now >= claims->exp)
     Deny401(ctx, "token expired", "Your session has expired. Please log in again.");
   switch (ctx.svc.sessions->Touch(claims->sid, claims->iat, now)) {
-    case auth::SessionCache::State::kLive: break;
+    case auth::SessionCache::State::kLive:
+      break;
     case auth::SessionCache::State::kRevoked:
       Deny401(ctx, "session revoked", "This session has been logged out. Please log in again.");
     case auth::SessionCache::State::kIdleExpired:

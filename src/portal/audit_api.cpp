@@ -10,18 +10,20 @@ namespace json = boost::json;
 
 namespace {
 
-#define AUDIT_COLS                                                                            \
+#define AUDIT_COLS                                                                               \
   "node_id, seq, to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), " \
-  "region, request_id, actor, role, action, resource_type, resource_id, patient_id, "          \
+  "region, request_id, actor, role, action, resource_type, resource_id, patient_id, "            \
   "client_address, purpose_of_use, outcome, detail"
 
 const db::Query kAuditByPatient{
-    "audit_by_patient", "SELECT " AUDIT_COLS ", count(*) OVER () FROM audit_event WHERE "
+    "audit_by_patient", "SELECT " AUDIT_COLS
+                        ", count(*) OVER () FROM audit_event WHERE "
                         "patient_id = $1 ORDER BY recorded_at DESC, node_id, seq DESC LIMIT $2 "
                         "OFFSET $3"};
-const db::Query kBreakGlass{
-    "audit_break_glass", "SELECT " AUDIT_COLS " FROM audit_event WHERE purpose_of_use = 'ETREAT' "
-                         "ORDER BY recorded_at DESC LIMIT $1 OFFSET $2"};
+const db::Query kBreakGlass{"audit_break_glass",
+                            "SELECT " AUDIT_COLS
+                            " FROM audit_event WHERE purpose_of_use = 'ETREAT' "
+                            "ORDER BY recorded_at DESC LIMIT $1 OFFSET $2"};
 
 json::object AuditEventJson(const db::Result& r, int i) {
   std::string_view action = r.get(i, 7);
@@ -31,15 +33,20 @@ json::object AuditEventJson(const db::Result& r, int i) {
                  {"meta", fhir::Meta(r.get(i, 2))}};
   bool login = action == "login" || action == "logout";
   if (login) {
-    e["type"] = fhir::Coding("http://dicom.nema.org/resources/ontology/DCM", "110114", "User Authentication");
-    e["subtype"] = json::array{action == "login"
-                                   ? fhir::Coding("http://dicom.nema.org/resources/ontology/DCM", "110122", "Login")
-                                   : fhir::Coding("http://dicom.nema.org/resources/ontology/DCM", "110123", "Logout")};
+    e["type"] = fhir::Coding("http://dicom.nema.org/resources/ontology/DCM", "110114",
+                             "User Authentication");
+    e["subtype"] = json::array{
+        action == "login"
+            ? fhir::Coding("http://dicom.nema.org/resources/ontology/DCM", "110122", "Login")
+            : fhir::Coding("http://dicom.nema.org/resources/ontology/DCM", "110123", "Logout")};
     e["action"] = "E";
   } else {
     e["type"] = fhir::Coding("http://terminology.hl7.org/CodeSystem/audit-event-type", "rest",
                              "RESTful Operation");
-    std::string_view sub = action == "search" ? "search-type" : action == "create" ? "create" : action == "read" ? "read" : "update";
+    std::string_view sub = action == "search"   ? "search-type"
+                           : action == "create" ? "create"
+                           : action == "read"   ? "read"
+                                                : "update";
     e["subtype"] = json::array{fhir::Coding("http://hl7.org/fhir/restful-interaction", sub, sub)};
     e["action"] = action == "create" ? "C" : (action == "read" || action == "search") ? "R" : "U";
   }
@@ -48,34 +55,47 @@ json::object AuditEventJson(const db::Result& r, int i) {
   std::string desc(outcome);
   if (!r.null(i, 14) && !r.get(i, 14).empty()) desc += ": " + std::string(r.get(i, 14));
   e["outcomeDesc"] = desc;
-  e["purposeOfEvent"] = json::array{fhir::Concept("http://terminology.hl7.org/CodeSystem/v3-ActReason",
-                                                  r.get(i, 12), r.get(i, 12) == "ETREAT" ? "Emergency Treatment" : r.get(i, 12) == "TREAT" ? "treatment" : r.get(i, 12))};
-  json::object who{{"identifier", json::object{{"system", "urn:continuum:username"}, {"value", r.get(i, 5)}}},
-                   {"display", r.get(i, 5)}};
-  e["agent"] = json::array{json::object{
-      {"type", json::object{{"text", r.get(i, 6)}}},
-      {"who", std::move(who)},
-      {"requestor", true},
-      {"network", json::object{{"address", r.get(i, 11)}, {"type", "2"}}}}};
-  e["source"] = json::object{{"site", r.get(i, 3)},
-                             {"observer", json::object{{"display", r.get(i, 0)}}},
-                             {"type", json::array{fhir::Coding("http://terminology.hl7.org/CodeSystem/security-source-type", "3", "Web Server")}}};
+  e["purposeOfEvent"] =
+      json::array{fhir::Concept("http://terminology.hl7.org/CodeSystem/v3-ActReason", r.get(i, 12),
+                                r.get(i, 12) == "ETREAT"  ? "Emergency Treatment"
+                                : r.get(i, 12) == "TREAT" ? "treatment"
+                                                          : r.get(i, 12))};
+  json::object who{
+      {"identifier", json::object{{"system", "urn:continuum:username"}, {"value", r.get(i, 5)}}},
+      {"display", r.get(i, 5)}};
+  e["agent"] = json::array{
+      json::object{{"type", json::object{{"text", r.get(i, 6)}}},
+                   {"who", std::move(who)},
+                   {"requestor", true},
+                   {"network", json::object{{"address", r.get(i, 11)}, {"type", "2"}}}}};
+  e["source"] = json::object{
+      {"site", r.get(i, 3)},
+      {"observer", json::object{{"display", r.get(i, 0)}}},
+      {"type",
+       json::array{fhir::Coding("http://terminology.hl7.org/CodeSystem/security-source-type", "3",
+                                "Web Server")}}};
   json::array entities;
   if (!r.null(i, 10) && !r.get(i, 10).empty())
-    entities.push_back(json::object{{"what", fhir::Reference("Patient", r.get(i, 10))},
-                                    {"type", fhir::Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person")},
-                                    {"role", fhir::Coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")}});
+    entities.push_back(json::object{
+        {"what", fhir::Reference("Patient", r.get(i, 10))},
+        {"type",
+         fhir::Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "1", "Person")},
+        {"role",
+         fhir::Coding("http://terminology.hl7.org/CodeSystem/object-role", "1", "Patient")}});
   if (!r.null(i, 8) && !r.get(i, 8).empty()) {
     json::object what;
     if (!r.null(i, 9) && !r.get(i, 9).empty())
       what = fhir::Reference(r.get(i, 8), r.get(i, 9));
     else
       what = json::object{{"display", r.get(i, 8)}};
-    entities.push_back(json::object{{"what", std::move(what)},
-                                    {"type", fhir::Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2", "System Object")}});
+    entities.push_back(json::object{
+        {"what", std::move(what)},
+        {"type", fhir::Coding("http://terminology.hl7.org/CodeSystem/audit-entity-type", "2",
+                              "System Object")}});
   }
-  entities.push_back(json::object{{"what", json::object{{"identifier", json::object{{"value", r.get(i, 4)}}}}},
-                                  {"description", "request id"}});
+  entities.push_back(
+      json::object{{"what", json::object{{"identifier", json::object{{"value", r.get(i, 4)}}}}},
+                   {"description", "request id"}});
   e["entity"] = std::move(entities);
   return e;
 }
@@ -95,18 +115,21 @@ asio::awaitable<http::Response> SearchAuditEvents(RequestContext& ctx) {
   std::string pid = std::to_string(ParseId(v, "Patient"));
   rec.patient_id = pid;
   auto paging = fhir::ParsePaging(ctx.req);
-  auto r = co_await ctx.pool().Exec(kAuditByPatient, db::P(pid, paging.count + 1, paging.offset), ctx.deadline);
+  auto r = co_await ctx.pool().Exec(kAuditByPatient, db::P(pid, paging.count + 1, paging.offset),
+                                    ctx.deadline);
   int n = std::min(r.rows(), paging.count);
   std::vector<json::object> out;
   for (int i = 0; i < n; ++i) out.push_back(AuditEventJson(r, i));
   std::string base = ctx.BaseUrl();
   std::optional<std::string> next;
   if (r.rows() > paging.count)
-    next = fhir::SearchUrl(base, "AuditEvent", {{"patient", pid}}, {paging.count, paging.offset + paging.count});
+    next = fhir::SearchUrl(base, "AuditEvent", {{"patient", pid}},
+                           {paging.count, paging.offset + paging.count});
   rec.outcome = "success";
-  co_return fhir::Json(200, fhir::SearchBundle(fhir::SearchUrl(base, "AuditEvent", {{"patient", pid}}, paging),
-                                               next, std::move(out), base,
-                                               r.rows() ? std::optional<int64_t>(r.get_int(0, 15)) : std::nullopt));
+  co_return fhir::Json(
+      200, fhir::SearchBundle(fhir::SearchUrl(base, "AuditEvent", {{"patient", pid}}, paging), next,
+                              std::move(out), base,
+                              r.rows() ? std::optional<int64_t>(r.get_int(0, 15)) : std::nullopt));
 }
 
 asio::awaitable<http::Response> BreakGlassList(RequestContext& ctx) {
@@ -122,16 +145,18 @@ asio::awaitable<http::Response> BreakGlassList(RequestContext& ctx) {
   for (int i = 0; i < r.rows(); ++i) {
     std::string detail(r.get(i, 14));
     std::string reason = detail.starts_with("break-the-glass: ") ? detail.substr(17) : detail;
-    items.push_back(json::object{{"recorded", r.get(i, 2)},
-                                 {"provider", r.get(i, 5)},
-                                 {"patient", r.get(i, 10)},
-                                 {"action", r.get(i, 7)},
-                                 {"resource", std::string(r.get(i, 8)) + (r.get(i, 9).empty() ? "" : "/" + std::string(r.get(i, 9)))},
-                                 {"reason", reason},
-                                 {"outcome", r.get(i, 13)},
-                                 {"request_id", r.get(i, 4)},
-                                 {"node", r.get(i, 0)},
-                                 {"region", r.get(i, 3)}});
+    items.push_back(json::object{
+        {"recorded", r.get(i, 2)},
+        {"provider", r.get(i, 5)},
+        {"patient", r.get(i, 10)},
+        {"action", r.get(i, 7)},
+        {"resource",
+         std::string(r.get(i, 8)) + (r.get(i, 9).empty() ? "" : "/" + std::string(r.get(i, 9)))},
+        {"reason", reason},
+        {"outcome", r.get(i, 13)},
+        {"request_id", r.get(i, 4)},
+        {"node", r.get(i, 0)},
+        {"region", r.get(i, 3)}});
   }
   rec.outcome = "success";
   http::Response resp;

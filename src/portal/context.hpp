@@ -3,9 +3,9 @@
 // produces (made durable by the dispatcher before the response is written).
 #pragma once
 
+#include <array>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <array>
 #include <deque>
 #include <functional>
 #include <memory>

@@ -1,5 +1,7 @@
 #include "portal/node.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,7 +12,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <chrono>
-#include <fmt/format.h>
 #include <thread>
 
 #include "audit/journal.hpp"
@@ -43,10 +44,10 @@ const db::Query kFlushSeen{
     "session_flush_last_seen",
     "UPDATE session s SET last_seen_at = to_timestamp(v.ts) FROM (SELECT unnest($1::text[]) AS "
     "id, unnest($2::float8[]) AS ts) v WHERE s.id = v.id AND s.last_seen_at < to_timestamp(v.ts)"};
-const db::Query kRevokedSince{
-    "session_revoked_since",
-    "SELECT id, extract(epoch FROM expires_at)::bigint FROM session WHERE revoked_at IS NOT NULL AND revoked_at >= to_timestamp($1) AND "
-    "expires_at > now()"};
+const db::Query kRevokedSince{"session_revoked_since",
+                              "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
+                              "WHERE revoked_at IS NOT NULL AND revoked_at >= to_timestamp($1) AND "
+                              "expires_at > now()"};
 const db::Query kSeenSince{
     "session_seen_since",
     "SELECT id, extract(epoch FROM last_seen_at)::bigint FROM session WHERE last_seen_at >= "
@@ -86,10 +87,12 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
       b.push_back({&kSeenSince, {since > 0 ? since - 5 : now - svc.config.session_idle_s}});
       auto rs = co_await shard.pool(Tier::kOps).Batch(std::move(b), deadline);
       std::vector<std::pair<std::string, int64_t>> revoked;
-      for (int i = 0; i < rs[0].rows(); ++i) revoked.emplace_back(rs[0].str(i, 0), rs[0].get_int(i, 1));
+      for (int i = 0; i < rs[0].rows(); ++i)
+        revoked.emplace_back(rs[0].str(i, 0), rs[0].get_int(i, 1));
       svc.sessions->ApplyRevocations(revoked);
       std::vector<std::pair<std::string, int64_t>> seen;
-      for (int i = 0; i < rs[1].rows(); ++i) seen.emplace_back(rs[1].str(i, 0), rs[1].get_int(i, 1));
+      for (int i = 0; i < rs[1].rows(); ++i)
+        seen.emplace_back(rs[1].str(i, 0), rs[1].get_int(i, 1));
       svc.sessions->ApplyLastSeen(seen);
       since = now;
       state.revocations_loaded.store(true);
@@ -128,9 +131,15 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
   } else {
     route = e->name;
     tier = e->tier;
-    RequestContext ctx{req, svc, shard, tier, route,
-                       Deadline::After(std::chrono::milliseconds(svc.config.limits(tier).deadline_ms)),
-                       std::nullopt, {}};
+    RequestContext ctx{
+        req,
+        svc,
+        shard,
+        tier,
+        route,
+        Deadline::After(std::chrono::milliseconds(svc.config.limits(tier).deadline_ms)),
+        std::nullopt,
+        {}};
     try {
       resp = co_await e->handler(ctx);
     } catch (...) {
@@ -185,14 +194,22 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
         acquired += st.acquired.load();
       }
       auto n = TierName(t);
-      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"open\"}} {}\n", n, open);
-      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"in_use\"}} {}\n", n, in_use);
-      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"waiting\"}} {}\n", n, waiting);
-      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"acquired\"}} {}\n", n, acquired);
-      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"rejected\"}} {}\n", n, rejected);
-      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"wait_timeout\"}} {}\n", n, timeouts);
-      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"connect_failure\"}} {}\n", n, cfail);
-      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"query_failure\"}} {}\n", n, qfail);
+      out +=
+          fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"open\"}} {}\n", n, open);
+      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"in_use\"}} {}\n", n,
+                         in_use);
+      out += fmt::format("continuum_db_pool_connections{{tier=\"{}\",state=\"waiting\"}} {}\n", n,
+                         waiting);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"acquired\"}} {}\n", n,
+                         acquired);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"rejected\"}} {}\n", n,
+                         rejected);
+      out += fmt::format(
+          "continuum_db_pool_events_total{{tier=\"{}\",event=\"wait_timeout\"}} {}\n", n, timeouts);
+      out += fmt::format(
+          "continuum_db_pool_events_total{{tier=\"{}\",event=\"connect_failure\"}} {}\n", n, cfail);
+      out += fmt::format(
+          "continuum_db_pool_events_total{{tier=\"{}\",event=\"query_failure\"}} {}\n", n, qfail);
     }
     auto js = journal.stats();
     out += "# TYPE continuum_audit_journal_records_total counter\n";
@@ -241,7 +258,8 @@ int Serve(const Config& cfg) {
   NodeState state;
   auto* shipper_ptr = shipper.get();
   svc.readiness = [&state, shipper_ptr]() {
-    boost::json::object o{{"sessions", boost::json::object{{"revocations_loaded", state.revocations_loaded.load()}}}};
+    boost::json::object o{
+        {"sessions", boost::json::object{{"revocations_loaded", state.revocations_loaded.load()}}}};
     if (shipper_ptr) {
       auto ss = shipper_ptr->stats();
       o["audit_shipping"] = boost::json::object{{"backlog", ss.backlog},
@@ -268,13 +286,14 @@ int Serve(const Config& cfg) {
       s->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
     }
     Shard* sp = s.get();
-    handlers.push_back([sp, &svc, &router](http::Request& req) { return Dispatch(*sp, svc, router, req); });
+    handlers.push_back(
+        [sp, &svc, &router](http::Request& req) { return Dispatch(*sp, svc, router, req); });
     ioc_ptrs.push_back(iocs.back().get());
     shards.push_back(std::move(s));
   }
   RegisterCollectors(shards, journal, shipper.get(), sessions);
 
-  http::ServerOptions so{cfg.listen_address, cfg.listen_port, cfg.body_limit_bytes,
+  http::ServerOptions so{cfg.listen_address,    cfg.listen_port,     cfg.body_limit_bytes,
                          cfg.header_timeout_ms, cfg.idle_timeout_ms, cfg.shutdown_grace_ms};
   http::Server server(so, ioc_ptrs, std::move(handlers));
   server.Listen();

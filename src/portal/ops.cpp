@@ -37,11 +37,10 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
   json::object tiers;
   for (Tier t : {Tier::kCritical, Tier::kHigh, Tier::kMedium, Tier::kLow}) {
     auto& p = ctx.shard.pool(t);
-    tiers[std::string(TierName(t))] = json::object{
-        {"mode", db_ok ? "normal" : "unavailable"},
-        {"pool_open", p.stats().open.load()},
-        {"pool_in_use", p.stats().in_use.load()},
-        {"pool_waiting", p.stats().waiting.load()}};
+    tiers[std::string(TierName(t))] = json::object{{"mode", db_ok ? "normal" : "unavailable"},
+                                                   {"pool_open", p.stats().open.load()},
+                                                   {"pool_in_use", p.stats().in_use.load()},
+                                                   {"pool_waiting", p.stats().waiting.load()}};
   }
   json::object out{{"status", db_ok && audit_ok ? "ready" : "not-ready"},
                    {"node", ctx.svc.config.node_id},
@@ -95,28 +94,33 @@ asio::awaitable<http::Response> Capability(RequestContext& ctx) {
       res("MedicationStatement", inter({"search-type"}), search({{"patient", "reference"}})),
       res("Condition", inter({"search-type"}), search({{"patient", "reference"}})),
       res("Encounter", inter({"search-type"}), search({{"patient", "reference"}})),
-      res("DocumentReference", inter({"read", "create", "search-type"}), search({{"patient", "reference"}})),
+      res("DocumentReference", inter({"read", "create", "search-type"}),
+          search({{"patient", "reference"}})),
       res("AuditEvent", inter({"search-type"}), search({{"patient", "reference"}}))};
-  resources[0].as_object()["operation"] = json::array{json::object{
-      {"name", "summary"}, {"definition", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"}}};
-  json::object cs{{"resourceType", "CapabilityStatement"},
-                  {"status", "active"},
-                  {"date", "2026-11-25"},
-                  {"publisher", "Continuum"},
-                  {"kind", "instance"},
-                  {"software", json::object{{"name", "Continuum"}, {"version", "0.1.0"}}},
-                  {"implementation", json::object{{"description", "Continuum patient portal"},
-                                                  {"url", ctx.BaseUrl()}}},
-                  {"fhirVersion", "4.0.1"},
-                  {"format", json::array{"application/fhir+json", "json"}},
-                  {"rest", json::array{json::object{
-                               {"mode", "server"},
-                               {"security", json::object{
-                                   {"service", json::array{fhir::Concept(
-                                       "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                       "SMART-on-FHIR", "SMART-on-FHIR")}},
-                                   {"description", "Bearer tokens from POST /api/v1/session"}}},
-                               {"resource", std::move(resources)}}}}};
+  resources[0].as_object()["operation"] = json::array{
+      json::object{{"name", "summary"},
+                   {"definition", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"}}};
+  json::object cs{
+      {"resourceType", "CapabilityStatement"},
+      {"status", "active"},
+      {"date", "2026-11-25"},
+      {"publisher", "Continuum"},
+      {"kind", "instance"},
+      {"software", json::object{{"name", "Continuum"}, {"version", "0.1.0"}}},
+      {"implementation",
+       json::object{{"description", "Continuum patient portal"}, {"url", ctx.BaseUrl()}}},
+      {"fhirVersion", "4.0.1"},
+      {"format", json::array{"application/fhir+json", "json"}},
+      {"rest",
+       json::array{json::object{
+           {"mode", "server"},
+           {"security",
+            json::object{
+                {"service", json::array{fhir::Concept(
+                                "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                "SMART-on-FHIR", "SMART-on-FHIR")}},
+                {"description", "Bearer tokens from POST /api/v1/session"}}},
+           {"resource", std::move(resources)}}}}};
   co_return fhir::Json(200, cs);
 }
 

@@ -27,7 +27,8 @@ http::Router<RouteEntry> BuildRoutes() {
   add("GET", "/fhir/R4/Patient/{}", Tier::kCritical, "patient.read", ReadPatient);
   add("GET", "/fhir/R4/Patient/{}/$summary", Tier::kCritical, "patient.summary", PatientSummary);
   add("GET", "/fhir/R4/AllergyIntolerance", Tier::kCritical, "allergy.search", SearchAllergies);
-  add("GET", "/fhir/R4/MedicationStatement", Tier::kCritical, "medication.search", SearchMedications);
+  add("GET", "/fhir/R4/MedicationStatement", Tier::kCritical, "medication.search",
+      SearchMedications);
   add("GET", "/fhir/R4/Condition", Tier::kCritical, "condition.search", SearchConditions);
   add("GET", "/fhir/R4/Encounter", Tier::kCritical, "encounter.search", SearchEncounters);
   add("POST", "/fhir/R4/DocumentReference", Tier::kCritical, "note.create", CreateNote);

@@ -113,7 +113,8 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
     throw BadRequest("username must be 1-128 characters and password at most 1024.");
   }
   rec.actor = username;
-  if (int wait = ctx.svc.throttle->Acquire(ctx.req.client_address, std::chrono::steady_clock::now())) {
+  if (int wait =
+          ctx.svc.throttle->Acquire(ctx.req.client_address, std::chrono::steady_clock::now())) {
     rec.outcome = "denied";
     rec.detail = "throttled";
     throw TooManyRequests("Too many login attempts from your address. Try again in " +
@@ -153,16 +154,16 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
     ok = auth::VerifyTotp(acct.get(0, 5), totp, UnixNow());
   }
   if (!ok) {
-    auto f = co_await ctx.pool().Exec(kLoginFailed, db::P(account_id, cfg.max_login_failures, cfg.lockout_s),
-                                      ctx.deadline);
+    auto f = co_await ctx.pool().Exec(
+        kLoginFailed, db::P(account_id, cfg.max_login_failures, cfg.lockout_s), ctx.deadline);
     rec.outcome = "failure";
     rec.detail = "wrong password or one-time code";
     if (f.rows() > 0 && f.get_bool(0, 0)) {
       rec.detail += "; account locked";
       throw Error(423, "lock-error",
                   "Wrong username or password. The account is now locked after " +
-                      std::to_string(cfg.max_login_failures) + " failed attempts; try again after " +
-                      f.str(0, 1) + ".");
+                      std::to_string(cfg.max_login_failures) +
+                      " failed attempts; try again after " + f.str(0, 1) + ".");
     }
     throw Unauthorized("Wrong username or password.");
   }

@@ -11,9 +11,9 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define NOTE_COLS                                                                        \
-  "id, patient_id, author_id, status, title, content, content_type, " TS("created_at") \
-  ", " TS("signed_at") ", signed_by, " TS("updated_at") ", idempotency_key"
+#define NOTE_COLS                                                                               \
+  "id, patient_id, author_id, status, title, content, content_type, " TS("created_at") ", " TS( \
+      "signed_at") ", signed_by, " TS("updated_at") ", idempotency_key"
 
 namespace {
 
@@ -35,7 +35,8 @@ const db::Query kSignNote{
     "UPDATE clinical_note SET status = 'final', signed_at = now(), signed_by = $2, updated_at = "
     "now() WHERE id = $1 AND status = 'preliminary' RETURNING " NOTE_COLS};
 const db::Query kNotesByPatient{
-    "notes_by_patient", "SELECT " NOTE_COLS ", count(*) OVER () FROM clinical_note WHERE "
+    "notes_by_patient", "SELECT " NOTE_COLS
+                        ", count(*) OVER () FROM clinical_note WHERE "
                         "patient_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"};
 
 std::string Base64(std::string_view s) {
@@ -59,7 +60,11 @@ std::optional<std::string> Unbase64(std::string_view s) {
 bool ValidUtf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : -1;
+    int n = c < 0x80             ? 0
+            : (c & 0xE0) == 0xC0 ? 1
+            : (c & 0xF0) == 0xE0 ? 2
+            : (c & 0xF8) == 0xF0 ? 3
+                                 : -1;
     if (n < 0 || i + n >= s.size() + (n == 0 ? 1 : 0)) return false;
     for (int k = 1; k <= n; ++k)
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -69,11 +74,14 @@ bool ValidUtf8(std::string_view s) {
 }
 
 json::object NoteJson(const db::Result& r, int i) {
-  json::object d{{"resourceType", "DocumentReference"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 10))}};
+  json::object d{{"resourceType", "DocumentReference"},
+                 {"id", r.get(i, 0)},
+                 {"meta", fhir::Meta(r.get(i, 10))}};
   bool final = r.get(i, 3) == "final";
   if (final && !r.null(i, 8))
-    d["extension"] = json::array{json::object{
-        {"url", "urn:continuum:fhir:StructureDefinition:signed-at"}, {"valueDateTime", r.get(i, 8)}}};
+    d["extension"] =
+        json::array{json::object{{"url", "urn:continuum:fhir:StructureDefinition:signed-at"},
+                                 {"valueDateTime", r.get(i, 8)}}};
   d["status"] = "current";
   d["docStatus"] = r.get(i, 3);
   d["type"] = fhir::Concept("http://loinc.org", "11506-3", "Progress note");
@@ -82,18 +90,18 @@ json::object NoteJson(const db::Result& r, int i) {
   d["author"] = json::array{fhir::Reference("Practitioner", r.get(i, 2))};
   if (final && !r.null(i, 9)) d["authenticator"] = fhir::Reference("Practitioner", r.get(i, 9));
   d["description"] = r.get(i, 4);
-  d["content"] = json::array{json::object{
-      {"attachment", json::object{{"contentType", r.get(i, 6)},
-                                  {"data", Base64(r.get(i, 5))},
-                                  {"title", r.get(i, 4)},
-                                  {"creation", r.get(i, 7)}}}}};
+  d["content"] = json::array{json::object{{"attachment", json::object{{"contentType", r.get(i, 6)},
+                                                                      {"data", Base64(r.get(i, 5))},
+                                                                      {"title", r.get(i, 4)},
+                                                                      {"creation", r.get(i, 7)}}}}};
   return d;
 }
 
 std::string RequireString(const json::object& o, std::string_view key, std::string_view where) {
   auto* v = o.if_contains(key);
   if (!v || !v->is_string())
-    throw BadRequest(std::string(where) + "." + std::string(key) + " is required and must be a string.");
+    throw BadRequest(std::string(where) + "." + std::string(key) +
+                     " is required and must be a string.");
   return std::string(v->as_string());
 }
 
@@ -123,11 +131,13 @@ NewNote ParseNote(const RequestContext& ctx) {
     throw BadRequest("A new note's status must be 'current'.", "value");
   if (o.contains("docStatus") &&
       RequireString(o, "docStatus", "DocumentReference") != "preliminary")
-    throw BadRequest("A new note's docStatus must be 'preliminary'; sign it with $sign to make it final.",
-                     "business-rule");
+    throw BadRequest(
+        "A new note's docStatus must be 'preliminary'; sign it with $sign to make it final.",
+        "business-rule");
   auto* subj = o.if_contains("subject");
   if (!subj || !subj->is_object())
-    throw BadRequest("DocumentReference.subject is required: {\"reference\": \"Patient/<id>\"}.", "required");
+    throw BadRequest("DocumentReference.subject is required: {\"reference\": \"Patient/<id>\"}.",
+                     "required");
   RequireObjectKeys(subj->as_object(), "subject", {"reference", "display"});
   std::string ref = RequireString(subj->as_object(), "reference", "subject");
   if (!ref.starts_with("Patient/")) throw BadRequest("subject.reference must be 'Patient/<id>'.");
@@ -139,7 +149,8 @@ NewNote ParseNote(const RequestContext& ctx) {
     if (!a->is_array() || a->as_array().size() != 1 || !a->as_array()[0].is_object() ||
         !a->as_array()[0].as_object().contains("reference") ||
         a->as_array()[0].as_object().at("reference") != json::value(self))
-      throw BadRequest("author, when given, must be [{\"reference\": \"" + self + "\"}] (the logged-in provider).",
+      throw BadRequest("author, when given, must be [{\"reference\": \"" + self +
+                           "\"}] (the logged-in provider).",
                        "business-rule");
   }
   auto* content = o.if_contains("content");
@@ -158,8 +169,7 @@ NewNote ParseNote(const RequestContext& ctx) {
   auto text = Unbase64(RequireString(att->as_object(), "data", "content[0].attachment"));
   if (!text) throw BadRequest("content[0].attachment.data must be base64.", "value");
   if (text->empty()) throw BadRequest("The note is empty.", "value");
-  if (text->size() > kMaxNoteBytes)
-    throw BadRequest("The note exceeds 65536 bytes.", "too-long");
+  if (text->size() > kMaxNoteBytes) throw BadRequest("The note exceeds 65536 bytes.", "too-long");
   if (!ValidUtf8(*text) || text->find('\0') != std::string::npos)
     throw BadRequest("The note must be UTF-8 text.", "value");
   n.content = std::move(*text);
@@ -178,7 +188,8 @@ std::string IdempotencyKey(const RequestContext& ctx) {
   std::string_view k = ctx.req.header("idempotency-key");
   if (k.size() > 128) throw BadRequest("Idempotency-Key must be at most 128 characters.");
   for (char c : k)
-    if (c < 0x21 || c > 0x7e) throw BadRequest("Idempotency-Key must be printable ASCII without spaces.");
+    if (c < 0x21 || c > 0x7e)
+      throw BadRequest("Idempotency-Key must be printable ASCII without spaces.");
   return std::string(k);
 }
 
@@ -210,7 +221,9 @@ asio::awaitable<http::Response> CreateNote(RequestContext& ctx) {
     if (r.rows() == 0) throw Unavailable("The note could not be stored; please retry.");
     if (r.get(0, 1) != n.patient_id || r.get(0, 5) != n.content) {
       ctx.AuditOutcome("failure", "idempotency key reused for a different note");
-      throw Conflict("This Idempotency-Key was already used for a different note. Use a new key for a new note.");
+      throw Conflict(
+          "This Idempotency-Key was already used for a different note. Use a new key for a new "
+          "note.");
     }
     status = 200;
   }
@@ -245,7 +258,8 @@ asio::awaitable<http::Response> SignNote(RequestContext& ctx) {
     rec.detail = "already signed";
     throw Conflict("This note is already signed; a signed note cannot be changed.");
   }
-  auto r = co_await ctx.pool().Exec(kSignNote, db::P(id, ctx.claims->practitioner_id), ctx.deadline);
+  auto r =
+      co_await ctx.pool().Exec(kSignNote, db::P(id, ctx.claims->practitioner_id), ctx.deadline);
   if (r.rows() == 0) {
     rec.outcome = "failure";
     rec.detail = "already signed";
@@ -296,9 +310,11 @@ asio::awaitable<http::Response> SearchNotes(RequestContext& ctx) {
     next = fhir::SearchUrl(base, "DocumentReference", {{"patient", pid}},
                            {paging.count, paging.offset + paging.count});
   rec.outcome = "success";
-  co_return fhir::Json(200, fhir::SearchBundle(
-                                fhir::SearchUrl(base, "DocumentReference", {{"patient", pid}}, paging),
-                                next, std::move(out), base, r.rows() ? std::optional<int64_t>(r.get_int(0, 12)) : std::nullopt));
+  co_return fhir::Json(
+      200,
+      fhir::SearchBundle(fhir::SearchUrl(base, "DocumentReference", {{"patient", pid}}, paging),
+                         next, std::move(out), base,
+                         r.rows() ? std::optional<int64_t>(r.get_int(0, 12)) : std::nullopt));
 }
 
 }  // namespace continuum::portal::critical

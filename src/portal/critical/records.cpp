@@ -18,8 +18,8 @@ constexpr const char* kSnomed = "http://snomed.info/sct";
 constexpr const char* kRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
 
 // ---- Patient
-#define PATIENT_COLS                                                                   \
-  "p.id, p.mrn, p.family, p.given, p.gender, p.birth_date, p.phone, p.email, "         \
+#define PATIENT_COLS                                                                      \
+  "p.id, p.mrn, p.family, p.given, p.gender, p.birth_date, p.phone, p.email, "            \
   "p.address_line, p.city, p.state, p.postal_code, p.facility_id, f.name, " CONTINUUM_TS( \
       "p.updated_at")
 
@@ -28,17 +28,20 @@ const db::Query kPatientById{"patient_by_id", "SELECT " PATIENT_COLS
                                               "p.facility_id WHERE p.id = $1"};
 
 json::object PatientJson(const db::Result& r, int i) {
-  json::object p{{"resourceType", "Patient"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 14))}};
-  p["identifier"] = json::array{json::object{
-      {"use", "usual"},
-      {"type", Concept("http://terminology.hl7.org/CodeSystem/v2-0203", "MR", "Medical record number")},
-      {"system", "urn:continuum:mrn"},
-      {"value", r.get(i, 1)}}};
+  json::object p{
+      {"resourceType", "Patient"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 14))}};
+  p["identifier"] =
+      json::array{json::object{{"use", "usual"},
+                               {"type", Concept("http://terminology.hl7.org/CodeSystem/v2-0203",
+                                                "MR", "Medical record number")},
+                               {"system", "urn:continuum:mrn"},
+                               {"value", r.get(i, 1)}}};
   p["active"] = true;
   p["name"] = json::array{json::object{
       {"use", "official"}, {"family", r.get(i, 2)}, {"given", json::array{r.get(i, 3)}}}};
   json::array telecom;
-  if (!r.null(i, 6)) telecom.push_back(json::object{{"system", "phone"}, {"value", r.get(i, 6)}, {"use", "home"}});
+  if (!r.null(i, 6))
+    telecom.push_back(json::object{{"system", "phone"}, {"value", r.get(i, 6)}, {"use", "home"}});
   if (!r.null(i, 7)) telecom.push_back(json::object{{"system", "email"}, {"value", r.get(i, 7)}});
   if (!telecom.empty()) p["telecom"] = std::move(telecom);
   p["gender"] = r.get(i, 4);
@@ -65,11 +68,17 @@ const db::Query kAllergies{
     "WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3"};
 
 json::object AllergyJson(const db::Result& r, int i) {
-  json::object a{{"resourceType", "AllergyIntolerance"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 9))}};
-  a["clinicalStatus"] = Concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
-                                r.get(i, 6), r.get(i, 6) == "active" ? "Active" : r.get(i, 6) == "inactive" ? "Inactive" : "Resolved");
-  a["verificationStatus"] = Concept(
-      "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed", "Confirmed");
+  json::object a{{"resourceType", "AllergyIntolerance"},
+                 {"id", r.get(i, 0)},
+                 {"meta", fhir::Meta(r.get(i, 9))}};
+  a["clinicalStatus"] =
+      Concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", r.get(i, 6),
+              r.get(i, 6) == "active"     ? "Active"
+              : r.get(i, 6) == "inactive" ? "Inactive"
+                                          : "Resolved");
+  a["verificationStatus"] =
+      Concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed",
+              "Confirmed");
   a["type"] = "allergy";
   a["category"] = json::array{r.get(i, 4)};
   a["criticality"] = r.get(i, 5);
@@ -77,8 +86,8 @@ json::object AllergyJson(const db::Result& r, int i) {
   a["patient"] = Reference("Patient", r.get(i, 1));
   a["recordedDate"] = r.get(i, 8);
   if (!r.null(i, 7))
-    a["reaction"] = json::array{json::object{
-        {"manifestation", json::array{json::object{{"text", r.get(i, 7)}}}}}};
+    a["reaction"] = json::array{
+        json::object{{"manifestation", json::array{json::object{{"text", r.get(i, 7)}}}}}};
   return a;
 }
 
@@ -90,7 +99,9 @@ const db::Query kMedications{
                       "LIMIT $2 OFFSET $3"};
 
 json::object MedicationJson(const db::Result& r, int i) {
-  json::object m{{"resourceType", "MedicationStatement"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 7))}};
+  json::object m{{"resourceType", "MedicationStatement"},
+                 {"id", r.get(i, 0)},
+                 {"meta", fhir::Meta(r.get(i, 7))}};
   m["status"] = r.get(i, 5);
   m["medicationCodeableConcept"] = Concept(kRxNorm, r.get(i, 2), r.get(i, 3));
   m["subject"] = Reference("Patient", r.get(i, 1));
@@ -107,11 +118,13 @@ const db::Query kConditions{
                       "LIMIT $2 OFFSET $3"};
 
 json::object ConditionJson(const db::Result& r, int i) {
-  json::object c{{"resourceType", "Condition"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 6))}};
+  json::object c{
+      {"resourceType", "Condition"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 6))}};
   std::string_view st = r.get(i, 4);
   std::string disp(st);
   if (!disp.empty()) disp[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(disp[0])));
-  c["clinicalStatus"] = Concept("http://terminology.hl7.org/CodeSystem/condition-clinical", st, disp);
+  c["clinicalStatus"] =
+      Concept("http://terminology.hl7.org/CodeSystem/condition-clinical", st, disp);
   c["verificationStatus"] = Concept("http://terminology.hl7.org/CodeSystem/condition-ver-status",
                                     "confirmed", "Confirmed");
   c["category"] = json::array{Concept("http://terminology.hl7.org/CodeSystem/condition-category",
@@ -140,13 +153,15 @@ std::string_view ClassDisplay(std::string_view code) {
 }
 
 json::object EncounterJson(const db::Result& r, int i) {
-  json::object e{{"resourceType", "Encounter"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 9))}};
+  json::object e{
+      {"resourceType", "Encounter"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 9))}};
   e["status"] = r.get(i, 6);
   e["class"] = fhir::Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", r.get(i, 4),
                             ClassDisplay(r.get(i, 4)));
   e["type"] = json::array{json::object{{"text", r.get(i, 5)}}};
   e["subject"] = Reference("Patient", r.get(i, 1));
-  e["participant"] = json::array{json::object{{"individual", Reference("Practitioner", r.get(i, 3))}}};
+  e["participant"] =
+      json::array{json::object{{"individual", Reference("Practitioner", r.get(i, 3))}}};
   json::object period{{"start", r.get(i, 7)}};
   if (!r.null(i, 8)) period["end"] = r.get(i, 8);
   e["period"] = std::move(period);
@@ -172,8 +187,7 @@ std::string SearchPatientId(RequestContext& ctx) {
 using RowMapper = json::object (*)(const db::Result&, int);
 
 asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string_view type,
-                                                const db::Query& q, RowMapper map,
-                                                int total_col) {
+                                                const db::Query& q, RowMapper map, int total_col) {
   auto& rec = ctx.Audit("search", std::string(type));
   Authenticate(ctx);
   fhir::CheckParams(ctx.req, {"patient"});
@@ -189,49 +203,55 @@ asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string
   std::string base = ctx.BaseUrl();
   std::optional<std::string> next;
   if (r.rows() > paging.count)
-    next = fhir::SearchUrl(base, type, {{"patient", pid}}, {paging.count, paging.offset + paging.count});
+    next = fhir::SearchUrl(base, type, {{"patient", pid}},
+                           {paging.count, paging.offset + paging.count});
   std::optional<int64_t> total;
-  if (r.rows() > 0) total = r.get_int(0, total_col);
-  else if (paging.offset == 0) total = 0;
+  if (r.rows() > 0)
+    total = r.get_int(0, total_col);
+  else if (paging.offset == 0)
+    total = 0;
   rec.outcome = "success";
   rec.detail = std::to_string(n) + " results";
-  co_return fhir::Json(200, fhir::SearchBundle(fhir::SearchUrl(base, type, {{"patient", pid}}, paging),
-                                               next, std::move(out), base, total));
+  co_return fhir::Json(
+      200, fhir::SearchBundle(fhir::SearchUrl(base, type, {{"patient", pid}}, paging), next,
+                              std::move(out), base, total));
 }
 
 // ---- Patient lookup
 // A provider searches their own panel; with a break-the-glass reason, everyone.
 // Name matching is a case-insensitive prefix of the family or given name, written as
 // a range so that the text_pattern_ops indexes serve it under a generic plan too.
-#define PATIENT_FILTERS                                                               \
+#define PATIENT_FILTERS                                                                \
   " AND ($1::text IS NULL OR (lower(p.family) ~>=~ $1 AND lower(p.family) ~<~ $2) OR " \
-  "(lower(p.given) ~>=~ $1 AND lower(p.given) ~<~ $2))"                              \
-  " AND ($3::date IS NULL OR p.birth_date = $3)"                                     \
+  "(lower(p.given) ~>=~ $1 AND lower(p.given) ~<~ $2))"                                \
+  " AND ($3::date IS NULL OR p.birth_date = $3)"                                       \
   " AND ($4::text IS NULL OR p.mrn = $4)"
 #define PATIENT_ORDER " ORDER BY p.family, p.given, p.id LIMIT $5 OFFSET $6"
 
 const db::Query kPatientSearchPanel{
     "patient_search_panel",
-    "SELECT " PATIENT_COLS " FROM care_relationship cr JOIN patient p ON p.id = cr.patient_id "
+    "SELECT " PATIENT_COLS
+    " FROM care_relationship cr JOIN patient p ON p.id = cr.patient_id "
     "JOIN facility f ON f.id = p.facility_id WHERE cr.practitioner_id = $7" PATIENT_FILTERS
         PATIENT_ORDER};
 const db::Query kPatientSearchSelf{
     "patient_search_self", "SELECT " PATIENT_COLS
                            " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE p.id = "
                            "$7" PATIENT_FILTERS PATIENT_ORDER};
-const db::Query kPatientSearchByMrn{
-    "patient_search_all_by_mrn", "SELECT " PATIENT_COLS
-                                 " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
-                                 "p.mrn = $4" PATIENT_FILTERS PATIENT_ORDER};
+const db::Query kPatientSearchByMrn{"patient_search_all_by_mrn",
+                                    "SELECT " PATIENT_COLS
+                                    " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
+                                    "p.mrn = $4" PATIENT_FILTERS PATIENT_ORDER};
 const db::Query kPatientSearchByName{
     "patient_search_all_by_name",
-    "SELECT " PATIENT_COLS " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
+    "SELECT " PATIENT_COLS
+    " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
     "((lower(p.family) ~>=~ $1 AND lower(p.family) ~<~ $2) OR (lower(p.given) ~>=~ $1 AND "
     "lower(p.given) ~<~ $2))" PATIENT_FILTERS PATIENT_ORDER};
-const db::Query kPatientSearchByBirth{
-    "patient_search_all_by_birthdate", "SELECT " PATIENT_COLS
-                                       " FROM patient p JOIN facility f ON f.id = p.facility_id "
-                                       "WHERE p.birth_date = $3" PATIENT_FILTERS PATIENT_ORDER};
+const db::Query kPatientSearchByBirth{"patient_search_all_by_birthdate",
+                                      "SELECT " PATIENT_COLS
+                                      " FROM patient p JOIN facility f ON f.id = p.facility_id "
+                                      "WHERE p.birth_date = $3" PATIENT_FILTERS PATIENT_ORDER};
 
 bool ValidDate(std::string_view d) {
   if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
@@ -313,7 +333,8 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
       q = &kPatientSearchPanel;
       scope = c.practitioner_id;
     } else {
-      if (reason.size() > 500) throw BadRequest("The break-the-glass reason must be at most 500 characters.");
+      if (reason.size() > 500)
+        throw BadRequest("The break-the-glass reason must be at most 500 characters.");
       q = ident ? &kPatientSearchByMrn : name ? &kPatientSearchByName : &kPatientSearchByBirth;
       scope = "0";
       for (auto& rec : ctx.audit) {
@@ -332,7 +353,8 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
   // One record per patient whose demographics are disclosed.
   auto tmpl = ctx.audit.front();
   ctx.audit.front().outcome = "success";
-  ctx.audit.front().detail = (tmpl.detail.empty() ? "" : tmpl.detail + "; ") + std::to_string(n) + " results";
+  ctx.audit.front().detail =
+      (tmpl.detail.empty() ? "" : tmpl.detail + "; ") + std::to_string(n) + " results";
   for (int i = 0; i < n; ++i) {
     out.push_back(PatientJson(r, i));
     auto rec = tmpl;
