@@ -134,6 +134,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         first = false;
         auto [ec, n] = co_await bhttp::async_read_header(stream, buffer, parser,
                                                          asio::as_tuple(asio::use_awaitable));
+        me->idle = false;  // a request has begun: shutdown lets it finish
         if (!ec && !parser.is_done()) {
           stream.expires_after(std::chrono::milliseconds(options.header_timeout_ms));
           std::tie(ec, n) = co_await bhttp::async_read(stream, buffer, parser,

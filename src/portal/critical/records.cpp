@@ -269,13 +269,16 @@ asio::awaitable<http::Response> ReadPatient(RequestContext& ctx) {
   Authenticate(ctx);
   std::string pid = std::to_string(ParseId(raw, "Patient"));
   rec.resource_id = rec.patient_id = pid;
-  co_await AuthorizePatient(ctx, pid);
+  // A patient learns nothing about other ids (403 before any lookup); staff get a 404
+  // for an id that does not exist rather than a misleading "no relationship".
+  if (ctx.claims->role == "patient") co_await AuthorizePatient(ctx, pid);
   auto r = co_await ctx.pool().Exec(kPatientById, db::P(pid), ctx.deadline);
   if (r.rows() == 0) {
     rec.outcome = "failure";
     rec.detail = "not found";
     throw NotFound("Patient/" + pid + " does not exist.");
   }
+  if (ctx.claims->role != "patient") co_await AuthorizePatient(ctx, pid);
   rec.outcome = "success";
   co_return fhir::Json(200, PatientJson(r, 0));
 }

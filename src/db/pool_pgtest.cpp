@@ -1,0 +1,234 @@
+// The async libpq pool against a real PostgreSQL: pipelined batches, SQLSTATE
+// mapping, deadlines (pool wait and statement_timeout), queue caps, and recovery after
+// the server went away.
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <chrono>
+#include <functional>
+
+#include "db/errors.hpp"
+#include "db/pool.hpp"
+#include "support/pg_instance.hpp"
+
+namespace continuum::db {
+namespace {
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using testing::PgInstance;
+
+const Query kSelectInt{"t_select_int", "SELECT $1::int + 1"};
+const Query kSleep{"t_sleep", "SELECT pg_sleep($1::float8)"};
+const Query kCreate{
+    "t_create", "CREATE TABLE IF NOT EXISTS t_items (k text PRIMARY KEY, v int CHECK (v >= 0))"};
+const Query kInsert{"t_insert", "INSERT INTO t_items (k, v) VALUES ($1, $2::int)"};
+const Query kCount{"t_count", "SELECT count(*) FROM t_items"};
+const Query kBadDate{"t_bad_date", "SELECT $1::date"};
+const Query kTimeout{"t_timeout", "SELECT current_setting('statement_timeout')"};
+
+// Runs a coroutine to completion on a fresh single-threaded io_context.
+template <typename T>
+T RunCoro(asio::io_context& io, std::function<asio::awaitable<T>()> f) {
+  auto fut = asio::co_spawn(io, f(), asio::use_future);
+  io.restart();
+  io.run();
+  return fut.get();
+}
+
+class PoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override { url_ = PgInstance::Shared().FreshDatabase(); }
+  std::unique_ptr<Pool> MakePool(int size, int queue) {
+    return std::make_unique<Pool>(io_.get_executor(),
+                                  PoolOptions{"test", Secret(url_), size, queue});
+  }
+  asio::io_context io_;
+  std::string url_;
+};
+
+TEST_F(PoolTest, RunsPreparedStatementsAndBatches) {
+  auto pool = MakePool(2, 8);
+  int v = RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto r = co_await pool->Exec(kSelectInt, P(41), Deadline::After(5s));
+    auto again = co_await pool->Exec(kSelectInt, P(1), Deadline::After(5s));  // prepared now
+    co_return static_cast<int>(r.get_int(0, 0) + again.get_int(0, 0));
+  });
+  EXPECT_EQ(v, 44);
+}
+
+TEST_F(PoolTest, BatchIsOneTransaction) {
+  auto pool = MakePool(1, 8);
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    co_await pool->Exec(kCreate, P(), Deadline::After(5s));
+    std::vector<Statement> b;
+    b.push_back({&kInsert, P("a", 1)});
+    b.push_back({&kInsert, P("a", 2)});  // unique violation: the whole batch rolls back
+    bool threw = false;
+    try {
+      co_await pool->Batch(std::move(b), Deadline::After(5s));
+    } catch (const UniqueViolation& e) {
+      threw = true;
+      EXPECT_EQ(e.constraint, "t_items_pkey");
+    }
+    EXPECT_TRUE(threw);
+    auto r = co_await pool->Exec(kCount, P(), Deadline::After(5s));
+    EXPECT_EQ(r.get_int(0, 0), 0);
+    // The connection is still usable after the error.
+    co_await pool->Exec(kInsert, P("b", 1), Deadline::After(5s));
+    r = co_await pool->Exec(kCount, P(), Deadline::After(5s));
+    EXPECT_EQ(r.get_int(0, 0), 1);
+    co_return 0;
+  });
+}
+
+TEST_F(PoolTest, MapsSqlStatesToTypedErrors) {
+  auto pool = MakePool(1, 8);
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    co_await pool->Exec(kCreate, P(), Deadline::After(5s));
+    try {
+      co_await pool->Exec(kInsert, P("neg", -1), Deadline::After(5s));
+      ADD_FAILURE() << "check violation not raised";
+    } catch (const CheckViolation& e) {
+      EXPECT_EQ(e.http_status(), 409);
+    }
+    try {
+      co_await pool->Exec(kBadDate, P("not-a-date"), Deadline::After(5s));
+      ADD_FAILURE() << "data exception not raised";
+    } catch (const DataException& e) {
+      EXPECT_EQ(e.http_status(), 400);
+      EXPECT_EQ(std::string(e.what()).find("not-a-date"), std::string::npos)
+          << "server text leaked";
+    }
+    co_return 0;
+  });
+}
+
+TEST_F(PoolTest, DeadlineSetsStatementTimeout) {
+  auto pool = MakePool(1, 8);
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto r = co_await pool->Exec(kTimeout, P(), Deadline::After(1200ms));
+    // Rounded down to 250 ms steps, never above the time left.
+    EXPECT_EQ(r.str(0, 0), "1s");
+    auto start = std::chrono::steady_clock::now();
+    try {
+      co_await pool->Exec(kSleep, P("5"), Deadline::After(600ms));
+      ADD_FAILURE() << "sleep outlived its deadline";
+    } catch (const DeadlineExceeded& e) {
+      EXPECT_EQ(e.http_status(), 503);
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
+    // And the connection still works afterwards.
+    auto ok = co_await pool->Exec(kSelectInt, P(1), Deadline::After(5s));
+    EXPECT_EQ(ok.get_int(0, 0), 2);
+    co_return 0;
+  });
+}
+
+TEST_F(PoolTest, WaitForConnectionIsBoundedByDeadlineAndQueueCap) {
+  auto pool = MakePool(1, 1);
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto held = co_await pool->Acquire(Deadline::After(5s));
+    // One waiter allowed; it times out at its deadline.
+    auto t0 = std::chrono::steady_clock::now();
+    try {
+      co_await pool->Acquire(Deadline::After(200ms));
+      ADD_FAILURE() << "acquired a connection that was held";
+    } catch (const DeadlineExceeded&) {
+    }
+    auto waited = std::chrono::steady_clock::now() - t0;
+    EXPECT_GE(waited, 150ms);
+    EXPECT_LT(waited, 1s);
+    EXPECT_EQ(pool->stats().wait_timeouts.load(), 1u);
+    co_return 0;
+  });
+  // Queue cap: with the connection held and one waiter queued, the next is refused.
+  auto pool2 = MakePool(1, 1);
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto held = co_await pool2->Acquire(Deadline::After(5s));
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          try {
+            auto l = co_await pool2->Acquire(Deadline::After(300ms));
+          } catch (...) {
+          }
+        },
+        asio::detached);
+    asio::steady_timer t(ex);
+    t.expires_after(20ms);
+    co_await t.async_wait(asio::use_awaitable);
+    try {
+      co_await pool2->Acquire(Deadline::After(5s));
+      ADD_FAILURE() << "queue cap not enforced";
+    } catch (const Unavailable& e) {
+      EXPECT_NE(std::string(e.what()).find("capacity"), std::string::npos);
+    }
+    EXPECT_EQ(pool2->stats().rejected.load(), 1u);
+    co_return 0;
+  });
+}
+
+TEST_F(PoolTest, ReleasedConnectionGoesToTheWaiter) {
+  auto pool = MakePool(1, 4);
+  int v = RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto ex = co_await asio::this_coro::executor;
+    int got = 0;
+    {
+      auto held = co_await pool->Acquire(Deadline::After(5s));
+      asio::co_spawn(
+          ex,
+          [&]() -> asio::awaitable<void> {
+            auto r = co_await pool->Exec(kSelectInt, P(9), Deadline::After(5s));
+            got = static_cast<int>(r.get_int(0, 0));
+          },
+          asio::detached);
+      asio::steady_timer t(ex);
+      t.expires_after(50ms);
+      co_await t.async_wait(asio::use_awaitable);
+      EXPECT_EQ(pool->stats().waiting.load(), 1);
+    }  // release
+    asio::steady_timer t(ex);
+    for (int i = 0; i < 100 && got == 0; ++i) {
+      t.expires_after(10ms);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+    co_return got;
+  });
+  EXPECT_EQ(v, 10);
+}
+
+TEST_F(PoolTest, UnreachableDatabaseIsA503AndRecoveryNeedsNoRestart) {
+  auto pool = MakePool(2, 8);
+  auto& pg = PgInstance::Shared();
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    co_await pool->Exec(kSelectInt, P(1), Deadline::After(5s));
+    co_return 0;
+  });
+  pg.Stop();
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    try {
+      co_await pool->Exec(kSelectInt, P(1), Deadline::After(2s));
+      ADD_FAILURE() << "query succeeded with the database stopped";
+    } catch (const Unavailable& e) {
+      EXPECT_EQ(e.http_status(), 503);
+    }
+    co_return 0;
+  });
+  pg.Start();
+  // The first query after the restart succeeds: dead idle connections are detected
+  // before use instead of failing a request.
+  int v = RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto r = co_await pool->Exec(kSelectInt, P(2), Deadline::After(5s));
+    co_return static_cast<int>(r.get_int(0, 0));
+  });
+  EXPECT_EQ(v, 3);
+}
+
+}  // namespace
+}  // namespace continuum::db
