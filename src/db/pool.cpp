@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <unordered_set>
 
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "db/errors.hpp"
@@ -19,11 +20,6 @@ namespace continuum::db {
 namespace asio = boost::asio;
 
 namespace {
-int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 // statement_timeout is set in steps so that most batches need not change it.
 constexpr int kTimeoutStepMs = 250;
 const Query kSetTimeout{"set_statement_timeout",

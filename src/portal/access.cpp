@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "auth/session_cache.hpp"
+#include "core/clock.hpp"
 #include "core/error.hpp"
 
 namespace continuum::portal {
@@ -11,12 +12,6 @@ namespace {
 const db::Query kCareRelationship{
     "care_relationship_exists",
     "SELECT 1 FROM care_relationship WHERE practitioner_id = $1 AND patient_id = $2"};
-
-int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 [[noreturn]] void Deny401(RequestContext& ctx, const std::string& why, const std::string& msg) {
   ctx.AuditOutcome("denied", why);
@@ -102,6 +97,17 @@ boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::st
   }
   ctx.AuditOutcome("denied", "role has no access to clinical data");
   throw Forbidden("Your role does not give access to clinical records.");
+}
+
+std::string PatientParam(const RequestContext& ctx) {
+  auto p = ctx.req.param("patient");
+  if (!p) {
+    if (ctx.claims && ctx.claims->role == "patient") return ctx.claims->patient_id;
+    throw BadRequest("The search needs a patient parameter, e.g. ?patient=123.");
+  }
+  std::string_view v = *p;
+  if (v.starts_with("Patient/")) v.remove_prefix(8);
+  return std::to_string(ParseId(v, "Patient"));
 }
 
 int64_t ParseId(std::string_view id, std::string_view what) {

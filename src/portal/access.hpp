@@ -25,6 +25,10 @@ boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::st
 // The break-the-glass reason from the X-Break-Glass-Reason header ("" if none).
 std::string BreakGlassReason(const RequestContext& ctx);
 
+// The patient a search is about: ?patient=ID or ?patient=Patient/ID. A patient may
+// omit it (their own record); anyone else gets a 400.
+std::string PatientParam(const RequestContext& ctx);
+
 // FHIR ids of seeded and created rows are decimal bigints; anything else that is a
 // valid FHIR id is simply unknown (404), anything that is not one is a 400.
 int64_t ParseId(std::string_view id, std::string_view what);

@@ -108,11 +108,7 @@ asio::awaitable<http::Response> SearchAuditEvents(RequestContext& ctx) {
   Authenticate(ctx);
   RequireRole(ctx, {"auditor"});
   fhir::CheckParams(ctx.req, {"patient"});
-  auto p = ctx.req.param("patient");
-  if (!p) throw BadRequest("AuditEvent search needs a patient parameter, e.g. ?patient=123.");
-  std::string_view v = *p;
-  if (v.starts_with("Patient/")) v.remove_prefix(8);
-  std::string pid = std::to_string(ParseId(v, "Patient"));
+  std::string pid = PatientParam(ctx);
   rec.patient_id = pid;
   auto paging = fhir::ParsePaging(ctx.req);
   auto r = co_await ctx.pool().Exec(kAuditByPatient, db::P(pid, paging.count + 1, paging.offset),

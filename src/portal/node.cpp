@@ -18,6 +18,7 @@
 #include "audit/shipper.hpp"
 #include "auth/session_cache.hpp"
 #include "auth/throttle.hpp"
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "http/outcome.hpp"
@@ -28,12 +29,6 @@ namespace continuum::portal {
 namespace asio = boost::asio;
 
 namespace {
-
-int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Session bookkeeping is operational data: it commits with synchronous_commit = local
 // (losing the last second of "last seen" on failover is harmless; revocations are

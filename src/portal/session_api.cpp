@@ -9,6 +9,7 @@
 #include "auth/session_cache.hpp"
 #include "auth/throttle.hpp"
 #include "auth/totp.hpp"
+#include "core/clock.hpp"
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
@@ -69,12 +70,6 @@ auto OnCpuPool(RequestContext& ctx, F f) {
         });
       },
       asio::use_awaitable, std::move(f));
-}
-
-int64_t UnixNow() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace

@@ -290,12 +290,7 @@ asio::awaitable<http::Response> SearchNotes(RequestContext& ctx) {
   auto& rec = ctx.Audit("search", "DocumentReference");
   Authenticate(ctx);
   fhir::CheckParams(ctx.req, {"patient"});
-  auto p = ctx.req.param("patient");
-  if (!p && ctx.claims->role == "patient") p = ctx.claims->patient_id;
-  if (!p) throw BadRequest("The search needs a patient parameter, e.g. ?patient=123.");
-  std::string_view v = *p;
-  if (v.starts_with("Patient/")) v.remove_prefix(8);
-  std::string pid = std::to_string(ParseId(v, "Patient"));
+  std::string pid = PatientParam(ctx);
   rec.patient_id = pid;
   auto paging = fhir::ParsePaging(ctx.req);
   co_await AuthorizePatient(ctx, pid);

@@ -171,19 +171,6 @@ json::object EncounterJson(const db::Result& r, int i) {
   return e;
 }
 
-// The patient a search is about: ?patient=ID or ?patient=Patient/ID; a patient may
-// omit it (their own record).
-std::string SearchPatientId(RequestContext& ctx) {
-  auto p = ctx.req.param("patient");
-  if (!p) {
-    if (ctx.claims && ctx.claims->role == "patient") return ctx.claims->patient_id;
-    throw BadRequest("The search needs a patient parameter, e.g. ?patient=123.");
-  }
-  std::string_view v = *p;
-  if (v.starts_with("Patient/")) v.remove_prefix(8);
-  return std::to_string(ParseId(v, "Patient"));
-}
-
 using RowMapper = json::object (*)(const db::Result&, int);
 
 asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string_view type,
@@ -191,7 +178,7 @@ asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string
   auto& rec = ctx.Audit("search", std::string(type));
   Authenticate(ctx);
   fhir::CheckParams(ctx.req, {"patient"});
-  std::string pid = SearchPatientId(ctx);
+  std::string pid = PatientParam(ctx);
   rec.patient_id = pid;
   auto paging = fhir::ParsePaging(ctx.req);
   co_await AuthorizePatient(ctx, pid);
