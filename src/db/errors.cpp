@@ -9,6 +9,10 @@ void ThrowForSqlState(const std::string& st, const std::string& constraint,
   auto cls = st.substr(0, 2);
   if (st == "57014")
     throw QueryCanceled("the database query took longer than the request deadline allows");
+  if (st == "08P01") {  // protocol violation: our bug, not a lost connection
+    log::Error("protocol error in query {}: {}", query, server_message);
+    throw DatabaseError("an internal database error occurred", st);
+  }
   if (cls == "08" || st == "57P01" || st == "57P02" || st == "57P03" || cls == "53" ||
       st == "25006" || cls == "28" || st == "55000")
     throw ConnectionError("the database is unavailable right now; please retry shortly");

@@ -54,27 +54,28 @@ struct Connection::Impl {
   asio::any_io_executor ex;
   PGconn* conn = nullptr;
   std::optional<asio::posix::stream_descriptor> sock;
-  int sock_fd = -1;
   asio::steady_timer timer;
   bool timed_out = false;
   uint64_t generation = 0;
   std::unordered_set<std::string> prepared;
   int statement_timeout_ms = -1;  // unknown
 
+  // (Re)registers libpq's current socket. While connecting, libpq may close its socket
+  // and open another for the next host, often under the same fd number, which the
+  // reactor no longer watches: so during connect this runs after every poll step.
   void Adopt() {
-    int fd = PQsocket(conn);
-    if (fd == sock_fd && sock) return;
     if (sock) sock->release();
-    sock.emplace(ex, fd);
-    sock_fd = fd;
+    sock.emplace(ex, PQsocket(conn));
   }
   // Arms the deadline timer: on expiry the pending socket wait is cancelled.
-  void Arm(Deadline d) {
+  void Arm(Deadline d, std::weak_ptr<Connection> owner) {
     timed_out = false;
     uint64_t gen = ++generation;
     timer.expires_at(d.is_never() ? asio::steady_timer::time_point::max() : d.at());
-    timer.async_wait([this, gen](boost::system::error_code ec) {
-      if (!ec && gen == generation) {
+    // The callback may run after the connection is gone: it holds only a weak_ptr.
+    timer.async_wait([owner = std::move(owner), this, gen](boost::system::error_code ec) {
+      auto alive = owner.lock();
+      if (!ec && alive && gen == generation) {
         timed_out = true;
         if (sock) sock->cancel();
       }
@@ -128,7 +129,7 @@ asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline 
     broken_ = true;
     throw ConnectionError("the database is unavailable right now; please retry shortly");
   }
-  d.Arm(deadline);
+  d.Arm(deadline, weak_from_this());
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK) {
     if (st == PGRES_POLLING_FAILED) break;
@@ -202,7 +203,7 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
   }
   if (!PQpipelineSync(d.conn)) fail_send();
 
-  d.Arm(deadline);
+  d.Arm(deadline, weak_from_this());
   std::vector<Result> results(stmts.size());
   std::string err_state, err_constraint, err_message;
   bool lost = false;
@@ -253,7 +254,10 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
     for (;;) {
       PGresult* r = co_await next();
       if (lost) break;
-      if (!r) continue;
+      if (!r) {
+        if (PQstatus(d.conn) != CONNECTION_OK) lost = true;
+        continue;
+      }
       bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
       PQclear(r);
       if (sync) break;
@@ -269,6 +273,11 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
     throw ConnectionError("the database connection was lost; please retry");
   }
   if (!err_state.empty()) {
+    // Connection-level states (shutdown, crash recovery, a demoted primary answering
+    // read-only): drop the connection so the pool opens a fresh one, which libpq
+    // points at the current read-write host.
+    auto cls = err_state.substr(0, 2);
+    if (cls == "08" || cls == "53" || cls == "57" || err_state == "25006") broken_ = true;
     d.statement_timeout_ms = -1;  // the implicit transaction rolled back any set_config
     // Prepares that completed are remembered above (they are not transactional);
     // those skipped by the aborted pipeline were not.
@@ -300,8 +309,16 @@ Pool::~Pool() {
   for (auto& w : waiters_) w->timer.cancel();
 }
 
+void Pool::Close() {
+  closed_ = true;
+  idle_.clear();
+  for (auto& w : waiters_) w->timer.cancel();
+  waiters_.clear();
+}
+
 void Pool::Release(std::shared_ptr<Connection> c) {
   stats_.in_use.fetch_sub(1);
+  if (closed_) return;
   if (c->broken()) {
     --total_;
     stats_.open.fetch_sub(1);

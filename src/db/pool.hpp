@@ -151,6 +151,9 @@ class Pool {
   // Convenience: acquire, run a batch atomically, release.
   boost::asio::awaitable<std::vector<Result>> Batch(std::vector<Statement> stmts,
                                                     Deadline deadline);
+  // Closes idle connections and forgets waiters; leases returned later are dropped.
+  // Called at shutdown while the io_context still exists.
+  void Close();
   const PoolOptions& options() const { return options_; }
   const PoolStats& stats() const { return stats_; }
   PoolStats& mutable_stats() { return stats_; }
@@ -165,6 +168,7 @@ class Pool {
   PoolStats stats_;
   std::vector<std::shared_ptr<Connection>> idle_;
   int total_ = 0;  // open + connecting
+  bool closed_ = false;
   std::deque<std::shared_ptr<Waiter>> waiters_;
 };
 

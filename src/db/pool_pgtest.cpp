@@ -203,6 +203,22 @@ TEST_F(PoolTest, ReleasedConnectionGoesToTheWaiter) {
   EXPECT_EQ(v, 10);
 }
 
+TEST_F(PoolTest, ConnectsPastADeadHostInAMultiHostUrl) {
+  // libpq tries hosts in order; the first refuses. The socket libpq opens for the
+  // second host must be watched, or the connect hangs until the deadline.
+  std::string multi = url_;
+  auto at = multi.find('@');
+  multi.insert(at + 1, "127.0.0.1:1,");
+  Pool pool(io_.get_executor(), PoolOptions{"test", Secret(multi), 1, 4});
+  auto t0 = std::chrono::steady_clock::now();
+  int v = RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto r = co_await pool.Exec(kSelectInt, P(4), Deadline::After(3s));
+    co_return static_cast<int>(r.get_int(0, 0));
+  });
+  EXPECT_EQ(v, 5);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+}
+
 TEST_F(PoolTest, UnreachableDatabaseIsA503AndRecoveryNeedsNoRestart) {
   auto pool = MakePool(2, 8);
   auto& pg = PgInstance::Shared();

@@ -9,6 +9,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -99,11 +100,16 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           co_await shard->acceptor->async_accept(asio::as_tuple(asio::use_awaitable));
       if (ec) {
         if (stopping.load() || ec == asio::error::operation_aborted) break;
+        // Out of descriptors or similar: back off instead of spinning.
         log::Warn("accept failed: {}", ec.message());
+        asio::steady_timer t(*shard->ioc);
+        t.expires_after(std::chrono::milliseconds(100));
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
       if (stopping.load()) break;
-      socket.set_option(tcp::no_delay(true));
+      boost::system::error_code opt_ec;
+      socket.set_option(tcp::no_delay(true), opt_ec);
       connections.fetch_add(1);
       asio::co_spawn(*shard->ioc, Serve(shard, std::move(socket)), asio::detached);
     }

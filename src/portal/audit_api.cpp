@@ -63,11 +63,11 @@ json::object AuditEventJson(const db::Result& r, int i) {
   json::object who{
       {"identifier", json::object{{"system", "urn:continuum:username"}, {"value", r.get(i, 5)}}},
       {"display", r.get(i, 5)}};
-  e["agent"] = json::array{
-      json::object{{"type", json::object{{"text", r.get(i, 6)}}},
-                   {"who", std::move(who)},
-                   {"requestor", true},
-                   {"network", json::object{{"address", r.get(i, 11)}, {"type", "2"}}}}};
+  json::object agent{
+      {"type", json::object{{"text", r.get(i, 6)}}}, {"who", std::move(who)}, {"requestor", true}};
+  if (!r.get(i, 11).empty())  // FHIR strings are never empty
+    agent["network"] = json::object{{"address", r.get(i, 11)}, {"type", "2"}};
+  e["agent"] = json::array{std::move(agent)};
   e["source"] = json::object{
       {"site", r.get(i, 3)},
       {"observer", json::object{{"display", r.get(i, 0)}}},

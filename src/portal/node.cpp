@@ -43,6 +43,7 @@ const db::Query kRevokedSince{"session_revoked_since",
                               "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
                               "WHERE revoked_at IS NOT NULL AND revoked_at >= to_timestamp($1) AND "
                               "expires_at > now()"};
+const db::Query kDbNow{"db_now", "SELECT extract(epoch FROM now())::bigint"};
 const db::Query kSeenSince{
     "session_seen_since",
     "SELECT id, extract(epoch FROM last_seen_at)::bigint FROM session WHERE last_seen_at >= "
@@ -80,6 +81,7 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
       std::vector<db::Statement> b;
       b.push_back({&kRevokedSince, {since > 0 ? since - 5 : 0}});
       b.push_back({&kSeenSince, {since > 0 ? since - 5 : now - svc.config.session_idle_s}});
+      b.push_back({&kDbNow, {}});
       auto rs = co_await shard.pool(Tier::kOps).Batch(std::move(b), deadline);
       std::vector<std::pair<std::string, int64_t>> revoked;
       for (int i = 0; i < rs[0].rows(); ++i)
@@ -89,7 +91,8 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
       for (int i = 0; i < rs[1].rows(); ++i)
         seen.emplace_back(rs[1].str(i, 0), rs[1].get_int(i, 1));
       svc.sessions->ApplyLastSeen(seen);
-      since = now;
+      // The next window starts from the database's clock, not ours.
+      since = rs[2].get_int(0, 0);
       state.revocations_loaded.store(true);
       warned = false;
     } catch (const std::exception& e) {
@@ -264,8 +267,10 @@ int Serve(const Config& cfg) {
   };
 
   int n = std::max(1, cfg.threads);
-  std::vector<std::unique_ptr<asio::io_context>> iocs;
+  // Shards (and their pools) outlive the io_contexts: suspended coroutines destroyed
+  // with an io_context may still return leases to a pool.
   std::vector<std::unique_ptr<Shard>> shards;
+  std::vector<std::unique_ptr<asio::io_context>> iocs;
   auto router = BuildRoutes();
   std::vector<http::RequestHandler> handlers;
   std::vector<asio::io_context*> ioc_ptrs;
@@ -323,6 +328,8 @@ int Serve(const Config& cfg) {
   for (int i = 1; i < n; ++i) threads.emplace_back([&iocs, i] { iocs[i]->run(); });
   iocs[0]->run();
   for (auto& t : threads) t.join();
+  for (auto& s : shards)
+    for (auto& p : s->pools) p->Close();
   cpu_pool.join();
   journal.Stop();
   if (shipper) {

@@ -26,12 +26,15 @@ const db::Query kAccountByName{
     "locked_until > now(), to_char(locked_until AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM account WHERE username = $1"};
 // A failed attempt; the account locks once failures reach the limit.
+// A failed attempt; the account locks once failures reach the limit. Failures from
+// before an expired lock do not count again.
 const db::Query kLoginFailed{
     "account_login_failed",
-    "UPDATE account SET failed_attempts = failed_attempts + 1, locked_until = CASE WHEN "
-    "failed_attempts + 1 >= $2 THEN now() + make_interval(secs => $3) ELSE locked_until END "
-    "WHERE id = $1 RETURNING locked_until > now(), to_char(locked_until AT TIME ZONE 'UTC', "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"};
+    "UPDATE account a SET failed_attempts = f.n, locked_until = CASE WHEN f.n >= $2 THEN now() + "
+    "make_interval(secs => $3) ELSE NULL END FROM (SELECT id, CASE WHEN locked_until IS NOT NULL "
+    "AND locked_until <= now() THEN 1 ELSE failed_attempts + 1 END AS n FROM account WHERE id = "
+    "$1) f WHERE a.id = f.id RETURNING a.locked_until > now(), to_char(a.locked_until AT TIME "
+    "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"};
 const db::Query kLoginSucceeded{
     "account_login_succeeded",
     "UPDATE account SET failed_attempts = 0, locked_until = NULL WHERE id = $1 AND "

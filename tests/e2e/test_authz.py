@@ -102,6 +102,25 @@ class AuthorizationTest(ContinuumTestCase):
         r = self.server.get("/fhir/R4/Patient/2", token=t, headers={"X-Break-Glass-Reason": " "})
         self.assertOperationOutcome(r, (400, 403))
 
+    def test_break_the_glass_patient_search(self):
+        t = self.token("demo-provider")
+        mrn = self.cluster.scalar("SELECT mrn AS n FROM patient WHERE id = 2")
+        family = self.cluster.scalar("SELECT family AS n FROM patient WHERE id = 2")
+        # Outside the provider's panel: not found without a reason ...
+        r = self.server.get(f"/fhir/R4/Patient?identifier={mrn}", token=t)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([e["resource"]["id"] for e in r.json().get("entry", [])], [])
+        # ... found by MRN and by name with one, and audited as emergency access.
+        for query in (f"identifier={mrn}", f"name={family[:3]}&_count=100"):
+            with self.subTest(query=query):
+                r = self.server.get(f"/fhir/R4/Patient?{query}", token=t,
+                                    headers={"X-Break-Glass-Reason": "e2e: ED lookup"})
+                self.assertEqual(r.status, 200, r)
+                ids = [e["resource"]["id"] for e in r.json().get("entry", [])]
+                self.assertIn("2", ids)
+                rows = self.cluster.wait_audit(r.request_id, predicate=lambda a: a["patient_id"] == "2")
+                self.assertTrue(all(a["purpose_of_use"] == "ETREAT" for a in rows), rows)
+
     def test_break_glass_list_is_for_auditors_only(self):
         for user in ("demo-provider", "demo-patient"):
             with self.subTest(user=user):

@@ -79,9 +79,9 @@ json::object NoteJson(const db::Result& r, int i) {
                  {"meta", fhir::Meta(r.get(i, 10))}};
   bool final = r.get(i, 3) == "final";
   if (final && !r.null(i, 8))
-    d["extension"] =
-        json::array{json::object{{"url", "urn:continuum:fhir:StructureDefinition:signed-at"},
-                                 {"valueDateTime", r.get(i, 8)}}};
+    d["extension"] = json::array{
+        json::object{{"url", "https://continuum.health/fhir/StructureDefinition/signed-at"},
+                     {"valueDateTime", r.get(i, 8)}}};
   d["status"] = "current";
   d["docStatus"] = r.get(i, 3);
   d["type"] = fhir::Concept("http://loinc.org", "11506-3", "Progress note");

@@ -228,17 +228,19 @@ const db::Query kPatientSearchSelf{
 const db::Query kPatientSearchByMrn{"patient_search_all_by_mrn",
                                     "SELECT " PATIENT_COLS
                                     " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
-                                    "p.mrn = $4" PATIENT_FILTERS PATIENT_ORDER};
+                                    "p.mrn = $4" PATIENT_FILTERS
+                                    " AND $7::bigint IS NOT NULL" PATIENT_ORDER};
 const db::Query kPatientSearchByName{
     "patient_search_all_by_name",
     "SELECT " PATIENT_COLS
     " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
     "((lower(p.family) ~>=~ $1 AND lower(p.family) ~<~ $2) OR (lower(p.given) ~>=~ $1 AND "
-    "lower(p.given) ~<~ $2))" PATIENT_FILTERS PATIENT_ORDER};
+    "lower(p.given) ~<~ $2))" PATIENT_FILTERS " AND $7::bigint IS NOT NULL" PATIENT_ORDER};
 const db::Query kPatientSearchByBirth{"patient_search_all_by_birthdate",
                                       "SELECT " PATIENT_COLS
                                       " FROM patient p JOIN facility f ON f.id = p.facility_id "
-                                      "WHERE p.birth_date = $3" PATIENT_FILTERS PATIENT_ORDER};
+                                      "WHERE p.birth_date = $3" PATIENT_FILTERS
+                                      " AND $7::bigint IS NOT NULL" PATIENT_ORDER};
 
 bool ValidDate(std::string_view d) {
   if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
@@ -288,11 +290,11 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
     std::string n;
     for (char c : *name) n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (n.empty() || n.size() > 64) throw BadRequest("name must be 1 to 64 characters long.");
-    std::string upper = n;
-    upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
-    if (static_cast<unsigned char>(n.back()) == 0xff) upper = n + "\xff";
+    // Any name with this prefix sorts below prefix + U+10FFFF (valid UTF-8, unlike
+    // bumping the last byte).
+    std::string upper = n + "\xF4\x8F\xBF\xBF";
     p1 = n;
-    p2 = upper;
+    p2 = std::move(upper);
     echo.emplace_back("name", *name);
   }
   if (birth) {
