@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
+#include <strings.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -418,19 +419,42 @@ asio::awaitable<Result> Pool::Exec(const Query& q, Params params, Deadline deadl
   co_return std::move(r[0]);
 }
 
+namespace {
+// A batch of plain SELECTs can be replayed on another connection without effect.
+bool ReadOnly(const std::vector<Statement>& stmts) {
+  for (const auto& s : stmts) {
+    std::string_view sql = s.query->sql;
+    while (!sql.empty() && std::isspace(static_cast<unsigned char>(sql.front())))
+      sql.remove_prefix(1);
+    if (sql.size() < 6 || strncasecmp(sql.data(), "SELECT", 6) != 0) return false;
+  }
+  return true;
+}
+}  // namespace
+
 asio::awaitable<std::vector<Result>> Pool::Batch(std::vector<Statement> stmts, Deadline deadline) {
-  Lease lease = co_await Acquire(deadline);
-  try {
-    auto r = co_await lease->Run(stmts, deadline);
-    stats_.last_ok_unix.store(UnixNow());
-    co_return r;
-  } catch (const ConnectionError&) {
-    stats_.query_failures.fetch_add(1);
-    stats_.last_failure_unix.store(UnixNow());
-    throw;
-  } catch (const QueryCanceled&) {
-    stats_.query_failures.fetch_add(1);
-    throw;
+  // Reads survive a lost connection (a restarted or failed-over server): they are
+  // retried on a fresh connection while the deadline allows. Writes are not replayed
+  // here, since the server may have committed them before the connection broke.
+  const bool replayable = ReadOnly(stmts);
+  asio::steady_timer backoff(ex_);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      Lease lease = co_await Acquire(deadline);
+      auto r = co_await lease->Run(stmts, deadline);
+      stats_.last_ok_unix.store(UnixNow());
+      co_return r;
+    } catch (const ConnectionError&) {
+      stats_.query_failures.fetch_add(1);
+      stats_.last_failure_unix.store(UnixNow());
+      if (!replayable || deadline.left() < std::chrono::milliseconds(100)) throw;
+    } catch (const QueryCanceled&) {
+      stats_.query_failures.fetch_add(1);
+      throw;
+    }
+    // Brief, growing pause so that a database that is down is not hammered.
+    backoff.expires_after(std::chrono::milliseconds(std::min(25 << std::min(attempt, 4), 400)));
+    co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
 

@@ -11,6 +11,7 @@
 #include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <functional>
+#include <thread>
 
 #include "db/errors.hpp"
 #include "db/pool.hpp"
@@ -244,6 +245,32 @@ TEST_F(PoolTest, UnreachableDatabaseIsA503AndRecoveryNeedsNoRestart) {
     co_return static_cast<int>(r.get_int(0, 0));
   });
   EXPECT_EQ(v, 3);
+}
+
+TEST_F(PoolTest, ReadsRideOutADatabaseRestartWithinTheirDeadline) {
+  auto pool = MakePool(2, 8);
+  auto& pg = PgInstance::Shared();
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    co_await pool->Exec(kSelectInt, P(1), Deadline::After(5s));
+    co_return 0;
+  });
+  pg.Stop();
+  // The database comes back 1.5 s into an 8 s deadline: the read waits for it.
+  std::thread restarter([&pg] {
+    std::this_thread::sleep_for(1500ms);
+    pg.Start();
+  });
+  int v = 0;
+  try {
+    v = RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+      auto r = co_await pool->Exec(kSelectInt, P(6), Deadline::After(8s));
+      co_return static_cast<int>(r.get_int(0, 0));
+    });
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "read failed across the restart: " << e.what();
+  }
+  restarter.join();
+  EXPECT_EQ(v, 7);
 }
 
 }  // namespace
