@@ -20,6 +20,11 @@ const db::Query kAuditByPatient{
                         ", count(*) OVER () FROM audit_event WHERE "
                         "patient_id = $1 ORDER BY recorded_at DESC, node_id, seq DESC LIMIT $2 "
                         "OFFSET $3"};
+const db::Query kAuditByAgent{"audit_by_agent",
+                              "SELECT " AUDIT_COLS
+                              ", count(*) OVER () FROM audit_event WHERE "
+                              "actor = $1 ORDER BY recorded_at DESC, node_id, seq DESC LIMIT $2 "
+                              "OFFSET $3"};
 const db::Query kBreakGlass{"audit_break_glass",
                             "SELECT " AUDIT_COLS
                             " FROM audit_event WHERE purpose_of_use = 'ETREAT' "
@@ -107,25 +112,43 @@ asio::awaitable<http::Response> SearchAuditEvents(RequestContext& ctx) {
   rec.purpose_of_use = "HOPERAT";
   Authenticate(ctx);
   RequireRole(ctx, {"auditor"});
-  fhir::CheckParams(ctx.req, {"patient"});
-  std::string pid = PatientParam(ctx);
-  rec.patient_id = pid;
+  fhir::CheckParams(ctx.req, {"patient", "agent"});
+  // By patient (whose record was touched) or by agent (a user's trail, logins
+  // included); exactly one.
+  auto agent = ctx.req.param("agent");
+  if (agent && ctx.req.param("patient"))
+    throw BadRequest("Search AuditEvent by patient or by agent, not both.");
+  std::vector<std::pair<std::string, std::string>> echo;
+  const db::Query* q = &kAuditByPatient;
+  std::string key;
+  if (agent) {
+    if (agent->empty() || agent->size() > 128)
+      throw BadRequest("agent must be a username of 1 to 128 characters.");
+    q = &kAuditByAgent;
+    key = *agent;
+    rec.detail = "agent search";
+    echo.emplace_back("agent", key);
+  } else {
+    if (!ctx.req.param("patient"))
+      throw BadRequest("AuditEvent search needs patient=<id> or agent=<username>.");
+    key = PatientParam(ctx);
+    rec.patient_id = key;
+    echo.emplace_back("patient", key);
+  }
   auto paging = fhir::ParsePaging(ctx.req);
-  auto r = co_await ctx.pool().Exec(kAuditByPatient, db::P(pid, paging.count + 1, paging.offset),
-                                    ctx.deadline);
+  auto r = co_await ctx.pool().Exec(*q, db::P(key, paging.count + 1, paging.offset), ctx.deadline);
   int n = std::min(r.rows(), paging.count);
   std::vector<json::object> out;
   for (int i = 0; i < n; ++i) out.push_back(AuditEventJson(r, i));
   std::string base = ctx.BaseUrl();
   std::optional<std::string> next;
   if (r.rows() > paging.count)
-    next = fhir::SearchUrl(base, "AuditEvent", {{"patient", pid}},
-                           {paging.count, paging.offset + paging.count});
+    next = fhir::SearchUrl(base, "AuditEvent", echo, {paging.count, paging.offset + paging.count});
   rec.outcome = "success";
   co_return fhir::Json(
-      200, fhir::SearchBundle(fhir::SearchUrl(base, "AuditEvent", {{"patient", pid}}, paging), next,
-                              std::move(out), base,
-                              r.rows() ? std::optional<int64_t>(r.get_int(0, 15)) : std::nullopt));
+      200,
+      fhir::SearchBundle(fhir::SearchUrl(base, "AuditEvent", echo, paging), next, std::move(out),
+                         base, r.rows() ? std::optional<int64_t>(r.get_int(0, 15)) : std::nullopt));
 }
 
 asio::awaitable<http::Response> BreakGlassList(RequestContext& ctx) {

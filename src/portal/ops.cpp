@@ -96,7 +96,8 @@ asio::awaitable<http::Response> Capability(RequestContext& ctx) {
       res("Encounter", inter({"search-type"}), search({{"patient", "reference"}})),
       res("DocumentReference", inter({"read", "create", "search-type"}),
           search({{"patient", "reference"}})),
-      res("AuditEvent", inter({"search-type"}), search({{"patient", "reference"}}))};
+      res("AuditEvent", inter({"search-type"}),
+          search({{"patient", "reference"}, {"agent", "reference"}}))};
   resources[0].as_object()["operation"] = json::array{
       json::object{{"name", "summary"},
                    {"definition", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"}}};

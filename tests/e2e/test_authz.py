@@ -144,6 +144,17 @@ class AuthorizationTest(ContinuumTestCase):
             self.assertEqual(e["resource"].get("resourceType"), "AuditEvent")
         self.assertIn("patient-3", json.dumps(bundle))
 
+        # by agent: the user's whole trail, including the login (which names no patient)
+        def trail():
+            ar = self.server.get("/fhir/R4/AuditEvent?agent=patient-3&_count=100",
+                                 token=self.token("demo-auditor"))
+            b = self.assertBundle(ar)
+            codes = [c.get("code") for e in b.get("entry", []) for c in e["resource"].get("subtype", [])]
+            return "110122" in codes and "read" in codes and b
+        wait_until(trail, 10, 0.3, "login and read of patient-3 in AuditEvent?agent=")
+        r = self.server.get("/fhir/R4/AuditEvent?agent=patient-3&patient=3", token=self.token("demo-auditor"))
+        self.assertOperationOutcome(r, 400)
+
     def test_audit_event_api_is_for_auditors_only(self):
         for user in ("demo-provider", "demo-patient"):
             with self.subTest(user=user):

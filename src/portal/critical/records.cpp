@@ -23,6 +23,7 @@ constexpr const char* kRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
   "p.address_line, p.city, p.state, p.postal_code, p.facility_id, f.name, " CONTINUUM_TS( \
       "p.updated_at")
 
+const db::Query kNow{"now_utc", "SELECT " CONTINUUM_TS("now()")};
 const db::Query kPatientById{"patient_by_id", "SELECT " PATIENT_COLS
                                               " FROM patient p JOIN facility f ON f.id = "
                                               "p.facility_id WHERE p.id = $1"};
@@ -376,6 +377,7 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
   batch.push_back({&kAllergies, {pid, kMax, 0}});
   batch.push_back({&kMedications, {pid, kMax, 0}});
   batch.push_back({&kConditions, {pid, kMax, 0}});
+  batch.push_back({&kNow, {}});
   auto rs = co_await ctx.pool().Batch(std::move(batch), ctx.deadline);
   if (rs[0].rows() == 0) {
     rec.outcome = "failure";
@@ -395,7 +397,7 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
   for (int i = 0; i < rs[3].rows(); ++i) add(ConditionJson(rs[3], i));
   json::object bundle{{"resourceType", "Bundle"},
                       {"type", "collection"},
-                      {"timestamp", rs[0].get(0, 14)},
+                      {"timestamp", rs[4].get(0, 0)},
                       {"entry", std::move(entries)}};
   rec.outcome = "success";
   co_return fhir::Json(200, bundle);
