@@ -202,8 +202,17 @@ int Migrate(const MigrateOptions& options) {
 
   // Serialize concurrent migrators. Session-level: held across the per-file
   // transactions, released when the connection closes (also on a crash).
-  Exec(conn.get(), "SELECT pg_advisory_lock(" + std::to_string(kAdvisoryLockKey) + ")",
-       "migrate: advisory lock");
+  // Polled with pg_try_advisory_lock rather than waited for: a session blocked inside
+  // pg_advisory_lock holds a snapshot, and CREATE INDEX CONCURRENTLY in the lock
+  // holder waits for every such snapshot, a cycle that ends in a deadlock error.
+  for (int attempt = 0;; ++attempt) {
+    Result r =
+        Exec(conn.get(), "SELECT pg_try_advisory_lock(" + std::to_string(kAdvisoryLockKey) + ")",
+             "migrate: advisory lock");
+    if (std::string_view(PQgetvalue(r.get(), 0, 0)) == "t") break;
+    if (attempt == 0) std::fprintf(stderr, "migrate: waiting for another migrator\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
 
   Exec(conn.get(),
        "CREATE TABLE IF NOT EXISTS schema_migrations ("

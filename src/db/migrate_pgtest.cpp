@@ -98,7 +98,7 @@ TEST_F(MigrateTest, AppliesOnlyNewFiles) {
   CopySource("0001_core.sql");
   EXPECT_EQ(Migrate(Options()), 1);
   CopySource("0002_audit.sql");
-  Write("0003_extra.sql", "CREATE INDEX facility_state_idx ON facility (state);\n");
+  Write("0900_extra.sql", "CREATE INDEX facility_state_idx ON facility (state);\n");
   EXPECT_EQ(Migrate(Options()), 2);
   EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations"), "3");
   EXPECT_EQ(Q("SELECT to_regclass('public.facility_state_idx') IS NOT NULL"), "t");
@@ -108,7 +108,7 @@ TEST_F(MigrateTest, ChangedChecksumOfAppliedFileIsRejectedNamingIt) {
   CopyAllSource();
   Migrate(Options());
   { std::ofstream(dir_ + "/0002_audit.sql", std::ios::app) << "\n-- edited after the fact\n"; }
-  Write("0003_next.sql", "CREATE TABLE should_not_exist (id int);\n");
+  Write("0900_next.sql", "CREATE TABLE should_not_exist (id int);\n");
   try {
     Migrate(Options());
     FAIL() << "a changed applied migration must be rejected";
@@ -121,18 +121,19 @@ TEST_F(MigrateTest, ChangedChecksumOfAppliedFileIsRejectedNamingIt) {
 
 TEST_F(MigrateTest, FailedFileRollsBackCompletelyAndIsNamed) {
   CopyAllSource();
-  Write("0003_bad.sql", "CREATE TABLE half_done (id int);\nSELECT 1/0;\n");
+  const int files = CountSqlFiles(dir_);
+  Write("0900_bad.sql", "CREATE TABLE half_done (id int);\nSELECT 1/0;\n");
   try {
     Migrate(Options());
     FAIL() << "a failing migration must throw";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("0003_bad.sql"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("0900_bad.sql"), std::string::npos) << e.what();
   }
   EXPECT_EQ(Q("SELECT to_regclass('public.half_done') IS NULL"), "t");
-  EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations WHERE version = 3"), "0");
+  EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations WHERE version = 900"), "0");
   // The earlier files stay applied; fixing the file lets the next run finish.
-  EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations"), "2");
-  Write("0003_bad.sql", "CREATE TABLE half_done (id int);\n");
+  EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations"), std::to_string(files));
+  Write("0900_bad.sql", "CREATE TABLE half_done (id int);\n");
   EXPECT_EQ(Migrate(Options()), 1);
 }
 
@@ -170,7 +171,7 @@ TEST_F(MigrateTest, ConcurrentMigratorsSerialize) {
 TEST_F(MigrateTest, LockTimeoutIsRetriedThenSucceeds) {
   CopyAllSource();
   Migrate(Options());
-  Write("0003_alter.sql", "ALTER TABLE facility ADD COLUMN phone text;\n");
+  Write("0900_alter.sql", "ALTER TABLE facility ADD COLUMN phone text;\n");
   // Live traffic holds a lock on facility for a moment.
   PGconn* holder = PQconnectdb(url_.c_str());
   ASSERT_EQ(PQstatus(holder), CONNECTION_OK);
@@ -192,7 +193,7 @@ TEST_F(MigrateTest, LockTimeoutIsRetriedThenSucceeds) {
 TEST_F(MigrateTest, LockTimeoutGivesUpNamingTheFile) {
   CopyAllSource();
   Migrate(Options());
-  Write("0003_alter.sql", "ALTER TABLE facility ADD COLUMN phone text;\n");
+  Write("0900_alter.sql", "ALTER TABLE facility ADD COLUMN phone text;\n");
   PGconn* holder = PQconnectdb(url_.c_str());
   ASSERT_EQ(PQstatus(holder), CONNECTION_OK);
   PQclear(PQexec(holder, "BEGIN; LOCK TABLE facility IN ACCESS SHARE MODE"));
@@ -200,19 +201,19 @@ TEST_F(MigrateTest, LockTimeoutGivesUpNamingTheFile) {
     Migrate(Options(/*lock_timeout_ms=*/50));
     ADD_FAILURE() << "expected a lock timeout";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("0003_alter.sql"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("0900_alter.sql"), std::string::npos) << e.what();
   }
   PQclear(PQexec(holder, "ROLLBACK"));
   PQfinish(holder);
-  EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations WHERE version = 3"), "0");
+  EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations WHERE version = 900"), "0");
 }
 
 TEST_F(MigrateTest, NoTransactionFileForConcurrentIndex) {
   CopyAllSource();
-  Write("0003_idx.sql",
+  Write("0900_idx.sql",
         "-- migrate:no-transaction\n"
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS patient_mrn_lower_idx ON patient (lower(mrn));\n");
-  EXPECT_EQ(Migrate(Options()), 3);
+  EXPECT_EQ(Migrate(Options()), CountSqlFiles(dir_));
   EXPECT_EQ(Q("SELECT to_regclass('public.patient_mrn_lower_idx') IS NOT NULL"), "t");
 }
 
