@@ -52,4 +52,30 @@ PgResult PgConn::Exec(const char* sql, const std::vector<const char*>& params) {
   throw PgError("audit database: " + msg, state ? state : "");
 }
 
+void PgConn::CopyIn(const char* copy_sql, const std::string& data) {
+  PgResult start(PQexec(conn_, copy_sql));
+  if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) {
+    const char* state = start ? PQresultErrorField(start.get(), PG_DIAG_SQLSTATE) : nullptr;
+    const char* primary =
+        start ? PQresultErrorField(start.get(), PG_DIAG_MESSAGE_PRIMARY) : nullptr;
+    throw PgError("audit database: " + (primary ? Trim(primary) : Trim(PQerrorMessage(conn_))),
+                  state ? state : "");
+  }
+  if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 ||
+      PQputCopyEnd(conn_, nullptr) != 1)
+    throw PgError("audit database: " + Trim(PQerrorMessage(conn_)), "");
+  // The COPY's own result, then the end of results.
+  std::string error, sqlstate;
+  while (PGresult* raw = PQgetResult(conn_)) {
+    PgResult r(raw);
+    if (PQresultStatus(raw) != PGRES_COMMAND_OK && error.empty()) {
+      const char* state = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+      const char* primary = PQresultErrorField(raw, PG_DIAG_MESSAGE_PRIMARY);
+      error = primary ? Trim(primary) : Trim(PQerrorMessage(conn_));
+      sqlstate = state ? state : "";
+    }
+  }
+  if (!error.empty()) throw PgError("audit database: " + error, sqlstate);
+}
+
 }  // namespace continuum::audit::internal

@@ -41,6 +41,8 @@ class PgConn {
   [[nodiscard]] bool ok() const;
   // Runs `sql` (may hold several statements when there are no params). Throws PgError.
   PgResult Exec(const char* sql, const std::vector<const char*>& params = {});
+  // Runs a COPY ... FROM STDIN statement with `data` (text format). Throws PgError.
+  void CopyIn(const char* copy_sql, const std::string& data);
 
  private:
   PGconn* conn_ = nullptr;
