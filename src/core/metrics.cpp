@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <unordered_map>
+
 namespace continuum {
 
 Metrics& Metrics::Get() {
@@ -9,9 +11,12 @@ Metrics& Metrics::Get() {
   return m;
 }
 
+// Buckets hold per-bucket (not cumulative) counts: one atomic increment per observation;
+// Render() accumulates them.
 void Metrics::Histogram::Observe(double seconds) {
-  for (std::size_t i = 0; i < kBuckets.size(); ++i)
-    if (seconds <= kBuckets[i]) buckets[i].fetch_add(1, std::memory_order_relaxed);
+  std::size_t i = 0;
+  while (i < kBuckets.size() && seconds > kBuckets[i]) ++i;
+  if (i < kBuckets.size()) buckets[i].fetch_add(1, std::memory_order_relaxed);
   count.fetch_add(1, std::memory_order_relaxed);
   sum_us.fetch_add(static_cast<uint64_t>(seconds * 1e6), std::memory_order_relaxed);
 }
@@ -24,15 +29,46 @@ Metrics::Histogram* Metrics::Find(std::map<std::string, std::unique_ptr<Histogra
   return h.get();
 }
 
+// Route, tier and query names are static strings, so their addresses key a per-thread
+// cache of histogram pointers: the hot path takes no lock and formats nothing.
+namespace {
+struct CacheKey {
+  const void* a;
+  const void* b;
+  int n;
+  bool operator==(const CacheKey&) const = default;
+};
+struct CacheKeyHash {
+  std::size_t operator()(const CacheKey& k) const {
+    return std::hash<const void*>()(k.a) * 31 + std::hash<const void*>()(k.b) * 7 +
+           static_cast<std::size_t>(k.n);
+  }
+};
+}  // namespace
+
 void Metrics::ObserveRequest(std::string_view route, std::string_view tier, int status,
                              double seconds) {
-  Find(requests_, fmt::format(R"(route="{}",tier="{}",status="{}")", route, tier, status))
-      ->Observe(seconds);
+  thread_local std::unordered_map<CacheKey, Histogram*, CacheKeyHash> cache;
+  CacheKey k{route.data(), tier.data(), status};
+  auto it = cache.find(k);
+  if (it == cache.end())
+    it = cache
+             .emplace(k, Find(requests_, fmt::format(R"(route="{}",tier="{}",status="{}")", route,
+                                                     tier, status)))
+             .first;
+  it->second->Observe(seconds);
 }
 
 void Metrics::ObserveQuery(std::string_view name, bool ok, double seconds) {
-  Find(queries_, fmt::format(R"(query="{}",outcome="{}")", name, ok ? "ok" : "error"))
-      ->Observe(seconds);
+  thread_local std::unordered_map<CacheKey, Histogram*, CacheKeyHash> cache;
+  CacheKey k{name.data(), nullptr, ok ? 1 : 0};
+  auto it = cache.find(k);
+  if (it == cache.end())
+    it = cache
+             .emplace(k, Find(queries_,
+                              fmt::format(R"(query="{}",outcome="{}")", name, ok ? "ok" : "error")))
+             .first;
+  it->second->Observe(seconds);
 }
 
 void Metrics::AddCollector(std::function<void(std::string&)> collector) {
@@ -42,9 +78,11 @@ void Metrics::AddCollector(std::function<void(std::string&)> collector) {
 
 void Metrics::RenderHistogram(std::string& out, const std::string& name, const std::string& labels,
                               const Histogram& h) {
-  for (std::size_t i = 0; i < kBuckets.size(); ++i)
-    out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, kBuckets[i],
-                       h.buckets[i].load(std::memory_order_relaxed));
+  uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    cumulative += h.buckets[i].load(std::memory_order_relaxed);
+    out += fmt::format("{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, kBuckets[i], cumulative);
+  }
   uint64_t count = h.count.load(std::memory_order_relaxed);
   out += fmt::format("{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, count);
   out += fmt::format("{}_sum{{{}}} {:.6f}\n", name, labels,

@@ -18,6 +18,8 @@ class Metrics {
  public:
   static Metrics& Get();
 
+  // `route`, `tier` and `name` must be strings with static storage (their address is
+  // part of a cache key).
   void ObserveRequest(std::string_view route, std::string_view tier, int status, double seconds);
   void ObserveQuery(std::string_view name, bool ok, double seconds);
   // A collector appends Prometheus text (with its own # TYPE lines) at scrape time.
