@@ -66,7 +66,7 @@ Config LoadConfig(const std::string& path) {
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
-               "idle_timeout_ms", "shutdown_grace_ms", "access_log"});
+               "idle_timeout_ms", "shutdown_grace_ms", "access_log", "trusted_proxies"});
     Get(*s, path, "server", "listen_address", c.listen_address);
     Get(*s, path, "server", "listen_port", c.listen_port);
     Get(*s, path, "server", "threads", c.threads);
@@ -75,6 +75,15 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "server", "idle_timeout_ms", c.idle_timeout_ms);
     Get(*s, path, "server", "shutdown_grace_ms", c.shutdown_grace_ms);
     Get(*s, path, "server", "access_log", c.access_log);
+    if (const toml::node* n = s->get("trusted_proxies")) {
+      const toml::array* a = n->as_array();
+      if (!a) Fail(path, "server.trusted_proxies", "must be an array of addresses");
+      for (const auto& e : *a) {
+        auto v = e.value<std::string>();
+        if (!v) Fail(path, "server.trusted_proxies", "must be an array of address strings");
+        c.trusted_proxies.push_back(*v);
+      }
+    }
   }
   if (auto* s = root["node"].as_table()) {
     CheckKeys(*s, path, "node", {"region", "node_id"});

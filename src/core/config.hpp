@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/secret.hpp"
 #include "core/tier.hpp"
@@ -27,6 +28,7 @@ struct Config {
   int idle_timeout_ms = 60000;
   int shutdown_grace_ms = 10000;
   bool access_log = true;
+  std::vector<std::string> trusted_proxies;  // edge addresses whose X-Forwarded-For is believed
   // [node]
   std::string region = "local";
   std::string node_id = "node-1";

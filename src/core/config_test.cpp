@@ -21,6 +21,7 @@ TEST(Config, ReadsKnownKeys) {
 [server]
 listen_port = 9999
 threads = 1
+trusted_proxies = ["127.0.0.1", "10.0.0.2"]
 [node]
 region = "us-east"
 [database]
@@ -33,6 +34,7 @@ session_idle_s = 5
   Config c = LoadConfig(p);
   EXPECT_EQ(c.listen_port, 9999);
   EXPECT_EQ(c.threads, 1);
+  EXPECT_EQ(c.trusted_proxies, (std::vector<std::string>{"127.0.0.1", "10.0.0.2"}));
   EXPECT_EQ(c.region, "us-east");
   EXPECT_EQ(c.database_url.reveal(), "postgresql://x@127.0.0.1:1/db");
   EXPECT_EQ(c.limits(Tier::kCritical).pool_size, 12);

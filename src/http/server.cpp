@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "core/log.hpp"
+#include "http/client_address.hpp"
 #include "http/outcome.hpp"
 
 namespace continuum::http {
@@ -174,12 +175,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         Request req;
         req.method = std::string(breq.method_string());
         req.target = std::string(breq.target());
-        req.client_address = client;
         for (auto& f : breq) {
           std::string name(f.name_string());
           for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
           req.headers.emplace_back(std::move(name), std::string(f.value()));
         }
+        req.client_address =
+            options.trusted_proxies.empty()
+                ? client
+                : ClientAddress(client, req.header("x-forwarded-for"), options.trusted_proxies);
         std::string_view rid = req.header("x-request-id");
         req.request_id = SaneRequestId(rid) ? std::string(rid) : NewRequestId();
         Response resp;

@@ -27,6 +27,7 @@ struct ServerOptions {
   int header_timeout_ms = 10000;
   int idle_timeout_ms = 60000;
   int shutdown_grace_ms = 10000;
+  std::vector<std::string> trusted_proxies;  // peers whose X-Forwarded-For is believed
 };
 
 // Handles one request on the shard's executor.

@@ -294,7 +294,8 @@ int Serve(const Config& cfg) {
   RegisterCollectors(shards, journal, shipper.get(), sessions);
 
   http::ServerOptions so{cfg.listen_address,    cfg.listen_port,     cfg.body_limit_bytes,
-                         cfg.header_timeout_ms, cfg.idle_timeout_ms, cfg.shutdown_grace_ms};
+                         cfg.header_timeout_ms, cfg.idle_timeout_ms, cfg.shutdown_grace_ms,
+                         cfg.trusted_proxies};
   http::Server server(so, ioc_ptrs, std::move(handlers));
   server.Listen();
   log::Info("continuum serve listening on {}:{} ({} shards, region {}, audit {})",
