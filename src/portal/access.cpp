@@ -1,6 +1,7 @@
 #include "portal/access.hpp"
 
 #include <chrono>
+#include <unordered_map>
 
 #include "auth/session_cache.hpp"
 #include "core/clock.hpp"
@@ -12,6 +13,22 @@ namespace {
 const db::Query kCareRelationship{
     "care_relationship_exists",
     "SELECT 1 FROM care_relationship WHERE practitioner_id = $1 AND patient_id = $2"};
+
+// Verified tokens per shard thread: a client sends the same token with every request,
+// so the MAC check and claim parsing run once per token, not once per request. Expiry
+// and session state are still checked on every request.
+struct TokenHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+};
+const auth::Claims* VerifyCached(const auth::TokenSigner& signer, std::string_view token) {
+  thread_local std::unordered_map<std::string, auth::Claims, TokenHash, std::equal_to<>> cache;
+  if (auto it = cache.find(token); it != cache.end()) return &it->second;
+  auto claims = signer.Verify(token);
+  if (!claims) return nullptr;
+  if (cache.size() >= 8192) cache.clear();
+  return &cache.emplace(std::string(token), std::move(*claims)).first->second;
+}
 
 [[noreturn]] void Deny401(RequestContext& ctx, const std::string& why, const std::string& msg) {
   ctx.AuditOutcome("denied", why);
@@ -28,8 +45,10 @@ void Authenticate(RequestContext& ctx) {
   if (h.size() < 8 || (h.substr(0, 7) != "Bearer " && h.substr(0, 7) != "bearer "))
     Deny401(ctx, "malformed authorization header",
             "The Authorization header must be of the form 'Bearer <token>'.");
-  auto claims = ctx.svc.signer->Verify(h.substr(7));
-  if (!claims) Deny401(ctx, "invalid token", "The access token is not valid. Please log in again.");
+  const auth::Claims* verified = VerifyCached(*ctx.svc.signer, h.substr(7));
+  if (!verified)
+    Deny401(ctx, "invalid token", "The access token is not valid. Please log in again.");
+  std::optional<auth::Claims> claims = *verified;
   // The actor is known from here on, even if the session turns out to be dead.
   for (auto& r : ctx.audit) {
     r.actor = claims->username;
