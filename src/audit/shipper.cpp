@@ -46,6 +46,10 @@ constexpr const char* kCopySql =
     "COPY audit_stage (node_id, seq, recorded_at, region, request_id, actor, role, action, "
     "resource_type, resource_id, patient_id, client_address, purpose_of_use, outcome, detail, "
     "prev_hash, hash, record) FROM STDIN";
+constexpr const char* kDirectCopySql =
+    "COPY audit_event (node_id, seq, recorded_at, region, request_id, actor, role, action, "
+    "resource_type, resource_id, patient_id, client_address, purpose_of_use, outcome, detail, "
+    "prev_hash, hash, record) FROM STDIN";
 constexpr const char* kMoveSql =
     "INSERT INTO audit_event SELECT * FROM audit_stage ORDER BY node_id, seq "
     "ON CONFLICT (node_id, seq) DO NOTHING";
@@ -259,20 +263,35 @@ void Shipper::Impl::WithConnection(Fn&& fn) {
 
 void Shipper::Impl::InsertOnce(const char* lines) {
   const std::string rows = CopyRows(lines);
-  conn->Exec("BEGIN; SET LOCAL synchronous_commit = on");
-  try {
-    conn->Exec(kStageSql);
-    conn->CopyIn(kCopySql, rows);
-    conn->Exec(kMoveSql);
-    conn->Exec("COMMIT");
-  } catch (...) {
-    if (conn->ok()) {
-      try {
-        conn->Exec("ROLLBACK");
-      } catch (...) {
+  // Fast path: COPY straight into audit_event. Rows already there (a retry after the
+  // position file could not be saved) make it fail as a whole with 23505; then the
+  // batch goes through the staging table with ON CONFLICT DO NOTHING.
+  auto attempt = [&](bool staged) {
+    conn->Exec("BEGIN; SET LOCAL synchronous_commit = on");
+    try {
+      if (staged) {
+        conn->Exec(kStageSql);
+        conn->CopyIn(kCopySql, rows);
+        conn->Exec(kMoveSql);
+      } else {
+        conn->CopyIn(kDirectCopySql, rows);
       }
+      conn->Exec("COMMIT");
+    } catch (...) {
+      if (conn->ok()) {
+        try {
+          conn->Exec("ROLLBACK");
+        } catch (...) {
+        }
+      }
+      throw;
     }
-    throw;
+  };
+  try {
+    attempt(false);
+  } catch (const PgError& e) {
+    if (e.sqlstate() != "23505" || !conn->ok()) throw;
+    attempt(true);
   }
 }
 
