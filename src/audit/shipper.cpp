@@ -25,6 +25,7 @@
 #include "audit/internal/files.hpp"
 #include "audit/internal/format.hpp"
 #include "audit/internal/pg.hpp"
+#include "db/copy_text.hpp"
 
 namespace continuum::audit {
 namespace fs = std::filesystem;
@@ -54,31 +55,12 @@ constexpr const char* kMoveSql =
     "INSERT INTO audit_event SELECT * FROM audit_stage ORDER BY node_id, seq "
     "ON CONFLICT (node_id, seq) DO NOTHING";
 
-// One COPY text-format field: backslash, tab, newline and carriage return escaped;
-// an empty optional field is NULL.
+// One COPY text-format field; an empty optional field is NULL.
 void CopyField(std::string& out, std::string_view v, bool null_if_empty) {
-  if (v.empty() && null_if_empty) {
-    out += "\\N";
-    return;
-  }
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        out += c;
-    }
-  }
+  if (v.empty() && null_if_empty)
+    out += db::kCopyNull;
+  else
+    db::AppendCopyText(out, v);
 }
 
 // The COPY rows of `lines` ('\n'-separated journal lines). Throws PgError with

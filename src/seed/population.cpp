@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "db/copy_text.hpp"
 #include "seed/catalog.hpp"
 #include "seed/dates.hpp"
 
@@ -43,28 +44,9 @@ void Int(std::string& out, int64_t v) {
   out.append(buf, end);
 }
 
-void Text(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
+void Text(std::string& out, std::string_view s) { db::AppendCopyText(out, s); }
 
-void Null(std::string& out) { out += "\\N"; }
+void Null(std::string& out) { out += db::kCopyNull; }
 void Tab(std::string& out) { out += '\t'; }
 void End(std::string& out) { out += '\n'; }
 
