@@ -317,6 +317,19 @@ void Pool::Close() {
   waiters_.clear();
 }
 
+// Wakes the first waiter with `c`, or with the right to open a connection when `c` is
+// null (a slot freed up). False when nobody waits.
+bool Pool::HandOver(std::shared_ptr<Connection> c) {
+  if (waiters_.empty()) return false;
+  auto w = waiters_.front();
+  waiters_.pop_front();
+  w->may_create = !c;
+  w->conn = std::move(c);
+  w->done = true;
+  w->timer.cancel();
+  return true;
+}
+
 void Pool::Release(std::shared_ptr<Connection> c) {
   stats_.in_use.fetch_sub(1);
   if (closed_) return;
@@ -324,23 +337,10 @@ void Pool::Release(std::shared_ptr<Connection> c) {
     --total_;
     stats_.open.fetch_sub(1);
     c.reset();
-    if (!waiters_.empty()) {
-      auto w = waiters_.front();
-      waiters_.pop_front();
-      w->may_create = true;
-      w->done = true;
-      w->timer.cancel();
-    }
+    HandOver(nullptr);
     return;
   }
-  if (!waiters_.empty()) {
-    auto w = waiters_.front();
-    waiters_.pop_front();
-    w->conn = std::move(c);
-    w->done = true;
-    w->timer.cancel();
-    return;
-  }
+  if (HandOver(c)) return;
   idle_.push_back(std::move(c));
 }
 
@@ -394,14 +394,7 @@ asio::awaitable<Lease> Pool::Acquire(Deadline deadline) {
       --total_;
       stats_.connect_failures.fetch_add(1);
       stats_.last_failure_unix.store(UnixNow());
-      // Let the next waiter try (the database may be back by then).
-      if (!waiters_.empty()) {
-        auto w = waiters_.front();
-        waiters_.pop_front();
-        w->may_create = true;
-        w->done = true;
-        w->timer.cancel();
-      }
+      HandOver(nullptr);  // let the next waiter try: the database may be back by then
       throw;
     }
     stats_.open.fetch_add(1);

@@ -162,6 +162,7 @@ class Pool {
   friend class Lease;
   struct Waiter;
   void Release(std::shared_ptr<Connection> c);
+  bool HandOver(std::shared_ptr<Connection> c);
 
   boost::asio::any_io_executor ex_;
   PoolOptions options_;
