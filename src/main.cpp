@@ -1,6 +1,11 @@
-// continuum: one binary, one subcommand per role (serve, migrate, seed, audit).
+// continuum: one binary, one subcommand per role (serve, migrate, seed, audit, cluster).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <climits>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 
 #include "audit/shipper.hpp"
@@ -18,6 +23,39 @@ std::string DefaultDatabaseUrl() {
 }
 
 std::string DefaultMigrationsDir() { return std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations"; }
+
+// The project's folder (scripts/, deploy/): CONTINUUM_HOME, else the source tree the
+// binary was built from.
+std::string Home() {
+  const char* e = std::getenv("CONTINUUM_HOME");
+  return e && *e ? e : CONTINUUM_SOURCE_DIR;
+}
+
+// `continuum cluster ...` runs scripts/cluster (the local multi-region launcher) with
+// this binary as the portal nodes' binary.
+int RunClusterScript(const std::vector<std::string>& args) {
+  std::string script = Home() + "/scripts/cluster";
+  if (::access(script.c_str(), X_OK) != 0) {
+    std::cerr << "continuum cluster: " << script
+              << " not found; set CONTINUUM_HOME to the Continuum folder\n";
+    return 1;
+  }
+  if (!std::getenv("CONTINUUM_BIN")) {
+    char self[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+      self[n] = 0;
+      ::setenv("CONTINUUM_BIN", self, 1);
+    }
+  }
+  std::vector<char*> argv;
+  argv.push_back(script.data());
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  ::execv(script.c_str(), argv.data());
+  std::cerr << "continuum cluster: cannot run " << script << ": " << std::strerror(errno) << "\n";
+  return 1;
+}
 
 }  // namespace
 
@@ -77,7 +115,15 @@ int main(int argc, char** argv) {
   ship->add_option("--journal", ship_dir, "Journal folder")->required();
   ship->add_option("--database-url", ship_url, "PostgreSQL URL")->capture_default_str();
 
+  auto* cluster = app.add_subcommand(
+      "cluster",
+      "Local three-region cluster (etcd, Patroni, portal nodes, HAProxy edge): up | down | "
+      "status [--json] | kill-region NAME | start-region NAME | drill  [--state DIR] "
+      "[--port-offset N]");
+  cluster->prefix_command();
+
   CLI11_PARSE(app, argc, argv);
+  if (*cluster) return RunClusterScript(cluster->remaining());
 
   try {
     if (*serve) {

@@ -62,7 +62,7 @@ Config LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw std::runtime_error("config " + path + ": " + std::string(e.description()));
   }
-  CheckKeys(root, path, "", {"server", "node", "database", "auth", "audit"});
+  CheckKeys(root, path, "", {"server", "node", "database", "topology", "auth", "audit"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -109,6 +109,34 @@ Config LoadConfig(const std::string& path) {
       }
     }
   }
+  if (auto* s = root["topology"].as_table()) {
+    CheckKeys(*s, path, "topology", {"max_replica_lag_ms", "probe_interval_ms", "region"});
+    Get(*s, path, "topology", "max_replica_lag_ms", c.max_replica_lag_ms);
+    Get(*s, path, "topology", "probe_interval_ms", c.probe_interval_ms);
+    if (c.probe_interval_ms < 50) Fail(path, "topology.probe_interval_ms", "must be >= 50");
+    const toml::array* regions = (*s)["region"].as_array();
+    if (!regions || regions->empty())
+      Fail(path, "topology.region",
+           "must list every region's database as [[topology.region]] tables (name, "
+           "database_url), this node's region first");
+    for (const auto& e : *regions) {
+      const toml::table* t = e.as_table();
+      if (!t)
+        Fail(path, "topology.region", "each entry must be a table with name and database_url");
+      CheckKeys(*t, path, "topology.region", {"name", "database_url"});
+      RegionDatabaseConfig r;
+      std::string url;
+      Get(*t, path, "topology.region", "name", r.name);
+      Get(*t, path, "topology.region", "database_url", url);
+      if (r.name.empty() || url.empty())
+        Fail(path, "topology.region", "every entry needs a name and a database_url");
+      for (const auto& o : c.topology_regions)
+        if (o.name == r.name)
+          Fail(path, "topology.region", "region " + r.name + " is listed twice");
+      r.database_url = Secret(url);
+      c.topology_regions.push_back(std::move(r));
+    }
+  }
   if (auto* s = root["auth"].as_table()) {
     CheckKeys(*s, path, "auth",
               {"key_file", "session_idle_s", "session_absolute_s", "max_login_failures",
@@ -127,6 +155,13 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "audit", "enabled", c.audit_enabled);
     Get(*s, path, "audit", "dir", c.audit_dir);
     Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
+  }
+  if (!c.topology_regions.empty()) {
+    bool found = false;
+    for (const auto& r : c.topology_regions) found = found || r.name == c.region;
+    if (!found)
+      Fail(path, "topology.region",
+           "no entry for this node's own region \"" + c.region + "\" (node.region)");
   }
   return c;
 }

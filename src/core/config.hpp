@@ -18,6 +18,12 @@ struct TierLimits {
   int deadline_ms = 2000;  // request deadline (pool wait + statements)
 };
 
+// [[topology.region]]: one region's PostgreSQL, for reads.
+struct RegionDatabaseConfig {
+  std::string name;
+  Secret database_url;
+};
+
 struct Config {
   // [server]
   std::string listen_address = "127.0.0.1";
@@ -35,6 +41,11 @@ struct Config {
   // [database]
   Secret database_url{"postgresql://postgres@127.0.0.1:5432/continuum"};
   std::array<TierLimits, 5> tiers{};
+  // [topology] (optional): every region's PostgreSQL, this node's region first. Absent:
+  // one database (database.url) serves reads and writes.
+  std::vector<RegionDatabaseConfig> topology_regions;
+  int max_replica_lag_ms = 5000;
+  int probe_interval_ms = 500;
   // [auth]
   std::string key_file = ".state/cluster.key";
   int session_idle_s = 900;

@@ -59,5 +59,50 @@ TEST(Config, RejectsWrongTypes) {
   std::remove(p.c_str());
 }
 
+TEST(Config, ReadsTheTopologyInOrder) {
+  auto p = Write(R"(
+[node]
+region = "us-central"
+[topology]
+max_replica_lag_ms = 3000
+[[topology.region]]
+name = "us-central"
+database_url = "host=127.0.0.1 port=2"
+[[topology.region]]
+name = "us-east"
+database_url = "host=127.0.0.1 port=1"
+)");
+  Config c = LoadConfig(p);
+  ASSERT_EQ(c.topology_regions.size(), 2u);
+  EXPECT_EQ(c.topology_regions[0].name, "us-central");
+  EXPECT_EQ(c.topology_regions[1].database_url.reveal(), "host=127.0.0.1 port=1");
+  EXPECT_EQ(c.max_replica_lag_ms, 3000);
+  EXPECT_EQ(c.probe_interval_ms, 500);
+  std::remove(p.c_str());
+}
+
+TEST(Config, TopologyMustNameThisNodesRegion) {
+  auto p = Write(R"(
+[node]
+region = "us-west"
+[[topology.region]]
+name = "us-east"
+database_url = "host=127.0.0.1 port=1"
+)");
+  try {
+    LoadConfig(p);
+    FAIL() << "a topology without the node's own region was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("us-west"), std::string::npos) << e.what();
+  }
+  std::remove(p.c_str());
+}
+
+TEST(Config, TopologyEntriesNeedANameAndAUrl) {
+  auto p = Write("[node]\nregion = \"a\"\n[[topology.region]]\nname = \"a\"\n");
+  EXPECT_THROW(LoadConfig(p), std::runtime_error);
+  std::remove(p.c_str());
+}
+
 }  // namespace
 }  // namespace continuum

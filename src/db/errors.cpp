@@ -13,6 +13,8 @@ void ThrowForSqlState(const std::string& st, const std::string& constraint,
     log::Error("protocol error in query {}: {}", query, server_message);
     throw DatabaseError("an internal database error occurred", st);
   }
+  if (st == "25006")
+    throw ReadOnlyServer("the database is switching primaries right now; please retry shortly");
   if (cls == "08" || st == "57P01" || st == "57P02" || st == "57P03" || cls == "53" ||
       st == "25006" || cls == "28" || st == "55000")
     throw ConnectionError("the database is unavailable right now; please retry shortly");

@@ -14,6 +14,11 @@ namespace continuum::db {
 struct ConnectionError : Unavailable {
   explicit ConnectionError(const std::string& m) : Unavailable(m, 1) {}
 };
+// 25006: the server is (now) a read-only standby, e.g. a demoted primary. The
+// statement did not run, so it is safe to send again once a primary is found.
+struct ReadOnlyServer : ConnectionError {
+  explicit ReadOnlyServer(const std::string& m) : ConnectionError(m) {}
+};
 // statement_timeout or the request deadline cancelled the query (57014).
 struct QueryCanceled : DeadlineExceeded {
   explicit QueryCanceled(const std::string& m) : DeadlineExceeded(m) {}

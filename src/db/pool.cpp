@@ -25,6 +25,10 @@ namespace {
 constexpr int kTimeoutStepMs = 250;
 const Query kSetTimeout{"set_statement_timeout",
                         "SELECT set_config('statement_timeout', $1, false)"};
+// Transaction-local: ends with the batch's implicit transaction.
+const Query kCommitLocally{"set_synchronous_commit_local",
+                           "SELECT set_config('synchronous_commit', 'local', true)"};
+const Query kWalPosition{"wal_position", "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text"};
 }  // namespace
 
 // ---------------------------------------------------------------- Result
@@ -184,6 +188,13 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
     std::string v = std::to_string(want_timeout);
     const char* vals[1] = {v.c_str()};
     if (!PQsendQueryParams(d.conn, kSetTimeout.sql, 1, nullptr, vals, nullptr, nullptr, 0))
+      fail_send();
+    expect.push_back({kHousekeeping, 0});
+  }
+  bool local_commit = !stmts.empty();
+  for (const auto& s : stmts) local_commit = local_commit && CommitsLocally(s.query->data_class);
+  if (local_commit) {
+    if (!PQsendQueryParams(d.conn, kCommitLocally.sql, 0, nullptr, nullptr, nullptr, nullptr, 0))
       fail_send();
     expect.push_back({kHousekeeping, 0});
   }
@@ -425,22 +436,43 @@ bool ReadOnly(const std::vector<Statement>& stmts) {
 }
 }  // namespace
 
-asio::awaitable<std::vector<Result>> Pool::Batch(std::vector<Statement> stmts, Deadline deadline) {
-  // Reads survive a lost connection (a restarted or failed-over server): they are
-  // retried on a fresh connection while the deadline allows. Writes are not replayed
-  // here, since the server may have committed them before the connection broke.
-  const bool replayable = ReadOnly(stmts);
+asio::awaitable<std::vector<Result>> Pool::Batch(std::vector<Statement> stmts, Deadline deadline,
+                                                 BatchOptions options) {
+  // A batch that never reached the server (no connection to be had: the database is
+  // restarting or failing over) is always safe to try again. Once sent, the server may
+  // have committed it before the connection broke, so only read-only batches, or those
+  // the caller declares idempotent, are replayed.
+  using Replay = BatchOptions::Replay;
+  const bool replayable =
+      options.replay == Replay::kIdempotent || (options.replay == Replay::kAuto && ReadOnly(stmts));
   asio::steady_timer backoff(ex_);
   for (int attempt = 0;; ++attempt) {
+    bool sent = false;
     try {
       Lease lease = co_await Acquire(deadline);
+      sent = true;
       auto r = co_await lease->Run(stmts, deadline);
       stats_.last_ok_unix.store(UnixNow());
+      if (options.commit_lsn) {
+        std::vector<Statement> pos;
+        pos.push_back(Statement{&kWalPosition, {}});
+        try {
+          auto p = co_await lease->Run(pos, deadline);
+          *options.commit_lsn = static_cast<uint64_t>(
+              std::strtoull(std::string(p[0].get(0, 0)).c_str(), nullptr, 10));
+        } catch (const std::exception&) {
+          // Committed, position unknown: the caller reads from the primary instead.
+          *options.commit_lsn = UINT64_MAX;
+        }
+      }
       co_return r;
-    } catch (const ConnectionError&) {
+    } catch (const ConnectionError& e) {
       stats_.query_failures.fetch_add(1);
       stats_.last_failure_unix.store(UnixNow());
-      if (!replayable || deadline.left() < std::chrono::milliseconds(100)) throw;
+      if (dynamic_cast<const ReadOnlyServer*>(&e)) sent = false;  // nothing ran
+      if (options.replay == Replay::kNever || (sent && !replayable) ||
+          deadline.left() < std::chrono::milliseconds(100))
+        throw;
     } catch (const QueryCanceled&) {
       stats_.query_failures.fetch_add(1);
       throw;

@@ -27,10 +27,24 @@ struct pg_result;
 
 namespace continuum::db {
 
+// What a write changes decides how it commits (ARCHITECTURE §4). This is the one
+// place that says so: every Query names its class, and Connection::Run commits a batch
+// made only of operational statements with synchronous_commit = local (fast, may lose
+// the last moments on failover); anything else waits for the synchronous standby in
+// another region (zero loss on failover).
+enum class DataClass {
+  kClinical,     // records, medications, allergies, notes, appointments, messages
+  kUser,         // accounts, sessions, credentials
+  kAudit,        // the HIPAA audit trail
+  kOperational,  // analytics, activity timestamps, journey results, request logs, caches
+};
+constexpr bool CommitsLocally(DataClass c) { return c == DataClass::kOperational; }
+
 // A named query: its name keys prepared statements, timeouts and metrics.
 struct Query {
   const char* name;
   const char* sql;
+  DataClass data_class = DataClass::kClinical;
 };
 
 // A text-format parameter ($1, $2, ...).
@@ -123,6 +137,18 @@ struct PoolStats {
   std::atomic<int64_t> last_failure_unix{0};
 };
 
+struct BatchOptions {
+  enum class Replay {
+    kAuto,        // replay read-only batches on a fresh connection within the deadline
+    kIdempotent,  // the caller guarantees a replay has no second effect (idempotency key)
+    kNever,       // one attempt; the caller handles failover itself
+  };
+  Replay replay = Replay::kAuto;
+  // When set, receives the server's WAL position right after the batch committed: a
+  // replica that has replayed up to it sees the batch's effects (read-your-writes).
+  uint64_t* commit_lsn = nullptr;
+};
+
 class Pool;
 
 // A connection borrowed from a pool; returns itself when destroyed.
@@ -148,9 +174,11 @@ class Pool {
   boost::asio::awaitable<Lease> Acquire(Deadline deadline);
   // Convenience: acquire, run one statement, release.
   boost::asio::awaitable<Result> Exec(const Query& q, Params params, Deadline deadline);
-  // Convenience: acquire, run a batch atomically, release.
-  boost::asio::awaitable<std::vector<Result>> Batch(std::vector<Statement> stmts,
-                                                    Deadline deadline);
+  // Convenience: acquire, run a batch atomically, release. Failures to get a
+  // connection (nothing was sent) are retried while the deadline allows; a batch that
+  // was sent is replayed only when it is read-only or the caller says it is idempotent.
+  boost::asio::awaitable<std::vector<Result>> Batch(std::vector<Statement> stmts, Deadline deadline,
+                                                    BatchOptions options = {});
   // Closes idle connections and forgets waiters; leases returned later are dropped.
   // Called at shutdown while the io_context still exists.
   void Close();

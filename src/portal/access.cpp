@@ -94,8 +94,7 @@ boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::st
     throw Forbidden("You can only view your own records.");
   }
   if (c.role == "provider") {
-    auto r = co_await ctx.pool().Exec(kCareRelationship, db::P(c.practitioner_id, patient_id),
-                                      ctx.deadline);
+    auto r = co_await ctx.Read(kCareRelationship, db::P(c.practitioner_id, patient_id));
     if (r.rows() > 0) co_return;
     std::string reason = BreakGlassReason(ctx);
     if (!reason.empty()) {

@@ -136,7 +136,7 @@ asio::awaitable<http::Response> SearchAuditEvents(RequestContext& ctx) {
     echo.emplace_back("patient", key);
   }
   auto paging = fhir::ParsePaging(ctx.req);
-  auto r = co_await ctx.pool().Exec(*q, db::P(key, paging.count + 1, paging.offset), ctx.deadline);
+  auto r = co_await ctx.Read(*q, db::P(key, paging.count + 1, paging.offset));
   int n = std::min(r.rows(), paging.count);
   std::vector<json::object> out;
   for (int i = 0; i < n; ++i) out.push_back(AuditEventJson(r, i));
@@ -159,7 +159,7 @@ asio::awaitable<http::Response> BreakGlassList(RequestContext& ctx) {
   RequireRole(ctx, {"auditor"});
   fhir::CheckParams(ctx.req, {});
   auto paging = fhir::ParsePaging(ctx.req);
-  auto r = co_await ctx.pool().Exec(kBreakGlass, db::P(paging.count, paging.offset), ctx.deadline);
+  auto r = co_await ctx.Read(kBreakGlass, db::P(paging.count, paging.offset));
   json::array items;
   for (int i = 0; i < r.rows(); ++i) {
     std::string detail(r.get(i, 14));

@@ -1,6 +1,106 @@
 #include "portal/context.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdlib>
+
+#include "db/errors.hpp"
+
 namespace continuum::portal {
+namespace asio = boost::asio;
+
+// ---------------------------------------------------------------- WriteTracker
+
+void WriteTracker::Note(const std::string& session, uint64_t lsn) {
+  if (session.empty() || lsn == 0) return;
+  std::lock_guard lock(mu_);
+  auto now = Clock::now();
+  auto& e = map_[session];
+  e.lsn = std::max(e.lsn, lsn);
+  e.at = now;
+  if (now - last_sweep_ > keep_) {
+    std::erase_if(map_, [&](const auto& kv) { return now - kv.second.at > keep_; });
+    last_sweep_ = now;
+  }
+}
+
+uint64_t WriteTracker::MinLsn(const std::string& session) const {
+  if (session.empty()) return 0;
+  std::lock_guard lock(mu_);
+  auto it = map_.find(session);
+  if (it == map_.end() || Clock::now() - it->second.at > keep_) return 0;
+  return it->second.lsn;
+}
+
+std::size_t WriteTracker::size() const {
+  std::lock_guard lock(mu_);
+  return map_.size();
+}
+
+// ---------------------------------------------------------------- reads and writes
+
+namespace {
+std::string SessionKey(const RequestContext& ctx) { return ctx.claims ? ctx.claims->sid : ""; }
+}  // namespace
+
+asio::awaitable<db::Result> RequestContext::Read(const db::Query& q, db::Params params) {
+  std::vector<db::Statement> s;
+  s.push_back(db::Statement{&q, std::move(params)});
+  auto r = co_await ReadBatch(std::move(s));
+  co_return std::move(r[0]);
+}
+
+asio::awaitable<std::vector<db::Result>> RequestContext::ReadBatch(
+    std::vector<db::Statement> stmts) {
+  db::Topology* topo = svc.topology;
+  if (!topo) co_return co_await pool().Batch(std::move(stmts), deadline);
+  uint64_t min_lsn = commit_lsn;
+  if (svc.writes) min_lsn = std::max(min_lsn, svc.writes->MinLsn(SessionKey(*this)));
+  if (auto h = req.header("x-continuum-min-lsn"); !h.empty())
+    min_lsn = std::max<uint64_t>(min_lsn, std::strtoull(std::string(h).c_str(), nullptr, 10));
+  asio::steady_timer backoff(shard.executor);
+  for (int attempt = 0;; ++attempt) {
+    int target = topo->ChooseRead(min_lsn);
+    if (target == db::Topology::kPrimary)  // the write pool finds and follows the primary
+      co_return co_await pool().Batch(stmts, deadline);
+    db::BatchOptions once;
+    once.replay = db::BatchOptions::Replay::kNever;
+    try {
+      co_return co_await shard.read_pools[target][static_cast<int>(tier)]->Batch(stmts, deadline,
+                                                                                 once);
+    } catch (const db::ConnectionError&) {
+      // That server is gone (or going): avoid it until its probe says otherwise, and
+      // read from the next one.
+      topo->MarkDown(target);
+      if (deadline.left() < std::chrono::milliseconds(50)) throw;
+    }
+    backoff.expires_after(std::chrono::milliseconds(std::min(10 << std::min(attempt, 4), 200)));
+    co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<db::Result> RequestContext::Write(const db::Query& q, db::Params params,
+                                                  bool idempotent) {
+  std::vector<db::Statement> s;
+  s.push_back(db::Statement{&q, std::move(params)});
+  auto r = co_await WriteBatch(std::move(s), idempotent);
+  co_return std::move(r[0]);
+}
+
+asio::awaitable<std::vector<db::Result>> RequestContext::WriteBatch(
+    std::vector<db::Statement> stmts, bool idempotent) {
+  db::BatchOptions o;
+  o.replay = idempotent ? db::BatchOptions::Replay::kIdempotent : db::BatchOptions::Replay::kAuto;
+  uint64_t lsn = 0;
+  if (svc.topology) o.commit_lsn = &lsn;
+  auto r = co_await pool().Batch(std::move(stmts), deadline, o);
+  if (lsn) {
+    commit_lsn = std::max(commit_lsn, lsn);
+    if (svc.writes) svc.writes->Note(SessionKey(*this), commit_lsn);
+  }
+  co_return r;
+}
 
 audit::Record& RequestContext::Audit(std::string action, std::string resource_type,
                                      std::string resource_id, std::string patient_id) {

@@ -19,7 +19,9 @@
 #include "core/deadline.hpp"
 #include "core/tier.hpp"
 #include "db/pool.hpp"
+#include "db/topology.hpp"
 #include "http/message.hpp"
+#include "portal/consistency.hpp"
 
 namespace boost::asio {
 class thread_pool;
@@ -44,13 +46,19 @@ struct Services {
   auth::LoginThrottle* throttle = nullptr;
   boost::asio::thread_pool* cpu_pool = nullptr;  // Argon2id and other CPU-heavy work
   std::function<std::string()> readiness;        // for /readyz details
+  db::Topology* topology = nullptr;              // null: one database for everything
+  WriteTracker* writes = nullptr;                // read-your-writes, per session
 };
 
-// One shard: one thread, its pools.
+using TierPools = std::array<std::unique_ptr<db::Pool>, 5>;
+
+// One shard: one thread, its pools: per tier one for writes (the primary, wherever it
+// is now) and, with a topology, one per region's database for reads.
 struct Shard {
   int index = 0;
   boost::asio::any_io_executor executor;
-  std::array<std::unique_ptr<db::Pool>, 5> pools;
+  TierPools pools;
+  std::vector<TierPools> read_pools;  // indexed like Topology members
   db::Pool& pool(Tier t) { return *pools[static_cast<int>(t)]; }
 };
 
@@ -70,6 +78,19 @@ struct RequestContext {
                        std::string resource_id = {}, std::string patient_id = {});
   // Marks every open record of this request.
   void AuditOutcome(const std::string& outcome, const std::string& detail = {});
+  uint64_t commit_lsn = 0;  // WAL position after this request's last write (0: none)
+
+  // Reads: the nearest database that is fresh enough for this caller (see db/topology),
+  // failing over to the next one, within the deadline.
+  boost::asio::awaitable<db::Result> Read(const db::Query& q, db::Params params);
+  boost::asio::awaitable<std::vector<db::Result>> ReadBatch(std::vector<db::Statement> stmts);
+  // Writes: the primary. `idempotent` lets a write whose connection broke after sending
+  // be sent again (it carries an idempotency key). Remembers the commit's WAL position
+  // for this session's later reads.
+  boost::asio::awaitable<db::Result> Write(const db::Query& q, db::Params params,
+                                           bool idempotent = false);
+  boost::asio::awaitable<std::vector<db::Result>> WriteBatch(std::vector<db::Statement> stmts,
+                                                             bool idempotent = false);
   db::Pool& pool() { return shard.pool(tier); }
   std::string BaseUrl() const;  // "http://host/fhir/R4"
 };

@@ -30,15 +30,14 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Session bookkeeping is operational data: it commits with synchronous_commit = local
-// (losing the last second of "last seen" on failover is harmless; revocations are
-// written by the logout request itself with full durability).
-const db::Query kNonCritical{"set_noncritical",
-                             "SELECT set_config('synchronous_commit', 'local', true)"};
+// "Last seen" bookkeeping is operational data: it commits with synchronous_commit =
+// local (losing the last second of it on failover is harmless; revocations are written
+// by the logout request itself with full durability).
 const db::Query kFlushSeen{
     "session_flush_last_seen",
     "UPDATE session s SET last_seen_at = to_timestamp(v.ts) FROM (SELECT unnest($1::text[]) AS "
-    "id, unnest($2::float8[]) AS ts) v WHERE s.id = v.id AND s.last_seen_at < to_timestamp(v.ts)"};
+    "id, unnest($2::float8[]) AS ts) v WHERE s.id = v.id AND s.last_seen_at < to_timestamp(v.ts)",
+    db::DataClass::kOperational};
 const db::Query kRevokedSince{"session_revoked_since",
                               "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
                               "WHERE revoked_at IS NOT NULL AND revoked_at >= to_timestamp($1) AND "
@@ -74,7 +73,6 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
         ids += "}";
         ts += "}";
         std::vector<db::Statement> b;
-        b.push_back({&kNonCritical, {}});
         b.push_back({&kFlushSeen, {ids, ts}});
         co_await shard.pool(Tier::kOps).Batch(std::move(b), deadline);
       }
@@ -143,6 +141,8 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
     } catch (...) {
       resp = http::ErrorResponse(std::current_exception());
     }
+    if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
+      resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
     if (!ctx.audit.empty()) {
       // No response about PHI leaves before its audit records are durable.
       std::vector<audit::Record> records(std::make_move_iterator(ctx.audit.begin()),
@@ -254,6 +254,25 @@ int Serve(const Config& cfg) {
   asio::thread_pool cpu_pool(1);
   svc.cpu_pool = &cpu_pool;
   NodeState state;
+  // Reads by region (optional): the local region's database first, then the others in
+  // configured order.
+  std::unique_ptr<db::Topology> topology;
+  std::unique_ptr<WriteTracker> writes;
+  if (!cfg.topology_regions.empty()) {
+    db::TopologyOptions to;
+    to.local_region = cfg.region;
+    to.max_replica_lag_ms = cfg.max_replica_lag_ms;
+    to.probe_interval_ms = cfg.probe_interval_ms;
+    for (const auto& r : cfg.topology_regions)
+      if (r.name == cfg.region) to.regions.push_back({r.name, r.database_url});
+    for (const auto& r : cfg.topology_regions)
+      if (r.name != cfg.region) to.regions.push_back({r.name, r.database_url});
+    topology = std::make_unique<db::Topology>(std::move(to));
+    svc.topology = topology.get();
+    writes = std::make_unique<WriteTracker>(
+        std::chrono::milliseconds(cfg.max_replica_lag_ms + 2 * cfg.probe_interval_ms));
+    svc.writes = writes.get();
+  }
   auto* shipper_ptr = shipper.get();
   svc.readiness = [&state, shipper_ptr]() {
     boost::json::object o{
@@ -285,6 +304,19 @@ int Serve(const Config& cfg) {
                          std::max(1, (l.pool_size + n - 1) / n), std::max(1, l.queue_limit / n)};
       s->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
     }
+    if (topology) {
+      for (const auto& r : topology->options().regions) {
+        TierPools tp;
+        for (Tier t : kAllTiers) {
+          const auto& l = cfg.limits(t);
+          db::PoolOptions po{std::string(TierName(t)) + "@" + r.name, r.url,
+                             std::max(1, (l.pool_size + n - 1) / n),
+                             std::max(1, l.queue_limit / n)};
+          tp[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
+        }
+        s->read_pools.push_back(std::move(tp));
+      }
+    }
     Shard* sp = s.get();
     handlers.push_back(
         [sp, &svc, &router](http::Request& req) { return Dispatch(*sp, svc, router, req); });
@@ -292,6 +324,20 @@ int Serve(const Config& cfg) {
     shards.push_back(std::move(s));
   }
   RegisterCollectors(shards, journal, shipper.get(), sessions);
+  if (topology) {
+    Metrics::Get().AddCollector([topo = topology.get()](std::string& out) {
+      out += "# TYPE continuum_db_member_up gauge\n";
+      out += "# TYPE continuum_db_member_lag_ms gauge\n";
+      for (const auto& m : topo->Snapshot()) {
+        const char* role = m.role == db::Topology::Role::kPrimary   ? "primary"
+                           : m.role == db::Topology::Role::kStandby ? "standby"
+                                                                    : "unknown";
+        out += fmt::format("continuum_db_member_up{{region=\"{}\",role=\"{}\"}} {}\n", m.name, role,
+                           m.reachable ? 1 : 0);
+        out += fmt::format("continuum_db_member_lag_ms{{region=\"{}\"}} {}\n", m.name, m.lag_ms);
+      }
+    });
+  }
 
   http::ServerOptions so{cfg.listen_address,    cfg.listen_port,     cfg.body_limit_bytes,
                          cfg.header_timeout_ms, cfg.idle_timeout_ms, cfg.shutdown_grace_ms,
@@ -324,13 +370,19 @@ int Serve(const Config& cfg) {
     });
   });
   asio::co_spawn(*iocs[0], SessionSync(*shards[0], svc, state), asio::detached);
+  if (topology)
+    for (int i = 0; i < static_cast<int>(topology->size()); ++i)
+      asio::co_spawn(*iocs[0], topology->Probe(i, state.stopping), asio::detached);
 
   std::vector<std::thread> threads;
   for (int i = 1; i < n; ++i) threads.emplace_back([&iocs, i] { iocs[i]->run(); });
   iocs[0]->run();
   for (auto& t : threads) t.join();
-  for (auto& s : shards)
+  for (auto& s : shards) {
     for (auto& p : s->pools) p->Close();
+    for (auto& rp : s->read_pools)
+      for (auto& p : rp) p->Close();
+  }
   cpu_pool.join();
   journal.Stop();
   if (shipper) {

@@ -12,7 +12,7 @@ namespace json = boost::json;
 
 namespace {
 const db::Query kPing{"ping", "SELECT 1"};
-}
+}  // namespace
 
 asio::awaitable<http::Response> Healthz(RequestContext& ctx) {
   http::Response r;
@@ -21,23 +21,62 @@ asio::awaitable<http::Response> Healthz(RequestContext& ctx) {
   co_return r;
 }
 
-// Ready when this node can serve the critical tier: its database answers and its audit
-// journal accepts records. HAProxy takes a node out of rotation on a 503 here.
+namespace {
+const char* RoleName(db::Topology::Role r) {
+  switch (r) {
+    case db::Topology::Role::kPrimary:
+      return "primary";
+    case db::Topology::Role::kStandby:
+      return "standby";
+    default:
+      return "unknown";
+  }
+}
+}  // namespace
+
+// Ready when this node can serve the critical tier: its own region's database answers
+// (with a topology: as primary or standby, from the probe loop; without: a ping) and
+// its audit journal accepts records. HAProxy takes a node out of rotation on a 503
+// here, so a region whose database is lost sends its traffic to the next region.
 asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
-  bool db_ok = true;
-  std::string db_error;
-  try {
-    co_await ctx.pool().Exec(kPing, db::P(), Deadline::After(std::chrono::milliseconds(800)));
-  } catch (const std::exception& e) {
-    db_ok = false;
-    db_error = e.what();
+  bool db_ok = true;      // this node's own database answers
+  bool reads_ok = true;   // some database can serve its reads
+  bool writes_ok = true;  // a primary is known
+  json::object database;
+  if (db::Topology* topo = ctx.svc.topology) {
+    db_ok = topo->LocalReachable();
+    writes_ok = topo->PrimaryKnown();
+    reads_ok = topo->ChooseRead(0) != db::Topology::kPrimary || writes_ok;
+    json::array members;
+    for (const auto& m : topo->Snapshot())
+      members.push_back(json::object{{"region", m.name},
+                                     {"local", m.local},
+                                     {"reachable", m.reachable},
+                                     {"role", RoleName(m.role)},
+                                     {"lag_ms", m.lag_ms},
+                                     {"wal_position", m.replay_lsn},
+                                     {"error", m.error}});
+    database = json::object{{"reachable", db_ok},
+                            {"primary_known", writes_ok},
+                            {"max_replica_lag_ms", topo->options().max_replica_lag_ms},
+                            {"members", std::move(members)}};
+  } else {
+    std::string db_error;
+    try {
+      co_await ctx.pool().Exec(kPing, db::P(), Deadline::After(std::chrono::milliseconds(800)));
+    } catch (const std::exception& e) {
+      db_ok = reads_ok = writes_ok = false;
+      db_error = e.what();
+    }
+    database = json::object{{"reachable", db_ok}, {"error", db_error}};
   }
   auto js = ctx.svc.journal->stats();
   bool audit_ok = js.failures == 0 || js.records > 0;
+  const char* mode = reads_ok && writes_ok ? "normal" : reads_ok ? "read-only" : "unavailable";
   json::object tiers;
   for (Tier t : {Tier::kCritical, Tier::kHigh, Tier::kMedium, Tier::kLow}) {
     auto& p = ctx.shard.pool(t);
-    tiers[std::string(TierName(t))] = json::object{{"mode", db_ok ? "normal" : "unavailable"},
+    tiers[std::string(TierName(t))] = json::object{{"mode", mode},
                                                    {"pool_open", p.stats().open.load()},
                                                    {"pool_in_use", p.stats().in_use.load()},
                                                    {"pool_waiting", p.stats().waiting.load()}};
@@ -45,7 +84,7 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
   json::object out{{"status", db_ok && audit_ok ? "ready" : "not-ready"},
                    {"node", ctx.svc.config.node_id},
                    {"region", ctx.svc.config.region},
-                   {"database", json::object{{"reachable", db_ok}, {"error", db_error}}},
+                   {"database", std::move(database)},
                    {"audit", json::object{{"enabled", ctx.svc.config.audit_enabled},
                                           {"durable_records", js.records},
                                           {"pending", js.pending},

@@ -25,7 +25,6 @@ const db::Query kAccountByName{
     "SELECT id, password_hash, role, patient_id, practitioner_id, totp_secret, failed_attempts, "
     "locked_until > now(), to_char(locked_until AT TIME ZONE 'UTC', "
     "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM account WHERE username = $1"};
-// A failed attempt; the account locks once failures reach the limit.
 // A failed attempt; the account locks once failures reach the limit. Failures from
 // before an expired lock do not count again.
 const db::Query kLoginFailed{
@@ -34,16 +33,20 @@ const db::Query kLoginFailed{
     "make_interval(secs => $3) ELSE NULL END FROM (SELECT id, CASE WHEN locked_until IS NOT NULL "
     "AND locked_until <= now() THEN 1 ELSE failed_attempts + 1 END AS n FROM account WHERE id = "
     "$1) f WHERE a.id = f.id RETURNING a.locked_until > now(), to_char(a.locked_until AT TIME "
-    "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"};
+    "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
+    db::DataClass::kUser};
 const db::Query kLoginSucceeded{
     "account_login_succeeded",
     "UPDATE account SET failed_attempts = 0, locked_until = NULL WHERE id = $1 AND "
-    "(failed_attempts <> 0 OR locked_until IS NOT NULL)"};
+    "(failed_attempts <> 0 OR locked_until IS NOT NULL)",
+    db::DataClass::kUser};
 const db::Query kInsertSession{
     "session_insert",
-    "INSERT INTO session (id, account_id, expires_at) VALUES ($1, $2, to_timestamp($3))"};
+    "INSERT INTO session (id, account_id, expires_at) VALUES ($1, $2, to_timestamp($3))",
+    db::DataClass::kUser};
 const db::Query kRevokeSession{
-    "session_revoke", "UPDATE session SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL"};
+    "session_revoke", "UPDATE session SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
+    db::DataClass::kUser};
 
 // A valid Argon2id hash of a random password: verifying against it makes an unknown
 // username cost the same time as a known one.
@@ -119,7 +122,7 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
                               std::to_string(wait) + " seconds.",
                           wait);
   }
-  auto acct = co_await ctx.pool().Exec(kAccountByName, db::P(username), ctx.deadline);
+  auto acct = co_await ctx.Read(kAccountByName, db::P(username));
   const Config& cfg = ctx.svc.config;
   if (acct.rows() == 0) {
     auto dummy = [] { return auth::VerifyPassword(DummyHash(), "x"); };
@@ -152,8 +155,8 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
     ok = auth::VerifyTotp(acct.get(0, 5), totp, UnixNow());
   }
   if (!ok) {
-    auto f = co_await ctx.pool().Exec(
-        kLoginFailed, db::P(account_id, cfg.max_login_failures, cfg.lockout_s), ctx.deadline);
+    auto f =
+        co_await ctx.Write(kLoginFailed, db::P(account_id, cfg.max_login_failures, cfg.lockout_s));
     rec.outcome = "failure";
     rec.detail = "wrong password or one-time code";
     if (f.rows() > 0 && f.get_bool(0, 0)) {
@@ -177,7 +180,7 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
   std::vector<db::Statement> batch;
   batch.push_back({&kLoginSucceeded, {account_id}});
   batch.push_back({&kInsertSession, {c.sid, account_id, c.exp}});
-  co_await ctx.pool().Batch(std::move(batch), ctx.deadline);
+  co_await ctx.WriteBatch(std::move(batch));
   ctx.svc.sessions->Touch(c.sid, c.iat, c.iat);
   json::object out{{"access_token", ctx.svc.signer->Sign(c)},
                    {"token_type", "Bearer"},
@@ -207,7 +210,7 @@ asio::awaitable<http::Response> Logout(RequestContext& ctx) {
   auto& rec = ctx.Audit("logout");
   rec.purpose_of_use = "PATRQT";
   Authenticate(ctx);
-  co_await ctx.pool().Exec(kRevokeSession, db::P(ctx.claims->sid), ctx.deadline);
+  co_await ctx.Write(kRevokeSession, db::P(ctx.claims->sid), /*idempotent=*/true);
   ctx.svc.sessions->Revoke(ctx.claims->sid, ctx.claims->exp);
   rec.outcome = "success";
   http::Response r;

@@ -19,8 +19,8 @@ namespace {
 
 constexpr std::size_t kMaxNoteBytes = 64 * 1024;
 
-// Clinical data: committed with synchronous_commit = on (the server default, which
-// these statements never lower), so an acknowledged note survives a failover.
+// Clinical data (db::DataClass::kClinical, the default): committed with
+// synchronous_commit = on, so an acknowledged note survives a failover.
 const db::Query kInsertNote{
     "note_insert",
     "INSERT INTO clinical_note (patient_id, author_id, status, title, content, content_type, "
@@ -212,12 +212,12 @@ asio::awaitable<http::Response> CreateNote(RequestContext& ctx) {
   co_await AuthorizePatient(ctx, n.patient_id);
   const std::string& me = ctx.claims->practitioner_id;
   db::Param keyp = key.empty() ? db::Param(std::nullopt) : db::Param(key);
-  auto r = co_await ctx.pool().Exec(kInsertNote, db::P(n.patient_id, me, n.title, n.content, keyp),
-                                    ctx.deadline);
+  auto r = co_await ctx.Write(kInsertNote, db::P(n.patient_id, me, n.title, n.content, keyp),
+                              /*idempotent=*/!key.empty());
   int status = 201;
   if (r.rows() == 0) {
     // The key was used before: answer with the note it created, if it is the same note.
-    r = co_await ctx.pool().Exec(kNoteByKey, db::P(me, key), ctx.deadline);
+    r = co_await ctx.Read(kNoteByKey, db::P(me, key));
     if (r.rows() == 0) throw Unavailable("The note could not be stored; please retry.");
     if (r.get(0, 1) != n.patient_id || r.get(0, 5) != n.content) {
       ctx.AuditOutcome("failure", "idempotency key reused for a different note");
@@ -242,7 +242,7 @@ asio::awaitable<http::Response> SignNote(RequestContext& ctx) {
   RequireRole(ctx, {"provider"});
   std::string id = std::to_string(ParseId(raw, "DocumentReference"));
   rec.resource_id = id;
-  auto cur = co_await ctx.pool().Exec(kNoteById, db::P(id), ctx.deadline);
+  auto cur = co_await ctx.Read(kNoteById, db::P(id));
   if (cur.rows() == 0) {
     rec.outcome = "failure";
     throw NotFound("DocumentReference/" + id + " does not exist.");
@@ -258,8 +258,7 @@ asio::awaitable<http::Response> SignNote(RequestContext& ctx) {
     rec.detail = "already signed";
     throw Conflict("This note is already signed; a signed note cannot be changed.");
   }
-  auto r =
-      co_await ctx.pool().Exec(kSignNote, db::P(id, ctx.claims->practitioner_id), ctx.deadline);
+  auto r = co_await ctx.Write(kSignNote, db::P(id, ctx.claims->practitioner_id));
   if (r.rows() == 0) {
     rec.outcome = "failure";
     rec.detail = "already signed";
@@ -275,7 +274,7 @@ asio::awaitable<http::Response> ReadNote(RequestContext& ctx) {
   Authenticate(ctx);
   std::string id = std::to_string(ParseId(raw, "DocumentReference"));
   rec.resource_id = id;
-  auto r = co_await ctx.pool().Exec(kNoteById, db::P(id), ctx.deadline);
+  auto r = co_await ctx.Read(kNoteById, db::P(id));
   if (r.rows() == 0) {
     rec.outcome = "failure";
     throw NotFound("DocumentReference/" + id + " does not exist.");
@@ -294,8 +293,7 @@ asio::awaitable<http::Response> SearchNotes(RequestContext& ctx) {
   rec.patient_id = pid;
   auto paging = fhir::ParsePaging(ctx.req);
   co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.pool().Exec(kNotesByPatient, db::P(pid, paging.count + 1, paging.offset),
-                                    ctx.deadline);
+  auto r = co_await ctx.Read(kNotesByPatient, db::P(pid, paging.count + 1, paging.offset));
   int n = std::min(r.rows(), paging.count);
   std::vector<json::object> out;
   for (int i = 0; i < n; ++i) out.push_back(NoteJson(r, i));

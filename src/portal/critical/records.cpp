@@ -183,7 +183,7 @@ asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string
   rec.patient_id = pid;
   auto paging = fhir::ParsePaging(ctx.req);
   co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.pool().Exec(q, db::P(pid, paging.count + 1, paging.offset), ctx.deadline);
+  auto r = co_await ctx.Read(q, db::P(pid, paging.count + 1, paging.offset));
   int n = std::min(r.rows(), paging.count);
   std::vector<json::object> out;
   out.reserve(n);
@@ -262,7 +262,7 @@ asio::awaitable<http::Response> ReadPatient(RequestContext& ctx) {
   // A patient learns nothing about other ids (403 before any lookup); staff get a 404
   // for an id that does not exist rather than a misleading "no relationship".
   if (ctx.claims->role == "patient") co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.pool().Exec(kPatientById, db::P(pid), ctx.deadline);
+  auto r = co_await ctx.Read(kPatientById, db::P(pid));
   if (r.rows() == 0) {
     rec.outcome = "failure";
     rec.detail = "not found";
@@ -339,8 +339,7 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
     ctx.AuditOutcome("denied", "role has no access to clinical data");
     throw Forbidden("Your role does not give access to clinical records.");
   }
-  auto r = co_await ctx.pool().Exec(
-      *q, db::P(p1, p2, p3, p4, paging.count + 1, paging.offset, scope), ctx.deadline);
+  auto r = co_await ctx.Read(*q, db::P(p1, p2, p3, p4, paging.count + 1, paging.offset, scope));
   int n = std::min(r.rows(), paging.count);
   std::vector<json::object> out;
   // One record per patient whose demographics are disclosed.
@@ -378,7 +377,7 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
   batch.push_back({&kMedications, {pid, kMax, 0}});
   batch.push_back({&kConditions, {pid, kMax, 0}});
   batch.push_back({&kNow, {}});
-  auto rs = co_await ctx.pool().Batch(std::move(batch), ctx.deadline);
+  auto rs = co_await ctx.ReadBatch(std::move(batch));
   if (rs[0].rows() == 0) {
     rec.outcome = "failure";
     rec.detail = "not found";

@@ -1,0 +1,160 @@
+#include "db/topology.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <cstdlib>
+
+#include "core/log.hpp"
+#include "db/errors.hpp"
+#include "db/pool.hpp"
+
+namespace continuum::db {
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+const Query kProbe{"topology_probe",
+                   "SELECT pg_is_in_recovery(), (COALESCE(CASE WHEN pg_is_in_recovery() THEN "
+                   "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, '0/0') - "
+                   "'0/0'::pg_lsn)::text",
+                   DataClass::kOperational};
+
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Topology::Topology(TopologyOptions options) : options_(std::move(options)) {
+  for (const auto& r : options_.regions) {
+    Member m;
+    m.name = r.name;
+    m.local = r.name == options_.local_region;
+    members_.push_back(m);
+  }
+}
+
+int64_t Topology::LagLocked(uint64_t replayed, Clock::time_point now) const {
+  if (primary_history_.empty()) return -1;
+  if (replayed >= primary_history_.back().second) return 0;
+  // The newest moment at which the primary had nothing the standby lacks.
+  for (auto it = primary_history_.rbegin(); it != primary_history_.rend(); ++it)
+    if (it->second <= replayed)
+      return std::chrono::duration_cast<std::chrono::milliseconds>(now - it->first).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now - primary_history_.front().first)
+      .count();
+}
+
+bool Topology::UsableLocked(const Member& m, uint64_t min_lsn) const {
+  if (!m.reachable) return false;
+  if (m.role == Role::kPrimary) return true;
+  if (m.role != Role::kStandby) return false;
+  return m.lag_ms >= 0 && m.lag_ms <= options_.max_replica_lag_ms && m.replay_lsn >= min_lsn;
+}
+
+int Topology::ChooseRead(uint64_t min_lsn) const {
+  std::lock_guard lock(mu_);
+  const int n = static_cast<int>(members_.size());
+  for (int i = 0; i < n; ++i)
+    if (members_[i].local && UsableLocked(members_[i], min_lsn)) return i;
+  for (int i = 0; i < n; ++i)
+    if (!members_[i].local && members_[i].role == Role::kStandby &&
+        UsableLocked(members_[i], min_lsn))
+      return i;
+  for (int i = 0; i < n; ++i)
+    if (members_[i].reachable && members_[i].role == Role::kPrimary) return i;
+  return kPrimary;
+}
+
+void Topology::MarkDown(int i) {
+  std::lock_guard lock(mu_);
+  if (i >= 0 && i < static_cast<int>(members_.size())) {
+    members_[i].reachable = false;
+    members_[i].error = "a read lost its connection";
+  }
+}
+
+bool Topology::LocalReachable() const {
+  std::lock_guard lock(mu_);
+  for (const auto& m : members_)
+    if (m.local) return m.reachable;
+  return false;
+}
+
+bool Topology::PrimaryKnown() const {
+  std::lock_guard lock(mu_);
+  for (const auto& m : members_)
+    if (m.reachable && m.role == Role::kPrimary) return true;
+  return false;
+}
+
+std::vector<Topology::Member> Topology::Snapshot() const {
+  std::lock_guard lock(mu_);
+  return members_;
+}
+
+void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std::string& error,
+                      Clock::time_point now) {
+  std::lock_guard lock(mu_);
+  Member& m = members_.at(i);
+  m.reachable = reachable;
+  m.checked_unix_ms = UnixMs();
+  m.error = error;
+  if (!reachable) return;
+  m.role = role;
+  m.replay_lsn = lsn;
+  if (role == Role::kPrimary) {
+    if (primary_history_.empty() || lsn >= primary_history_.back().second)
+      primary_history_.emplace_back(now, lsn);
+    auto keep = std::chrono::milliseconds(std::max(60000, 4 * options_.max_replica_lag_ms));
+    while (primary_history_.size() > 2 && now - primary_history_.front().first > keep)
+      primary_history_.pop_front();
+    m.lag_ms = 0;
+    // Standbys' lag moves with the primary even between their own probes.
+    for (auto& o : members_)
+      if (o.role == Role::kStandby && o.reachable) o.lag_ms = LagLocked(o.replay_lsn, now);
+  } else {
+    m.lag_ms = LagLocked(lsn, now);
+  }
+}
+
+asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {
+  auto ex = co_await asio::this_coro::executor;
+  asio::steady_timer timer(ex);
+  std::shared_ptr<Connection> conn;
+  const auto interval = std::chrono::milliseconds(std::max(50, options_.probe_interval_ms));
+  const auto budget = std::chrono::milliseconds(std::max(300, 2 * options_.probe_interval_ms));
+  bool was_reachable = true;
+  while (!stop.load()) {
+    auto deadline = Deadline::After(budget);
+    try {
+      if (!conn || conn->broken()) {
+        conn = std::make_shared<Connection>(ex);
+        co_await conn->Connect(options_.regions[i].url.reveal(), deadline);
+      }
+      std::vector<Statement> s;
+      s.push_back(Statement{&kProbe, {}});
+      auto r = co_await conn->Run(s, deadline);
+      bool standby = r[0].get_bool(0, 0);
+      uint64_t lsn = std::strtoull(r[0].str(0, 1).c_str(), nullptr, 10);
+      Record(i, true, standby ? Role::kStandby : Role::kPrimary, lsn);
+      if (!was_reachable)
+        log::Info("database of region {} answers again ({})", options_.regions[i].name,
+                  standby ? "standby" : "primary");
+      was_reachable = true;
+    } catch (const std::exception& e) {
+      conn.reset();
+      Record(i, false, Role::kUnknown, 0, e.what());
+      if (was_reachable)
+        log::Warn("database of region {} unreachable: {}", options_.regions[i].name, e.what());
+      was_reachable = false;
+    }
+    timer.expires_after(interval);
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+}  // namespace continuum::db

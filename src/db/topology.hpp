@@ -1,0 +1,93 @@
+// Where reads may go. A node knows every region's PostgreSQL; a probe loop asks each
+// one, every probe interval, whether it is a primary or a standby and how far it has
+// replayed the WAL. From that the node picks, per read:
+//   1. its own region's server, when it is the primary or a standby within the lag bound;
+//   2. else another region's standby within the lag bound (in configured order);
+//   3. else the primary (found by libpq over the multi-host write URL).
+// A read that must see a given commit (read-your-writes) passes that commit's LSN: a
+// standby that has not replayed it is skipped.
+//
+// Lag is measured in time, not bytes: the probe keeps a short history of the primary's
+// WAL position, and a standby's lag is how long ago the primary was at the position the
+// standby has now replayed. While no primary answers (a failover), no new commits exist,
+// so standbys that had replayed the last known position stay within the bound.
+//
+// Thread-safe: shards read the state under a mutex (a few loads per request).
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/secret.hpp"
+
+namespace continuum::db {
+
+struct RegionDatabase {
+  std::string name;  // region name
+  Secret url;        // that region's PostgreSQL (a single host)
+};
+
+struct TopologyOptions {
+  std::string local_region;
+  std::vector<RegionDatabase> regions;  // preference order; the local region first
+  int max_replica_lag_ms = 5000;
+  int probe_interval_ms = 500;
+};
+
+class Topology {
+ public:
+  enum class Role { kUnknown, kPrimary, kStandby };
+  struct Member {
+    std::string name;
+    bool local = false;
+    bool reachable = false;
+    Role role = Role::kUnknown;
+    uint64_t replay_lsn = 0;  // standby: replayed; primary: current WAL position
+    int64_t lag_ms = -1;      // standby's estimated lag; -1 when unknown
+    int64_t checked_unix_ms = 0;
+    std::string error;  // last probe failure, for /readyz
+  };
+  static constexpr int kPrimary = -1;  // "use the write pool"
+
+  explicit Topology(TopologyOptions options);
+
+  const TopologyOptions& options() const { return options_; }
+  std::size_t size() const { return options_.regions.size(); }
+
+  // The member index to read from, or kPrimary. `min_lsn` = 0 when any state will do.
+  int ChooseRead(uint64_t min_lsn) const;
+  // Passive health: a read on member `i` lost its connection. It is avoided until the
+  // next successful probe.
+  void MarkDown(int i);
+  // True when this node's own region's database answers (as primary or standby).
+  bool LocalReachable() const;
+  // True when some member answers as primary.
+  bool PrimaryKnown() const;
+  std::vector<Member> Snapshot() const;
+
+  // The probe loop for member `i` (co_spawn one per member); ends when `stop` is set.
+  boost::asio::awaitable<void> Probe(int i, const std::atomic<bool>& stop);
+
+  // For tests: record a probe result as the loop would.
+  void Record(int i, bool reachable, Role role, uint64_t lsn, const std::string& error = {},
+              std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+
+ private:
+  bool UsableLocked(const Member& m, uint64_t min_lsn) const;
+  int64_t LagLocked(uint64_t replayed, std::chrono::steady_clock::time_point now) const;
+
+  TopologyOptions options_;
+  mutable std::mutex mu_;
+  std::vector<Member> members_;
+  // (when, primary WAL position), oldest first; a few minutes at most.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> primary_history_;
+};
+
+}  // namespace continuum::db
