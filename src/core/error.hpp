@@ -53,5 +53,12 @@ struct Unavailable : Error {
 struct DeadlineExceeded : Unavailable {
   explicit DeadlineExceeded(const std::string& m) : Unavailable(m) {}
 };
+// A tier that has fallen back to a degraded mode refuses this request: the response
+// says how (X-Continuum-Degraded: read-only | queued | stale) and when to retry.
+struct Degraded : Unavailable {
+  Degraded(const std::string& m, std::string mode, int retry_after_s)
+      : Unavailable(m, retry_after_s), mode(std::move(mode)) {}
+  std::string mode;
+};
 
 }  // namespace continuum

@@ -27,6 +27,11 @@ Response ErrorResponse(std::exception_ptr e) {
     auto r = OutcomeResponse(x.http_status(), x.code(), x.what());
     r.set_header("Retry-After", std::to_string(x.retry_after_s));
     return r;
+  } catch (const Degraded& x) {
+    auto r = OutcomeResponse(x.http_status(), x.code(), x.what());
+    r.set_header("Retry-After", std::to_string(x.retry_after_s));
+    r.set_header("X-Continuum-Degraded", x.mode);
+    return r;
   } catch (const Unavailable& x) {
     auto r = OutcomeResponse(x.http_status(), x.code(), x.what());
     r.set_header("Retry-After", std::to_string(x.retry_after_s));

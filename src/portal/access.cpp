@@ -141,4 +141,25 @@ int64_t ParseId(std::string_view id, std::string_view what) {
   return std::stoll(std::string(id));
 }
 
+Degraded ReadOnlyTier() {
+  return Degraded(
+      "Scheduling and messaging are read-only for a moment while the portal switches to a "
+      "backup database. You can still see your appointments and messages; please try this "
+      "change again in a minute.",
+      "read-only", 15);
+}
+
+void RequireWritable(const RequestContext& ctx) {
+  if (ctx.svc.topology && !ctx.svc.topology->PrimaryKnown()) throw ReadOnlyTier();
+}
+
+std::string IdempotencyKey(const RequestContext& ctx) {
+  std::string_view k = ctx.req.header("idempotency-key");
+  if (k.size() > 128) throw BadRequest("Idempotency-Key must be at most 128 characters.");
+  for (char c : k)
+    if (c < 0x21 || c > 0x7e)
+      throw BadRequest("Idempotency-Key must be printable ASCII without spaces.");
+  return std::string(k);
+}
+
 }  // namespace continuum::portal

@@ -33,4 +33,14 @@ std::string PatientParam(const RequestContext& ctx);
 // valid FHIR id is simply unknown (404), anything that is not one is a 400.
 int64_t ParseId(std::string_view id, std::string_view what);
 
+// The high tier's read-only answer (503, Retry-After, X-Continuum-Degraded: read-only).
+Degraded ReadOnlyTier();
+// For high-tier writes: throws ReadOnlyTier() at once when no primary is known, rather
+// than letting the request wait for one.
+void RequireWritable(const RequestContext& ctx);
+
+// The request's Idempotency-Key header ("" when absent); at most 128 printable ASCII
+// characters, else BadRequest.
+std::string IdempotencyKey(const RequestContext& ctx);
+
 }  // namespace continuum::portal

@@ -21,8 +21,10 @@
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "db/errors.hpp"
 #include "http/outcome.hpp"
 #include "http/server.hpp"
+#include "portal/access.hpp"
 #include "portal/routes.hpp"
 
 namespace continuum::portal {
@@ -105,6 +107,24 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
   }
 }
 
+// The tier's fallback (ARCHITECTURE §3), applied to a request its backend failed: a
+// high-tier write that found no primary (connection lost, none reachable, deadline
+// spent waiting) becomes "read-only" -- reads keep working meanwhile, and the tier
+// recovers by itself as soon as a primary answers.
+std::exception_ptr DegradeForTier(Tier tier, const http::Request& req, std::exception_ptr e) {
+  if (tier != Tier::kHigh || req.method == "GET" || req.method == "HEAD") return e;
+  try {
+    std::rethrow_exception(e);
+  } catch (const Degraded&) {
+    return e;
+  } catch (const db::ConnectionError&) {
+  } catch (const DeadlineExceeded&) {
+  } catch (...) {
+    return e;
+  }
+  return std::make_exception_ptr(ReadOnlyTier());
+}
+
 asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
                                          const http::Router<RouteEntry>& router,
                                          http::Request& req) {
@@ -139,7 +159,7 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
     try {
       resp = co_await e->handler(ctx);
     } catch (...) {
-      resp = http::ErrorResponse(std::current_exception());
+      resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
     }
     if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
       resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));

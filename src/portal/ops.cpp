@@ -72,11 +72,26 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
   }
   auto js = ctx.svc.journal->stats();
   bool audit_ok = js.failures == 0 || js.records > 0;
-  const char* mode = reads_ok && writes_ok ? "normal" : reads_ok ? "read-only" : "unavailable";
+  // Each tier's mode follows its fallback (ARCHITECTURE §3): critical writes wait for a
+  // primary, high-tier writes are refused (read-only), medium-tier work is queued, and
+  // low-tier content is served from cache.
+  auto mode_of = [&](Tier t) -> const char* {
+    if (reads_ok && writes_ok) return "normal";
+    switch (t) {
+      case Tier::kCritical:
+        return reads_ok ? "writes-waiting" : "unavailable";
+      case Tier::kHigh:
+        return reads_ok ? "read-only" : "unavailable";
+      case Tier::kMedium:
+        return "queued";
+      default:
+        return "stale";
+    }
+  };
   json::object tiers;
   for (Tier t : {Tier::kCritical, Tier::kHigh, Tier::kMedium, Tier::kLow}) {
     auto& p = ctx.shard.pool(t);
-    tiers[std::string(TierName(t))] = json::object{{"mode", mode},
+    tiers[std::string(TierName(t))] = json::object{{"mode", mode_of(t)},
                                                    {"pool_open", p.stats().open.load()},
                                                    {"pool_in_use", p.stats().in_use.load()},
                                                    {"pool_waiting", p.stats().waiting.load()}};

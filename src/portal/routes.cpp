@@ -3,6 +3,7 @@
 #include "portal/audit_api.hpp"
 #include "portal/critical/notes.hpp"
 #include "portal/critical/records.hpp"
+#include "portal/high/appointments.hpp"
 #include "portal/ops.hpp"
 #include "portal/session_api.hpp"
 
@@ -35,6 +36,15 @@ http::Router<RouteEntry> BuildRoutes() {
   add("GET", "/fhir/R4/DocumentReference", Tier::kCritical, "note.search", SearchNotes);
   add("GET", "/fhir/R4/DocumentReference/{}", Tier::kCritical, "note.read", ReadNote);
   add("POST", "/fhir/R4/DocumentReference/{}/$sign", Tier::kCritical, "note.sign", SignNote);
+  // High tier: scheduling (read-only while no primary is reachable).
+  add("GET", "/fhir/R4/Slot", Tier::kHigh, "slot.search", high::SearchSlots);
+  add("POST", "/fhir/R4/Appointment", Tier::kHigh, "appointment.create", high::BookAppointment);
+  add("GET", "/fhir/R4/Appointment", Tier::kHigh, "appointment.search", high::SearchAppointments);
+  add("GET", "/fhir/R4/Appointment/{}", Tier::kHigh, "appointment.read", high::ReadAppointment);
+  add("POST", "/fhir/R4/Appointment/{}/$cancel", Tier::kHigh, "appointment.cancel",
+      high::CancelAppointment);
+  add("POST", "/fhir/R4/Appointment/{}/$reschedule", Tier::kHigh, "appointment.reschedule",
+      high::RescheduleAppointment);
   // Audit review (critical: HIPAA access reporting must stay available).
   add("GET", "/fhir/R4/AuditEvent", Tier::kCritical, "audit.search", SearchAuditEvents);
   add("GET", "/api/v1/break-glass", Tier::kCritical, "audit.break_glass", BreakGlassList);

@@ -39,7 +39,7 @@ constexpr const char* kDemoPassword = "continuum-demo";
 constexpr const char* kSeededTables[] = {"facility",          "practitioner", "patient",
                                          "care_relationship", "allergy",      "medication",
                                          "condition",         "encounter",    "account"};
-constexpr const char* kDependentTables[] = {"clinical_note", "session"};
+constexpr const char* kDependentTables[] = {"clinical_note", "session", "appointment", "slot"};
 
 struct ConnDeleter {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -362,12 +362,15 @@ void Run(const SeedOptions& options) {
                    table + ") s WHERE m >= (SELECT last_value FROM " + seq + ")");
   }
 
+  // Bookable slots for the next four weeks (relative to today, unlike the rest).
+  Exec(conn, "SELECT continuum_open_slots(28)");
+
   Exec(conn, "COMMIT");
   if (progress) std::fprintf(stderr, "seed: committed %.1f s\n", SecondsSince(start));
 
   std::string tables;
   for (const char* t : kSeededTables) tables += std::string(tables.empty() ? "" : ", ") + t;
-  Exec(conn, "ANALYZE " + tables);
+  Exec(conn, "ANALYZE " + tables + ", slot");
   if (progress) {
     std::fprintf(stderr,
                  "seed: done: %lld patients, %lld facilities, %lld practitioners in %.1f s\n",

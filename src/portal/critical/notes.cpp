@@ -184,15 +184,6 @@ NewNote ParseNote(const RequestContext& ctx) {
   return n;
 }
 
-std::string IdempotencyKey(const RequestContext& ctx) {
-  std::string_view k = ctx.req.header("idempotency-key");
-  if (k.size() > 128) throw BadRequest("Idempotency-Key must be at most 128 characters.");
-  for (char c : k)
-    if (c < 0x21 || c > 0x7e)
-      throw BadRequest("Idempotency-Key must be printable ASCII without spaces.");
-  return std::string(k);
-}
-
 }  // namespace
 
 asio::awaitable<http::Response> CreateNote(RequestContext& ctx) {

@@ -1,0 +1,185 @@
+"""High tier: appointment scheduling (FHIR Slot and Appointment) and its read-only mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from harness import ContinuumTestCase
+
+
+class AppointmentTest(ContinuumTestCase):
+    def free_slots(self, token, count=5, **params):
+        q = {"status": "free", "_count": str(count)}
+        q.update(params)
+        r = self.server.fhir("Slot", token=token, params=q)
+        self.assertEqual(r.status, 200, r)
+        bundle = r.json()
+        self.assertEqual(bundle["resourceType"], "Bundle")
+        return [e["resource"] for e in bundle.get("entry", [])]
+
+    def book(self, token, slot_id, key=None, description=None):
+        body = {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot_id}"}]}
+        if description is not None:
+            body["description"] = description
+        headers = {"Idempotency-Key": key} if key else None
+        return self.server.post_json("/fhir/R4/Appointment", body, token=token,
+                                     content_type="application/fhir+json", headers=headers)
+
+    def test_search_book_list_cancel(self):
+        tok = self.token("demo-patient")
+        slots = self.free_slots(tok, count=3)
+        self.assertEqual(len(slots), 3)
+        for s in slots:
+            self.assertEqual(s["resourceType"], "Slot")
+            self.assertEqual(s["status"], "free")
+            self.assertTrue(s["schedule"]["reference"].startswith("Schedule/"))
+        starts = [s["start"] for s in slots]
+        self.assertEqual(starts, sorted(starts))
+        slot = slots[0]
+        r = self.book(tok, slot["id"], key=str(uuid.uuid4()), description="Annual check-up")
+        self.assertEqual(r.status, 201, r)
+        appt = r.json()
+        self.assertEqual(appt["resourceType"], "Appointment")
+        self.assertEqual(appt["status"], "booked")
+        self.assertEqual(appt["slot"][0]["reference"], f"Slot/{slot['id']}")
+        self.assertEqual(appt["start"], slot["start"])
+        self.assertIn({"reference": "Patient/1"}, [p["actor"] for p in appt["participant"]])
+        self.assertTrue(r.header("Location").endswith(f"/Appointment/{appt['id']}"))
+        # The slot is no longer offered.
+        ids = [s["id"] for s in self.free_slots(tok, count=100, start=f"ge{slot['start']}")]
+        self.assertNotIn(slot["id"], ids)
+        # The patient's list and the read.
+        r = self.server.fhir("Appointment", token=tok, params={"patient": "1"})
+        self.assertEqual(r.status, 200, r)
+        self.assertIn(appt["id"], [e["resource"]["id"] for e in r.json().get("entry", [])])
+        r = self.server.fhir(f"Appointment/{appt['id']}", token=tok)
+        self.assertEqual(r.status, 200, r)
+        # Cancel (twice: the same answer), and the slot is free again.
+        for _ in range(2):
+            r = self.server.post_json(f"/fhir/R4/Appointment/{appt['id']}/$cancel", {}, token=tok)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["status"], "cancelled")
+        ids = [s["id"] for s in self.free_slots(tok, count=100, start=f"ge{slot['start']}")]
+        self.assertIn(slot["id"], ids)
+
+    def test_idempotent_booking_and_no_double_booking(self):
+        tok = self.token("demo-patient")
+        slot = self.free_slots(tok, count=1, start="ge2030-01-01")  # beyond seeded slots
+        self.assertEqual(slot, [])
+        slot = self.free_slots(tok, count=10)[5]
+        key = str(uuid.uuid4())
+        first = self.book(tok, slot["id"], key=key)
+        self.assertEqual(first.status, 201, first)
+        again = self.book(tok, slot["id"], key=key)
+        self.assertEqual(again.status, 200, again)
+        self.assertEqual(again.header("Idempotent-Replayed"), "true")
+        self.assertEqual(again.json()["id"], first.json()["id"])
+        self.assertEqual(self.cluster.scalar(
+            "SELECT count(*) FROM appointment WHERE idempotency_key = :'k'", k=key), 1)
+        # Another patient cannot take the slot; a reused key for another slot is refused.
+        other = self.token("patient-3")
+        r = self.book(other, slot["id"], key=str(uuid.uuid4()))
+        self.assertOperationOutcome(r, 409, "conflict")
+        another = self.free_slots(tok, count=10)[6]
+        r = self.book(tok, another["id"], key=key)
+        self.assertOperationOutcome(r, 409, "conflict")
+
+    def test_concurrent_bookings_of_one_slot(self):
+        slot = self.free_slots(self.token("demo-patient"), count=20)[12]
+        users = [f"patient-{i}" for i in range(10, 18)]
+        tokens = [self.token(u) for u in users]
+        results = [None] * len(tokens)
+
+        def go(i):
+            results[i] = self.book(tokens[i], slot["id"], key=str(uuid.uuid4())).status
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(len(tokens))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(sorted(results), [201] + [409] * (len(tokens) - 1), results)
+        self.assertEqual(self.cluster.scalar(
+            "SELECT count(*) FROM appointment WHERE slot_id = :'s' AND status = 'booked'",
+            s=slot["id"]), 1)
+
+    def test_reschedule(self):
+        tok = self.token("patient-4")
+        slots = self.free_slots(tok, count=30)
+        a = self.book(tok, slots[20]["id"], key=str(uuid.uuid4()))
+        self.assertEqual(a.status, 201, a)
+        key = str(uuid.uuid4())
+        path = f"/fhir/R4/Appointment/{a.json()['id']}/$reschedule"
+        body = {"slot": [{"reference": f"Slot/{slots[21]['id']}"}]}
+        r = self.server.post_json(path, body, token=tok, headers={"Idempotency-Key": key})
+        self.assertEqual(r.status, 201, r)
+        new = r.json()
+        self.assertEqual(new["slot"][0]["reference"], f"Slot/{slots[21]['id']}")
+        replay = self.server.post_json(path, body, token=tok, headers={"Idempotency-Key": key})
+        self.assertEqual(replay.status, 200, replay)
+        self.assertEqual(replay.json()["id"], new["id"])
+        old = self.server.fhir(f"Appointment/{a.json()['id']}", token=tok).json()
+        self.assertEqual(old["status"], "cancelled")
+        ids = [s["id"] for s in self.free_slots(tok, count=100, start=f"ge{slots[20]['start']}")]
+        self.assertIn(slots[20]["id"], ids)
+        self.assertNotIn(slots[21]["id"], ids)
+
+    def test_bad_input_and_authorization(self):
+        tok = self.token("demo-patient")
+        for params in ({"start": "tomorrow"}, {"status": "maybe"}, {"start": "xx2026-01-01"},
+                       {"_count": "0"}, {"colour": "red"}):
+            r = self.server.fhir("Slot", token=tok, params=params)
+            self.assertOperationOutcome(r, 400)
+        for body in ({"resourceType": "Appointment"},
+                     {"resourceType": "Appointment", "slot": [{"reference": "Patient/1"}]},
+                     {"resourceType": "Patient", "slot": [{"reference": "Slot/1"}]},
+                     {"resourceType": "Appointment", "slot": [{"reference": "Slot/1"}],
+                      "description": "x" * 501}):
+            r = self.server.post_json("/fhir/R4/Appointment", body, token=tok)
+            self.assertOperationOutcome(r, 400)
+        r = self.book(tok, "999999999")
+        self.assertOperationOutcome(r, 400, "not-found")
+        self.assertEqual(self.server.fhir("Slot").status, 401)
+        # A provider does not book for themself here; a patient sees only their own list.
+        slot = self.free_slots(tok, count=1)[0]
+        self.assertOperationOutcome(self.book(self.token("demo-provider"), slot["id"]), 403)
+        r = self.server.fhir("Appointment", token=tok, params={"patient": "2"})
+        self.assertOperationOutcome(r, 403)
+        self.assertEqual(self.cluster.scalar(
+            "SELECT count(*) FROM appointment WHERE slot_id = :'s'", s=slot["id"]), 0)
+
+
+class AppointmentReadOnlyTest(ContinuumTestCase):
+    """With PostgreSQL unreachable for writes, the high tier answers read-only."""
+
+    SERVER_OVERRIDES = {"database": {"high": {"deadline_ms": 1500}}}
+
+    def test_writes_read_only_while_database_down_then_recover(self):
+        tok = self.token("demo-patient")
+        r = self.server.fhir("Slot", token=tok, params={"_count": "3"})
+        self.assertEqual(r.status, 200, r)
+        slot = r.json()["entry"][2]["resource"]
+        c = self.cluster
+        c.pg.stop()
+        try:
+            body = {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]}
+            r = self.server.post_json("/fhir/R4/Appointment", body, token=tok,
+                                      headers={"Idempotency-Key": str(uuid.uuid4())})
+            self.assertOperationOutcome(r, 503)
+            self.assertEqual(r.header("X-Continuum-Degraded"), "read-only", r)
+            self.assertTrue(r.header("Retry-After"), r)
+            self.assertIn("read-only", r.json()["issue"][0]["diagnostics"])
+        finally:
+            c.pg.start()
+        deadline = time.monotonic() + 20
+        while True:
+            r = self.server.post_json(
+                "/fhir/R4/Appointment",
+                {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]},
+                token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
+            if r.status == 201 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(r.status, 201, r)
