@@ -78,6 +78,13 @@ void RequireRole(RequestContext& ctx, std::initializer_list<std::string_view> ro
   throw Forbidden("This action is only available to a " + list + ".");
 }
 
+boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,
+                                                 const std::string& practitioner_id,
+                                                 const std::string& patient_id) {
+  auto r = co_await ctx.Read(kCareRelationship, db::P(practitioner_id, patient_id));
+  co_return r.rows() > 0;
+}
+
 std::string BreakGlassReason(const RequestContext& ctx) {
   std::string_view v = ctx.req.header("x-break-glass-reason");
   std::size_t b = 0, e = v.size();

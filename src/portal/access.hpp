@@ -22,6 +22,11 @@ void RequireRole(RequestContext& ctx, std::initializer_list<std::string_view> ro
 // of use to ETREAT (break-the-glass). Throws Forbidden after marking records denied.
 boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::string& patient_id);
 
+// True when practitioner `practitioner_id` treats patient `patient_id`.
+boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,
+                                                 const std::string& practitioner_id,
+                                                 const std::string& patient_id);
+
 // The break-the-glass reason from the X-Break-Glass-Reason header ("" if none).
 std::string BreakGlassReason(const RequestContext& ctx);
 

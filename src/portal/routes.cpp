@@ -4,6 +4,7 @@
 #include "portal/critical/notes.hpp"
 #include "portal/critical/records.hpp"
 #include "portal/high/appointments.hpp"
+#include "portal/high/messages.hpp"
 #include "portal/ops.hpp"
 #include "portal/session_api.hpp"
 
@@ -45,6 +46,11 @@ http::Router<RouteEntry> BuildRoutes() {
       high::CancelAppointment);
   add("POST", "/fhir/R4/Appointment/{}/$reschedule", Tier::kHigh, "appointment.reschedule",
       high::RescheduleAppointment);
+  add("GET", "/fhir/R4/Communication", Tier::kHigh, "message.search", high::SearchMessages);
+  add("POST", "/fhir/R4/Communication", Tier::kHigh, "message.send", high::SendMessage);
+  add("POST", "/fhir/R4/Communication/{}/$read", Tier::kHigh, "message.read",
+      high::MarkMessageRead);
+  add("GET", "/api/v1/messages/unread", Tier::kHigh, "message.unread", high::UnreadMessages);
   // Audit review (critical: HIPAA access reporting must stay available).
   add("GET", "/fhir/R4/AuditEvent", Tier::kCritical, "audit.search", SearchAuditEvents);
   add("GET", "/api/v1/break-glass", Tier::kCritical, "audit.break_glass", BreakGlassList);

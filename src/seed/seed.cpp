@@ -39,7 +39,8 @@ constexpr const char* kDemoPassword = "continuum-demo";
 constexpr const char* kSeededTables[] = {"facility",          "practitioner", "patient",
                                          "care_relationship", "allergy",      "medication",
                                          "condition",         "encounter",    "account"};
-constexpr const char* kDependentTables[] = {"clinical_note", "session", "appointment", "slot"};
+constexpr const char* kDependentTables[] = {"clinical_note", "session", "appointment", "slot",
+                                            "message"};
 
 struct ConnDeleter {
   void operator()(PGconn* c) const { PQfinish(c); }

@@ -1,0 +1,285 @@
+#include "portal/high/messages.hpp"
+
+#include "core/error.hpp"
+#include "fhir/fhir.hpp"
+#include "portal/access.hpp"
+
+namespace continuum::portal::high {
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+#define CONTINUUM_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+namespace {
+
+#define MESSAGE_COLS \
+  "m.id, m.thread_id, m.patient_id, m.practitioner_id, m.from_patient, m.subject, m.body, " \
+  "m.in_response_to, " CONTINUUM_TS("m.sent_at") ", CASE WHEN m.read_at IS NULL THEN NULL "   \
+                                                 "ELSE " CONTINUUM_TS("m.read_at") " END"
+
+const db::Query kMessagesByPatient{
+    "messages_by_patient",
+    "SELECT " MESSAGE_COLS
+    ", count(*) OVER () FROM message m WHERE m.patient_id = $1 AND "
+    "($2::bigint IS NULL OR m.practitioner_id = $2) ORDER BY m.sent_at DESC, m.id DESC LIMIT $3 "
+    "OFFSET $4"};
+const db::Query kMessageById{"message_by_id",
+                             "SELECT " MESSAGE_COLS " FROM message m WHERE m.id = $1"};
+const db::Query kMessageByKey{"message_by_idempotency_key",
+                              "SELECT " MESSAGE_COLS
+                              " FROM message m WHERE m.sender_account = $1 AND "
+                              "m.idempotency_key = $2"};
+// A reply joins its parent's thread and, without a subject of its own, takes the
+// parent's; a parent from another conversation makes the insert a no-op.
+const db::Query kSend{
+    "message_send",
+    "INSERT INTO message (id, thread_id, patient_id, practitioner_id, from_patient, "
+    "sender_account, subject, body, in_response_to, idempotency_key) "
+    "SELECT n.id, COALESCE(parent.thread_id, n.id), $1, $2, $3, $4, COALESCE($5, CASE WHEN "
+    "parent.subject LIKE 'Re: %' THEN parent.subject ELSE left('Re: ' || parent.subject, 200) "
+    "END, 'Message'), $6, parent.id, $8 FROM (SELECT nextval('message_id_seq') AS id) n "
+    "LEFT JOIN message parent ON parent.id = $7::bigint AND parent.patient_id = $1 AND "
+    "parent.practitioner_id = $2 WHERE $7::bigint IS NULL OR parent.id IS NOT NULL "
+    "ON CONFLICT (sender_account, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
+    "RETURNING id"};
+const db::Query kMarkRead{"message_mark_read",
+                          "UPDATE message SET read_at = now() WHERE id = $1 AND read_at IS NULL"};
+const db::Query kUnreadForPatient{
+    "messages_unread_patient",
+    "SELECT count(*) FROM message WHERE patient_id = $1 AND read_at IS NULL AND NOT from_patient"};
+const db::Query kUnreadForPractitioner{
+    "messages_unread_practitioner",
+    "SELECT count(*) FROM message WHERE practitioner_id = $1 AND read_at IS NULL AND from_patient"};
+
+constexpr std::size_t kMaxBody = 20000;
+constexpr std::size_t kMaxSubject = 200;
+
+json::object MessageJson(const db::Result& r, int i) {
+  bool from_patient = r.get_bool(i, 4);
+  json::object patient = fhir::Reference("Patient", r.get(i, 2));
+  json::object practitioner = fhir::Reference("Practitioner", r.get(i, 3));
+  json::object m{{"resourceType", "Communication"},
+                 {"id", r.get(i, 0)},
+                 {"meta", fhir::Meta(r.get(i, 8))},
+                 {"identifier", json::array{json::object{{"system", "urn:continuum:thread"},
+                                                         {"value", r.get(i, 1)}}}},
+                 {"status", "completed"},
+                 {"subject", patient},
+                 {"topic", json::object{{"text", r.get(i, 5)}}},
+                 {"sent", r.get(i, 8)},
+                 {"sender", from_patient ? patient : practitioner},
+                 {"recipient", json::array{from_patient ? practitioner : patient}},
+                 {"payload", json::array{json::object{{"contentString", r.get(i, 6)}}}}};
+  if (!r.null(i, 9)) m["received"] = r.get(i, 9);
+  if (!r.null(i, 7)) m["inResponseTo"] = json::array{fhir::Reference("Communication", r.get(i, 7))};
+  return m;
+}
+
+// "Type/id" -> id for one of the expected types; BadRequest otherwise.
+std::string RefId(const json::value* v, std::string_view type, const char* where) {
+  std::string prefix = std::string(type) + "/";
+  if (!v || !v->is_object())
+    throw BadRequest(std::string(where) + " must be a reference.", "required");
+  auto* ref = v->as_object().if_contains("reference");
+  if (!ref || !ref->is_string() || !ref->as_string().starts_with(prefix))
+    throw BadRequest(std::string(where) + ".reference must be \"" + prefix + "{id}\".", "value");
+  return std::to_string(ParseId(std::string(ref->as_string()).substr(prefix.size()), type));
+}
+
+struct NewMessage {
+  std::string patient_id, practitioner_id;
+  std::optional<std::string> subject;
+  std::string body;
+  std::optional<std::string> in_response_to;
+};
+
+NewMessage ParseMessage(const RequestContext& ctx) {
+  auto o = fhir::ParseBody(ctx.req, {"resourceType", "status", "subject", "recipient", "sender",
+                                     "payload", "topic", "inResponseTo", "sent"});
+  auto* rt = o.if_contains("resourceType");
+  if (!rt || *rt != json::value("Communication"))
+    throw BadRequest("resourceType must be \"Communication\".", "value");
+  if (auto* st = o.if_contains("status"); st && *st != json::value("completed"))
+    throw BadRequest("A sent message's status is completed (or omitted).", "value");
+  NewMessage m;
+  const auto& c = *ctx.claims;
+  auto* rec = o.if_contains("recipient");
+  if (!rec || !rec->is_array() || rec->as_array().size() != 1)
+    throw BadRequest("Communication.recipient must hold exactly one reference.", "required");
+  if (c.role == "patient") {
+    m.patient_id = c.patient_id;
+    m.practitioner_id = RefId(&rec->as_array()[0], "Practitioner", "recipient[0]");
+    if (auto* s = o.if_contains("subject"); s && RefId(s, "Patient", "subject") != c.patient_id)
+      throw BadRequest("subject, when given, must be yourself (Patient/" + c.patient_id + ").",
+                       "business-rule");
+  } else {
+    m.practitioner_id = c.practitioner_id;
+    m.patient_id = RefId(&rec->as_array()[0], "Patient", "recipient[0]");
+  }
+  auto* payload = o.if_contains("payload");
+  if (!payload || !payload->is_array() || payload->as_array().size() != 1 ||
+      !payload->as_array()[0].is_object())
+    throw BadRequest("Communication.payload must hold exactly one {\"contentString\": ...}.",
+                     "required");
+  auto* text = payload->as_array()[0].as_object().if_contains("contentString");
+  if (!text || !text->is_string() || text->as_string().empty() ||
+      text->as_string().size() > kMaxBody)
+    throw BadRequest("payload[0].contentString must be 1 to 20000 characters of text.", "value");
+  m.body = std::string(text->as_string());
+  if (auto* t = o.if_contains("topic")) {
+    auto* tt = t->is_object() ? t->as_object().if_contains("text") : nullptr;
+    if (!tt || !tt->is_string() || tt->as_string().empty() || tt->as_string().size() > kMaxSubject)
+      throw BadRequest("topic.text (the subject) must be 1 to 200 characters.", "value");
+    m.subject = std::string(tt->as_string());
+  }
+  if (auto* irt = o.if_contains("inResponseTo")) {
+    if (!irt->is_array() || irt->as_array().size() != 1)
+      throw BadRequest("inResponseTo must hold exactly one reference.", "value");
+    m.in_response_to = RefId(&irt->as_array()[0], "Communication", "inResponseTo[0]");
+  } else if (!m.subject) {
+    throw BadRequest("A new conversation needs a subject: topic.text.", "required");
+  }
+  return m;
+}
+
+}  // namespace
+
+asio::awaitable<http::Response> SearchMessages(RequestContext& ctx) {
+  auto& rec = ctx.Audit("search", "Communication");
+  Authenticate(ctx);
+  RequireRole(ctx, {"patient", "provider"});
+  fhir::CheckParams(ctx.req, {"patient"});
+  std::string pid = PatientParam(ctx);
+  rec.patient_id = pid;
+  auto paging = fhir::ParsePaging(ctx.req);
+  db::Param own(std::nullopt);
+  if (ctx.claims->role == "provider") {
+    // A provider reads their own conversations with a patient they treat.
+    if (!co_await HasCareRelationship(ctx, ctx.claims->practitioner_id, pid)) {
+      ctx.AuditOutcome("denied", "no care relationship");
+      throw Forbidden("You can only read messages of patients you treat.");
+    }
+    own = db::Param(ctx.claims->practitioner_id);
+  } else {
+    co_await AuthorizePatient(ctx, pid);
+  }
+  auto r = co_await ctx.Read(kMessagesByPatient, db::P(pid, own, paging.count + 1, paging.offset));
+  int n = std::min(r.rows(), paging.count);
+  std::vector<json::object> out;
+  for (int i = 0; i < n; ++i) out.push_back(MessageJson(r, i));
+  std::string base = ctx.BaseUrl();
+  std::optional<std::string> next;
+  if (r.rows() > paging.count)
+    next = fhir::SearchUrl(base, "Communication", {{"patient", pid}},
+                           {paging.count, paging.offset + paging.count});
+  rec.outcome = "success";
+  co_return fhir::Json(
+      200, fhir::SearchBundle(fhir::SearchUrl(base, "Communication", {{"patient", pid}}, paging),
+                              next, std::move(out), base,
+                              r.rows() ? std::optional<int64_t>(r.get_int(0, 10)) : std::nullopt));
+}
+
+asio::awaitable<http::Response> SendMessage(RequestContext& ctx) {
+  auto& rec = ctx.Audit("create", "Communication");
+  Authenticate(ctx);
+  RequireRole(ctx, {"patient", "provider"});
+  NewMessage m;
+  std::string key;
+  try {
+    m = ParseMessage(ctx);
+    key = IdempotencyKey(ctx);
+  } catch (const Error&) {
+    ctx.AuditOutcome("failure", "invalid request");
+    throw;
+  }
+  rec.patient_id = m.patient_id;
+  if (!co_await HasCareRelationship(ctx, m.practitioner_id, m.patient_id)) {
+    ctx.AuditOutcome("denied", "no care relationship");
+    throw Forbidden(ctx.claims->role == "patient"
+                        ? "You can message the practitioners who treat you."
+                        : "You can message only patients you treat.");
+  }
+  RequireWritable(ctx);
+  const std::string account = std::to_string(ctx.claims->account_id);
+  db::Param keyp = key.empty() ? db::Param(std::nullopt) : db::Param(key);
+  db::Param subject = m.subject ? db::Param(*m.subject) : db::Param(std::nullopt);
+  db::Param parent = m.in_response_to ? db::Param(*m.in_response_to) : db::Param(std::nullopt);
+  auto r = co_await ctx.Write(kSend,
+                              db::P(m.patient_id, m.practitioner_id, ctx.claims->role == "patient",
+                                    account, subject, m.body, parent, keyp),
+                              /*idempotent=*/!key.empty());
+  int status = 201;
+  std::string id;
+  if (r.rows() == 1) {
+    id = std::string(r.get(0, 0));
+  } else {
+    if (key.empty()) {
+      ctx.AuditOutcome("failure", "inResponseTo outside the conversation");
+      throw BadRequest("inResponseTo must be a message of this conversation.", "business-rule");
+    }
+    auto prior = co_await ctx.Read(kMessageByKey, db::P(account, key));
+    if (prior.rows() == 0) {
+      ctx.AuditOutcome("failure", "inResponseTo outside the conversation");
+      throw BadRequest("inResponseTo must be a message of this conversation.", "business-rule");
+    }
+    if (prior.get(0, 6) != m.body || prior.get(0, 2) != m.patient_id ||
+        prior.get(0, 3) != m.practitioner_id) {
+      ctx.AuditOutcome("failure", "idempotency key reused for a different message");
+      throw Conflict("This Idempotency-Key was already used for a different message.");
+    }
+    id = std::string(prior.get(0, 0));
+    status = 200;
+  }
+  rec.resource_id = id;
+  auto msg = co_await ctx.Read(kMessageById, db::P(id));
+  if (msg.rows() == 0) throw Unavailable("The message could not be read back; please retry.");
+  rec.outcome = "success";
+  auto resp = fhir::Json(status, MessageJson(msg, 0));
+  resp.set_header("Location", ctx.BaseUrl() + "/Communication/" + id);
+  if (status == 200) resp.set_header("Idempotent-Replayed", "true");
+  co_return resp;
+}
+
+asio::awaitable<http::Response> MarkMessageRead(RequestContext& ctx) {
+  const std::string& raw = ctx.req.path_params[0];
+  auto& rec = ctx.Audit("read", "Communication", raw.substr(0, 64));
+  Authenticate(ctx);
+  RequireRole(ctx, {"patient", "provider"});
+  std::string id = std::to_string(ParseId(raw, "Communication"));
+  rec.resource_id = id;
+  auto r = co_await ctx.Read(kMessageById, db::P(id));
+  const auto& c = *ctx.claims;
+  // Only the recipient marks a message read; anyone else learns nothing about it.
+  bool recipient =
+      r.rows() == 1 && (r.get_bool(0, 4) ? c.role == "provider" && r.get(0, 3) == c.practitioner_id
+                                         : c.role == "patient" && r.get(0, 2) == c.patient_id);
+  if (!recipient) {
+    rec.outcome = "failure";
+    throw NotFound("Communication/" + id + " is not a message addressed to you.");
+  }
+  rec.patient_id = std::string(r.get(0, 2));
+  if (r.null(0, 9)) {
+    RequireWritable(ctx);
+    co_await ctx.Write(kMarkRead, db::P(id), /*idempotent=*/true);
+    r = co_await ctx.Read(kMessageById, db::P(id));
+  }
+  rec.outcome = "success";
+  co_return fhir::Json(200, MessageJson(r, 0));
+}
+
+asio::awaitable<http::Response> UnreadMessages(RequestContext& ctx) {
+  Authenticate(ctx);
+  RequireRole(ctx, {"patient", "provider"});
+  const auto& c = *ctx.claims;
+  db::Result r;
+  if (c.role == "patient")
+    r = co_await ctx.Read(kUnreadForPatient, db::P(c.patient_id));
+  else
+    r = co_await ctx.Read(kUnreadForPractitioner, db::P(c.practitioner_id));
+  http::Response resp;
+  resp.content_type = "application/json";
+  resp.body = json::serialize(json::object{{"unread", r.get_int(0, 0)}});
+  co_return resp;
+}
+
+}  // namespace continuum::portal::high
