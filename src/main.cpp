@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "audit/shipper.hpp"
@@ -13,6 +14,7 @@
 #include "core/config.hpp"
 #include "db/migrate.hpp"
 #include "portal/node.hpp"
+#include "seed/content.hpp"
 #include "seed/seed.hpp"
 
 namespace {
@@ -115,6 +117,14 @@ int main(int argc, char** argv) {
   ship->add_option("--journal", ship_dir, "Journal folder")->required();
   ship->add_option("--database-url", ship_url, "PostgreSQL URL")->capture_default_str();
 
+  auto* content = app.add_subcommand("content", "Health-article library");
+  content->require_subcommand(1);
+  auto* content_load = content->add_subcommand("load", "Load (upsert) the article library");
+  std::string content_url = DefaultDatabaseUrl(),
+              content_file = continuum::seed::DefaultArticlesFile();
+  content_load->add_option("--database-url", content_url, "PostgreSQL URL")->capture_default_str();
+  content_load->add_option("--file", content_file, "Articles (JSON)")->capture_default_str();
+
   auto* cluster = app.add_subcommand(
       "cluster",
       "Local three-region cluster (etcd, Patroni, portal nodes, HAProxy edge): up | down | "
@@ -151,7 +161,15 @@ int main(int argc, char** argv) {
       o.patients = patients;
       o.facilities = facilities;
       o.random_seed = random_seed;
+      // The shipped library, when this is a source tree that has it.
+      if (std::filesystem::exists(continuum::seed::DefaultArticlesFile()))
+        o.articles_file = continuum::seed::DefaultArticlesFile();
       continuum::seed::Run(o);
+      return 0;
+    }
+    if (*content_load) {
+      auto r = continuum::seed::LoadArticles(continuum::Secret(content_url), content_file);
+      std::cerr << "content: " << r.articles << " article(s), " << r.changed << " changed\n";
       return 0;
     }
     if (*verify) {

@@ -62,7 +62,7 @@ Config LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw std::runtime_error("config " + path + ": " + std::string(e.description()));
   }
-  CheckKeys(root, path, "", {"server", "node", "database", "topology", "auth", "audit"});
+  CheckKeys(root, path, "", {"server", "node", "database", "topology", "cache", "auth", "audit"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -136,6 +136,15 @@ Config LoadConfig(const std::string& path) {
       r.database_url = Secret(url);
       c.topology_regions.push_back(std::move(r));
     }
+  }
+  if (auto* s = root["cache"].as_table()) {
+    CheckKeys(*s, path, "cache",
+              {"fresh_ms", "stale_while_revalidate_ms", "stale_if_error_ms", "max_entries"});
+    Get(*s, path, "cache", "fresh_ms", c.cache_fresh_ms);
+    Get(*s, path, "cache", "stale_while_revalidate_ms", c.cache_stale_while_revalidate_ms);
+    Get(*s, path, "cache", "stale_if_error_ms", c.cache_stale_if_error_ms);
+    Get(*s, path, "cache", "max_entries", c.cache_max_entries);
+    if (c.cache_max_entries < 1) Fail(path, "cache.max_entries", "must be >= 1");
   }
   if (auto* s = root["auth"].as_table()) {
     CheckKeys(*s, path, "auth",

@@ -55,6 +55,11 @@ struct Config {
   int revocation_poll_ms = 1000;
   int login_burst = 20;            // login attempts per client address at once
   int login_rate_per_minute = 60;  // and refilled per minute
+  // [cache] the low tier's content cache (articles, recommendations)
+  int cache_fresh_ms = 60'000;
+  int cache_stale_while_revalidate_ms = 600'000;
+  int cache_stale_if_error_ms = 24 * 3600'000;
+  int cache_max_entries = 50'000;
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

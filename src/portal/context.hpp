@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <deque>
@@ -30,6 +31,9 @@ class thread_pool;
 namespace continuum::audit {
 class Journal;
 }
+namespace continuum::resilience {
+class SwrCache;
+}
 namespace continuum::auth {
 class SessionCache;
 class LoginThrottle;
@@ -44,10 +48,14 @@ struct Services {
   std::unique_ptr<auth::TokenSigner> signer;
   auth::SessionCache* sessions = nullptr;
   auth::LoginThrottle* throttle = nullptr;
-  boost::asio::thread_pool* cpu_pool = nullptr;  // Argon2id and other CPU-heavy work
-  std::function<std::string()> readiness;        // for /readyz details
-  db::Topology* topology = nullptr;              // null: one database for everything
-  WriteTracker* writes = nullptr;                // read-your-writes, per session
+  boost::asio::thread_pool* cpu_pool = nullptr;   // Argon2id and other CPU-heavy work
+  std::function<std::string()> readiness;         // for /readyz details
+  db::Topology* topology = nullptr;               // null: one database for everything
+  WriteTracker* writes = nullptr;                 // read-your-writes, per session
+  resilience::SwrCache* content_cache = nullptr;  // low tier: articles, recommendations
+  // Set by the session sync loop (every revocation_poll_ms): its last round trip to the
+  // primary failed.
+  std::atomic<bool> primary_unreachable{false};
 };
 
 using TierPools = std::array<std::unique_ptr<db::Pool>, 5>;

@@ -26,6 +26,7 @@
 #include "http/server.hpp"
 #include "portal/access.hpp"
 #include "portal/routes.hpp"
+#include "resilience/swr_cache.hpp"
 
 namespace continuum::portal {
 namespace asio = boost::asio;
@@ -94,10 +95,12 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
       // The next window starts from the database's clock, not ours.
       since = rs[2].get_int(0, 0);
       state.revocations_loaded.store(true);
+      svc.primary_unreachable.store(false);
       warned = false;
     } catch (const std::exception& e) {
       // Put the activity back so it is flushed next time.
       if (!dirty.empty()) svc.sessions->ApplyLastSeen(dirty);
+      svc.primary_unreachable.store(true);
       if (!warned) log::Warn("session sync failed: {}", e.what());
       warned = true;
     }
@@ -293,6 +296,12 @@ int Serve(const Config& cfg) {
         std::chrono::milliseconds(cfg.max_replica_lag_ms + 2 * cfg.probe_interval_ms));
     svc.writes = writes.get();
   }
+  resilience::SwrCache content_cache(
+      {std::chrono::milliseconds(cfg.cache_fresh_ms),
+       std::chrono::milliseconds(cfg.cache_stale_while_revalidate_ms),
+       std::chrono::milliseconds(cfg.cache_stale_if_error_ms),
+       static_cast<std::size_t>(cfg.cache_max_entries)});
+  svc.content_cache = &content_cache;
   auto* shipper_ptr = shipper.get();
   svc.readiness = [&state, shipper_ptr]() {
     boost::json::object o{
@@ -344,6 +353,18 @@ int Serve(const Config& cfg) {
     shards.push_back(std::move(s));
   }
   RegisterCollectors(shards, journal, shipper.get(), sessions);
+  Metrics::Get().AddCollector([&content_cache](std::string& out) {
+    auto cs = content_cache.stats();
+    out += "# TYPE continuum_content_cache_events_total counter\n";
+    out += fmt::format("continuum_content_cache_events_total{{event=\"hit\"}} {}\n", cs.hits);
+    out +=
+        fmt::format("continuum_content_cache_events_total{{event=\"stale\"}} {}\n", cs.stale_hits);
+    out += fmt::format("continuum_content_cache_events_total{{event=\"miss\"}} {}\n", cs.misses);
+    out += fmt::format("continuum_content_cache_events_total{{event=\"refresh_failure\"}} {}\n",
+                       cs.refresh_failures);
+    out += "# TYPE continuum_content_cache_entries gauge\n";
+    out += fmt::format("continuum_content_cache_entries {}\n", cs.entries);
+  });
   if (topology) {
     Metrics::Get().AddCollector([topo = topology.get()](std::string& out) {
       out += "# TYPE continuum_db_member_up gauge\n";

@@ -5,6 +5,7 @@
 #include "portal/critical/records.hpp"
 #include "portal/high/appointments.hpp"
 #include "portal/high/messages.hpp"
+#include "portal/low/content.hpp"
 #include "portal/ops.hpp"
 #include "portal/session_api.hpp"
 
@@ -51,6 +52,10 @@ http::Router<RouteEntry> BuildRoutes() {
   add("POST", "/fhir/R4/Communication/{}/$read", Tier::kHigh, "message.read",
       high::MarkMessageRead);
   add("GET", "/api/v1/messages/unread", Tier::kHigh, "message.unread", high::UnreadMessages);
+  // Low tier: health content, served from cache (stale when its source is down).
+  add("GET", "/api/v1/articles", Tier::kLow, "article.list", low::ListArticles);
+  add("GET", "/api/v1/articles/{}", Tier::kLow, "article.read", low::ReadArticle);
+  add("GET", "/api/v1/recommendations", Tier::kLow, "recommendation.list", low::Recommendations);
   // Audit review (critical: HIPAA access reporting must stay available).
   add("GET", "/fhir/R4/AuditEvent", Tier::kCritical, "audit.search", SearchAuditEvents);
   add("GET", "/api/v1/break-glass", Tier::kCritical, "audit.break_glass", BreakGlassList);

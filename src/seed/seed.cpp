@@ -26,6 +26,7 @@
 #include <string>
 
 #include "auth/password.hpp"
+#include "seed/content.hpp"
 #include "seed/population.hpp"
 
 namespace continuum::seed {
@@ -372,6 +373,10 @@ void Run(const SeedOptions& options) {
   std::string tables;
   for (const char* t : kSeededTables) tables += std::string(tables.empty() ? "" : ", ") + t;
   Exec(conn, "ANALYZE " + tables + ", slot");
+  if (!options.articles_file.empty()) {
+    auto c = LoadArticles(options.database_url, options.articles_file);
+    if (progress) std::fprintf(stderr, "seed: %d health articles\n", c.articles);
+  }
   if (progress) {
     std::fprintf(stderr,
                  "seed: done: %lld patients, %lld facilities, %lld practitioners in %.1f s\n",

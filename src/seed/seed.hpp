@@ -13,7 +13,8 @@ struct SeedOptions {
   int64_t patients = 1000;
   int64_t facilities = 10;
   uint64_t random_seed = 20261125;
-  bool progress = true;  // progress lines on stderr
+  bool progress = true;       // progress lines on stderr
+  std::string articles_file;  // the health-article library to load too ("" = none)
 };
 
 // Loads facilities, practitioners (with panels), patients, care relationships,
