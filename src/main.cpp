@@ -1,4 +1,5 @@
-// continuum: one binary, one subcommand per role (serve, migrate, seed, audit, cluster).
+// continuum: one binary, one subcommand per role (serve, migrate, seed, audit, cluster,
+// stub-deps).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,7 @@
 #include "portal/node.hpp"
 #include "seed/content.hpp"
 #include "seed/seed.hpp"
+#include "stubdeps/stub_deps.hpp"
 
 namespace {
 
@@ -124,6 +126,35 @@ int main(int argc, char** argv) {
               content_file = continuum::seed::DefaultArticlesFile();
   content_load->add_option("--database-url", content_url, "PostgreSQL URL")->capture_default_str();
   content_load->add_option("--file", content_file, "Articles (JSON)")->capture_default_str();
+  // stub-deps
+  auto* stub = app.add_subcommand(
+      "stub-deps",
+      "Stand-ins of the external dependencies (EHR, pharmacy, insurance, payments, SMS, SMTP) "
+      "with fault modes switchable at run time (admin API on --base-port)");
+  continuum::stubdeps::StubDepsOptions stub_opts;
+  int stub_base_port = stub_opts.base_port;
+  stub->add_option("--listen", stub_opts.listen, "Listen address")->capture_default_str();
+  stub->add_option("--base-port", stub_base_port,
+                   "Admin port; ehr +1, pharmacy +2, insurance +3, payments +4, sms +5, smtp +25")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65535 - 25));
+  stub->add_option("--data-dir", stub_opts.data_dir,
+                   "Keep received payments, messages, mails and idempotency records here "
+                   "(default: in memory)");
+  stub->add_option("--ehr-patients", stub_opts.ehr.patients,
+                   "Patients in the EHR (the portal's seeded population, same ids)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{2}, int64_t{20000}));
+  stub->add_option("--ehr-facilities", stub_opts.ehr.facilities,
+                   "Facilities of that population (as continuum seed --facilities)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{100000}));
+  stub->add_option("--seed", stub_opts.ehr.seed, "Random seed (as continuum seed --seed)")
+      ->capture_default_str();
+  stub->add_option("--ehr-update-interval-ms", stub_opts.ehr_update_interval_ms,
+                   "One EHR resource created or updated this often (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
 
   auto* cluster = app.add_subcommand(
       "cluster",
@@ -171,6 +202,10 @@ int main(int argc, char** argv) {
       auto r = continuum::seed::LoadArticles(continuum::Secret(content_url), content_file);
       std::cerr << "content: " << r.articles << " article(s), " << r.changed << " changed\n";
       return 0;
+    }
+    if (*stub) {
+      stub_opts.base_port = static_cast<uint16_t>(stub_base_port);
+      return continuum::stubdeps::RunStubDeps(stub_opts);
     }
     if (*verify) {
       auto report = continuum::audit::Verify(journals, continuum::Secret(verify_url));

@@ -1,0 +1,30 @@
+// The SMTP stand-in's I/O: one SmtpSession per connection, fed line by line, with the
+// fault mode applied: timeout -> accept and stay silent; slow -> the greeting and the
+// answer to the end of DATA come after delay_ms; error -> 451 4.3.0 to MAIL FROM (and
+// to the end of DATA); refuse -> the listener is closed. One JSON access line per
+// command; addresses and subjects stay out of the log (they go to the received log).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "stubdeps/fault.hpp"
+#include "stubdeps/listener.hpp"
+#include "stubdeps/smtp_session.hpp"
+
+namespace continuum::stubdeps {
+
+struct SmtpService {
+  const FaultState* fault = nullptr;
+  std::string hostname = "stub-deps.continuum.test";
+  SmtpLimits limits;
+  std::function<void(const SmtpMail&)> on_mail;
+  std::function<std::string()> next_queue_id;
+};
+
+boost::asio::awaitable<void> ServeSmtp(std::shared_ptr<Connection> conn,
+                                       const SmtpService& service);
+
+}  // namespace continuum::stubdeps

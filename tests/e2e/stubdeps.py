@@ -1,0 +1,216 @@
+"""`continuum stub-deps` as a test fixture: the stand-in external dependencies (EHR,
+pharmacy, insurance, payments, SMS, SMTP) on a free port range, with helpers for the
+admin API (fault modes, received logs). Reusable by any suite that needs them:
+
+    deps = StubDeps().start()          # registered with the harness's cleanup
+    deps.set_fault("payments", "error")
+    deps.port("payments"), deps.url("ehr"), deps.log("payments")
+    deps.close()                       # SIGTERM, then SIGKILL; by PID
+
+Its folder (/tmp/continuum-stubdeps-XXXX/) holds stderr.log (JSON lines) and, with
+data_dir=True, the data directory. Kept when CONTINUUM_E2E_KEEP=1.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import harness
+
+OFFSETS = {"admin": 0, "ehr": 1, "pharmacy": 2, "insurance": 3, "payments": 4, "sms": 5, "smtp": 25}
+DEPENDENCIES = ["ehr", "pharmacy", "insurance", "payments", "sms", "smtp"]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_base_port() -> int:
+    """A base port whose whole range (base .. base+25) is free right now."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000)
+        if all(_port_free(base + o) for o in OFFSETS.values()):
+            return base
+    raise RuntimeError("no free port range for stub-deps")
+
+
+class HttpResult:
+    def __init__(self, status: int, headers, body: bytes, elapsed: float):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.elapsed = elapsed
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<HTTP {self.status} {self.body[:400]!r}>"
+
+
+def http_request(port: int, method: str, path: str, body=None, headers=None,
+                 timeout: float = 10.0) -> HttpResult:
+    """One request on a fresh connection. Raises OSError (refused, timed out) as is."""
+    h = dict(headers or {})
+    data = None
+    if body is not None:
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        h.setdefault("Content-Type", "application/json")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    t0 = time.monotonic()
+    try:
+        conn.request(method, path, body=data, headers=h)
+        r = conn.getresponse()
+        payload = r.read()
+        return HttpResult(r.status, r.headers, payload, time.monotonic() - t0)
+    finally:
+        conn.close()
+
+
+class StubDeps:
+    def __init__(self, update_interval_ms: int = 0, data_dir: bool = False, patients: int = 300,
+                 label: str = "stubdeps"):
+        self.update_interval_ms = update_interval_ms
+        self.patients = patients
+        self.dir = Path(tempfile.mkdtemp(prefix=f"continuum-{label}-"))
+        self.data_dir = self.dir / "data" if data_dir else None
+        self.stderr_path = self.dir / "stderr.log"
+        self.base = None
+        self.proc: subprocess.Popen | None = None
+        self.closed = False
+        harness._register(self)
+
+    def __repr__(self):
+        return f"<StubDeps {self.dir} base={self.base}>"
+
+    # -- process control -----------------------------------------------------------------
+
+    def start(self, timeout: float = 20, keep_port: bool = False) -> "StubDeps":
+        harness.require_binary()
+        for attempt in range(3):
+            if not keep_port or self.base is None or attempt > 0:
+                self.base = free_base_port()
+            cmd = [str(harness.BINARY), "stub-deps", "--listen", "127.0.0.1",
+                   "--base-port", str(self.base), "--ehr-patients", str(self.patients),
+                   "--ehr-update-interval-ms", str(self.update_interval_ms)]
+            if self.data_dir:
+                cmd += ["--data-dir", str(self.data_dir)]
+            with open(self.stderr_path, "ab") as err:
+                err.write(f"\n==== e2e: start {time.strftime('%H:%M:%S')} base {self.base}\n".encode())
+                err.flush()
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                             cwd=self.dir, start_new_session=True)
+            try:
+                self.wait_ready(timeout)
+                return self
+            except RuntimeError:
+                if not self.alive() and re.search(r"(?i)address (already )?in use",
+                                                  harness.tail(self.stderr_path, 5)):
+                    continue  # lost the race for the range: pick another
+                raise
+        raise RuntimeError("stub-deps: could not bind a free port range")
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"stub-deps exited with {self.proc.returncode} before ready:\n"
+                                   f"{harness.tail(self.stderr_path)}")
+            try:
+                if http_request(self.base, "GET", "/healthz", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"stub-deps not ready after {timeout}s:\n{harness.tail(self.stderr_path)}")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10) -> int | None:
+        """SIGTERM, wait; SIGKILL when it does not exit in time. Returns the exit code."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                print(f"e2e: stub-deps ignored SIGTERM for {timeout}s; SIGKILL", file=sys.stderr)
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.stop()
+        finally:
+            harness._unregister(self)
+            if harness.KEEP:
+                print(f"e2e: kept {self.dir}", file=sys.stderr)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- addresses and the admin API -----------------------------------------------------
+
+    def port(self, name: str) -> int:
+        return self.base + OFFSETS[name]
+
+    def request(self, name: str, method: str, path: str, body=None, headers=None,
+                timeout: float = 10.0) -> HttpResult:
+        return http_request(self.port(name), method, path, body, headers, timeout)
+
+    def admin(self, method: str, path: str, body=None) -> HttpResult:
+        return self.request("admin", method, path, body)
+
+    def set_fault(self, dependency: str, mode: str, delay_ms: int | None = None) -> dict:
+        body = {"mode": mode}
+        if delay_ms is not None:
+            body["delay_ms"] = delay_ms
+        r = self.admin("PUT", f"/admin/faults/{dependency}", body)
+        if r.status != 200:
+            raise RuntimeError(f"setting {dependency} to {mode}: {r!r}")
+        return r.json()
+
+    def reset(self) -> None:
+        r = self.admin("DELETE", "/admin/faults")
+        if r.status != 200:
+            raise RuntimeError(f"resetting faults: {r!r}")
+        for d in DEPENDENCIES:
+            self.admin("DELETE", f"/admin/log/{d}")
+
+    def log(self, dependency: str) -> list[dict]:
+        r = self.admin("GET", f"/admin/log/{dependency}")
+        if r.status != 200:
+            raise RuntimeError(f"reading the {dependency} log: {r!r}")
+        return r.json()["entries"]
+
+    def access_lines(self) -> list[dict]:
+        out = []
+        for line in self.stderr_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
