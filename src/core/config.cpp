@@ -62,7 +62,9 @@ Config LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw std::runtime_error("config " + path + ": " + std::string(e.description()));
   }
-  CheckKeys(root, path, "", {"server", "node", "database", "topology", "cache", "auth", "audit"});
+  CheckKeys(
+      root, path, "",
+      {"server", "node", "database", "topology", "cache", "dependencies", "jobs", "auth", "audit"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -145,6 +147,32 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "cache", "stale_if_error_ms", c.cache_stale_if_error_ms);
     Get(*s, path, "cache", "max_entries", c.cache_max_entries);
     if (c.cache_max_entries < 1) Fail(path, "cache.max_entries", "must be >= 1");
+  }
+  if (auto* s = root["dependencies"].as_table()) {
+    CheckKeys(*s, path, "dependencies", {"payments", "insurance", "pharmacy", "ehr", "sms"});
+    for (auto&& [k, v] : *s) {
+      std::string sec = "dependencies." + std::string(k.str());
+      const toml::table* t = v.as_table();
+      if (!t) Fail(path, sec, "must be a table (url, timeout_ms, ...)");
+      CheckKeys(*t, path, sec,
+                {"url", "timeout_ms", "check_interval_ms", "failure_threshold", "open_ms"});
+      DependencyConfig d;
+      d.name = std::string(k.str());
+      Get(*t, path, sec, "url", d.url);
+      Get(*t, path, sec, "timeout_ms", d.timeout_ms);
+      Get(*t, path, sec, "check_interval_ms", d.check_interval_ms);
+      Get(*t, path, sec, "failure_threshold", d.failure_threshold);
+      Get(*t, path, sec, "open_ms", d.open_ms);
+      if (!d.url.starts_with("http://")) Fail(path, sec + ".url", "must be an http:// URL");
+      if (d.timeout_ms < 1 || d.failure_threshold < 1)
+        Fail(path, sec, "timeout_ms and failure_threshold must be >= 1");
+      c.dependencies.push_back(std::move(d));
+    }
+  }
+  if (auto* s = root["jobs"].as_table()) {
+    CheckKeys(*s, path, "jobs", {"poll_ms"});
+    Get(*s, path, "jobs", "poll_ms", c.job_poll_ms);
+    if (c.job_poll_ms < 50) Fail(path, "jobs.poll_ms", "must be >= 50");
   }
   if (auto* s = root["auth"].as_table()) {
     CheckKeys(*s, path, "auth",

@@ -24,6 +24,16 @@ struct RegionDatabaseConfig {
   Secret database_url;
 };
 
+// [dependencies.<name>]: an external service (payments, insurance, pharmacy, ehr, sms).
+struct DependencyConfig {
+  std::string name;
+  std::string url;  // http://host:port
+  int timeout_ms = 2000;
+  int check_interval_ms = 2000;
+  int failure_threshold = 5;  // consecutive failures that open the breaker
+  int open_ms = 5000;         // how long it stays open before a trial call
+};
+
 struct Config {
   // [server]
   std::string listen_address = "127.0.0.1";
@@ -60,6 +70,9 @@ struct Config {
   int cache_stale_while_revalidate_ms = 600'000;
   int cache_stale_if_error_ms = 24 * 3600'000;
   int cache_max_entries = 50'000;
+  // [dependencies.*] (absent: that dependency's features queue their work)
+  std::vector<DependencyConfig> dependencies;
+  int job_poll_ms = 1000;  // [jobs] poll_ms: how often queued work is retried
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

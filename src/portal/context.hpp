@@ -34,6 +34,9 @@ class Journal;
 namespace continuum::resilience {
 class SwrCache;
 }
+namespace continuum::deps {
+class Registry;
+}
 namespace continuum::auth {
 class SessionCache;
 class LoginThrottle;
@@ -53,6 +56,7 @@ struct Services {
   db::Topology* topology = nullptr;               // null: one database for everything
   WriteTracker* writes = nullptr;                 // read-your-writes, per session
   resilience::SwrCache* content_cache = nullptr;  // low tier: articles, recommendations
+  deps::Registry* deps = nullptr;                 // external services, each with a breaker
   // Set by the session sync loop (every revocation_poll_ms): its last round trip to the
   // primary failed.
   std::atomic<bool> primary_unreachable{false};

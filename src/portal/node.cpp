@@ -22,9 +22,11 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "db/errors.hpp"
+#include "deps/dependency.hpp"
 #include "http/outcome.hpp"
 #include "http/server.hpp"
 #include "portal/access.hpp"
+#include "portal/medium/billing.hpp"
 #include "portal/routes.hpp"
 #include "resilience/swr_cache.hpp"
 
@@ -302,6 +304,19 @@ int Serve(const Config& cfg) {
        std::chrono::milliseconds(cfg.cache_stale_if_error_ms),
        static_cast<std::size_t>(cfg.cache_max_entries)});
   svc.content_cache = &content_cache;
+  deps::Registry dependencies;
+  for (const auto& d : cfg.dependencies) {
+    deps::DependencyOptions o;
+    o.name = d.name;
+    o.url = d.url;
+    o.timeout = std::chrono::milliseconds(d.timeout_ms);
+    o.health_path = "/health";
+    o.check_interval = std::chrono::milliseconds(d.check_interval_ms);
+    o.breaker.failure_threshold = d.failure_threshold;
+    o.breaker.open_for = std::chrono::milliseconds(d.open_ms);
+    dependencies.Add(std::move(o));
+  }
+  svc.deps = &dependencies;
   auto* shipper_ptr = shipper.get();
   svc.readiness = [&state, shipper_ptr]() {
     boost::json::object o{
@@ -353,6 +368,22 @@ int Serve(const Config& cfg) {
     shards.push_back(std::move(s));
   }
   RegisterCollectors(shards, journal, shipper.get(), sessions);
+  Metrics::Get().AddCollector([&dependencies](std::string& out) {
+    out += "# TYPE continuum_dependency_health gauge\n";
+    out += "# TYPE continuum_dependency_calls_total counter\n";
+    for (auto* d : dependencies.All()) {
+      auto h = d->health();
+      for (const char* st : {"healthy", "degraded", "down"})
+        out += fmt::format("continuum_dependency_health{{dependency=\"{}\",state=\"{}\"}} {}\n",
+                           d->name(), st, std::string_view(h.state) == st ? 1 : 0);
+      auto bs = d->breaker().stats();
+      for (auto [ev, n] : {std::pair{"success", bs.successes}, std::pair{"failure", bs.failures},
+                           std::pair{"refused", bs.refused}, std::pair{"opened", bs.opened}})
+        out +=
+            fmt::format("continuum_dependency_calls_total{{dependency=\"{}\",event=\"{}\"}} {}\n",
+                        d->name(), ev, n);
+    }
+  });
   Metrics::Get().AddCollector([&content_cache](std::string& out) {
     auto cs = content_cache.stats();
     out += "# TYPE continuum_content_cache_events_total counter\n";
@@ -411,6 +442,9 @@ int Serve(const Config& cfg) {
     });
   });
   asio::co_spawn(*iocs[0], SessionSync(*shards[0], svc, state), asio::detached);
+  asio::co_spawn(*iocs[0], medium::JobWorker(*shards[0], svc, state.stopping), asio::detached);
+  for (auto* d : dependencies.All())
+    asio::co_spawn(*iocs[0], d->ActiveChecks(state.stopping), asio::detached);
   if (topology)
     for (int i = 0; i < static_cast<int>(topology->size()); ++i)
       asio::co_spawn(*iocs[0], topology->Probe(i, state.stopping), asio::detached);

@@ -4,6 +4,7 @@
 
 #include "audit/journal.hpp"
 #include "core/metrics.hpp"
+#include "deps/dependency.hpp"
 #include "fhir/fhir.hpp"
 
 namespace continuum::portal {
@@ -88,10 +89,26 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
         return "stale";
     }
   };
+  // External services: each one's health, breaker and last error.
+  json::object dependencies;
+  bool medium_queued = false;
+  if (ctx.svc.deps)
+    for (auto* d : ctx.svc.deps->All()) {
+      auto h = d->health();
+      if ((d->name() == "payments" || d->name() == "insurance") &&
+          std::string_view(h.state) != "healthy")
+        medium_queued = true;
+      dependencies[d->name()] = json::object{{"state", h.state},
+                                             {"breaker", h.breaker},
+                                             {"last_check_ok", h.last_check_ok},
+                                             {"last_error", h.last_error}};
+    }
   json::object tiers;
   for (Tier t : {Tier::kCritical, Tier::kHigh, Tier::kMedium, Tier::kLow}) {
     auto& p = ctx.shard.pool(t);
-    tiers[std::string(TierName(t))] = json::object{{"mode", mode_of(t)},
+    const char* mode = mode_of(t);
+    if (t == Tier::kMedium && medium_queued && std::string_view(mode) == "normal") mode = "queued";
+    tiers[std::string(TierName(t))] = json::object{{"mode", mode},
                                                    {"pool_open", p.stats().open.load()},
                                                    {"pool_in_use", p.stats().in_use.load()},
                                                    {"pool_waiting", p.stats().waiting.load()}};
@@ -104,7 +121,8 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
                                           {"durable_records", js.records},
                                           {"pending", js.pending},
                                           {"failures", js.failures}}},
-                   {"tiers", std::move(tiers)}};
+                   {"tiers", std::move(tiers)},
+                   {"dependencies", std::move(dependencies)}};
   if (ctx.svc.readiness) {
     boost::system::error_code ec;
     auto extra = json::parse(ctx.svc.readiness(), ec);

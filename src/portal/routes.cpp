@@ -6,6 +6,7 @@
 #include "portal/high/appointments.hpp"
 #include "portal/high/messages.hpp"
 #include "portal/low/content.hpp"
+#include "portal/medium/billing.hpp"
 #include "portal/ops.hpp"
 #include "portal/session_api.hpp"
 
@@ -52,6 +53,14 @@ http::Router<RouteEntry> BuildRoutes() {
   add("POST", "/fhir/R4/Communication/{}/$read", Tier::kHigh, "message.read",
       high::MarkMessageRead);
   add("GET", "/api/v1/messages/unread", Tier::kHigh, "message.unread", high::UnreadMessages);
+  // Medium tier: billing and insurance (queued durably while their services are down).
+  add("GET", "/fhir/R4/Account", Tier::kMedium, "account.read", medium::ReadAccount);
+  add("GET", "/fhir/R4/Invoice", Tier::kMedium, "invoice.search", medium::SearchInvoices);
+  add("GET", "/fhir/R4/Coverage", Tier::kMedium, "coverage.search", medium::SearchCoverage);
+  add("POST", "/api/v1/payments", Tier::kMedium, "payment.create", medium::Pay);
+  add("POST", "/api/v1/insurance/verify", Tier::kMedium, "insurance.verify",
+      medium::VerifyInsurance);
+  add("GET", "/api/v1/jobs/{}", Tier::kMedium, "job.read", medium::ReadJob);
   // Low tier: health content, served from cache (stale when its source is down).
   add("GET", "/api/v1/articles", Tier::kLow, "article.list", low::ListArticles);
   add("GET", "/api/v1/articles/{}", Tier::kLow, "article.read", low::ReadArticle);

@@ -41,7 +41,7 @@ constexpr const char* kSeededTables[] = {"facility",          "practitioner", "p
                                          "care_relationship", "allergy",      "medication",
                                          "condition",         "encounter",    "account"};
 constexpr const char* kDependentTables[] = {"clinical_note", "session", "appointment", "slot",
-                                            "message"};
+                                            "message",       "job",     "invoice",     "coverage"};
 
 struct ConnDeleter {
   void operator()(PGconn* c) const { PQfinish(c); }
@@ -366,6 +366,8 @@ void Run(const SeedOptions& options) {
 
   // Bookable slots for the next four weeks (relative to today, unlike the rest).
   Exec(conn, "SELECT continuum_open_slots(28)");
+  // Invoices for some finished encounters, and one insurance coverage per patient.
+  Exec(conn, "SELECT continuum_seed_billing()");
 
   Exec(conn, "COMMIT");
   if (progress) std::fprintf(stderr, "seed: committed %.1f s\n", SecondsSince(start));
