@@ -46,11 +46,11 @@ void CheckKeys(const toml::table& t, const std::string& path, const std::string&
 
 Config DefaultConfig() {
   Config c;
-  c.limits(Tier::kCritical) = {8, 256, 3000};
-  c.limits(Tier::kHigh) = {3, 64, 3000};
-  c.limits(Tier::kMedium) = {2, 32, 5000};
-  c.limits(Tier::kLow) = {2, 32, 2000};
-  c.limits(Tier::kOps) = {2, 32, 2000};
+  c.limits(Tier::kCritical) = {8, 256, 3000, 1024};
+  c.limits(Tier::kHigh) = {3, 64, 3000, 128};
+  c.limits(Tier::kMedium) = {2, 32, 5000, 32};
+  c.limits(Tier::kLow) = {2, 32, 2000, 64};
+  c.limits(Tier::kOps) = {2, 32, 2000, 64};
   return c;
 }
 
@@ -102,10 +102,14 @@ Config LoadConfig(const std::string& path) {
     for (Tier t : kAllTiers) {
       std::string name(TierName(t));
       if (auto* tt = (*s)[name].as_table()) {
-        CheckKeys(*tt, path, "database." + name, {"pool_size", "queue_limit", "deadline_ms"});
+        CheckKeys(*tt, path, "database." + name,
+                  {"pool_size", "queue_limit", "deadline_ms", "max_in_flight"});
         Get(*tt, path, "database." + name, "pool_size", c.limits(t).pool_size);
         Get(*tt, path, "database." + name, "queue_limit", c.limits(t).queue_limit);
         Get(*tt, path, "database." + name, "deadline_ms", c.limits(t).deadline_ms);
+        Get(*tt, path, "database." + name, "max_in_flight", c.limits(t).max_in_flight);
+        if (c.limits(t).max_in_flight < 1)
+          Fail(path, "database." + name + ".max_in_flight", "must be >= 1");
         if (c.limits(t).pool_size < 1)
           Fail(path, "database." + name + ".pool_size", "must be >= 1");
       }
@@ -155,7 +159,8 @@ Config LoadConfig(const std::string& path) {
       const toml::table* t = v.as_table();
       if (!t) Fail(path, sec, "must be a table (url, timeout_ms, ...)");
       CheckKeys(*t, path, sec,
-                {"url", "timeout_ms", "check_interval_ms", "failure_threshold", "open_ms"});
+                {"url", "timeout_ms", "check_interval_ms", "failure_threshold", "open_ms",
+                 "failure_rate_pct"});
       DependencyConfig d;
       d.name = std::string(k.str());
       Get(*t, path, sec, "url", d.url);
@@ -163,6 +168,8 @@ Config LoadConfig(const std::string& path) {
       Get(*t, path, sec, "check_interval_ms", d.check_interval_ms);
       Get(*t, path, sec, "failure_threshold", d.failure_threshold);
       Get(*t, path, sec, "open_ms", d.open_ms);
+      Get(*t, path, sec, "failure_rate_pct", d.failure_rate_pct);
+      if (d.failure_rate_pct > 100) Fail(path, sec + ".failure_rate_pct", "must be 0 to 100");
       if (!d.url.starts_with("http://")) Fail(path, sec + ".url", "must be an http:// URL");
       if (d.timeout_ms < 1 || d.failure_threshold < 1)
         Fail(path, sec, "timeout_ms and failure_threshold must be >= 1");

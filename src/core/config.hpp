@@ -16,6 +16,7 @@ struct TierLimits {
   int pool_size = 4;       // connections in this tier's pool
   int queue_limit = 64;    // requests allowed to wait for a connection
   int deadline_ms = 2000;  // request deadline (pool wait + statements)
+  int max_in_flight = 64;  // requests of this tier a node works on at once (bulkhead)
 };
 
 // [[topology.region]]: one region's PostgreSQL, for reads.
@@ -32,6 +33,7 @@ struct DependencyConfig {
   int check_interval_ms = 2000;
   int failure_threshold = 5;  // consecutive failures that open the breaker
   int open_ms = 5000;         // how long it stays open before a trial call
+  int failure_rate_pct = 50;  // or: more than this share of the last 20 calls failed
 };
 
 struct Config {

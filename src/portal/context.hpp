@@ -71,6 +71,7 @@ struct Shard {
   boost::asio::any_io_executor executor;
   TierPools pools;
   std::vector<TierPools> read_pools;  // indexed like Topology members
+  std::array<int, 5> in_flight{};     // requests per tier being worked on (bulkhead)
   db::Pool& pool(Tier t) { return *pools[static_cast<int>(t)]; }
 };
 

@@ -27,6 +27,7 @@
 #include "http/server.hpp"
 #include "portal/access.hpp"
 #include "portal/medium/billing.hpp"
+#include "portal/medium/jobs.hpp"
 #include "portal/routes.hpp"
 #include "resilience/swr_cache.hpp"
 
@@ -161,10 +162,27 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
         Deadline::After(std::chrono::milliseconds(svc.config.limits(tier).deadline_ms)),
         std::nullopt,
         {}};
-    try {
-      resp = co_await e->handler(ctx);
-    } catch (...) {
-      resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
+    // Bulkhead: each tier may occupy only so much of this shard, so a flood of one
+    // tier's requests (a hung billing backend) cannot take the others' capacity.
+    int& in_flight = shard.in_flight[static_cast<int>(tier)];
+    int limit = std::max(
+        1, (svc.config.limits(tier).max_in_flight + static_cast<int>(svc.config.threads) - 1) /
+               std::max(1, svc.config.threads));
+    if (in_flight >= limit) {
+      resp = http::OutcomeResponse(
+          503, "transient",
+          std::string("The ") + std::string(TierName(tier)) +
+              " features are busy right now; please retry in a moment. Other features are "
+              "not affected.");
+      resp.set_header("Retry-After", "2");
+    } else {
+      ++in_flight;
+      try {
+        resp = co_await e->handler(ctx);
+      } catch (...) {
+        resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
+      }
+      --in_flight;
     }
     if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
       resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
@@ -314,6 +332,7 @@ int Serve(const Config& cfg) {
     o.check_interval = std::chrono::milliseconds(d.check_interval_ms);
     o.breaker.failure_threshold = d.failure_threshold;
     o.breaker.open_for = std::chrono::milliseconds(d.open_ms);
+    o.breaker.failure_rate = d.failure_rate_pct / 100.0;
     dependencies.Add(std::move(o));
   }
   svc.deps = &dependencies;

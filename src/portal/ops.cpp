@@ -95,7 +95,7 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
   if (ctx.svc.deps)
     for (auto* d : ctx.svc.deps->All()) {
       auto h = d->health();
-      if ((d->name() == "payments" || d->name() == "insurance") &&
+      if ((d->name() == "payments" || d->name() == "insurance" || d->name() == "pharmacy") &&
           std::string_view(h.state) != "healthy")
         medium_queued = true;
       dependencies[d->name()] = json::object{{"state", h.state},

@@ -7,6 +7,8 @@
 #include "portal/high/messages.hpp"
 #include "portal/low/content.hpp"
 #include "portal/medium/billing.hpp"
+#include "portal/medium/jobs.hpp"
+#include "portal/medium/pharmacy.hpp"
 #include "portal/ops.hpp"
 #include "portal/session_api.hpp"
 
@@ -61,6 +63,9 @@ http::Router<RouteEntry> BuildRoutes() {
   add("POST", "/api/v1/insurance/verify", Tier::kMedium, "insurance.verify",
       medium::VerifyInsurance);
   add("GET", "/api/v1/jobs/{}", Tier::kMedium, "job.read", medium::ReadJob);
+  add("GET", "/api/v1/medications/{}/fill-status", Tier::kMedium, "pharmacy.fill_status",
+      medium::FillStatus);
+  add("POST", "/api/v1/refills", Tier::kMedium, "pharmacy.refill", medium::RequestRefill);
   // Low tier: health content, served from cache (stale when its source is down).
   add("GET", "/api/v1/articles", Tier::kLow, "article.list", low::ListArticles);
   add("GET", "/api/v1/articles/{}", Tier::kLow, "article.read", low::ReadArticle);

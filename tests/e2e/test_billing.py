@@ -23,7 +23,8 @@ class BillingTest(ContinuumTestCase):
         dep = lambda name: {"url": f"http://127.0.0.1:{cls.deps.port(name)}", "timeout_ms": 800,
                             "check_interval_ms": 300, "failure_threshold": 3, "open_ms": 1000}
         cls.server = cls.cluster.add_server("node-1", {
-            "dependencies": {"payments": dep("payments"), "insurance": dep("insurance")},
+            "dependencies": {"payments": dep("payments"), "insurance": dep("insurance"),
+                             "pharmacy": dep("pharmacy")},
             "jobs": {"poll_ms": 200}})
 
     def setUp(self):
@@ -160,3 +161,39 @@ class BillingTest(ContinuumTestCase):
                                   token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
         self.assertEqual(r.status, 202, r)
         self.deps.set_fault("insurance", "ok")
+
+    def test_pharmacy_fill_status_live_then_last_known_and_queued_refills(self):
+        pid = "1"
+        tok = self.token("demo-patient")
+        med = self.cluster.scalar("SELECT min(id) FROM medication WHERE patient_id = 1")
+        r = self.server.get(f"/api/v1/medications/{med}/fill-status", token=tok)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["source"], "live")
+        live = r.json()["status"]
+        self.assertEqual(self.server.get(f"/api/v1/medications/{med}/fill-status",
+                                         token=self.token("patient-2")).status, 403)
+        self.deps.set_fault("pharmacy", "refuse")
+        try:
+            r = self.server.get(f"/api/v1/medications/{med}/fill-status", token=tok)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json()["source"], "last-known")
+            self.assertEqual(r.json()["status"], live)
+            self.assertIn("as_of", r.json())
+            self.assertEqual(r.header("X-Continuum-Degraded"), "stale")
+            key = str(uuid.uuid4())
+            r = self.server.post_json("/api/v1/refills",
+                                      {"medication": f"MedicationStatement/{med}"},
+                                      token=tok, headers={"Idempotency-Key": key})
+            self.assertEqual(r.status, 202, r)
+            job = r.json()["id"]
+        finally:
+            self.deps.set_fault("pharmacy", "ok")
+        deadline = time.monotonic() + 20
+        while True:
+            st = self.server.get(f"/api/v1/jobs/{job}", token=tok).json()
+            if st["status"] == "succeeded" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        self.assertEqual(st["status"], "succeeded", st)
+        self.assertEqual(len([x for x in self.deps.log("pharmacy")
+                              if f"continuum-job-{job}" in str(x)]), 1)
