@@ -136,6 +136,13 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
   co_return r;
 }
 
+asio::awaitable<http::Response> OpsStatus(RequestContext& ctx) {
+  auto r = co_await Readyz(ctx);
+  r.status = 200;
+  r.set_header("Cache-Control", "no-store");
+  co_return r;
+}
+
 asio::awaitable<http::Response> MetricsText(RequestContext& ctx) {
   http::Response r;
   r.content_type = "text/plain; version=0.0.4";

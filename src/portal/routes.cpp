@@ -24,6 +24,7 @@ http::Router<RouteEntry> BuildRoutes() {
   add("GET", "/healthz", Tier::kOps, "healthz", Healthz);
   add("GET", "/readyz", Tier::kOps, "readyz", Readyz);
   add("GET", "/metrics", Tier::kOps, "metrics", MetricsText);
+  add("GET", "/api/v1/ops/status", Tier::kOps, "ops.status", OpsStatus);
   add("GET", "/fhir/R4/metadata", Tier::kOps, "metadata", Capability);
   // Sessions: logging in is part of reaching critical data.
   add("POST", "/api/v1/session", Tier::kCritical, "session.create", Login);
