@@ -1,0 +1,465 @@
+"""Driving `scripts/cluster` from Python (stdlib only): the failover suite and bench/drill.
+
+    c = ClusterHandle.create(keep=False)      # fresh state folder, free port offset; `up`
+    c.wait_healthy()
+    st = c.status()                           # `scripts/cluster status --json`
+    c.kill_region("us-east"); c.start_region("us-east")
+    c.psql("SELECT 1")                        # via HAProxy's primary port (app role)
+    c.close()                                 # `down`, stragglers SIGKILLed, state removed
+
+Safety nets (as in tests/e2e/harness.py): every handle that was created here is closed at
+interpreter exit (atexit); SIGTERM/SIGHUP become KeyboardInterrupt so that the interpreter
+unwinds; `start_watchdog(seconds)` sends SIGTERM to ourselves at a global deadline and, if
+the main thread is stuck, cleans up from the watchdog thread and exits 124. Every
+subprocess and every wait has a timeout. A handle only ever stops processes whose command
+line names its own state folder (or the children of such a postmaster), by PID.
+"""
+
+from __future__ import annotations
+
+import atexit
+import faulthandler
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "cluster"
+DEPLOY = REPO / "deploy"
+PSQL = "/usr/lib/postgresql/15/bin/psql" if os.path.exists("/usr/lib/postgresql/15/bin/psql") else "psql"
+PATRONICTL = "/usr/bin/patronictl"
+SYS_PY = "/usr/bin/python3"
+
+# fixed ports of scripts/cluster besides deploy/regions.conf (HAProxy)
+HAPROXY_PORTS = {"pg_primary": 15432, "pg_replicas": 15433, "stats": 7000, "http": 8080, "https": 8443}
+
+
+def log(msg: str) -> None:
+    print(f"[cluster-test {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------
+# Safety nets
+
+_live: set = set()
+_live_lock = threading.Lock()
+
+
+def cleanup_all() -> None:
+    with _live_lock:
+        objs = list(_live)
+    for obj in objs:
+        try:
+            obj.close()
+        except Exception as e:  # noqa: BLE001 - cleanup must go on
+            print(f"cluster cleanup: {obj!r}: {e}", file=sys.stderr)
+
+
+atexit.register(cleanup_all)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"received signal {signum}")
+
+
+def install_signal_handlers() -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, _raise_interrupt)
+
+
+_watchdog = None
+
+
+def start_watchdog(deadline_s: float, what: str = "cluster tests") -> None:
+    """At the deadline: SIGTERM to ourselves (-> KeyboardInterrupt -> cleanup); if still
+    alive 90 s later, clean up from this thread and exit 124."""
+    global _watchdog
+    if _watchdog is not None:
+        return
+
+    def fire():
+        print(f"\n{what}: global deadline of {deadline_s:.0f}s reached; stopping", file=sys.stderr)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(90)
+        cleanup_all()
+        os._exit(124)
+
+    _watchdog = threading.Timer(deadline_s, fire)
+    _watchdog.daemon = True
+    _watchdog.start()
+
+
+# --------------------------------------------------------------------------------------
+# Ports
+
+
+def regions_conf() -> list[dict]:
+    out = []
+    for line in (DEPLOY / "regions.conf").read_text().splitlines():
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        out.append({"name": f[0], "etcd_client": int(f[1]), "etcd_peer": int(f[2]), "rest": int(f[3]),
+                    "pg": int(f[4]), "nodes": [int(p) for p in f[5:]]})
+    return out
+
+
+def cluster_ports(offset: int) -> list[int]:
+    ports = list(HAPROXY_PORTS.values())
+    for r in regions_conf():
+        ports += [r["etcd_client"], r["etcd_peer"], r["rest"], r["pg"], *r["nodes"]]
+    return [p + offset for p in ports]
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_offset(candidates=range(2000, 10001, 1000)) -> int:
+    for off in candidates:
+        if all(port_free(p) for p in cluster_ports(off)):
+            return off
+    raise RuntimeError(f"no port offset in {list(candidates)} has all its ports free")
+
+
+# --------------------------------------------------------------------------------------
+# Processes
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _ppids() -> dict[int, int]:
+    out = {}
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open(f"/proc/{e}/stat") as f:
+                    out[int(e)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def processes_of(state: Path) -> list[int]:
+    """PIDs whose command line names the state folder, and all their descendants."""
+    needle = str(state) + "/"
+    me = os.getpid()
+    roots = [p for p in _ppids() if p != me and needle in _cmdline(p) + "/" and _alive(p)]
+    ppid = _ppids()
+    want, todo = set(roots), list(roots)
+    while todo:
+        p = todo.pop()
+        for child, parent in ppid.items():
+            if parent == p and child not in want:
+                want.add(child)
+                todo.append(child)
+    return sorted(p for p in want if _alive(p) and p != me)
+
+
+def run(cmd, timeout: float, check: bool = False, env=None, **kw) -> subprocess.CompletedProcess:
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    cp = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout,
+                        env=env, **kw)
+    if check and cp.returncode != 0:
+        raise RuntimeError(f"command failed (exit {cp.returncode}): {' '.join(map(str, cmd))}\n"
+                           f"stdout: {cp.stdout[-3000:]}\nstderr: {cp.stderr[-5000:]}")
+    return cp
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.5, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = predicate()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+            last_exc = e
+        if time.monotonic() >= deadline:
+            extra = f" (last error: {last_exc!r})" if last_exc else ""
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {message}{extra}")
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------
+# The cluster
+
+
+class ClusterHandle:
+    """One `scripts/cluster` state folder. `owned`: we created it (close() stops it and
+    removes the folder unless keep)."""
+
+    def __init__(self, state: Path, offset: int | None, owned: bool, keep: bool = False,
+                 patients: int | None = None):
+        self.state = Path(state).resolve()
+        self.offset = offset
+        self.owned = owned
+        self.keep = keep
+        self.patients = patients
+        self.closed = False
+        self.failed = False   # set by a failed test: close() keeps a copy of the logs
+        self.regions = [r["name"] for r in regions_conf()]
+        with _live_lock:
+            _live.add(self)
+
+    def __repr__(self):
+        return f"<ClusterHandle {self.state} offset={self.offset}>"
+
+    @classmethod
+    def create(cls, keep: bool = False, patients: int | None = None, offset: int | None = None,
+               prefix: str = "cct-") -> "ClusterHandle":
+        # short path: PostgreSQL's socket lives in <state>/patroni/<region>/ (107-byte limit)
+        state = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+        os.chmod(state, 0o755)
+        off = offset if offset is not None else free_offset()
+        return cls(state, off, owned=True, keep=keep, patients=patients)
+
+    # -- scripts/cluster -------------------------------------------------------------------
+
+    def _env(self):
+        env = dict(os.environ)
+        if self.patients:
+            env["CLUSTER_PATIENTS"] = str(self.patients)
+        return env
+
+    def cmd(self, *args, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        argv = [SCRIPT, *args, "--state", self.state]
+        if self.offset is not None:
+            argv += ["--port-offset", str(self.offset)]
+        t0 = time.monotonic()
+        cp = run(argv, timeout=timeout, check=False, env=self._env())
+        if check and cp.returncode != 0:
+            raise RuntimeError(f"scripts/cluster {' '.join(map(str, args))} failed (exit {cp.returncode}, "
+                               f"{time.monotonic() - t0:.1f}s)\nstdout: {cp.stdout[-3000:]}\n"
+                               f"stderr: {cp.stderr[-5000:]}")
+        return cp
+
+    def up(self, timeout: float = 300) -> None:
+        t0 = time.monotonic()
+        self.cmd("up", timeout=timeout)
+        if self.offset is None:
+            env = (self.state / "cluster.env").read_text()
+            self.offset = int(env.split("PORT_OFFSET=")[1].split()[0])
+        log(f"up in {time.monotonic() - t0:.1f}s ({self.state}, port offset {self.offset})")
+
+    def down(self, timeout: float = 180) -> None:
+        self.cmd("down", timeout=timeout, check=False)
+
+    def status(self, timeout: float = 30) -> dict:
+        cp = self.cmd("status", "--json", timeout=timeout)
+        return json.loads(cp.stdout)
+
+    def kill_region(self, region: str, timeout: float = 60) -> None:
+        self.cmd("kill-region", region, timeout=timeout)
+
+    def start_region(self, region: str, timeout: float = 300) -> None:
+        self.cmd("start-region", region, timeout=timeout)
+
+    def switchover(self, leader: str, candidate: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        cfg = self.state / "patroni" / leader / "patroni.yml"
+        return run(["timeout", "-k", "5", str(int(timeout)), SYS_PY, PATRONICTL, "-c", cfg, "switchover",
+                    "--leader", leader, "--candidate", candidate, "--force"], timeout=timeout + 10, check=True)
+
+    # -- addresses, secrets, SQL -------------------------------------------------------------
+
+    @property
+    def edge(self) -> str:
+        return f"http://127.0.0.1:{HAPROXY_PORTS['http'] + self.offset}"
+
+    @property
+    def pg_primary_port(self) -> int:
+        return HAPROXY_PORTS["pg_primary"] + self.offset
+
+    def secrets(self) -> dict:
+        out = {}
+        for line in (self.state / "secrets.env").read_text().splitlines():
+            if "=" in line:
+                k, v = line.split("=", 1)
+                out[k.strip()] = v.strip()
+        return out
+
+    def psql(self, sql: str, superuser: bool = False, timeout: float = 30, retry_s: float = 30) -> str:
+        """Runs SQL on the primary through HAProxy (app role, or postgres); unaligned,
+        tuples-only, '|'-separated. Retries connection failures for up to retry_s (the
+        primary may just have changed)."""
+        s = self.secrets()
+        user, pw = ("postgres", s["SUPERUSER_PASSWORD"]) if superuser else ("continuum", s["APP_PASSWORD"])
+        env = dict(os.environ, PGPASSWORD=pw, PGCONNECT_TIMEOUT="3")
+        conn = f"host=127.0.0.1 port={self.pg_primary_port} user={user} dbname=continuum"
+        deadline = time.monotonic() + retry_s
+        while True:
+            cp = run([PSQL, conn, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"], timeout=timeout,
+                     env=env, input=sql, stdin=None)
+            if cp.returncode == 0:
+                return cp.stdout
+            transient = cp.returncode == 2 or "read-only" in cp.stderr or "recovery" in cp.stderr
+            if not transient or time.monotonic() >= deadline:
+                raise RuntimeError(f"psql failed (exit {cp.returncode}): {cp.stderr.strip()}\nSQL: {sql}")
+            time.sleep(1)
+
+    # -- roles and health --------------------------------------------------------------------
+
+    @staticmethod
+    def region(st: dict, name: str) -> dict:
+        return next(r for r in st["regions"] if r["name"] == name)
+
+    @staticmethod
+    def role_of(st: dict, role: str) -> list[str]:
+        return [r["name"] for r in st["regions"] if r["role"] == role]
+
+    @staticmethod
+    def fully_healthy(st: dict, max_lag: int = 256 * 1024) -> tuple[bool, str]:
+        """healthy, every region up, every standby streaming with lag <= max_lag."""
+        if not st.get("healthy"):
+            return False, "status says not healthy"
+        for r in st["regions"]:
+            if r["role"] == "down":
+                return False, f"{r['name']} is down"
+            if r["role"] != "primary":
+                if r.get("lag_bytes") is None or r["lag_bytes"] > max_lag:
+                    return False, f"{r['name']} lags {r.get('lag_bytes')} bytes"
+                if r.get("replication") != "streaming":
+                    return False, f"{r['name']} replication is {r.get('replication')}"
+            if not all(p["ready"] for p in r["portal_nodes"]):
+                return False, f"a portal node of {r['name']} is not ready"
+        if len(ClusterHandle.role_of(st, "primary")) != 1:
+            return False, "not exactly one primary"
+        return True, "ok"
+
+    def wait_healthy(self, timeout: float = 120, repair_after: float | None = None) -> dict:
+        """Waits until fully healthy; returns the status. With repair_after, runs `up`
+        (idempotent) once if it is not healthy after that many seconds."""
+        t0 = time.monotonic()
+        repaired = repair_after is None
+        last = "no status yet"
+        while True:
+            try:
+                st = self.status()
+                ok, last = self.fully_healthy(st)
+                if ok:
+                    return st
+            except Exception as e:  # noqa: BLE001 - keep polling
+                last = repr(e)
+            el = time.monotonic() - t0
+            if not repaired and el >= repair_after:
+                repaired = True
+                log(f"not healthy after {el:.0f}s ({last}): running `up`")
+                try:
+                    self.up(timeout=max(60, timeout - el))
+                except Exception as e:  # noqa: BLE001
+                    log(f"`up` failed: {e}")
+            if time.monotonic() - t0 >= timeout:
+                raise TimeoutError(f"cluster not fully healthy after {timeout:.0f}s: {last}")
+            time.sleep(1)
+
+    def haproxy_sessions(self) -> dict[str, int]:
+        """Total sessions (stot) per portal node over all edge backends (runtime API)."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(str(self.state / "haproxy" / "admin.sock"))
+        s.sendall(b"show stat\n")
+        buf = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            buf += b
+        s.close()
+        lines = buf.decode().splitlines()
+        hdr = lines[0].lstrip("# ").split(",")
+        out: dict[str, int] = {}
+        for line in lines[1:]:
+            f = dict(zip(hdr, line.split(",")))
+            if f.get("pxname", "").startswith("portal-") and f.get("svname") not in ("FRONTEND", "BACKEND"):
+                out[f["svname"]] = out.get(f["svname"], 0) + int(f.get("stot") or 0)
+        return out
+
+    def log_grep(self, name: str, needles: list[str], limit: int = 40) -> str:
+        """Lines of logs/<name> that contain any of needles."""
+        p = self.state / "logs" / name
+        try:
+            text = p.read_text(errors="replace").splitlines()
+        except OSError:
+            return f"({p} missing)"
+        hits = [ln for ln in text if any(n in ln for n in needles)]
+        return f"--- {p} ({len(hits)} matching lines):\n" + "\n".join(hits[:limit])
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        p = self.state / "logs" / name
+        try:
+            data = p.read_bytes()[-64 * 1024:].decode("utf-8", "replace").splitlines()
+        except OSError:
+            return f"({p} missing)"
+        return f"--- {p}:\n" + "\n".join(data[-lines:])
+
+    # -- teardown -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.owned and self.keep:
+                log(f"CONTINUUM_CLUSTER_KEEP=1 / --keep: cluster left running in {self.state} "
+                    f"(stop: scripts/cluster down --state {self.state})")
+                return
+            if not self.owned:
+                return
+            t0 = time.monotonic()
+            try:
+                self.down()
+            except Exception as e:  # noqa: BLE001
+                log(f"down failed: {e}")
+            left = processes_of(self.state)
+            if left:
+                log(f"after down, {len(left)} processes of {self.state} remain: SIGKILL {left}")
+                for p in left:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except OSError:
+                        pass
+                wait_until(lambda: not any(_alive(p) for p in left), 10, 0.1, "stragglers to die")
+            if self.failed and (self.state / "logs").is_dir():
+                kept = Path(f"{self.state}-logs")
+                shutil.copytree(self.state / "logs", kept, dirs_exist_ok=True)
+                for pg in (self.state / "patroni").glob("*/pglog"):
+                    shutil.copytree(pg, kept / f"pglog-{pg.parent.name}", dirs_exist_ok=True)
+                log(f"a test failed: logs kept in {kept}")
+            shutil.rmtree(self.state, ignore_errors=True)
+            log(f"cluster down and {self.state} removed ({time.monotonic() - t0:.1f}s)")
+        finally:
+            with _live_lock:
+                _live.discard(self)

@@ -1,0 +1,293 @@
+"""Failover suite: faults under continuous mixed load on the local three-region cluster.
+
+One cluster for the whole suite (`scripts/cluster up --state <mkdtemp> --port-offset <free>`,
+CLUSTER_PATIENTS=300), stopped and removed at the end: module cleanup, atexit, SIGTERM/SIGHUP,
+Ctrl-C and a global deadline (CONTINUUM_CLUSTER_DEADLINE_S, default 1200 s).
+CONTINUUM_CLUSTER_KEEP=1 leaves the cluster running and its state folder in place.
+
+Every test waits until the cluster is fully healthy (status `healthy`, no region down,
+every standby streaming with lag ~0), logs its clients in BEFORE the fault, runs the load of
+tests/cluster/load.py (6 readers spread over the regions, 2 writers; no client retries),
+injects the fault, and leaves the cluster fully healthy again. Each prints one line of
+figures ("[cluster] <test>: ...") and is bounded in time (CONTINUUM_CLUSTER_TEST_LIMIT_S, 300 s).
+
+    /usr/bin/python3 -m unittest discover -s tests/cluster -v      (what scripts/test runs)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import clusterctl  # noqa: E402
+from clusterctl import ClusterHandle, log, wait_until  # noqa: E402
+from load import MixedLoad, http_request, pick_readers, pick_writers, summary_line  # noqa: E402
+
+DEADLINE_S = float(os.environ.get("CONTINUUM_CLUSTER_DEADLINE_S", "1200"))
+KEEP = os.environ.get("CONTINUUM_CLUSTER_KEEP") == "1"
+PATIENTS = int(os.environ.get("CLUSTER_PATIENTS", "300"))
+TEST_LIMIT_S = float(os.environ.get("CONTINUUM_CLUSTER_TEST_LIMIT_S", "300"))
+READERS, WRITERS = 6, 2
+WARMUP_S = 5.0
+WRITE_STALL_MAX_S = 15.0   # a critical write waits up to 15 s (deadline_ms) for a new primary
+READ_STALL_MAX_S = 2.0     # target 0
+
+clusterctl.install_signal_handlers()
+clusterctl.start_watchdog(DEADLINE_S, "cluster tests")
+
+CLUSTER: ClusterHandle | None = None
+
+
+def setUpModule():
+    global CLUSTER
+    binary = os.environ.get("CONTINUUM_BIN", str(clusterctl.REPO / "build" / "continuum"))
+    # (a concurrent rebuild replaces the binary: give it a minute to reappear)
+    wait_until(lambda: os.access(binary, os.X_OK), 90, 1, f"{binary} to exist (build it first)")
+    CLUSTER = ClusterHandle.create(keep=KEEP, patients=PATIENTS)
+    unittest.addModuleCleanup(CLUSTER.close)
+    log(f"starting the cluster in {CLUSTER.state} (port offset {CLUSTER.offset}, {PATIENTS} patients)")
+    CLUSTER.up(timeout=300)
+
+
+class TestTimeout(BaseException):
+    """A test ran past its limit. BaseException, so that no `except Exception` in a
+    polling loop swallows it; unittest records it as an error."""
+
+
+def _alarm(signum, frame):
+    raise TestTimeout(f"test exceeded its limit of {TEST_LIMIT_S:.0f}s")
+
+
+class FailoverTest(unittest.TestCase):
+    """The tests run in name order; each leaves the cluster fully healthy."""
+
+    c: ClusterHandle
+
+    def setUp(self):
+        self.c = CLUSTER
+        self.load: MixedLoad | None = None
+        self.killed: str | None = None   # a region killed and not started again yet
+        self._old_alarm = signal.signal(signal.SIGALRM, _alarm)
+        signal.setitimer(signal.ITIMER_REAL, TEST_LIMIT_S)
+        self.st0 = self.c.wait_healthy(timeout=150, repair_after=60)
+
+    def tearDown(self):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._old_alarm)
+        if self.load is not None:
+            self.load.stop()
+        if self.killed:  # the test stopped half-way: give the next one a whole cluster
+            log(f"tearDown: starting region {self.killed} again")
+            try:
+                self.c.start_region(self.killed)
+            except Exception as e:  # noqa: BLE001 - the next setUp repairs with `up`
+                log(f"tearDown: start-region {self.killed} failed: {e}")
+        if self._failed():
+            self.c.failed = True   # module cleanup keeps a copy of the logs
+            rids = [r.request_id for r in self.load.records() if not r.ok] if self.load else []
+            if rids:
+                print(f"\n{self.c.log_grep('haproxy.log', rids)}", file=sys.stderr)
+                for n in sorted(os.listdir(self.c.state / "logs")):
+                    if n.startswith("portal-"):
+                        print(self.c.log_grep(n, rids, 10), file=sys.stderr)
+            print(f"\n{self.c.log_tail('haproxy.log', 40)}", file=sys.stderr)
+            try:   # whatever the test left dead (a node, a region): `up` is idempotent
+                self.c.up(timeout=180)
+            except Exception as e:  # noqa: BLE001 - the next setUp tries again
+                log(f"tearDown: up failed: {e}")
+
+    def _failed(self) -> bool:
+        # (outcome.success is reset while tearDown runs: look at the result instead)
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        if result is None:
+            return False
+        return any(t is self for t, _ in list(result.failures) + list(result.errors))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def new_load(self) -> MixedLoad:
+        readers = pick_readers(self.c.psql, self.c.regions, READERS)
+        writers = pick_writers(self.c.psql, self.c.regions, WRITERS)
+        self.load = MixedLoad(self.c.edge, readers, writers, pause=0.02, timeout=30)
+        self.load.login()  # before the fault
+        return self.load
+
+    def finish(self, name: str, window_start: float, extra: dict | None = None) -> dict:
+        """Stops the load, computes the figures (stalls from window_start), checks the
+        acknowledged writes in SQL, prints the one-line summary."""
+        self.load.stop()
+        fig = self.load.figures(window_start=window_start)
+        fig.update(self.load.verify_writes(self.c.psql))
+        fig.update(extra or {})
+        print("\n" + summary_line(name, fig), file=sys.stderr, flush=True)
+        return fig
+
+    def assertNoFailures(self, fig: dict):
+        self.assertEqual(fig["failed"], 0,
+                         f"{fig['failed']} failed requests {fig['failed_by_kind']}:\n  "
+                         + "\n  ".join(self.load.failures()))
+
+    def assertDurable(self, fig: dict):
+        self.assertGreater(fig["acked_writes"], 0, "no write was acknowledged at all")
+        self.assertEqual(fig["lost"], 0, f"acknowledged writes missing on the primary: {fig['lost_detail']}")
+        self.assertEqual(fig["duplicates"], 0, f"notes stored more than once: {fig['duplicate_detail']}")
+        self.assertEqual(fig["wrong_ids"], 0, f"ids that do not match the stored note: {fig['wrong_id_detail']}")
+
+    def wait_primary(self, not_region: str, timeout: float = 60) -> tuple[str, float]:
+        """Waits until a region other than not_region is primary; (region, when)."""
+        def new_primary():
+            st = self.c.status()
+            p = ClusterHandle.role_of(st, "primary")
+            return p[0] if p and p[0] != not_region else None
+        region = wait_until(new_primary, timeout, 0.5, f"a primary other than {not_region}")
+        return region, time.monotonic()
+
+    def busiest_node(self, before: dict, after: dict) -> str:
+        return max(after, key=lambda n: after[n] - before.get(n, 0))
+
+    # -- tests -------------------------------------------------------------------------------
+
+    def test_1_portal_node_sigkill(self):
+        """SIGKILL one loaded portal node under load: 0 failed requests; `up` restarts it."""
+        load = self.new_load()
+        before = self.c.haproxy_sessions()
+        load.start()
+        time.sleep(WARMUP_S)
+        victim = self.busiest_node(before, self.c.haproxy_sessions())
+        node = next(p for r in self.st0["regions"] for p in r["portal_nodes"] if p["name"] == victim)
+        t_fault = load.mark("fault")
+        os.kill(node["pid"], signal.SIGKILL)
+        log(f"SIGKILL portal node {victim} (pid {node['pid']})")
+        time.sleep(8)
+        t_up = time.monotonic()
+        self.c.up(timeout=180)   # idempotent: restarts only the dead node
+        up_s = time.monotonic() - t_up
+        time.sleep(5)           # the node back in rotation, still under load
+        fig = self.finish("portal node SIGKILL", t_fault, {"t_up": up_s})
+        st = self.c.wait_healthy(timeout=60)
+        node2 = next(p for r in st["regions"] for p in r["portal_nodes"] if p["name"] == victim)
+        self.assertTrue(node2["ready"], node2)
+        self.assertNotEqual(node2["pid"], node["pid"], "the node was not restarted")
+        self.assertNoFailures(fig)
+        self.assertDurable(fig)
+
+    def test_2_replica_region_kill(self):
+        """kill-region of the sync standby's region under load: 0 failed; start-region: it
+        rejoins as a standby, lag ~0, healthy."""
+        st = self.st0
+        victims = ClusterHandle.role_of(st, "sync_standby") or ClusterHandle.role_of(st, "replica")
+        victim = victims[0]
+        primary = ClusterHandle.role_of(st, "primary")[0]
+        load = self.new_load()
+        load.start()
+        time.sleep(WARMUP_S)
+        t_fault = load.mark("fault")
+        self.killed = victim
+        self.c.kill_region(victim)
+        log(f"killed region {victim} ({ClusterHandle.region(st, victim)['role']})")
+        time.sleep(10)
+        t_start = time.monotonic()
+        self.c.start_region(victim)
+        self.killed = None
+        start_s = time.monotonic() - t_start
+        time.sleep(5)
+        fig = self.finish(f"kill-region {victim} (standby)", t_fault, {"t_start_region": start_s})
+        t_h = time.monotonic()
+        st = self.c.wait_healthy(timeout=120)
+        log(f"fully healthy {time.monotonic() - t_h:.1f}s after the load stopped")
+        r = ClusterHandle.region(st, victim)
+        self.assertIn(r["role"], ("replica", "sync_standby"), r)
+        self.assertEqual(ClusterHandle.role_of(st, "primary"), [primary], "the primary must not change")
+        self.assertNoFailures(fig)
+        self.assertDurable(fig)
+        self.assertLessEqual(fig["read_stall_s"], READ_STALL_MAX_S)
+        self.assertLessEqual(fig["write_stall_s"], WRITE_STALL_MAX_S)
+
+    def test_3_planned_switchover(self):
+        """patronictl switchover to the sync standby under load: 0 failed, 0 lost, 0 dup."""
+        st = self.st0
+        leader = ClusterHandle.role_of(st, "primary")[0]
+        candidate = ClusterHandle.role_of(st, "sync_standby")[0]
+        load = self.new_load()
+        load.start()
+        time.sleep(WARMUP_S)
+        t_fault = load.mark("fault")
+        cp = self.c.switchover(leader, candidate, timeout=60)
+        said = [ln.strip() for ln in cp.stdout.splitlines() if "witch" in ln]
+        log(f"switchover {leader} -> {candidate}: {said[-1] if said else cp.stdout.strip()[-200:]}")
+        new, t_new = self.wait_primary(leader, timeout=60)
+        time.sleep(8)
+        fig = self.finish(f"switchover {leader} -> {candidate}", t_fault, {"t_new_primary": t_new - t_fault})
+        self.assertEqual(new, candidate)
+        st = self.c.wait_healthy(timeout=120)
+        self.assertIn(ClusterHandle.region(st, leader)["role"], ("replica", "sync_standby"))
+        self.assertNoFailures(fig)
+        self.assertDurable(fig)
+        self.assertLessEqual(fig["read_stall_s"], READ_STALL_MAX_S)
+        self.assertLessEqual(fig["write_stall_s"], WRITE_STALL_MAX_S)
+
+    def test_4_primary_region_kill(self):
+        """kill-region of the PRIMARY's region under load: 0 failed, 0 lost, 0 dup, write
+        stall <= 15 s, read stall <= 2 s, the sync standby promoted, old tokens valid;
+        start-region: the old primary rejoins as a replica (pg_rewind), healthy."""
+        st = self.st0
+        victim = ClusterHandle.role_of(st, "primary")[0]
+        sync = ClusterHandle.role_of(st, "sync_standby")
+        timeline = ClusterHandle.region(st, victim)["timeline"]
+        rewind_log = self.c.state / "logs" / f"patroni-{victim}.log"
+        rewinds_before = len(re.findall(r"(?i)rewind", rewind_log.read_text(errors="replace")))
+        load = self.new_load()
+        load.start()
+        time.sleep(WARMUP_S)
+        t_fault = load.mark("fault")
+        self.killed = victim
+        self.c.kill_region(victim)
+        log(f"killed the primary's region {victim}")
+        new, t_new = self.wait_primary(victim, timeout=60)
+        log(f"new primary {new} {t_new - t_fault:.1f}s after the kill")
+        time.sleep(10)
+        # tokens issued before the kill work in every surviving region
+        survivors = [r for r in self.c.regions if r != victim]
+        token_checks = []
+        for cl in load.clients:
+            if cl.kind != "read":
+                continue
+            for region in survivors:
+                status, _, body = http_request(self.c.edge, "GET", f"/fhir/R4/Patient/{cl.patient_id}/$summary",
+                                               headers={"Authorization": f"Bearer {cl.token}",
+                                                        "X-Continuum-Region": region}, timeout=30)
+                token_checks.append((cl.username, region, status))
+        t_start = time.monotonic()
+        self.c.start_region(victim)
+        self.killed = None
+        start_s = time.monotonic() - t_start
+        time.sleep(5)
+        fig = self.finish(f"kill-region {victim} (primary)", t_fault,
+                          {"t_new_primary": t_new - t_fault, "t_start_region": start_s})
+        st = self.c.wait_healthy(timeout=120)
+        old = ClusterHandle.region(st, victim)
+        rewinds = len(re.findall(r"(?i)rewind", rewind_log.read_text(errors="replace"))) - rewinds_before
+        log(f"old primary {victim} rejoined as {old['role']} (timeline {timeline} -> {old['timeline']}, "
+            f"{rewinds} pg_rewind log lines)")
+
+        self.assertNoFailures(fig)
+        self.assertDurable(fig)
+        self.assertEqual([new], sync, "the synchronous standby must be the one promoted")
+        self.assertTrue(all(s == 200 for _, _, s in token_checks),
+                        f"tokens from before the kill refused: {[t for t in token_checks if t[2] != 200]}")
+        self.assertLessEqual(fig["write_stall_s"], WRITE_STALL_MAX_S)
+        self.assertLessEqual(fig["read_stall_s"], READ_STALL_MAX_S)
+        self.assertIn(old["role"], ("replica", "sync_standby"), old)
+        self.assertEqual(ClusterHandle.role_of(st, "primary"), [new])
+        self.assertGreater(old["timeline"] or 0, timeline or 0, "the old primary must follow the new timeline")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
