@@ -8,12 +8,15 @@ CREATE TABLE notification (
   id                  bigserial PRIMARY KEY,
   patient_id          bigint NOT NULL REFERENCES patient (id),
   kind                text NOT NULL CHECK (kind IN ('appointment-booked', 'appointment-reminder')),
+  appointment_id      bigint REFERENCES appointment (id),
   channel_preference  text NOT NULL CHECK (channel_preference IN ('email', 'sms')),
   to_email            text,
   to_phone            text,
   subject             text NOT NULL,
   body                text NOT NULL,
-  status              text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'sent', 'failed')),
+  -- cancelled: a reminder whose appointment was cancelled before it could be sent
+  status              text NOT NULL DEFAULT 'queued'
+                      CHECK (status IN ('queued', 'sent', 'failed', 'cancelled')),
   channel_used        text CHECK (channel_used IN ('email', 'sms')),
   attempts            integer NOT NULL DEFAULT 0,
   sms_attempted       boolean NOT NULL DEFAULT false,  -- its idempotency key was sent once

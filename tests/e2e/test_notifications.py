@@ -161,3 +161,21 @@ class NotificationTest(ContinuumTestCase):
         self.assertEqual(n["channel_used"], "sms")
         time.sleep(0.5)
         self.assertEqual(len(self.sms_for(n["id"])), 1)
+
+    def test_reminder_of_a_cancelled_appointment_is_not_sent(self):
+        self.deps.set_fault("smtp", "refuse")
+        self.deps.set_fault("sms", "error")
+        tok, appt, slot = self.book(self.patients()[5])
+        self.cluster.sql(
+            "UPDATE slot SET start_at = now() + interval '3 hours', "
+            "end_at = now() + interval '190 minutes' WHERE id = :'s'", s=slot)
+        reminder = self.wait_notification(f"reminder-{appt}", lambda n: n["status"] == "queued",
+                                          timeout=40)
+        r = self.server.post_json(f"/fhir/R4/Appointment/{appt}/$cancel", {}, token=tok)
+        self.assertEqual(r.status, 200, r)
+        self.wait_notification(f"reminder-{appt}", lambda n: n["status"] == "cancelled")
+        self.assertEqual(self.deps.admin("DELETE", "/admin/faults").status, 200)
+        self.wait_notification(f"booked-{appt}", lambda n: n["status"] == "sent", timeout=90)
+        time.sleep(1.0)
+        self.assertEqual(self.sms_for(reminder["id"]) + self.mails_for(reminder["id"]), [])
+        self.assertEqual(self.notification(f"reminder-{appt}")["status"], "cancelled")

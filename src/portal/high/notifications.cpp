@@ -25,23 +25,21 @@ namespace {
 
 // The text names a time, a place and a clinician; never a reason or a diagnosis.
 #define NOTIFY_WHEN "to_char(s.start_at AT TIME ZONE 'UTC', 'Dy DD Mon YYYY, HH24:MI \"UTC\"')"
-#define NOTIFY_INSERT                                                                              \
-  "INSERT INTO notification (patient_id, kind, channel_preference, to_email, to_phone, "           \
-  "subject, body, dedupe_key) SELECT a.patient_id, $1::text, CASE WHEN coalesce(pt.email, '') <> " \
-  "'' "                                                                                            \
-  "THEN 'email' ELSE 'sms' END, NULLIF(pt.email, ''), NULLIF(pt.phone, ''), CASE $1::text WHEN "   \
-  "'appointment-booked' THEN 'Your appointment is booked' ELSE 'Reminder: your appointment' "      \
-  "END, format(CASE $1::text WHEN 'appointment-booked' THEN 'Hello %s, your appointment with %s "  \
-  "%s "                                                                                            \
-  "at %s on %s is booked. To change or cancel it, sign in to the Continuum patient portal.' "      \
-  "ELSE 'Hello %s, a reminder of your appointment with %s %s at %s on %s. To change or "           \
-  "cancel it, sign in to the Continuum patient portal.' END, pt.given, p.given, p.family, "        \
-  "f.name, " NOTIFY_WHEN                                                                           \
-  "), CASE $1::text WHEN 'appointment-booked' THEN 'booked-' ELSE "                                \
-  "'reminder-' END || a.id FROM appointment a JOIN slot s ON s.id = a.slot_id JOIN patient pt "    \
-  "ON pt.id = a.patient_id JOIN practitioner p ON p.id = s.practitioner_id JOIN facility f ON "    \
-  "f.id = s.facility_id WHERE a.status = 'booked' AND (coalesce(pt.email, '') <> '' OR "           \
-  "coalesce(pt.phone, '') <> '') "
+#define NOTIFY_INSERT                                                                           \
+  "INSERT INTO notification (patient_id, kind, appointment_id, channel_preference, to_email, "  \
+  "to_phone, subject, body, dedupe_key) SELECT a.patient_id, $1::text, a.id, CASE WHEN "        \
+  "coalesce(pt.email, '') <> '' THEN 'email' ELSE 'sms' END, NULLIF(pt.email, ''), "            \
+  "NULLIF(pt.phone, ''), CASE $1::text WHEN 'appointment-booked' THEN 'Your appointment is "    \
+  "booked' ELSE 'Reminder: your appointment' END, format(CASE $1::text WHEN "                   \
+  "'appointment-booked' THEN 'Hello %s, your appointment with %s %s at %s on %s is booked. To " \
+  "change or cancel it, sign in to the Continuum patient portal.' ELSE 'Hello %s, a reminder "  \
+  "of your appointment with %s %s at %s on %s. To change or cancel it, sign in to the "         \
+  "Continuum patient portal.' END, pt.given, p.given, p.family, f.name, " NOTIFY_WHEN           \
+  "), "                                                                                         \
+  "CASE $1::text WHEN 'appointment-booked' THEN 'booked-' ELSE 'reminder-' END || a.id FROM "   \
+  "appointment a JOIN slot s ON s.id = a.slot_id JOIN patient pt ON pt.id = a.patient_id JOIN " \
+  "practitioner p ON p.id = s.practitioner_id JOIN facility f ON f.id = s.facility_id WHERE "   \
+  "a.status = 'booked' AND (coalesce(pt.email, '') <> '' OR coalesce(pt.phone, '') <> '') "
 
 const db::Query kEnqueueOne{"notification_enqueue",
                             NOTIFY_INSERT "AND a.id = $2 ON CONFLICT (dedupe_key) DO NOTHING"};
@@ -67,6 +65,13 @@ const db::Query kClaimDue{
     "next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now()) ORDER BY "
     "next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id, channel_preference, "
     "coalesce(to_email, ''), coalesce(to_phone, ''), subject, body, sms_attempted"};
+// A reminder not yet sent for an appointment cancelled since is not sent.
+const db::Query kDropCancelled{
+    "notification_drop_cancelled",
+    "UPDATE notification n SET status = 'cancelled', locked_by = NULL, locked_until = NULL, "
+    "last_error = 'the appointment was cancelled' FROM appointment a WHERE a.id = "
+    "n.appointment_id AND n.status = 'queued' AND n.kind = 'appointment-reminder' AND a.status = "
+    "'cancelled' AND (n.locked_until IS NULL OR n.locked_until < now())"};
 const db::Query kSmsAttempted{"notification_sms_attempted",
                               "UPDATE notification SET sms_attempted = true WHERE id = $1"};
 const db::Query kSent{
@@ -242,6 +247,7 @@ asio::awaitable<void> NotificationWorker(Shard& shard, Services& svc,
                     rem.affected(), bk.affected());
         next_sweep = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
+      co_await ctx.Write(kDropCancelled, db::P(), true);
       auto due = co_await ctx.Write(kClaimDue, db::P(svc.config.node_id, 10));
       for (int i = 0; i < due.rows() && !stop.load(); ++i) {
         ctx.deadline = Deadline::After(
