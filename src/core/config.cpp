@@ -62,9 +62,9 @@ Config LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw std::runtime_error("config " + path + ": " + std::string(e.description()));
   }
-  CheckKeys(
-      root, path, "",
-      {"server", "node", "database", "topology", "cache", "dependencies", "jobs", "auth", "audit"});
+  CheckKeys(root, path, "",
+            {"server", "node", "database", "topology", "cache", "dependencies", "jobs",
+             "notifications", "auth", "audit"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -153,7 +153,8 @@ Config LoadConfig(const std::string& path) {
     if (c.cache_max_entries < 1) Fail(path, "cache.max_entries", "must be >= 1");
   }
   if (auto* s = root["dependencies"].as_table()) {
-    CheckKeys(*s, path, "dependencies", {"payments", "insurance", "pharmacy", "ehr", "sms"});
+    CheckKeys(*s, path, "dependencies",
+              {"payments", "insurance", "pharmacy", "ehr", "sms", "smtp"});
     for (auto&& [k, v] : *s) {
       std::string sec = "dependencies." + std::string(k.str());
       const toml::table* t = v.as_table();
@@ -170,7 +171,12 @@ Config LoadConfig(const std::string& path) {
       Get(*t, path, sec, "open_ms", d.open_ms);
       Get(*t, path, sec, "failure_rate_pct", d.failure_rate_pct);
       if (d.failure_rate_pct > 100) Fail(path, sec + ".failure_rate_pct", "must be 0 to 100");
-      if (!d.url.starts_with("http://")) Fail(path, sec + ".url", "must be an http:// URL");
+      if (d.name == "smtp") {
+        if (!d.url.starts_with("smtp://"))
+          Fail(path, sec + ".url", "must be an smtp:// URL (smtp://127.0.0.1:25)");
+      } else if (!d.url.starts_with("http://")) {
+        Fail(path, sec + ".url", "must be an http:// URL");
+      }
       if (d.timeout_ms < 1 || d.failure_threshold < 1)
         Fail(path, sec, "timeout_ms and failure_threshold must be >= 1");
       c.dependencies.push_back(std::move(d));
@@ -180,6 +186,16 @@ Config LoadConfig(const std::string& path) {
     CheckKeys(*s, path, "jobs", {"poll_ms"});
     Get(*s, path, "jobs", "poll_ms", c.job_poll_ms);
     if (c.job_poll_ms < 50) Fail(path, "jobs.poll_ms", "must be >= 50");
+  }
+  if (auto* s = root["notifications"].as_table()) {
+    CheckKeys(*s, path, "notifications", {"from", "poll_ms"});
+    Get(*s, path, "notifications", "from", c.notify_from);
+    Get(*s, path, "notifications", "poll_ms", c.notify_poll_ms);
+    if (c.notify_poll_ms < 50) Fail(path, "notifications.poll_ms", "must be >= 50");
+    auto at = c.notify_from.find('@');
+    if (at == std::string::npos || at == 0 || at + 1 == c.notify_from.size() ||
+        c.notify_from.find_first_of(" <>\r\n") != std::string::npos)
+      Fail(path, "notifications.from", "must be a bare email address (noreply@example.org)");
   }
   if (auto* s = root["auth"].as_table()) {
     CheckKeys(*s, path, "auth",

@@ -25,10 +25,11 @@ struct RegionDatabaseConfig {
   Secret database_url;
 };
 
-// [dependencies.<name>]: an external service (payments, insurance, pharmacy, ehr, sms).
+// [dependencies.<name>]: an external service (payments, insurance, pharmacy, ehr, sms,
+// smtp).
 struct DependencyConfig {
   std::string name;
-  std::string url;  // http://host:port
+  std::string url;  // http://host:port (smtp: smtp://host:port)
   int timeout_ms = 2000;
   int check_interval_ms = 2000;
   int failure_threshold = 5;  // consecutive failures that open the breaker
@@ -75,6 +76,9 @@ struct Config {
   // [dependencies.*] (absent: that dependency's features queue their work)
   std::vector<DependencyConfig> dependencies;
   int job_poll_ms = 1000;  // [jobs] poll_ms: how often queued work is retried
+  // [notifications]: the sender of emails, and how often the outbox is polled
+  std::string notify_from = "noreply@continuum.example";
+  int notify_poll_ms = 1000;
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

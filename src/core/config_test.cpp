@@ -42,6 +42,28 @@ session_idle_s = 5
   std::remove(p.c_str());
 }
 
+TEST(Config, ReadsSmtpAndNotifications) {
+  auto p = Write(R"(
+[dependencies.smtp]
+url = "smtp://127.0.0.1:9125"
+[dependencies.sms]
+url = "http://127.0.0.1:9105"
+[notifications]
+from = "noreply@continuum.example"
+poll_ms = 250
+)");
+  Config c = LoadConfig(p);
+  ASSERT_EQ(c.dependencies.size(), 2u);
+  EXPECT_EQ(c.notify_from, "noreply@continuum.example");
+  EXPECT_EQ(c.notify_poll_ms, 250);
+  EXPECT_THROW(LoadConfig(Write("[dependencies.smtp]\nurl = \"http://127.0.0.1:25\"\n")),
+               std::runtime_error);
+  EXPECT_THROW(LoadConfig(Write("[dependencies.sms]\nurl = \"smtp://127.0.0.1:25\"\n")),
+               std::runtime_error);
+  EXPECT_THROW(LoadConfig(Write("[notifications]\nfrom = \"not an address\"\n")),
+               std::runtime_error);
+}
+
 TEST(Config, RejectsUnknownKeysNamingThem) {
   auto p = Write("[server]\nlisten_prot = 1\n");
   try {

@@ -11,10 +11,22 @@
 namespace continuum::deps {
 namespace asio = boost::asio;
 
+namespace {
+
+http::Endpoint ParseUrl(const std::string& url) {
+  // smtp://host:port has the shape of an http:// URL without a path.
+  if (url.starts_with("smtp://")) {
+    auto ep = http::ParseBaseUrl("http://" + url.substr(7));
+    if (ep.port == 80 && url.find(':', 7) == std::string::npos) ep.port = 25;
+    return ep;
+  }
+  return http::ParseBaseUrl(url);
+}
+
+}  // namespace
+
 Dependency::Dependency(DependencyOptions o)
-    : options_(std::move(o)),
-      endpoint_(http::ParseBaseUrl(options_.url)),
-      breaker_(options_.breaker) {}
+    : options_(std::move(o)), endpoint_(ParseUrl(options_.url)), breaker_(options_.breaker) {}
 
 bool Dependency::TakeRetryToken() {
   int64_t cur = retry_tokens_x10_.load();
@@ -58,8 +70,26 @@ asio::awaitable<http::ClientResponse> Dependency::Call(
   }
 }
 
+asio::awaitable<void> Dependency::Guard(std::function<asio::awaitable<void>()> op) {
+  if (!breaker_.Allow())
+    throw DependencyDown("The " + options_.name + " service is unavailable right now.",
+                         options_.name);
+  std::string error;
+  try {
+    co_await op();
+    breaker_.OnSuccess();
+    co_return;
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  breaker_.OnFailure();
+  Note(false, error);
+  throw DependencyDown("The " + options_.name + " service did not accept it (" + error + ").",
+                       options_.name);
+}
+
 asio::awaitable<void> Dependency::ActiveChecks(const std::atomic<bool>& stop) {
-  if (options_.health_path.empty()) co_return;
+  if (options_.health_path.empty() && !options_.check) co_return;
   auto ex = co_await asio::this_coro::executor;
   asio::steady_timer timer(ex);
   while (!stop.load()) {
@@ -69,11 +99,16 @@ asio::awaitable<void> Dependency::ActiveChecks(const std::atomic<bool>& stop) {
     // and once half-open it is the trial call that can close it without user traffic.
     if (breaker_.Allow()) {
       try {
-        auto r =
-            co_await http::Fetch(endpoint_, "GET", options_.health_path, {}, "", options_.timeout);
-        ok = r.status < 500;
-        if (!ok) error = "HTTP " + std::to_string(r.status);
-      } catch (const http::TransportError& e) {
+        if (options_.check) {
+          co_await options_.check();
+          ok = true;
+        } else {
+          auto r = co_await http::Fetch(endpoint_, "GET", options_.health_path, {}, "",
+                                        options_.timeout);
+          ok = r.status < 500;
+          if (!ok) error = "HTTP " + std::to_string(r.status);
+        }
+      } catch (const std::exception& e) {
         error = e.what();
       }
       if (ok)

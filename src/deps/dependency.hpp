@@ -12,6 +12,7 @@
 #include <atomic>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,11 +28,14 @@ namespace continuum::deps {
 
 struct DependencyOptions {
   std::string name;
-  std::string url;  // base URL, e.g. http://127.0.0.1:9104
+  std::string url;  // base URL, e.g. http://127.0.0.1:9104 (smtp://host:port for SMTP)
   std::chrono::milliseconds timeout{2000};
   std::string health_path;  // active check: GET, expects < 500
   std::chrono::milliseconds check_interval{2000};
   resilience::CircuitBreaker::Options breaker;
+  // A non-HTTP active check (e.g. an SMTP dialogue); throws on failure. Set: used
+  // instead of GET health_path.
+  std::function<boost::asio::awaitable<void>()> check;
 };
 
 struct DependencyDown : Unavailable {
@@ -49,6 +53,12 @@ class Dependency {
   boost::asio::awaitable<http::ClientResponse> Call(
       std::string method, std::string path, std::string body,
       std::vector<std::pair<std::string, std::string>> headers, bool idempotent);
+  // Runs a non-HTTP operation (an SMTP send) under this dependency's breaker: refused
+  // at once while it is open; any exception from `op` counts as a failure and is thrown
+  // as DependencyDown. Not retried.
+  boost::asio::awaitable<void> Guard(std::function<boost::asio::awaitable<void>()> op);
+  // host and port of the URL (any scheme).
+  const http::Endpoint& endpoint() const { return endpoint_; }
   // Periodic active checks until `stop` (co_spawn it on an executor).
   boost::asio::awaitable<void> ActiveChecks(const std::atomic<bool>& stop);
 

@@ -23,9 +23,11 @@
 #include "core/metrics.hpp"
 #include "db/errors.hpp"
 #include "deps/dependency.hpp"
+#include "deps/smtp_client.hpp"
 #include "http/outcome.hpp"
 #include "http/server.hpp"
 #include "portal/access.hpp"
+#include "portal/high/notifications.hpp"
 #include "portal/medium/billing.hpp"
 #include "portal/medium/jobs.hpp"
 #include "portal/routes.hpp"
@@ -333,6 +335,18 @@ int Serve(const Config& cfg) {
     o.breaker.failure_threshold = d.failure_threshold;
     o.breaker.open_for = std::chrono::milliseconds(d.open_ms);
     o.breaker.failure_rate = d.failure_rate_pct / 100.0;
+    if (d.name == "smtp") {
+      // No HTTP health endpoint: the check is an SMTP dialogue up to MAIL FROM, then RSET.
+      o.health_path.clear();
+      auto ep = http::ParseBaseUrl("http://" + d.url.substr(7));
+      deps::smtp::Server server;
+      server.host = ep.host;
+      server.port = ep.port;
+      server.helo = cfg.notify_from.substr(cfg.notify_from.find('@') + 1);
+      server.timeout = o.timeout;
+      std::string from = cfg.notify_from;
+      o.check = [server, from]() { return deps::smtp::Probe(server, from); };
+    }
     dependencies.Add(std::move(o));
   }
   svc.deps = &dependencies;
@@ -462,6 +476,8 @@ int Serve(const Config& cfg) {
   });
   asio::co_spawn(*iocs[0], SessionSync(*shards[0], svc, state), asio::detached);
   asio::co_spawn(*iocs[0], medium::JobWorker(*shards[0], svc, state.stopping), asio::detached);
+  asio::co_spawn(*iocs[0], high::NotificationWorker(*shards[0], svc, state.stopping),
+                 asio::detached);
   for (auto* d : dependencies.All())
     asio::co_spawn(*iocs[0], d->ActiveChecks(state.stopping), asio::detached);
   if (topology)

@@ -5,6 +5,7 @@
 #include "portal/critical/records.hpp"
 #include "portal/high/appointments.hpp"
 #include "portal/high/messages.hpp"
+#include "portal/high/notifications.hpp"
 #include "portal/low/content.hpp"
 #include "portal/medium/billing.hpp"
 #include "portal/medium/jobs.hpp"
@@ -56,6 +57,7 @@ http::Router<RouteEntry> BuildRoutes() {
   add("POST", "/fhir/R4/Communication/{}/$read", Tier::kHigh, "message.read",
       high::MarkMessageRead);
   add("GET", "/api/v1/messages/unread", Tier::kHigh, "message.unread", high::UnreadMessages);
+  add("GET", "/api/v1/notifications", Tier::kHigh, "notification.list", high::ListNotifications);
   // Medium tier: billing and insurance (queued durably while their services are down).
   add("GET", "/fhir/R4/Account", Tier::kMedium, "account.read", medium::ReadAccount);
   add("GET", "/fhir/R4/Invoice", Tier::kMedium, "invoice.search", medium::SearchInvoices);

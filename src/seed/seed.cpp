@@ -40,9 +40,9 @@ constexpr const char* kDemoPassword = "continuum-demo";
 constexpr const char* kSeededTables[] = {"facility",          "practitioner", "patient",
                                          "care_relationship", "allergy",      "medication",
                                          "condition",         "encounter",    "account"};
-constexpr const char* kDependentTables[] = {"clinical_note", "session",  "appointment",
-                                            "slot",          "message",  "job",
-                                            "invoice",       "coverage", "medication_fill"};
+constexpr const char* kDependentTables[] = {
+    "clinical_note", "session",  "appointment",     "slot",        "message", "job",
+    "invoice",       "coverage", "medication_fill", "notification"};
 
 struct ConnDeleter {
   void operator()(PGconn* c) const { PQfinish(c); }

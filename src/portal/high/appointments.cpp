@@ -3,9 +3,11 @@
 #include <cctype>
 
 #include "core/error.hpp"
+#include "core/log.hpp"
 #include "db/errors.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/high/notifications.hpp"
 
 namespace continuum::portal::high {
 namespace asio = boost::asio;
@@ -268,6 +270,17 @@ asio::awaitable<http::Response> BookAppointment(RequestContext& ctx) {
   }
   std::string id(r.get(0, 0));
   rec.resource_id = id;
+  // The booking is committed and stands whatever happens next. Its notification is
+  // enqueued right after, in its own statement (a replay enqueues nothing new: the
+  // dedupe key); if that fails, the notification worker's sweep enqueues the booked-
+  // notification of any recent booking without one.
+  if (outcome == "booked" || outcome == "replayed") {
+    try {
+      co_await EnqueueBooked(ctx, id);
+    } catch (const std::exception& e) {
+      log::Warn("appointment {}: notification not enqueued now ({}); the sweep will", id, e.what());
+    }
+  }
   auto a = co_await Load(ctx, id);
   if (a.rows() == 0) throw Unavailable("The appointment could not be read back; please retry.");
   rec.outcome = "success";
