@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/search.hpp"
 
 namespace continuum::portal::critical {
 namespace asio = boost::asio;
@@ -277,28 +278,7 @@ asio::awaitable<http::Response> ReadNote(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> SearchNotes(RequestContext& ctx) {
-  auto& rec = ctx.Audit("search", "DocumentReference");
-  Authenticate(ctx);
-  fhir::CheckParams(ctx.req, {"patient"});
-  std::string pid = PatientParam(ctx);
-  rec.patient_id = pid;
-  auto paging = fhir::ParsePaging(ctx.req);
-  co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.Read(kNotesByPatient, db::P(pid, paging.count + 1, paging.offset));
-  int n = std::min(r.rows(), paging.count);
-  std::vector<json::object> out;
-  for (int i = 0; i < n; ++i) out.push_back(NoteJson(r, i));
-  std::string base = ctx.BaseUrl();
-  std::optional<std::string> next;
-  if (r.rows() > paging.count)
-    next = fhir::SearchUrl(base, "DocumentReference", {{"patient", pid}},
-                           {paging.count, paging.offset + paging.count});
-  rec.outcome = "success";
-  co_return fhir::Json(
-      200,
-      fhir::SearchBundle(fhir::SearchUrl(base, "DocumentReference", {{"patient", pid}}, paging),
-                         next, std::move(out), base,
-                         r.rows() ? std::optional<int64_t>(r.get_int(0, 12)) : std::nullopt));
+  return PatientSearch(ctx, "DocumentReference", kNotesByPatient, &NoteJson);
 }
 
 }  // namespace continuum::portal::critical

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/search.hpp"
 
 namespace continuum::portal::critical {
 namespace asio = boost::asio;
@@ -170,39 +171,6 @@ json::object EncounterJson(const db::Result& r, int i) {
   org["display"] = r.get(i, 11);
   e["serviceProvider"] = std::move(org);
   return e;
-}
-
-using RowMapper = json::object (*)(const db::Result&, int);
-
-asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string_view type,
-                                                const db::Query& q, RowMapper map, int total_col) {
-  auto& rec = ctx.Audit("search", std::string(type));
-  Authenticate(ctx);
-  fhir::CheckParams(ctx.req, {"patient"});
-  std::string pid = PatientParam(ctx);
-  rec.patient_id = pid;
-  auto paging = fhir::ParsePaging(ctx.req);
-  co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.Read(q, db::P(pid, paging.count + 1, paging.offset));
-  int n = std::min(r.rows(), paging.count);
-  std::vector<json::object> out;
-  out.reserve(n);
-  for (int i = 0; i < n; ++i) out.push_back(map(r, i));
-  std::string base = ctx.BaseUrl();
-  std::optional<std::string> next;
-  if (r.rows() > paging.count)
-    next = fhir::SearchUrl(base, type, {{"patient", pid}},
-                           {paging.count, paging.offset + paging.count});
-  std::optional<int64_t> total;
-  if (r.rows() > 0)
-    total = r.get_int(0, total_col);
-  else if (paging.offset == 0)
-    total = 0;
-  rec.outcome = "success";
-  rec.detail = std::to_string(n) + " results";
-  co_return fhir::Json(
-      200, fhir::SearchBundle(fhir::SearchUrl(base, type, {{"patient", pid}}, paging), next,
-                              std::move(out), base, total));
 }
 
 // ---- Patient lookup
@@ -403,16 +371,16 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> SearchAllergies(RequestContext& ctx) {
-  return SearchByPatient(ctx, "AllergyIntolerance", kAllergies, AllergyJson, 10);
+  return PatientSearch(ctx, "AllergyIntolerance", kAllergies, AllergyJson, 10);
 }
 asio::awaitable<http::Response> SearchMedications(RequestContext& ctx) {
-  return SearchByPatient(ctx, "MedicationStatement", kMedications, MedicationJson, 8);
+  return PatientSearch(ctx, "MedicationStatement", kMedications, MedicationJson, 8);
 }
 asio::awaitable<http::Response> SearchConditions(RequestContext& ctx) {
-  return SearchByPatient(ctx, "Condition", kConditions, ConditionJson, 7);
+  return PatientSearch(ctx, "Condition", kConditions, ConditionJson, 7);
 }
 asio::awaitable<http::Response> SearchEncounters(RequestContext& ctx) {
-  return SearchByPatient(ctx, "Encounter", kEncounters, EncounterJson, 10);
+  return PatientSearch(ctx, "Encounter", kEncounters, EncounterJson, 10);
 }
 
 }  // namespace continuum::portal::critical

@@ -8,6 +8,7 @@
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
 #include "portal/high/notifications.hpp"
+#include "portal/search.hpp"
 
 namespace continuum::portal::high {
 namespace asio = boost::asio;
@@ -291,27 +292,7 @@ asio::awaitable<http::Response> BookAppointment(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> SearchAppointments(RequestContext& ctx) {
-  auto& rec = ctx.Audit("search", "Appointment");
-  Authenticate(ctx);
-  fhir::CheckParams(ctx.req, {"patient"});
-  std::string pid = PatientParam(ctx);
-  rec.patient_id = pid;
-  auto paging = fhir::ParsePaging(ctx.req);
-  co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.Read(kAppointmentsByPatient, db::P(pid, paging.count + 1, paging.offset));
-  int n = std::min(r.rows(), paging.count);
-  std::vector<json::object> out;
-  for (int i = 0; i < n; ++i) out.push_back(AppointmentJson(r, i));
-  std::string base = ctx.BaseUrl();
-  std::optional<std::string> next;
-  if (r.rows() > paging.count)
-    next = fhir::SearchUrl(base, "Appointment", {{"patient", pid}},
-                           {paging.count, paging.offset + paging.count});
-  rec.outcome = "success";
-  co_return fhir::Json(
-      200, fhir::SearchBundle(fhir::SearchUrl(base, "Appointment", {{"patient", pid}}, paging),
-                              next, std::move(out), base,
-                              r.rows() ? std::optional<int64_t>(r.get_int(0, 16)) : std::nullopt));
+  return PatientSearch(ctx, "Appointment", kAppointmentsByPatient, &AppointmentJson);
 }
 
 asio::awaitable<http::Response> ReadAppointment(RequestContext& ctx) {

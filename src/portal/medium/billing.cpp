@@ -11,6 +11,7 @@
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
 #include "portal/medium/jobs.hpp"
+#include "portal/search.hpp"
 
 namespace continuum::portal::medium {
 namespace asio = boost::asio;
@@ -62,27 +63,7 @@ json::object InvoiceJson(const db::Result& r, int i) {
 }  // namespace
 
 asio::awaitable<http::Response> SearchInvoices(RequestContext& ctx) {
-  auto& rec = ctx.Audit("search", "Invoice");
-  Authenticate(ctx);
-  fhir::CheckParams(ctx.req, {"patient"});
-  std::string pid = PatientParam(ctx);
-  rec.patient_id = pid;
-  auto paging = fhir::ParsePaging(ctx.req);
-  co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.Read(kInvoices, db::P(pid, paging.count + 1, paging.offset));
-  int n = std::min(r.rows(), paging.count);
-  std::vector<json::object> out;
-  for (int i = 0; i < n; ++i) out.push_back(InvoiceJson(r, i));
-  std::string base = ctx.BaseUrl();
-  std::optional<std::string> next;
-  if (r.rows() > paging.count)
-    next = fhir::SearchUrl(base, "Invoice", {{"patient", pid}},
-                           {paging.count, paging.offset + paging.count});
-  rec.outcome = "success";
-  co_return fhir::Json(
-      200, fhir::SearchBundle(fhir::SearchUrl(base, "Invoice", {{"patient", pid}}, paging), next,
-                              std::move(out), base,
-                              r.rows() ? std::optional<int64_t>(r.get_int(0, 9)) : std::nullopt));
+  return PatientSearch(ctx, "Invoice", kInvoices, &InvoiceJson);
 }
 
 asio::awaitable<http::Response> ReadAccount(RequestContext& ctx) {
