@@ -62,9 +62,9 @@ Config LoadConfig(const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw std::runtime_error("config " + path + ": " + std::string(e.description()));
   }
-  CheckKeys(
-      root, path, "",
-      {"server", "node", "database", "topology", "cache", "dependencies", "jobs", "auth", "audit"});
+  CheckKeys(root, path, "",
+            {"server", "node", "database", "topology", "cache", "dependencies", "jobs", "ehr",
+             "auth", "audit"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -180,6 +180,11 @@ Config LoadConfig(const std::string& path) {
     CheckKeys(*s, path, "jobs", {"poll_ms"});
     Get(*s, path, "jobs", "poll_ms", c.job_poll_ms);
     if (c.job_poll_ms < 50) Fail(path, "jobs.poll_ms", "must be >= 50");
+  }
+  if (auto* s = root["ehr"].as_table()) {
+    CheckKeys(*s, path, "ehr", {"sync_interval_ms"});
+    Get(*s, path, "ehr", "sync_interval_ms", c.ehr_sync_interval_ms);
+    if (c.ehr_sync_interval_ms < 100) Fail(path, "ehr.sync_interval_ms", "must be >= 100");
   }
   if (auto* s = root["auth"].as_table()) {
     CheckKeys(*s, path, "auth",

@@ -75,6 +75,9 @@ struct Config {
   // [dependencies.*] (absent: that dependency's features queue their work)
   std::vector<DependencyConfig> dependencies;
   int job_poll_ms = 1000;  // [jobs] poll_ms: how often queued work is retried
+  // [ehr] sync_interval_ms: how often clinical data is synchronised in from the EHR
+  // (when [dependencies.ehr] is configured)
+  int ehr_sync_interval_ms = 5000;
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

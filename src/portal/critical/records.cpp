@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/ehr_sync.hpp"
 
 namespace continuum::portal::critical {
 namespace asio = boost::asio;
@@ -200,9 +201,11 @@ asio::awaitable<http::Response> SearchByPatient(RequestContext& ctx, std::string
     total = 0;
   rec.outcome = "success";
   rec.detail = std::to_string(n) + " results";
-  co_return fhir::Json(
-      200, fhir::SearchBundle(fhir::SearchUrl(base, type, {{"patient", pid}}, paging), next,
-                              std::move(out), base, total));
+  auto resp =
+      fhir::Json(200, fhir::SearchBundle(fhir::SearchUrl(base, type, {{"patient", pid}}, paging),
+                                         next, std::move(out), base, total));
+  ehr::Annotate(ctx.svc, resp);
+  co_return resp;
 }
 
 // ---- Patient lookup
@@ -399,7 +402,9 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
                       {"timestamp", rs[4].get(0, 0)},
                       {"entry", std::move(entries)}};
   rec.outcome = "success";
-  co_return fhir::Json(200, bundle);
+  auto resp = fhir::Json(200, bundle);
+  ehr::Annotate(ctx.svc, resp);
+  co_return resp;
 }
 
 asio::awaitable<http::Response> SearchAllergies(RequestContext& ctx) {
