@@ -95,8 +95,8 @@ class EhrSyncTest(ContinuumTestCase):
         wait_until(lambda: int(self.cluster.scalar(
             "SELECT count(*) FROM ehr_sync_state WHERE last_success_at IS NOT NULL "
             "AND high_water IS NOT NULL")) == len(TYPES), 120, 0.5, "initial EHR sync")
-        self.assertEqual(self.cluster.scalar(
-            "SELECT count(*) FROM ehr_sync_state WHERE last_error IS NOT NULL"), "0")
+        self.assertEqual(int(self.cluster.scalar(
+            "SELECT count(*) FROM ehr_sync_state WHERE last_error IS NOT NULL")), 0)
         self.assertGreater(int(self.cluster.scalar(
             "SELECT sum(resources_applied) FROM ehr_sync_state")), 0)
         r = wait_until(lambda: (lambda r: r if r.header("X-Continuum-Data-As-Of", "never")
@@ -134,13 +134,13 @@ class EhrSyncTest(ContinuumTestCase):
         for rtype, rid in missed:
             if rtype == "Encounter":
                 # A brand-new encounter: not in the portal yet.
-                self.assertEqual(self.cluster.scalar(
-                    "SELECT count(*) FROM encounter WHERE id = :'id'", id=rid), "0")
+                self.assertEqual(int(self.cluster.scalar(
+                    "SELECT count(*) FROM encounter WHERE id = :'id'", id=rid)), 0)
         rs = self.ehr_sync()
         self.assertIsNotNone(rs.get("last_error"), rs)
         self.assertGreater(rs["lag_s"], 2 * INTERVAL_MS / 1000, rs)
-        self.assertTrue(self.cluster.scalar(
-            "SELECT count(*) FROM ehr_sync_state WHERE last_error IS NOT NULL") != "0")
+        self.assertGreater(int(self.cluster.scalar(
+            "SELECT count(*) FROM ehr_sync_state WHERE last_error IS NOT NULL")), 0)
 
         # 4. Recovery: the sync catches up with what it missed; the marker goes away.
         self.deps.reset()
