@@ -168,3 +168,24 @@ class EhrSyncTest(ContinuumTestCase):
             "SELECT md5(string_agg(id || ':' || status || ':' || updated_at, ',' ORDER BY id)) "
             "FROM medication")
         self.assertEqual(before, after)
+
+    def test_two_nodes_share_one_sync(self):
+        """A second node syncing too: finding a page of the other node's in flight (the
+        advisory lock) is no error, changes still arrive, and both nodes report fresh data."""
+        node2 = self.cluster.add_server("node-2", self.server.overrides)
+        wait_until(lambda: (node2.get("/readyz").json().get("ehr_sync") or {}).get(
+            "last_success"), 60, 0.3, "node-2 sync status")
+        changes = self.tick(20)
+        for rtype, rid in changes[:3]:
+            wait_until(lambda: self.in_sync(rtype, rid), 15, 0.3, f"{rtype}/{rid} synchronised")
+        time.sleep(6 * INTERVAL_MS / 1000)
+        self.assertEqual(int(self.cluster.scalar(
+            "SELECT count(*) FROM ehr_sync_state WHERE last_error IS NOT NULL")), 0)
+        for node in (self.server, node2):
+            rs = node.get("/readyz").json()["ehr_sync"]
+            self.assertIsNone(rs["last_error"], (node.name, rs))
+            self.assertLess(rs["lag_s"], 5, (node.name, rs))
+        r = node2.fhir("Condition", token=self.token("patient-2", node2), params={"patient": "2"})
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNotNone(r.header("X-Continuum-Data-As-Of"), r.headers)
+        self.assertIsNone(r.header("X-Continuum-Degraded"), r.headers)
