@@ -64,7 +64,7 @@ Config LoadConfig(const std::string& path) {
   }
   CheckKeys(root, path, "",
             {"server", "node", "database", "topology", "cache", "dependencies", "jobs",
-             "notifications", "auth", "audit"});
+             "notifications", "ehr", "auth", "audit"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -196,6 +196,11 @@ Config LoadConfig(const std::string& path) {
     if (at == std::string::npos || at == 0 || at + 1 == c.notify_from.size() ||
         c.notify_from.find_first_of(" <>\r\n") != std::string::npos)
       Fail(path, "notifications.from", "must be a bare email address (noreply@example.org)");
+  }
+  if (auto* s = root["ehr"].as_table()) {
+    CheckKeys(*s, path, "ehr", {"sync_interval_ms"});
+    Get(*s, path, "ehr", "sync_interval_ms", c.ehr_sync_interval_ms);
+    if (c.ehr_sync_interval_ms < 100) Fail(path, "ehr.sync_interval_ms", "must be >= 100");
   }
   if (auto* s = root["auth"].as_table()) {
     CheckKeys(*s, path, "auth",

@@ -79,6 +79,9 @@ struct Config {
   // [notifications]: the sender of emails, and how often the outbox is polled
   std::string notify_from = "noreply@continuum.example";
   int notify_poll_ms = 1000;
+  // [ehr] sync_interval_ms: how often clinical data is synchronised in from the EHR
+  // (when [dependencies.ehr] is configured)
+  int ehr_sync_interval_ms = 5000;
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

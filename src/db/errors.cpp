@@ -20,6 +20,7 @@ void ThrowForSqlState(const std::string& st, const std::string& constraint,
     throw ConnectionError("the database is unavailable right now; please retry shortly");
   if (st == "40001" || st == "40P01")
     throw SerializationFailure("a concurrent change conflicted with this request; please retry");
+  if (st == "55P03") throw LockNotAvailable(server_message);
   if (st == "23505")
     throw UniqueViolation("a record with the same identity already exists", st, constraint);
   if (st == "23514") throw CheckViolation("the change was refused by a data rule", st, constraint);

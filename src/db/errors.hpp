@@ -27,6 +27,10 @@ struct QueryCanceled : DeadlineExceeded {
 struct SerializationFailure : Unavailable {
   explicit SerializationFailure(const std::string& m) : Unavailable(m, 1) {}
 };
+// 55P03: a lock that was asked for without waiting is held by another session.
+struct LockNotAvailable : Unavailable {
+  explicit LockNotAvailable(const std::string& m) : Unavailable(m, 1) {}
+};
 struct ConstraintViolation : Conflict {
   ConstraintViolation(const std::string& m, std::string sqlstate, std::string constraint)
       : Conflict(m), sqlstate(std::move(sqlstate)), constraint(std::move(constraint)) {}

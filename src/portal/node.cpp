@@ -27,6 +27,7 @@
 #include "http/outcome.hpp"
 #include "http/server.hpp"
 #include "portal/access.hpp"
+#include "portal/ehr_sync.hpp"
 #include "portal/high/notifications.hpp"
 #include "portal/medium/billing.hpp"
 #include "portal/medium/jobs.hpp"
@@ -359,6 +360,7 @@ int Serve(const Config& cfg) {
       o["audit_shipping"] = boost::json::object{{"backlog", ss.backlog},
                                                 {"database_reachable", ss.database_reachable}};
     }
+    if (ehr::Configured()) o["ehr_sync"] = ehr::ReadinessJson();
     return boost::json::serialize(o);
   };
 
@@ -480,6 +482,8 @@ int Serve(const Config& cfg) {
                  asio::detached);
   for (auto* d : dependencies.All())
     asio::co_spawn(*iocs[0], d->ActiveChecks(state.stopping), asio::detached);
+  if (dependencies.Find("ehr"))
+    asio::co_spawn(*iocs[0], ehr::SyncLoop(*shards[0], svc, state.stopping), asio::detached);
   if (topology)
     for (int i = 0; i < static_cast<int>(topology->size()); ++i)
       asio::co_spawn(*iocs[0], topology->Probe(i, state.stopping), asio::detached);

@@ -86,9 +86,11 @@ def http_request(port: int, method: str, path: str, body=None, headers=None,
 
 class StubDeps:
     def __init__(self, update_interval_ms: int = 0, data_dir: bool = False, patients: int = 300,
-                 label: str = "stubdeps"):
+                 label: str = "stubdeps", facilities: int | None = None, seed: int | None = None):
         self.update_interval_ms = update_interval_ms
         self.patients = patients
+        self.facilities = facilities  # None: the stand-in's default
+        self.seed = seed
         self.dir = Path(tempfile.mkdtemp(prefix=f"continuum-{label}-"))
         self.data_dir = self.dir / "data" if data_dir else None
         self.stderr_path = self.dir / "stderr.log"
@@ -110,6 +112,10 @@ class StubDeps:
             cmd = [str(harness.BINARY), "stub-deps", "--listen", "127.0.0.1",
                    "--base-port", str(self.base), "--ehr-patients", str(self.patients),
                    "--ehr-update-interval-ms", str(self.update_interval_ms)]
+            if self.facilities is not None:
+                cmd += ["--ehr-facilities", str(self.facilities)]
+            if self.seed is not None:
+                cmd += ["--seed", str(self.seed)]
             if self.data_dir:
                 cmd += ["--data-dir", str(self.data_dir)]
             with open(self.stderr_path, "ab") as err:

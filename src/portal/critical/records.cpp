@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/ehr_sync.hpp"
 #include "portal/search.hpp"
 
 namespace continuum::portal::critical {
@@ -367,20 +368,30 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
                       {"timestamp", rs[4].get(0, 0)},
                       {"entry", std::move(entries)}};
   rec.outcome = "success";
-  co_return fhir::Json(200, bundle);
+  auto resp = fhir::Json(200, bundle);
+  ehr::Annotate(ctx.svc, resp);
+  co_return resp;
 }
 
 asio::awaitable<http::Response> SearchAllergies(RequestContext& ctx) {
-  return PatientSearch(ctx, "AllergyIntolerance", kAllergies, AllergyJson, 10);
+  auto resp = co_await PatientSearch(ctx, "AllergyIntolerance", kAllergies, AllergyJson, 10);
+  ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
+  co_return resp;
 }
 asio::awaitable<http::Response> SearchMedications(RequestContext& ctx) {
-  return PatientSearch(ctx, "MedicationStatement", kMedications, MedicationJson, 8);
+  auto resp = co_await PatientSearch(ctx, "MedicationStatement", kMedications, MedicationJson, 8);
+  ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
+  co_return resp;
 }
 asio::awaitable<http::Response> SearchConditions(RequestContext& ctx) {
-  return PatientSearch(ctx, "Condition", kConditions, ConditionJson, 7);
+  auto resp = co_await PatientSearch(ctx, "Condition", kConditions, ConditionJson, 7);
+  ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
+  co_return resp;
 }
 asio::awaitable<http::Response> SearchEncounters(RequestContext& ctx) {
-  return PatientSearch(ctx, "Encounter", kEncounters, EncounterJson, 10);
+  auto resp = co_await PatientSearch(ctx, "Encounter", kEncounters, EncounterJson, 10);
+  ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
+  co_return resp;
 }
 
 }  // namespace continuum::portal::critical
