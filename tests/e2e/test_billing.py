@@ -135,21 +135,25 @@ class BillingTest(ContinuumTestCase):
         self.wait_dependency("payments", "closed")
 
     def test_breaker_half_open_then_closed(self):
-        self.deps.set_fault("payments", "refuse")
-        d = self.wait_dependency("payments", "open", timeout=10)
-        self.assertEqual(d.get("breaker"), "open", d)
-        self.assertEqual(d.get("state"), "down")
-        ops = self.server.get("/api/v1/ops/status")
-        self.assertEqual(ops.status, 200, ops)
-        self.assertEqual(ops.json()["dependencies"]["payments"]["breaker"], "open")
-        self.assertEqual(ops.json()["tiers"]["medium"]["mode"], "queued")
-        self.assertEqual(ops.json()["tiers"]["critical"]["mode"], "normal")
-        self.deps.set_fault("payments", "ok")
-        d = self.wait_dependency("payments", "closed", timeout=10)
-        self.assertEqual(d.get("breaker"), "closed", d)
-        metrics = self.server.get("/metrics").text
-        self.assertIn('continuum_dependency_calls_total{dependency="payments",event="opened"}',
-                      metrics)
+        # Every configured dependency: its checks and calls open the breaker when it
+        # refuses connections; once it is back, a half-open trial closes it again.
+        for name in ("payments", "insurance", "pharmacy"):
+            with self.subTest(dependency=name):
+                self.deps.set_fault(name, "refuse")
+                d = self.wait_dependency(name, "open", timeout=10)
+                self.assertEqual(d.get("breaker"), "open", d)
+                self.assertEqual(d.get("state"), "down")
+                ops = self.server.get("/api/v1/ops/status")
+                self.assertEqual(ops.status, 200, ops)
+                self.assertEqual(ops.json()["dependencies"][name]["breaker"], "open")
+                self.assertEqual(ops.json()["tiers"]["medium"]["mode"], "queued")
+                self.assertEqual(ops.json()["tiers"]["critical"]["mode"], "normal")
+                self.deps.set_fault(name, "ok")
+                d = self.wait_dependency(name, "closed", timeout=10)
+                self.assertEqual(d.get("breaker"), "closed", d)
+                metrics = self.server.get("/metrics").text
+                self.assertIn(f'continuum_dependency_calls_total{{dependency="{name}",'
+                              f'event="opened"}}', metrics)
 
     def test_insurance_verification(self):
         pid, _ = self.patient_with_invoice()
