@@ -169,6 +169,24 @@ asio::awaitable<db::Result> Load(RequestContext& ctx, const std::string& id) {
   co_return r;
 }
 
+// The refusals continuum_book (and continuum_reschedule through it) can answer with.
+void ThrowUnlessBooked(RequestContext& ctx, const std::string& outcome, const std::string& slot) {
+  if (outcome == "no-slot") {
+    ctx.AuditOutcome("failure", "no such slot");
+    throw BadRequest("Slot/" + slot + " does not exist.", "not-found");
+  }
+  if (outcome == "taken") {
+    ctx.AuditOutcome("failure", "slot not free");
+    throw Conflict("That time is no longer available. Please choose another slot.");
+  }
+  if (outcome == "key-reused") {
+    ctx.AuditOutcome("failure", "idempotency key reused for another request");
+    throw Conflict(
+        "This Idempotency-Key was already used for a different booking or change. Use a new "
+        "key for a new request.");
+  }
+}
+
 }  // namespace
 
 asio::awaitable<http::Response> SearchSlots(RequestContext& ctx) {
@@ -255,20 +273,7 @@ asio::awaitable<http::Response> BookAppointment(RequestContext& ctx) {
   }
   if (raced) r = co_await ctx.Write(kBook, db::P(slot, me, descp, keyp), true);
   std::string outcome(r.get(0, 1));
-  if (outcome == "no-slot") {
-    ctx.AuditOutcome("failure", "no such slot");
-    throw BadRequest("Slot/" + slot + " does not exist.", "not-found");
-  }
-  if (outcome == "taken") {
-    ctx.AuditOutcome("failure", "slot not free");
-    throw Conflict("That time is no longer available. Please choose another slot.");
-  }
-  if (outcome == "key-reused") {
-    ctx.AuditOutcome("failure", "idempotency key reused for another slot");
-    throw Conflict(
-        "This Idempotency-Key was already used to book a different slot. Use a new key for a "
-        "new booking.");
-  }
+  ThrowUnlessBooked(ctx, outcome, slot);
   std::string id(r.get(0, 0));
   rec.resource_id = id;
   // The booking is committed and stands whatever happens next. Its notification is
@@ -371,18 +376,7 @@ asio::awaitable<http::Response> RescheduleAppointment(RequestContext& ctx) {
     rec.outcome = "failure";
     throw Conflict("Appointment/" + id + " is cancelled; book a new appointment instead.");
   }
-  if (outcome == "no-slot") {
-    ctx.AuditOutcome("failure", "no such slot");
-    throw BadRequest("Slot/" + slot + " does not exist.", "not-found");
-  }
-  if (outcome == "taken") {
-    ctx.AuditOutcome("failure", "slot not free");
-    throw Conflict("That time is no longer available. Please choose another slot.");
-  }
-  if (outcome == "key-reused") {
-    ctx.AuditOutcome("failure", "idempotency key reused");
-    throw Conflict("This Idempotency-Key was already used for a different change.");
-  }
+  ThrowUnlessBooked(ctx, outcome, slot);
   std::string new_id(r.get(0, 0));
   rec.resource_id = new_id;
   auto a = co_await Load(ctx, new_id);
