@@ -20,6 +20,7 @@
 #include "core/log.hpp"
 #include "http/client_address.hpp"
 #include "http/outcome.hpp"
+#include "http/request_id.hpp"
 
 namespace continuum::http {
 namespace asio = boost::asio;
@@ -28,23 +29,6 @@ namespace bhttp = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-bool SaneRequestId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-          c == ':'))
-      return false;
-  return true;
-}
-
-std::string NewRequestId() {
-  unsigned char b[12];
-  randombytes_buf(b, sizeof b);
-  char hex[25];
-  sodium_bin2hex(hex, sizeof hex, b, sizeof b);
-  return hex;
-}
 
 bhttp::response<bhttp::string_body> ToBeast(Response&& r, unsigned version, bool keep_alive,
                                             const std::string& request_id) {

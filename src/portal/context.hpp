@@ -105,6 +105,13 @@ struct RequestContext {
   boost::asio::awaitable<std::vector<db::Result>> WriteBatch(std::vector<db::Statement> stmts,
                                                              bool idempotent = false);
   db::Pool& pool() { return shard.pool(tier); }
+  // A context for work no client asked for (workers, cache refreshes): no caller, no
+  // audit records, the tier's pools and `deadline`. `req` must outlive it.
+  static RequestContext Background(http::Request& req, Services& svc, Shard& shard, Tier tier,
+                                   std::string_view route, std::chrono::milliseconds deadline) {
+    return RequestContext{req,          svc, shard, tier, route, Deadline::After(deadline),
+                          std::nullopt, {}};
+  }
   std::string BaseUrl() const;  // "http://host/fhir/R4"
 };
 

@@ -581,9 +581,8 @@ asio::awaitable<void> SyncLoop(Shard& shard, Services& svc, const std::atomic<bo
   std::string last_logged;
   while (!stop.load()) {
     http::Request req;
-    RequestContext ctx{req,           svc,        shard,
-                       Tier::kMedium, "ehr.sync", Deadline::After(std::chrono::seconds(30)),
-                       std::nullopt,  {}};
+    auto ctx = RequestContext::Background(req, svc, shard, Tier::kMedium, "ehr.sync",
+                                          std::chrono::seconds(30));
     const int64_t round_ms = NowMs();
     g_last_attempt_ms.store(round_ms);
     std::string error;

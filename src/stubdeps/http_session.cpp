@@ -12,6 +12,7 @@
 
 #include "core/log.hpp"
 #include "http/outcome.hpp"
+#include "http/request_id.hpp"
 #include "stubdeps/api.hpp"
 
 namespace continuum::stubdeps {
@@ -24,23 +25,6 @@ namespace {
 constexpr std::chrono::seconds kHeaderTimeout{30};
 constexpr std::chrono::seconds kIdleTimeout{60};
 constexpr std::chrono::seconds kWriteTimeout{30};
-
-bool SaneRequestId(std::string_view id) {
-  if (id.empty() || id.size() > 128) return false;
-  for (char c : id)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
-          c == ':'))
-      return false;
-  return true;
-}
-
-std::string NewRequestId() {
-  unsigned char b[12];
-  randombytes_buf(b, sizeof b);
-  char hex[25];
-  sodium_bin2hex(hex, sizeof hex, b, sizeof b);
-  return hex;
-}
 
 http::Response Unavailable(const HttpService& s) {
   const std::string msg =
@@ -103,7 +87,7 @@ asio::awaitable<void> ServeHttp(std::shared_ptr<Connection> conn, const HttpServ
     }
     req.client_address = conn->peer;
     std::string_view rid = req.header("x-request-id");
-    req.request_id = SaneRequestId(rid) ? std::string(rid) : NewRequestId();
+    req.request_id = http::SaneRequestId(rid) ? std::string(rid) : http::NewRequestId();
     req.body = std::move(breq.body());
     auto url = boost::urls::parse_origin_form(req.target);
     if (url) {

@@ -229,15 +229,9 @@ asio::awaitable<void> NotificationWorker(Shard& shard, Services& svc,
     http::Request req;
     // Background work with the medium tier's pool and deadline (like the job worker),
     // so that it never takes the high tier's connections from patients.
-    RequestContext ctx{
-        req,
-        svc,
-        shard,
-        Tier::kMedium,
-        "notifications.worker",
-        Deadline::After(std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms)),
-        std::nullopt,
-        {}};
+    auto ctx = RequestContext::Background(
+        req, svc, shard, Tier::kMedium, "notifications.worker",
+        std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms));
     try {
       if (std::chrono::steady_clock::now() >= next_sweep) {
         auto rem = co_await ctx.Write(kSweepReminders, db::P(reminder), true);

@@ -83,15 +83,9 @@ struct Served {
 // Background revalidation: its own context (no caller, no audit), the tier's deadline.
 asio::awaitable<void> Refresh(Shard* shard, Services* svc, std::string key, Loader loader) {
   http::Request req;
-  RequestContext rctx{
-      req,
-      *svc,
-      *shard,
-      Tier::kLow,
-      "content.refresh",
-      Deadline::After(std::chrono::milliseconds(svc->config.limits(Tier::kLow).deadline_ms)),
-      std::nullopt,
-      {}};
+  auto rctx = RequestContext::Background(
+      req, *svc, *shard, Tier::kLow, "content.refresh",
+      std::chrono::milliseconds(svc->config.limits(Tier::kLow).deadline_ms));
   bool ok = false;
   try {
     std::string v = co_await loader(rctx);

@@ -277,15 +277,9 @@ asio::awaitable<void> JobWorker(Shard& shard, Services& svc, const std::atomic<b
   bool warned = false;
   while (!stop.load()) {
     http::Request req;
-    RequestContext ctx{
-        req,
-        svc,
-        shard,
-        Tier::kMedium,
-        "jobs.worker",
-        Deadline::After(std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms)),
-        std::nullopt,
-        {}};
+    auto ctx = RequestContext::Background(
+        req, svc, shard, Tier::kMedium, "jobs.worker",
+        std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms));
     try {
       auto due = co_await ctx.Write(kClaimDue, db::P(svc.config.node_id, 10));
       for (int i = 0; i < due.rows() && !stop.load(); ++i) {
