@@ -38,8 +38,9 @@ PSQL = "/usr/lib/postgresql/15/bin/psql" if os.path.exists("/usr/lib/postgresql/
 PATRONICTL = "/usr/bin/patronictl"
 SYS_PY = "/usr/bin/python3"
 
-# fixed ports of scripts/cluster besides deploy/regions.conf (HAProxy)
-HAPROXY_PORTS = {"pg_primary": 15432, "pg_replicas": 15433, "stats": 7000, "http": 8080, "https": 8443}
+sys.path.insert(0, str(REPO / "ops"))
+from continuum_ops.topology import (HAPROXY_PORTS, Topology, ephemeral_range, port_problems,  # noqa: E402
+                                    reserved_ports)
 
 
 def log(msg: str) -> None:
@@ -105,22 +106,8 @@ def start_watchdog(deadline_s: float, what: str = "cluster tests") -> None:
 # Ports
 
 
-def regions_conf() -> list[dict]:
-    out = []
-    for line in (DEPLOY / "regions.conf").read_text().splitlines():
-        f = line.split()
-        if not f or f[0].startswith("#"):
-            continue
-        out.append({"name": f[0], "etcd_client": int(f[1]), "etcd_peer": int(f[2]), "rest": int(f[3]),
-                    "pg": int(f[4]), "nodes": [int(p) for p in f[5:]]})
-    return out
-
-
 def cluster_ports(offset: int) -> list[int]:
-    ports = list(HAPROXY_PORTS.values())
-    for r in regions_conf():
-        ports += [r["etcd_client"], r["etcd_peer"], r["rest"], r["pg"], *r["nodes"]]
-    return [p + offset for p in ports]
+    return [p for p, _ in Topology((DEPLOY / "regions.conf").read_text(), offset).ports()]
 
 
 def port_free(port: int) -> bool:
@@ -134,10 +121,15 @@ def port_free(port: int) -> bool:
 
 
 def free_offset(candidates=range(2000, 10001, 1000)) -> int:
-    for off in candidates:
+    """The first offset whose ports are all free and all below the kernel's ephemeral range."""
+    eph, reserved = ephemeral_range(), reserved_ports()
+    usable = [off for off in candidates
+              if not port_problems(Topology((DEPLOY / "regions.conf").read_text(), off).ports(), eph, reserved)]
+    for off in usable:
         if all(port_free(p) for p in cluster_ports(off)):
             return off
-    raise RuntimeError(f"no port offset in {list(candidates)} has all its ports free")
+    raise RuntimeError(f"no port offset in {usable} (of {list(candidates)}, the ones below the ephemeral "
+                       f"range {eph[0]}-{eph[1]}) has all its ports free")
 
 
 # --------------------------------------------------------------------------------------
@@ -172,11 +164,23 @@ def _ppids() -> dict[int, int]:
     return out
 
 
-def processes_of(state: Path) -> list[int]:
-    """PIDs whose command line names the state folder, and all their descendants."""
-    needle = str(state) + "/"
+def pg_root_of(state: Path) -> Path:
+    """Where the cluster keeps PostgreSQL's folders (cluster.env), default <state>/patroni."""
+    try:
+        for line in (state / "cluster.env").read_text().splitlines():
+            if line.startswith("PG_ROOT="):
+                return Path(line.split("=", 1)[1].strip())
+    except OSError:
+        pass
+    return state / "patroni"
+
+
+def processes_of(state: Path, also: tuple[Path, ...] = ()) -> list[int]:
+    """PIDs whose command line names the state folder (or the cluster's PostgreSQL folder, or
+    a folder in `also`), and all their descendants."""
+    needles = [str(p) + "/" for p in (state, pg_root_of(state), *also)]
     me = os.getpid()
-    roots = [p for p in _ppids() if p != me and needle in _cmdline(p) + "/" and _alive(p)]
+    roots = [p for p in _ppids() if p != me and any(n in _cmdline(p) + "/" for n in needles) and _alive(p)]
     ppid = _ppids()
     want, todo = set(roots), list(roots)
     while todo:
@@ -455,9 +459,12 @@ class ClusterHandle:
             if self.failed and (self.state / "logs").is_dir():
                 kept = Path(f"{self.state}-logs")
                 shutil.copytree(self.state / "logs", kept, dirs_exist_ok=True)
-                for pg in (self.state / "patroni").glob("*/pglog"):
+                for pg in pg_root_of(self.state).glob("*/pglog"):
                     shutil.copytree(pg, kept / f"pglog-{pg.parent.name}", dirs_exist_ok=True)
                 log(f"a test failed: logs kept in {kept}")
+            pg_root = pg_root_of(self.state)
+            if pg_root != self.state / "patroni" and (pg_root / "OWNER").exists():
+                shutil.rmtree(pg_root, ignore_errors=True)
             shutil.rmtree(self.state, ignore_errors=True)
             log(f"cluster down and {self.state} removed ({time.monotonic() - t0:.1f}s)")
         finally:

@@ -32,6 +32,7 @@ import faulthandler
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -127,10 +128,36 @@ def new_request_id() -> str:
     return "e2e-" + uuid.uuid4().hex
 
 
-def free_port() -> int:
+def listen_port_range() -> tuple[int, int]:
+    """Where tests pick listening ports: from 20000 up to just below the kernel's ephemeral
+    range (net.ipv4.ip_local_port_range, 32768-60999 by default). A port in the ephemeral
+    range may be held for a moment by any outgoing connection on the machine, so a server
+    started there fails to bind at random; bind(0) would pick exactly such a port."""
+    try:
+        lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    return 20000, max(20001, lo - 1)
+
+
+def port_is_free(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port(span: int = 1) -> int:
+    """A random port (with `span - 1` free ports after it) below the ephemeral range, free
+    right now. The caller binds it soon after; a lost race is retried by the caller."""
+    lo, hi = listen_port_range()
+    for _ in range(500):
+        p = random.randrange(lo, hi - span + 2)
+        if all(port_is_free(p + i) for i in range(span)):
+            return p
+    raise RuntimeError(f"no free port in {lo}-{hi}")
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):

@@ -33,20 +33,13 @@ OFFSETS = {"admin": 0, "ehr": 1, "pharmacy": 2, "insurance": 3, "payments": 4, "
 DEPENDENCIES = ["ehr", "pharmacy", "insurance", "payments", "sms", "smtp"]
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 def free_base_port() -> int:
-    """A base port whose whole range (base .. base+25) is free right now."""
+    """A base port whose whole range (base .. base+25) is free right now, below the kernel's
+    ephemeral port range (harness.listen_port_range)."""
+    lo, hi = harness.listen_port_range()
     for _ in range(200):
-        base = random.randrange(20000, 60000)
-        if all(_port_free(base + o) for o in OFFSETS.values()):
+        base = random.randrange(lo, hi - 25)
+        if all(harness.port_is_free(base + o) for o in OFFSETS.values()):
             return base
     raise RuntimeError("no free port range for stub-deps")
 

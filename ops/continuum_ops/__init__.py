@@ -1,0 +1,7 @@
+"""Continuum cluster operations: the local multi-region cluster as a tested program.
+
+One module per concern: topology (regions, nodes, port plan), pgroot (where PostgreSQL's
+folders live), procs (process supervision), patroni, haproxy, portal (config rendering and
+the decisions taken from each engine's state), cluster (the commands), cli (the entry point
+behind scripts/cluster and `continuum cluster`).
+"""

@@ -1,0 +1,716 @@
+"""The local multi-region cluster: bring it up, take it down, report, break and mend regions.
+
+Per region of deploy/regions.conf: one etcd 3.4 member, one Patroni 3.0.2 node (PostgreSQL
+15, run as `postgres`) and its portal nodes (`continuum serve`); one HAProxy 2.6 as the
+HTTP(S) edge and PostgreSQL router; `continuum stub-deps` for the external services.
+Everything lives under one state folder (configs, pids/, logs/, secrets), except
+PostgreSQL's folders when the postgres user cannot reach the state folder (see pgroot.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from . import haproxy, patroni, pgroot, portal
+from .procs import Supervisor, closure, live, snapshot
+from .topology import (MAX_OFFSET, Topology, ephemeral_range, listening_ports, max_offset, port_problems,
+                       reserved_ports)
+from .util import ClusterError, all_ok, http_get, http_json, log, render, wait_for, write_atomic
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+PSQL = PG_BIN / "psql"
+ETCD, ETCDCTL = Path("/usr/bin/etcd"), Path("/usr/bin/etcdctl")
+PATRONI, PATRONICTL = Path("/usr/bin/patroni"), Path("/usr/bin/patronictl")
+HAPROXY, OPENSSL = Path("/usr/sbin/haproxy"), Path("/usr/bin/openssl")
+PG_USER = pgroot.PG_USER
+
+
+def env_int(name: str, default: int) -> int:
+    v = os.environ.get(name, "")
+    return int(v) if v.strip() else default
+
+
+class Cluster:
+    def __init__(self, state: Path, offset: int | None = None):
+        self.state = Path(os.path.realpath(state))
+        self.env_file = self.state / "cluster.env"
+        recorded = self._read_env()
+        rec_off = recorded.get("PORT_OFFSET")
+        if rec_off is not None and offset is not None and int(rec_off) != offset:
+            raise ClusterError(f"{self.state} was created with port offset {rec_off}, not {offset} "
+                               f"(remove the folder to change it)")
+        self.offset = int(rec_off) if rec_off is not None else (offset or 0)
+        self.recorded_pg_root = recorded.get("PG_ROOT")
+        self.topo = Topology((DEPLOY / "regions.conf").read_text(), self.offset,
+                             env_int("STUB_BASE_PORT", 9100))
+        self.bin = Path(os.environ.get("CONTINUUM_BIN") or REPO / "build" / "continuum")
+        self.patients = env_int("CLUSTER_PATIENTS", 10000)
+        self.with_deps = os.environ.get("CLUSTER_NO_DEPS", "0") != "1"
+        self.up_timeout = env_int("UP_TIMEOUT", 120)
+        self.node_timeout = env_int("NODE_TIMEOUT", 60)
+        self.pg_root = Path(self.recorded_pg_root) if self.recorded_pg_root else self.state / "patroni"
+        self.sup = Supervisor(self.state, [self.state, self.pg_root], log)
+        self.tls_pem = Path(os.environ["CLUSTER_TLS_PEM"]) if os.environ.get("CLUSTER_TLS_PEM") \
+            else self.state / "haproxy" / "edge.pem"
+        self.secrets: dict[str, str] = {}
+
+    # ---- state folder ------------------------------------------------------------------
+
+    def _read_env(self) -> dict[str, str]:
+        out = {}
+        try:
+            for line in self.env_file.read_text().splitlines():
+                k, sep, v = line.partition("=")
+                if sep:
+                    out[k.strip()] = v.strip()
+        except OSError:
+            pass
+        return out
+
+    def _write_env(self) -> None:
+        write_atomic(self.env_file, f"PORT_OFFSET={self.offset}\nPG_ROOT={self.pg_root}\n")
+
+    def load_secrets(self) -> None:
+        f = self.state / "secrets.env"
+        if not f.exists():
+            text = "".join(f"{v}={secrets.token_hex(16)}\n" for v in
+                           ("SUPERUSER_PASSWORD", "REPLICATION_PASSWORD", "REWIND_PASSWORD", "APP_PASSWORD"))
+            write_atomic(f, text, 0o600)
+        for line in f.read_text().splitlines():
+            k, _, v = line.partition("=")
+            self.secrets[k] = v
+
+    def make_key(self) -> None:
+        k = self.state / "cluster.key"
+        if not (k.exists() and k.stat().st_size > 0):
+            write_atomic(k, secrets.token_hex(32) + "\n", 0o600)
+
+    def make_cert(self) -> None:
+        if os.environ.get("CLUSTER_TLS_PEM"):
+            if not os.access(self.tls_pem, os.R_OK):
+                raise ClusterError(f"CLUSTER_TLS_PEM={self.tls_pem} is not readable")
+            return
+        if self.tls_pem.exists() and self.tls_pem.stat().st_size > 0:
+            return
+        d = self.tls_pem.parent
+        log(f"making a self-signed demo certificate for the edge: {self.tls_pem}")
+        old = os.umask(0o077)
+        try:
+            cp = subprocess.run([OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                                 "-nodes", "-days", "365", "-subj", "/CN=localhost/O=Continuum demo",
+                                 "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                                 "-keyout", d / "edge.key.tmp", "-out", d / "edge.crt.tmp"],
+                                capture_output=True, timeout=60)
+            if cp.returncode != 0:
+                raise ClusterError("openssl could not make a certificate: " + cp.stderr.decode()[-300:])
+            write_atomic(self.tls_pem, (d / "edge.crt.tmp").read_text() + (d / "edge.key.tmp").read_text(), 0o600)
+        finally:
+            os.umask(old)
+            for f in ("edge.key.tmp", "edge.crt.tmp"):
+                (d / f).unlink(missing_ok=True)
+
+    def check_ports(self) -> None:
+        eph = ephemeral_range()
+        problems = port_problems(self.topo.ports(), eph, reserved_ports())
+        if problems:
+            at_zero = Topology((DEPLOY / "regions.conf").read_text(), 0, env_int("STUB_BASE_PORT", 9100)).ports()
+            raise ClusterError(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                               + f"; with this deploy/regions.conf the port offset may be at most "
+                                 f"{min(MAX_OFFSET, max_offset(at_zero, eph))}")
+
+    def need_ports(self, what: str, ports: list[int]) -> None:
+        busy = listening_ports()
+        for p in ports:
+            if p in busy:
+                raise ClusterError(f"port {p} (for {what}) is already in use by a listening process "
+                                   f"(another --state? --port-offset? ss -ltnp 'sport = :{p}')")
+
+    def preflight(self) -> None:
+        if os.geteuid() != 0:
+            raise ClusterError(f"run as root (Patroni is started as {PG_USER} via setpriv)")
+        for b in (ETCD, ETCDCTL, PATRONI, PATRONICTL, HAPROXY, OPENSSL, PG_BIN / "postgres"):
+            if not os.access(b, os.X_OK):
+                raise ClusterError(f"missing {b} (run scripts/setup; see deploy/README.md for packages)")
+        if not os.access(self.bin, os.X_OK):
+            raise ClusterError(f"missing {self.bin} (scripts/build continuum, or set CONTINUUM_BIN)")
+        self.check_ports()
+        for d in (self.state, self.sup.pids, self.sup.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.state, 0o755)   # our own folder; the secrets in it are 0600
+        root, why = pgroot.choose(self.state, self.recorded_pg_root, pgroot.reachable_by_postgres)
+        if root != self.state / "patroni":
+            blocker = pgroot.first_blocking_folder(self.state)
+            if not self.recorded_pg_root:
+                log(f"PostgreSQL folders go to {root}: {why}"
+                    + (f" ({blocker} is not open to it)" if blocker else ""))
+            try:
+                pgroot.prepare_external(root, self.state)
+            except OSError as e:
+                raise ClusterError(f"the postgres user cannot reach {self.state} and {root} cannot be made "
+                                   f"({e}); use --state with a folder every user may pass through "
+                                   f"(e.g. under /var/tmp)") from None
+        else:
+            root.mkdir(exist_ok=True)
+        if not pgroot.reachable_by_postgres(root):
+            raise ClusterError(f"the {PG_USER} user cannot reach {root} (blocked at "
+                               f"{pgroot.first_blocking_folder(root)}); choose a --state it can reach")
+        self.pg_root = root
+        self.sup = Supervisor(self.state, [self.state, self.pg_root], log)
+        self._write_env()
+        self.load_secrets()
+        self.make_key()
+
+    # ---- etcd --------------------------------------------------------------------------
+
+    def etcd_endpoints(self) -> str:
+        return ",".join(f"http://{r.host}:{r.etcd_client}" for r in self.topo.regions)
+
+    def etcd_up(self, names: list[str]) -> None:
+        initial = ",".join(f"{r.name}=http://{r.host}:{r.etcd_peer}" for r in self.topo.regions)
+        for name in names:
+            r = self.topo.region(name)
+            d = self.state / "etcd" / name
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, 0o700)
+            render(DEPLOY / "etcd" / "etcd.conf.yml.tmpl", d / "etcd.conf.yml", {
+                "REGION": name, "ETCD_DATA_DIR": d / "data", "ETCD_CLIENT_PORT": r.etcd_client,
+                "ETCD_PEER_PORT": r.etcd_peer, "ETCD_INITIAL_CLUSTER": initial})
+            if self.sup.alive(f"etcd-{name}"):
+                continue
+            self.need_ports(f"etcd {name}", [r.etcd_client, r.etcd_peer])
+            log(f"starting etcd {name} (client {r.etcd_client}, peer {r.etcd_peer})")
+            self.sup.start(f"etcd-{name}", [ETCD, "--config-file", d / "etcd.conf.yml"], cwd=d)
+
+    def etcd_quorum(self) -> bool:
+        cp = subprocess.run([ETCDCTL, f"--endpoints={self.etcd_endpoints()}", "--dial-timeout=1s",
+                             "--command-timeout=2s", "endpoint", "health"],
+                            env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, timeout=15)
+        return cp.returncode == 0
+
+    def etcd_member_healthy(self, name: str) -> bool:
+        r = self.topo.region(name)
+        j = http_json(f"http://{r.host}:{r.etcd_client}/health")
+        return bool(j) and j.get("health") == "true"
+
+    # ---- Patroni -----------------------------------------------------------------------
+
+    def patroni_dir(self, name: str) -> Path:
+        return self.pg_root / name
+
+    def patroni_cfg(self, name: str) -> Path:
+        return self.patroni_dir(name) / "patroni.yml"
+
+    def patroni_up(self, names: list[str]) -> None:
+        uid, gid = pgroot.pg_ids()
+        etcd_hosts = ",".join(f"{r.host}:{r.etcd_client}" for r in self.topo.regions)
+        for name in names:
+            r = self.topo.region(name)
+            d = self.patroni_dir(name)
+            (d / "pglog").mkdir(parents=True, exist_ok=True)
+            for p in (d, d / "pglog"):
+                os.chown(p, uid, gid)
+            os.chmod(d, 0o700)
+            render(DEPLOY / "patroni" / "patroni.yml.tmpl", self.patroni_cfg(name), {
+                "REGION": name, "REST_PORT": r.rest, "PG_PORT": r.pg, "NODE_DIR": d, "PG_BIN": PG_BIN,
+                "ETCD_HOSTS": etcd_hosts, "SUPERUSER_PASSWORD": self.secrets["SUPERUSER_PASSWORD"],
+                "REPLICATION_PASSWORD": self.secrets["REPLICATION_PASSWORD"],
+                "REWIND_PASSWORD": self.secrets["REWIND_PASSWORD"]}, mode=0o600)
+            os.chown(self.patroni_cfg(name), uid, gid)
+            if self.sup.alive(f"patroni-{name}"):
+                continue
+            if self.postmaster_pid(name) is None:
+                self.need_ports(f"patroni {name}", [r.rest, r.pg])
+            else:
+                self.need_ports(f"Patroni REST {name}", [r.rest])
+            log(f"starting patroni {name} (REST {r.rest}, postgres {r.pg})")
+            # setpriv execs (unlike runuser, which forks), so the PID is Patroni's own; the
+            # working directory is the node's own folder (postgres must be able to enter it).
+            self.sup.start(f"patroni-{name}", [
+                "setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--init-groups", "--",
+                PATRONI, self.patroni_cfg(name)], cwd=d,
+                env={"PATH": "/usr/bin:/bin", "HOME": "/var/lib/postgresql", "LANG": "C.UTF-8",
+                     "LC_ALL": "C.UTF-8"})
+
+    def postmaster_pid(self, name: str) -> int | None:
+        data = self.patroni_dir(name) / "data"
+        try:
+            pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        from .procs import cmdline
+        return pid if live(pid) and str(data) in cmdline(pid) else None
+
+    def cluster_json(self) -> dict | None:
+        for r in self.topo.regions:
+            j = http_json(f"http://{r.host}:{r.rest}/cluster")
+            if j is not None:
+                return j
+        return None
+
+    def patroni_alive_or_die(self, names: list[str]) -> None:
+        """A Patroni that exited while we wait is a failure now, with its last log lines."""
+        for n in names:
+            if not self.sup.alive(f"patroni-{n}"):
+                raise ClusterError(f"patroni {n} exited; last lines of {self.sup.logs}/patroni-{n}.log:\n"
+                                   + self.sup.log_tail(f"patroni-{n}.log"))
+
+    def psql(self, conninfo: str, sql: str, password: str | None = None, timeout: float = 10,
+             stdin: str | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PGCONNECT_TIMEOUT": "3"}
+        if password:
+            env["PGPASSWORD"] = password
+        args = [PSQL, "-X", "-qAt", "-F:", conninfo]
+        if sql:
+            args += ["-c", sql]
+        return subprocess.run(args, input=stdin, env=env, capture_output=True, text=True, timeout=timeout)
+
+    def leader_port(self) -> int | None:
+        m = patroni.leader(self.cluster_json())
+        return int(m["port"]) if m else None
+
+    def replication(self) -> dict[str, dict]:
+        """application_name -> {state, sync_state}, as the primary sees it."""
+        port = self.leader_port()
+        if port is None:
+            return {}
+        try:
+            cp = self.psql(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+                           "select application_name, state, sync_state from pg_stat_replication",
+                           self.secrets.get("SUPERUSER_PASSWORD"), timeout=5)
+        except subprocess.TimeoutExpired:
+            return {}
+        out = {}
+        for line in cp.stdout.splitlines() if cp.returncode == 0 else []:
+            f = (line.split(":") + ["", ""])[:3]
+            out[f[0]] = {"state": f[1], "sync_state": f[2]}
+        return out
+
+    def region_serving(self, name: str) -> bool:
+        streaming = {k for k, v in self.replication().items() if v["state"] == "streaming"}
+        return patroni.serving(self.cluster_json(), name, streaming)
+
+    def create_database(self) -> bool:
+        port = self.leader_port()
+        if port is None:
+            return False
+        pw = self.secrets["APP_PASSWORD"]
+        sql = (f"SELECT format('CREATE ROLE continuum LOGIN PASSWORD %L', '{pw}')\n"
+               " WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'continuum') \\gexec\n"
+               "SELECT 'CREATE DATABASE continuum OWNER continuum'\n"
+               " WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'continuum') \\gexec\n")
+        cp = self.psql(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", "",
+                       self.secrets["SUPERUSER_PASSWORD"], stdin=sql)
+        return cp.returncode == 0
+
+    def primary_url(self, me: str | None = None) -> str:
+        return portal.primary_url(self.topo, me or self.topo.names[0], self.secrets["APP_PASSWORD"])
+
+    def run_bin(self, args: list[str], logname: str, what: str, timeout: float = 900) -> None:
+        with open(self.sup.logs / logname, "ab") as f:
+            cp = subprocess.run([str(self.bin), *args], stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, timeout=timeout)
+        if cp.returncode != 0:
+            raise ClusterError(f"{what} failed; last lines of {self.sup.logs / logname}:\n"
+                               + self.sup.log_tail(logname, 20))
+
+    def migrate_and_seed(self) -> None:
+        url = self.primary_url()
+        log(f"migrating ({self.bin} migrate)")
+        self.run_bin(["migrate", "--database-url", url], "migrate.log", "continuum migrate")
+        cp = self.psql(url, "SELECT CASE WHEN to_regclass('patient') IS NULL THEN 0 "
+                            "ELSE (SELECT count(*) FROM patient) END")
+        if cp.returncode != 0:
+            raise ClusterError(f"cannot count patients: {cp.stderr.strip()[-300:]}")
+        n = int(cp.stdout.strip() or 0)
+        if n == 0:
+            log(f"seeding {self.patients} patients, 20 facilities")
+            self.run_bin(["seed", "--database-url", url, "--patients", str(self.patients), "--facilities", "20"],
+                         "seed.log", "continuum seed")
+        else:
+            log(f"database already has {n} patients: not seeding")
+            # Idempotent upkeep of a running demo: the article library as shipped, and
+            # bookable slots for the next four weeks (slots open day by day).
+            try:
+                self.run_bin(["content", "load", "--database-url", url], "seed.log", "continuum content load")
+            except ClusterError as e:
+                log(f"warning: {e}")
+            if self.psql(url, "SELECT continuum_open_slots(28)").returncode != 0:
+                log("warning: could not open new appointment slots")
+
+    # ---- stand-ins and portal nodes -----------------------------------------------------
+
+    def stubdeps_up(self) -> None:
+        if not self.with_deps or self.sup.alive("stubdeps"):
+            return
+        self.need_ports("stub-deps", self.topo.stub_ports())
+        d = self.state / "stubdeps"
+        d.mkdir(exist_ok=True)
+        ehr = portal.ehr_patients(self.patients)
+        args = [self.bin, "stub-deps", "--base-port", str(self.topo.stub_base), "--data-dir", d]
+        if ehr:
+            args += ["--ehr-patients", str(ehr), "--ehr-facilities", "20"]
+        log(f"starting stub-deps (admin 127.0.0.1:{self.topo.stub_base}; faults: PUT /admin/faults/{{dependency}})")
+        self.sup.start("stubdeps", args, cwd=d)
+
+    def with_topology(self) -> bool:
+        v = os.environ.get("CLUSTER_NO_TOPOLOGY", "")
+        if v in ("0", "1"):
+            return v == "0"
+        return b"max_replica_lag_ms" in self.bin.read_bytes()
+
+    def portal_up(self, names: list[str]) -> None:
+        use_topo = self.with_topology()
+        if not use_topo:
+            log("portal configs without [topology] (CLUSTER_NO_TOPOLOGY)")
+        pw = self.secrets["APP_PASSWORD"]
+        deps = portal.dependencies_block(self.topo, self.patients, self.with_deps)
+        for name in names:
+            topo = portal.topology_block(self.topo, name, pw) + "\n" if use_topo else ""
+            for n in self.topo.region(name).nodes:
+                d = self.state / "portal" / n.name
+                (d / "audit").mkdir(parents=True, exist_ok=True)
+                os.chmod(d, 0o700)
+                render(DEPLOY / "portal" / "continuum.toml.tmpl", d / "continuum.toml", {
+                    "PORTAL_PORT": n.port, "REGION": name, "NODE": n.name,
+                    "WRITE_URL": self.primary_url(name), "TOPOLOGY": topo, "DEPENDENCIES": deps,
+                    "KEY_FILE": self.state / "cluster.key", "AUDIT_DIR": d / "audit"}, mode=0o600)
+                if self.sup.alive(f"portal-{n.name}"):
+                    continue
+                self.need_ports(f"portal node {n.name}", [n.port])
+                log(f"starting portal node {n.name} ({n.host}:{n.port})")
+                self.sup.start(f"portal-{n.name}", [self.bin, "serve", "--config", d / "continuum.toml"], cwd=d)
+
+    def nodes_ready(self, names: list[str]) -> bool:
+        urls = []
+        for nn in names:
+            n = self.topo.node(nn)
+            if not self.sup.alive(f"portal-{nn}"):
+                tail = self.sup.log_tail(f"portal-{nn}.log", 5)
+                if "topology" in tail and "unknown key" in tail:
+                    raise ClusterError(f"portal node {nn} rejects [topology]: this binary does not know it yet; "
+                                       f"run with CLUSTER_NO_TOPOLOGY=1")
+                raise ClusterError(f"portal node {nn} exited; last lines of {self.sup.logs}/portal-{nn}.log:\n{tail}")
+            urls.append(f"http://{n.host}:{n.port}/readyz")
+        return all(all_ok(urls))
+
+    # ---- HAProxy -----------------------------------------------------------------------
+
+    @property
+    def haproxy_dir(self) -> Path:
+        return self.state / "haproxy"
+
+    def haproxy_cmd(self, command: str) -> str:
+        return haproxy.runtime(self.haproxy_dir / "admin.sock", command)
+
+    def haproxy_up(self) -> None:
+        d = self.haproxy_dir
+        d.mkdir(exist_ok=True)
+        os.chmod(d, 0o700)
+        self.make_cert()
+        shutil.copy(DEPLOY / "haproxy" / "regions.map", d / "regions.map")
+        cfg = d / "haproxy.cfg"
+        render(DEPLOY / "haproxy" / "haproxy.cfg.tmpl", cfg, haproxy.template_values(self.topo, d, self.tls_pem))
+        cp = subprocess.run([HAPROXY, "-c", "-q", "-f", cfg], capture_output=True, text=True, timeout=30)
+        if cp.returncode != 0:
+            raise ClusterError(f"haproxy config invalid: {cfg}\n{cp.stderr[-1000:]}")
+        running = d / "haproxy.cfg.running"
+        if self.sup.alive("haproxy"):
+            if running.exists() and running.read_bytes() == cfg.read_bytes():
+                return
+            # changed template or ports: seamless reload (the new process takes the listening
+            # sockets over from the old one, which finishes its sessions; hard-stop-after bounds it)
+            old = self.sup.pid("haproxy")
+            log(f"haproxy config changed: reloading (old pid {old} hands over its sockets)")
+            try:
+                write_atomic(d / "server-state", self.haproxy_cmd("show servers state"))
+            except OSError:
+                write_atomic(d / "server-state", "1\n")
+            self.sup.start("haproxy", [HAPROXY, "-db", "-f", cfg, "-x", d / "admin.sock", "-sf", str(old)], cwd=d)
+            shutil.copy(cfg, running)
+            return
+        write_atomic(d / "server-state", "1\n")   # a fresh start must not trust an old run's checks
+        self.need_ports("haproxy", list(self.topo.haproxy.values()))
+        h = self.topo.haproxy
+        log(f"starting haproxy (edge http://127.0.0.1:{h['http']} https://127.0.0.1:{h['https']}, "
+            f"postgres primary :{h['pg_primary']}, replicas :{h['pg_replicas']}, stats :{h['stats']})")
+        self.sup.start("haproxy", [HAPROXY, "-db", "-f", cfg], cwd=d)
+        shutil.copy(cfg, running)
+
+    def haproxy_ready(self) -> bool:
+        cp = self.psql(f"host=127.0.0.1 port={self.topo.haproxy['pg_primary']} user=postgres dbname=continuum",
+                       "select not pg_is_in_recovery()", self.secrets["SUPERUSER_PASSWORD"], timeout=5)
+        return cp.returncode == 0 and cp.stdout.strip() == "t"
+
+    def edge_urls(self) -> list[str]:
+        h = self.topo.haproxy
+        return [f"http://127.0.0.1:{h['http']}/readyz", f"https://127.0.0.1:{h['https']}/readyz"]
+
+    def edge_ready(self) -> bool:
+        return all(all_ok(self.edge_urls()))
+
+    # ---- commands ----------------------------------------------------------------------
+
+    def all_alive(self) -> bool:
+        names = ["haproxy"] + (["stubdeps"] if self.with_deps else [])
+        names += [f"{k}-{r}" for r in self.topo.names for k in ("etcd", "patroni")]
+        names += [f"portal-{n.name}" for n in self.topo.nodes]
+        return all(self.sup.alive(n) for n in names)
+
+    def up(self) -> None:
+        t0 = time.monotonic()
+        self.preflight()
+        names = self.topo.names
+        all_nodes = [n.name for n in self.topo.nodes]
+        if (self.all_alive() and patroni.healthy(self.cluster_json(), len(names)) and self.haproxy_ready()
+                and self.nodes_ready(all_nodes) and self.edge_ready()):
+            self.haproxy_up()   # applies a changed HAProxy template (reload), else nothing
+            log(f"already up ({self.state})")
+            self.print_status()
+            return
+        self.etcd_up(names)
+        wait_for(60, "etcd quorum", self.etcd_quorum)
+        log(f"etcd quorum: {self.etcd_endpoints()}")
+        self.patroni_up(names)
+        log(f"waiting for a leader and a sync_standby (up to {self.up_timeout}s)")
+
+        def patroni_ready() -> bool:
+            self.patroni_alive_or_die(names)
+            return patroni.healthy(self.cluster_json(), len(names))
+        try:
+            wait_for(self.up_timeout, "Patroni leader + sync_standby", patroni_ready)
+        except ClusterError as e:
+            raise ClusterError(f"{e}: Patroni not healthy; see {self.sup.logs}/patroni-*.log\n"
+                               + self.patronictl_list()) from None
+        wait_for(30, "database continuum", self.create_database)
+        self.migrate_and_seed()
+        self.haproxy_up()
+        wait_for(30, "HAProxy -> primary", self.haproxy_ready)
+        self.stubdeps_up()
+        self.portal_up(names)
+        log(f"waiting for {len(all_nodes)} portal nodes to be ready (up to {self.node_timeout}s)")
+        wait_for(self.node_timeout, "portal nodes /readyz", lambda: self.nodes_ready(all_nodes))
+        wait_for(30, "edge /readyz", self.edge_ready)
+        h = self.topo.haproxy
+        log(f"up in {time.monotonic() - t0:.0f}s. edge: http://127.0.0.1:{h['http']} https://127.0.0.1:{h['https']}; "
+            f"primary via HAProxy: postgresql://continuum@127.0.0.1:{h['pg_primary']}/continuum "
+            f"(passwords in {self.state}/secrets.env)")
+        self.print_status()
+
+    def patronictl_list(self) -> str:
+        try:
+            cp = subprocess.run([PATRONICTL, "-c", self.patroni_cfg(self.topo.names[0]), "list"],
+                                capture_output=True, text=True, timeout=10)
+            return cp.stdout + cp.stderr
+        except subprocess.TimeoutExpired:
+            return "(patronictl list timed out)"
+
+    def stop_orphan_postmaster(self, name: str) -> None:
+        pid = self.postmaster_pid(name)
+        if pid is None:
+            return
+        log(f"stopping orphan postmaster of {name} (pid {pid})")
+        d = self.patroni_dir(name)
+        cp = subprocess.run(["setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--init-groups", "--",
+                             PG_BIN / "pg_ctl", "-D", d / "data", "-m", "fast", "-w", "-t", "30", "stop"],
+                            capture_output=True, cwd=d, timeout=60)
+        if cp.returncode != 0:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def down(self) -> None:
+        if not self.sup.pids.is_dir():
+            log(f"nothing to stop ({self.state})")
+            return
+        names = self.topo.names
+        # Portal nodes first (they drain in-flight requests and flush their audit journal).
+        self.sup.stop([f"portal-{n.name}" for n in self.topo.nodes], signal.SIGTERM, 20)
+        self.sup.stop(["haproxy"], signal.SIGTERM, 10)
+        self.sup.stop(["stubdeps"], signal.SIGTERM, 10)
+        # Patroni stops its PostgreSQL on SIGTERM: all at once, then wait.
+        self.sup.stop([f"patroni-{r}" for r in names], signal.SIGTERM, 60)
+        for r in names:
+            self.stop_orphan_postmaster(r)
+        self.sup.stop([f"etcd-{r}" for r in names], signal.SIGTERM, 20)
+        log(f"down ({self.state} kept; `destroy` removes it)")
+
+    def destroy(self) -> None:
+        """down, then SIGKILL anything left that names our folders, then remove them."""
+        self.down()
+        me = os.getpid()
+        from .procs import cmdline
+        roots = [str(self.state) + "/", str(self.pg_root) + "/"]
+        left = [p for p in snapshot() if p != me and live(p) and any(r in cmdline(p) for r in roots)]
+        if left:
+            log(f"after down, {len(left)} processes still name the cluster's folders: SIGKILL {left}")
+            for p in closure(snapshot(), left, os.getsid(0)):
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.5)
+        if self.pg_root != self.state / "patroni" and (self.pg_root / "OWNER").exists():
+            shutil.rmtree(self.pg_root, ignore_errors=True)
+        shutil.rmtree(self.state, ignore_errors=True)
+        log(f"destroyed {self.state}" + ("" if self.pg_root == self.state / "patroni" else f" and {self.pg_root}"))
+
+    def region_roots(self, name: str) -> list[int]:
+        r = self.topo.region(name)
+        out = [self.sup.live_pid(p) for p in [f"etcd-{name}", f"patroni-{name}"] +
+               [f"portal-{n.name}" for n in r.nodes]]
+        out.append(self.postmaster_pid(name))
+        return [p for p in out if p is not None]
+
+    def kill_region(self, name: str) -> None:
+        self.topo.region(name)
+        roots = self.region_roots(name)
+        if not roots:
+            log(f"region {name}: nothing running")
+            return
+        me = os.getsid(0)
+        # Freeze (SIGSTOP: nothing can fork or react any more), take the process tree once
+        # more for anything forked meanwhile, then SIGKILL the whole set at once.
+        victims = closure(snapshot(), roots, me)
+        for p in victims:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except OSError:
+                pass
+        victims = closure(snapshot(), roots, me)
+        for p in victims:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        log(f"kill-region {name}: SIGKILL {len(victims)} processes (etcd, Patroni, PostgreSQL, portal nodes)")
+        end = time.monotonic() + 10
+        while True:
+            left = [p for p in victims if live(p)]
+            if not left:
+                break
+            if time.monotonic() > end:
+                raise ClusterError(f"{len(left)} processes of region {name} survived SIGKILL: {left}")
+            time.sleep(0.1)
+        log(f"region {name} is dead")
+
+    def start_region(self, name: str) -> None:
+        t0 = time.monotonic()
+        r = self.topo.region(name)
+        self.preflight()
+        if not self.sup.alive("haproxy"):
+            raise ClusterError("HAProxy is not running: use 'up' to start the whole cluster")
+        self.etcd_up([name])
+        wait_for(60, f"etcd {name}", lambda: self.etcd_member_healthy(name))
+        self.patroni_up([name])
+        log(f"waiting for {name}'s PostgreSQL to stream from the primary (or lead) (up to {self.up_timeout}s)")
+
+        def serving() -> bool:
+            self.patroni_alive_or_die([name])
+            return self.region_serving(name)
+        try:
+            wait_for(self.up_timeout, f"{name} streaming", serving)
+        except ClusterError as e:
+            raise ClusterError(f"{e}; see {self.sup.logs}/patroni-{name}.log\n{self.patronictl_list()}") from None
+        self.portal_up([name])
+        nodes = [n.name for n in r.nodes]
+        wait_for(self.node_timeout, f"portal nodes of {name}", lambda: self.nodes_ready(nodes))
+        log(f"region {name} is back in {time.monotonic() - t0:.0f}s")
+        self.print_status()
+
+    # ---- status ------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        if self.state.joinpath("secrets.env").exists() and not self.secrets:
+            self.load_secrets()
+        cj = self.cluster_json() or {}
+        repl = self.replication() if self.secrets.get("SUPERUSER_PASSWORD") else {}
+        nodes = self.topo.nodes
+        oks = all_ok([f"http://{n.host}:{n.port}/readyz" for n in nodes] + self.edge_urls(), timeout=1.5)
+        node_ok = {n.name: ok for n, ok in zip(nodes, oks)}
+        edge_http_ok, edge_https_ok = oks[-2], oks[-1]
+        pid = self.sup.live_pid
+        regions = []
+        for r in self.topo.regions:
+            m = patroni.member(cj, r.name)
+            role = patroni.role(m)
+            lag = (m or {}).get("lag")
+            etcd_ok = self.etcd_member_healthy(r.name)
+            regions.append({
+                "name": r.name, "member": r.name, "role": role, "state": (m or {}).get("state", "down"),
+                "lag_bytes": 0 if role == "primary" else (lag if isinstance(lag, int) else None),
+                "timeline": (m or {}).get("timeline"),
+                "replication": repl.get(r.name, {}).get("state") or None,
+                "postgres": f"{r.host}:{r.pg}", "patroni_rest": f"{r.host}:{r.rest}",
+                "patroni_pid": pid(f"patroni-{r.name}"),
+                "data_dir": str(self.patroni_dir(r.name) / "data"),
+                "etcd": {"client": f"{r.host}:{r.etcd_client}", "health": "healthy" if etcd_ok else "down",
+                         "pid": pid(f"etcd-{r.name}")},
+                "portal_nodes": [{"name": n.name, "address": f"{n.host}:{n.port}", "pid": pid(f"portal-{n.name}"),
+                                  "ready": node_ok[n.name] and pid(f"portal-{n.name}") is not None}
+                                 for n in r.nodes],
+            })
+        primary = next((r["name"] for r in regions if r["role"] == "primary"), None)
+        sync = [r["name"] for r in regions if r["role"] == "sync_standby"]
+        hap = pid("haproxy")
+        healthy = (primary is not None and bool(sync)
+                   and all(r["state"] in patroni.RUNNING for r in regions)
+                   and all(r["etcd"]["health"] == "healthy" for r in regions)
+                   and all(p["ready"] for r in regions for p in r["portal_nodes"])
+                   and hap is not None and edge_http_ok and edge_https_ok)
+        h = self.topo.haproxy
+        return {
+            "state_dir": str(self.state),
+            "pg_root": str(self.pg_root),
+            "port_offset": self.offset,
+            "healthy": healthy,
+            "primary": primary,
+            "sync_standby": sync,
+            "edge": {"http": f"http://127.0.0.1:{h['http']}", "https": f"https://127.0.0.1:{h['https']}",
+                     "pid": hap, "ready": edge_http_ok and edge_https_ok},
+            "haproxy": {"pid": hap, "postgres_primary": f"127.0.0.1:{h['pg_primary']}",
+                        "postgres_replicas": f"127.0.0.1:{h['pg_replicas']}",
+                        "stats": f"http://127.0.0.1:{h['stats']}/",
+                        "admin_socket": str(self.haproxy_dir / "admin.sock")},
+            "stub_deps": {"admin": f"http://127.0.0.1:{self.topo.stub_base}", "pid": pid("stubdeps")}
+            if self.with_deps else None,
+            "regions": regions,
+        }
+
+    def print_status(self, as_json: bool = False) -> None:
+        print(format_status(self.status(), as_json), flush=True)
+
+
+def format_status(out: dict, as_json: bool = False) -> str:
+    if as_json:
+        return json.dumps(out, indent=2)
+    e = out["edge"]
+    hap = out["haproxy"]["pid"]
+    lines = [f"cluster: {'HEALTHY' if out['healthy'] else 'NOT HEALTHY'}   state: {out['state_dir']}"
+             + (f"   port offset: {out['port_offset']}" if out["port_offset"] else ""),
+             f"edge:    {e['http']}  {e['https']}  {'ready' if e['ready'] else 'NOT READY'}  "
+             f"(haproxy {'pid ' + str(hap) if hap else 'down'}; postgres primary {out['haproxy']['postgres_primary']}, "
+             f"replicas {out['haproxy']['postgres_replicas']}, stats {out['haproxy']['stats']})"]
+    hdr = (f"{'region':<12} {'role':<13} {'state':<10} {'lag(bytes)':>10} {'TL':>3} {'postgres':<16} "
+           f"{'patroni':<16} {'pid':>7}  etcd")
+    lines += [hdr, "-" * len(hdr)]
+    for r in out["regions"]:
+        lag = "-" if r["lag_bytes"] is None else str(r["lag_bytes"])
+        lines.append(f"{r['name']:<12} {r['role']:<13} {r['state']:<10} {lag:>10} {str(r['timeline'] or '-'):>3} "
+                     f"{r['postgres']:<16} {r['patroni_rest']:<16} {str(r['patroni_pid'] or '-'):>7}  "
+                     f"{r['etcd']['health']} ({r['etcd']['client']}, pid {r['etcd']['pid'] or '-'})")
+        for p in r["portal_nodes"]:
+            lines.append(f"  portal {p['name']:<14} {p['address']:<16} pid {str(p['pid'] or '-'):>7}  "
+                         f"{'ready' if p['ready'] else 'NOT READY'}")
+    if out["pg_root"] != out["state_dir"] + "/patroni":
+        lines.append(f"PostgreSQL folders: {out['pg_root']} (the postgres user cannot reach the state folder)")
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""HAProxy: the generated parts of deploy/haproxy/haproxy.cfg.tmpl and the runtime API."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from .topology import Topology
+
+
+def template_values(topo: Topology, haproxy_dir: Path, tls_pem: Path) -> dict[str, object]:
+    prim = repl = routes = backends = ""
+    for r in topo.regions:
+        prim += f"    server {r.name} {r.host}:{r.pg} check port {r.rest}\n"
+        repl += f"    server {r.name} {r.host}:{r.pg} check port {r.rest}\n"
+        routes += f"    use_backend portal-{r.name} if {{ var(txn.region) -m str {r.name} }}\n"
+        backends += f"backend portal-{r.name}\n"
+        for x in topo.preference(r.name):
+            for n in x.nodes:
+                backends += f"    server {n.name} {n.host}:{n.port} check{'' if x is r else ' backup'}\n"
+        backends += "\n"
+    return {
+        "HAPROXY_DIR": haproxy_dir,
+        "HAPROXY_STATS_PORT": topo.haproxy["stats"],
+        "HAPROXY_PG_PRIMARY_PORT": topo.haproxy["pg_primary"],
+        "HAPROXY_PG_REPLICA_PORT": topo.haproxy["pg_replicas"],
+        "HAPROXY_HTTP_PORT": topo.haproxy["http"],
+        "HAPROXY_HTTPS_PORT": topo.haproxy["https"],
+        "EDGE_TLS_PEM": tls_pem,
+        "DEFAULT_REGION": topo.regions[0].name,
+        "REGION_NAMES": " ".join(topo.names),
+        "EDGE_ROUTES": routes.rstrip("\n"),
+        "EDGE_BACKENDS": backends,
+        "PG_PRIMARY_SERVERS": prim,
+        "PG_REPLICA_SERVERS": repl,
+    }
+
+
+def runtime(sock: Path, command: str, timeout: float = 5.0) -> str:
+    """One command on the runtime API (admin socket); its answer."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(timeout)
+        s.connect(str(sock))
+        s.sendall(command.encode() + b"\n")
+        out = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            out += b
+    return out.decode()

@@ -1,0 +1,46 @@
+"""Portal nodes: the generated parts of deploy/portal/continuum.toml.tmpl."""
+
+from __future__ import annotations
+
+from .topology import Region, Topology
+
+DEPENDENCY_PORTS = {"payments": 4, "insurance": 3, "pharmacy": 2, "sms": 5}   # + stub base
+
+
+def primary_url(topo: Topology, me: str, password: str) -> str:
+    """libpq multi-host string (the app role), hosts in preference order from `me`; libpq
+    finds the primary (target_session_attrs=read-write)."""
+    pref = topo.preference(me)
+    hosts = ",".join(r.host for r in pref)
+    ports = ",".join(str(r.pg) for r in pref)
+    return (f"host={hosts} port={ports} dbname=continuum user=continuum password={password} "
+            f"target_session_attrs=read-write connect_timeout=2")
+
+
+def region_url(r: Region, password: str) -> str:
+    return f"host={r.host} port={r.pg} dbname=continuum user=continuum password={password} connect_timeout=2"
+
+
+def topology_block(topo: Topology, me: str, password: str) -> str:
+    out = "[topology]\nmax_replica_lag_ms = 5000\nprobe_interval_ms = 500\n"
+    for r in topo.preference(me):
+        out += f'\n[[topology.region]]\nname = "{r.name}"\ndatabase_url = "{region_url(r, password)}"\n'
+    return out
+
+
+def ehr_patients(patients: int) -> int:
+    """The EHR stand-in holds the seeded population up to 20,000 patients (memory), else none."""
+    return patients if patients <= 20000 else 0
+
+
+def dependencies_block(topo: Topology, patients: int, with_deps: bool) -> str:
+    if not with_deps:
+        return ""
+    b = topo.stub_base
+    out = ""
+    for name, delta in DEPENDENCY_PORTS.items():
+        out += f'[dependencies.{name}]\nurl = "http://127.0.0.1:{b + delta}"\n\n'
+    out += f'[dependencies.smtp]\nurl = "smtp://127.0.0.1:{b + 25}"\n\n'
+    if ehr_patients(patients):
+        out += f'[dependencies.ehr]\nurl = "http://127.0.0.1:{b + 1}"\n\n'
+    return out

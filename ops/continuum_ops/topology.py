@@ -1,0 +1,196 @@
+"""Topology and port plan of the local cluster: regions, nodes, every listening port.
+
+Decisions live here, as pure functions over deploy/regions.conf and the port offset, so
+that they can be unit-tested: which ports a cluster listens on, whether one of them lies in
+the kernel's ephemeral port range (where any outgoing connection may hold it for a moment),
+a region's fallback order, and the names of its portal nodes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Ports besides deploy/regions.conf (each + the port offset). Every base port lies below
+# 32768, the start of Linux's default ephemeral range; with the offset, `check_ports` keeps
+# every port below the range the kernel actually uses (ip_local_port_range).
+HAPROXY_PORTS = {"pg_primary": 15432, "pg_replicas": 15433, "stats": 7000, "http": 8080, "https": 8443}
+STUB_BASE_PORT = 9100          # continuum stub-deps: admin; ehr +1 ... sms +5, smtp +25
+STUB_PORT_DELTAS = (0, 1, 2, 3, 4, 5, 25)
+MAX_OFFSET = 10000
+# The monitoring stack (deploy/prometheus, deploy/alertmanager; `continuum probe`).
+# Prometheus and Alertmanager on their usual ports; node exporter off its usual 9100
+# (stub-deps' admin port); the prober's own /metrics and alert log receiver.
+MONITORING_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node_exporter": 9180, "blackbox": 9115,
+                    "prober": 9140}
+
+
+@dataclass
+class Node:
+    name: str          # <region>-a, <region>-b, ...
+    region: str
+    host: str
+    port: int
+
+
+@dataclass
+class Region:
+    name: str
+    host: str
+    etcd_client: int
+    etcd_peer: int
+    rest: int
+    pg: int
+    nodes: list[Node] = field(default_factory=list)
+
+
+def node_name(region: str, index: int) -> str:
+    return f"{region}-{chr(ord('a') + index)}"
+
+
+def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1") -> list[Region]:
+    """deploy/regions.conf: name etcd_client etcd_peer patroni_rest postgres node_port..."""
+    regions: list[Region] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        if len(f) < 6:
+            raise ValueError(f"regions.conf line {lineno}: need name, 4 ports and at least one portal "
+                             f"node port, got {line.strip()!r}")
+        try:
+            ports = [int(x) for x in f[1:]]
+        except ValueError:
+            raise ValueError(f"regions.conf line {lineno}: ports must be numbers: {line.strip()!r}") from None
+        r = Region(f[0], host, *(p + offset for p in ports[:4]))
+        r.nodes = [Node(node_name(r.name, i), r.name, host, p + offset) for i, p in enumerate(ports[4:])]
+        regions.append(r)
+    names = [r.name for r in regions]
+    if len(set(names)) != len(names):
+        raise ValueError("regions.conf: a region is listed twice")
+    if len(regions) < 3:
+        raise ValueError("regions.conf must list at least 3 regions")
+    return regions
+
+
+def preference(names: list[str], me: str) -> list[str]:
+    """`me` first, then the other regions by distance in the list (ties: the earlier)."""
+    idx = names.index(me)
+    out = [me]
+    for d in range(1, len(names)):
+        for j in (idx - d, idx + d):
+            if 0 <= j < len(names):
+                out.append(names[j])
+    return out
+
+
+def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in Path(path).read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def reserved_ports(path: str = "/proc/sys/net/ipv4/ip_local_reserved_ports") -> set[int]:
+    """Ports the kernel never hands out as ephemeral ones (sysctl ip_local_reserved_ports)."""
+    out: set[int] = set()
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return out
+    for part in filter(None, text.split(",")):
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+class Topology:
+    """Every component's address for one cluster (one state folder, one port offset)."""
+
+    def __init__(self, regions_text: str, offset: int = 0, stub_base: int | None = None):
+        if not 0 <= offset <= MAX_OFFSET:
+            raise ValueError(f"--port-offset must be 0..{MAX_OFFSET}")
+        self.offset = offset
+        self.regions = parse_regions(regions_text, offset)
+        self.haproxy = {k: v + offset for k, v in HAPROXY_PORTS.items()}
+        self.stub_base = (stub_base if stub_base is not None else STUB_BASE_PORT) + offset
+        self.monitoring = {k: v + offset for k, v in MONITORING_PORTS.items()}
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.regions]
+
+    def region(self, name: str) -> Region:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise KeyError(f"unknown region {name} ({', '.join(self.names)})")
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [n for r in self.regions for n in r.nodes]
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(f"unknown portal node {name} ({', '.join(n.name for n in self.nodes)})")
+
+    def preference(self, me: str) -> list[Region]:
+        return [self.region(n) for n in preference(self.names, me)]
+
+    def stub_ports(self) -> list[int]:
+        return [self.stub_base + d for d in STUB_PORT_DELTAS]
+
+    def ports(self) -> list[tuple[int, str]]:
+        """Every port this cluster listens on, with what listens there."""
+        out = [(p, f"haproxy {k}") for k, p in self.haproxy.items()]
+        out += [(p, "stub-deps") for p in self.stub_ports()]
+        out += [(p, k.replace("_", " ")) for k, p in self.monitoring.items()]
+        for r in self.regions:
+            out += [(r.etcd_client, f"etcd {r.name} client"), (r.etcd_peer, f"etcd {r.name} peer"),
+                    (r.rest, f"patroni {r.name} REST"), (r.pg, f"postgres {r.name}")]
+            out += [(n.port, f"portal node {n.name}") for n in r.nodes]
+        return out
+
+
+def port_problems(ports: list[tuple[int, str]], eph: tuple[int, int], reserved: set[int]) -> list[str]:
+    """Sentences for every port that must not be used: duplicates, out of range, or inside the
+    kernel's ephemeral range (a passing client socket may hold it: bind fails at random)."""
+    problems = []
+    seen: dict[int, str] = {}
+    lo, hi = eph
+    for p, what in ports:
+        if p in seen:
+            problems.append(f"port {p} is planned twice ({seen[p]} and {what})")
+        seen[p] = what
+        if not 1 <= p <= 65535:
+            problems.append(f"port {p} ({what}) is not a valid port")
+        elif lo <= p <= hi and p not in reserved:
+            problems.append(f"port {p} ({what}) lies in the kernel's ephemeral port range {lo}-{hi} "
+                            f"(net.ipv4.ip_local_port_range), where outgoing connections take their local "
+                            f"ports: it would be taken at random")
+    return problems
+
+
+def max_offset(ports_at_zero: list[tuple[int, str]], eph: tuple[int, int]) -> int:
+    """The largest port offset that keeps every port below the ephemeral range."""
+    return max(0, eph[0] - 1 - max(p for p, _ in ports_at_zero))
+
+
+def listening_ports(proc: str = "/proc/net") -> set[int]:
+    """TCP ports something LISTENs on (any address, IPv4 and IPv6): a listener, not a client
+    socket that happens to hold the port as its local end."""
+    out: set[int] = set()
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = Path(os.path.join(proc, name)).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) > 3 and f[3] == "0A":     # TCP_LISTEN
+                out.add(int(f[1].rsplit(":", 1)[1], 16))
+    return out

@@ -1,0 +1,205 @@
+"""Unit tests of the decisions in continuum_ops: port plan, topology, Patroni state, process
+trees, folder reachability, rendering. Run: python3 -m unittest discover -s ops/tests"""
+
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from continuum_ops import haproxy, patroni, pgroot, portal  # noqa: E402
+from continuum_ops.procs import closure  # noqa: E402
+from continuum_ops.topology import (Topology, listening_ports, max_offset, parse_regions,  # noqa: E402
+                                    port_problems, preference, reserved_ports)
+from continuum_ops.util import ClusterError, render_text  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = (REPO / "deploy" / "regions.conf").read_text()
+SMALL = """# name etcd_client etcd_peer rest pg nodes
+a 100 200 300 400 500 501
+b 101 201 301 401 510
+c 102 202 302 402 520 521
+"""
+
+
+class TopologyTest(unittest.TestCase):
+    def test_parse_and_names(self):
+        rs = parse_regions(SMALL, offset=1000)
+        self.assertEqual([r.name for r in rs], ["a", "b", "c"])
+        self.assertEqual(rs[0].pg, 1400)
+        self.assertEqual([n.name for n in rs[0].nodes], ["a-a", "a-b"])
+        self.assertEqual([n.port for n in rs[2].nodes], [1520, 1521])
+
+    def test_parse_errors_name_the_line(self):
+        with self.assertRaisesRegex(ValueError, "line 1"):
+            parse_regions("a 1 2 3 4\n")
+        with self.assertRaisesRegex(ValueError, "numbers"):
+            parse_regions("a 1 2 x 4 5\n")
+        with self.assertRaisesRegex(ValueError, "at least 3"):
+            parse_regions("a 1 2 3 4 5\nb 6 7 8 9 10\n")
+        with self.assertRaisesRegex(ValueError, "twice"):
+            parse_regions("a 1 2 3 4 5\na 6 7 8 9 10\nc 11 12 13 14 15\n")
+
+    def test_preference_by_distance(self):
+        self.assertEqual(preference(["a", "b", "c"], "a"), ["a", "b", "c"])
+        self.assertEqual(preference(["a", "b", "c"], "b"), ["b", "a", "c"])
+        self.assertEqual(preference(["a", "b", "c"], "c"), ["c", "b", "a"])
+        self.assertEqual(preference(["a", "b", "c", "d", "e"], "c"), ["c", "b", "d", "a", "e"])
+
+    def test_shipped_plan_is_outside_the_default_ephemeral_range(self):
+        for off in (0, 2000, 3000, 5000):
+            t = Topology(CONF, off)
+            self.assertEqual(port_problems(t.ports(), (32768, 60999), set()), [], off)
+
+    def test_ephemeral_ports_are_refused_unless_reserved(self):
+        ports = [(15432, "haproxy"), (54331, "postgres us-east")]
+        probs = port_problems(ports, (32768, 60999), set())
+        self.assertEqual(len(probs), 1)
+        self.assertIn("54331 (postgres us-east)", probs[0])
+        self.assertIn("ephemeral", probs[0])
+        self.assertEqual(port_problems(ports, (32768, 60999), {54331}), [])
+        # a machine with a narrower range: the same port is fine
+        self.assertEqual(port_problems(ports, (60000, 61000), set()), [])
+
+    def test_duplicates_and_max_offset(self):
+        self.assertIn("twice", port_problems([(1, "x"), (1, "y")], (32768, 60999), set())[0])
+        t = Topology(CONF, 0)
+        m = max_offset(t.ports(), (32768, 60999))
+        self.assertEqual(port_problems(Topology(CONF, m).ports(), (32768, 60999), set()), [])
+        self.assertTrue(port_problems(Topology(CONF, m + 1).ports(), (32768, 60999), set()))
+
+    def test_offset_bounds(self):
+        with self.assertRaises(ValueError):
+            Topology(CONF, -1)
+        with self.assertRaises(ValueError):
+            Topology(CONF, 10001)
+
+    def test_reserved_ports_parsing(self):
+        with tempfile.NamedTemporaryFile("w") as f:
+            f.write("8080,54330-54332\n")
+            f.flush()
+            self.assertEqual(reserved_ports(f.name), {8080, 54330, 54331, 54332})
+
+    def test_listening_ports_tells_a_listener_from_a_client_socket(self):
+        with tempfile.TemporaryDirectory() as d:
+            hdr = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid\n"
+            # 0x3C21 = 15393 listening (0A); 0xD431 = 54321 established (01) client socket
+            Path(d, "tcp").write_text(hdr + "   0: 0100007F:3C21 00000000:0000 0A 0:0 00:0 0 0\n"
+                                            "   1: 0100007F:D431 0100007F:1F90 01 0:0 00:0 0 0\n")
+            Path(d, "tcp6").write_text(hdr + "   0: 00000000000000000000000001000000:1F90 "
+                                             "00000000000000000000000000000000:0000 0A 0:0 00:0 0 0\n")
+            self.assertEqual(listening_ports(d), {15393, 8080})
+
+
+class PatroniTest(unittest.TestCase):
+    def members(self, *ms):
+        return {"members": [dict(zip(("name", "role", "state"), m)) | {"port": 5000 + i}
+                            for i, m in enumerate(ms)]}
+
+    def test_healthy_needs_leader_sync_and_all_running(self):
+        ok = self.members(("a", "leader", "running"), ("b", "sync_standby", "streaming"),
+                          ("c", "replica", "streaming"))
+        self.assertTrue(patroni.healthy(ok, 3))
+        self.assertFalse(patroni.healthy(ok, 4))
+        no_sync = self.members(("a", "leader", "running"), ("b", "replica", "streaming"),
+                               ("c", "replica", "streaming"))
+        self.assertFalse(patroni.healthy(no_sync, 3))
+        starting = self.members(("a", "leader", "running"), ("b", "sync_standby", "streaming"),
+                                ("c", "replica", "starting"))
+        self.assertFalse(patroni.healthy(starting, 3))
+        self.assertFalse(patroni.healthy(None, 3))
+
+    def test_roles_and_serving(self):
+        c = self.members(("a", "leader", "running"), ("b", "sync_standby", "streaming"),
+                         ("c", "replica", "stopped"))
+        self.assertEqual(patroni.role(patroni.member(c, "a")), "primary")
+        self.assertEqual(patroni.role(patroni.member(c, "b")), "sync_standby")
+        self.assertEqual(patroni.role(patroni.member(c, "c")), "down")
+        self.assertEqual(patroni.role(None), "down")
+        self.assertEqual(patroni.leader(c)["port"], 5000)
+        self.assertTrue(patroni.serving(c, "a", set()))
+        self.assertFalse(patroni.serving(c, "b", set()))        # not seen streaming by the primary
+        self.assertTrue(patroni.serving(c, "b", {"b"}))
+        self.assertFalse(patroni.serving(c, "c", {"c"}))
+
+
+class ProcsTest(unittest.TestCase):
+    def test_closure_takes_sessions_and_descendants_but_not_ours(self):
+        snap = {
+            1: (0, 1),
+            100: (1, 100),     # etcd, own session
+            200: (1, 200),     # patroni, own session
+            201: (200, 200),   # patroni's helper in its session
+            300: (1, 300),     # postmaster (re-parented to init, session apart)
+            301: (300, 301),   # postgres child that called setsid()
+            302: (301, 302),   # its child
+            400: (1, 400),     # a stranger
+            500: (1, 500),     # us
+            501: (500, 500),
+        }
+        self.assertEqual(closure(snap, [100, 200, 300], self_sid=500), {100, 200, 201, 300, 301, 302})
+        self.assertEqual(closure(snap, [501], self_sid=500), {501})   # never our own session
+        self.assertEqual(closure(snap, [999], self_sid=500), set())   # gone already
+
+
+class PgRootTest(unittest.TestCase):
+    def test_traversable(self):
+        pg_uid, pg_gid = 105, 107
+        root_755 = (0o40755, 0, 0)
+        root_700 = (0o40700, 0, 0)
+        group_710 = (0o40710, 0, pg_gid)
+        own_700 = (0o40700, pg_uid, pg_gid)
+        self.assertTrue(pgroot.traversable([root_755, root_755], pg_uid, {pg_gid}))
+        self.assertFalse(pgroot.traversable([root_755, root_700, root_755], pg_uid, {pg_gid}))
+        self.assertTrue(pgroot.traversable([root_755, group_710], pg_uid, {pg_gid}))
+        self.assertTrue(pgroot.traversable([root_755, own_700], pg_uid, {pg_gid}))
+        # owner class decides even when "other" would allow it
+        self.assertFalse(pgroot.traversable([(0o40007, pg_uid, 0)], pg_uid, set()))
+
+    def test_choose(self):
+        s = Path("/root/checkout/.state/cluster")
+        root, why = pgroot.choose(s, None, lambda p: False)
+        self.assertEqual(root.parent, pgroot.SYSTEM_PG_BASE)
+        self.assertIn("out of reach", why)
+        self.assertEqual(pgroot.choose(s, None, lambda p: False)[0], root)          # stable per state folder
+        self.assertNotEqual(pgroot.choose(Path("/root/other"), None, lambda p: False)[0], root)
+        self.assertEqual(pgroot.choose(s, None, lambda p: True)[0], s / "patroni")
+        self.assertEqual(pgroot.choose(s, "/x/y", lambda p: True)[0], Path("/x/y"))  # a cluster keeps it
+
+
+class RenderTest(unittest.TestCase):
+    def test_missing_value_is_named(self):
+        self.assertEqual(render_text("a ${X} $$", {"X": 1}), "a 1 $")
+        with self.assertRaisesRegex(ClusterError, r"\$\{Y\}"):
+            render_text("${Y}", {})
+
+    def test_haproxy_backends_follow_preference(self):
+        t = Topology(SMALL, 0)
+        v = haproxy.template_values(t, Path("/s/haproxy"), Path("/s/edge.pem"))
+        b = v["EDGE_BACKENDS"].split("backend portal-b\n")[1].split("\n\n")[0].splitlines()
+        self.assertEqual(b, ["    server b-a 127.0.0.1:510 check",
+                             "    server a-a 127.0.0.1:500 check backup",
+                             "    server a-b 127.0.0.1:501 check backup",
+                             "    server c-a 127.0.0.1:520 check backup",
+                             "    server c-b 127.0.0.1:521 check backup"])
+        self.assertIn("server c 127.0.0.1:402 check port 302", v["PG_PRIMARY_SERVERS"])
+        self.assertEqual(v["DEFAULT_REGION"], "a")
+
+    def test_portal_urls_and_blocks(self):
+        t = Topology(SMALL, 0)
+        url = portal.primary_url(t, "c", "pw")
+        self.assertIn("port=402,401,400", url)
+        self.assertIn("target_session_attrs=read-write", url)
+        blk = portal.topology_block(t, "b", "pw")
+        self.assertLess(blk.index('name = "b"'), blk.index('name = "a"'))
+        self.assertLess(blk.index('name = "a"'), blk.index('name = "c"'))
+        deps = portal.dependencies_block(t, 300, True)
+        self.assertIn('[dependencies.ehr]\nurl = "http://127.0.0.1:9101"', deps)
+        self.assertIn('smtp://127.0.0.1:9125', deps)
+        self.assertNotIn("ehr", portal.dependencies_block(t, 50000, True))
+        self.assertEqual(portal.dependencies_block(t, 300, False), "")
+
+
+if __name__ == "__main__":
+    unittest.main()
