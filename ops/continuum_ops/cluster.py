@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import haproxy, patroni, pgroot, portal
+from . import haproxy, monitoring, patroni, pgroot, portal
 from .procs import Supervisor, closure, live, snapshot
 from .topology import (MAX_OFFSET, Topology, ephemeral_range, listening_ports, max_offset, port_problems,
                        reserved_ports)
@@ -55,6 +55,7 @@ class Cluster:
         self.bin = Path(os.environ.get("CONTINUUM_BIN") or REPO / "build" / "continuum")
         self.patients = env_int("CLUSTER_PATIENTS", 10000)
         self.with_deps = os.environ.get("CLUSTER_NO_DEPS", "0") != "1"
+        self.with_monitoring = os.environ.get("CLUSTER_NO_MONITORING", "0") != "1"
         self.up_timeout = env_int("UP_TIMEOUT", 120)
         self.node_timeout = env_int("NODE_TIMEOUT", 60)
         self.pg_root = Path(self.recorded_pg_root) if self.recorded_pg_root else self.state / "patroni"
@@ -90,9 +91,15 @@ class Cluster:
             self.secrets[k] = v
 
     def make_key(self) -> None:
-        k = self.state / "cluster.key"
-        if not (k.exists() and k.stat().st_size > 0):
-            write_atomic(k, secrets.token_hex(32) + "\n", 0o600)
+        """The portal nodes' shared token signing key, and the ops token (Alertmanager's
+        webhook and the prober's reports): 64 hex chars + newline each, 0600, made once."""
+        for k in (self.state / "cluster.key", self.ops_token_file):
+            if not (k.exists() and k.stat().st_size > 0):
+                write_atomic(k, secrets.token_hex(32) + "\n", 0o600)
+
+    @property
+    def ops_token_file(self) -> Path:
+        return self.state / "ops.token"
 
     def make_cert(self) -> None:
         if os.environ.get("CLUSTER_TLS_PEM"):
@@ -259,7 +266,10 @@ class Cluster:
     def patroni_alive_or_die(self, names: list[str]) -> None:
         """A Patroni that exited while we wait is a failure now, with its last log lines."""
         for n in names:
-            if not self.sup.alive(f"patroni-{n}"):
+            # Only "has the process exited": its command line can read empty for a moment
+            # while it execs (setpriv -> patroni), which `alive` would take for "not ours".
+            pid = self.sup.pid(f"patroni-{n}")
+            if pid is None or not live(pid):
                 raise ClusterError(f"patroni {n} exited; last lines of {self.sup.logs}/patroni-{n}.log:\n"
                                    + self.sup.log_tail(f"patroni-{n}.log"))
 
@@ -268,7 +278,7 @@ class Cluster:
         env = {**os.environ, "PGCONNECT_TIMEOUT": "3"}
         if password:
             env["PGPASSWORD"] = password
-        args = [PSQL, "-X", "-qAt", "-F:", conninfo]
+        args = [PSQL, "-X", "-qAt", "-F:", "-v", "ON_ERROR_STOP=1", conninfo]
         if sql:
             args += ["-c", sql]
         return subprocess.run(args, input=stdin, env=env, capture_output=True, text=True, timeout=timeout)
@@ -307,9 +317,13 @@ class Cluster:
                " WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'continuum') \\gexec\n"
                "SELECT 'CREATE DATABASE continuum OWNER continuum'\n"
                " WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'continuum') \\gexec\n")
-        cp = self.psql(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", "",
-                       self.secrets["SUPERUSER_PASSWORD"], stdin=sql)
-        return cp.returncode == 0
+        conn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+        cp = self.psql(conn, "", self.secrets["SUPERUSER_PASSWORD"], stdin=sql)
+        if cp.returncode != 0:
+            return False
+        check = self.psql(conn, "SELECT count(*) FROM pg_database WHERE datname = 'continuum'",
+                          self.secrets["SUPERUSER_PASSWORD"])
+        return check.returncode == 0 and check.stdout.strip() == "1"
 
     def primary_url(self, me: str | None = None) -> str:
         return portal.primary_url(self.topo, me or self.topo.names[0], self.secrets["APP_PASSWORD"])
@@ -382,7 +396,8 @@ class Cluster:
                 render(DEPLOY / "portal" / "continuum.toml.tmpl", d / "continuum.toml", {
                     "PORTAL_PORT": n.port, "REGION": name, "NODE": n.name,
                     "WRITE_URL": self.primary_url(name), "TOPOLOGY": topo, "DEPENDENCIES": deps,
-                    "KEY_FILE": self.state / "cluster.key", "AUDIT_DIR": d / "audit"}, mode=0o600)
+                    "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
+                    "AUDIT_DIR": d / "audit"}, mode=0o600)
                 if self.sup.alive(f"portal-{n.name}"):
                     continue
                 self.need_ports(f"portal node {n.name}", [n.port])
@@ -456,6 +471,106 @@ class Cluster:
 
     def edge_ready(self) -> bool:
         return all(all_ok(self.edge_urls()))
+
+    # ---- monitoring --------------------------------------------------------------------
+
+    @property
+    def mon_dir(self) -> Path:
+        return self.state / "monitoring"
+
+    def monitoring_names(self) -> list[str]:
+        if not self.with_monitoring:
+            return []
+        return (["prometheus", "alertmanager", "node-exporter", "blackbox-exporter"]
+                + [f"postgres-exporter-{r}" for r in self.topo.names])
+
+    def data_folders(self) -> list[tuple[str, str, str]]:
+        out = [("postgres", r, str(self.patroni_dir(r))) for r in self.topo.names]
+        out += [("etcd", r, str(self.state / "etcd" / r)) for r in self.topo.names]
+        out += [("audit", n.name, str(self.state / "portal" / n.name / "audit")) for n in self.topo.nodes]
+        out.append(("prometheus", "prometheus", str(self.mon_dir / "prometheus")))
+        return [f for f in out if Path(f[2]).exists()]
+
+    def monitoring_up(self) -> None:
+        """Prometheus, Alertmanager and the exporters, our own instances (data in the state
+        folder). A changed configuration is applied with SIGHUP (both reload it)."""
+        if not self.with_monitoring:
+            return
+        for b in monitoring.BINARIES:
+            if not os.access(b, os.X_OK):
+                raise ClusterError(f"missing {b} (run scripts/setup), or set CLUSTER_NO_MONITORING=1")
+        m = self.topo.monitoring
+        d = self.mon_dir
+        for sub in ("prometheus/data", "prometheus/targets", "alertmanager/data", "textfile"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        for name, targets in monitoring.scrape_targets(self.topo, self.with_deps).items():
+            write_atomic(d / "prometheus" / "targets" / name, monitoring.file_sd(targets))
+        write_atomic(d / "textfile" / "continuum_folders.prom", monitoring.folder_info(self.data_folders()))
+        prom_cfg = d / "prometheus" / "prometheus.yml"
+        changed = render(DEPLOY / "prometheus" / "prometheus.yml.tmpl", prom_cfg, {
+            "TARGETS_DIR": d / "prometheus" / "targets", "RULES_DIR": DEPLOY / "prometheus" / "rules",
+            "ALERTMANAGER": f"127.0.0.1:{m['alertmanager']}", "BLACKBOX": f"127.0.0.1:{m['blackbox']}",
+            "TLS_TARGETS_FILE": d / "prometheus" / "targets" / "tls.json"})
+        am_cfg = d / "alertmanager" / "alertmanager.yml"
+        am_changed = render(DEPLOY / "alertmanager" / "alertmanager.yml.tmpl", am_cfg, {
+            "WEBHOOK_CONFIGS": monitoring.webhook_configs(self.topo), "OPS_TOKEN_FILE": self.ops_token_file},
+            mode=0o600)
+        rules_stamp = "".join(f"{f.name}:{f.stat().st_mtime_ns};"
+                              for f in sorted((DEPLOY / "prometheus" / "rules").glob("*.yml")))
+        changed |= write_atomic(d / "prometheus" / "rules.stamp", rules_stamp)
+        self._start_or_reload("prometheus", changed, [
+            monitoring.PROMETHEUS, f"--config.file={prom_cfg}", f"--storage.tsdb.path={d / 'prometheus' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{m['prometheus']}", "--storage.tsdb.retention.time=15d",
+            "--web.enable-lifecycle", f"--web.external-url=http://127.0.0.1:{m['prometheus']}/"],
+            d / "prometheus", [m["prometheus"]])
+        self._start_or_reload("alertmanager", am_changed, [
+            monitoring.ALERTMANAGER, f"--config.file={am_cfg}", f"--storage.path={d / 'alertmanager' / 'data'}",
+            f"--web.listen-address=127.0.0.1:{m['alertmanager']}", "--cluster.listen-address=",
+            f"--web.external-url=http://127.0.0.1:{m['alertmanager']}/"],
+            d / "alertmanager", [m["alertmanager"]])
+        self._start_or_reload("node-exporter", False, [
+            monitoring.NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{m['node_exporter']}",
+            f"--collector.textfile.directory={d / 'textfile'}"], d, [m["node_exporter"]])
+        # copies in the state folder: a process is recognised as ours by a state path in its argv
+        bb_changed = write_atomic(d / "blackbox.yml", (DEPLOY / "prometheus" / "blackbox.yml").read_text())
+        write_atomic(d / "postgres_queries.yml", (DEPLOY / "prometheus" / "postgres_queries.yml").read_text())
+        self._start_or_reload("blackbox-exporter", bb_changed, [
+            monitoring.BLACKBOX, f"--config.file={d / 'blackbox.yml'}",
+            f"--web.listen-address=127.0.0.1:{m['blackbox']}"], d, [m["blackbox"]])
+        for r, port in zip(self.topo.regions, self.topo.postgres_exporter_ports()):
+            name = f"postgres-exporter-{r.name}"
+            if self.sup.alive(name):
+                continue
+            self.need_ports(name, [port])
+            env = {"PATH": "/usr/bin:/bin",
+                   "DATA_SOURCE_NAME": f"host={r.host} port={r.pg} user=postgres dbname=postgres "
+                                       f"password={self.secrets['SUPERUSER_PASSWORD']} sslmode=disable "
+                                       f"connect_timeout=2"}
+            log(f"starting {name} (127.0.0.1:{port})")
+            self.sup.start(name, [monitoring.POSTGRES_EXPORTER, f"--web.listen-address=127.0.0.1:{port}",
+                                  f"--extend.query-path={d / 'postgres_queries.yml'}",
+                                  f"--log.level=warn"], d, env=env)
+
+    def _start_or_reload(self, name: str, changed: bool, argv: list, cwd: Path, ports: list[int]) -> None:
+        if self.sup.alive(name):
+            if changed:
+                log(f"{name}: configuration changed, reloading (SIGHUP)")
+                self.sup.signal(name, signal.SIGHUP)
+            return
+        self.need_ports(name, ports)
+        log(f"starting {name} (127.0.0.1:{ports[0]})")
+        self.sup.start(name, argv, cwd)
+
+    def monitoring_ready(self) -> bool:
+        if not self.with_monitoring:
+            return True
+        m = self.topo.monitoring
+        for n in self.monitoring_names():
+            if not self.sup.alive(n):
+                raise ClusterError(f"{n} exited; last lines of {self.sup.logs}/{n}.log:\n"
+                                   + self.sup.log_tail(f"{n}.log"))
+        return all(all_ok([f"http://127.0.0.1:{m['prometheus']}/-/ready",
+                           f"http://127.0.0.1:{m['alertmanager']}/-/ready"]))
 
     # ---- commands ----------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ MAX_OFFSET = 10000
 # (stub-deps' admin port); the prober's own /metrics and alert log receiver.
 MONITORING_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node_exporter": 9180, "blackbox": 9115,
                     "prober": 9140}
+POSTGRES_EXPORTER_BASE = 9187   # one per region: 9187, 9188, ...
 
 
 @dataclass
@@ -141,6 +142,9 @@ class Topology:
     def preference(self, me: str) -> list[Region]:
         return [self.region(n) for n in preference(self.names, me)]
 
+    def postgres_exporter_ports(self) -> list[int]:
+        return [POSTGRES_EXPORTER_BASE + self.offset + i for i in range(len(self.regions))]
+
     def stub_ports(self) -> list[int]:
         return [self.stub_base + d for d in STUB_PORT_DELTAS]
 
@@ -149,6 +153,7 @@ class Topology:
         out = [(p, f"haproxy {k}") for k, p in self.haproxy.items()]
         out += [(p, "stub-deps") for p in self.stub_ports()]
         out += [(p, k.replace("_", " ")) for k, p in self.monitoring.items()]
+        out += [(p, f"postgres exporter {r.name}") for r, p in zip(self.regions, self.postgres_exporter_ports())]
         for r in self.regions:
             out += [(r.etcd_client, f"etcd {r.name} client"), (r.etcd_peer, f"etcd {r.name} peer"),
                     (r.rest, f"patroni {r.name} REST"), (r.pg, f"postgres {r.name}")]

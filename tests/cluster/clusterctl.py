@@ -235,7 +235,7 @@ class ClusterHandle:
         self.patients = patients
         self.closed = False
         self.failed = False   # set by a failed test: close() keeps a copy of the logs
-        self.regions = [r["name"] for r in regions_conf()]
+        self.regions = Topology((DEPLOY / "regions.conf").read_text(), 0).names
         with _live_lock:
             _live.add(self)
 
