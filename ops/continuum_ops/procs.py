@@ -94,6 +94,12 @@ class Supervisor:
 
     def ours(self, pid: int) -> bool:
         c = cmdline(pid)
+        # Right after exec, /proc/<pid>/cmdline can read empty for a moment (seen here in
+        # most of 200 fresh starts): an empty one is read again, not taken for a stranger.
+        end = time.monotonic() + 1.0
+        while not c and live(pid) and time.monotonic() < end:
+            time.sleep(0.01)
+            c = cmdline(pid)
         return live(pid) and any(root in c for root in self.owned_roots)
 
     def alive(self, name: str) -> bool:
