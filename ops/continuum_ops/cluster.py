@@ -481,7 +481,7 @@ class Cluster:
     def monitoring_names(self) -> list[str]:
         if not self.with_monitoring:
             return []
-        return (["prometheus", "alertmanager", "node-exporter", "blackbox-exporter"]
+        return (["prometheus", "alertmanager", "node-exporter", "blackbox-exporter", "probe"]
                 + [f"postgres-exporter-{r}" for r in self.topo.names])
 
     def data_folders(self) -> list[tuple[str, str, str]]:
@@ -551,6 +551,57 @@ class Cluster:
                                   f"--extend.query-path={d / 'postgres_queries.yml'}",
                                   f"--log.level=warn"], d, env=env)
 
+    @property
+    def synthetic_password_file(self) -> Path:
+        return self.state / "synthetic.password"
+
+    def synthetic_accounts(self) -> None:
+        """The prober's synthetic patient and accounts per vantage (idempotent)."""
+        if not self.with_monitoring:
+            return
+        f = self.synthetic_password_file
+        if not (f.exists() and f.stat().st_size > 0):
+            write_atomic(f, secrets.token_hex(16) + "\n", 0o600)
+        names = ["edge"] + self.topo.names
+        args = ["synthetic-accounts", "--database-url", self.primary_url(), "--password-file", str(f)]
+        for n in names:
+            args += ["--vantage", n]
+        self.run_bin(args, "seed.log", "continuum synthetic-accounts")
+
+    def probe_up(self) -> None:
+        if not self.with_monitoring:
+            return
+        d = self.mon_dir / "probe"
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = d / "probe.toml"
+        changed = write_atomic(cfg, monitoring.probe_toml(
+            self.topo, float(os.environ.get("PROBE_INTERVAL_S", "5")), str(DEPLOY / "probe" / "journeys"),
+            str(self.synthetic_password_file), str(self.ops_token_file), str(d / "alerts.log")))
+        if changed and self.sup.alive("probe"):
+            log("probe: configuration changed, restarting it")
+            self.sup.stop(["probe"], signal.SIGTERM, 10)
+        if self.sup.alive("probe"):
+            return
+        self.need_ports("probe", [self.topo.monitoring["prober"]])
+        log(f"starting probe (journeys every {os.environ.get('PROBE_INTERVAL_S', '5')} s from "
+            f"{', '.join(['edge'] + self.topo.names)}; 127.0.0.1:{self.topo.monitoring['prober']})")
+        self.sup.start("probe", [self.bin, "probe", "--config", cfg], d)
+
+    def monitoring_status(self) -> dict | None:
+        if not self.with_monitoring:
+            return None
+        m = self.topo.monitoring
+        urls = {"prometheus": f"http://127.0.0.1:{m['prometheus']}",
+                "alertmanager": f"http://127.0.0.1:{m['alertmanager']}",
+                "probe": f"http://127.0.0.1:{m['prober']}"}
+        oks = all_ok([urls["prometheus"] + "/-/ready", urls["alertmanager"] + "/-/ready",
+                      urls["probe"] + "/healthz"], timeout=1.5)
+        out = {k: {"url": u, "pid": self.sup.live_pid(k), "ready": ok}
+               for (k, u), ok in zip(urls.items(), oks)}
+        out["exporters"] = {n: self.sup.live_pid(n) for n in self.monitoring_names()
+                            if n not in ("prometheus", "alertmanager", "probe")}
+        return out
+
     def _start_or_reload(self, name: str, changed: bool, argv: list, cwd: Path, ports: list[int]) -> None:
         if self.sup.alive(name):
             if changed:
@@ -578,6 +629,7 @@ class Cluster:
         names = ["haproxy"] + (["stubdeps"] if self.with_deps else [])
         names += [f"{k}-{r}" for r in self.topo.names for k in ("etcd", "patroni")]
         names += [f"portal-{n.name}" for n in self.topo.nodes]
+        names += self.monitoring_names()
         return all(self.sup.alive(n) for n in names)
 
     def up(self) -> None:
@@ -588,6 +640,8 @@ class Cluster:
         if (self.all_alive() and patroni.healthy(self.cluster_json(), len(names)) and self.haproxy_ready()
                 and self.nodes_ready(all_nodes) and self.edge_ready()):
             self.haproxy_up()   # applies a changed HAProxy template (reload), else nothing
+            self.monitoring_up()   # likewise for Prometheus and Alertmanager (SIGHUP)
+            self.probe_up()
             log(f"already up ({self.state})")
             self.print_status()
             return
@@ -614,6 +668,11 @@ class Cluster:
         log(f"waiting for {len(all_nodes)} portal nodes to be ready (up to {self.node_timeout}s)")
         wait_for(self.node_timeout, "portal nodes /readyz", lambda: self.nodes_ready(all_nodes))
         wait_for(30, "edge /readyz", self.edge_ready)
+        if self.with_monitoring:
+            self.synthetic_accounts()
+            self.monitoring_up()
+            self.probe_up()
+            wait_for(60, "Prometheus and Alertmanager ready", self.monitoring_ready)
         h = self.topo.haproxy
         log(f"up in {time.monotonic() - t0:.0f}s. edge: http://127.0.0.1:{h['http']} https://127.0.0.1:{h['https']}; "
             f"primary via HAProxy: postgresql://continuum@127.0.0.1:{h['pg_primary']}/continuum "
@@ -648,6 +707,9 @@ class Cluster:
             log(f"nothing to stop ({self.state})")
             return
         names = self.topo.names
+        # The watchers first, so that taking the cluster down raises no alert.
+        mon = ["probe", "prometheus", "alertmanager", "node-exporter", "blackbox-exporter"]
+        self.sup.stop(mon + [f"postgres-exporter-{r}" for r in names], signal.SIGTERM, 15)
         # Portal nodes first (they drain in-flight requests and flush their audit journal).
         self.sup.stop([f"portal-{n.name}" for n in self.topo.nodes], signal.SIGTERM, 20)
         self.sup.stop(["haproxy"], signal.SIGTERM, 10)
@@ -799,6 +861,7 @@ class Cluster:
             "stub_deps": {"admin": f"http://127.0.0.1:{self.topo.stub_base}", "pid": pid("stubdeps")}
             if self.with_deps else None,
             "regions": regions,
+            "monitoring": self.monitoring_status(),
         }
 
     def print_status(self, as_json: bool = False) -> None:
@@ -826,6 +889,11 @@ def format_status(out: dict, as_json: bool = False) -> str:
         for p in r["portal_nodes"]:
             lines.append(f"  portal {p['name']:<14} {p['address']:<16} pid {str(p['pid'] or '-'):>7}  "
                          f"{'ready' if p['ready'] else 'NOT READY'}")
+    mon = out.get("monitoring")
+    if mon:
+        lines.append("monitoring: " + "  ".join(
+            f"{k} {mon[k]['url']} {'ready' if mon[k]['ready'] else 'NOT READY'}"
+            for k in ("prometheus", "alertmanager", "probe")))
     if out["pg_root"] != out["state_dir"] + "/patroni":
         lines.append(f"PostgreSQL folders: {out['pg_root']} (the postgres user cannot reach the state folder)")
     return "\n".join(lines)

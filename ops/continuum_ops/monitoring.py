@@ -82,3 +82,22 @@ def mountpoint(path: str) -> str:
     while not os.path.ismount(p):
         p = os.path.dirname(p)
     return p
+
+
+def probe_toml(topo: Topology, interval_s: float, journeys_dir: str, password_file: str, token_file: str,
+               alerts_log: str) -> str:
+    """`continuum probe` configuration: every vantage, reports to the portal through the edge,
+    the alert log receiver."""
+    m = topo.monitoring
+    out = [
+        "# rendered by scripts/cluster (ops/continuum_ops/monitoring.py); see deploy/probe/README.md",
+        "[probe]", 'listen_address = "127.0.0.1"', f"listen_port = {m['prober']}",
+        f"interval_s = {interval_s:g}", f'journeys_dir = "{journeys_dir}"', "request_timeout_ms = 5000", "",
+        "[report]", f'url = "http://127.0.0.1:{topo.haproxy["http"]}/api/v1/ops/journey-runs"',
+        f'token_file = "{token_file}"', "timeout_ms = 2000", "",
+        "[alerts]", f'log_file = "{alerts_log}"', f'token_file = "{token_file}"', ""]
+    for v in vantages(topo, f"http://127.0.0.1:{topo.haproxy['http']}"):
+        urls = ", ".join(f'"{u}"' for u in v["urls"])
+        out += ["[[vantage]]", f'name = "{v["name"]}"', f"base_urls = [{urls}]",
+                f'password_file = "{password_file}"', ""]
+    return "\n".join(out)

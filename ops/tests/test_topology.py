@@ -203,3 +203,45 @@ class RenderTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MonitoringTest(unittest.TestCase):
+    def test_targets_and_vantages(self):
+        from continuum_ops import monitoring
+        import json
+        t = Topology(CONF, 2000)
+        tg = monitoring.scrape_targets(t, True)
+        portal_t = json.loads(monitoring.file_sd(tg["portal.json"]))
+        self.assertEqual(len(portal_t), 6)
+        self.assertEqual(portal_t[0], {"targets": ["127.0.0.1:20101"], "labels": {"region": "us-east", "node": "us-east-a"}})
+        self.assertEqual([x[1]["region"] for x in tg["postgres_exporter.json"]], ["us-east", "us-central", "us-west"])
+        self.assertEqual(tg["postgres_exporter.json"][0][0], "127.0.0.1:11187")
+        vs = monitoring.vantages(t, "http://127.0.0.1:10080")
+        self.assertEqual([v["name"] for v in vs], ["edge", "us-east", "us-central", "us-west"])
+        self.assertEqual(vs[2]["urls"], ["http://127.0.0.1:20111", "http://127.0.0.1:20112"])
+
+    def test_webhooks_reach_the_portal_by_several_ways_and_the_log(self):
+        from continuum_ops import monitoring
+        t = Topology(CONF, 0)
+        w = monitoring.webhook_configs(t)
+        urls = [l.split("'")[1] for l in w.splitlines() if "url:" in l]
+        self.assertEqual(urls[0], "http://127.0.0.1:8080/api/v1/ops/alerts")      # the edge
+        self.assertIn("http://127.0.0.1:18111/api/v1/ops/alerts", urls)           # a node per region
+        self.assertEqual(urls[-1], "http://127.0.0.1:9140/alerts")                # the prober's log
+        self.assertTrue(all(l.startswith("    ") for l in w.splitlines()))
+        self.assertEqual(w.count("send_resolved: true"), len(urls))
+
+    def test_probe_config(self):
+        from continuum_ops import monitoring
+        t = Topology(CONF, 0)
+        cfg = monitoring.probe_toml(t, 5, "/j", "/s/pw", "/s/tok", "/s/alerts.log")
+        self.assertIn("interval_s = 5\n", cfg)
+        self.assertIn('url = "http://127.0.0.1:8080/api/v1/ops/journey-runs"', cfg)
+        self.assertEqual(cfg.count("[[vantage]]"), 4)
+        self.assertIn('base_urls = ["http://127.0.0.1:18121", "http://127.0.0.1:18122"]', cfg)
+
+    def test_folder_info_names_the_mount_point(self):
+        from continuum_ops import monitoring
+        txt = monitoring.folder_info([("postgres", "us-east", "/tmp"), ("audit", "us-east-a", "/")])
+        self.assertIn('continuum_data_folder_info{kind="postgres",owner="us-east",path="/tmp",mountpoint="', txt)
+        self.assertIn('path="/",mountpoint="/"} 1', txt)

@@ -227,8 +227,9 @@ class ClusterHandle:
     removes the folder unless keep)."""
 
     def __init__(self, state: Path, offset: int | None, owned: bool, keep: bool = False,
-                 patients: int | None = None):
+                 patients: int | None = None, monitoring: bool = True):
         self.state = Path(state).resolve()
+        self.monitoring = monitoring
         self.offset = offset
         self.owned = owned
         self.keep = keep
@@ -244,12 +245,12 @@ class ClusterHandle:
 
     @classmethod
     def create(cls, keep: bool = False, patients: int | None = None, offset: int | None = None,
-               prefix: str = "cct-") -> "ClusterHandle":
+               prefix: str = "cct-", monitoring: bool = True) -> "ClusterHandle":
         # short path: PostgreSQL's socket lives in <state>/patroni/<region>/ (107-byte limit)
         state = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
         os.chmod(state, 0o755)
         off = offset if offset is not None else free_offset()
-        return cls(state, off, owned=True, keep=keep, patients=patients)
+        return cls(state, off, owned=True, keep=keep, patients=patients, monitoring=monitoring)
 
     # -- scripts/cluster -------------------------------------------------------------------
 
@@ -257,6 +258,8 @@ class ClusterHandle:
         env = dict(os.environ)
         if self.patients:
             env["CLUSTER_PATIENTS"] = str(self.patients)
+        if not self.monitoring:
+            env["CLUSTER_NO_MONITORING"] = "1"
         return env
 
     def cmd(self, *args, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:

@@ -50,7 +50,10 @@ def setUpModule():
     binary = os.environ.get("CONTINUUM_BIN", str(clusterctl.REPO / "build" / "continuum"))
     # (a concurrent rebuild replaces the binary: give it a minute to reappear)
     wait_until(lambda: os.access(binary, os.X_OK), 90, 1, f"{binary} to exist (build it first)")
-    CLUSTER = ClusterHandle.create(keep=KEEP, patients=PATIENTS)
+    # Without the monitoring stack (tests/cluster/test_monitoring.py has its own cluster):
+    # the stalls measured here are the failover's, not those of a prober and a Prometheus
+    # sharing the two cores.
+    CLUSTER = ClusterHandle.create(keep=KEEP, patients=PATIENTS, monitoring=False)
     unittest.addModuleCleanup(CLUSTER.close)
     log(f"starting the cluster in {CLUSTER.state} (port offset {CLUSTER.offset}, {PATIENTS} patients)")
     CLUSTER.up(timeout=300)

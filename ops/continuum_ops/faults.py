@@ -1,0 +1,171 @@
+"""Faults to inject into a running local cluster, each with inject / revert and the alerts
+that should say so. Used by bench/mttd (time to detect) and its short version in the tests.
+
+A fault only touches what it names and its revert puts it back; `revert` is safe to call
+twice and after a failed `inject`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from .cluster import PSQL, Cluster
+from .util import ClusterError, log, wait_for
+
+
+@dataclass
+class Fault:
+    kind: str                   # the fault class (a row of the MTTD table)
+    target: str                 # what it hits (region, dependency, table)
+    alerts: set[str]            # any of these alert names counts as detection ...
+    labels: dict[str, str] = field(default_factory=dict)   # ... when these labels match (if present)
+
+    def inject(self, c: Cluster) -> None:
+        raise NotImplementedError
+
+    def revert(self, c: Cluster) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return f"{self.kind} ({self.target})"
+
+    def matches(self, alert: dict) -> bool:
+        if alert.get("alertname") not in self.alerts:
+            return False
+        labels = alert.get("labels") or {}
+        return all(labels.get(k, v) == v for k, v in self.labels.items())
+
+
+class NodesStopped(Fault):
+    """Every portal node of a region SIGKILLed (processes gone; the rest of the region lives)."""
+
+    def __init__(self, region: str):
+        super().__init__("region's portal nodes stopped", region,
+                         {"PortalRegionDown", "PortalNodeDown", "EdgeBackendDown", "JourneyFailingFromOneVantage",
+                          "JourneyFailingFromMultipleVantages"}, {"region": region})
+
+    def inject(self, c: Cluster) -> None:
+        for n in c.topo.region(self.target).nodes:
+            p = c.sup.live_pid(f"portal-{n.name}")
+            if p:
+                os.kill(p, signal.SIGKILL)
+
+    def revert(self, c: Cluster) -> None:
+        c.preflight()
+        c.portal_up([self.target])
+        names = [n.name for n in c.topo.region(self.target).nodes]
+        wait_for(60, f"portal nodes of {self.target}", lambda: c.nodes_ready(names))
+
+
+class PrimaryRegionKilled(Fault):
+    def __init__(self, region: str):
+        super().__init__("primary's region killed", region,
+                         {"RegionDown", "PatroniNoLeader", "PatroniMemberDown", "PortalRegionDown", "EtcdMemberDown",
+                          "EdgeBackendDown", "PortalNodeDown", "PostgresExporterCannotConnect"}, {"region": region})
+
+    def inject(self, c: Cluster) -> None:
+        c.kill_region(self.target)
+
+    def revert(self, c: Cluster) -> None:
+        c.start_region(self.target)
+
+
+class DependencyFault(Fault):
+    """A stand-in's fault mode: refuse (connection refused), slow (answers after delay_ms),
+    error (503), timeout (never answers)."""
+
+    def __init__(self, dependency: str, mode: str, delay_ms: int = 3000):
+        super().__init__(f"dependency {mode}", dependency, {"DependencyDown", "DependencyDegraded"},
+                         {"dependency": dependency})
+        self.mode, self.delay_ms = mode, delay_ms
+
+    def _admin(self, c: Cluster, method: str, path: str, body: dict | None = None) -> None:
+        req = urllib.request.Request(f"http://127.0.0.1:{c.topo.stub_base}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            r.read()
+
+    def inject(self, c: Cluster) -> None:
+        self._admin(c, "PUT", f"/admin/faults/{self.target}", {"mode": self.mode, "delay_ms": self.delay_ms})
+
+    def revert(self, c: Cluster) -> None:
+        self._admin(c, "PUT", f"/admin/faults/{self.target}", {"mode": "ok"})
+
+
+class QuerySlowed(Fault):
+    """A lock held on a table a journey reads: an ACCESS EXCLUSIVE lock taken on the primary
+    is replayed on the standbys too, so reads of that table wait everywhere."""
+
+    def __init__(self, table: str = "medication_statement"):
+        super().__init__("query slowed (lock held)", table,
+                         {"JourneyFailingFromEdge", "JourneyFailingFromMultipleVantages", "QueryLatencyTrendingUp",
+                          "SLOErrorBudgetBurn", "DbPoolSaturated"})
+        self.proc: subprocess.Popen | None = None
+
+    def inject(self, c: Cluster) -> None:
+        port = c.topo.haproxy["pg_primary"]
+        sql = f"BEGIN; LOCK TABLE {self.target} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600); ROLLBACK;"
+        self.proc = subprocess.Popen(
+            [str(PSQL), "-X", "-q",
+             f"host=127.0.0.1 port={port} user=postgres dbname=continuum", "-c", sql],
+            env={"PGPASSWORD": c.secrets["SUPERUSER_PASSWORD"], "PATH": "/usr/bin:/bin"},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def revert(self, c: Cluster) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)     # psql cancels the query; the lock goes with ROLLBACK
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+class EdgeBackendDown(Fault):
+    """The edge's own servers for a region put in maintenance through HAProxy's runtime API
+    (the nodes themselves are fine; the region's traffic goes to the backups)."""
+
+    def __init__(self, region: str):
+        super().__init__("edge backend of a region down", region, {"EdgeBackendDown", "EdgeNoServers"},
+                         {"region": region})
+
+    def _set(self, c: Cluster, state: str) -> None:
+        for n in c.topo.region(self.target).nodes:
+            out = c.haproxy_cmd(f"set server portal-{self.target}/{n.name} state {state}")
+            if out.strip():
+                raise ClusterError(f"haproxy: {out.strip()}")
+
+    def inject(self, c: Cluster) -> None:
+        self._set(c, "maint")
+
+    def revert(self, c: Cluster) -> None:
+        self._set(c, "ready")
+
+
+def primary_region(c: Cluster) -> str:
+    st = c.status()
+    if not st["primary"]:
+        raise ClusterError("no primary: the cluster is not healthy")
+    return st["primary"]
+
+
+def wait_quiet(c: Cluster, alerts_firing, timeout: float = 180) -> None:
+    """Until the cluster is healthy and no alert fires."""
+    t0 = time.monotonic()
+
+    def quiet() -> bool:
+        firing = alerts_firing()
+        return not firing and c.status()["healthy"]
+    try:
+        wait_for(timeout, "a healthy cluster with no alert firing", quiet, interval=2)
+    except ClusterError:
+        log(f"still firing after {time.monotonic() - t0:.0f}s: {sorted(a['alertname'] for a in alerts_firing())}")
+        raise
