@@ -32,6 +32,7 @@ import faulthandler
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -127,10 +128,22 @@ def new_request_id() -> str:
     return "e2e-" + uuid.uuid4().hex
 
 
+# Listening ports come from 20000-32000, below the kernel's ephemeral range (32768-60999,
+# where bind(0) and outgoing connections take theirs), so a test server never lands on a
+# port that some other process's connection may be using, or may want, next.
+PORT_RANGE = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    for _ in range(500):
+        port = random.randrange(*PORT_RANGE)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError(f"no free port in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):

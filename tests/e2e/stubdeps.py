@@ -45,7 +45,7 @@ def _port_free(port: int) -> bool:
 def free_base_port() -> int:
     """A base port whose whole range (base .. base+25) is free right now."""
     for _ in range(200):
-        base = random.randrange(20000, 60000)
+        base = random.randrange(harness.PORT_RANGE[0], harness.PORT_RANGE[1] - max(OFFSETS.values()))
         if all(_port_free(base + o) for o in OFFSETS.values()):
             return base
     raise RuntimeError("no free port range for stub-deps")
