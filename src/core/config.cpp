@@ -64,7 +64,7 @@ Config LoadConfig(const std::string& path) {
   }
   CheckKeys(root, path, "",
             {"server", "node", "database", "topology", "cache", "dependencies", "jobs",
-             "notifications", "ehr", "auth", "audit"});
+             "notifications", "ehr", "auth", "audit", "ops"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -220,6 +220,12 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "audit", "enabled", c.audit_enabled);
     Get(*s, path, "audit", "dir", c.audit_dir);
     Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
+  }
+  if (auto* s = root["ops"].as_table()) {
+    CheckKeys(*s, path, "ops", {"token_file"});
+    Get(*s, path, "ops", "token_file", c.ops_token_file);
+    if (c.ops_token_file.empty())
+      Fail(path, "ops.token_file", "must name a file (leave [ops] out to disable the ops API)");
   }
   if (!c.topology_regions.empty()) {
     bool found = false;

@@ -82,6 +82,10 @@ struct Config {
   // [ehr] sync_interval_ms: how often clinical data is synchronised in from the EHR
   // (when [dependencies.ehr] is configured)
   int ehr_sync_interval_ms = 5000;
+  // [ops] token_file: the file holding the operations token (hex, one line) that the
+  // ops write endpoints (Alertmanager webhook, journey-run reports) and the alert list
+  // require as a bearer token. Empty: those endpoints refuse every caller.
+  std::string ops_token_file;
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

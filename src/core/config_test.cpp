@@ -75,6 +75,19 @@ TEST(Config, RejectsUnknownKeysNamingThem) {
   std::remove(p.c_str());
 }
 
+TEST(Config, ReadsTheOpsTokenFile) {
+  EXPECT_TRUE(LoadConfig(Write("[node]\nregion = \"x\"\n")).ops_token_file.empty());
+  EXPECT_EQ(LoadConfig(Write("[ops]\ntoken_file = \"/etc/continuum/ops.token\"\n")).ops_token_file,
+            "/etc/continuum/ops.token");
+  try {
+    LoadConfig(Write("[ops]\ntoken = \"abc\"\n"));
+    FAIL() << "unknown key accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("ops.token"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(LoadConfig(Write("[ops]\ntoken_file = \"\"\n")), std::runtime_error);
+}
+
 TEST(Config, RejectsWrongTypes) {
   auto p = Write("[server]\nthreads = \"two\"\n");
   EXPECT_THROW(LoadConfig(p), std::runtime_error);

@@ -6,7 +6,8 @@ namespace continuum::log {
 
 namespace {
 std::shared_ptr<spdlog::logger> g_access;
-}
+std::shared_ptr<spdlog::logger> g_event;
+}  // namespace
 
 std::string JsonEscape(std::string_view s) {
   std::string out;
@@ -54,10 +55,20 @@ void Init(const std::string& component, const std::string& node_id, bool verbose
   g_access->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","type":"access","node":")" +
                             JsonEscape(node_id) + R"(",%v})",
                         spdlog::pattern_time_type::utc);
+  g_event =
+      std::make_shared<spdlog::logger>("event", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  g_event->set_pattern(R"({"ts":"%Y-%m-%dT%H:%M:%S.%eZ","level":"%l","component":")" +
+                           JsonEscape(component) + R"(","node":")" + JsonEscape(node_id) +
+                           R"(",%v})",
+                       spdlog::pattern_time_type::utc);
 }
 
 void Access(const std::string& json_fields) {
   if (g_access) g_access->info(json_fields);
+}
+
+void Event(spdlog::level::level_enum level, const std::string& json_fields) {
+  if (g_event) g_event->log(level, json_fields);
 }
 
 }  // namespace continuum::log

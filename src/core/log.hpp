@@ -29,5 +29,10 @@ void Error(fmt::format_string<Args...> f, Args&&... args) {
 }
 // A raw JSON object (without braces) appended as fields: used by the access log.
 void Access(const std::string& json_fields);
+// A structured event line: `json_fields` (JSON members without braces, e.g.
+// "event":"ops_alert","status":"firing") become top-level fields next to ts, level,
+// component and node, so log queries can select on them. Values must be escaped
+// (JsonEscape).
+void Event(spdlog::level::level_enum level, const std::string& json_fields);
 
 }  // namespace continuum::log

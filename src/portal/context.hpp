@@ -57,6 +57,7 @@ struct Services {
   WriteTracker* writes = nullptr;                 // read-your-writes, per session
   resilience::SwrCache* content_cache = nullptr;  // low tier: articles, recommendations
   deps::Registry* deps = nullptr;                 // external services, each with a breaker
+  Secret ops_token;  // [ops] token_file's content; empty: the ops API refuses everyone
   // Set by the session sync loop (every revocation_poll_ms): its last round trip to the
   // primary failed.
   std::atomic<bool> primary_unreachable{false};

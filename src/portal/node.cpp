@@ -1,6 +1,7 @@
 #include "portal/node.hpp"
 
 #include <fmt/format.h>
+#include <sys/statvfs.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -31,6 +32,8 @@
 #include "portal/high/notifications.hpp"
 #include "portal/medium/billing.hpp"
 #include "portal/medium/jobs.hpp"
+#include "portal/ops.hpp"
+#include "portal/ops_api.hpp"
 #include "portal/routes.hpp"
 #include "resilience/swr_cache.hpp"
 
@@ -181,6 +184,7 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
     } else {
       ++in_flight;
       try {
+        if (e->access == RouteAccess::kOpsToken) ops::RequireOpsToken(ctx);
         resp = co_await e->handler(ctx);
       } catch (...) {
         resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
@@ -218,9 +222,59 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
   co_return resp;
 }
 
+#ifndef CONTINUUM_VERSION
+#define CONTINUUM_VERSION "unknown"
+#endif
+
 void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Journal& journal,
-                        audit::Shipper* shipper, auth::SessionCache& sessions) {
-  Metrics::Get().AddCollector([&shards, &journal, shipper, &sessions](std::string& out) {
+                        audit::Shipper* shipper, auth::SessionCache& sessions, Services& svc) {
+  Metrics::Get().AddCollector([&svc](std::string& out) {
+    out += "# HELP continuum_build_info The running build (git describe at configure time).\n";
+    out += "# TYPE continuum_build_info gauge\n";
+    out += fmt::format("continuum_build_info{{version=\"{}\",node=\"{}\",region=\"{}\"}} 1\n",
+                       CONTINUUM_VERSION, log::JsonEscape(svc.config.node_id),
+                       log::JsonEscape(svc.config.region));
+    // 1 while a tier is in that degraded mode (as /readyz reports it); every tier's
+    // possible modes are always exported, so a rule can tell 0 from absent.
+    out += "# HELP continuum_tier_degraded 1 while the tier is in this degraded mode.\n";
+    out += "# TYPE continuum_tier_degraded gauge\n";
+    auto modes = TierModesNow(svc);
+    for (Tier t : kAllTiers)
+      for (const char* m : DegradedModes(t))
+        out += fmt::format("continuum_tier_degraded{{tier=\"{}\",mode=\"{}\"}} {}\n", TierName(t),
+                           m, std::string_view(modes[static_cast<int>(t)]) == m ? 1 : 0);
+    // The audit journal's file system: a full disk stops every PHI response.
+    struct statvfs fs {};
+    if (svc.config.audit_enabled && statvfs(svc.config.audit_dir.c_str(), &fs) == 0) {
+      out +=
+          "# HELP continuum_audit_journal_fs_avail_bytes Free bytes (for unprivileged users) "
+          "of the audit journal's file system.\n";
+      out += "# TYPE continuum_audit_journal_fs_avail_bytes gauge\n";
+      out += fmt::format("continuum_audit_journal_fs_avail_bytes {}\n",
+                         static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize);
+      out += "# TYPE continuum_audit_journal_fs_size_bytes gauge\n";
+      out += fmt::format("continuum_audit_journal_fs_size_bytes {}\n",
+                         static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize);
+    }
+    ops::RenderMetrics(out);
+  });
+  Metrics::Get().AddCollector([&shards, &journal, shipper, &sessions, &svc](std::string& out) {
+    // Configured limits (summed over shards, as the pools are split per shard), so a
+    // rule can compute saturation: in_use / size, waiting / queue_limit.
+    // (Each family's samples stay together, as the exposition format asks.)
+    std::string sizes = "# TYPE continuum_db_pool_size gauge\n";
+    std::string queues = "# TYPE continuum_db_pool_queue_limit gauge\n";
+    for (Tier t : kAllTiers) {
+      int64_t size = 0, queue = 0;
+      for (auto& s : shards) {
+        size += s->pool(t).options().size;
+        queue += s->pool(t).options().queue_limit;
+      }
+      sizes += fmt::format("continuum_db_pool_size{{tier=\"{}\"}} {}\n", TierName(t), size);
+      queues +=
+          fmt::format("continuum_db_pool_queue_limit{{tier=\"{}\"}} {}\n", TierName(t), queue);
+    }
+    out += sizes + queues;
     out += "# TYPE continuum_db_pool_connections gauge\n";
     out += "# TYPE continuum_db_pool_events_total counter\n";
     for (Tier t : kAllTiers) {
@@ -255,6 +309,38 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
       out += fmt::format(
           "continuum_db_pool_events_total{{tier=\"{}\",event=\"query_failure\"}} {}\n", n, qfail);
     }
+    // With a topology, reads have pools of their own per region's database.
+    if (svc.topology) {
+      std::string conns = "# TYPE continuum_db_read_pool_connections gauge\n";
+      std::string events = "# TYPE continuum_db_read_pool_events_total counter\n";
+      const auto& regions = svc.topology->options().regions;
+      for (std::size_t r = 0; r < regions.size(); ++r)
+        for (Tier t : kAllTiers) {
+          int64_t open = 0, in_use = 0, waiting = 0;
+          uint64_t rejected = 0, timeouts = 0, cfail = 0;
+          for (auto& s : shards) {
+            if (r >= s->read_pools.size()) continue;
+            const auto& st = s->read_pools[r][static_cast<int>(t)]->stats();
+            open += st.open.load();
+            in_use += st.in_use.load();
+            waiting += st.waiting.load();
+            rejected += st.rejected.load();
+            timeouts += st.wait_timeouts.load();
+            cfail += st.connect_failures.load();
+          }
+          auto labels = fmt::format(R"(tier="{}",region="{}")", TierName(t), regions[r].name);
+          for (auto [state, v] : {std::pair{"open", open}, std::pair{"in_use", in_use},
+                                  std::pair{"waiting", waiting}})
+            conns += fmt::format("continuum_db_read_pool_connections{{{},state=\"{}\"}} {}\n",
+                                 labels, state, v);
+          for (auto [event, v] :
+               {std::pair{"rejected", rejected}, std::pair{"wait_timeout", timeouts},
+                std::pair{"connect_failure", cfail}})
+            events += fmt::format("continuum_db_read_pool_events_total{{{},event=\"{}\"}} {}\n",
+                                  labels, event, v);
+        }
+      out += conns + events;
+    }
     auto js = journal.stats();
     out += "# TYPE continuum_audit_journal_records_total counter\n";
     out += fmt::format("continuum_audit_journal_records_total {}\n", js.records);
@@ -284,6 +370,7 @@ int Serve(const Config& cfg) {
   log::Init("serve", cfg.node_id);
   Services svc;
   svc.config = cfg;
+  if (!cfg.ops_token_file.empty()) svc.ops_token = ops::LoadOpsToken(cfg.ops_token_file);
   svc.signer = std::make_unique<auth::TokenSigner>(auth::LoadOrCreateKey(cfg.key_file));
   audit::Journal journal({cfg.audit_dir, cfg.node_id, cfg.region, cfg.audit_enabled});
   svc.journal = &journal;
@@ -402,8 +489,9 @@ int Serve(const Config& cfg) {
     ioc_ptrs.push_back(iocs.back().get());
     shards.push_back(std::move(s));
   }
-  RegisterCollectors(shards, journal, shipper.get(), sessions);
+  RegisterCollectors(shards, journal, shipper.get(), sessions, svc);
   Metrics::Get().AddCollector([&dependencies](std::string& out) {
+    std::string breakers = "# TYPE continuum_dependency_breaker_state gauge\n";
     out += "# TYPE continuum_dependency_health gauge\n";
     out += "# TYPE continuum_dependency_calls_total counter\n";
     for (auto* d : dependencies.All()) {
@@ -411,6 +499,10 @@ int Serve(const Config& cfg) {
       for (const char* st : {"healthy", "degraded", "down"})
         out += fmt::format("continuum_dependency_health{{dependency=\"{}\",state=\"{}\"}} {}\n",
                            d->name(), st, std::string_view(h.state) == st ? 1 : 0);
+      for (const char* st : {"closed", "open", "half-open"})
+        breakers +=
+            fmt::format("continuum_dependency_breaker_state{{dependency=\"{}\",state=\"{}\"}} {}\n",
+                        d->name(), st, std::string_view(h.breaker) == st ? 1 : 0);
       auto bs = d->breaker().stats();
       for (auto [ev, n] : {std::pair{"success", bs.successes}, std::pair{"failure", bs.failures},
                            std::pair{"refused", bs.refused}, std::pair{"opened", bs.opened}})
@@ -418,6 +510,7 @@ int Serve(const Config& cfg) {
             fmt::format("continuum_dependency_calls_total{{dependency=\"{}\",event=\"{}\"}} {}\n",
                         d->name(), ev, n);
     }
+    out += breakers;
   });
   Metrics::Get().AddCollector([&content_cache](std::string& out) {
     auto cs = content_cache.stats();
@@ -451,8 +544,9 @@ int Serve(const Config& cfg) {
                          cfg.trusted_proxies};
   http::Server server(so, ioc_ptrs, std::move(handlers));
   server.Listen();
-  log::Info("continuum serve listening on {}:{} ({} shards, region {}, audit {})",
-            cfg.listen_address, server.port(), n, cfg.region, cfg.audit_enabled ? "on" : "off");
+  log::Info("continuum serve listening on {}:{} ({} shards, region {}, audit {}, ops API {})",
+            cfg.listen_address, server.port(), n, cfg.region, cfg.audit_enabled ? "on" : "off",
+            svc.ops_token.empty() ? "off (no [ops] token_file)" : "on");
 
   auto stop_all = [&iocs]() {
     for (auto& io : iocs) io->stop();

@@ -6,6 +6,7 @@
 #include "core/metrics.hpp"
 #include "deps/dependency.hpp"
 #include "fhir/fhir.hpp"
+#include "portal/ops_api.hpp"
 
 namespace continuum::portal {
 namespace asio = boost::asio;
@@ -35,11 +36,72 @@ const char* RoleName(db::Topology::Role r) {
 }
 }  // namespace
 
-// Ready when this node can serve the critical tier: its own region's database answers
-// (with a topology: as primary or standby, from the probe loop; without: a ping) and
-// its audit journal accepts records. HAProxy takes a node out of rotation on a 503
-// here, so a region whose database is lost sends its traffic to the next region.
-asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
+const char* TierMode(Tier t, bool reads_ok, bool writes_ok, bool medium_service_down) {
+  // Each tier's mode follows its fallback (ARCHITECTURE §3): critical writes wait for a
+  // primary, high-tier writes are refused (read-only), medium-tier work is queued, and
+  // low-tier content is served from cache.
+  if (reads_ok && writes_ok) return t == Tier::kMedium && medium_service_down ? "queued" : "normal";
+  switch (t) {
+    case Tier::kCritical:
+      return reads_ok ? "writes-waiting" : "unavailable";
+    case Tier::kHigh:
+      return reads_ok ? "read-only" : "unavailable";
+    case Tier::kMedium:
+      return "queued";
+    case Tier::kLow:
+      return "stale";
+    default:
+      return "normal";  // ops: nothing to fall back to, nothing degraded
+  }
+}
+
+std::vector<const char*> DegradedModes(Tier t) {
+  switch (t) {
+    case Tier::kCritical:
+      return {"writes-waiting", "unavailable"};
+    case Tier::kHigh:
+      return {"read-only", "unavailable"};
+    case Tier::kMedium:
+      return {"queued"};
+    case Tier::kLow:
+      return {"stale"};
+    default:
+      return {};
+  }
+}
+
+bool MediumServiceDown(deps::Registry* deps) {
+  if (!deps) return false;
+  for (auto* d : deps->All())
+    if ((d->name() == "payments" || d->name() == "insurance" || d->name() == "pharmacy") &&
+        std::string_view(d->health().state) != "healthy")
+      return true;
+  return false;
+}
+
+std::array<const char*, 5> TierModesNow(Services& svc) {
+  bool reads_ok = true, writes_ok = true;
+  if (const db::Topology* topo = svc.topology) {
+    writes_ok = topo->PrimaryKnown();
+    reads_ok = topo->ChooseRead(0) != db::Topology::kPrimary || writes_ok;
+  } else {
+    reads_ok = writes_ok = !svc.primary_unreachable.load();
+  }
+  bool medium_down = MediumServiceDown(svc.deps);
+  std::array<const char*, 5> modes{};
+  for (Tier t : kAllTiers)
+    modes[static_cast<int>(t)] = TierMode(t, reads_ok, writes_ok, medium_down);
+  return modes;
+}
+
+namespace {
+
+// /readyz's body and status. Ready when this node can serve the critical tier: its own
+// region's database answers (with a topology: as primary or standby, from the probe
+// loop; without: a ping) and its audit journal accepts records. HAProxy takes a node
+// out of rotation on a 503 here, so a region whose database is lost sends its traffic
+// to the next region.
+asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   bool db_ok = true;      // this node's own database answers
   bool reads_ok = true;   // some database can serve its reads
   bool writes_ok = true;  // a primary is known
@@ -73,45 +135,25 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
   }
   auto js = ctx.svc.journal->stats();
   bool audit_ok = js.failures == 0 || js.records > 0;
-  // Each tier's mode follows its fallback (ARCHITECTURE §3): critical writes wait for a
-  // primary, high-tier writes are refused (read-only), medium-tier work is queued, and
-  // low-tier content is served from cache.
-  auto mode_of = [&](Tier t) -> const char* {
-    if (reads_ok && writes_ok) return "normal";
-    switch (t) {
-      case Tier::kCritical:
-        return reads_ok ? "writes-waiting" : "unavailable";
-      case Tier::kHigh:
-        return reads_ok ? "read-only" : "unavailable";
-      case Tier::kMedium:
-        return "queued";
-      default:
-        return "stale";
-    }
-  };
   // External services: each one's health, breaker and last error.
   json::object dependencies;
-  bool medium_queued = false;
   if (ctx.svc.deps)
     for (auto* d : ctx.svc.deps->All()) {
       auto h = d->health();
-      if ((d->name() == "payments" || d->name() == "insurance" || d->name() == "pharmacy") &&
-          std::string_view(h.state) != "healthy")
-        medium_queued = true;
       dependencies[d->name()] = json::object{{"state", h.state},
                                              {"breaker", h.breaker},
                                              {"last_check_ok", h.last_check_ok},
                                              {"last_error", h.last_error}};
     }
+  bool medium_down = MediumServiceDown(ctx.svc.deps);
   json::object tiers;
   for (Tier t : {Tier::kCritical, Tier::kHigh, Tier::kMedium, Tier::kLow}) {
     auto& p = ctx.shard.pool(t);
-    const char* mode = mode_of(t);
-    if (t == Tier::kMedium && medium_queued && std::string_view(mode) == "normal") mode = "queued";
-    tiers[std::string(TierName(t))] = json::object{{"mode", mode},
-                                                   {"pool_open", p.stats().open.load()},
-                                                   {"pool_in_use", p.stats().in_use.load()},
-                                                   {"pool_waiting", p.stats().waiting.load()}};
+    tiers[std::string(TierName(t))] =
+        json::object{{"mode", TierMode(t, reads_ok, writes_ok, medium_down)},
+                     {"pool_open", p.stats().open.load()},
+                     {"pool_in_use", p.stats().in_use.load()},
+                     {"pool_waiting", p.stats().waiting.load()}};
   }
   json::object out{{"status", db_ok && audit_ok ? "ready" : "not-ready"},
                    {"node", ctx.svc.config.node_id},
@@ -129,16 +171,34 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
     if (!ec && extra.is_object())
       for (auto& kv : extra.as_object()) out[kv.key()] = kv.value();
   }
+  co_return std::pair{std::move(out), db_ok && audit_ok ? 200 : 503};
+}
+
+http::Response JsonResponse(int status, const json::object& body) {
   http::Response r;
-  r.status = db_ok && audit_ok ? 200 : 503;
+  r.status = status;
   r.content_type = "application/json";
-  r.body = json::serialize(out);
-  co_return r;
+  r.body = json::serialize(body);
+  return r;
+}
+
+}  // namespace
+
+asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
+  auto [body, status] = co_await ReadyState(ctx);
+  co_return JsonResponse(status, body);
 }
 
 asio::awaitable<http::Response> OpsStatus(RequestContext& ctx) {
-  auto r = co_await Readyz(ctx);
-  r.status = 200;
+  auto [body, status] = co_await ReadyState(ctx);
+  // Firing alerts and the journeys' last runs, from the database (within 800 ms, and
+  // not at all when the database is known to be unreachable).
+  const auto& db = body["database"].as_object();
+  if (!ctx.svc.topology && db.contains("reachable") && !db.at("reachable").as_bool())
+    ops::SetOpsStateUnavailable(body, "the database did not answer the readiness check");
+  else
+    co_await ops::AddOpsState(ctx, body, std::chrono::milliseconds(800));
+  auto r = JsonResponse(200, body);
   r.set_header("Cache-Control", "no-store");
   co_return r;
 }

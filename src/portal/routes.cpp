@@ -11,6 +11,7 @@
 #include "portal/medium/jobs.hpp"
 #include "portal/medium/pharmacy.hpp"
 #include "portal/ops.hpp"
+#include "portal/ops_api.hpp"
 #include "portal/session_api.hpp"
 
 namespace continuum::portal {
@@ -20,12 +21,20 @@ http::Router<RouteEntry> BuildRoutes() {
   auto add = [&r](const char* method, const char* pattern, Tier tier, const char* name, auto fn) {
     r.Add(method, pattern, RouteEntry{fn, tier, name});
   };
+  auto add_ops_token = [&r](const char* method, const char* pattern, const char* name, auto fn) {
+    r.Add(method, pattern, RouteEntry{fn, Tier::kOps, name, RouteAccess::kOpsToken});
+  };
   using namespace critical;
   // Operations.
   add("GET", "/healthz", Tier::kOps, "healthz", Healthz);
   add("GET", "/readyz", Tier::kOps, "readyz", Readyz);
   add("GET", "/metrics", Tier::kOps, "metrics", MetricsText);
   add("GET", "/api/v1/ops/status", Tier::kOps, "ops.status", OpsStatus);
+  // Monitoring's machines: Alertmanager's webhook and the prober's journey runs.
+  add_ops_token("POST", "/api/v1/ops/alerts", "ops.alerts.receive", ops::ReceiveAlerts);
+  add_ops_token("GET", "/api/v1/ops/alerts", "ops.alerts.list", ops::ListAlerts);
+  add_ops_token("POST", "/api/v1/ops/journey-runs", "ops.journey_runs.receive",
+                ops::ReceiveJourneyRun);
   add("GET", "/fhir/R4/metadata", Tier::kOps, "metadata", Capability);
   // Sessions: logging in is part of reaching critical data.
   add("POST", "/api/v1/session", Tier::kCritical, "session.create", Login);

@@ -1,0 +1,58 @@
+// The operations API behind the ops token: Alertmanager's webhook, the alert history,
+// the prober's journey-run reports, and the database-backed part of
+// /api/v1/ops/status. Everything here is operational data (db::DataClass::kOperational:
+// synchronous_commit = local) on the ops tier's pool, and carries no PHI, so it is not
+// audited as PHI access; refused callers are logged and counted instead.
+//
+// Retention is applied by the writes themselves, in the same transaction: the last
+// kJourneyRunsKept runs per (journey, vantage), and alerts received in the last
+// kAlertRetentionDays days.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/json.hpp>
+#include <chrono>
+#include <string>
+
+#include "core/secret.hpp"
+#include "portal/context.hpp"
+
+namespace continuum::portal::ops {
+
+inline constexpr int kJourneyRunsKept = 50;
+inline constexpr int kAlertRetentionDays = 30;
+
+// Reads an ops token file: one line of at least 32 hex characters. Throws
+// std::runtime_error naming the file and what is wrong.
+Secret LoadOpsToken(const std::string& path);
+
+// The caller check of routes marked RouteAccess::kOpsToken: the bearer token must equal
+// this node's ops token, compared in constant time. Throws Unauthorized (no token) or
+// Forbidden (a wrong token, or no [ops] token_file on this node); every refusal is
+// logged and counted (continuum_ops_refused_total{reason}).
+void RequireOpsToken(RequestContext& ctx);
+
+// POST /api/v1/ops/alerts: an Alertmanager webhook notification (payload version 4).
+// Each alert is stored once per (fingerprint, startsAt, status); a repeat keeps the
+// first received_at. Answers {"received": n, "stored": m}.
+boost::asio::awaitable<http::Response> ReceiveAlerts(RequestContext& ctx);
+// GET /api/v1/ops/alerts?since=<RFC 3339>&status=firing|resolved&alertname=&limit=:
+// the received alerts, newest first (by received_at), as a JSON array.
+boost::asio::awaitable<http::Response> ListAlerts(RequestContext& ctx);
+// POST /api/v1/ops/journey-runs: one completed run of the prober. 201 when stored,
+// 200 when the same run (journey, vantage, started_at) was stored before.
+boost::asio::awaitable<http::Response> ReceiveJourneyRun(RequestContext& ctx);
+
+// Adds "alerts" (firing now: each fingerprint whose latest state is firing) and
+// "journeys" (the last run per journey and vantage, with its steps) to `status`, read
+// within `budget`. Never throws: when the database does not answer, both are
+// {"unavailable": "<why>"}.
+boost::asio::awaitable<void> AddOpsState(RequestContext& ctx, boost::json::object& status,
+                                         std::chrono::milliseconds budget);
+// Sets both to {"unavailable": "<why>"} (the database is known to be unreachable).
+void SetOpsStateUnavailable(boost::json::object& status, const std::string& why);
+
+// Prometheus text for the ops API's counters (continuum_ops_*).
+void RenderMetrics(std::string& out);
+
+}  // namespace continuum::portal::ops
