@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -35,8 +36,9 @@ constexpr auto kOperational = db::DataClass::kOperational;
 const db::Query kInsertAlert{
     "ops_alert_insert",
     "INSERT INTO ops_alert (fingerprint, alertname, severity, status, labels, annotations, "
-    "starts_at, ends_at, received_by) VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, " FROM_US(
-        "$7") ", " FROM_US("$8") ", $9) ON CONFLICT (fingerprint, starts_at, status) DO NOTHING",
+    "starts_at, ends_at, received_by, received_at) VALUES ($1, $2, $3, $4, $5::jsonb, "
+    "$6::jsonb, " FROM_US("$7") ", " FROM_US("$8") ", $9, " FROM_US(
+        "$10") ") ON CONFLICT (fingerprint, starts_at, status) DO NOTHING",
     kOperational};
 // Bounded, so a backlog of old rows is worked off a thousand at a time.
 const db::Query kTrimAlerts{"ops_alert_trim",
@@ -235,6 +237,12 @@ void RequireOpsToken(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> ReceiveAlerts(RequestContext& ctx) {
+  // The time the alert reached this node, not the time its row commits: while no primary
+  // is reachable the insert waits, and time-to-detect is measured from received_at.
+  const std::string received_us =
+      std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count());
   AlertBatch batch = ParseOrRefuse(ctx, ParseAlertmanagerWebhook);
   // One order for every sender, so two deliveries of the same group (two Alertmanagers)
   // insert their rows in the same order and cannot deadlock.
@@ -251,6 +259,7 @@ asio::awaitable<http::Response> ReceiveAlerts(RequestContext& ctx) {
               json::serialize(a.annotations), std::to_string(*ParseRfc3339(a.starts_at)));
     p.push_back(ends ? db::Param(*ends) : db::Param(std::nullopt));
     p.emplace_back(ctx.svc.config.node_id);
+    p.emplace_back(received_us);
     stmts.push_back({&kInsertAlert, std::move(p)});
   }
   stmts.push_back({&kTrimAlerts, db::P(kAlertRetentionDays)});
