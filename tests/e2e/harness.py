@@ -127,10 +127,19 @@ def new_request_id() -> str:
     return "e2e-" + uuid.uuid4().hex
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(low: int = 20000, high: int = 32000) -> int:
+    """A port that is free now, outside the kernel's ephemeral range (32768-60999), so
+    that no outgoing connection of this machine can take it before the test binds it."""
+    import random
+    for _ in range(200):
+        port = random.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
