@@ -260,7 +260,8 @@ int main(int argc, char** argv) {
         std::cout << "synthetic-accounts: vantage " << r.vantage << ": patient and practitioner "
                   << r.patient_id << (r.created ? " (created)" : "") << ", " << r.passwords_changed
                   << " password(s) changed, " << r.slots_added << " slot(s) added, "
-                  << r.notes_pruned << " note(s) pruned\n";
+                  << r.notes_pruned << " note(s) pruned, " << r.bookings_cancelled
+                  << " stale booking(s) cancelled\n";
       return 0;
     }
     if (*stub) {

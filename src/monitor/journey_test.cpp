@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <filesystem>
 
@@ -122,6 +123,11 @@ TEST(JourneyParse, ShippedJourneysAreValid) {
   EXPECT_EQ(journeys[0].name, "patient");
   EXPECT_EQ(journeys[1].name, "provider");
   EXPECT_TRUE(journeys[0].steps.back().always);
+  // A booking is cancelled even when a check after it failed.
+  auto cancel = std::find_if(journeys[0].steps.begin(), journeys[0].steps.end(),
+                             [](const Step& s) { return s.name == "cancel"; });
+  ASSERT_NE(cancel, journeys[0].steps.end());
+  EXPECT_TRUE(cancel->always);
   EXPECT_TRUE(journeys[1].steps.back().always);
 }
 

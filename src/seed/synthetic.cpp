@@ -147,6 +147,13 @@ std::vector<SyntheticResult> ProvisionSynthetic(const SyntheticOptions& o) {
         "AS hours(h) ON CONFLICT (practitioner_id, start_at) DO NOTHING",
         {res.patient_id, kSyntheticFacilityId});
     res.slots_added = std::atoi(PQcmdTuples(slots.get()));
+    // Bookings a failed run left behind (its cancel step never got through).
+    auto stale = c.Exec("cancel stale bookings",
+                        "SELECT count(*) FROM (SELECT continuum_cancel(a.id, a.patient_id) FROM "
+                        "appointment a WHERE a.patient_id = $1 AND a.status = 'booked' AND "
+                        "a.created_at < now() - interval '10 minutes') x",
+                        {res.patient_id});
+    res.bookings_cancelled = std::atoi(Value(stale).c_str());
     auto pruned = c.Exec("prune notes", "SELECT continuum_prune_synthetic_notes($1, $2)",
                          {res.patient_id, std::to_string(kSyntheticNotesKept)});
     res.notes_pruned = std::atoi(Value(pruned).c_str());

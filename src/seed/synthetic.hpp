@@ -8,7 +8,8 @@
 //   - accounts synthetic-patient-<vantage> and synthetic-provider-<vantage>;
 //   - free slots of that practitioner (four a day for the next 30 days from tomorrow,
 //     topped up on every run) so that booking always finds one;
-//   - note retention: the patient's notes beyond the newest 50 are pruned.
+//   - note retention: the patient's notes beyond the newest 50 are pruned;
+//   - bookings older than 10 minutes that failed runs left booked are cancelled.
 // Idempotent: a re-run changes nothing but a password that changed (and adds the slots
 // of days that came into the 30-day window). Refuses to touch rows that exist but are
 // not synthetic.
@@ -34,6 +35,7 @@ struct SyntheticResult {
   int passwords_changed = 0;
   int slots_added = 0;
   int notes_pruned = 0;
+  int bookings_cancelled = 0;  // left booked by failed runs, older than 10 minutes
 };
 
 std::vector<SyntheticResult> ProvisionSynthetic(const SyntheticOptions& options);

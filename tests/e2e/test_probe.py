@@ -229,6 +229,7 @@ password_file = "synthetic.password"
         self.assertIn({"system": "urn:continuum:synthetic", "value": "edge"}, p["identifier"])
         r = self.server.fhir(f"Patient/{self.synthetic_id}/$summary", token=tok)
         self.assertEqual(r.json()["meta"]["tag"][0]["code"], "synthetic")
+        self.server.logout(tok)  # test_4 checks that synthetic sessions do not pile up
 
     def test_2_real_users_do_not_see_synthetic_data(self):
         prov = self.token("demo-provider")
@@ -406,9 +407,17 @@ password_file = "synthetic.password"
                    "--password-file", other, check=True)
         self.assertIn("2 password(s) changed, 0 slot(s) added", cp.stdout)
         self.assertNotIn("(created)", cp.stdout)
+        # A booking a failed run left behind (older than 10 minutes) is cancelled.
+        pid = c.scalar("SELECT id FROM patient WHERE mrn = 'SYNTHETIC-stopped'")
+        c.sql(f"INSERT INTO appointment (slot_id, patient_id, created_at) SELECT id, {pid}, "
+              "now() - interval '1 hour' FROM slot WHERE practitioner_id = "
+              f"{pid} AND status = 'free' ORDER BY start_at LIMIT 1")
         cp = c.cli("synthetic-accounts", "--database-url", c.url, "--vantage", "edge",
-                   "--password-file", self.pw_file, check=True)
+                   "--vantage", "stopped", "--password-file", self.pw_file, check=True)
         self.assertIn("2 password(s) changed", cp.stdout)
+        self.assertIn("1 stale booking(s) cancelled", cp.stdout)
+        self.assertEqual(c.scalar(f"SELECT count(*) FROM appointment WHERE patient_id = {pid} "
+                                  "AND status = 'booked'"), 0)
 
 
 if __name__ == "__main__":
