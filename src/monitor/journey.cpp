@@ -145,9 +145,8 @@ Step ParseStep(const json::value& v, std::size_t index, const std::string& file,
             w, "a step");
   s.description = RequireString(o, "description", w, false);
   s.method = RequireString(o, "method", w);
-  static const std::set<std::string> kMethods = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"};
-  if (!kMethods.count(s.method))
-    w.Fail("method must be one of GET, POST, PUT, PATCH, DELETE, HEAD");
+  static const std::set<std::string> kMethods = {"GET", "POST", "PUT", "PATCH", "DELETE"};
+  if (!kMethods.count(s.method)) w.Fail("method must be one of GET, POST, PUT, PATCH, DELETE");
   s.path = RequireString(o, "path", w);
   if (s.path.empty() || s.path[0] != '/') w.Fail("path must start with /");
   for (char c : s.path)

@@ -162,7 +162,9 @@ class Prober {
     for (const Step& s : j.steps) {
       if (failed && !s.always) continue;
       std::string path, body;
-      std::vector<std::pair<std::string, std::string>> headers = v.headers;
+      // Later entries win: the journey's headers over the vantage's over the defaults.
+      std::vector<std::pair<std::string, std::string>> headers = {{"Accept", "application/json"}};
+      headers.insert(headers.end(), v.headers.begin(), v.headers.end());
       try {
         path = Substitute(s.path, vars);
         for (const auto& [k, val] : s.headers) headers.emplace_back(k, Substitute(val, vars));
@@ -170,7 +172,6 @@ class Prober {
       } catch (const MissingVariable&) {
         continue;  // an always-step whose inputs an earlier failure never captured
       }
-      headers.emplace_back("Accept", "application/json");
       headers.emplace_back("X-Request-Id", "probe-" + vars["run_id"] + "-" + s.name);
       StepRecord rec;
       rec.name = s.name;
