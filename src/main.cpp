@@ -1,5 +1,5 @@
 // continuum: one binary, one subcommand per role (serve, migrate, seed, audit, cluster,
-// stub-deps).
+// stub-deps, probe, synthetic-accounts).
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -8,15 +8,20 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "audit/shipper.hpp"
 #include "audit/verify.hpp"
 #include "core/config.hpp"
+#include "core/log.hpp"
 #include "db/migrate.hpp"
+#include "monitor/probe.hpp"
 #include "portal/node.hpp"
 #include "seed/content.hpp"
 #include "seed/seed.hpp"
+#include "seed/synthetic.hpp"
 #include "stubdeps/stub_deps.hpp"
 
 namespace {
@@ -156,6 +161,32 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 3600000));
 
+  // probe
+  auto* probe = app.add_subcommand(
+      "probe",
+      "Run the synthetic journeys (deploy/probe/journeys) from every vantage; serves "
+      "/metrics, /runs and an Alertmanager receiver on POST /alerts");
+  std::string probe_config;
+  bool probe_check = false;
+  probe->add_option("--config", probe_config, "Prober TOML configuration (deploy/probe/README.md)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  probe->add_flag("--check", probe_check, "Validate the config and the journey files, then exit");
+
+  // synthetic-accounts
+  auto* synthetic = app.add_subcommand(
+      "synthetic-accounts",
+      "Create (idempotently) the prober's synthetic patient, accounts and slots per vantage");
+  std::string syn_url = DefaultDatabaseUrl(), syn_password_file;
+  std::vector<std::string> syn_vantages;
+  synthetic->add_option("--database-url", syn_url, "PostgreSQL URL")->capture_default_str();
+  synthetic->add_option("--vantage", syn_vantages, "Vantage name (repeatable)")->required();
+  synthetic
+      ->add_option("--password-file", syn_password_file,
+                   "File whose first line is the synthetic accounts' password")
+      ->required()
+      ->check(CLI::ExistingFile);
+
   auto* cluster = app.add_subcommand(
       "cluster",
       "Local three-region cluster (etcd, Patroni, portal nodes, HAProxy edge): up | down | "
@@ -201,6 +232,36 @@ int main(int argc, char** argv) {
     if (*content_load) {
       auto r = continuum::seed::LoadArticles(continuum::Secret(content_url), content_file);
       std::cerr << "content: " << r.articles << " article(s), " << r.changed << " changed\n";
+      return 0;
+    }
+    if (*probe) {
+      auto cfg = continuum::monitor::LoadProbeConfig(probe_config);
+      if (cfg.journeys_dir.empty()) cfg.journeys_dir = Home() + "/deploy/probe/journeys";
+      auto journeys = continuum::monitor::LoadJourneysFor(cfg);
+      if (probe_check) {
+        std::cout << "probe: config OK, " << journeys.size() << " journey(s), "
+                  << cfg.vantages.size() << " vantage(s)\n";
+        return 0;
+      }
+      continuum::log::Init("probe", "probe");
+      return continuum::monitor::RunProbe(cfg, journeys);
+    }
+    if (*synthetic) {
+      std::ifstream in(syn_password_file, std::ios::binary);
+      std::string password;
+      std::getline(in, password);
+      while (!password.empty() && std::isspace(static_cast<unsigned char>(password.back())))
+        password.pop_back();
+      continuum::seed::SyntheticOptions o;
+      o.database_url = continuum::Secret(syn_url);
+      o.vantages = syn_vantages;
+      o.password = continuum::Secret(password);
+      for (const auto& r : continuum::seed::ProvisionSynthetic(o))
+        std::cout << "synthetic-accounts: vantage " << r.vantage << ": patient and practitioner "
+                  << r.patient_id << (r.created ? " (created)" : "") << ", " << r.passwords_changed
+                  << " password(s) changed, " << r.slots_added << " slot(s) added, "
+                  << r.notes_pruned << " note(s) pruned, " << r.bookings_cancelled
+                  << " stale booking(s) cancelled\n";
       return 0;
     }
     if (*stub) {

@@ -18,12 +18,18 @@ namespace {
 
 constexpr const char* kSnomed = "http://snomed.info/sct";
 constexpr const char* kRxNorm = "http://www.nlm.nih.gov/research/umls/rxnorm";
+// Synthetic (monitoring) patients: meta.tag, and a second identifier
+// urn:continuum:synthetic|<vantage> kept in the mrn as "SYNTHETIC-<vantage>"
+// (continuum synthetic-accounts).
+constexpr const char* kSyntheticTagSystem = "urn:continuum:tag";
+constexpr const char* kSyntheticIdentifierSystem = "urn:continuum:synthetic";
+constexpr std::string_view kSyntheticMrnPrefix = "SYNTHETIC-";
 
 // ---- Patient
 #define PATIENT_COLS                                                                      \
   "p.id, p.mrn, p.family, p.given, p.gender, p.birth_date, p.phone, p.email, "            \
   "p.address_line, p.city, p.state, p.postal_code, p.facility_id, f.name, " CONTINUUM_TS( \
-      "p.updated_at")
+      "p.updated_at") ", p.synthetic"
 
 const db::Query kNow{"now_utc", "SELECT " CONTINUUM_TS("now()")};
 const db::Query kPatientById{"patient_by_id", "SELECT " PATIENT_COLS
@@ -31,14 +37,24 @@ const db::Query kPatientById{"patient_by_id", "SELECT " PATIENT_COLS
                                               "p.facility_id WHERE p.id = $1"};
 
 json::object PatientJson(const db::Result& r, int i) {
-  json::object p{
-      {"resourceType", "Patient"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 14))}};
-  p["identifier"] =
-      json::array{json::object{{"use", "usual"},
+  const bool synthetic = r.get(i, 15) == "t";
+  json::object meta = fhir::Meta(r.get(i, 14));
+  // The prober's patients (continuum synthetic-accounts) say so, for every consumer.
+  if (synthetic)
+    meta["tag"] = json::array{json::object{{"system", kSyntheticTagSystem},
+                                           {"code", "synthetic"},
+                                           {"display", "Synthetic monitoring record"}}};
+  json::object p{{"resourceType", "Patient"}, {"id", r.get(i, 0)}, {"meta", std::move(meta)}};
+  json::array ids{json::object{{"use", "usual"},
                                {"type", Concept("http://terminology.hl7.org/CodeSystem/v2-0203",
                                                 "MR", "Medical record number")},
                                {"system", "urn:continuum:mrn"},
                                {"value", r.get(i, 1)}}};
+  std::string_view mrn = r.get(i, 1);
+  if (synthetic && mrn.starts_with(kSyntheticMrnPrefix))
+    ids.push_back(json::object{{"system", kSyntheticIdentifierSystem},
+                               {"value", mrn.substr(kSyntheticMrnPrefix.size())}});
+  p["identifier"] = std::move(ids);
   p["active"] = true;
   p["name"] = json::array{json::object{
       {"use", "official"}, {"family", r.get(i, 2)}, {"given", json::array{r.get(i, 3)}}}};
@@ -189,28 +205,31 @@ const db::Query kPatientSearchPanel{
     "patient_search_panel",
     "SELECT " PATIENT_COLS
     " FROM care_relationship cr JOIN patient p ON p.id = cr.patient_id "
-    "JOIN facility f ON f.id = p.facility_id WHERE cr.practitioner_id = $7" PATIENT_FILTERS
+    "JOIN facility f ON f.id = p.facility_id WHERE cr.practitioner_id = $7 AND (NOT p.synthetic OR "
+    "EXISTS (SELECT 1 FROM practitioner pr WHERE pr.id = $7 AND pr.synthetic))" PATIENT_FILTERS
         PATIENT_ORDER};
 const db::Query kPatientSearchSelf{
     "patient_search_self", "SELECT " PATIENT_COLS
                            " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE p.id = "
                            "$7" PATIENT_FILTERS PATIENT_ORDER};
-const db::Query kPatientSearchByMrn{"patient_search_all_by_mrn",
-                                    "SELECT " PATIENT_COLS
-                                    " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
-                                    "p.mrn = $4" PATIENT_FILTERS
-                                    " AND $7::bigint IS NOT NULL" PATIENT_ORDER};
+const db::Query kPatientSearchByMrn{
+    "patient_search_all_by_mrn",
+    "SELECT " PATIENT_COLS
+    " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
+    "p.mrn = $4" PATIENT_FILTERS " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER};
 const db::Query kPatientSearchByName{
     "patient_search_all_by_name",
     "SELECT " PATIENT_COLS
     " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
     "((lower(p.family) ~>=~ $1 AND lower(p.family) ~<~ $2) OR (lower(p.given) ~>=~ $1 AND "
-    "lower(p.given) ~<~ $2))" PATIENT_FILTERS " AND $7::bigint IS NOT NULL" PATIENT_ORDER};
-const db::Query kPatientSearchByBirth{"patient_search_all_by_birthdate",
-                                      "SELECT " PATIENT_COLS
-                                      " FROM patient p JOIN facility f ON f.id = p.facility_id "
-                                      "WHERE p.birth_date = $3" PATIENT_FILTERS
-                                      " AND $7::bigint IS NOT NULL" PATIENT_ORDER};
+    "lower(p.given) ~<~ $2))" PATIENT_FILTERS
+    " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER};
+const db::Query kPatientSearchByBirth{
+    "patient_search_all_by_birthdate",
+    "SELECT " PATIENT_COLS
+    " FROM patient p JOIN facility f ON f.id = p.facility_id "
+    "WHERE p.birth_date = $3" PATIENT_FILTERS
+    " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER};
 
 bool ValidDate(std::string_view d) {
   if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;
@@ -274,13 +293,17 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
   }
   if (ident) {
     std::string_view v = *ident;
+    bool synthetic_system = false;
     if (auto bar = v.find('|'); bar != std::string_view::npos) {
-      if (v.substr(0, bar) != "urn:continuum:mrn" && bar != 0)
-        throw BadRequest("identifier system must be urn:continuum:mrn (or omitted).");
+      synthetic_system = v.substr(0, bar) == kSyntheticIdentifierSystem;
+      if (v.substr(0, bar) != "urn:continuum:mrn" && bar != 0 && !synthetic_system)
+        throw BadRequest(
+            "identifier system must be urn:continuum:mrn or urn:continuum:synthetic (or "
+            "omitted).");
       v.remove_prefix(bar + 1);
     }
     if (v.empty() || v.size() > 64) throw BadRequest("identifier must be 1 to 64 characters long.");
-    p4 = std::string(v);
+    p4 = synthetic_system ? std::string(kSyntheticMrnPrefix) + std::string(v) : std::string(v);
     echo.emplace_back("identifier", *ident);
   }
   const auto& c = *ctx.claims;
@@ -363,10 +386,13 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
   for (int i = 0; i < rs[1].rows(); ++i) add(AllergyJson(rs[1], i));
   for (int i = 0; i < rs[2].rows(); ++i) add(MedicationJson(rs[2], i));
   for (int i = 0; i < rs[3].rows(); ++i) add(ConditionJson(rs[3], i));
-  json::object bundle{{"resourceType", "Bundle"},
-                      {"type", "collection"},
-                      {"timestamp", rs[4].get(0, 0)},
-                      {"entry", std::move(entries)}};
+  json::object bundle{{"resourceType", "Bundle"}, {"type", "collection"}};
+  // A synthetic patient's summary is tagged as a whole too (the Patient entry is).
+  if (rs[0].get(0, 15) == "t")
+    bundle["meta"] = json::object{
+        {"tag", json::array{json::object{{"system", kSyntheticTagSystem}, {"code", "synthetic"}}}}};
+  bundle["timestamp"] = rs[4].get(0, 0);
+  bundle["entry"] = std::move(entries);
   rec.outcome = "success";
   auto resp = fhir::Json(200, bundle);
   ehr::Annotate(ctx.svc, resp);

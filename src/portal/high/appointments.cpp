@@ -31,6 +31,8 @@ const db::Query kSlots{"slot_search",
                        "SELECT " SLOT_COLS SLOT_FROM
                        " WHERE s.status = $1 AND s.start_at >= $2::timestamptz AND s.start_at < "
                        "$3::timestamptz AND ($4::bigint IS NULL OR s.practitioner_id = $4) "
+                       // The prober's synthetic practitioners only when asked for by schedule.
+                       "AND ($4::bigint IS NOT NULL OR NOT p.synthetic) "
                        "ORDER BY s.start_at, s.id LIMIT $5 OFFSET $6"};
 
 #define APPT_COLS                                               \

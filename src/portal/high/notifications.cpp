@@ -39,7 +39,8 @@ namespace {
   "CASE $1::text WHEN 'appointment-booked' THEN 'booked-' ELSE 'reminder-' END || a.id FROM "   \
   "appointment a JOIN slot s ON s.id = a.slot_id JOIN patient pt ON pt.id = a.patient_id JOIN " \
   "practitioner p ON p.id = s.practitioner_id JOIN facility f ON f.id = s.facility_id WHERE "   \
-  "a.status = 'booked' AND (coalesce(pt.email, '') <> '' OR coalesce(pt.phone, '') <> '') "
+  "a.status = 'booked' AND NOT pt.synthetic AND (coalesce(pt.email, '') <> '' OR "              \
+  "coalesce(pt.phone, '') <> '') "
 
 const db::Query kEnqueueOne{"notification_enqueue",
                             NOTIFY_INSERT "AND a.id = $2 ON CONFLICT (dedupe_key) DO NOTHING"};
