@@ -103,7 +103,7 @@ class QuerySlowed(Fault):
     """A lock held on a table a journey reads: an ACCESS EXCLUSIVE lock taken on the primary
     is replayed on the standbys too, so reads of that table wait everywhere."""
 
-    def __init__(self, table: str = "medication_statement"):
+    def __init__(self, table: str = "medication"):
         super().__init__("query slowed (lock held)", table,
                          {"JourneyFailingFromEdge", "JourneyFailingFromMultipleVantages", "QueryLatencyTrendingUp",
                           "SLOErrorBudgetBurn", "DbPoolSaturated"})
