@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from . import haproxy, monitoring, patroni, pgroot, portal
-from .procs import Supervisor, closure, live, snapshot
+from .procs import Supervisor, closure, cmdline, descendants, live, snapshot
 from .topology import (MAX_OFFSET, Topology, ephemeral_range, listening_ports, max_offset, port_problems,
                        reserved_ports)
 from .util import ClusterError, all_ok, http_get, http_json, log, render, wait_for, write_atomic
@@ -167,6 +167,7 @@ class Cluster:
                                    f"(e.g. under /var/tmp)") from None
         else:
             root.mkdir(exist_ok=True)
+            os.chmod(root, 0o755)   # whatever the umask: postgres passes through to its region's folder
         if not pgroot.reachable_by_postgres(root):
             raise ClusterError(f"the {PG_USER} user cannot reach {root} (blocked at "
                                f"{pgroot.first_blocking_folder(root)}); choose a --state it can reach")
@@ -198,9 +199,12 @@ class Cluster:
             self.sup.start(f"etcd-{name}", [ETCD, "--config-file", d / "etcd.conf.yml"], cwd=d)
 
     def etcd_quorum(self) -> bool:
-        cp = subprocess.run([ETCDCTL, f"--endpoints={self.etcd_endpoints()}", "--dial-timeout=1s",
-                             "--command-timeout=2s", "endpoint", "health"],
-                            env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, timeout=15)
+        try:
+            cp = subprocess.run([ETCDCTL, f"--endpoints={self.etcd_endpoints()}", "--dial-timeout=1s",
+                                 "--command-timeout=2s", "endpoint", "health"],
+                                env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, timeout=15)
+        except subprocess.TimeoutExpired:
+            return False
         return cp.returncode == 0
 
     def etcd_member_healthy(self, name: str) -> bool:
@@ -253,7 +257,6 @@ class Cluster:
             pid = int((data / "postmaster.pid").read_text().splitlines()[0])
         except (OSError, ValueError, IndexError):
             return None
-        from .procs import cmdline
         return pid if live(pid) and str(data) in cmdline(pid) else None
 
     def cluster_json(self) -> dict | None:
@@ -281,7 +284,10 @@ class Cluster:
         args = [PSQL, "-X", "-qAt", "-F:", "-v", "ON_ERROR_STOP=1", conninfo]
         if sql:
             args += ["-c", sql]
-        return subprocess.run(args, input=stdin, env=env, capture_output=True, text=True, timeout=timeout)
+        try:
+            return subprocess.run(args, input=stdin, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:   # a slow server is a failed attempt, retried by the caller
+            return subprocess.CompletedProcess(args, 124, "", f"psql timed out after {timeout:.0f}s")
 
     def leader_port(self) -> int | None:
         m = patroni.leader(self.cluster_json())
@@ -321,9 +327,16 @@ class Cluster:
         cp = self.psql(conn, "", self.secrets["SUPERUSER_PASSWORD"], stdin=sql)
         if cp.returncode != 0:
             return False
-        check = self.psql(conn, "SELECT count(*) FROM pg_database WHERE datname = 'continuum'",
-                          self.secrets["SUPERUSER_PASSWORD"])
-        return check.returncode == 0 and check.stdout.strip() == "1"
+        # Every member must have it (a standby replays CREATE DATABASE a moment later): the
+        # multi-host URL of `migrate` and the nodes' region URLs may land on any of them, and
+        # libpq does not try the next host after "database does not exist".
+        for r in self.topo.regions:
+            check = self.psql(f"host={r.host} port={r.pg} user=postgres dbname=postgres",
+                              "SELECT count(*) FROM pg_database WHERE datname = 'continuum'",
+                              self.secrets["SUPERUSER_PASSWORD"])
+            if check.returncode != 0 or check.stdout.strip() != "1":
+                return False
+        return True
 
     def primary_url(self, me: str | None = None) -> str:
         return portal.primary_url(self.topo, me or self.topo.names[0], self.secrets["APP_PASSWORD"])
@@ -722,15 +735,20 @@ class Cluster:
         log(f"down ({self.state} kept; `destroy` removes it)")
 
     def destroy(self) -> None:
-        """down, then SIGKILL anything left that names our folders, then remove them."""
+        """down, then SIGKILL what is left of the processes we start (by program, naming our
+        folders, and their children; never a session, never our own ancestors: a `tail -f` of
+        a log or the shell that runs us is not ours), then remove the folders."""
         self.down()
-        me = os.getpid()
-        from .procs import cmdline
+        from .procs import ancestors, our_program
+        snap = snapshot()
+        mine = ancestors(snap, os.getpid())
         roots = [str(self.state) + "/", str(self.pg_root) + "/"]
-        left = [p for p in snapshot() if p != me and live(p) and any(r in cmdline(p) for r in roots)]
+        left = [p for p in snap if p not in mine and live(p) and our_program(p)
+                and any(r in cmdline(p) for r in roots)]
         if left:
-            log(f"after down, {len(left)} processes still name the cluster's folders: SIGKILL {left}")
-            for p in closure(snapshot(), left, os.getsid(0)):
+            victims = descendants(snap, left) - mine
+            log(f"after down, {len(left)} of our processes remain: SIGKILL {sorted(victims)}")
+            for p in victims:
                 try:
                     os.kill(p, signal.SIGKILL)
                 except OSError:

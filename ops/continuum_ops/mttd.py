@@ -90,7 +90,17 @@ class Alerts:
         return out
 
     def received(self, since: float) -> list[dict]:
-        return self.portal(since) + self.logged(since)
+        """Both witnesses, one record per (alert, start, status) with the earliest receipt:
+        Alertmanager re-sends a firing alert whenever its group changes, and the prober's log
+        keeps every delivery."""
+        best: dict[tuple, dict] = {}
+        for a in self.portal(since) + self.logged(since):
+            a = dict(a)
+            a["starts_at"] = a.get("starts_at") or a.get("startsAt") or ""
+            key = (a.get("fingerprint"), a["starts_at"], a.get("status"))
+            if key not in best or parse_time(a["received_at"]) < parse_time(best[key]["received_at"]):
+                best[key] = a
+        return list(best.values())
 
     def active(self) -> list[dict]:
         """Alerts Alertmanager holds as active now (not silenced, not inhibited)."""
@@ -100,10 +110,22 @@ class Alerts:
             return [{"alertname": a["labels"].get("alertname"), "labels": a["labels"]} for a in json.loads(r.read())]
 
 
-def first_match(records: list[dict], fault: Fault, status: str, since: float) -> tuple[float, str] | None:
+def started_after(a: dict, t0: float) -> bool:
+    """The alert began firing at or after t0 (Prometheus' startsAt is when it fired): one that
+    was pending or firing before the fault is no detection of it."""
+    try:
+        return parse_time(a.get("starts_at") or a.get("startsAt") or "") >= t0 - 0.5
+    except ValueError:
+        return False
+
+
+def first_match(records: list[dict], fault: Fault, status: str, since: float,
+                started: float | None = None) -> tuple[float, str] | None:
     best = None
     for a in records:
         if a.get("status") != status or not fault.matches(a):
+            continue
+        if started is not None and not started_after(a, started):
             continue
         t = parse_time(a["received_at"])
         if t >= since and (best is None or t < best[0]):
@@ -118,7 +140,7 @@ def measure(c: Cluster, fault: Fault, alerts: Alerts, timeout: float = 60, resol
         fault.inject(c)
         hit = None
         while time.time() - t0 < timeout:
-            hit = first_match(alerts.received(t0 - 1), fault, "firing", t0)
+            hit = first_match(alerts.received(t0 - 1), fault, "firing", t0, started=t0)
             if hit:
                 break
             time.sleep(0.5)
@@ -130,7 +152,7 @@ def measure(c: Cluster, fault: Fault, alerts: Alerts, timeout: float = 60, resol
     s = Sample(fault.kind, fault.target, hit[0] - t0, hit[1])
     log(f"  detected in {s.detected_s:.1f}s by {s.alert}; reverted, waiting for the resolution")
     while time.time() - t_rev < resolve_timeout:
-        r = first_match(alerts.received(t0 - 1), fault, "resolved", t_rev - 1)
+        r = first_match(alerts.received(t0 - 1), fault, "resolved", t_rev - 1, started=t0)
         active = [a for a in alerts.active() if fault.matches(a)]
         if r and not active:
             s.resolved_s = max(0.0, r[0] - t_rev)
@@ -146,7 +168,7 @@ def quiet_period(c: Cluster, alerts: Alerts, seconds: float) -> list[dict]:
     t0 = time.time()
     log(f"quiet period: {seconds:.0f}s with no fault")
     time.sleep(seconds)
-    return [a for a in alerts.received(t0) if a.get("status") == "firing" and parse_time(a["received_at"]) >= t0]
+    return [a for a in alerts.received(t0) if a.get("status") == "firing" and started_after(a, t0)]
 
 
 def table(samples: list[Sample]) -> str:

@@ -99,4 +99,5 @@ def prepare_external(root: Path, state: Path) -> None:
     for p in (root.parent.parent, root.parent):
         os.chmod(p, 0o755)
     root.mkdir(mode=0o755, exist_ok=True)
+    os.chmod(root, 0o755)   # mkdir's mode is cut by the umask (077 on hardened hosts)
     (root / "OWNER").write_text(f"PostgreSQL folders of the Continuum cluster whose state is {state}\n")

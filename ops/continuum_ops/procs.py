@@ -76,6 +76,44 @@ def closure(snap: dict[int, tuple[int, int]], roots: list[int], self_sid: int) -
     return want
 
 
+# The programs the cluster starts (argv[0] or, for Python programs, argv[1]).
+OUR_PROGRAMS = {"etcd", "patroni", "postgres", "postmaster", "haproxy", "continuum", "setpriv", "prometheus",
+                "prometheus-alertmanager", "prometheus-node-exporter", "prometheus-blackbox-exporter",
+                "prometheus-postgres-exporter", "pg_ctl", "psql"}
+
+
+def our_program(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    names = [os.path.basename(a.decode("utf-8", "replace")) for a in argv[:2] if a]
+    return any(n in OUR_PROGRAMS for n in names)
+
+
+def ancestors(snap: dict[int, tuple[int, int]], pid: int) -> set[int]:
+    """pid and every process above it."""
+    out = set()
+    while pid in snap and pid not in out:
+        out.add(pid)
+        pid = snap[pid][0]
+    return out
+
+
+def descendants(snap: dict[int, tuple[int, int]], roots: list[int]) -> set[int]:
+    """The roots and their descendants by parent PID (no session expansion)."""
+    kids: dict[int, list[int]] = {}
+    for p, (pp, _) in snap.items():
+        kids.setdefault(pp, []).append(p)
+    want, todo = set(roots), list(roots)
+    while todo:
+        for c in kids.get(todo.pop(), []):
+            if c not in want:
+                want.add(c)
+                todo.append(c)
+    return want
+
+
 class Supervisor:
     """PID files under <state>/pids; logs under <state>/logs."""
 

@@ -85,6 +85,19 @@ boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,
   co_return r.rows() > 0;
 }
 
+const db::Query kSyntheticPractitioner{"practitioner_is_synthetic",
+                                       "SELECT 1 FROM practitioner WHERE id = $1 AND synthetic"};
+
+boost::asio::awaitable<void> RefuseSyntheticBreakGlass(RequestContext& ctx) {
+  // The prober's synthetic provider accounts (continuum synthetic-accounts) exist to walk
+  // their own synthetic patient's chart; their password sits in a monitoring config, so
+  // they must never open a real patient's chart, emergency or not.
+  auto r = co_await ctx.Read(kSyntheticPractitioner, db::P(ctx.claims->practitioner_id));
+  if (r.rows() == 0) co_return;
+  ctx.AuditOutcome("denied", "break-the-glass refused to a synthetic monitoring account");
+  throw Forbidden("Synthetic monitoring accounts cannot break the glass.");
+}
+
 std::string BreakGlassReason(const RequestContext& ctx) {
   std::string_view v = ctx.req.header("x-break-glass-reason");
   std::size_t b = 0, e = v.size();
@@ -105,6 +118,7 @@ boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::st
     if (r.rows() > 0) co_return;
     std::string reason = BreakGlassReason(ctx);
     if (!reason.empty()) {
+      co_await RefuseSyntheticBreakGlass(ctx);
       if (reason.size() > 500) {
         ctx.AuditOutcome("denied", "break-the-glass reason too long");
         throw BadRequest("The break-the-glass reason must be at most 500 characters.");

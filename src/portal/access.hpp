@@ -29,6 +29,9 @@ boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,
 
 // The break-the-glass reason from the X-Break-Glass-Reason header ("" if none).
 std::string BreakGlassReason(const RequestContext& ctx);
+// Throws Forbidden (audited as denied) when the caller is one of the prober's synthetic
+// provider accounts: they never break the glass.
+boost::asio::awaitable<void> RefuseSyntheticBreakGlass(RequestContext& ctx);
 
 // The patient a search is about: ?patient=ID or ?patient=Patient/ID. A patient may
 // omit it (their own record); anyone else gets a 400.

@@ -296,7 +296,7 @@ class ClusterHandle:
         self.cmd("start-region", region, timeout=timeout)
 
     def switchover(self, leader: str, candidate: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        cfg = self.state / "patroni" / leader / "patroni.yml"
+        cfg = pg_root_of(self.state) / leader / "patroni.yml"
         return run(["timeout", "-k", "5", str(int(timeout)), SYS_PY, PATRONICTL, "-c", cfg, "switchover",
                     "--leader", leader, "--candidate", candidate, "--force"], timeout=timeout + 10, check=True)
 

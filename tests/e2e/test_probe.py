@@ -252,6 +252,22 @@ password_file = "synthetic.password"
             for sid in synthetic:
                 self.assertNotIn(f"Practitioner/{sid}", actor)
 
+    def test_2b_synthetic_accounts_never_break_the_glass(self):
+        # The prober's provider account may read its own synthetic patient, never a real
+        # patient's chart, not even with a break-the-glass reason; the refusal is audited.
+        prov = self.server.login("synthetic-provider-edge", PASSWORD)
+        r = self.server.fhir(f"Patient/{self.synthetic_id}", token=prov)
+        self.assertEqual(r.status, 200, r)
+        real = str(self.cluster.scalar("SELECT min(id) FROM patient WHERE NOT synthetic"))
+        for path, params in ((f"Patient/{real}", None), ("Patient", {"name": "a"})):
+            r = self.server.fhir(path, token=prov, params=params,
+                                 headers={"X-Break-Glass-Reason": "e2e: must be refused"})
+            self.assertEqual(r.status, 403, (path, r))
+            self.assertIn("Synthetic monitoring accounts cannot break the glass", r.text)
+        wait_until(lambda: self.cluster.scalar(
+            "SELECT count(*) FROM audit_event WHERE actor = 'synthetic-provider-edge' "
+            "AND outcome = 'denied'") >= 2, 30, 0.5, "both refusals in the audit table")
+
     def test_3_note_retention_keeps_fifty_synthetic_notes_and_real_notes_stay(self):
         c = self.cluster
         pid = c.scalar("SELECT id FROM patient WHERE mrn = 'SYNTHETIC-stopped'")

@@ -318,6 +318,7 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
       q = &kPatientSearchPanel;
       scope = c.practitioner_id;
     } else {
+      co_await RefuseSyntheticBreakGlass(ctx);
       if (reason.size() > 500)
         throw BadRequest("The break-the-glass reason must be at most 500 characters.");
       q = ident ? &kPatientSearchByMrn : name ? &kPatientSearchByName : &kPatientSearchByBirth;
