@@ -13,6 +13,22 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 namespace {
+
+// What keeps working while a dependency is down (README "Degraded modes").
+const char* DependencyFallback(const std::string& name) {
+  if (name == "ehr")
+    return "records are served from the last EHR sync, marked stale (X-Continuum-Data-As-Of)";
+  if (name == "pharmacy")
+    return "last known fill status, marked stale; refill requests are queued (202)";
+  if (name == "insurance")
+    return "verifications are queued (202 + job URL) and run when it returns";
+  if (name == "payments")
+    return "payments are queued (202 + job URL) and charged once when it returns";
+  if (name == "smtp") return "notifications go out by SMS";
+  if (name == "sms")
+    return "SMS notifications are queued and retried with backoff; email still goes out";
+  return "see /readyz";
+}
 const db::Query kPing{"ping", "SELECT 1"};
 }  // namespace
 
@@ -135,15 +151,20 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   }
   auto js = ctx.svc.journal->stats();
   bool audit_ok = js.failures == 0 || js.records > 0;
-  // External services: each one's health, breaker and last error.
+  // External services: each one's health, breaker and last error, and the fallback that
+  // serves patients while it is not healthy (the same words as the alert rules').
   json::object dependencies;
   if (ctx.svc.deps)
     for (auto* d : ctx.svc.deps->All()) {
       auto h = d->health();
+      bool impaired =
+          std::string_view(h.state) != "healthy" || std::string_view(h.breaker) != "closed";
       dependencies[d->name()] = json::object{{"state", h.state},
                                              {"breaker", h.breaker},
                                              {"last_check_ok", h.last_check_ok},
-                                             {"last_error", h.last_error}};
+                                             {"last_error", h.last_error},
+                                             {"fallback", DependencyFallback(d->name())},
+                                             {"fallback_in_effect", impaired}};
     }
   bool medium_down = MediumServiceDown(ctx.svc.deps);
   json::object tiers;

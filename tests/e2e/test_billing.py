@@ -146,11 +146,16 @@ class BillingTest(ContinuumTestCase):
                 ops = self.server.get("/api/v1/ops/status")
                 self.assertEqual(ops.status, 200, ops)
                 self.assertEqual(ops.json()["dependencies"][name]["breaker"], "open")
+                self.assertTrue(ops.json()["dependencies"][name]["fallback_in_effect"])
+                self.assertIn("queued" if name != "pharmacy" else "last known",
+                              ops.json()["dependencies"][name]["fallback"])
                 self.assertEqual(ops.json()["tiers"]["medium"]["mode"], "queued")
                 self.assertEqual(ops.json()["tiers"]["critical"]["mode"], "normal")
                 self.deps.set_fault(name, "ok")
                 d = self.wait_dependency(name, "closed", timeout=10)
                 self.assertEqual(d.get("breaker"), "closed", d)
+                ops = self.server.get("/api/v1/ops/status").json()["dependencies"][name]
+                self.assertFalse(ops["fallback_in_effect"], ops)
                 metrics = self.server.get("/metrics").text
                 self.assertIn(f'continuum_dependency_calls_total{{dependency="{name}",'
                               f'event="opened"}}', metrics)
