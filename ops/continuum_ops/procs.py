@@ -64,16 +64,7 @@ def closure(snap: dict[int, tuple[int, int]], roots: list[int], self_sid: int) -
     want = {r for r in roots if r in snap}
     sessions = {snap[r][1] for r in want if snap[r][1] > 1 and snap[r][1] != self_sid}
     want |= {p for p, (_, sid) in snap.items() if sid in sessions}
-    kids: dict[int, list[int]] = {}
-    for p, (pp, _) in snap.items():
-        kids.setdefault(pp, []).append(p)
-    todo = list(want)
-    while todo:
-        for c in kids.get(todo.pop(), []):
-            if c not in want:
-                want.add(c)
-                todo.append(c)
-    return want
+    return descendants(snap, list(want))
 
 
 # The programs the cluster starts (argv[0] or, for Python programs, argv[1]).

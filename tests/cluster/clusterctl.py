@@ -39,6 +39,7 @@ PATRONICTL = "/usr/bin/patronictl"
 SYS_PY = "/usr/bin/python3"
 
 sys.path.insert(0, str(REPO / "ops"))
+from continuum_ops.haproxy import runtime as haproxy_runtime  # noqa: E402
 from continuum_ops.topology import (HAPROXY_PORTS, Topology, ephemeral_range, port_problems,  # noqa: E402
                                     reserved_ports)
 
@@ -394,18 +395,7 @@ class ClusterHandle:
 
     def haproxy_sessions(self) -> dict[str, int]:
         """Total sessions (stot) per portal node over all edge backends (runtime API)."""
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        s.connect(str(self.state / "haproxy" / "admin.sock"))
-        s.sendall(b"show stat\n")
-        buf = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            buf += b
-        s.close()
-        lines = buf.decode().splitlines()
+        lines = haproxy_runtime(self.state / "haproxy" / "admin.sock", "show stat").splitlines()
         hdr = lines[0].lstrip("# ").split(",")
         out: dict[str, int] = {}
         for line in lines[1:]:
