@@ -163,12 +163,16 @@ def measure(c: Cluster, fault: Fault, alerts: Alerts, timeout: float = 60, resol
     return s
 
 
-def quiet_period(c: Cluster, alerts: Alerts, seconds: float) -> list[dict]:
-    """Every alert that fired in a quiet period (false alerts)."""
+def quiet_period(c: Cluster, alerts: Alerts, seconds: float) -> tuple[list[dict], list[dict]]:
+    """(false alerts, standing alerts) that began firing in a quiet period. Standing alerts
+    (faults.STANDING: a host disk over 70 %, ...) state a fact about the machine the test
+    cannot control; they are reported, not counted as false."""
+    from .faults import STANDING
     t0 = time.time()
     log(f"quiet period: {seconds:.0f}s with no fault")
     time.sleep(seconds)
-    return [a for a in alerts.received(t0) if a.get("status") == "firing" and started_after(a, t0)]
+    fired = [a for a in alerts.received(t0) if a.get("status") == "firing" and started_after(a, t0)]
+    return [a for a in fired if a.get("alertname") not in STANDING], [a for a in fired if a.get("alertname") in STANDING]
 
 
 def table(samples: list[Sample]) -> str:
@@ -197,6 +201,7 @@ def table(samples: list[Sample]) -> str:
 class Summary:
     samples: list[Sample] = field(default_factory=list)
     false_alerts: list[dict] = field(default_factory=list)
+    standing_alerts: list[dict] = field(default_factory=list)
     quiet_s: float = 0
 
     def detected(self) -> list[float]:
@@ -213,7 +218,8 @@ class Summary:
         return {"samples": [s.__dict__ for s in self.samples],
                 "median_s": statistics.median(d) if d else None, "max_s": max(d) if d else None,
                 "missed": len(self.missed()), "unresolved": len(self.unresolved()),
-                "quiet_s": self.quiet_s, "false_alerts": self.false_alerts}
+                "quiet_s": self.quiet_s, "false_alerts": self.false_alerts,
+                "standing_alerts": self.standing_alerts}
 
 
 def run(c: Cluster, faults: list[Fault], repeat: int, quiet_s: float, timeout: float = 60,
@@ -230,7 +236,7 @@ def run(c: Cluster, faults: list[Fault], repeat: int, quiet_s: float, timeout: f
             out.samples.append(s)
     if quiet_s > 0:
         wait_quiet(c, alerts.active)
-        out.false_alerts = quiet_period(c, alerts, quiet_s)
+        out.false_alerts, out.standing_alerts = quiet_period(c, alerts, quiet_s)
     return out
 
 

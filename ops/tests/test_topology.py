@@ -245,3 +245,44 @@ class MonitoringTest(unittest.TestCase):
         txt = monitoring.folder_info([("postgres", "us-east", "/tmp"), ("audit", "us-east-a", "/")])
         self.assertIn('continuum_data_folder_info{kind="postgres",owner="us-east",path="/tmp",mountpoint="', txt)
         self.assertIn('path="/",mountpoint="/"} 1', txt)
+
+
+class MttdTest(unittest.TestCase):
+    def test_parse_time_and_started_after(self):
+        from continuum_ops import mttd
+        self.assertAlmostEqual(mttd.parse_time("2026-12-02T10:00:00Z"), 1796205600.0)
+        self.assertAlmostEqual(mttd.parse_time("2026-12-02T10:00:00.123456789Z"), 1796205600.123456, places=5)
+        self.assertAlmostEqual(mttd.parse_time("2026-12-02T11:00:00+01:00"), 1796205600.0)
+        self.assertTrue(mttd.started_after({"startsAt": "2026-12-02T10:00:01Z"}, 1796205600.0))
+        self.assertFalse(mttd.started_after({"starts_at": "2026-12-02T09:59:00Z"}, 1796205600.0))
+        self.assertFalse(mttd.started_after({}, 1796205600.0))
+
+    def test_first_match_ignores_alerts_that_began_before_the_fault(self):
+        from continuum_ops import faults, mttd
+        f = faults.EdgeBackendDown("us-west")
+        t0 = mttd.parse_time("2026-12-02T10:00:00Z")
+        recs = [
+            # already firing before the fault: re-sent after it, must not count
+            {"alertname": "EdgeBackendDown", "labels": {"region": "us-west"}, "status": "firing",
+             "starts_at": "2026-12-02T09:50:00Z", "received_at": "2026-12-02T10:00:01Z"},
+            # another region: no match
+            {"alertname": "EdgeBackendDown", "labels": {"region": "us-east"}, "status": "firing",
+             "starts_at": "2026-12-02T10:00:01Z", "received_at": "2026-12-02T10:00:02Z"},
+            {"alertname": "EdgeBackendDown", "labels": {"region": "us-west"}, "status": "firing",
+             "starts_at": "2026-12-02T10:00:03Z", "received_at": "2026-12-02T10:00:04.5Z"},
+        ]
+        hit = mttd.first_match(recs, f, "firing", t0, started=t0)
+        self.assertEqual(hit[1], "EdgeBackendDown")
+        self.assertAlmostEqual(hit[0] - t0, 4.5)
+        self.assertIsNone(mttd.first_match(recs[:2], f, "firing", t0, started=t0))
+
+    def test_check_names_every_miss(self):
+        from continuum_ops import mttd
+        s = mttd.Summary(samples=[mttd.Sample("a", "x", 4.0, "A", 10.0), mttd.Sample("b", "y", None, note="none"),
+                                  mttd.Sample("c", "z", 25.0, "C", None, "not resolved")],
+                         false_alerts=[{"alertname": "Noise"}])
+        problems = mttd.check(s)
+        self.assertEqual(len(problems), 5, problems)   # missed, unresolved, median, max, a false alert
+        self.assertIn("median", " ".join(mttd.check(mttd.Summary(samples=[mttd.Sample("a", "x", 12.0, "A", 1.0)]))))
+        self.assertEqual(mttd.check(mttd.Summary(samples=[mttd.Sample("a", "x", 4.0, "A", 1.0)])), [])
+        self.assertIn("all", mttd.table(s.samples))

