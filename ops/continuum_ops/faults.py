@@ -24,7 +24,8 @@ class Fault:
     kind: str                   # the fault class (a row of the MTTD table)
     target: str                 # what it hits (region, dependency, table)
     alerts: set[str]            # any of these alert names counts as detection ...
-    labels: dict[str, str] = field(default_factory=dict)   # ... when these labels match (if present)
+    labels: dict[str, str] = field(default_factory=dict)   # ... when it carries these labels
+    by_name: set[str] = field(default_factory=set)         # ... or, by name alone, one of these
 
     def inject(self, c: Cluster) -> None:
         raise NotImplementedError
@@ -36,10 +37,16 @@ class Fault:
         return f"{self.kind} ({self.target})"
 
     def matches(self, alert: dict) -> bool:
-        if alert.get("alertname") not in self.alerts:
+        """An alert names this fault: one of its alerts with the fault's labels (a region's
+        fault is not detected by an alert about another region, nor by one about no region),
+        or one of the few that are specific by name alone (PatroniNoLeader)."""
+        name = alert.get("alertname")
+        if name in self.by_name:
+            return True
+        if name not in self.alerts:
             return False
         labels = alert.get("labels") or {}
-        return all(labels.get(k, v) == v for k, v in self.labels.items())
+        return all(labels.get(k) == v for k, v in self.labels.items())
 
 
 class NodesStopped(Fault):
@@ -47,8 +54,8 @@ class NodesStopped(Fault):
 
     def __init__(self, region: str):
         super().__init__("region's portal nodes stopped", region,
-                         {"PortalRegionDown", "PortalNodeDown", "EdgeBackendDown", "JourneyFailingFromOneVantage",
-                          "JourneyFailingFromMultipleVantages"}, {"region": region})
+                         {"PortalRegionDown", "PortalNodeDown", "EdgeBackendDown", "JourneyFailingFromOneVantage"},
+                         {"region": region})
 
     def inject(self, c: Cluster) -> None:
         for n in c.topo.region(self.target).nodes:
@@ -66,8 +73,9 @@ class NodesStopped(Fault):
 class PrimaryRegionKilled(Fault):
     def __init__(self, region: str):
         super().__init__("primary's region killed", region,
-                         {"RegionDown", "PatroniNoLeader", "PatroniMemberDown", "PortalRegionDown", "EtcdMemberDown",
-                          "EdgeBackendDown", "PortalNodeDown", "PostgresExporterCannotConnect"}, {"region": region})
+                         {"RegionDown", "PatroniMemberDown", "PortalRegionDown", "EtcdMemberDown",
+                          "EdgeBackendDown", "PortalNodeDown", "PostgresExporterCannotConnect"}, {"region": region},
+                         {"PatroniNoLeader"})
 
     def inject(self, c: Cluster) -> None:
         c.kill_region(self.target)

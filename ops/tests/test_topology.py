@@ -286,3 +286,16 @@ class MttdTest(unittest.TestCase):
         self.assertIn("median", " ".join(mttd.check(mttd.Summary(samples=[mttd.Sample("a", "x", 12.0, "A", 1.0)]))))
         self.assertEqual(mttd.check(mttd.Summary(samples=[mttd.Sample("a", "x", 4.0, "A", 1.0)])), [])
         self.assertIn("all", mttd.table(s.samples))
+
+    def test_a_region_fault_is_detected_only_by_an_alert_about_that_region(self):
+        from continuum_ops import faults
+        f = faults.NodesStopped("us-west")
+        self.assertTrue(f.matches({"alertname": "PortalRegionDown", "labels": {"region": "us-west"}}))
+        self.assertFalse(f.matches({"alertname": "PortalRegionDown", "labels": {"region": "us-east"}}))
+        self.assertFalse(f.matches({"alertname": "PortalRegionDown", "labels": {}}))
+        self.assertFalse(f.matches({"alertname": "JourneyFailingFromMultipleVantages", "labels": {}}))
+        p = faults.PrimaryRegionKilled("us-east")
+        self.assertTrue(p.matches({"alertname": "PatroniNoLeader", "labels": {}}))
+        d = faults.DependencyFault("payments", "refuse")
+        self.assertTrue(d.matches({"alertname": "DependencyDown", "labels": {"dependency": "payments"}}))
+        self.assertFalse(d.matches({"alertname": "DependencyDown", "labels": {"dependency": "sms"}}))
