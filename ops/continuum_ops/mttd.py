@@ -120,16 +120,20 @@ def started_after(a: dict, t0: float) -> bool:
 
 
 def first_match(records: list[dict], fault: Fault, status: str, since: float,
-                started: float | None = None) -> tuple[float, str] | None:
+                started: float | None = None, fingerprint: str | None = None) -> tuple[float, str, dict] | None:
+    """(time received, alert name, record) of the earliest matching record; with
+    `fingerprint`, only that alert's records (its resolution)."""
     best = None
     for a in records:
         if a.get("status") != status or not fault.matches(a):
+            continue
+        if fingerprint is not None and a.get("fingerprint") != fingerprint:
             continue
         if started is not None and not started_after(a, started):
             continue
         t = parse_time(a["received_at"])
         if t >= since and (best is None or t < best[0]):
-            best = (t, a["alertname"])
+            best = (t, a["alertname"], a)
     return best
 
 
@@ -151,10 +155,12 @@ def measure(c: Cluster, fault: Fault, alerts: Alerts, timeout: float = 60, resol
         return Sample(fault.kind, fault.target, None, note=f"no matching alert within {timeout:.0f}s")
     s = Sample(fault.kind, fault.target, hit[0] - t0, hit[1])
     log(f"  detected in {s.detected_s:.1f}s by {s.alert}; reverted, waiting for the resolution")
+    # Resolved: the alert that detected the fault (its fingerprint) was resolved. Other
+    # alerts of the fault's family may stay longer by design (a slow-burn SLO ticket).
+    fp = hit[2].get("fingerprint")
     while time.time() - t_rev < resolve_timeout:
-        r = first_match(alerts.received(t0 - 1), fault, "resolved", t_rev - 1, started=t0)
-        active = [a for a in alerts.active() if fault.matches(a)]
-        if r and not active:
+        r = first_match(alerts.received(t0 - 1), fault, "resolved", t_rev - 1, started=t0, fingerprint=fp)
+        if r:
             s.resolved_s = max(0.0, r[0] - t_rev)
             break
         time.sleep(1)

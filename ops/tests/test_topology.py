@@ -275,6 +275,9 @@ class MttdTest(unittest.TestCase):
         self.assertEqual(hit[1], "EdgeBackendDown")
         self.assertAlmostEqual(hit[0] - t0, 4.5)
         self.assertIsNone(mttd.first_match(recs[:2], f, "firing", t0, started=t0))
+        res = [dict(recs[2], status="resolved", fingerprint="b", received_at="2026-12-02T10:00:40Z"),
+               dict(recs[2], status="resolved", fingerprint="a", received_at="2026-12-02T10:00:20Z")]
+        self.assertEqual(mttd.first_match(res, f, "resolved", t0, started=t0, fingerprint="b")[0] - t0, 40)
 
     def test_check_names_every_miss(self):
         from continuum_ops import mttd
