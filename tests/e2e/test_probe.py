@@ -264,6 +264,7 @@ password_file = "synthetic.password"
                                  headers={"X-Break-Glass-Reason": "e2e: must be refused"})
             self.assertEqual(r.status, 403, (path, r))
             self.assertIn("Synthetic monitoring accounts cannot break the glass", r.text)
+        self.server.logout(prov)  # test_4 checks that synthetic sessions do not pile up
         wait_until(lambda: self.cluster.scalar(
             "SELECT count(*) FROM audit_event WHERE actor = 'synthetic-provider-edge' "
             "AND outcome = 'denied'") >= 2, 30, 0.5, "both refusals in the audit table")
