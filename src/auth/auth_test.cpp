@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/cpu_queue.hpp"
 #include "auth/password.hpp"
 #include "auth/session_cache.hpp"
 #include "auth/throttle.hpp"
@@ -672,6 +673,53 @@ TEST(SessionCache, ConcurrentUse) {
     State want = n % 10 == 0 ? State::kRevoked : State::kLive;
     EXPECT_EQ(want, c.Touch("s" + std::to_string(n), iat, iat + 300)) << n;
   }
+}
+
+// ---- throttling keys, per client and account, the hashing queue ------------------------
+
+TEST(ThrottleKey, Ipv6ByItsSlash64) {
+  EXPECT_EQ(ThrottleKey("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(ThrottleKey("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(ThrottleKey("2001:db8:1:2:ffff:eeee:dddd:cccc"), "2001:db8:1:2::/64");
+  EXPECT_NE(ThrottleKey("2001:db8:1:3::1"), ThrottleKey("2001:db8:1:2::1"));
+  EXPECT_EQ(ThrottleKey("::ffff:192.0.2.7"), "192.0.2.7");  // IPv4-mapped
+  EXPECT_EQ(ThrottleKey("not-an-address"), "not-an-address");
+  EXPECT_EQ(ThrottleKey("1:2:3"), "1:2:3");
+}
+
+TEST(FailureThrottle, BlocksThePairAfterMaxFailuresForTheWindow) {
+  FailureThrottle t(3, std::chrono::seconds(10));
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(t.Blocked("a\nuser", t0), 0);
+    t.Failed("a\nuser", t0);
+  }
+  int wait = t.Blocked("a\nuser", t0 + std::chrono::seconds(1));
+  EXPECT_GE(wait, 9);
+  EXPECT_LE(wait, 10);
+  EXPECT_EQ(t.Blocked("b\nuser", t0), 0);                             // another client: not blocked
+  EXPECT_EQ(t.Blocked("a\nuser", t0 + std::chrono::seconds(10)), 0);  // window over
+  t.Failed("c\nuser", t0);
+  t.Succeeded("c\nuser");
+  EXPECT_EQ(t.size(), 1u);  // "a" was forgotten when its window ended, "c" on success
+}
+
+TEST(CpuQueue, RefusesBeyondItsBoundAndRunsTheRest) {
+  CpuQueue q(1, 2, 10);
+  std::latch release(1);
+  std::atomic<int> ran{0};
+  EXPECT_TRUE(q.TryPost([&] {
+    release.wait();
+    ++ran;
+  }));
+  EXPECT_TRUE(q.TryPost([&] { ++ran; }));
+  EXPECT_FALSE(q.TryPost([&] { ++ran; }));  // two queued or running: full
+  EXPECT_EQ(q.refused(), 1u);
+  release.count_down();
+  q.Stop();
+  EXPECT_EQ(ran.load(), 2);
+  EXPECT_EQ(q.jobs(), 0);
+  EXPECT_FALSE(q.TryPost([] {}));  // stopped
 }
 
 }  // namespace

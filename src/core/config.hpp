@@ -63,11 +63,18 @@ struct Config {
   std::string key_file = ".state/cluster.key";
   int session_idle_s = 900;
   int session_absolute_s = 12 * 3600;
-  int max_login_failures = 5;
-  int lockout_s = 900;
+  int max_login_failures = 5;         // failures per client and account before that pair waits
+  int lockout_s = 900;                // how long the pair waits, and how long an account lock lasts
+  int account_lockout_failures = 20;  // failures from any clients that lock the account
   int revocation_poll_ms = 1000;
   int login_burst = 20;            // login attempts per client address at once
   int login_rate_per_minute = 60;  // and refilled per minute
+  // The login bulkhead (src/auth/README.md): its own database pool and in-flight limit
+  // (per node), and a bounded queue for the password hashing threads.
+  int login_pool_size = 2;
+  int login_max_in_flight = 16;
+  int login_cpu_queue = 4;
+  int login_hash_threads = 1;
   // [cache] the low tier's content cache (articles, recommendations)
   int cache_fresh_ms = 60'000;
   int cache_stale_while_revalidate_ms = 600'000;

@@ -54,7 +54,7 @@ asio::awaitable<db::Result> RequestContext::Read(const db::Query& q, db::Params 
 asio::awaitable<std::vector<db::Result>> RequestContext::ReadBatch(
     std::vector<db::Statement> stmts) {
   db::Topology* topo = svc.topology;
-  if (!topo) co_return co_await pool().Batch(std::move(stmts), deadline);
+  if (!topo || own_pool) co_return co_await pool().Batch(std::move(stmts), deadline);
   uint64_t min_lsn = commit_lsn;
   if (svc.writes) min_lsn = std::max(min_lsn, svc.writes->MinLsn(SessionKey(*this)));
   if (auto h = req.header("x-continuum-min-lsn"); !h.empty())

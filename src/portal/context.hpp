@@ -40,6 +40,8 @@ class Registry;
 namespace continuum::auth {
 class SessionCache;
 class LoginThrottle;
+class FailureThrottle;
+class CpuQueue;
 }  // namespace continuum::auth
 
 namespace continuum::portal {
@@ -51,12 +53,14 @@ struct Services {
   std::unique_ptr<auth::TokenSigner> signer;
   auth::SessionCache* sessions = nullptr;
   auth::LoginThrottle* throttle = nullptr;
-  boost::asio::thread_pool* cpu_pool = nullptr;   // Argon2id and other CPU-heavy work
-  std::function<std::string()> readiness;         // for /readyz details
-  db::Topology* topology = nullptr;               // null: one database for everything
-  WriteTracker* writes = nullptr;                 // read-your-writes, per session
-  resilience::SwrCache* content_cache = nullptr;  // low tier: articles, recommendations
-  deps::Registry* deps = nullptr;                 // external services, each with a breaker
+  auth::FailureThrottle* login_failures = nullptr;  // per client and account
+  auth::CpuQueue* login_cpu = nullptr;              // the login bulkhead's hashing threads
+  boost::asio::thread_pool* cpu_pool = nullptr;     // Argon2id and other CPU-heavy work
+  std::function<std::string()> readiness;           // for /readyz details
+  db::Topology* topology = nullptr;                 // null: one database for everything
+  WriteTracker* writes = nullptr;                   // read-your-writes, per session
+  resilience::SwrCache* content_cache = nullptr;    // low tier: articles, recommendations
+  deps::Registry* deps = nullptr;                   // external services, each with a breaker
   Secret ops_token;  // [ops] token_file's content; empty: the ops API refuses everyone
   // Set by the session sync loop (every revocation_poll_ms): its last round trip to the
   // primary failed.
@@ -73,6 +77,9 @@ struct Shard {
   TierPools pools;
   std::vector<TierPools> read_pools;  // indexed like Topology members
   std::array<int, 5> in_flight{};     // requests per tier being worked on (bulkhead)
+  // The login bulkhead (RouteEntry::bulkhead): a pool and an in-flight count of its own.
+  std::unique_ptr<db::Pool> login_pool;
+  int login_in_flight = 0;
   db::Pool& pool(Tier t) { return *pools[static_cast<int>(t)]; }
 };
 
@@ -93,6 +100,9 @@ struct RequestContext {
   // Marks every open record of this request.
   void AuditOutcome(const std::string& outcome, const std::string& detail = {});
   uint64_t commit_lsn = 0;  // WAL position after this request's last write (0: none)
+  // A route with a bulkhead of its own (login): every statement, reads included, goes
+  // through this pool (the primary) instead of the tier's pools.
+  db::Pool* own_pool = nullptr;
 
   // Reads: the nearest database that is fresh enough for this caller (see db/topology),
   // failing over to the next one, within the deadline.
@@ -105,7 +115,7 @@ struct RequestContext {
                                            bool idempotent = false);
   boost::asio::awaitable<std::vector<db::Result>> WriteBatch(std::vector<db::Statement> stmts,
                                                              bool idempotent = false);
-  db::Pool& pool() { return shard.pool(tier); }
+  db::Pool& pool() { return own_pool ? *own_pool : shard.pool(tier); }
   // A context for work no client asked for (workers, cache refreshes): no caller, no
   // audit records, the tier's pools and `deadline`. `req` must outlive it.
   static RequestContext Background(http::Request& req, Services& svc, Shard& shard, Tier tier,

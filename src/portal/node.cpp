@@ -17,6 +17,7 @@
 
 #include "audit/journal.hpp"
 #include "audit/shipper.hpp"
+#include "auth/cpu_queue.hpp"
 #include "auth/session_cache.hpp"
 #include "auth/throttle.hpp"
 #include "core/clock.hpp"
@@ -50,10 +51,21 @@ const db::Query kFlushSeen{
     "UPDATE session s SET last_seen_at = to_timestamp(v.ts) FROM (SELECT unnest($1::text[]) AS "
     "id, unnest($2::float8[]) AS ts) v WHERE s.id = v.id AND s.last_seen_at < to_timestamp(v.ts)",
     db::DataClass::kOperational};
-const db::Query kRevokedSince{"session_revoked_since",
+// Revocations are polled by a cursor that is monotonic at commit (0016_session_auth.sql):
+// the id of the transaction that revoked. The cursor is the oldest transaction still
+// running when the previous poll began (pg_snapshot_xmin), read BEFORE the poll's query:
+// a revocation that poll did not see had not committed, so its transaction was running
+// or not yet started, and its id is >= that cursor -- however long its commit took.
+// (A time window, revoked_at >= last poll - 5 s, lost a logout whose commit came more
+// than 5 s after its transaction began: revoked_at is the transaction's start.)
+const db::Query kRevocationCursor{"session_revocation_cursor",
+                                  "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"};
+const db::Query kRevokedAll{"session_revoked_all",
+                            "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
+                            "WHERE revoked_at IS NOT NULL AND expires_at > now()"};
+const db::Query kRevokedAfter{"session_revoked_after",
                               "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
-                              "WHERE revoked_at IS NOT NULL AND revoked_at >= to_timestamp($1) AND "
-                              "expires_at > now()"};
+                              "WHERE revoked_xid >= $1::xid8 AND expires_at > now()"};
 const db::Query kDbNow{"db_now", "SELECT extract(epoch FROM now())::bigint"};
 const db::Query kSeenSince{
     "session_seen_since",
@@ -70,6 +82,7 @@ struct NodeState {
 asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state) {
   asio::steady_timer timer(shard.executor);
   int64_t since = 0;
+  std::string cursor;  // revocations: see kRevocationCursor; empty: load them all
   bool warned = false;
   while (!state.stopping.load()) {
     int64_t now = UnixNow();
@@ -89,20 +102,27 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
         co_await shard.pool(Tier::kOps).Batch(std::move(b), deadline);
       }
       std::vector<db::Statement> b;
-      b.push_back({&kRevokedSince, {since > 0 ? since - 5 : 0}});
+      b.push_back({&kRevocationCursor, {}});  // first: see kRevocationCursor
+      if (cursor.empty())
+        b.push_back({&kRevokedAll, {}});
+      else
+        b.push_back({&kRevokedAfter, {cursor}});
+      // Activity stays on a time window: a missed last_seen_at only makes this node's
+      // idle view lag (see auth/session_cache.hpp), never revives a session.
       b.push_back({&kSeenSince, {since > 0 ? since - 5 : now - svc.config.session_idle_s}});
       b.push_back({&kDbNow, {}});
       auto rs = co_await shard.pool(Tier::kOps).Batch(std::move(b), deadline);
       std::vector<std::pair<std::string, int64_t>> revoked;
-      for (int i = 0; i < rs[0].rows(); ++i)
-        revoked.emplace_back(rs[0].str(i, 0), rs[0].get_int(i, 1));
+      for (int i = 0; i < rs[1].rows(); ++i)
+        revoked.emplace_back(rs[1].str(i, 0), rs[1].get_int(i, 1));
       svc.sessions->ApplyRevocations(revoked);
       std::vector<std::pair<std::string, int64_t>> seen;
-      for (int i = 0; i < rs[1].rows(); ++i)
-        seen.emplace_back(rs[1].str(i, 0), rs[1].get_int(i, 1));
+      for (int i = 0; i < rs[2].rows(); ++i)
+        seen.emplace_back(rs[2].str(i, 0), rs[2].get_int(i, 1));
       svc.sessions->ApplyLastSeen(seen);
+      cursor = rs[0].str(0, 0);
       // The next window starts from the database's clock, not ours.
-      since = rs[2].get_int(0, 0);
+      since = rs[3].get_int(0, 0);
       state.revocations_loaded.store(true);
       svc.primary_unreachable.store(false);
       warned = false;
@@ -169,17 +189,22 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
         std::nullopt,
         {}};
     // Bulkhead: each tier may occupy only so much of this shard, so a flood of one
-    // tier's requests (a hung billing backend) cannot take the others' capacity.
-    int& in_flight = shard.in_flight[static_cast<int>(tier)];
-    int limit = std::max(
-        1, (svc.config.limits(tier).max_in_flight + static_cast<int>(svc.config.threads) - 1) /
-               std::max(1, svc.config.threads));
+    // tier's requests (a hung billing backend) cannot take the others' capacity. Login
+    // has a bulkhead of its own (its pool, its limit), though it is on the critical tier.
+    bool own = e->bulkhead == Bulkhead::kLogin;
+    int& in_flight = own ? shard.login_in_flight : shard.in_flight[static_cast<int>(tier)];
+    int configured = own ? svc.config.login_max_in_flight : svc.config.limits(tier).max_in_flight;
+    int limit = std::max(1, (configured + static_cast<int>(svc.config.threads) - 1) /
+                                std::max(1, svc.config.threads));
+    if (own) ctx.own_pool = shard.login_pool.get();
     if (in_flight >= limit) {
       resp = http::OutcomeResponse(
           503, "transient",
-          std::string("The ") + std::string(TierName(tier)) +
-              " features are busy right now; please retry in a moment. Other features are "
-              "not affected.");
+          own ? std::string("Logging in is busy right now; please retry in a moment. Signed-in "
+                            "users are not affected.")
+              : std::string("The ") + std::string(TierName(tier)) +
+                    " features are busy right now; please retry in a moment. Other features "
+                    "are not affected.");
       resp.set_header("Retry-After", "2");
     } else {
       ++in_flight;
@@ -384,6 +409,11 @@ int Serve(const Config& cfg) {
   svc.sessions = &sessions;
   auth::LoginThrottle throttle(cfg.login_burst, cfg.login_rate_per_minute);
   svc.throttle = &throttle;
+  auth::FailureThrottle login_failures(cfg.max_login_failures, std::chrono::seconds(cfg.lockout_s));
+  svc.login_failures = &login_failures;
+  // Hashing below the request threads' priority: records first, logins with what is left.
+  auth::CpuQueue login_cpu(cfg.login_hash_threads, cfg.login_cpu_queue, /*nice=*/10);
+  svc.login_cpu = &login_cpu;
   asio::thread_pool cpu_pool(1);
   svc.cpu_pool = &cpu_pool;
   NodeState state;
@@ -470,6 +500,11 @@ int Serve(const Config& cfg) {
                          std::max(1, (l.pool_size + n - 1) / n), std::max(1, l.queue_limit / n)};
       s->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
     }
+    {
+      db::PoolOptions po{"login", cfg.database_url, std::max(1, (cfg.login_pool_size + n - 1) / n),
+                         std::max(1, (cfg.login_max_in_flight + n - 1) / n)};
+      s->login_pool = std::make_unique<db::Pool>(s->executor, po);
+    }
     if (topology) {
       for (const auto& r : topology->options().regions) {
         TierPools tp;
@@ -511,6 +546,14 @@ int Serve(const Config& cfg) {
                         d->name(), ev, n);
     }
     out += breakers;
+  });
+  Metrics::Get().AddCollector([&login_cpu, &login_failures](std::string& out) {
+    out += "# TYPE continuum_login_hash_jobs gauge\n";
+    out += fmt::format("continuum_login_hash_jobs {}\n", login_cpu.jobs());
+    out += "# TYPE continuum_login_hash_refused_total counter\n";
+    out += fmt::format("continuum_login_hash_refused_total {}\n", login_cpu.refused());
+    out += "# TYPE continuum_login_failure_keys gauge\n";
+    out += fmt::format("continuum_login_failure_keys {}\n", login_failures.size());
   });
   Metrics::Get().AddCollector([&content_cache](std::string& out) {
     auto cs = content_cache.stats();
@@ -588,10 +631,12 @@ int Serve(const Config& cfg) {
   for (auto& t : threads) t.join();
   for (auto& s : shards) {
     for (auto& p : s->pools) p->Close();
+    s->login_pool->Close();
     for (auto& rp : s->read_pools)
       for (auto& p : rp) p->Close();
   }
   cpu_pool.join();
+  login_cpu.Stop();
   journal.Stop();
   if (shipper) {
     try {

@@ -36,9 +36,13 @@ http::Router<RouteEntry> BuildRoutes() {
   add_ops_token("POST", "/api/v1/ops/journey-runs", "ops.journey_runs.receive",
                 ops::ReceiveJourneyRun);
   add("GET", "/fhir/R4/metadata", Tier::kOps, "metadata", Capability);
-  // Sessions: logging in is part of reaching critical data.
-  add("POST", "/api/v1/session", Tier::kCritical, "session.create", Login);
+  // Sessions: logging in is part of reaching critical data, on a bulkhead of its own.
+  r.Add("POST", "/api/v1/session",
+        RouteEntry{Login, Tier::kCritical, "session.create", RouteAccess::kHandler,
+                   Bulkhead::kLogin});
   add("DELETE", "/api/v1/session", Tier::kCritical, "session.delete", Logout);
+  add("POST", "/api/v1/session/totp", Tier::kCritical, "session.totp.enrol", EnrolTotp);
+  add("POST", "/api/v1/session/totp/confirm", Tier::kCritical, "session.totp.confirm", ConfirmTotp);
   // Critical tier: records, medications, allergies; provider lookup, history, notes.
   add("GET", "/fhir/R4/Patient", Tier::kCritical, "patient.search", SearchPatients);
   add("GET", "/fhir/R4/Patient/{}", Tier::kCritical, "patient.read", ReadPatient);
