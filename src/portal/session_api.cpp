@@ -1,5 +1,6 @@
 #include "portal/session_api.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
@@ -93,8 +94,8 @@ enum class Hashed { kMatch, kNoMatch, kBusy };
 
 // Runs the password check f() on the login bulkhead's hashing queue and resumes the
 // caller on its shard. kBusy, without hashing, when the queue is full or the request's
-// deadline would pass before a hash could finish (checked on enqueue and again when
-// the job starts). Not a coroutine itself (GCC 12 mishandles by-value lambdas in
+// deadline would pass before a typical hash could finish (checked on enqueue and again
+// when the job starts). Not a coroutine itself (GCC 12 mishandles by-value lambdas in
 // coroutine frames).
 template <typename F>
 auto OnLoginCpu(RequestContext& ctx, F f) {
@@ -104,10 +105,13 @@ auto OnLoginCpu(RequestContext& ctx, F f) {
   return asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr, Hashed)>(
       [q, ex, deadline](auto handler, F fn) {
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
+        // The time a hash needs: the typical one, at least 50 ms, and at most 250 ms, so
+        // that a slow machine (hashes slower than the deadline) still tries rather than
+        // refusing every login.
         auto budget = [q] {
-          return std::max<std::chrono::milliseconds>(
-              std::chrono::milliseconds(50),
-              std::chrono::duration_cast<std::chrono::milliseconds>(2 * q->typical_job()));
+          return std::clamp<std::chrono::milliseconds>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(q->typical_job()),
+              std::chrono::milliseconds(50), std::chrono::milliseconds(250));
         };
         auto finish = [ex, h](std::exception_ptr e, Hashed r) {
           asio::post(ex, [h, e, r]() mutable { std::move (*h)(e, r); });
