@@ -8,7 +8,8 @@ reads, nor make any of them fail.
 
 Both are measured the same way (latency.py): one run of interleaved windows without and
 with the flood, every read counted (an error or a timeout fails the test), a minimum
-number of samples per side, and p99 with the flood within 20% of p99 without it."""
+number of samples per side, and p99 (and p50) with the flood within 20% of the same
+without it."""
 
 from __future__ import annotations
 
@@ -39,8 +40,12 @@ class BulkheadCase(ContinuumTestCase):
         self.assertEqual(c.failures, [], f"critical reads failed: {c.failures[:5]}")
         self.assertGreaterEqual(len(c.off), MIN_SAMPLES, "too few samples without the flood")
         self.assertGreaterEqual(len(c.on), MIN_SAMPLES, "too few samples with the flood")
-        self.assertLessEqual(c.p("on", 0.99), c.p("off", 0.99) * BOUND,
-                             f"critical p99 with the flood vs without: {c.summary(label)}")
+        # p99 is what the issue bounds; p50 too, since on a busy machine the tail of
+        # both sides is mostly other processes' doing while the median moves first.
+        for q in (0.99, 0.5):
+            self.assertLessEqual(c.p("on", q), c.p("off", q) * BOUND,
+                                 f"critical p{int(q * 100)} with the flood vs without: "
+                                 f"{c.summary(label)}")
         return c, answers
 
 
