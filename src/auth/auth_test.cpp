@@ -701,7 +701,7 @@ TEST(FailureThrottle, BlocksThePairAfterMaxFailuresForTheWindow) {
   EXPECT_EQ(t.Blocked("a\nuser", t0 + std::chrono::seconds(10)), 0);  // window over
   t.Failed("c\nuser", t0);
   t.Succeeded("c\nuser");
-  EXPECT_EQ(t.size(), 1u);  // "a" was forgotten when its window ended, "c" on success
+  EXPECT_EQ(t.size(), 0u);  // "a" was forgotten when its window ended, "c" on success
 }
 
 TEST(CpuQueue, RefusesBeyondItsBoundAndRunsTheRest) {
