@@ -49,16 +49,18 @@ const db::Query kFlushSeen{
     "session_flush_last_seen",
     "UPDATE session s SET last_seen_at = to_timestamp(v.ts) FROM (SELECT unnest($1::text[]) AS "
     "id, unnest($2::float8[]) AS ts) v WHERE s.id = v.id AND s.last_seen_at < to_timestamp(v.ts)",
-    db::DataClass::kOperational};
+    db::Access::kWrite, db::DataClass::kOperational};
 const db::Query kRevokedSince{"session_revoked_since",
                               "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
                               "WHERE revoked_at IS NOT NULL AND revoked_at >= to_timestamp($1) AND "
-                              "expires_at > now()"};
-const db::Query kDbNow{"db_now", "SELECT extract(epoch FROM now())::bigint"};
+                              "expires_at > now()",
+                              db::Access::kRead};
+const db::Query kDbNow{"db_now", "SELECT extract(epoch FROM now())::bigint", db::Access::kRead};
 const db::Query kSeenSince{
     "session_seen_since",
     "SELECT id, extract(epoch FROM last_seen_at)::bigint FROM session WHERE last_seen_at >= "
-    "to_timestamp($1) AND revoked_at IS NULL AND expires_at > now()"};
+    "to_timestamp($1) AND revoked_at IS NULL AND expires_at > now()",
+    db::Access::kRead};
 
 struct NodeState {
   std::atomic<bool> revocations_loaded{false};
@@ -468,6 +470,7 @@ int Serve(const Config& cfg) {
       const auto& l = cfg.limits(t);
       db::PoolOptions po{std::string(TierName(t)), cfg.database_url,
                          std::max(1, (l.pool_size + n - 1) / n), std::max(1, l.queue_limit / n)};
+      po.require_sync_standby = cfg.RequireSyncStandby();
       s->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
     }
     if (topology) {

@@ -24,7 +24,8 @@ const db::Query kAccountByName{
     "account_by_username",
     "SELECT id, password_hash, role, patient_id, practitioner_id, totp_secret, failed_attempts, "
     "locked_until > now(), to_char(locked_until AT TIME ZONE 'UTC', "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM account WHERE username = $1"};
+    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM account WHERE username = $1",
+    db::Access::kRead};
 // A failed attempt; the account locks once failures reach the limit. Failures from
 // before an expired lock do not count again.
 const db::Query kLoginFailed{
@@ -34,19 +35,19 @@ const db::Query kLoginFailed{
     "AND locked_until <= now() THEN 1 ELSE failed_attempts + 1 END AS n FROM account WHERE id = "
     "$1) f WHERE a.id = f.id RETURNING a.locked_until > now(), to_char(a.locked_until AT TIME "
     "ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 const db::Query kLoginSucceeded{
     "account_login_succeeded",
     "UPDATE account SET failed_attempts = 0, locked_until = NULL WHERE id = $1 AND "
     "(failed_attempts <> 0 OR locked_until IS NOT NULL)",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 const db::Query kInsertSession{
     "session_insert",
     "INSERT INTO session (id, account_id, expires_at) VALUES ($1, $2, to_timestamp($3))",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 const db::Query kRevokeSession{
     "session_revoke", "UPDATE session SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 
 // A valid Argon2id hash of a random password: verifying against it makes an unknown
 // username cost the same time as a known one.
