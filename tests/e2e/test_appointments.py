@@ -219,7 +219,6 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
 
     def test_reads_work_and_writes_are_refused_while_the_primary_is_down(self):
         tok = self.token("demo-patient")
-        doc = self.token("demo-provider")
         r = self.server.fhir("Slot", token=tok, params={"_count": "3"})
         self.assertEqual(r.status, 200, r)
         slot = r.json()["entry"][2]["resource"]
@@ -230,9 +229,9 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
         self.assertEqual(booked.status, 201, booked)
         sent = self.server.post_json(
             "/fhir/R4/Communication",
-            {"resourceType": "Communication", "subject": {"reference": "Patient/1"},
+            {"resourceType": "Communication", "recipient": [{"reference": "Practitioner/1"}],
              "payload": [{"contentString": "Before the outage."}]},
-            token=doc, headers={"Idempotency-Key": str(uuid.uuid4())})
+            token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
         self.assertIn(sent.status, (200, 201), sent)
         self.assertEqual(self.wait_mode("normal"), "normal")
         c = self.cluster
@@ -258,8 +257,9 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
                      tok),
                     (f"/fhir/R4/Appointment/{booked.json()['id']}/$cancel", {}, tok),
                     ("/fhir/R4/Communication",
-                     {"resourceType": "Communication", "subject": {"reference": "Patient/1"},
-                      "payload": [{"contentString": "During the outage."}]}, doc)):
+                     {"resourceType": "Communication",
+                      "recipient": [{"reference": "Practitioner/1"}],
+                      "payload": [{"contentString": "During the outage."}]}, tok)):
                 r = self.server.post_json(path, body, token=token,
                                           headers={"Idempotency-Key": str(uuid.uuid4())})
                 self.assertOperationOutcome(r, 503)
