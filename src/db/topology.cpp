@@ -108,7 +108,16 @@ void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std:
   m.reachable = reachable;
   m.checked_unix_ms = UnixMs();
   m.error = error;
-  if (!reachable) return;
+  // Every standby's lag moves with time (and with the primary) even between its own
+  // probes: recomputed at every probe of any member.
+  auto refresh = [&] {
+    for (auto& o : members_)
+      if (o.role == Role::kStandby && o.reachable) o.lag_ms = LagLocked(o.replay_lsn, now);
+  };
+  if (!reachable) {
+    refresh();
+    return;
+  }
   if (role == Role::kStandby && !wal_receiver && m.role == Role::kPrimary) m.demoted = true;
   if (role == Role::kPrimary || wal_receiver) m.demoted = false;
   m.wal_receiver = role == Role::kStandby && wal_receiver;
@@ -121,12 +130,8 @@ void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std:
     while (primary_history_.size() > 2 && now - primary_history_.front().first > keep)
       primary_history_.pop_front();
     m.lag_ms = 0;
-    // Standbys' lag moves with the primary even between their own probes.
-    for (auto& o : members_)
-      if (o.role == Role::kStandby && o.reachable) o.lag_ms = LagLocked(o.replay_lsn, now);
-  } else {
-    m.lag_ms = LagLocked(lsn, now);
   }
+  refresh();
 }
 
 asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {

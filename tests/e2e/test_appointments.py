@@ -230,7 +230,7 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
         sent = self.server.post_json(
             "/fhir/R4/Communication",
             {"resourceType": "Communication", "recipient": [{"reference": "Practitioner/1"}],
-             "payload": [{"contentString": "Before the outage."}]},
+             "topic": {"text": "Outage drill"}, "payload": [{"contentString": "Before the outage."}]},
             token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
         self.assertIn(sent.status, (200, 201), sent)
         self.assertEqual(self.wait_mode("normal"), "normal")
@@ -259,6 +259,7 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
                     ("/fhir/R4/Communication",
                      {"resourceType": "Communication",
                       "recipient": [{"reference": "Practitioner/1"}],
+                      "topic": {"text": "Outage drill"},
                       "payload": [{"contentString": "During the outage."}]}, tok)):
                 r = self.server.post_json(path, body, token=token,
                                           headers={"Idempotency-Key": str(uuid.uuid4())})
