@@ -3,9 +3,12 @@
 One cluster (like test_failover.py, without monitoring). Two writers add clinical notes
 through the edge the whole time, while:
   1. the synchronous standby's region is killed: Patroni names the other standby, writes go on;
-  2. then the primary's region is killed: the last standby is promoted and has no standby
-     of its own. The policy (src/db/README.md): clinical writes are refused (held until the
-     request deadline, then 503), never acknowledged on one copy;
+  2. then the primary's region is killed. Each region also holds one of the three etcd
+     members, so two dead regions leave etcd without a quorum: nobody is promoted and the
+     last database stays a read-only standby (seen in the first run of this test). Were it
+     promoted, it would have no standby of its own, and the policy (src/db/README.md)
+     refuses clinical writes then too (held until the request deadline, then 503). Either
+     way: no write is acknowledged on one copy;
   3. both regions are started again: a standby streams, Patroni names it, writes resume.
 It prints, per phase, how many writes were acknowledged and refused, and checks that no
 write was acknowledged in phase 2 and that every acknowledged write is stored once.
@@ -63,10 +66,15 @@ class SyncStandbyPolicyTest(unittest.TestCase):
             phases.append((f"{sync} (sync standby) dead", load.mark("p1"), primary))
             c.kill_region(primary)
             log(f"killed the primary's region {primary}; {last} is the only database left")
-            wait_until(lambda: ClusterHandle.role_of(c.status(), "primary") == [last], 60, 0.5,
-                       f"{last} to be promoted")
-            phases.append((f"only {last} left (promoted)", load.mark("p2"), last))
-            time.sleep(25)
+            phases.append((f"only {last} left", load.mark("p2"), last))
+            promoted = False
+            for _ in range(50):  # 25 s
+                try:
+                    promoted = promoted or ClusterHandle.role_of(c.status(), "primary") == [last]
+                except Exception:  # noqa: BLE001 - status may fail with two regions down
+                    pass
+                time.sleep(0.5)
+            log(f"{last} {'was' if promoted else 'was not'} promoted (etcd: 1 of 3 members left)")
             phases.append(("regions starting again", load.mark("p3"), last))
             c.start_region(sync)
             c.start_region(primary)
