@@ -93,9 +93,13 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "node", "node_id", c.node_id);
   }
   if (auto* s = root["database"].as_table()) {
-    std::initializer_list<std::string_view> keys = {"url",    "critical", "high",
-                                                    "medium", "low",      "ops"};
+    std::initializer_list<std::string_view> keys = {"url", "critical", "high",           "medium",
+                                                    "low", "ops",      "clinical_commit"};
     CheckKeys(*s, path, "database", keys);
+    Get(*s, path, "database", "clinical_commit", c.clinical_commit);
+    if (c.clinical_commit != "auto" && c.clinical_commit != "sync-standby" &&
+        c.clinical_commit != "local")
+      Fail(path, "database.clinical_commit", "must be \"auto\", \"sync-standby\" or \"local\"");
     std::string url = c.database_url.reveal();
     Get(*s, path, "database", "url", url);
     c.database_url = Secret(url);
@@ -183,9 +187,13 @@ Config LoadConfig(const std::string& path) {
     }
   }
   if (auto* s = root["jobs"].as_table()) {
-    CheckKeys(*s, path, "jobs", {"poll_ms"});
+    CheckKeys(*s, path, "jobs", {"poll_ms", "lock_ms", "max_attempts"});
     Get(*s, path, "jobs", "poll_ms", c.job_poll_ms);
     if (c.job_poll_ms < 50) Fail(path, "jobs.poll_ms", "must be >= 50");
+    Get(*s, path, "jobs", "lock_ms", c.job_lock_ms);
+    if (c.job_lock_ms < 1000) Fail(path, "jobs.lock_ms", "must be >= 1000");
+    Get(*s, path, "jobs", "max_attempts", c.job_max_attempts);
+    if (c.job_max_attempts < 1) Fail(path, "jobs.max_attempts", "must be >= 1");
   }
   if (auto* s = root["notifications"].as_table()) {
     CheckKeys(*s, path, "notifications", {"from", "poll_ms"});

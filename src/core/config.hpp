@@ -54,6 +54,16 @@ struct Config {
   // [database]
   Secret database_url{"postgresql://postgres@127.0.0.1:5432/continuum"};
   std::array<TierLimits, 5> tiers{};
+  // database.clinical_commit: "sync-standby" (a clinical commit is acknowledged only once a
+  // synchronous standby holds it; a lone surviving database takes no clinical writes),
+  // "local" (acknowledged when the primary has it: a single-database setup, or an
+  // operator's explicit choice to accept single-copy writes), or "auto" (the default:
+  // sync-standby when [topology] lists two or more databases, else local).
+  std::string clinical_commit = "auto";
+  bool RequireSyncStandby() const {
+    return clinical_commit == "sync-standby" ||
+           (clinical_commit == "auto" && topology_regions.size() >= 2);
+  }
   // [topology] (optional): every region's PostgreSQL, this node's region first. Absent:
   // one database (database.url) serves reads and writes.
   std::vector<RegionDatabaseConfig> topology_regions;
@@ -83,6 +93,10 @@ struct Config {
   // [dependencies.*] (absent: that dependency's features queue their work)
   std::vector<DependencyConfig> dependencies;
   int job_poll_ms = 1000;  // [jobs] poll_ms: how often queued work is retried
+  // [jobs] lock_ms: how long a claimed job is a node's alone (longer than one attempt:
+  // the medium deadline); max_attempts: then the job fails for good (portal/medium/jobs).
+  int job_lock_ms = 30000;
+  int job_max_attempts = 8;
   // [notifications]: the sender of emails, and how often the outbox is polled
   std::string notify_from = "noreply@continuum.example";
   int notify_poll_ms = 1000;

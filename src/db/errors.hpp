@@ -19,6 +19,11 @@ struct ConnectionError : Unavailable {
 struct ReadOnlyServer : ConnectionError {
   explicit ReadOnlyServer(const std::string& m) : ConnectionError(m) {}
 };
+// A clinical commit no synchronous standby was seen to hold within the deadline (the
+// write may stand on the primary alone). Not a ConnectionError: never replayed blindly.
+struct SyncStandbyUnavailable : Unavailable {
+  explicit SyncStandbyUnavailable(const std::string& m) : Unavailable(m, 2) {}
+};
 // statement_timeout or the request deadline cancelled the query (57014).
 struct QueryCanceled : DeadlineExceeded {
   explicit QueryCanceled(const std::string& m) : DeadlineExceeded(m) {}

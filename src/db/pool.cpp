@@ -2,7 +2,6 @@
 
 #include <libpq-fe.h>
 #include <poll.h>
-#include <strings.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -24,11 +23,19 @@ namespace {
 // statement_timeout is set in steps so that most batches need not change it.
 constexpr int kTimeoutStepMs = 250;
 const Query kSetTimeout{"set_statement_timeout",
-                        "SELECT set_config('statement_timeout', $1, false)"};
+                        "SELECT set_config('statement_timeout', $1, false)", Access::kRead};
+// Read before and after a clinical commit (see Connection::Run).
+const Query kSyncNames{"sync_standby_names", "SELECT current_setting('synchronous_standby_names')",
+                       Access::kRead};
+// Takes an xid, so its commit writes a record and waits for the synchronous standby.
+const Query kSyncBarrier{"sync_barrier", "SELECT pg_current_xact_id()::text", Access::kWrite,
+                         DataClass::kClinical};
+std::atomic<uint64_t> held_commits_total{0};
 // Transaction-local: ends with the batch's implicit transaction.
 const Query kCommitLocally{"set_synchronous_commit_local",
-                           "SELECT set_config('synchronous_commit', 'local', true)"};
-const Query kWalPosition{"wal_position", "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text"};
+                           "SELECT set_config('synchronous_commit', 'local', true)", Access::kRead};
+const Query kWalPosition{"wal_position", "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text",
+                         Access::kRead};
 }  // namespace
 
 // ---------------------------------------------------------------- Result
@@ -159,15 +166,55 @@ asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline 
   }
 }
 
+uint64_t Connection::held_commits() { return held_commits_total.load(); }
+
 asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement>& stmts,
-                                                     Deadline deadline) {
+                                                     Deadline deadline, bool require_sync_standby) {
+  bool clinical_write = false, all_local = !stmts.empty();
+  for (const auto& s : stmts) {
+    all_local = all_local && CommitsLocally(s.query->data_class);
+    clinical_write = clinical_write || (s.query->access == Access::kWrite &&
+                                        s.query->data_class == DataClass::kClinical);
+  }
+  const bool check = require_sync_standby && clinical_write && !all_local;
+  bool named = true;
+  auto results = co_await RunOnce(stmts, deadline, check, &named);
+  if (!check || named) co_return results;
+  // Committed, but maybe on this server alone: hold the acknowledgement (see header).
+  held_commits_total.fetch_add(1);
+  asio::steady_timer pause(impl_->ex);
+  std::vector<Statement> barrier;
+  barrier.push_back(Statement{&kSyncBarrier, {}});
+  for (;;) {
+    if (deadline.left() < std::chrono::milliseconds(150))
+      throw SyncStandbyUnavailable(
+          "the write reached the primary database, but no synchronous standby confirmed it "
+          "within the request deadline; please retry with the same Idempotency-Key");
+    pause.expires_after(std::chrono::milliseconds(100));
+    co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+    try {
+      co_await RunOnce(barrier, deadline, true, &named);
+    } catch (const Error&) {
+      // The commit stands (or stood) on this server; a replay of the batch could do it
+      // twice, so no ConnectionError escapes from here.
+      throw SyncStandbyUnavailable(
+          "the database failed over while confirming the write; please retry with the same "
+          "Idempotency-Key");
+    }
+    if (named) co_return results;
+  }
+}
+
+asio::awaitable<std::vector<Result>> Connection::RunOnce(const std::vector<Statement>& stmts,
+                                                         Deadline deadline, bool check_sync,
+                                                         bool* sync_named) {
   auto& d = *impl_;
   if (broken_) throw ConnectionError("the database connection was lost; please retry");
   deadline.Check("waiting for the database");
   auto started = std::chrono::steady_clock::now();
 
   // What each PGresult sequence (terminated by NULL) belongs to.
-  enum Kind { kHousekeeping, kPrepare, kQuery };
+  enum Kind { kHousekeeping, kPrepare, kQuery, kCheck };
   struct Expect {
     Kind kind;
     std::size_t index;
@@ -198,6 +245,13 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
       fail_send();
     expect.push_back({kHousekeeping, 0});
   }
+  std::string names[2];
+  bool names_read[2] = {false, false};
+  if (check_sync) {
+    if (!PQsendQueryParams(d.conn, kSyncNames.sql, 0, nullptr, nullptr, nullptr, nullptr, 0))
+      fail_send();
+    expect.push_back({kCheck, 0});
+  }
   std::vector<const char*> vals;
   for (std::size_t i = 0; i < stmts.size(); ++i) {
     const auto& s = stmts[i];
@@ -214,6 +268,12 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
     expect.push_back({kQuery, i});
   }
   if (!PQpipelineSync(d.conn)) fail_send();
+  // After the commit, in its own implicit transaction.
+  if (check_sync) {
+    if (!PQsendQueryParams(d.conn, kSyncNames.sql, 0, nullptr, nullptr, nullptr, nullptr, 0) ||
+        !PQpipelineSync(d.conn))
+      fail_send();
+  }
 
   d.Arm(deadline, weak_from_this());
   std::vector<Result> results(stmts.size());
@@ -254,6 +314,10 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
         PQclear(r);
       } else if (owner.kind == kQuery && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
         results[owner.index] = Result(r);
+      } else if (owner.kind == kCheck && st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        names[owner.index] = PQgetvalue(r, 0, 0);
+        names_read[owner.index] = true;
+        PQclear(r);
       } else {
         if (owner.kind == kPrepare && st == PGRES_COMMAND_OK)
           d.prepared.insert(stmts[owner.index].query->name);
@@ -262,8 +326,8 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
     }
   }
   // The sync marker.
-  if (!lost) {
-    for (;;) {
+  auto sync_marker = [&]() -> asio::awaitable<void> {
+    while (!lost) {
       PGresult* r = co_await next();
       if (lost) break;
       if (!r) {
@@ -274,7 +338,24 @@ asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement
       PQclear(r);
       if (sync) break;
     }
+  };
+  co_await sync_marker();
+  if (check_sync && !lost) {
+    // The setting after the commit, then its own sync marker.
+    for (;;) {
+      PGresult* r = co_await next();
+      if (lost || !r) break;
+      if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        names[1] = PQgetvalue(r, 0, 0);
+        names_read[1] = true;
+      }
+      PQclear(r);
+    }
+    co_await sync_marker();
   }
+  if (sync_named)
+    *sync_named =
+        !check_sync || (names_read[0] && names_read[1] && !names[0].empty() && !names[1].empty());
   d.Disarm();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   const char* qname = stmts.empty() ? "empty" : stmts.back().query->name;
@@ -424,14 +505,11 @@ asio::awaitable<Result> Pool::Exec(const Query& q, Params params, Deadline deadl
 }
 
 namespace {
-// A batch of plain SELECTs can be replayed on another connection without effect.
+// A batch of read queries can be replayed on another connection without effect. What a
+// query does is stated on it (Query::access), never guessed from its text.
 bool ReadOnly(const std::vector<Statement>& stmts) {
-  for (const auto& s : stmts) {
-    std::string_view sql = s.query->sql;
-    while (!sql.empty() && std::isspace(static_cast<unsigned char>(sql.front())))
-      sql.remove_prefix(1);
-    if (sql.size() < 6 || strncasecmp(sql.data(), "SELECT", 6) != 0) return false;
-  }
+  for (const auto& s : stmts)
+    if (s.query->access != Access::kRead) return false;
   return true;
 }
 }  // namespace
@@ -451,7 +529,7 @@ asio::awaitable<std::vector<Result>> Pool::Batch(std::vector<Statement> stmts, D
     try {
       Lease lease = co_await Acquire(deadline);
       sent = true;
-      auto r = co_await lease->Run(stmts, deadline);
+      auto r = co_await lease->Run(stmts, deadline, options_.require_sync_standby);
       stats_.last_ok_unix.store(UnixNow());
       if (options.commit_lsn) {
         std::vector<Statement> pos;

@@ -40,11 +40,22 @@ enum class DataClass {
 };
 constexpr bool CommitsLocally(DataClass c) { return c == DataClass::kOperational; }
 
-// A named query: its name keys prepared statements, timeouts and metrics.
+// Whether a query changes anything. Stated on every named query, never guessed from
+// its text (`SELECT ... FROM continuum_book(...)` writes): a batch made only of kRead
+// queries may be replayed on a fresh connection after a connection loss; a batch with a
+// kWrite query is sent once unless its caller vouches for it (BatchOptions::kIdempotent),
+// since the server may have committed it before the connection broke.
+enum class Access { kRead, kWrite };
+
+// A named query: its name keys prepared statements, timeouts and metrics. The access is
+// required (no default), so a new query cannot forget to say whether it writes.
 struct Query {
+  constexpr Query(const char* n, const char* s, Access a, DataClass c = DataClass::kClinical)
+      : name(n), sql(s), access(a), data_class(c) {}
   const char* name;
   const char* sql;
-  DataClass data_class = DataClass::kClinical;
+  Access access;
+  DataClass data_class;
 };
 
 // A text-format parameter ($1, $2, ...).
@@ -102,16 +113,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ~Connection();
   boost::asio::awaitable<void> Connect(const std::string& conninfo, Deadline deadline);
   // Runs the statements as one pipeline (one round trip, one implicit transaction).
+  //
+  // With `require_sync_standby`, a batch that writes clinical data is acknowledged only
+  // when a synchronous standby holds its commit. PostgreSQL acknowledges a commit without
+  // one while synchronous_standby_names is empty: Patroni's non-strict synchronous mode
+  // empties it when the sync standby is lost (releasing the commits that were waiting for
+  // it) and leaves it empty for a few seconds after a failover. So the same round trip
+  // reads the setting before and after the commit (the session sees a reload at the next
+  // message, and the postmaster signals every backend before the releasing reload is
+  // read); when either was empty, the commit is held: every 100 ms a barrier transaction
+  // (an xid, synchronously committed) is run, and once it commits while a standby is named,
+  // that standby has flushed the WAL up to the barrier and so our commit. When the
+  // deadline passes first, SyncStandbyUnavailable (503): the write may stand on the
+  // primary alone; the client retries with its idempotency key. A lone surviving
+  // database therefore takes no clinical writes (the policy, db/README.md).
   boost::asio::awaitable<std::vector<Result>> Run(const std::vector<Statement>& stmts,
-                                                  Deadline deadline);
+                                                  Deadline deadline,
+                                                  bool require_sync_standby = false);
   bool broken() const { return broken_; }
   // Cheap, non-blocking check of an idle connection: false when the server closed it
   // (restart, failover, idle kill). Marks the connection broken then.
   bool LooksAlive();
+  // Held clinical commits so far (all connections of the process), for tests and metrics.
+  static uint64_t held_commits();
   // True when the server reports itself a hot standby (read-only).
   bool in_hot_standby() const;
 
  private:
+  // One pipeline: stmts (one implicit transaction), optionally framed by reads of
+  // synchronous_standby_names; *sync_named = both reads named a standby.
+  boost::asio::awaitable<std::vector<Result>> RunOnce(const std::vector<Statement>& stmts,
+                                                      Deadline deadline, bool check_sync,
+                                                      bool* sync_named);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   bool broken_ = false;
@@ -122,6 +155,9 @@ struct PoolOptions {
   Secret database_url;
   int size = 4;
   int queue_limit = 64;
+  // Clinical commits need a synchronous standby (see Connection::Run): on in a replicated
+  // deployment (the node sets it from database.clinical_commit), off for a lone database.
+  bool require_sync_standby = false;
 };
 
 struct PoolStats {

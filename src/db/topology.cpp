@@ -18,8 +18,8 @@ namespace {
 const Query kProbe{"topology_probe",
                    "SELECT pg_is_in_recovery(), (COALESCE(CASE WHEN pg_is_in_recovery() THEN "
                    "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, '0/0') - "
-                   "'0/0'::pg_lsn)::text",
-                   DataClass::kOperational};
+                   "'0/0'::pg_lsn)::text, EXISTS (SELECT 1 FROM pg_stat_wal_receiver)",
+                   Access::kRead, DataClass::kOperational};
 
 int64_t UnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -39,7 +39,12 @@ Topology::Topology(TopologyOptions options) : options_(std::move(options)) {
 
 int64_t Topology::LagLocked(uint64_t replayed, Clock::time_point now) const {
   if (primary_history_.empty()) return -1;
-  if (replayed >= primary_history_.back().second) return 0;
+  // How long since any primary was seen: nothing is known about what came after.
+  auto since =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - primary_history_.back().first)
+          .count();
+  if (since > options_.max_replica_lag_ms) return -1;
+  if (replayed >= primary_history_.back().second) return std::max<int64_t>(0, since);
   // The newest moment at which the primary had nothing the standby lacks.
   for (auto it = primary_history_.rbegin(); it != primary_history_.rend(); ++it)
     if (it->second <= replayed)
@@ -49,7 +54,7 @@ int64_t Topology::LagLocked(uint64_t replayed, Clock::time_point now) const {
 }
 
 bool Topology::UsableLocked(const Member& m, uint64_t min_lsn) const {
-  if (!m.reachable) return false;
+  if (!m.reachable || m.demoted) return false;
   if (m.role == Role::kPrimary) return true;
   if (m.role != Role::kStandby) return false;
   return m.lag_ms >= 0 && m.lag_ms <= options_.max_replica_lag_ms && m.replay_lsn >= min_lsn;
@@ -97,13 +102,25 @@ std::vector<Topology::Member> Topology::Snapshot() const {
 }
 
 void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std::string& error,
-                      Clock::time_point now) {
+                      Clock::time_point now, bool wal_receiver) {
   std::lock_guard lock(mu_);
   Member& m = members_.at(i);
   m.reachable = reachable;
   m.checked_unix_ms = UnixMs();
   m.error = error;
-  if (!reachable) return;
+  // Every standby's lag moves with time (and with the primary) even between its own
+  // probes: recomputed at every probe of any member.
+  auto refresh = [&] {
+    for (auto& o : members_)
+      if (o.role == Role::kStandby && o.reachable) o.lag_ms = LagLocked(o.replay_lsn, now);
+  };
+  if (!reachable) {
+    refresh();
+    return;
+  }
+  if (role == Role::kStandby && !wal_receiver && m.role == Role::kPrimary) m.demoted = true;
+  if (role == Role::kPrimary || wal_receiver) m.demoted = false;
+  m.wal_receiver = role == Role::kStandby && wal_receiver;
   m.role = role;
   m.replay_lsn = lsn;
   if (role == Role::kPrimary) {
@@ -113,12 +130,8 @@ void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std:
     while (primary_history_.size() > 2 && now - primary_history_.front().first > keep)
       primary_history_.pop_front();
     m.lag_ms = 0;
-    // Standbys' lag moves with the primary even between their own probes.
-    for (auto& o : members_)
-      if (o.role == Role::kStandby && o.reachable) o.lag_ms = LagLocked(o.replay_lsn, now);
-  } else {
-    m.lag_ms = LagLocked(lsn, now);
   }
+  refresh();
 }
 
 asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {
@@ -140,7 +153,8 @@ asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {
       auto r = co_await conn->Run(s, deadline);
       bool standby = r[0].get_bool(0, 0);
       uint64_t lsn = std::strtoull(r[0].str(0, 1).c_str(), nullptr, 10);
-      Record(i, true, standby ? Role::kStandby : Role::kPrimary, lsn);
+      Record(i, true, standby ? Role::kStandby : Role::kPrimary, lsn, {}, Clock::now(),
+             r[0].get_bool(0, 2));
       if (!was_reachable)
         log::Info("database of region {} answers again ({})", options_.regions[i].name,
                   standby ? "standby" : "primary");

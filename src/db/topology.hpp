@@ -9,8 +9,19 @@
 //
 // Lag is measured in time, not bytes: the probe keeps a short history of the primary's
 // WAL position, and a standby's lag is how long ago the primary was at the position the
-// standby has now replayed. While no primary answers (a failover), no new commits exist,
-// so standbys that had replayed the last known position stay within the bound.
+// standby has now replayed — and at least how long ago this node last saw a primary: a
+// standby that had everything then may have missed whatever came since.
+//
+// Partitions (issue 10, item 11). A node that cannot reach the primary cannot tell a
+// failover (no commits) from a partition (commits it cannot see), so:
+//   - once no primary has been seen for longer than the lag bound, every standby's lag is
+//     unknown (-1) and none serves reads: they go to the write pool, which waits (within
+//     the request deadline) for a primary. Within the bound, standbys keep serving, so the
+//     first seconds of a failover cost no reads.
+//   - a server seen as primary that is now in recovery with no WAL receiver has lost its
+//     leader key (Patroni demoted it: the isolated old primary). It is not read from until
+//     it streams from the new primary again: it may hold WAL the new timeline never got
+//     (local-commit batches) and it follows nobody.
 //
 // Thread-safe: shards read the state under a mutex (a few loads per request).
 #pragma once
@@ -52,7 +63,9 @@ class Topology {
     uint64_t replay_lsn = 0;  // standby: replayed; primary: current WAL position
     int64_t lag_ms = -1;      // standby's estimated lag; -1 when unknown
     int64_t checked_unix_ms = 0;
-    std::string error;  // last probe failure, for /readyz
+    bool wal_receiver = false;  // standby: streams from a primary right now
+    bool demoted = false;       // was primary, now in recovery with no WAL receiver
+    std::string error;          // last probe failure, for /readyz
   };
   static constexpr int kPrimary = -1;  // "use the write pool"
 
@@ -77,7 +90,8 @@ class Topology {
 
   // For tests: record a probe result as the loop would.
   void Record(int i, bool reachable, Role role, uint64_t lsn, const std::string& error = {},
-              std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
+              std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now(),
+              bool wal_receiver = true);
 
  private:
   bool UsableLocked(const Member& m, uint64_t min_lsn) const;

@@ -65,23 +65,66 @@ TEST(Topology, ReadYourWritesSkipsStandbysThatHaveNotReplayedTheCommit) {
   EXPECT_EQ(t.ChooseRead(UINT64_MAX), 1);
 }
 
-TEST(Topology, DuringAFailoverStandbysThatHadEverythingKeepServingReads) {
+TEST(Topology, DuringAFailoverStandbysServeReadsOnlyWithinTheLagBound) {
   auto t = Make(/*max_lag_ms=*/1000);
   auto t0 = std::chrono::steady_clock::now();
   t.Record(0, true, Role::kPrimary, 7000, {}, t0);
   t.Record(1, true, Role::kStandby, 7000, {}, t0);
   t.Record(2, true, Role::kStandby, 7000, {}, t0);
-  // The primary (local) dies; for ten seconds nobody leads.
-  t.Record(0, false, Role::kUnknown, 0, "refused", t0 + 1s);
-  t.Record(1, true, Role::kStandby, 7000, {}, t0 + 10s);
+  // The primary (local) dies; nobody leads for ten seconds.
+  t.Record(0, false, Role::kUnknown, 0, "refused", t0 + 100ms);
+  t.Record(1, true, Role::kStandby, 7000, {}, t0 + 800ms);
   EXPECT_FALSE(t.LocalReachable());
   EXPECT_FALSE(t.PrimaryKnown());
-  EXPECT_EQ(t.ChooseRead(0), 1);
+  EXPECT_EQ(t.ChooseRead(0), 1) << "within the bound: it had everything 0.8 s ago";
+  t.Record(1, true, Role::kStandby, 7000, {}, t0 + 10s);
+  EXPECT_EQ(t.Snapshot()[1].lag_ms, -1) << "no primary for 10 s: the lag is unknown";
+  EXPECT_EQ(t.ChooseRead(0), Topology::kPrimary);
   // Central is promoted and writes; west follows.
   t.Record(1, true, Role::kPrimary, 9000, {}, t0 + 11s);
-  EXPECT_EQ(t.ChooseRead(0), 1);  // west has not replayed 9000 yet but is 1 s behind at most
+  EXPECT_EQ(t.ChooseRead(0), 1);  // west has not replayed 9000 yet
   t.Record(2, true, Role::kStandby, 9000, {}, t0 + 11s);
   EXPECT_EQ(t.ChooseRead(0), 2);
+}
+
+// A node cut off from the primary (and only from it) sees its local standby answer with
+// the last position it knew, so a lag computed from that would stay 0 forever.
+TEST(Topology, APartitionFromThePrimaryMakesTheStandbysLagUnknownAfterTheBound) {
+  auto t = Make(/*max_lag_ms=*/1000);
+  auto t0 = std::chrono::steady_clock::now();
+  t.Record(1, true, Role::kPrimary, 5000, {}, t0);
+  t.Record(0, true, Role::kStandby, 5000, {}, t0);
+  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 500ms);
+  t.Record(0, true, Role::kStandby, 5000, {}, t0 + 900ms);
+  EXPECT_EQ(t.ChooseRead(0), 0);
+  EXPECT_EQ(t.Snapshot()[0].lag_ms, 900);
+  for (auto at : {1500ms, 3000ms, 60000ms}) {
+    t.Record(0, true, Role::kStandby, 5000, {}, t0 + at);
+    EXPECT_EQ(t.Snapshot()[0].lag_ms, -1) << at.count();
+    EXPECT_EQ(t.ChooseRead(0), Topology::kPrimary) << at.count();
+  }
+  // The primary is seen again: the standby is fresh again.
+  t.Record(1, true, Role::kPrimary, 5000, {}, t0 + 61s);
+  EXPECT_EQ(t.ChooseRead(0), 0);
+}
+
+// The region's old primary is cut off from the cluster with this node: Patroni demotes
+// it (it lost the leader key); it restarts in recovery with nobody to stream from.
+TEST(Topology, AnIsolatedOldPrimaryIsNotReadOnceItLostTheLeaderKey) {
+  auto t = Make(/*max_lag_ms=*/5000);
+  auto t0 = std::chrono::steady_clock::now();
+  t.Record(0, true, Role::kPrimary, 8000, {}, t0);
+  t.Record(1, true, Role::kStandby, 8000, {}, t0);
+  EXPECT_EQ(t.ChooseRead(0), 0);
+  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 1s);
+  t.Record(0, true, Role::kStandby, 8000, {}, t0 + 1200ms, /*wal_receiver=*/false);
+  EXPECT_TRUE(t.Snapshot()[0].demoted);
+  EXPECT_EQ(t.ChooseRead(0), Topology::kPrimary) << "the demoted old primary still served reads";
+  // The partition heals: central leads, east streams from it again.
+  t.Record(1, true, Role::kPrimary, 9000, {}, t0 + 3s);
+  t.Record(0, true, Role::kStandby, 9000, {}, t0 + 3s, /*wal_receiver=*/true);
+  EXPECT_FALSE(t.Snapshot()[0].demoted);
+  EXPECT_EQ(t.ChooseRead(0), 0);
 }
 
 TEST(Topology, AFailedReadMarksTheMemberDownUntilTheNextProbe) {

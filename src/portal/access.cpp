@@ -12,7 +12,8 @@ namespace {
 
 const db::Query kCareRelationship{
     "care_relationship_exists",
-    "SELECT 1 FROM care_relationship WHERE practitioner_id = $1 AND patient_id = $2"};
+    "SELECT 1 FROM care_relationship WHERE practitioner_id = $1 AND patient_id = $2",
+    db::Access::kRead};
 
 // Verified tokens per shard thread: a client sends the same token with every request,
 // so the MAC check and claim parsing run once per token, not once per request. Expiry
@@ -86,7 +87,8 @@ boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,
 }
 
 const db::Query kSyntheticPractitioner{"practitioner_is_synthetic",
-                                       "SELECT 1 FROM practitioner WHERE id = $1 AND synthetic"};
+                                       "SELECT 1 FROM practitioner WHERE id = $1 AND synthetic",
+                                       db::Access::kRead};
 
 boost::asio::awaitable<void> RefuseSyntheticBreakGlass(RequestContext& ctx) {
   // The prober's synthetic provider accounts (continuum synthetic-accounts) exist to walk

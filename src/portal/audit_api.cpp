@@ -16,19 +16,23 @@ namespace {
   "client_address, purpose_of_use, outcome, detail"
 
 const db::Query kAuditByPatient{
-    "audit_by_patient", "SELECT " AUDIT_COLS
-                        ", count(*) OVER () FROM audit_event WHERE "
-                        "patient_id = $1 ORDER BY recorded_at DESC, node_id, seq DESC LIMIT $2 "
-                        "OFFSET $3"};
+    "audit_by_patient",
+    "SELECT " AUDIT_COLS
+    ", count(*) OVER () FROM audit_event WHERE "
+    "patient_id = $1 ORDER BY recorded_at DESC, node_id, seq DESC LIMIT $2 "
+    "OFFSET $3",
+    db::Access::kRead};
 const db::Query kAuditByAgent{"audit_by_agent",
                               "SELECT " AUDIT_COLS
                               ", count(*) OVER () FROM audit_event WHERE "
                               "actor = $1 ORDER BY recorded_at DESC, node_id, seq DESC LIMIT $2 "
-                              "OFFSET $3"};
+                              "OFFSET $3",
+                              db::Access::kRead};
 const db::Query kBreakGlass{"audit_break_glass",
                             "SELECT " AUDIT_COLS
                             " FROM audit_event WHERE purpose_of_use = 'ETREAT' "
-                            "ORDER BY recorded_at DESC LIMIT $1 OFFSET $2"};
+                            "ORDER BY recorded_at DESC LIMIT $1 OFFSET $2",
+                            db::Access::kRead};
 
 json::object AuditEventJson(const db::Result& r, int i) {
   std::string_view action = r.get(i, 7);

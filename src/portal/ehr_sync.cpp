@@ -286,7 +286,7 @@ const db::Query kUpsertPatient{
     "EXCLUDED.given, gender = EXCLUDED.gender, birth_date = EXCLUDED.birth_date, phone = "
     "EXCLUDED.phone, email = EXCLUDED.email, address_line = EXCLUDED.address_line, city = "
     "EXCLUDED.city, state = EXCLUDED.state, postal_code = EXCLUDED.postal_code, facility_id = "
-    "EXCLUDED.facility_id, updated_at = now(), source_updated_at = EXCLUDED.source_updated_at " NEWER};
+    "EXCLUDED.facility_id, updated_at = now(), source_updated_at = EXCLUDED.source_updated_at " NEWER, db::Access::kWrite};
 
 #define KNOWN_PATIENT "WHERE EXISTS (SELECT 1 FROM patient p WHERE p.id = x.patient_id) "
 const db::Query kUpsertCondition{
@@ -299,7 +299,7 @@ const db::Query kUpsertCondition{
     "ON CONFLICT (id) DO UPDATE SET patient_id = EXCLUDED.patient_id, snomed_code = "
     "EXCLUDED.snomed_code, display = EXCLUDED.display, clinical_status = "
     "EXCLUDED.clinical_status, onset_date = EXCLUDED.onset_date, updated_at = now(), "
-    "source_updated_at = EXCLUDED.source_updated_at " NEWER};
+    "source_updated_at = EXCLUDED.source_updated_at " NEWER, db::Access::kWrite};
 const db::Query kUpsertMedication{
     "ehr_upsert_medication",
     ROWS("id bigint, patient_id bigint, rxnorm_code text, display text, dosage text, status "
@@ -310,7 +310,7 @@ const db::Query kUpsertMedication{
     "ON CONFLICT (id) DO UPDATE SET patient_id = EXCLUDED.patient_id, rxnorm_code = "
     "EXCLUDED.rxnorm_code, display = EXCLUDED.display, dosage = EXCLUDED.dosage, status = "
     "EXCLUDED.status, effective_start = EXCLUDED.effective_start, updated_at = now(), "
-    "source_updated_at = EXCLUDED.source_updated_at " NEWER};
+    "source_updated_at = EXCLUDED.source_updated_at " NEWER, db::Access::kWrite};
 const db::Query kUpsertAllergy{
     "ehr_upsert_allergy",
     ROWS("id bigint, patient_id bigint, code text, display text, category text, criticality "
@@ -323,7 +323,7 @@ const db::Query kUpsertAllergy{
     "display = EXCLUDED.display, category = EXCLUDED.category, criticality = "
     "EXCLUDED.criticality, clinical_status = EXCLUDED.clinical_status, reaction = "
     "EXCLUDED.reaction, recorded_date = EXCLUDED.recorded_date, updated_at = now(), "
-    "source_updated_at = EXCLUDED.source_updated_at " NEWER};
+    "source_updated_at = EXCLUDED.source_updated_at " NEWER, db::Access::kWrite};
 const db::Query kUpsertEncounter{
     "ehr_upsert_encounter",
     ROWS("id bigint, patient_id bigint, facility_id bigint, practitioner_id bigint, class_code "
@@ -339,7 +339,7 @@ const db::Query kUpsertEncounter{
     "EXCLUDED.facility_id, practitioner_id = EXCLUDED.practitioner_id, class_code = "
     "EXCLUDED.class_code, type_display = EXCLUDED.type_display, status = EXCLUDED.status, "
     "period_start = EXCLUDED.period_start, period_end = EXCLUDED.period_end, updated_at = now(), "
-    "source_updated_at = EXCLUDED.source_updated_at " NEWER};
+    "source_updated_at = EXCLUDED.source_updated_at " NEWER, db::Access::kWrite};
 
 const db::Query& UpsertFor(std::string_view type) {
   if (type == "Patient") return kUpsertPatient;
@@ -351,19 +351,20 @@ const db::Query& UpsertFor(std::string_view type) {
 
 // Bookkeeping (operational). The lock fails the page's transaction at once when
 // another node is applying a page.
-const db::Query kLock{"ehr_sync_lock", "SELECT ehr_sync_lock()", db::DataClass::kOperational};
+const db::Query kLock{"ehr_sync_lock", "SELECT ehr_sync_lock()", db::Access::kWrite,
+                      db::DataClass::kOperational};
 const db::Query kAdvance{
     "ehr_sync_advance",
     "INSERT INTO ehr_sync_state AS s (resource_type, high_water, last_attempt_at, "
     "resources_applied) VALUES ($2, $1::timestamptz, now(), $3) ON CONFLICT (resource_type) DO "
     "UPDATE SET high_water = GREATEST(s.high_water, EXCLUDED.high_water), last_attempt_at = now(), "
     "resources_applied = s.resources_applied + EXCLUDED.resources_applied",
-    db::DataClass::kOperational};
+    db::Access::kWrite, db::DataClass::kOperational};
 #define TS_MS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 const db::Query kHighWater{"ehr_sync_high_water",
                            "SELECT " TS_MS("high_water") " FROM ehr_sync_state WHERE "
                                                          "resource_type = $1 AND high_water IS "
-                                                         "NOT NULL",
+                                                         "NOT NULL", db::Access::kRead,
                            db::DataClass::kOperational};
 const db::Query kSucceeded{
     "ehr_sync_succeeded",
@@ -371,12 +372,12 @@ const db::Query kSucceeded{
     "($1, to_timestamp($2::float8 / 1000), now()) ON CONFLICT (resource_type) DO UPDATE SET "
     "last_success_at = GREATEST(s.last_success_at, EXCLUDED.last_success_at), last_attempt_at = "
     "now(), last_error = NULL",
-    db::DataClass::kOperational};
+    db::Access::kWrite, db::DataClass::kOperational};
 const db::Query kFailed{"ehr_sync_failed",
                         "INSERT INTO ehr_sync_state AS s (resource_type, last_attempt_at, "
                         "last_error) VALUES ($1, now(), $2) ON CONFLICT (resource_type) DO "
                         "UPDATE SET last_attempt_at = now(), last_error = EXCLUDED.last_error",
-                        db::DataClass::kOperational};
+                        db::Access::kWrite, db::DataClass::kOperational};
 // What every node reports: the cluster's sync state (whichever node ran it).
 const db::Query kSummary{
     "ehr_sync_summary",
@@ -384,7 +385,7 @@ const db::Query kSummary{
     "(SELECT last_error FROM ehr_sync_state WHERE last_error IS NOT NULL ORDER BY "
     "last_attempt_at DESC LIMIT 1) FROM ehr_sync_state WHERE resource_type = ANY($1::text[]) AND "
     "last_success_at IS NOT NULL",
-    db::DataClass::kOperational};
+    db::Access::kRead, db::DataClass::kOperational};
 
 // ---- the process-wide status
 std::atomic<bool> g_configured{false};

@@ -50,7 +50,7 @@ const db::Query kFlushSeen{
     "session_flush_last_seen",
     "UPDATE session s SET last_seen_at = to_timestamp(v.ts) FROM (SELECT unnest($1::text[]) AS "
     "id, unnest($2::float8[]) AS ts) v WHERE s.id = v.id AND s.last_seen_at < to_timestamp(v.ts)",
-    db::DataClass::kOperational};
+    db::Access::kWrite, db::DataClass::kOperational};
 // Revocations are polled by a cursor that is monotonic at commit (0016_session_auth.sql):
 // the id of the transaction that revoked. The cursor is the oldest transaction still
 // running when the previous poll began (pg_snapshot_xmin), read BEFORE the poll's query:
@@ -59,18 +59,22 @@ const db::Query kFlushSeen{
 // (A time window, revoked_at >= last poll - 5 s, lost a logout whose commit came more
 // than 5 s after its transaction began: revoked_at is the transaction's start.)
 const db::Query kRevocationCursor{"session_revocation_cursor",
-                                  "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"};
+                                  "SELECT pg_snapshot_xmin(pg_current_snapshot())::text",
+                                  db::Access::kRead};
 const db::Query kRevokedAll{"session_revoked_all",
                             "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
-                            "WHERE revoked_at IS NOT NULL AND expires_at > now()"};
+                            "WHERE revoked_at IS NOT NULL AND expires_at > now()",
+                            db::Access::kRead};
 const db::Query kRevokedAfter{"session_revoked_after",
                               "SELECT id, extract(epoch FROM expires_at)::bigint FROM session "
-                              "WHERE revoked_xid >= $1::xid8 AND expires_at > now()"};
-const db::Query kDbNow{"db_now", "SELECT extract(epoch FROM now())::bigint"};
+                              "WHERE revoked_xid >= $1::xid8 AND expires_at > now()",
+                              db::Access::kRead};
+const db::Query kDbNow{"db_now", "SELECT extract(epoch FROM now())::bigint", db::Access::kRead};
 const db::Query kSeenSince{
     "session_seen_since",
     "SELECT id, extract(epoch FROM last_seen_at)::bigint FROM session WHERE last_seen_at >= "
-    "to_timestamp($1) AND revoked_at IS NULL AND expires_at > now()"};
+    "to_timestamp($1) AND revoked_at IS NULL AND expires_at > now()",
+    db::Access::kRead};
 
 struct NodeState {
   std::atomic<bool> revocations_loaded{false};
@@ -498,6 +502,7 @@ int Serve(const Config& cfg) {
       const auto& l = cfg.limits(t);
       db::PoolOptions po{std::string(TierName(t)), cfg.database_url,
                          std::max(1, (l.pool_size + n - 1) / n), std::max(1, l.queue_limit / n)};
+      po.require_sync_standby = cfg.RequireSyncStandby();
       s->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
     }
     {

@@ -29,7 +29,7 @@ const char* DependencyFallback(const std::string& name) {
     return "SMS notifications are queued and retried with backoff; email still goes out";
   return "see /readyz";
 }
-const db::Query kPing{"ping", "SELECT 1"};
+const db::Query kPing{"ping", "SELECT 1", db::Access::kRead};
 }  // namespace
 
 asio::awaitable<http::Response> Healthz(RequestContext& ctx) {

@@ -39,19 +39,19 @@ const db::Query kInsertAlert{
     "starts_at, ends_at, received_by, received_at) VALUES ($1, $2, $3, $4, $5::jsonb, "
     "$6::jsonb, " FROM_US("$7") ", " FROM_US("$8") ", $9, " FROM_US(
         "$10") ") ON CONFLICT (fingerprint, starts_at, status) DO NOTHING",
-    kOperational};
+    db::Access::kWrite, kOperational};
 // Bounded, so a backlog of old rows is worked off a thousand at a time.
 const db::Query kTrimAlerts{"ops_alert_trim",
                             "DELETE FROM ops_alert WHERE id IN (SELECT id FROM ops_alert WHERE "
                             "received_at < now() - make_interval(days => $1::int) ORDER BY "
                             "received_at LIMIT 1000)",
-                            kOperational};
+                            db::Access::kWrite, kOperational};
 const db::Query kListAlerts{
     "ops_alert_list",
     "SELECT " ALERT_COLS
     " FROM ops_alert WHERE ($1::bigint IS NULL OR received_at >= " FROM_US(
         "$1") ") AND ($2::text IS NULL OR status = $2::text) AND ($3::text IS NULL OR alertname "
-              "= $3::text) ORDER BY received_at DESC, id DESC LIMIT $4::int",
+              "= $3::text) ORDER BY received_at DESC, id DESC LIMIT $4::int", db::Access::kRead,
     kOperational};
 // An alert is firing now when the latest state received for its fingerprint is: the
 // newest startsAt wins, and for the same startsAt a resolution beats a firing (in
@@ -62,25 +62,25 @@ const db::Query kFiringAlerts{
     " FROM (SELECT DISTINCT ON (fingerprint) * FROM ops_alert ORDER BY fingerprint, starts_at "
     "DESC, (status = 'resolved') DESC) a WHERE status = 'firing' ORDER BY starts_at DESC, "
     "fingerprint LIMIT 500",
-    kOperational};
+    db::Access::kRead, kOperational};
 const db::Query kInsertRun{
     "ops_journey_run_insert",
     "INSERT INTO ops_journey_run (journey, vantage, target, started_at, finished_at, success, "
     "failed_step, error, steps, received_by) VALUES ($1, $2, $3, " FROM_US("$4") ", " FROM_US(
         "$5") ", $6::boolean, $7, $8, $9::jsonb, $10) ON CONFLICT (journey, vantage, started_at) "
-              "DO NOTHING",
+              "DO NOTHING", db::Access::kWrite,
     kOperational};
 const db::Query kTrimRuns{
     "ops_journey_run_trim",
     "DELETE FROM ops_journey_run WHERE id IN (SELECT id FROM ops_journey_run WHERE journey = $1 "
     "AND vantage = $2 ORDER BY started_at DESC OFFSET $3::int)",
-    kOperational};
+    db::Access::kWrite, kOperational};
 const db::Query kLastRuns{
     "ops_journey_last_runs",
     "SELECT DISTINCT ON (journey, vantage) journey, vantage, target, " TS("started_at") ", " TS(
         "finished_at") ", success, failed_step, error, steps::text, " TS("received_at") ", "
                        "received_by, round(extract(epoch FROM now() - finished_at))::bigint "
-                       "FROM ops_journey_run ORDER BY journey, vantage, started_at DESC",
+                       "FROM ops_journey_run ORDER BY journey, vantage, started_at DESC", db::Access::kRead,
     kOperational};
 #undef TS
 #undef FROM_US

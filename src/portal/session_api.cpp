@@ -29,7 +29,8 @@ const db::Query kAccountByName{
     "account_by_username",
     "SELECT id, password_hash, role, patient_id, practitioner_id, totp_secret, failed_attempts, "
     "locked_until > now(), to_char(locked_until AT TIME ZONE 'UTC', "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), totp_last_step FROM account WHERE username = $1"};
+    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), totp_last_step FROM account WHERE username = $1",
+    db::Access::kRead};
 // A failed attempt, counted towards the account lock (at $2 failures, for $3 seconds).
 // Failures from before an expired lock do not count again, and failures while the
 // account is locked do not extend the lock (else a guesser could keep it locked).
@@ -39,41 +40,42 @@ const db::Query kLoginFailed{
     "make_interval(secs => $3) ELSE NULL END FROM (SELECT id, CASE WHEN locked_until IS NOT NULL "
     "AND locked_until <= now() THEN 1 ELSE failed_attempts + 1 END AS n FROM account WHERE id = "
     "$1 AND (locked_until IS NULL OR locked_until <= now())) f WHERE a.id = f.id",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 const db::Query kLoginSucceeded{
     "account_login_succeeded",
     "UPDATE account SET failed_attempts = 0, locked_until = NULL WHERE id = $1 AND "
     "(failed_attempts <> 0 OR locked_until IS NOT NULL)",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 // Takes TOTP step $2 for the account: a code is accepted once (RFC 6238 section 5.2),
 // also when two logins with it race (the row lock orders them; the second finds the
 // step taken and updates nothing).
 const db::Query kTotpClaim{"account_totp_claim",
                            "UPDATE account SET totp_last_step = $2 WHERE id = $1 AND "
                            "(totp_last_step IS NULL OR totp_last_step < $2) RETURNING 1",
-                           db::DataClass::kUser};
+                           db::Access::kWrite, db::DataClass::kUser};
 const db::Query kInsertSession{
     "session_insert",
     "INSERT INTO session (id, account_id, expires_at) VALUES ($1, $2, to_timestamp($3))",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 const db::Query kRevokeSession{
     "session_revoke", "UPDATE session SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 // Enrolment of a second factor.
 const db::Query kTotpState{"account_totp_state",
                            "SELECT password_hash, totp_secret IS NOT NULL, totp_pending_secret, "
-                           "totp_pending_until > now() FROM account WHERE id = $1"};
+                           "totp_pending_until > now() FROM account WHERE id = $1",
+                           db::Access::kRead};
 const db::Query kTotpStart{"account_totp_start",
                            "UPDATE account SET totp_pending_secret = $2, totp_pending_until = "
                            "now() + make_interval(secs => $3) WHERE id = $1 AND totp_secret IS "
                            "NULL RETURNING 1",
-                           db::DataClass::kUser};
+                           db::Access::kWrite, db::DataClass::kUser};
 const db::Query kTotpConfirm{
     "account_totp_confirm",
     "UPDATE account SET totp_secret = totp_pending_secret, totp_last_step = $2, "
     "totp_pending_secret = NULL, totp_pending_until = NULL WHERE id = $1 AND totp_secret IS NULL "
     "AND totp_pending_secret = $3 AND totp_pending_until > now() RETURNING 1",
-    db::DataClass::kUser};
+    db::Access::kWrite, db::DataClass::kUser};
 
 constexpr int kTotpEnrolmentSeconds = 600;
 // Every failed login gets this answer, whatever failed: an unknown user, a wrong

@@ -33,7 +33,12 @@ http::Response PaymentsApi::Charge(const http::Request& req) {
   const std::string reference = RequireString(body, "reference", 128);
   if (body.contains("description")) RequireString(body, "description", 500);
 
-  return RunIdempotent(keys_, req, key, body, [&] {
+  // Every call is logged, replays included ("replay": true, answered from the stored
+  // response without charging), so a test can tell what the portal sent from what the
+  // processor did.
+  bool executed = false;
+  http::Response resp = RunIdempotent(keys_, req, key, body, [&] {
+    executed = true;
     const int64_t now = NowMs();
     const int64_t cents = amount->as_int64();
     const std::string charge_id = "ch_" + Hex64(StableHash("charge|" + key));
@@ -43,7 +48,8 @@ http::Response PaymentsApi::Charge(const http::Request& req) {
                              {"amount_cents", cents},
                              {"currency", currency},
                              {"reference", reference},
-                             {"status", declined ? "failed" : "succeeded"}},
+                             {"status", declined ? "failed" : "succeeded"},
+                             {"replay", false}},
                 now);
     if (declined) {
       return JsonResponse(402, json::object{{"error", "The card was declined."},
@@ -60,6 +66,14 @@ http::Response PaymentsApi::Charge(const http::Request& req) {
                                           {"reference", reference},
                                           {"created_at", FormatInstant(now)}});
   });
+  if (!executed)
+    log_.Append(json::object{{"idempotency_key", key},
+                             {"amount_cents", amount->as_int64()},
+                             {"reference", reference},
+                             {"http_status", resp.status},
+                             {"replay", true}},
+                NowMs());
+  return resp;
 }
 
 }  // namespace continuum::stubdeps

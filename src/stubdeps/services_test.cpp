@@ -31,6 +31,14 @@ std::string HeaderOf(const http::Response& r, std::string_view name) {
   return "";
 }
 
+// The calls a stand-in acted on (its log lists replays too, marked "replay": true).
+std::size_t Executed(const ReceivedLog& log) {
+  std::size_t n = 0;
+  for (const auto& e : log.entries())
+    if (!e.at("replay").as_bool()) ++n;
+  return n;
+}
+
 TEST(Payments, ChargesOncePerIdempotencyKey) {
   ReceivedLog log;
   IdempotencyStore keys;
@@ -48,18 +56,23 @@ TEST(Payments, ChargesOncePerIdempotencyKey) {
   EXPECT_EQ(again.status, 200);
   EXPECT_EQ(again.body, first.body);
   EXPECT_EQ(HeaderOf(again, "Idempotent-Replayed"), "true");
-  EXPECT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.size(), 2u);  // every call is logged, the replay too
+  EXPECT_EQ(Executed(log), 1u);
+  EXPECT_TRUE(log.entries()[1].at("replay").as_bool());
 
   // The same key with a different body: 409, still one charge.
   auto other = api.Handle(Post(
       "/v1/charges", R"({"amount_cents":2000,"currency":"USD","reference":"inv-7"})", "key-1"));
   EXPECT_EQ(other.status, 409);
   EXPECT_EQ(Body(other)["code"].as_string(), "idempotency_key_reused");
-  EXPECT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.size(), 3u);
+  EXPECT_EQ(Executed(log), 1u);
+  EXPECT_EQ(log.entries()[2].at("http_status").as_int64(), 409);
 
   // A new key is a new charge.
   EXPECT_EQ(api.Handle(Post("/v1/charges", body, "key-2")).status, 201);
-  EXPECT_EQ(log.size(), 2u);
+  EXPECT_EQ(log.size(), 4u);
+  EXPECT_EQ(Executed(log), 2u);
   EXPECT_EQ(log.entries()[0].at("idempotency_key").as_string(), "key-1");
 }
 
@@ -77,7 +90,8 @@ TEST(Payments, DeclinesTheMagicAmountAndRemembersTheDecline) {
   auto by_ref = api.Handle(Post(
       "/v1/charges", R"({"amount_cents":100,"currency":"USD","reference":"decline-me"})", "d-2"));
   EXPECT_EQ(by_ref.status, 402);
-  EXPECT_EQ(log.size(), 2u);
+  EXPECT_EQ(log.size(), 3u);
+  EXPECT_EQ(Executed(log), 2u);
   EXPECT_EQ(log.entries()[0].at("status").as_string(), "failed");
 }
 
@@ -208,7 +222,8 @@ TEST(Sms, QueuesValidatesAndDeduplicatesWithAKey) {
   EXPECT_EQ(c.status, 202);
   EXPECT_EQ(d.status, 200);
   EXPECT_EQ(c.body, d.body);
-  EXPECT_EQ(log.size(), 3u);
+  EXPECT_EQ(log.size(), 4u);  // the replay is logged too
+  EXPECT_EQ(Executed(log), 3u);
   EXPECT_EQ(api.Handle(Post("/v1/messages", R"({"to":"5550123","body":"x"})")).status, 400);
   EXPECT_EQ(api.Handle(Post("/v1/messages", R"({"to":"+15555550123","body":""})")).status, 400);
   EXPECT_EQ(api.Handle(Post("/v1/messages",

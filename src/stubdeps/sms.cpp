@@ -43,7 +43,11 @@ http::Response SmsApi::Send(const http::Request& req) {
     if (!ValidE164(from))
       throw BadRequest("\"from\" must be an E.164 phone number such as +15555550100.");
   }
-  return RunIdempotent(keys_, req, key, body, [&] {
+  // Every call is logged, replays included ("replay": true: answered from the stored
+  // response, nothing sent), so a test can tell what the portal sent from what went out.
+  bool executed = false;
+  http::Response resp = RunIdempotent(keys_, req, key, body, [&] {
+    executed = true;
     const int64_t now = NowMs();
     const uint64_t n = ++sent_;
     const std::string id =
@@ -51,8 +55,8 @@ http::Response SmsApi::Send(const http::Request& req) {
         Hex64(StableHash(key.empty() ? "sms-seq|" + std::to_string(n) + "|" + std::to_string(now)
                                      : "sms|" + key));
     const int segments = SmsSegments(text.size());
-    json::object entry{
-        {"message_id", id}, {"to", to}, {"from", from}, {"body", text}, {"segments", segments}};
+    json::object entry{{"message_id", id},     {"to", to},       {"from", from}, {"body", text},
+                       {"segments", segments}, {"replay", false}};
     if (!key.empty()) entry["idempotency_key"] = key;
     log_.Append(std::move(entry), now);
     return JsonResponse(202, json::object{{"message_id", id},
@@ -62,6 +66,12 @@ http::Response SmsApi::Send(const http::Request& req) {
                                           {"segments", segments},
                                           {"created_at", FormatInstant(now)}});
   });
+  if (!executed) {
+    json::object entry{{"to", to}, {"http_status", resp.status}, {"replay", true}};
+    if (!key.empty()) entry["idempotency_key"] = key;
+    log_.Append(std::move(entry), NowMs());
+  }
+  return resp;
 }
 
 }  // namespace continuum::stubdeps

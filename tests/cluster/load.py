@@ -386,4 +386,5 @@ def summary_line(name: str, fig: dict) -> str:
     for k, v in fig.items():
         if k.startswith("t_") and isinstance(v, (int, float)):
             parts.append(f"{k[2:]}={v:.1f}s")
-    return f"[cluster] {name}: " + " ".join(parts)
+    # failed= is what a client saw through the edge, after HAProxy's retries on other nodes.
+    return f"[cluster] {name}: " + " ".join(parts) + " (failed: through the edge, after its retries)"

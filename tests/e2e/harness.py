@@ -219,15 +219,22 @@ def to_toml(cfg: dict) -> str:
 
     def section(name, table):
         out.append(f"[{name}]")
-        subs = []
+        subs, arrays = [], []
         for k, v in table.items():
             if isinstance(v, dict):
                 subs.append((f"{name}.{k}", v))
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                arrays.append((f"{name}.{k}", v))  # an array of tables: [[name.k]]
             else:
                 out.append(f"{k} = {_toml_value(v)}")
         out.append("")
         for sub_name, sub in subs:
             section(sub_name, sub)
+        for arr_name, items in arrays:
+            for item in items:
+                out.append(f"[[{arr_name}]]")
+                out.extend(f"{k} = {_toml_value(v)}" for k, v in item.items())
+                out.append("")
 
     for name, table in cfg.items():
         section(name, table)

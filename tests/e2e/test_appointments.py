@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
 
-from harness import ContinuumTestCase
+from harness import PG_TMP, ContinuumTestCase
 
 
 class AppointmentTest(ContinuumTestCase):
@@ -90,20 +91,32 @@ class AppointmentTest(ContinuumTestCase):
         slot = self.free_slots(self.token("demo-patient"), count=20)[12]
         users = [f"patient-{i}" for i in range(10, 18)]
         tokens = [self.token(u) for u in users]
-        results = [None] * len(tokens)
+        responses = [None] * len(tokens)
+        # Every thread is ready before any sends: released together at a barrier.
+        barrier = threading.Barrier(len(tokens))
 
         def go(i):
-            results[i] = self.book(tokens[i], slot["id"], key=str(uuid.uuid4())).status
+            barrier.wait()
+            responses[i] = self.book(tokens[i], slot["id"], key=str(uuid.uuid4()))
 
         threads = [threading.Thread(target=go, args=(i,)) for i in range(len(tokens))]
         for t in threads:
             t.start()
         for t in threads:
             t.join(30)
+        results = [r.status for r in responses]
         self.assertEqual(sorted(results), [201] + [409] * (len(tokens) - 1), results)
-        self.assertEqual(self.cluster.scalar(
-            "SELECT count(*) FROM appointment WHERE slot_id = :'s' AND status = 'booked'",
-            s=slot["id"]), 1)
+        booked = self.cluster.rows(
+            "SELECT a.id, a.patient_id, ac.username FROM appointment a JOIN account ac ON "
+            "ac.patient_id = a.patient_id WHERE a.slot_id = :'s' AND a.status = 'booked'",
+            s=slot["id"])
+        self.assertEqual(len(booked), 1, booked)
+        # The winner is the patient on the booked row, and the appointment it was told of.
+        winner = results.index(201)
+        self.assertEqual(booked[0]["username"], users[winner], (booked, results))
+        self.assertEqual(str(booked[0]["id"]), responses[winner].json()["id"])
+        self.assertIn({"reference": f"Patient/{booked[0]['patient_id']}"},
+                      [p["actor"] for p in responses[winner].json()["participant"]])
 
     def test_reschedule(self):
         tok = self.token("patient-4")
@@ -125,6 +138,24 @@ class AppointmentTest(ContinuumTestCase):
         ids = [s["id"] for s in self.free_slots(tok, count=100, start=f"ge{slots[20]['start']}")]
         self.assertIn(slots[20]["id"], ids)
         self.assertNotIn(slots[21]["id"], ids)
+
+    def test_rescheduling_a_cancelled_appointment_with_a_new_key_is_409(self):
+        tok = self.token("patient-5")
+        slots = self.free_slots(tok, count=40)
+        a = self.book(tok, slots[30]["id"], key=str(uuid.uuid4()))
+        self.assertEqual(a.status, 201, a)
+        aid = a.json()["id"]
+        r = self.server.post_json(f"/fhir/R4/Appointment/{aid}/$cancel", {}, token=tok)
+        self.assertEqual(r.status, 200, r)
+        body = {"slot": [{"reference": f"Slot/{slots[31]['id']}"}]}
+        for key in (str(uuid.uuid4()), None):
+            r = self.server.post_json(f"/fhir/R4/Appointment/{aid}/$reschedule", body, token=tok,
+                                      headers={"Idempotency-Key": key} if key else None)
+            self.assertOperationOutcome(r, 409, "conflict")
+            self.assertIn("cancelled", r.json()["issue"][0]["diagnostics"])
+        # Nothing was booked on the way.
+        self.assertEqual(self.cluster.scalar(
+            "SELECT count(*) FROM appointment WHERE slot_id = :'s'", s=slots[31]["id"]), 0)
 
     def test_bad_input_and_authorization(self):
         tok = self.token("demo-patient")
@@ -152,34 +183,98 @@ class AppointmentTest(ContinuumTestCase):
 
 
 class AppointmentReadOnlyTest(ContinuumTestCase):
-    """With PostgreSQL unreachable for writes, the high tier answers read-only."""
+    """With the primary gone and a standby left, the high tier answers read-only: slots,
+    appointments and messages are still read (from the standby), writes get 503 +
+    Retry-After, and /readyz says "read-only"; it recovers by itself."""
 
-    SERVER_OVERRIDES = {"database": {"high": {"deadline_ms": 1500}}}
+    START_SERVER = False
 
-    def test_writes_read_only_while_database_down_then_recover(self):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = cls.cluster
+        standby_dir = c.dir / "standby"
+        cp = subprocess.run([str(PG_TMP), "standby", str(c.pg.dir), str(standby_dir)],
+                            capture_output=True, text=True, timeout=120, check=True)
+        standby_url = cp.stdout.strip().splitlines()[-1]
+        cls.addClassCleanup(lambda: subprocess.run([str(PG_TMP), "stop", str(standby_dir)],
+                                                   capture_output=True, timeout=90))
+        cls.server = c.add_server("node-1", {
+            # The test's standby is asynchronous (pg-tmp): commits need no sync standby here.
+            "database": {"high": {"deadline_ms": 1500}, "clinical_commit": "local"},
+            # Reads stay on the standby while no primary is seen for up to a minute (the
+            # lag bound; db/topology.hpp): long enough for this test.
+            "topology": {"max_replica_lag_ms": 60000, "probe_interval_ms": 200,
+                         "region": [{"name": "e2e", "database_url": standby_url},
+                                    {"name": "primary", "database_url": c.pg.url}]}})
+
+    def high_mode(self):
+        return self.server.get("/readyz").json()["tiers"]["high"]["mode"]
+
+    def wait_mode(self, mode, timeout=15):
+        deadline = time.monotonic() + timeout
+        while self.high_mode() != mode and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.high_mode()
+
+    def test_reads_work_and_writes_are_refused_while_the_primary_is_down(self):
         tok = self.token("demo-patient")
         r = self.server.fhir("Slot", token=tok, params={"_count": "3"})
         self.assertEqual(r.status, 200, r)
         slot = r.json()["entry"][2]["resource"]
+        booked = self.server.post_json(
+            "/fhir/R4/Appointment",
+            {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]},
+            token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
+        self.assertEqual(booked.status, 201, booked)
+        sent = self.server.post_json(
+            "/fhir/R4/Communication",
+            {"resourceType": "Communication", "recipient": [{"reference": "Practitioner/1"}],
+             "topic": {"text": "Outage drill"}, "payload": [{"contentString": "Before the outage."}]},
+            token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
+        self.assertIn(sent.status, (200, 201), sent)
+        self.assertEqual(self.wait_mode("normal"), "normal")
         c = self.cluster
         c.pg.stop()
         try:
-            body = {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]}
-            r = self.server.post_json("/fhir/R4/Appointment", body, token=tok,
-                                      headers={"Idempotency-Key": str(uuid.uuid4())})
-            self.assertOperationOutcome(r, 503)
-            self.assertEqual(r.header("X-Continuum-Degraded"), "read-only", r)
-            self.assertTrue(r.header("Retry-After"), r)
-            self.assertIn("read-only", r.json()["issue"][0]["diagnostics"])
+            self.assertEqual(self.wait_mode("read-only"), "read-only")
+            # Reads: slots, the patient's appointments (with the one just booked) and messages.
+            r = self.server.fhir("Slot", token=tok, params={"_count": "3"})
+            self.assertEqual(r.status, 200, r)
+            r = self.server.fhir("Appointment", token=tok, params={"patient": "1"})
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(booked.json()["id"], [e["resource"]["id"] for e in r.json()["entry"]])
+            r = self.server.fhir(f"Appointment/{booked.json()['id']}", token=tok)
+            self.assertEqual(r.status, 200, r)
+            r = self.server.fhir("Communication", token=tok, params={"patient": "1"})
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(sent.json()["id"], [e["resource"]["id"] for e in r.json()["entry"]])
+            self.assertEqual(self.server.get("/api/v1/messages/unread", token=tok).status, 200)
+            # Writes: refused, clearly.
+            for path, body, token in (
+                    ("/fhir/R4/Appointment",
+                     {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]},
+                     tok),
+                    (f"/fhir/R4/Appointment/{booked.json()['id']}/$cancel", {}, tok),
+                    ("/fhir/R4/Communication",
+                     {"resourceType": "Communication",
+                      "recipient": [{"reference": "Practitioner/1"}],
+                      "topic": {"text": "Outage drill"},
+                      "payload": [{"contentString": "During the outage."}]}, tok)):
+                r = self.server.post_json(path, body, token=token,
+                                          headers={"Idempotency-Key": str(uuid.uuid4())})
+                self.assertOperationOutcome(r, 503)
+                self.assertEqual(r.header("X-Continuum-Degraded"), "read-only", (path, r))
+                self.assertTrue(r.header("Retry-After"), r)
+                self.assertIn("read-only", r.json()["issue"][0]["diagnostics"])
         finally:
             c.pg.start()
+        self.assertEqual(self.wait_mode("normal", timeout=30), "normal")
         deadline = time.monotonic() + 20
         while True:
-            r = self.server.post_json(
-                "/fhir/R4/Appointment",
-                {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]},
-                token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
-            if r.status == 201 or time.monotonic() > deadline:
+            r = self.server.post_json(f"/fhir/R4/Appointment/{booked.json()['id']}/$cancel", {},
+                                      token=tok)
+            if r.status == 200 or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.status, 200, r)

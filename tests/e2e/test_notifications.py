@@ -82,9 +82,14 @@ class NotificationTest(ContinuumTestCase):
         return [m for m in self.deps.log("smtp")
                 if f"<notification-{nid}@" in str(m.get("message_id"))]
 
-    def sms_for(self, nid):
+    def sms_calls_for(self, nid):
+        """Every call the SMS stand-in received for this notification, replays included."""
         return [m for m in self.deps.log("sms")
                 if m.get("idempotency_key") == f"continuum-notification-{nid}"]
+
+    def sms_for(self, nid):
+        """The messages the SMS stand-in actually sent (not replays answered from memory)."""
+        return [m for m in self.sms_calls_for(nid) if not m.get("replay")]
 
     def test_booking_sends_one_email(self):
         tok, appt, _ = self.book(self.patients()[0])
@@ -138,6 +143,13 @@ class NotificationTest(ContinuumTestCase):
         time.sleep(2.0)
         delivered = len(self.sms_for(n["id"])) + len(self.mails_for(n["id"]))
         self.assertEqual(delivered, 1, (n, self.deps.log("sms"), self.deps.log("smtp")))
+        # The portal's own record agrees: sent once, on the channel that delivered it.
+        rows = self.cluster.rows("SELECT status, channel_used, sent_at IS NOT NULL AS sent "
+                                 "FROM notification WHERE id = :'n'", n=n["id"])
+        self.assertEqual(len(rows), 1, rows)
+        self.assertEqual((rows[0]["status"], rows[0]["sent"]), ("sent", True), rows)
+        self.assertEqual(rows[0]["channel_used"],
+                         "sms" if self.sms_for(n["id"]) else "email", rows)
 
     def test_reminder_enqueued_once(self):
         _, appt, slot = self.book(self.patients()[4])

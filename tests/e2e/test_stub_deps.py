@@ -27,6 +27,11 @@ def key() -> str:
     return "e2e-" + uuid.uuid4().hex
 
 
+
+def executed(log: list[dict]) -> list[dict]:
+    """The calls a stand-in acted on (its log also lists replays, answered from memory)."""
+    return [e for e in log if not e.get("replay")]
+
 class StubDepsTestCase(unittest.TestCase):
     UPDATE_INTERVAL_MS = 0  # no background EHR changes: counts stay exact
 
@@ -142,7 +147,7 @@ class FaultModesTest(StubDepsTestCase):
         self.assertEqual(r.status, 201, r)
         self.assertLess(r.elapsed, 1.0)  # the delay is gone
         # Only the slow and the ok charge went through; the held one never ran.
-        self.assertEqual(len(self.deps.log("payments")), 2)
+        self.assertEqual(len(executed(self.deps.log("payments"))), 2)
 
     def test_ehr(self):
         self.deps.set_fault("ehr", "error")
@@ -222,10 +227,12 @@ class PaymentsTest(StubDepsTestCase):
         self.assertEqual(again.status, 200, again)
         self.assertEqual(again.json(), c)
         self.assertEqual(again.headers.get("Idempotent-Replayed"), "true")
+        # Both calls are logged; only the first charged.
         log = self.deps.log("payments")
-        self.assertEqual(len(log), 1, log)
-        self.assertEqual(log[0]["idempotency_key"], k)
+        self.assertEqual([(e["idempotency_key"], e["replay"]) for e in log],
+                         [(k, False), (k, True)], log)
         self.assertEqual(log[0]["charge_id"], c["charge_id"])
+        self.assertEqual(log[1]["http_status"], 200)
 
     def test_concurrent_retries_charge_once(self):
         k = key()
@@ -244,14 +251,17 @@ class PaymentsTest(StubDepsTestCase):
         self.assertEqual(len(results), 8)
         self.assertEqual(sorted(r.status for r in results), [200] * 7 + [201])
         self.assertEqual(len({r.json()["charge_id"] for r in results}), 1)
-        self.assertEqual(len(self.deps.log("payments")), 1)
+        self.assertEqual(len(self.deps.log("payments")), 8)
+        self.assertEqual(len(executed(self.deps.log("payments"))), 1)
 
     def test_same_key_with_another_body_is_409(self):
         k = key()
         self.assertEqual(self.charge(idem=k).status, 201)
         r = self.charge(dict(CHARGE, amount_cents=2600), idem=k)
         self.assertEqual(self.assertError(r, 409)["code"], "idempotency_key_reused")
-        self.assertEqual(len(self.deps.log("payments")), 1)
+        log = self.deps.log("payments")
+        self.assertEqual(len(executed(log)), 1)
+        self.assertEqual([e.get("http_status") for e in log if e["replay"]], [409])
 
     def test_decline(self):
         r = self.charge(dict(CHARGE, amount_cents=402))
@@ -325,7 +335,7 @@ class OtherStandInsTest(StubDepsTestCase):
         b = self.deps.request("sms", "POST", "/v1/messages", body, {"Idempotency-Key": k})
         self.assertEqual((b.status, b.json()["message_id"]), (200, a.json()["message_id"]))
         log = self.deps.log("sms")
-        self.assertEqual(len(log), 1)
+        self.assertEqual([e["replay"] for e in log], [False, True])
         self.assertEqual(log[0]["to"], "+15555550123")
         self.assertError(self.deps.request("sms", "POST", "/v1/messages", dict(body, to="555-0123")), 400)
         self.assertError(self.deps.request("sms", "POST", "/v1/messages", {"to": "+15555550123"}), 400)
@@ -544,7 +554,8 @@ class LifecycleTest(unittest.TestCase):
         again = deps.request("payments", "POST", "/v1/charges", CHARGE, h)
         self.assertEqual((again.status, again.json()), (200, first.json()))
         log = deps.log("payments")
-        self.assertEqual([e["idempotency_key"] for e in log], [k])
+        self.assertEqual([(e["idempotency_key"], e["replay"]) for e in log],
+                         [(k, False), (k, True)])
         self.assertTrue((deps.data_dir / "payments.received.jsonl").is_file())
 
 

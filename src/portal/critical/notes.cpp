@@ -26,19 +26,25 @@ const db::Query kInsertNote{
     "note_insert",
     "INSERT INTO clinical_note (patient_id, author_id, status, title, content, content_type, "
     "idempotency_key) VALUES ($1, $2, 'preliminary', $3, $4, 'text/plain', $5) "
-    "ON CONFLICT (author_id, idempotency_key) DO NOTHING RETURNING " NOTE_COLS};
+    "ON CONFLICT (author_id, idempotency_key) DO NOTHING RETURNING " NOTE_COLS,
+    db::Access::kWrite};
 const db::Query kNoteByKey{"note_by_idempotency_key",
                            "SELECT " NOTE_COLS
-                           " FROM clinical_note WHERE author_id = $1 AND idempotency_key = $2"};
-const db::Query kNoteById{"note_by_id", "SELECT " NOTE_COLS " FROM clinical_note WHERE id = $1"};
+                           " FROM clinical_note WHERE author_id = $1 AND idempotency_key = $2",
+                           db::Access::kRead};
+const db::Query kNoteById{"note_by_id", "SELECT " NOTE_COLS " FROM clinical_note WHERE id = $1",
+                          db::Access::kRead};
 const db::Query kSignNote{
     "note_sign",
     "UPDATE clinical_note SET status = 'final', signed_at = now(), signed_by = $2, updated_at = "
-    "now() WHERE id = $1 AND status = 'preliminary' RETURNING " NOTE_COLS};
+    "now() WHERE id = $1 AND status = 'preliminary' RETURNING " NOTE_COLS,
+    db::Access::kWrite};
 const db::Query kNotesByPatient{
-    "notes_by_patient", "SELECT " NOTE_COLS
-                        ", count(*) OVER () FROM clinical_note WHERE "
-                        "patient_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"};
+    "notes_by_patient",
+    "SELECT " NOTE_COLS
+    ", count(*) OVER () FROM clinical_note WHERE "
+    "patient_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+    db::Access::kRead};
 
 std::string Base64(std::string_view s) {
   std::string out(sodium_base64_encoded_len(s.size(), sodium_base64_VARIANT_ORIGINAL), '\0');

@@ -31,10 +31,12 @@ constexpr std::string_view kSyntheticMrnPrefix = "SYNTHETIC-";
   "p.address_line, p.city, p.state, p.postal_code, p.facility_id, f.name, " CONTINUUM_TS( \
       "p.updated_at") ", p.synthetic"
 
-const db::Query kNow{"now_utc", "SELECT " CONTINUUM_TS("now()")};
-const db::Query kPatientById{"patient_by_id", "SELECT " PATIENT_COLS
-                                              " FROM patient p JOIN facility f ON f.id = "
-                                              "p.facility_id WHERE p.id = $1"};
+const db::Query kNow{"now_utc", "SELECT " CONTINUUM_TS("now()"), db::Access::kRead};
+const db::Query kPatientById{"patient_by_id",
+                             "SELECT " PATIENT_COLS
+                             " FROM patient p JOIN facility f ON f.id = "
+                             "p.facility_id WHERE p.id = $1",
+                             db::Access::kRead};
 
 json::object PatientJson(const db::Result& r, int i) {
   const bool synthetic = r.get(i, 15) == "t";
@@ -84,7 +86,7 @@ const db::Query kAllergies{
     "allergies_by_patient",
     "SELECT id, patient_id, code, display, category, criticality, clinical_status, reaction, "
     "recorded_date, " CONTINUUM_TS("updated_at") ", count(*) OVER () FROM allergy "
-    "WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3"};
+    "WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3", db::Access::kRead};
 
 json::object AllergyJson(const db::Result& r, int i) {
   json::object a{{"resourceType", "AllergyIntolerance"},
@@ -115,7 +117,7 @@ const db::Query kMedications{
     "medications_by_patient",
     "SELECT id, patient_id, rxnorm_code, display, dosage, status, effective_start, " CONTINUUM_TS(
         "updated_at") ", count(*) OVER () FROM medication WHERE patient_id = $1 ORDER BY id "
-                      "LIMIT $2 OFFSET $3"};
+                      "LIMIT $2 OFFSET $3", db::Access::kRead};
 
 json::object MedicationJson(const db::Result& r, int i) {
   json::object m{{"resourceType", "MedicationStatement"},
@@ -134,7 +136,7 @@ const db::Query kConditions{
     "conditions_by_patient",
     "SELECT id, patient_id, snomed_code, display, clinical_status, onset_date, " CONTINUUM_TS(
         "updated_at") ", count(*) OVER () FROM condition WHERE patient_id = $1 ORDER BY id "
-                      "LIMIT $2 OFFSET $3"};
+                      "LIMIT $2 OFFSET $3", db::Access::kRead};
 
 json::object ConditionJson(const db::Result& r, int i) {
   json::object c{
@@ -161,7 +163,7 @@ const db::Query kEncounters{
     "e.status, " CONTINUUM_TS("e.period_start") ", " CONTINUUM_TS("e.period_end") ", " CONTINUUM_TS(
         "e.updated_at") ", count(*) OVER (), f.name FROM encounter e JOIN facility f ON f.id = "
                         "e.facility_id WHERE e.patient_id = $1 ORDER BY e.period_start DESC, e.id "
-                        "LIMIT $2 OFFSET $3"};
+                        "LIMIT $2 OFFSET $3", db::Access::kRead};
 
 std::string_view ClassDisplay(std::string_view code) {
   if (code == "AMB") return "ambulatory";
@@ -207,29 +209,35 @@ const db::Query kPatientSearchPanel{
     " FROM care_relationship cr JOIN patient p ON p.id = cr.patient_id "
     "JOIN facility f ON f.id = p.facility_id WHERE cr.practitioner_id = $7 AND (NOT p.synthetic OR "
     "EXISTS (SELECT 1 FROM practitioner pr WHERE pr.id = $7 AND pr.synthetic))" PATIENT_FILTERS
-        PATIENT_ORDER};
+        PATIENT_ORDER,
+    db::Access::kRead};
 const db::Query kPatientSearchSelf{
-    "patient_search_self", "SELECT " PATIENT_COLS
-                           " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE p.id = "
-                           "$7" PATIENT_FILTERS PATIENT_ORDER};
-const db::Query kPatientSearchByMrn{
-    "patient_search_all_by_mrn",
+    "patient_search_self",
     "SELECT " PATIENT_COLS
-    " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
-    "p.mrn = $4" PATIENT_FILTERS " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER};
+    " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE p.id = "
+    "$7" PATIENT_FILTERS PATIENT_ORDER,
+    db::Access::kRead};
+const db::Query kPatientSearchByMrn{"patient_search_all_by_mrn",
+                                    "SELECT " PATIENT_COLS
+                                    " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
+                                    "p.mrn = $4" PATIENT_FILTERS
+                                    " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER,
+                                    db::Access::kRead};
 const db::Query kPatientSearchByName{
     "patient_search_all_by_name",
     "SELECT " PATIENT_COLS
     " FROM patient p JOIN facility f ON f.id = p.facility_id WHERE "
     "((lower(p.family) ~>=~ $1 AND lower(p.family) ~<~ $2) OR (lower(p.given) ~>=~ $1 AND "
     "lower(p.given) ~<~ $2))" PATIENT_FILTERS
-    " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER};
+    " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER,
+    db::Access::kRead};
 const db::Query kPatientSearchByBirth{
     "patient_search_all_by_birthdate",
     "SELECT " PATIENT_COLS
     " FROM patient p JOIN facility f ON f.id = p.facility_id "
     "WHERE p.birth_date = $3" PATIENT_FILTERS
-    " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER};
+    " AND $7::bigint IS NOT NULL AND NOT p.synthetic" PATIENT_ORDER,
+    db::Access::kRead};
 
 bool ValidDate(std::string_view d) {
   if (d.size() != 10 || d[4] != '-' || d[7] != '-') return false;

@@ -33,7 +33,8 @@ const db::Query kSlots{"slot_search",
                        "$3::timestamptz AND ($4::bigint IS NULL OR s.practitioner_id = $4) "
                        // The prober's synthetic practitioners only when asked for by schedule.
                        "AND ($4::bigint IS NOT NULL OR NOT p.synthetic) "
-                       "ORDER BY s.start_at, s.id LIMIT $5 OFFSET $6"};
+                       "ORDER BY s.start_at, s.id LIMIT $5 OFFSET $6",
+                       db::Access::kRead};
 
 #define APPT_COLS                                               \
   "a.id, a.patient_id, a.status, a.description, " CONTINUUM_TS( \
@@ -42,19 +43,23 @@ const db::Query kSlots{"slot_search",
   " FROM appointment a JOIN slot s ON s.id = a.slot_id JOIN practitioner p ON p.id = " \
   "s.practitioner_id JOIN facility f ON f.id = s.facility_id"
 
-const db::Query kAppointmentById{"appointment_by_id",
-                                 "SELECT " APPT_COLS APPT_FROM " WHERE a.id = $1"};
+const db::Query kAppointmentById{
+    "appointment_by_id", "SELECT " APPT_COLS APPT_FROM " WHERE a.id = $1", db::Access::kRead};
 const db::Query kAppointmentsByPatient{
-    "appointments_by_patient", "SELECT " APPT_COLS ", count(*) OVER ()" APPT_FROM
-                               " WHERE a.patient_id = $1 ORDER BY s.start_at DESC, a.id DESC "
-                               "LIMIT $2 OFFSET $3"};
+    "appointments_by_patient",
+    "SELECT " APPT_COLS ", count(*) OVER ()" APPT_FROM
+    " WHERE a.patient_id = $1 ORDER BY s.start_at DESC, a.id DESC "
+    "LIMIT $2 OFFSET $3",
+    db::Access::kRead};
 // Appointments are clinical data: synchronous commit (the default class).
 const db::Query kBook{"appointment_book",
-                      "SELECT appointment_id, outcome FROM continuum_book($1, $2, $3, $4)"};
-const db::Query kCancel{"appointment_cancel", "SELECT continuum_cancel($1, $2)"};
+                      "SELECT appointment_id, outcome FROM continuum_book($1, $2, $3, $4)",
+                      db::Access::kWrite};
+const db::Query kCancel{"appointment_cancel", "SELECT continuum_cancel($1, $2)",
+                        db::Access::kWrite};
 const db::Query kReschedule{
     "appointment_reschedule",
-    "SELECT appointment_id, outcome FROM continuum_reschedule($1, $2, $3, $4)"};
+    "SELECT appointment_id, outcome FROM continuum_reschedule($1, $2, $3, $4)", db::Access::kWrite};
 
 constexpr std::size_t kMaxDescription = 500;
 

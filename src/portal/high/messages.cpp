@@ -22,13 +22,15 @@ const db::Query kMessagesByPatient{
     "SELECT " MESSAGE_COLS
     ", count(*) OVER () FROM message m WHERE m.patient_id = $1 AND "
     "($2::bigint IS NULL OR m.practitioner_id = $2) ORDER BY m.sent_at DESC, m.id DESC LIMIT $3 "
-    "OFFSET $4"};
-const db::Query kMessageById{"message_by_id",
-                             "SELECT " MESSAGE_COLS " FROM message m WHERE m.id = $1"};
+    "OFFSET $4",
+    db::Access::kRead};
+const db::Query kMessageById{
+    "message_by_id", "SELECT " MESSAGE_COLS " FROM message m WHERE m.id = $1", db::Access::kRead};
 const db::Query kMessageByKey{"message_by_idempotency_key",
                               "SELECT " MESSAGE_COLS
                               " FROM message m WHERE m.sender_account = $1 AND "
-                              "m.idempotency_key = $2"};
+                              "m.idempotency_key = $2",
+                              db::Access::kRead};
 // A reply joins its parent's thread and, without a subject of its own, takes the
 // parent's; a parent from another conversation makes the insert a no-op.
 const db::Query kSend{
@@ -41,15 +43,19 @@ const db::Query kSend{
     "LEFT JOIN message parent ON parent.id = $7::bigint AND parent.patient_id = $1 AND "
     "parent.practitioner_id = $2 WHERE $7::bigint IS NULL OR parent.id IS NOT NULL "
     "ON CONFLICT (sender_account, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING "
-    "RETURNING id"};
+    "RETURNING id",
+    db::Access::kWrite};
 const db::Query kMarkRead{"message_mark_read",
-                          "UPDATE message SET read_at = now() WHERE id = $1 AND read_at IS NULL"};
+                          "UPDATE message SET read_at = now() WHERE id = $1 AND read_at IS NULL",
+                          db::Access::kWrite};
 const db::Query kUnreadForPatient{
     "messages_unread_patient",
-    "SELECT count(*) FROM message WHERE patient_id = $1 AND read_at IS NULL AND NOT from_patient"};
+    "SELECT count(*) FROM message WHERE patient_id = $1 AND read_at IS NULL AND NOT from_patient",
+    db::Access::kRead};
 const db::Query kUnreadForPractitioner{
     "messages_unread_practitioner",
-    "SELECT count(*) FROM message WHERE practitioner_id = $1 AND read_at IS NULL AND from_patient"};
+    "SELECT count(*) FROM message WHERE practitioner_id = $1 AND read_at IS NULL AND from_patient",
+    db::Access::kRead};
 
 constexpr std::size_t kMaxBody = 20000;
 constexpr std::size_t kMaxSubject = 200;

@@ -43,20 +43,25 @@ namespace {
   "coalesce(pt.phone, '') <> '') "
 
 const db::Query kEnqueueOne{"notification_enqueue",
-                            NOTIFY_INSERT "AND a.id = $2 ON CONFLICT (dedupe_key) DO NOTHING"};
+                            NOTIFY_INSERT "AND a.id = $2 ON CONFLICT (dedupe_key) DO NOTHING",
+                            db::Access::kWrite};
 // Reminders for booked appointments starting within 24 h, once each.
 const db::Query kSweepReminders{
-    "notification_sweep_reminders", NOTIFY_INSERT
+    "notification_sweep_reminders",
+    NOTIFY_INSERT
     "AND s.start_at > now() AND s.start_at <= now() + interval '24 hours' AND NOT "
     "EXISTS (SELECT 1 FROM notification n WHERE n.dedupe_key = 'reminder-' || a.id) "
-    "ON CONFLICT (dedupe_key) DO NOTHING"};
+    "ON CONFLICT (dedupe_key) DO NOTHING",
+    db::Access::kWrite};
 // The booked-notification of a recent booking whose enqueue failed (the booking stood).
 const db::Query kSweepBooked{
-    "notification_sweep_booked", NOTIFY_INSERT
+    "notification_sweep_booked",
+    NOTIFY_INSERT
     "AND a.created_at > now() - interval '1 hour' AND a.created_at < now() - "
     "interval '10 seconds' AND s.start_at > now() AND NOT EXISTS (SELECT 1 FROM "
     "notification n WHERE n.dedupe_key = 'booked-' || a.id) ON CONFLICT "
-    "(dedupe_key) DO NOTHING"};
+    "(dedupe_key) DO NOTHING",
+    db::Access::kWrite};
 
 // A claim lasts longer than the slowest delivery attempt (both channels, with retries).
 const db::Query kClaimDue{
@@ -65,34 +70,39 @@ const db::Query kClaimDue{
     "interval '60 seconds' WHERE id IN (SELECT id FROM notification WHERE status = 'queued' AND "
     "next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now()) ORDER BY "
     "next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id, channel_preference, "
-    "coalesce(to_email, ''), coalesce(to_phone, ''), subject, body, sms_attempted"};
+    "coalesce(to_email, ''), coalesce(to_phone, ''), subject, body, sms_attempted",
+    db::Access::kWrite};
 // A reminder not yet sent for an appointment cancelled since is not sent.
 const db::Query kDropCancelled{
     "notification_drop_cancelled",
     "UPDATE notification n SET status = 'cancelled', locked_by = NULL, locked_until = NULL, "
     "last_error = 'the appointment was cancelled' FROM appointment a WHERE a.id = "
     "n.appointment_id AND n.status = 'queued' AND n.kind = 'appointment-reminder' AND a.status = "
-    "'cancelled' AND (n.locked_until IS NULL OR n.locked_until < now())"};
+    "'cancelled' AND (n.locked_until IS NULL OR n.locked_until < now())",
+    db::Access::kWrite};
 const db::Query kSmsAttempted{"notification_sms_attempted",
-                              "UPDATE notification SET sms_attempted = true WHERE id = $1"};
+                              "UPDATE notification SET sms_attempted = true WHERE id = $1",
+                              db::Access::kWrite};
 const db::Query kSent{
     "notification_sent",
     "UPDATE notification SET status = 'sent', channel_used = $2, sent_at = now(), "
     "locked_by = NULL, locked_until = NULL, last_error = NULL WHERE id = $1 AND "
-    "status = 'queued'"};
+    "status = 'queued'",
+    db::Access::kWrite};
 // Back off 2, 4, ... 60 s; a notification still undelivered after 48 h is given up.
 const db::Query kRelease{
     "notification_release",
     "UPDATE notification SET locked_by = NULL, locked_until = NULL, last_error = $2, "
     "next_attempt_at = now() + make_interval(secs => LEAST(60, power(2, LEAST(attempts, 6)))::"
     "float8), status = CASE WHEN created_at < now() - interval '48 hours' THEN 'failed' ELSE "
-    "'queued' END WHERE id = $1 AND status = 'queued'"};
+    "'queued' END WHERE id = $1 AND status = 'queued'",
+    db::Access::kWrite};
 const db::Query kByPatient{
     "notifications_by_patient",
     "SELECT id, kind, status, channel_used, attempts, subject, " CONTINUUM_TS(
         "created_at") ", CASE WHEN sent_at IS NULL THEN NULL ELSE " CONTINUUM_TS("sent_at") " END "
                       "FROM notification WHERE patient_id = $1 ORDER BY created_at DESC, id DESC "
-                      "LIMIT 100"};
+                      "LIMIT 100", db::Access::kRead};
 
 struct Claimed {
   std::string id, preference, email, phone, subject, body;

@@ -20,10 +20,12 @@ const db::Query kArticles{
     "articles_list",
     "SELECT slug, title, summary, tags, reviewed::text FROM article WHERE ($1::text IS NULL OR "
     "$1 = ANY (tags)) AND ($2::text IS NULL OR title ILIKE '%' || $2 || '%' OR summary ILIKE '%' "
-    "|| $2 || '%') ORDER BY title LIMIT 200"};
+    "|| $2 || '%') ORDER BY title LIMIT 200",
+    db::Access::kRead};
 const db::Query kArticle{"article_by_slug",
                          "SELECT slug, title, summary, body, tags, reviewed::text FROM article "
-                         "WHERE slug = $1"};
+                         "WHERE slug = $1",
+                         db::Access::kRead};
 // Articles about the patient's active conditions and medications, most relevant first,
 // with what made each relevant; general wellness articles fill up to five.
 const db::Query kRecommend{
@@ -36,7 +38,8 @@ const db::Query kRecommend{
     "ANY (a.codes) GROUP BY a.slug, a.title, a.summary) "
     "(SELECT slug, title, summary, because, n FROM matched ORDER BY n DESC, slug LIMIT 10) "
     "UNION ALL (SELECT slug, title, summary, '{}'::text[], 0 FROM article WHERE codes = '{}' "
-    "ORDER BY slug LIMIT GREATEST(0, 5 - (SELECT count(*) FROM matched)))"};
+    "ORDER BY slug LIMIT GREATEST(0, 5 - (SELECT count(*) FROM matched)))",
+    db::Access::kRead};
 
 // Text arrays come back as {a,b,"c d"}: split them (no embedded quotes in our data
 // beyond plain double quotes around elements with spaces or commas).

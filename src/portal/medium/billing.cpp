@@ -26,19 +26,19 @@ const db::Query kInvoices{
     "invoices_by_patient",
     "SELECT id, patient_id, description, amount_cents, paid_cents, status, " CONTINUUM_TS(
         "issued_at") ", " CONTINUUM_TS("due_at") ", " CONTINUUM_TS("updated_at") ", count(*) OVER () "
-                                                                                 "FROM invoice WHERE patient_id = $1 ORDER BY issued_at DESC, id DESC LIMIT $2 OFFSET $3"};
+                                                                                 "FROM invoice WHERE patient_id = $1 ORDER BY issued_at DESC, id DESC LIMIT $2 OFFSET $3", db::Access::kRead};
 const db::Query kBalance{"account_balance",
                          "SELECT COALESCE(sum(amount_cents - paid_cents) FILTER (WHERE status = "
                          "'issued'), 0), count(*) FILTER (WHERE status = 'issued') FROM invoice "
-                         "WHERE patient_id = $1"};
+                         "WHERE patient_id = $1",
+                         db::Access::kRead};
 const db::Query kCoverage{"coverage_by_patient",
                           "SELECT id, patient_id, payer, plan, member_id, status, "
-                          "period_start::text FROM coverage WHERE patient_id = $1 ORDER BY id"};
-const db::Query kInvoiceForPayment{
-    "invoice_for_payment",
-    "SELECT patient_id, amount_cents - paid_cents, status FROM invoice WHERE id = $1"};
+                          "period_start::text FROM coverage WHERE patient_id = $1 ORDER BY id",
+                          db::Access::kRead};
 const db::Query kCoverageById{
-    "coverage_by_id", "SELECT patient_id, payer, member_id, status FROM coverage WHERE id = $1"};
+    "coverage_by_id", "SELECT patient_id, payer, member_id, status FROM coverage WHERE id = $1",
+    db::Access::kRead};
 json::object MoneyJson(int64_t cents) {
   return json::object{{"value", static_cast<double>(cents) / 100.0}, {"currency", "USD"}};
 }
@@ -139,22 +139,9 @@ asio::awaitable<http::Response> Pay(RequestContext& ctx) {
     ctx.AuditOutcome("failure", "invalid request");
     throw;
   }
-  auto inv = co_await ctx.Read(kInvoiceForPayment, db::P(invoice));
-  if (inv.rows() == 0 || inv.get(0, 0) != pid) {
-    ctx.AuditOutcome("failure", "not the patient's invoice");
-    throw NotFound("Invoice/" + invoice + " is not one of your invoices.");
-  }
-  std::string request = json::serialize(
-      json::object{{"invoice", invoice}, {"amount_cents", amount}, {"currency", "USD"}});
-  // A replay of an earlier payment may find the invoice paid by it: check only new ones.
-  if (!co_await JobExists(ctx, "payment", key)) {
-    if (inv.get(0, 2) != "issued") throw Conflict("Invoice/" + invoice + " is already paid.");
-    if (amount > inv.get_int(0, 1))
-      throw BadRequest("amount_cents exceeds what is owed on this invoice (" +
-                           std::to_string(inv.get_int(0, 1)) + " cents).",
-                       "business-rule");
-  }
-  co_return co_await Submit(ctx, rec, "payment", pid, request, key);
+  // The invoice is checked and the amount reserved on the primary, in the transaction
+  // that enqueues the payment (not from a replica, not per key): see SubmitPayment.
+  co_return co_await SubmitPayment(ctx, rec, pid, invoice, amount, key);
 }
 
 asio::awaitable<http::Response> VerifyInsurance(RequestContext& ctx) {

@@ -26,26 +26,50 @@ namespace {
 const db::Query kEnqueue{"job_enqueue",
                          "INSERT INTO job (kind, patient_id, account_id, idempotency_key, request) "
                          "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (account_id, kind, "
-                         "idempotency_key) DO NOTHING RETURNING id"};
-const db::Query kJobByKey{"job_by_key", "SELECT " JOB_COLS
-                                        " FROM job WHERE account_id = $1 AND kind = $2 AND "
-                                        "idempotency_key = $3"};
-const db::Query kJobById{"job_by_id", "SELECT " JOB_COLS " FROM job WHERE id = $1"};
-// Claim: one job (the request's own) or the due ones (the worker). A processing job
+                         "idempotency_key) DO NOTHING RETURNING id",
+                         db::Access::kWrite};
+const db::Query kJobByKey{"job_by_key",
+                          "SELECT " JOB_COLS
+                          " FROM job WHERE account_id = $1 AND kind = $2 AND "
+                          "idempotency_key = $3",
+                          db::Access::kRead};
+const db::Query kJobById{"job_by_id", "SELECT " JOB_COLS " FROM job WHERE id = $1",
+                         db::Access::kRead};
+// Claim: one job (the request's own) or the next due one (the worker). A processing job
 // whose lock ran out (its node died mid-call) is due again; the service dedupes the
 // replay by the job's key.
+//
+// One job per claim, processed at once (issue 10, item 12): the worker used to claim ten
+// under one 30 s lock and run them one after another, so the lock of the last ones could
+// run out mid-batch and another node re-ran them. Now each claim's lock (jobs.lock_ms,
+// 30 s) covers one attempt, itself bounded by the medium deadline. A job that has had
+// jobs.max_attempts attempts (8) is not claimed again: it fails for good (job_give_up),
+// which also ends a payment's reservation on its invoice. A payment given up after a
+// lock ran out may have been charged by the processor: its last_error says so, for
+// reconciliation by the billing office.
 const db::Query kClaimOne{"job_claim_one",
                           "UPDATE job SET status = 'processing', attempts = attempts + 1, "
-                          "locked_by = $2, locked_until = now() + interval '30 seconds', "
-                          "updated_at = now() WHERE id = $1 AND status = 'queued' RETURNING id, "
-                          "kind, request::text"};
+                          "locked_by = $2, locked_until = now() + make_interval(secs => "
+                          "$3::float8 / 1000), updated_at = now() WHERE id = $1 AND status = "
+                          "'queued' RETURNING id, kind, request::text",
+                          db::Access::kWrite};
 const db::Query kClaimDue{
     "job_claim_due",
     "UPDATE job SET status = 'processing', attempts = attempts + 1, locked_by = $1, "
-    "locked_until = now() + interval '30 seconds', updated_at = now() WHERE id IN (SELECT id FROM "
-    "job WHERE (status = 'queued' AND next_attempt_at <= now()) OR (status = 'processing' AND "
-    "locked_until < now()) ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING "
-    "id, kind, request::text"};
+    "locked_until = now() + make_interval(secs => $2::float8 / 1000), updated_at = now() WHERE "
+    "id = (SELECT id FROM job WHERE ((status = 'queued' AND next_attempt_at <= now()) OR (status "
+    "= 'processing' AND locked_until < now())) AND attempts < $3 ORDER BY next_attempt_at LIMIT "
+    "1 FOR UPDATE SKIP LOCKED) RETURNING id, kind, request::text",
+    db::Access::kWrite};
+const db::Query kGiveUp{
+    "job_give_up",
+    "UPDATE job SET status = 'failed', finished_at = now(), updated_at = now(), locked_by = NULL, "
+    "last_error = 'gave up after ' || attempts || ' attempts' || CASE WHEN status = "
+    "'processing' THEN ' (the last one did not finish: the service may have acted on it)' ELSE "
+    "'' END || COALESCE(': ' || last_error, '') WHERE id IN (SELECT id FROM job WHERE ((status "
+    "= 'queued' AND next_attempt_at <= now()) OR (status = 'processing' AND locked_until < "
+    "now())) AND attempts >= $1 LIMIT 100 FOR UPDATE SKIP LOCKED)",
+    db::Access::kWrite};
 // Completion happens once: only a job not yet finished is finished, and only then does
 // a payment reduce its invoice.
 const db::Query kSucceedPayment{
@@ -55,20 +79,32 @@ const db::Query kSucceedPayment{
     "('queued', 'processing') RETURNING request) UPDATE invoice i SET paid_cents = "
     "LEAST(i.amount_cents, i.paid_cents + (j.request->>'amount_cents')::bigint), status = CASE "
     "WHEN i.paid_cents + (j.request->>'amount_cents')::bigint >= i.amount_cents THEN 'balanced' "
-    "ELSE i.status END, updated_at = now() FROM j WHERE i.id = (j.request->>'invoice')::bigint"};
+    "ELSE i.status END, updated_at = now() FROM j WHERE i.id = (j.request->>'invoice')::bigint",
+    db::Access::kWrite};
 const db::Query kSucceed{"job_succeed",
                          "UPDATE job SET status = 'succeeded', result = $2::jsonb, finished_at = "
                          "now(), updated_at = now(), locked_by = NULL, last_error = NULL WHERE id "
-                         "= $1 AND status IN ('queued', 'processing')"};
+                         "= $1 AND status IN ('queued', 'processing')",
+                         db::Access::kWrite};
 const db::Query kFail{"job_fail",
                       "UPDATE job SET status = 'failed', result = $2::jsonb, last_error = $3, "
                       "finished_at = now(), updated_at = now(), locked_by = NULL WHERE id = $1 "
-                      "AND status IN ('queued', 'processing')"};
+                      "AND status IN ('queued', 'processing')",
+                      db::Access::kWrite};
 const db::Query kRelease{
     "job_release",
-    "UPDATE job SET status = 'queued', locked_by = NULL, last_error = $2, next_attempt_at = now() "
-    "+ make_interval(secs => LEAST(60, power(2, LEAST(attempts, 6)))::float8), updated_at = now() "
-    "WHERE id = $1 AND status = 'processing'"};
+    "UPDATE job SET status = CASE WHEN attempts >= $3 THEN 'failed' ELSE 'queued' END, "
+    "finished_at = CASE WHEN attempts >= $3 THEN now() END, locked_by = NULL, last_error = CASE "
+    "WHEN attempts >= $3 THEN 'gave up after ' || attempts || ' attempts: ' || $2 ELSE $2 END, "
+    "next_attempt_at = now() + make_interval(secs => LEAST(60, power(2, LEAST(attempts, "
+    "6)))::float8), updated_at = now() WHERE id = $1 AND status = 'processing'",
+    db::Access::kWrite};
+// The payment's own enqueue: reserves the amount on the invoice (db 0017).
+const db::Query kEnqueuePayment{
+    "job_enqueue_payment",
+    "SELECT job_id, outcome, open_cents FROM continuum_enqueue_payment($1, $2, $3, $4, $5, "
+    "$6::jsonb)",
+    db::Access::kWrite};
 
 // ---- JSON
 }  // namespace
@@ -164,7 +200,7 @@ asio::awaitable<Outcome> Process(RequestContext& ctx, const std::string& id,
       co_await ctx.Write(kFail, db::P(id, a.result, a.error), true);
       break;
     case Outcome::kRetryLater:
-      co_await ctx.Write(kRelease, db::P(id, a.error), true);
+      co_await ctx.Write(kRelease, db::P(id, a.error, ctx.svc.config.job_max_attempts), true);
       break;
   }
   co_return a.outcome;
@@ -187,6 +223,11 @@ std::string RefOrId(const json::object& o, const char* key, std::string_view typ
   return std::to_string(ParseId(s, type));
 }
 
+// Tries a job just enqueued (unless `replay`), then answers with its state.
+asio::awaitable<http::Response> Continue(RequestContext& ctx, audit::Record& rec,
+                                         const std::string& kind, const std::string& request,
+                                         const std::string& id, bool replay);
+
 // Enqueue (exactly once per key), try at once, answer 200/201 with the result or 202
 // with the job's URL.
 asio::awaitable<http::Response> Submit(RequestContext& ctx, audit::Record& rec,
@@ -194,12 +235,10 @@ asio::awaitable<http::Response> Submit(RequestContext& ctx, audit::Record& rec,
                                        const std::string& request, const std::string& key) {
   const std::string account = std::to_string(ctx.claims->account_id);
   auto ins = co_await ctx.Write(kEnqueue, db::P(kind, patient_id, account, key, request), true);
-  std::string base = ApiBase(ctx);
-  db::Result job;
-  bool replay = ins.rows() == 0;
   std::string id;
+  bool replay = ins.rows() == 0;
   if (replay) {
-    job = co_await ctx.Read(kJobByKey, db::P(account, kind, key));
+    auto job = co_await ctx.Read(kJobByKey, db::P(account, kind, key));
     if (job.rows() == 0) throw Unavailable("The request could not be queued; please retry.");
     boost::system::error_code ec;
     if (json::parse(job.get(0, 4), ec) != json::parse(request, ec)) {
@@ -209,11 +248,60 @@ asio::awaitable<http::Response> Submit(RequestContext& ctx, audit::Record& rec,
     id = std::string(job.get(0, 0));
   } else {
     id = std::string(ins.get(0, 0));
-    // Try now, unless the service is known to be down (its breaker is open).
-    auto claim = co_await ctx.Write(kClaimOne, db::P(id, ctx.svc.config.node_id));
-    if (claim.rows() == 1) co_await Process(ctx, id, kind, request);
-    job = co_await ctx.Read(kJobById, db::P(id));
   }
+  co_return co_await Continue(ctx, rec, kind, request, id, replay);
+}
+
+asio::awaitable<http::Response> SubmitPayment(RequestContext& ctx, audit::Record& rec,
+                                              const std::string& patient_id,
+                                              const std::string& invoice, int64_t amount_cents,
+                                              const std::string& key) {
+  const std::string account = std::to_string(ctx.claims->account_id);
+  std::string request = json::serialize(
+      json::object{{"invoice", invoice}, {"amount_cents", amount_cents}, {"currency", "USD"}});
+  // One transaction on the primary: the invoice row is locked, the key looked up, the
+  // open amount (minus other pending payments) checked and the job inserted.
+  auto r = co_await ctx.Write(kEnqueuePayment,
+                              db::P(patient_id, account, key, invoice, amount_cents, request),
+                              /*idempotent=*/true);
+  std::string outcome = r.str(0, 1);
+  if (outcome == "not-found") {
+    ctx.AuditOutcome("failure", "not the patient's invoice");
+    throw NotFound("Invoice/" + invoice + " is not one of your invoices.");
+  }
+  if (outcome == "key-reused") {
+    ctx.AuditOutcome("failure", "idempotency key reused for a different request");
+    throw Conflict("This Idempotency-Key was already used for a different request.");
+  }
+  if (outcome == "not-open") {
+    ctx.AuditOutcome("failure", "invoice not open");
+    throw Conflict("Invoice/" + invoice + " is already paid.");
+  }
+  if (outcome == "exceeds") {
+    ctx.AuditOutcome("failure", "amount exceeds the open balance");
+    throw BadRequest(
+        "amount_cents exceeds what is owed on this invoice, counting payments in "
+        "progress (" +
+            r.str(0, 2) + " cents open).",
+        "business-rule");
+  }
+  co_return co_await Continue(ctx, rec, "payment", request, r.str(0, 0), outcome == "replayed");
+}
+
+asio::awaitable<http::Response> Continue(RequestContext& ctx, audit::Record& rec,
+                                         const std::string& kind, const std::string& request,
+                                         const std::string& id, bool replay) {
+  std::string base = ApiBase(ctx);
+  db::Result job;
+  if (!replay) {
+    // Try now, unless the service is known to be down (its breaker is open).
+    auto claim = co_await ctx.Write(kClaimOne,
+                                    db::P(id, ctx.svc.config.node_id, ctx.svc.config.job_lock_ms));
+    if (claim.rows() == 1) co_await Process(ctx, id, kind, request);
+  }
+  // From the primary: a replica may not have the job (or its completion) yet.
+  job = co_await ctx.Write(kJobById, db::P(id));
+  if (job.rows() == 0) throw Unavailable("The request could not be queued; please retry.");
   rec.resource_id = id;
   rec.outcome = "success";
   std::string status(job.get(0, 5));
@@ -281,13 +369,17 @@ asio::awaitable<void> JobWorker(Shard& shard, Services& svc, const std::atomic<b
         req, svc, shard, Tier::kMedium, "jobs.worker",
         std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms));
     try {
-      auto due = co_await ctx.Write(kClaimDue, db::P(svc.config.node_id, 10));
-      for (int i = 0; i < due.rows() && !stop.load(); ++i) {
+      co_await ctx.Write(kGiveUp, db::P(svc.config.job_max_attempts));
+      // Up to ten jobs per poll, each claimed (and locked) just before it runs.
+      for (int i = 0; i < 10 && !stop.load(); ++i) {
         ctx.deadline = Deadline::After(
             std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms));
-        auto outcome = co_await Process(ctx, due.str(i, 0), due.str(i, 1), due.str(i, 2));
+        auto due = co_await ctx.Write(kClaimDue, db::P(svc.config.node_id, svc.config.job_lock_ms,
+                                                       svc.config.job_max_attempts));
+        if (due.rows() == 0) break;
+        auto outcome = co_await Process(ctx, due.str(0, 0), due.str(0, 1), due.str(0, 2));
         if (outcome != Outcome::kRetryLater)
-          log::Info("job {} ({}) {}", due.str(i, 0), due.str(i, 1),
+          log::Info("job {} ({}) {}", due.str(0, 0), due.str(0, 1),
                     outcome == Outcome::kSucceeded ? "succeeded" : "failed for good");
       }
       warned = false;

@@ -27,6 +27,13 @@ boost::asio::awaitable<http::Response> Submit(RequestContext& ctx, audit::Record
                                               const std::string& kind,
                                               const std::string& patient_id,
                                               const std::string& request, const std::string& key);
+// A payment of `amount_cents` on the caller's `invoice`: enqueued on the primary in one
+// transaction that locks the invoice and reserves the amount (db 0017), so two keys (or
+// two nodes) can never charge more than is open. Then as Submit.
+boost::asio::awaitable<http::Response> SubmitPayment(RequestContext& ctx, audit::Record& rec,
+                                                     const std::string& patient_id,
+                                                     const std::string& invoice,
+                                                     int64_t amount_cents, const std::string& key);
 // True when the caller already submitted `kind` work under `key`.
 boost::asio::awaitable<bool> JobExists(RequestContext& ctx, const std::string& kind,
                                        const std::string& key);

@@ -15,18 +15,20 @@ namespace json = boost::json;
 namespace {
 
 const db::Query kMedication{"medication_owner",
-                            "SELECT patient_id, display, status FROM medication WHERE id = $1"};
+                            "SELECT patient_id, display, status FROM medication WHERE id = $1",
+                            db::Access::kRead};
 // A cache of the pharmacy's answer: operational data (local commit).
 const db::Query kSaveFill{
     "medication_fill_save",
     "INSERT INTO medication_fill (medication_id, status, detail, checked_at) VALUES ($1, $2, "
     "$3::jsonb, now()) ON CONFLICT (medication_id) DO UPDATE SET status = EXCLUDED.status, detail "
     "= EXCLUDED.detail, checked_at = now()",
-    db::DataClass::kOperational};
+    db::Access::kWrite, db::DataClass::kOperational};
 const db::Query kLastFill{"medication_fill_last",
                           "SELECT status, detail::text, to_char(checked_at AT TIME ZONE 'UTC', "
                           "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM medication_fill WHERE "
-                          "medication_id = $1"};
+                          "medication_id = $1",
+                          db::Access::kRead};
 
 std::string MedicationId(const std::string& raw) {
   return std::to_string(ParseId(raw, "MedicationStatement"));
