@@ -417,6 +417,8 @@ int Serve(const Config& cfg) {
     deps::DependencyOptions o;
     o.name = d.name;
     o.url = d.url;
+    o.ca_file = d.ca_file;
+    o.allow_plaintext = d.allow_plaintext;
     o.timeout = std::chrono::milliseconds(d.timeout_ms);
     o.health_path = "/health";
     o.check_interval = std::chrono::milliseconds(d.check_interval_ms);
@@ -433,7 +435,11 @@ int Serve(const Config& cfg) {
       server.helo = cfg.notify_from.substr(cfg.notify_from.find('@') + 1);
       server.timeout = o.timeout;
       std::string from = cfg.notify_from;
-      o.check = [server, from]() { return deps::smtp::Probe(server, from); };
+      // The dependency owns the TLS context (STARTTLS unless allow_plaintext).
+      o.check = [server, from, &dependencies, name = d.name]() mutable {
+        server.tls = dependencies.Find(name)->tls();
+        return deps::smtp::Probe(server, from);
+      };
     }
     dependencies.Add(std::move(o));
   }

@@ -69,9 +69,9 @@ class BulkheadTest(ContinuumTestCase):
             "server": {"threads": 2},
             # The breaker is kept from opening, the worst case: every billing request
             # waits out the hung processor.
-            "dependencies": {"payments": {"url": f"http://127.0.0.1:{cls.deps.port('payments')}",
-                                          "timeout_ms": 2000, "failure_threshold": 100000,
-                                          "failure_rate_pct": 100}},
+            "dependencies": {"payments": cls.deps.dependency("payments",
+                                                             timeout_ms=2000, failure_threshold=100000,
+                                                             failure_rate_pct=100)},
             "database": {"medium": {"max_in_flight": 8}}})
 
     def read_phase(self, tokens, stop_at, out):
