@@ -104,7 +104,9 @@ def ref(t):
     if t == "Loose": one = {"type": "object"}
     elif t in PRIM: one = {"$ref": f"#/definitions/{t}"}
     else: one = {"$ref": f"#/definitions/{t}"}
-    return {"type": "array", "items": one, "minItems": 1} if many else one
+    # No minItems: the official schema has none either (R4's JSON rules forbid empty
+    # arrays, but search Bundles answer "entry": [] today; see the report).
+    return {"type": "array", "items": one} if many else one
 def obj(props, required=(), extra=None):
     o = {"type": "object", "properties": {k: ref(v) for k, v in props.items()},
          "patternProperties": {"^_[A-Za-z]+$": {}}, "additionalProperties": False}
