@@ -156,6 +156,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{100000}));
   stub->add_option("--seed", stub_opts.ehr.seed, "Random seed (as continuum seed --seed)")
       ->capture_default_str();
+  stub->add_option("--tls-cert", stub_opts.tls_cert,
+                   "PEM certificate chain: serve HTTPS on the dependency ports and offer SMTP "
+                   "STARTTLS (scripts/test-ca makes one)")
+      ->check(CLI::ExistingFile);
+  stub->add_option("--tls-key", stub_opts.tls_key, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
   stub->add_option("--ehr-update-interval-ms", stub_opts.ehr_update_interval_ms,
                    "One EHR resource created or updated this often (0: never)")
       ->capture_default_str()

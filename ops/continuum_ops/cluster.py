@@ -98,6 +98,10 @@ class Cluster:
                 write_atomic(k, secrets.token_hex(32) + "\n", 0o600)
 
     @property
+    def stub_tls_dir(self) -> Path:
+        return self.state / "stubdeps-tls"
+
+    @property
     def ops_token_file(self) -> Path:
         return self.state / "ops.token"
 
@@ -382,7 +386,13 @@ class Cluster:
         d = self.state / "stubdeps"
         d.mkdir(exist_ok=True)
         ehr = portal.ehr_patients(self.patients)
-        args = [self.bin, "stub-deps", "--base-port", str(self.topo.stub_base), "--data-dir", d]
+        # The cluster's own test CA (kept with the state; the portal configs trust it).
+        tls = self.stub_tls_dir
+        cp = subprocess.run([REPO / "scripts" / "test-ca", tls], capture_output=True, timeout=60)
+        if cp.returncode != 0:
+            raise ClusterError("scripts/test-ca failed: " + cp.stderr.decode()[-300:])
+        args = [self.bin, "stub-deps", "--base-port", str(self.topo.stub_base), "--data-dir", d,
+                "--tls-cert", tls / "server.pem", "--tls-key", tls / "server.key"]
         if ehr:
             args += ["--ehr-patients", str(ehr), "--ehr-facilities", "20"]
         log(f"starting stub-deps (admin 127.0.0.1:{self.topo.stub_base}; faults: PUT /admin/faults/{{dependency}})")
@@ -399,7 +409,8 @@ class Cluster:
         if not use_topo:
             log("portal configs without [topology] (CLUSTER_NO_TOPOLOGY)")
         pw = self.secrets["APP_PASSWORD"]
-        deps = portal.dependencies_block(self.topo, self.patients, self.with_deps)
+        deps = portal.dependencies_block(self.topo, self.patients, self.with_deps,
+                                         str(self.stub_tls_dir / "ca.pem"))
         for name in names:
             topo = portal.topology_block(self.topo, name, pw) + "\n" if use_topo else ""
             for n in self.topo.region(name).nodes:

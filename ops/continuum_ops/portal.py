@@ -33,14 +33,18 @@ def ehr_patients(patients: int) -> int:
     return patients if patients <= 20000 else 0
 
 
-def dependencies_block(topo: Topology, patients: int, with_deps: bool) -> str:
+def dependencies_block(topo: Topology, patients: int, with_deps: bool, ca_file: str) -> str:
+    """TLS to every stand-in: https:// (SMTP: STARTTLS, required by the portal), verified
+    against the cluster's own test CA (`ca_file`, made by scripts/test-ca in the state
+    folder when the stand-ins start)."""
     if not with_deps:
         return ""
     b = topo.stub_base
+    ca = f'ca_file = "{ca_file}"\n'
     out = ""
     for name, delta in DEPENDENCY_PORTS.items():
-        out += f'[dependencies.{name}]\nurl = "http://127.0.0.1:{b + delta}"\n\n'
-    out += f'[dependencies.smtp]\nurl = "smtp://127.0.0.1:{b + 25}"\n\n'
+        out += f'[dependencies.{name}]\nurl = "https://127.0.0.1:{b + delta}"\n{ca}\n'
+    out += f'[dependencies.smtp]\nurl = "smtp://127.0.0.1:{b + 25}"\n{ca}\n'
     if ehr_patients(patients):
-        out += f'[dependencies.ehr]\nurl = "http://127.0.0.1:{b + 1}"\n\n'
+        out += f'[dependencies.ehr]\nurl = "https://127.0.0.1:{b + 1}"\n{ca}\n'
     return out

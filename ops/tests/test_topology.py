@@ -194,11 +194,12 @@ class RenderTest(unittest.TestCase):
         blk = portal.topology_block(t, "b", "pw")
         self.assertLess(blk.index('name = "b"'), blk.index('name = "a"'))
         self.assertLess(blk.index('name = "a"'), blk.index('name = "c"'))
-        deps = portal.dependencies_block(t, 300, True)
-        self.assertIn('[dependencies.ehr]\nurl = "http://127.0.0.1:9101"', deps)
+        deps = portal.dependencies_block(t, 300, True, "/s/tls/ca.pem")
+        self.assertIn('[dependencies.ehr]\nurl = "https://127.0.0.1:9101"\nca_file = "/s/tls/ca.pem"', deps)
         self.assertIn('smtp://127.0.0.1:9125', deps)
-        self.assertNotIn("ehr", portal.dependencies_block(t, 50000, True))
-        self.assertEqual(portal.dependencies_block(t, 300, False), "")
+        self.assertNotIn("http://", deps)
+        self.assertNotIn("ehr", portal.dependencies_block(t, 50000, True, "/ca.pem"))
+        self.assertEqual(portal.dependencies_block(t, 300, False, "/ca.pem"), "")
 
 
 if __name__ == "__main__":

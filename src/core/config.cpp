@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace continuum {
@@ -165,7 +166,7 @@ Config LoadConfig(const std::string& path) {
       if (!t) Fail(path, sec, "must be a table (url, timeout_ms, ...)");
       CheckKeys(*t, path, sec,
                 {"url", "timeout_ms", "check_interval_ms", "failure_threshold", "open_ms",
-                 "failure_rate_pct"});
+                 "failure_rate_pct", "ca_file", "allow_plaintext"});
       DependencyConfig d;
       d.name = std::string(k.str());
       Get(*t, path, sec, "url", d.url);
@@ -174,12 +175,26 @@ Config LoadConfig(const std::string& path) {
       Get(*t, path, sec, "failure_threshold", d.failure_threshold);
       Get(*t, path, sec, "open_ms", d.open_ms);
       Get(*t, path, sec, "failure_rate_pct", d.failure_rate_pct);
+      Get(*t, path, sec, "ca_file", d.ca_file);
+      Get(*t, path, sec, "allow_plaintext", d.allow_plaintext);
       if (d.failure_rate_pct > 100) Fail(path, sec + ".failure_rate_pct", "must be 0 to 100");
       if (d.name == "smtp") {
         if (!d.url.starts_with("smtp://"))
-          Fail(path, sec + ".url", "must be an smtp:// URL (smtp://127.0.0.1:25)");
-      } else if (!d.url.starts_with("http://")) {
-        Fail(path, sec + ".url", "must be an http:// URL");
+          Fail(path, sec + ".url",
+               "must be an smtp:// URL (smtp://127.0.0.1:25; STARTTLS is required unless "
+               "allow_plaintext = true)");
+      } else if (d.url.starts_with("http://")) {
+        if (!d.allow_plaintext)
+          Fail(path, sec + ".url",
+               "is plain http://, which would send PHI in clear text: use https:// (with "
+               "ca_file), or set allow_plaintext = true to allow it explicitly");
+      } else if (!d.url.starts_with("https://")) {
+        Fail(path, sec + ".url", "must be an https:// URL");
+      }
+      if (!d.ca_file.empty()) {
+        std::FILE* f = std::fopen(d.ca_file.c_str(), "rb");
+        if (!f) Fail(path, sec + ".ca_file", "cannot read " + d.ca_file);
+        std::fclose(f);
       }
       if (d.timeout_ms < 1 || d.failure_threshold < 1)
         Fail(path, sec, "timeout_ms and failure_threshold must be >= 1");

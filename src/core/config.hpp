@@ -26,10 +26,15 @@ struct RegionDatabaseConfig {
 };
 
 // [dependencies.<name>]: an external service (payments, insurance, pharmacy, ehr, sms,
-// smtp).
+// smtp). Their calls carry PHI, so TLS is the rule: https://host:port (certificate and
+// host name verified against ca_file, or the system's trust store), and smtp://host:port
+// speaks STARTTLS (required, verified). Clear text only with allow_plaintext = true, set
+// explicitly per dependency; an http:// URL without it is a configuration error.
 struct DependencyConfig {
   std::string name;
-  std::string url;  // http://host:port (smtp: smtp://host:port)
+  std::string url;      // https://host:port (smtp: smtp://host:port)
+  std::string ca_file;  // PEM bundle of trusted CAs; empty: the system's trust store
+  bool allow_plaintext = false;
   int timeout_ms = 2000;
   int check_interval_ms = 2000;
   int failure_threshold = 5;  // consecutive failures that open the breaker

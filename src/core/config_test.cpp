@@ -47,7 +47,7 @@ TEST(Config, ReadsSmtpAndNotifications) {
 [dependencies.smtp]
 url = "smtp://127.0.0.1:9125"
 [dependencies.sms]
-url = "http://127.0.0.1:9105"
+url = "https://127.0.0.1:9105"
 [notifications]
 from = "noreply@continuum.example"
 poll_ms = 250
@@ -61,6 +61,34 @@ poll_ms = 250
   EXPECT_THROW(LoadConfig(Write("[dependencies.sms]\nurl = \"smtp://127.0.0.1:25\"\n")),
                std::runtime_error);
   EXPECT_THROW(LoadConfig(Write("[notifications]\nfrom = \"not an address\"\n")),
+               std::runtime_error);
+}
+
+// PHI goes to the dependencies: a plain http:// URL is refused at load unless
+// allow_plaintext = true says so explicitly; https:// and smtp:// (STARTTLS) need no flag.
+TEST(Config, PlainHttpDependencyNeedsTheExplicitFlag) {
+  try {
+    LoadConfig(Write("[dependencies.payments]\nurl = \"http://127.0.0.1:9104\"\n"));
+    ADD_FAILURE() << "a plain http:// dependency URL was accepted without allow_plaintext";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("dependencies.payments.url"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("allow_plaintext"), std::string::npos) << e.what();
+  }
+  Config c = LoadConfig(
+      Write("[dependencies.payments]\nurl = \"http://127.0.0.1:9104\"\nallow_plaintext = true\n"
+            "[dependencies.smtp]\nurl = \"smtp://127.0.0.1:25\"\nallow_plaintext = true\n"));
+  ASSERT_EQ(c.dependencies.size(), 2u);
+  EXPECT_TRUE(c.dependencies[0].allow_plaintext);
+  auto ca = Write("not checked at load, only readable");
+  c = LoadConfig(Write("[dependencies.payments]\nurl = \"https://127.0.0.1:9104\"\nca_file = \"" +
+                       ca + "\"\n"));
+  EXPECT_EQ(c.dependencies[0].ca_file, ca);
+  EXPECT_FALSE(c.dependencies[0].allow_plaintext);
+  EXPECT_THROW(LoadConfig(Write("[dependencies.payments]\nurl = \"https://127.0.0.1:9104\"\n"
+                                "ca_file = \"/nonexistent/ca.pem\"\n")),
+               std::runtime_error);
+  EXPECT_THROW(LoadConfig(Write("[dependencies.payments]\nurl = \"ftp://127.0.0.1:9104\"\n")),
                std::runtime_error);
 }
 

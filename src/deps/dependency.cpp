@@ -20,13 +20,20 @@ http::Endpoint ParseUrl(const std::string& url) {
     if (ep.port == 80 && url.find(':', 7) == std::string::npos) ep.port = 25;
     return ep;
   }
-  return http::ParseBaseUrl(url);
+  return http::ParseBaseUrl(url, /*allow_https=*/true);
 }
 
 }  // namespace
 
 Dependency::Dependency(DependencyOptions o)
-    : options_(std::move(o)), endpoint_(ParseUrl(options_.url)), breaker_(options_.breaker) {}
+    : options_(std::move(o)), endpoint_(ParseUrl(options_.url)), breaker_(options_.breaker) {
+  const bool smtp = options_.url.starts_with("smtp://");
+  if (!smtp && !endpoint_.tls && !options_.allow_plaintext)
+    throw std::invalid_argument("dependency " + options_.name + ": " + options_.url +
+                                " is plain HTTP; use https:// or set allow_plaintext = true");
+  if (endpoint_.tls || (smtp && !options_.allow_plaintext))
+    tls_ = http::MakeClientTlsContext(options_.ca_file);
+}
 
 bool Dependency::TakeRetryToken() {
   int64_t cur = retry_tokens_x10_.load();
@@ -53,7 +60,8 @@ asio::awaitable<http::ClientResponse> Dependency::Call(
                            options_.name);
     std::string error;
     try {
-      auto r = co_await http::Fetch(endpoint_, method, path, headers, body, options_.timeout);
+      auto r = co_await http::Fetch(endpoint_, method, path, headers, body, options_.timeout,
+                                    tls_.get());
       if (r.status < 500) {
         breaker_.OnSuccess();
         co_return r;
@@ -104,7 +112,7 @@ asio::awaitable<void> Dependency::ActiveChecks(const std::atomic<bool>& stop) {
           ok = true;
         } else {
           auto r = co_await http::Fetch(endpoint_, "GET", options_.health_path, {}, "",
-                                        options_.timeout);
+                                        options_.timeout, tls_.get());
           ok = r.status < 500;
           if (!ok) error = "HTTP " + std::to_string(r.status);
         }

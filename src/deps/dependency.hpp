@@ -28,7 +28,11 @@ namespace continuum::deps {
 
 struct DependencyOptions {
   std::string name;
-  std::string url;  // base URL, e.g. http://127.0.0.1:9104 (smtp://host:port for SMTP)
+  // base URL: https://host:port (http:// only with allow_plaintext); smtp://host:port
+  // for SMTP, which then requires STARTTLS unless allow_plaintext.
+  std::string url;
+  std::string ca_file;           // PEM bundle to trust; empty: the system's trust store
+  bool allow_plaintext = false;  // explicitly configured: no TLS (http://, SMTP without STARTTLS)
   std::chrono::milliseconds timeout{2000};
   std::string health_path;  // active check: GET, expects < 500
   std::chrono::milliseconds check_interval{2000};
@@ -59,6 +63,9 @@ class Dependency {
   boost::asio::awaitable<void> Guard(std::function<boost::asio::awaitable<void>()> op);
   // host and port of the URL (any scheme).
   const http::Endpoint& endpoint() const { return endpoint_; }
+  // The verifying client context for https:// and SMTP STARTTLS; null when this
+  // dependency is configured for plaintext (allow_plaintext with http:// or smtp://).
+  boost::asio::ssl::context* tls() const { return tls_.get(); }
   // Periodic active checks until `stop` (co_spawn it on an executor).
   boost::asio::awaitable<void> ActiveChecks(const std::atomic<bool>& stop);
 
@@ -79,6 +86,7 @@ class Dependency {
 
   DependencyOptions options_;
   http::Endpoint endpoint_;
+  std::shared_ptr<boost::asio::ssl::context> tls_;
   resilience::CircuitBreaker breaker_;
   std::atomic<int64_t> retry_tokens_x10_{100};  // tenths of a retry
   mutable std::mutex mu_;

@@ -4,16 +4,37 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <cctype>
 #include <ctime>
+#include <memory>
 
 namespace continuum::deps::smtp {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+namespace ssl = boost::asio::ssl;
+
+bool OffersStartTls(std::string_view text) {
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    auto nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? text.npos : nl - pos);
+    std::string word;
+    for (char c : line) {
+      if (c == ' ') break;
+      word += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    if (word == "STARTTLS") return true;
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return false;
+}
 
 std::optional<Reply> ParseReply(std::string_view buf, std::size_t* consumed) {
   Reply r;
@@ -128,11 +149,34 @@ class Session {
     co_await Expect("greeting", 220);
   }
 
+  // EHLO, and STARTTLS + EHLO again when the server requires TLS (server_.tls set).
+  asio::awaitable<void> Hello() {
+    std::string ehlo = "EHLO " + server_.helo;
+    Reply r = co_await Command(ehlo, 250);
+    if (!server_.tls) co_return;
+    if (!OffersStartTls(r.text))
+      throw SmtpError("SMTP " + server_.host + ":" + std::to_string(server_.port) +
+                          " does not offer STARTTLS; refusing to send in clear text "
+                          "(allow_plaintext = true permits it)",
+                      0);
+    std::string starttls = "STARTTLS";
+    co_await Command(starttls, 220);
+    buf_.clear();  // RFC 3207 4.2: nothing read before the handshake is trusted
+    tls_ = std::make_unique<ssl::stream<beast::tcp_stream&>>(stream_, *server_.tls);
+    tls_->set_verify_callback(ssl::host_name_verification(server_.host));
+    boost::system::error_code aec;
+    asio::ip::make_address(server_.host, aec);
+    if (aec) SSL_set_tlsext_host_name(tls_->native_handle(), server_.host.c_str());
+    auto [hec] = co_await tls_->async_handshake(ssl::stream_base::client,
+                                                asio::as_tuple(asio::use_awaitable));
+    if (hec) throw Transport("TLS handshake (STARTTLS) with", hec);
+    co_await Command(ehlo, 250);
+  }
+
   // Sends `line` (CRLF added unless `raw`) and expects `code`.
   asio::awaitable<Reply> Command(const std::string& line, int code, bool raw = false) {
     std::string out = raw ? line : line + "\r\n";
-    auto [ec, n] =
-        co_await asio::async_write(stream_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] = co_await Write(out);
     if (ec) throw Transport("sending to", ec);
     std::string what = raw ? std::string("end of DATA") : line.substr(0, line.find(':'));
     co_return co_await Expect(what, code);
@@ -141,13 +185,22 @@ class Session {
   // Best effort: the message is already accepted (or the dialogue already failed).
   asio::awaitable<void> Quit() {
     std::string out = "QUIT\r\n";
-    co_await asio::async_write(stream_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+    co_await Write(out);
     co_await ReadReply();
     boost::system::error_code ec;
     stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   }
 
  private:
+  asio::awaitable<std::tuple<boost::system::error_code, std::size_t>> Write(
+      const std::string& out) {
+    if (tls_)
+      co_return co_await asio::async_write(*tls_, asio::buffer(out),
+                                           asio::as_tuple(asio::use_awaitable));
+    co_return co_await asio::async_write(stream_, asio::buffer(out),
+                                         asio::as_tuple(asio::use_awaitable));
+  }
+
   SmtpError Transport(const char* what, const boost::system::error_code& ec) const {
     bool timed_out = ec == beast::error::timeout;
     return SmtpError(std::string(what) + " SMTP " + server_.host + ":" +
@@ -166,8 +219,14 @@ class Session {
       }
       // read_some, not read_until "\r\n": the buffer may already hold the first lines
       // of a multi-line reply.
-      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(chunk_),
-                                                      asio::as_tuple(asio::use_awaitable));
+      std::tuple<boost::system::error_code, std::size_t> res;
+      if (tls_)
+        res = co_await tls_->async_read_some(asio::buffer(chunk_),
+                                             asio::as_tuple(asio::use_awaitable));
+      else
+        res = co_await stream_.async_read_some(asio::buffer(chunk_),
+                                               asio::as_tuple(asio::use_awaitable));
+      auto [ec, n] = res;
       buf_.append(chunk_.data(), n);
       if (ec) {
         last_error_ = ec;
@@ -186,6 +245,7 @@ class Session {
   }
 
   beast::tcp_stream stream_;
+  std::unique_ptr<ssl::stream<beast::tcp_stream&>> tls_;  // after STARTTLS
   Server server_;
   std::string buf_;
   std::array<char, 2048> chunk_{};
@@ -200,8 +260,7 @@ asio::awaitable<void> Send(const Server& server, const Message& m) {
   auto ex = co_await asio::this_coro::executor;
   Session s(ex, server);
   co_await s.Connect();
-  std::string ehlo = "EHLO " + server.helo;
-  co_await s.Command(ehlo, 250);
+  co_await s.Hello();
   std::string mail = "MAIL FROM:<" + m.from + ">";
   co_await s.Command(mail, 250);
   std::string rcpt = "RCPT TO:<" + m.to + ">";
@@ -221,8 +280,7 @@ asio::awaitable<void> Probe(const Server& server, const std::string& from) {
   auto ex = co_await asio::this_coro::executor;
   Session s(ex, server);
   co_await s.Connect();
-  std::string ehlo = "EHLO " + server.helo;
-  co_await s.Command(ehlo, 250);
+  co_await s.Hello();
   std::string mail = "MAIL FROM:<" + from + ">";
   co_await s.Command(mail, 250);
   std::string rset = "RSET";

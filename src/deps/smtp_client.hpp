@@ -1,11 +1,19 @@
-// A small async SMTP client (RFC 5321 subset, plain TCP, no TLS, no AUTH): one message
-// per connection (EHLO, MAIL FROM, RCPT TO, DATA with dot-stuffing, QUIT) within one
-// deadline. A 4xx/5xx reply, a malformed reply or a transport error throws SmtpError;
-// returning means the server answered 250 to the end of DATA (it took the message).
-// Use it under a deps::Dependency's circuit breaker (Dependency::Guard).
+// A small async SMTP client (RFC 5321 subset, STARTTLS per RFC 3207, no AUTH): one
+// message per connection (EHLO, [STARTTLS, EHLO,] MAIL FROM, RCPT TO, DATA with
+// dot-stuffing, QUIT) within one deadline.
+//
+// With Server::tls set (the default configuration: messages carry PHI), STARTTLS is
+// required: a server whose EHLO reply does not offer it gets no MAIL FROM at all (SmtpError
+// "does not offer STARTTLS"), and the certificate is verified against the host name or IP
+// like any https:// dependency. Plain SMTP only when the caller leaves tls null, which the
+// portal does only for a dependency configured with allow_plaintext = true. A 4xx/5xx reply, a
+// malformed reply or a transport error throws SmtpError; returning means the server answered 250 to
+// the end of DATA (it took the message). Use it under a deps::Dependency's circuit breaker
+// (Dependency::Guard).
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -25,7 +33,12 @@ struct Server {
   uint16_t port = 25;
   std::string helo = "continuum.localhost";
   std::chrono::milliseconds timeout{5000};  // the whole dialogue
+  // Verifying client context: STARTTLS required. Null: plain text (configured explicitly).
+  boost::asio::ssl::context* tls = nullptr;
 };
+
+// True when an EHLO reply's text (lines joined by '\n') lists the STARTTLS extension.
+bool OffersStartTls(std::string_view ehlo_text);
 
 struct Message {
   std::string from;  // envelope and From: header, a bare address

@@ -100,7 +100,7 @@ struct Outcome {
   std::string error;
 };
 
-Outcome RunSend(FakeServer& fake, const Message& m) {
+Outcome RunSend(FakeServer& fake, const Message& m, asio::ssl::context* tls = nullptr) {
   asio::io_context ioc;
   tcp::acceptor acc(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   Server s;
@@ -108,6 +108,7 @@ Outcome RunSend(FakeServer& fake, const Message& m) {
   s.port = acc.local_endpoint().port();
   s.helo = "c.example";
   s.timeout = std::chrono::milliseconds(3000);
+  s.tls = tls;
   Outcome out;
   asio::co_spawn(ioc, fake.Serve(acc), [](std::exception_ptr) {});
   asio::co_spawn(ioc, Send(s, m), [&](std::exception_ptr e) {
@@ -143,6 +144,27 @@ TEST(SmtpClient, SpeaksTheDialogue) {
   EXPECT_NE(fake.received[4].find("\r\n\r\n..hidden line\r\nsecond\r\n.\r\n"), std::string::npos)
       << fake.received[4];
   EXPECT_EQ(fake.received[5], "QUIT\r\n");
+}
+
+TEST(SmtpClient, FindsStartTlsInTheEhloReply) {
+  EXPECT_TRUE(OffersStartTls("mx Hello c\nSIZE 10\nSTARTTLS\nHELP"));
+  EXPECT_TRUE(OffersStartTls("mx Hello\nstarttls"));
+  EXPECT_FALSE(OffersStartTls("mx Hello\n8BITMIME\nX-STARTTLS"));
+  EXPECT_FALSE(OffersStartTls(""));
+}
+
+// TLS required (the default for a configured SMTP dependency) and the server does not
+// offer STARTTLS: nothing past EHLO is sent, so no address or PHI leaves in clear text.
+TEST(SmtpClient, RefusesToSendWhenStartTlsIsNotOffered) {
+  FakeServer fake{kHappy, {}, -1};
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  Message m{"noreply@c.example", "pat@example.com", "Booked", "x", ""};
+  auto out = RunSend(fake, m, &ctx);
+  EXPECT_FALSE(out.ok);
+  EXPECT_EQ(out.code, 0);
+  EXPECT_NE(out.error.find("does not offer STARTTLS"), std::string::npos) << out.error;
+  ASSERT_EQ(fake.received.size(), 1u);
+  EXPECT_EQ(fake.received[0], "EHLO c.example\r\n");
 }
 
 TEST(SmtpClient, A4xxOr5xxReplyIsAFailure) {

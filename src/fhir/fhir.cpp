@@ -22,6 +22,12 @@ json::object Concept(std::string_view system, std::string_view code, std::string
   return json::object{{"coding", json::array{Coding(system, code, display)}}, {"text", display}};
 }
 
+json::object Extension(std::string_view name, std::string_view value_key, json::value value) {
+  json::object e{{"url", std::string(kExtensionBase) + std::string(name)}};
+  e[value_key] = std::move(value);
+  return e;
+}
+
 json::object Meta(std::string_view last_updated) {
   return json::object{{"lastUpdated", last_updated}};
 }

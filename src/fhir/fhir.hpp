@@ -19,6 +19,15 @@ json::object Coding(std::string_view system, std::string_view code, std::string_
 json::object Concept(std::string_view system, std::string_view code, std::string_view display);
 json::object Meta(std::string_view last_updated);
 
+// Extensions: data a resource of FHIR R4 has no element for goes into `extension`
+// (R4 2.1.0.6: a resource with an unknown top-level key is invalid; the HL7 JSON schema
+// refuses it). Each extension the portal defines has a canonical URL under
+// kExtensionBase; their meaning is listed in src/fhir/README.md.
+inline constexpr std::string_view kExtensionBase =
+    "https://continuum.example/fhir/StructureDefinition/";
+// {"url": kExtensionBase + name, value_key: value}, e.g. ("account-balance", "valueMoney", m).
+json::object Extension(std::string_view name, std::string_view value_key, json::value value);
+
 struct BundleEntry {
   std::string full_url;
   json::object resource;

@@ -1,6 +1,7 @@
 #include "portal/node.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 #include <sys/statvfs.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -451,6 +452,8 @@ int Serve(const Config& cfg) {
     deps::DependencyOptions o;
     o.name = d.name;
     o.url = d.url;
+    o.ca_file = d.ca_file;
+    o.allow_plaintext = d.allow_plaintext;
     o.timeout = std::chrono::milliseconds(d.timeout_ms);
     o.health_path = "/health";
     o.check_interval = std::chrono::milliseconds(d.check_interval_ms);
@@ -467,7 +470,11 @@ int Serve(const Config& cfg) {
       server.helo = cfg.notify_from.substr(cfg.notify_from.find('@') + 1);
       server.timeout = o.timeout;
       std::string from = cfg.notify_from;
-      o.check = [server, from]() { return deps::smtp::Probe(server, from); };
+      // The dependency owns the TLS context (STARTTLS unless allow_plaintext).
+      o.check = [server, from, &dependencies, name = d.name]() mutable {
+        server.tls = dependencies.Find(name)->tls();
+        return deps::smtp::Probe(server, from);
+      };
     }
     dependencies.Add(std::move(o));
   }
@@ -489,6 +496,7 @@ int Serve(const Config& cfg) {
   // Shards (and their pools) outlive the io_contexts: suspended coroutines destroyed
   // with an io_context may still return leases to a pool.
   std::vector<std::unique_ptr<Shard>> shards;
+  std::unique_ptr<Shard> background;  // the background loops' own shard (below)
   std::vector<std::unique_ptr<asio::io_context>> iocs;
   auto router = BuildRoutes();
   std::vector<http::RequestHandler> handlers;
@@ -618,22 +626,54 @@ int Serve(const Config& cfg) {
       }
     });
   });
-  asio::co_spawn(*iocs[0], SessionSync(*shards[0], svc, state), asio::detached);
-  asio::co_spawn(*iocs[0], medium::JobWorker(*shards[0], svc, state.stopping), asio::detached);
-  asio::co_spawn(*iocs[0], high::NotificationWorker(*shards[0], svc, state.stopping),
-                 asio::detached);
+  // Background loops (revocation sync, jobs, notifications, EHR sync, dependency and
+  // database probes) run on a shard of their own: their own io_context on their own
+  // thread, with their own small pools (one connection per tier), so none of their work
+  // (JSON parsing of EHR pages, a slow probe, a pool wait) is ever queued behind or in
+  // front of a request on an I/O thread, and they never take a request shard's
+  // connections. stop_all stops it with the others.
+  iocs.push_back(std::make_unique<asio::io_context>(1));
+  asio::io_context& bg_ioc = *iocs.back();
+  background = std::make_unique<Shard>();
+  background->index = n;
+  background->executor = bg_ioc.get_executor();
+  for (Tier t : kAllTiers) {
+    db::PoolOptions po{std::string(TierName(t)), cfg.database_url, 1,
+                       std::max(1, cfg.limits(t).queue_limit / n)};
+    background->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(background->executor, po);
+  }
+  if (topology) {
+    for (const auto& r : topology->options().regions) {
+      TierPools tp;
+      for (Tier t : kAllTiers) {
+        db::PoolOptions po{std::string(TierName(t)) + "@" + r.name, r.url, 1,
+                           std::max(1, cfg.limits(t).queue_limit / n)};
+        tp[static_cast<int>(t)] = std::make_unique<db::Pool>(background->executor, po);
+      }
+      background->read_pools.push_back(std::move(tp));
+    }
+  }
+  Shard& bg = *background;
+  asio::co_spawn(bg_ioc, SessionSync(bg, svc, state), asio::detached);
+  asio::co_spawn(bg_ioc, medium::JobWorker(bg, svc, state.stopping), asio::detached);
+  asio::co_spawn(bg_ioc, high::NotificationWorker(bg, svc, state.stopping), asio::detached);
   for (auto* d : dependencies.All())
-    asio::co_spawn(*iocs[0], d->ActiveChecks(state.stopping), asio::detached);
+    asio::co_spawn(bg_ioc, d->ActiveChecks(state.stopping), asio::detached);
   if (dependencies.Find("ehr"))
-    asio::co_spawn(*iocs[0], ehr::SyncLoop(*shards[0], svc, state.stopping), asio::detached);
+    asio::co_spawn(bg_ioc, ehr::SyncLoop(bg, svc, state.stopping), asio::detached);
   if (topology)
     for (int i = 0; i < static_cast<int>(topology->size()); ++i)
-      asio::co_spawn(*iocs[0], topology->Probe(i, state.stopping), asio::detached);
+      asio::co_spawn(bg_ioc, topology->Probe(i, state.stopping), asio::detached);
 
   std::vector<std::thread> threads;
+  threads.emplace_back([&bg_ioc] {
+    pthread_setname_np(pthread_self(), "continuum-bg");
+    bg_ioc.run();
+  });
   for (int i = 1; i < n; ++i) threads.emplace_back([&iocs, i] { iocs[i]->run(); });
   iocs[0]->run();
   for (auto& t : threads) t.join();
+  shards.push_back(std::move(background));  // closed with the others
   for (auto& s : shards) {
     for (auto& p : s->pools) p->Close();
     s->login_pool->Close();

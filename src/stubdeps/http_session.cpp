@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -35,15 +36,42 @@ http::Response Unavailable(const HttpService& s) {
 void AccessLog(const HttpService& s, const http::Request& req, int status, double ms,
                FaultMode mode) {
   log::Access(fmt::format(
-      R"("dependency":"{}","request_id":"{}","method":"{}","path":"{}","status":{},"ms":{:.3f},"fault":"{}","client":"{}")",
+      R"("dependency":"{}","request_id":"{}","method":"{}","path":"{}","status":{},"ms":{:.3f},"fault":"{}","client":"{}","tls":{})",
       s.name, log::JsonEscape(req.request_id), log::JsonEscape(req.method.substr(0, 16)),
       log::JsonEscape(req.path.substr(0, 200)), status, ms, ModeName(mode),
-      log::JsonEscape(req.client_address)));
+      log::JsonEscape(req.client_address), s.tls != nullptr));
 }
+
+template <typename Stream>
+asio::awaitable<void> Serve(std::shared_ptr<Connection> conn, Stream& stream,
+                            const HttpService& service);
 
 }  // namespace
 
 asio::awaitable<void> ServeHttp(std::shared_ptr<Connection> conn, const HttpService& service) {
+  if (!service.tls) {
+    co_await Serve(conn, conn->stream, service);
+    co_return;
+  }
+  asio::ssl::stream<beast::tcp_stream&> tls(conn->stream, *service.tls);
+  conn->stream.expires_after(kHeaderTimeout);
+  auto [ec] = co_await tls.async_handshake(asio::ssl::stream_base::server,
+                                           asio::as_tuple(asio::use_awaitable));
+  if (ec) {
+    // A client that does not trust our certificate aborts here: worth a line.
+    log::Access(fmt::format(R"("dependency":"{}","tls_handshake":"{}","client":"{}","tls":true)",
+                            service.name, log::JsonEscape(ec.message()),
+                            log::JsonEscape(conn->peer)));
+    co_return;
+  }
+  co_await Serve(conn, tls, service);
+}
+
+namespace {
+
+template <typename Stream>
+asio::awaitable<void> Serve(std::shared_ptr<Connection> conn, Stream& stream,
+                            const HttpService& service) {
   beast::flat_buffer buffer;
   bool first = true;
   while (!conn->closed) {
@@ -52,8 +80,8 @@ asio::awaitable<void> ServeHttp(std::shared_ptr<Connection> conn, const HttpServ
     parser.body_limit(service.body_limit);
     conn->stream.expires_after(first ? kHeaderTimeout : kIdleTimeout);
     first = false;
-    auto [ec, n] = co_await bhttp::async_read(conn->stream, buffer, parser,
-                                              asio::as_tuple(asio::use_awaitable));
+    auto [ec, n] =
+        co_await bhttp::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
     if (conn->closed) break;
     // A malformed request (Beast's HTTP error category; EOF and a cut-off message are
     // just the client leaving) gets a 400 or 413 and the connection is closed.
@@ -70,7 +98,7 @@ asio::awaitable<void> ServeHttp(std::shared_ptr<Connection> conn, const HttpServ
       res.keep_alive(false);
       res.prepare_payload();
       conn->stream.expires_after(kWriteTimeout);
-      co_await bhttp::async_write(conn->stream, res, asio::as_tuple(asio::use_awaitable));
+      co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
       break;
     }
     if (ec) break;  // EOF, timeout, reset, closed
@@ -132,10 +160,11 @@ asio::awaitable<void> ServeHttp(std::shared_ptr<Connection> conn, const HttpServ
     res.prepare_payload();
     AccessLog(service, req, resp.status, elapsed_ms(), mode);
     conn->stream.expires_after(kWriteTimeout);
-    auto [wec, wn] =
-        co_await bhttp::async_write(conn->stream, res, asio::as_tuple(asio::use_awaitable));
+    auto [wec, wn] = co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
     if (wec || !res.keep_alive()) break;
   }
 }
+
+}  // namespace
 
 }  // namespace continuum::stubdeps

@@ -1,7 +1,8 @@
 // HTTP/1.1 for the stand-ins: a Beast session loop per connection that applies the
 // dependency's fault mode to every request before the handler sees it (error -> 503,
 // timeout -> never answer, slow -> answer after the delay) and writes one JSON access
-// line per request.
+// line per request. With a TLS context the connection starts with a TLS handshake
+// (the stand-ins serve HTTPS like the real services); the access line says "tls":true.
 //
 // Why not http::Server: the portal's server is built to always answer and to drain
 // gracefully; a stand-in must be able to hold a request unanswered and to drop its
@@ -10,6 +11,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <functional>
 #include <memory>
 #include <string>
@@ -26,6 +28,7 @@ struct HttpService {
   bool fhir = false;                  // errors as OperationOutcome
   std::size_t body_limit = 1 << 20;
   std::function<http::Response(const http::Request&)> handle;
+  boost::asio::ssl::context* tls = nullptr;  // set: HTTPS only
 };
 
 boost::asio::awaitable<void> ServeHttp(std::shared_ptr<Connection> conn,

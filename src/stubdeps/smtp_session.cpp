@@ -128,6 +128,7 @@ SmtpSession::Reply SmtpSession::Command(std::string_view line, bool temporary_fa
     std::string text = "250-" + hostname_ + " Hello " + helo_ + "\r\n";
     text += "250-SIZE " + std::to_string(limits_.max_message_bytes) + "\r\n";
     text += "250-8BITMIME\r\n";
+    if (starttls_available_ && !tls_) text += "250-STARTTLS\r\n";
     text += "250 ENHANCEDSTATUSCODES\r\n";
     return Reply{std::move(text), 250, false, verb, {}};
   }
@@ -196,10 +197,26 @@ SmtpSession::Reply SmtpSession::Command(std::string_view line, bool temporary_fa
                  false,
                  verb,
                  {}};
+  if (verb == "STARTTLS" && starttls_available_) {
+    if (tls_) return Error(503, "5.5.1 Error: TLS already active", verb);
+    if (!arg.empty()) return Error(501, "5.5.4 Syntax: STARTTLS", verb);
+    if (state_ != State::kReady && state_ != State::kConnected)
+      return Error(503, "5.5.1 Error: STARTTLS inside a mail transaction", verb);
+    Reply r{Line(220, "2.0.0 Ready to start TLS"), 220, false, verb, {}};
+    r.start_tls = true;
+    return r;
+  }
   if (verb == "STARTTLS" || verb == "AUTH" || verb == "EXPN" || verb == "TURN" || verb == "ETRN" ||
       verb == "BDAT")
     return Error(502, "5.5.1 Error: command not implemented", verb);
   return Error(500, "5.5.2 Error: command not recognized", verb.empty() ? "?" : verb.substr(0, 16));
+}
+
+void SmtpSession::OnTlsStarted() {
+  tls_ = true;
+  state_ = State::kConnected;
+  helo_.clear();
+  ResetTransaction();
 }
 
 void SmtpSession::ParseHeaders() {
@@ -248,6 +265,7 @@ SmtpSession::Reply SmtpSession::DataLine(std::string_view line, bool temporary_f
       m.subject = subject_;
       m.message_id = message_id_;
       m.size = size_;
+      m.tls = tls_;
       m.queue_id = next_queue_id_ ? next_queue_id_() : "Q" + std::to_string(++queue_counter_);
       r.code = 250;
       r.text = Line(250, "2.0.0 Ok: queued as " + m.queue_id);

@@ -1,10 +1,10 @@
 // The SMTP stand-in's protocol: an RFC 5321 subset as a pure state machine (no I/O),
 // fed one line at a time. Commands: EHLO/HELO, MAIL FROM, RCPT TO, DATA (with
-// dot-unstuffing), RSET, NOOP, QUIT (+ VRFY, HELP; STARTTLS, AUTH and the rest answer
-// 502). Replies 250/354/221, 500/501/503 for bad commands and sequences, 552 past the
-// size limit, 421 after too many errors. Each accepted message is returned with its
-// envelope, Subject, Message-ID and size, for the received log. In error mode the
-// caller passes temporary_failure = true: MAIL FROM (and the end of DATA) get
+// dot-unstuffing), RSET, NOOP, QUIT (+ VRFY, HELP; STARTTLS when the I/O layer can do
+// TLS (set_starttls_available), AUTH and the rest answer 502). Replies 250/354/221, 500/501/503 for
+// bad commands and sequences, 552 past the size limit, 421 after too many errors. Each accepted
+// message is returned with its envelope, Subject, Message-ID and size, for the received log. In
+// error mode the caller passes temporary_failure = true: MAIL FROM (and the end of DATA) get
 // "451 4.3.0".
 #pragma once
 
@@ -34,6 +34,7 @@ struct SmtpMail {
   std::string message_id;
   std::size_t size = 0;  // octets of the message after dot-unstuffing, CRLF line ends
   std::string queue_id;
+  bool tls = false;  // received over STARTTLS
 };
 
 class SmtpSession {
@@ -49,6 +50,7 @@ class SmtpSession {
     bool close = false;
     std::string verb;              // upper-case command ("DATA-END" for the final dot), for the log
     std::optional<SmtpMail> mail;  // the message just accepted
+    bool start_tls = false;        // after sending this 220: the TLS handshake, then OnTlsStarted()
   };
 
   [[nodiscard]] std::string Greeting() const;
@@ -58,6 +60,13 @@ class SmtpSession {
   static Reply LineTooLong();
 
   [[nodiscard]] bool in_data() const { return state_ == State::kData; }
+
+  // The I/O layer can run a TLS handshake: EHLO lists STARTTLS (until TLS is on).
+  void set_starttls_available(bool on) { starttls_available_ = on; }
+  // The handshake after STARTTLS succeeded: back to the start (RFC 3207 4.2: the client
+  // must EHLO again and the server forgets what it was told before).
+  void OnTlsStarted();
+  [[nodiscard]] bool tls() const { return tls_; }
 
  private:
   enum class State { kConnected, kReady, kMail, kRcpt, kData };
@@ -74,6 +83,8 @@ class SmtpSession {
   uint64_t queue_counter_ = 0;
   State state_ = State::kConnected;
   int errors_ = 0;
+  bool starttls_available_ = false;
+  bool tls_ = false;
   std::string helo_;
   std::string from_;
   std::vector<std::string> to_;

@@ -12,6 +12,30 @@ int Feed(SmtpSession& s, std::initializer_list<std::string_view> lines, bool fai
   return code;
 }
 
+TEST(SmtpSession, OffersStartTlsAndStartsOverAfterTheHandshake) {
+  SmtpSession plain("mx.test");
+  EXPECT_EQ(plain.OnLine("EHLO p.example").text.find("STARTTLS"), std::string::npos);
+  EXPECT_EQ(plain.OnLine("STARTTLS").code, 502);
+
+  SmtpSession s("mx.test");
+  s.set_starttls_available(true);
+  EXPECT_NE(s.OnLine("EHLO p.example").text.find("250-STARTTLS\r\n"), std::string::npos);
+  EXPECT_EQ(Feed(s, {"MAIL FROM:<a@b.example>"}), 250);
+  EXPECT_EQ(s.OnLine("STARTTLS").code, 503);  // not inside a transaction
+  EXPECT_EQ(Feed(s, {"RSET"}), 250);
+  auto r = s.OnLine("STARTTLS");
+  EXPECT_EQ(r.code, 220);
+  EXPECT_TRUE(r.start_tls);
+  s.OnTlsStarted();
+  EXPECT_TRUE(s.tls());
+  EXPECT_EQ(s.OnLine("MAIL FROM:<a@b.example>").code, 503);  // EHLO again first
+  EXPECT_EQ(s.OnLine("EHLO p.example").text.find("STARTTLS"), std::string::npos);
+  EXPECT_EQ(Feed(s, {"MAIL FROM:<a@b.example>", "RCPT TO:<c@d.example>", "DATA", "x"}), 0);
+  auto done = s.OnLine(".");
+  ASSERT_TRUE(done.mail.has_value());
+  EXPECT_TRUE(done.mail->tls);
+}
+
 TEST(SmtpSession, AcceptsAMailAndRecordsItsEnvelopeAndHeaders) {
   SmtpSession s("mx.test");
   EXPECT_EQ(s.Greeting(), "220 mx.test ESMTP continuum stub-deps\r\n");

@@ -6,6 +6,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
@@ -82,6 +83,26 @@ int RunStubDeps(const StubDepsOptions& o) {
     return 2;
   }
 
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    log::Error("stub-deps: --tls-cert and --tls-key go together");
+    return 2;
+  }
+  std::unique_ptr<asio::ssl::context> tls;
+  if (!o.tls_cert.empty()) {
+    tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    tls->use_certificate_chain_file(o.tls_cert, ec);
+    if (!ec) tls->use_private_key_file(o.tls_key, asio::ssl::context::pem, ec);
+    if (ec) {
+      log::Error("stub-deps: cannot load the TLS certificate {} / key {}: {}", o.tls_cert,
+                 o.tls_key, ec.message());
+      return 2;
+    }
+  }
+
   asio::io_context ioc(1);
   FaultBoard faults;
   std::array<ReceivedLog, kAllDependencies.size()> logs;
@@ -109,7 +130,8 @@ int RunStubDeps(const StubDepsOptions& o) {
   auto port_of = [&](Dependency d) { return static_cast<uint16_t>(o.base_port + PortOffset(d)); };
   const std::string host = address.is_v6() ? "[" + o.listen + "]" : o.listen;
   EhrApi ehr_api(ehr, logs[Index(Dependency::kEhr)],
-                 "http://" + host + ":" + std::to_string(port_of(Dependency::kEhr)) + "/fhir/R4");
+                 (tls ? "https://" : "http://") + host + ":" +
+                     std::to_string(port_of(Dependency::kEhr)) + "/fhir/R4");
   PharmacyApi pharmacy_api(logs[Index(Dependency::kPharmacy)], refill_keys);
   InsuranceApi insurance_api(logs[Index(Dependency::kInsurance)]);
   PaymentsApi payments_api(logs[Index(Dependency::kPayments)], payment_keys);
@@ -125,6 +147,7 @@ int RunStubDeps(const StubDepsOptions& o) {
     svc->fault = fault;
     svc->fhir = fhir;
     svc->handle = std::move(handle);
+    if (fault) svc->tls = tls.get();  // every dependency; not the admin endpoint
     const HttpService* s = svc.get();
     services.push_back(std::move(svc));
     listeners.push_back(std::make_unique<Listener>(
@@ -177,6 +200,7 @@ int RunStubDeps(const StubDepsOptions& o) {
   uint64_t queue_counter = 0;
   SmtpService smtp;
   smtp.fault = fault_of(Dependency::kSmtp);
+  smtp.tls = tls.get();
   smtp.next_queue_id = [&queue_counter] {
     return Hex64(StableHash("smtp-queue|" + std::to_string(++queue_counter) + "|" +
                             std::to_string(NowMs())))
@@ -191,7 +215,8 @@ int RunStubDeps(const StubDepsOptions& o) {
                                                        {"to", std::move(to)},
                                                        {"subject", m.subject},
                                                        {"message_id", m.message_id},
-                                                       {"size", m.size}},
+                                                       {"size", m.size},
+                                                       {"tls", m.tls}},
                                           NowMs());
   };
   listeners.push_back(std::make_unique<Listener>(
@@ -228,10 +253,11 @@ int RunStubDeps(const StubDepsOptions& o) {
 
   log::Info(
       "stub-deps ready on {}: admin {}, ehr {}, pharmacy {}, insurance {}, payments {}, sms {}, "
-      "smtp {}{}",
+      "smtp {}{}{}",
       o.listen, o.base_port, port_of(Dependency::kEhr), port_of(Dependency::kPharmacy),
       port_of(Dependency::kInsurance), port_of(Dependency::kPayments), port_of(Dependency::kSms),
-      port_of(Dependency::kSmtp), o.data_dir.empty() ? "" : " (data in " + o.data_dir + ")");
+      port_of(Dependency::kSmtp), o.data_dir.empty() ? "" : " (data in " + o.data_dir + ")",
+      tls ? " (TLS: HTTPS, SMTP STARTTLS)" : " (plain: no --tls-cert)");
   ioc.run();
   log::Info("stub-deps stopped");
   return 0;

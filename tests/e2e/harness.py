@@ -518,6 +518,9 @@ class Server:
         self.overrides = overrides or {}
         self.port = None
         self.proc: subprocess.Popen | None = None
+        # A file descriptor for the server's stderr instead of stderr.log (e.g. the write
+        # end of a pipe nobody reads, to show that logging never blocks requests).
+        self.stderr_fd: int | None = None
 
     # -- configuration -----------------------------------------------------------------
 
@@ -558,7 +561,8 @@ class Server:
                 err.flush()
                 self.proc = subprocess.Popen(
                     [str(BINARY), "serve", "--config", str(self.config_path)],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.dir,
+                    stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=err if self.stderr_fd is None else self.stderr_fd, cwd=self.dir,
                     start_new_session=True)
             if not wait:
                 return self

@@ -9,6 +9,13 @@ admin API (fault modes, received logs). Reusable by any suite that needs them:
 
 Its folder (/tmp/continuum-stubdeps-XXXX/) holds stderr.log (JSON lines) and, with
 data_dir=True, the data directory. Kept when CONTINUUM_E2E_KEEP=1.
+
+TLS (the default, tls=True): the fixture makes its own test CA in its folder
+(scripts/test-ca DIR/tls: one CA per fixture, never shared), the stand-ins serve HTTPS on
+the dependency ports and offer SMTP STARTTLS, and deps.dependency(name) is the portal's
+[dependencies.<name>] table for it (https:// or smtp:// URL and ca_file = the fixture's
+CA). The admin port stays plain HTTP. tls=False: plain stand-ins (their own protocol
+tests), and dependency() then sets allow_plaintext = true.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -58,15 +66,26 @@ class HttpResult:
         return f"<HTTP {self.status} {self.body[:400]!r}>"
 
 
+def make_test_ca(folder: Path, san: str | None = None) -> Path:
+    """scripts/test-ca into `folder`: ca.pem, server.pem, server.key."""
+    cmd = [str(harness.REPO / "scripts" / "test-ca"), str(folder)] + ([san] if san else [])
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    return folder
+
+
 def http_request(port: int, method: str, path: str, body=None, headers=None,
-                 timeout: float = 10.0) -> HttpResult:
-    """One request on a fresh connection. Raises OSError (refused, timed out) as is."""
+                 timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None) -> HttpResult:
+    """One request on a fresh connection (HTTPS with `ssl_context`). Raises OSError
+    (refused, timed out, certificate) as is."""
     h = dict(headers or {})
     data = None
     if body is not None:
         data = body if isinstance(body, (bytes, str)) else json.dumps(body)
         h.setdefault("Content-Type", "application/json")
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if ssl_context is not None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ssl_context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     t0 = time.monotonic()
     try:
         conn.request(method, path, body=data, headers=h)
@@ -79,7 +98,8 @@ def http_request(port: int, method: str, path: str, body=None, headers=None,
 
 class StubDeps:
     def __init__(self, update_interval_ms: int = 0, data_dir: bool = False, patients: int = 300,
-                 label: str = "stubdeps", facilities: int | None = None, seed: int | None = None):
+                 label: str = "stubdeps", facilities: int | None = None, seed: int | None = None,
+                 tls: bool = True, tls_dir: Path | None = None):
         self.update_interval_ms = update_interval_ms
         self.patients = patients
         self.facilities = facilities  # None: the stand-in's default
@@ -91,6 +111,9 @@ class StubDeps:
         self.proc: subprocess.Popen | None = None
         self.closed = False
         harness._register(self)
+        self.tls_dir = None
+        if tls:  # tls_dir: serve another fixture's certificate (or a hand-made one)
+            self.tls_dir = Path(tls_dir) if tls_dir else make_test_ca(self.dir / "tls")
 
     def __repr__(self):
         return f"<StubDeps {self.dir} base={self.base}>"
@@ -111,6 +134,9 @@ class StubDeps:
                 cmd += ["--seed", str(self.seed)]
             if self.data_dir:
                 cmd += ["--data-dir", str(self.data_dir)]
+            if self.tls_dir:
+                cmd += ["--tls-cert", str(self.tls_dir / "server.pem"),
+                        "--tls-key", str(self.tls_dir / "server.key")]
             with open(self.stderr_path, "ab") as err:
                 err.write(f"\n==== e2e: start {time.strftime('%H:%M:%S')} base {self.base}\n".encode())
                 err.flush()
@@ -175,9 +201,33 @@ class StubDeps:
     def port(self, name: str) -> int:
         return self.base + OFFSETS[name]
 
+    @property
+    def ca_file(self) -> Path | None:
+        return self.tls_dir / "ca.pem" if self.tls_dir else None
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def dependency(self, name: str, **extra) -> dict:
+        """The portal's [dependencies.<name>] table for this stand-in."""
+        port = self.port(name)
+        if name == "smtp":
+            d = {"url": f"smtp://127.0.0.1:{port}"}
+        elif self.tls_dir:
+            d = {"url": f"https://127.0.0.1:{port}"}
+        else:
+            d = {"url": f"http://127.0.0.1:{port}"}
+        if self.tls_dir:
+            d["ca_file"] = str(self.ca_file)
+        else:
+            d["allow_plaintext"] = True
+        d.update(extra)
+        return d
+
     def request(self, name: str, method: str, path: str, body=None, headers=None,
                 timeout: float = 10.0) -> HttpResult:
-        return http_request(self.port(name), method, path, body, headers, timeout)
+        ctx = self.ssl_context() if self.tls_dir and name not in ("admin", "smtp") else None
+        return http_request(self.port(name), method, path, body, headers, timeout, ctx)
 
     def admin(self, method: str, path: str, body=None) -> HttpResult:
         return self.request("admin", method, path, body)

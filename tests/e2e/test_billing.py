@@ -21,8 +21,8 @@ class BillingTest(ContinuumTestCase):
         super().setUpClass()
         cls.deps = StubDeps().start()
         cls.addClassCleanup(cls.deps.close)
-        dep = lambda name: {"url": f"http://127.0.0.1:{cls.deps.port(name)}", "timeout_ms": 800,
-                            "check_interval_ms": 300, "failure_threshold": 3, "open_ms": 1000}
+        dep = lambda name: cls.deps.dependency(name, timeout_ms=800, check_interval_ms=300,
+                                               failure_threshold=3, open_ms=1000)
         cls.server = cls.cluster.add_server("node-1", {
             "dependencies": {"payments": dep("payments"), "insurance": dep("insurance"),
                              "pharmacy": dep("pharmacy")},
@@ -71,7 +71,10 @@ class BillingTest(ContinuumTestCase):
         r = self.server.fhir("Account", token=tok, params={"patient": pid})
         self.assertEqual(r.status, 200, r)
         acct = r.json()["entry"][0]["resource"]
-        self.assertGreater(acct["balance"]["value"], 0)
+        ext = {e["url"].rsplit("/", 1)[-1]: e for e in acct["extension"]}
+        self.assertGreater(ext["account-balance"]["valueMoney"]["value"], 0)
+        self.assertGreaterEqual(ext["account-open-invoices"]["valueUnsignedInt"], 1)
+        self.assertNotIn("balance", acct)
         r = self.server.fhir("Invoice", token=tok, params={"patient": pid})
         self.assertEqual(r.status, 200, r)
         self.assertIn(invoice, [e["resource"]["id"] for e in r.json()["entry"]])

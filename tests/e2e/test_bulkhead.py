@@ -59,9 +59,9 @@ class BulkheadTest(BulkheadCase):
             "server": {"threads": 2},
             # The breaker is kept from opening, the worst case: every billing request
             # waits out the hung processor.
-            "dependencies": {"payments": {"url": f"http://127.0.0.1:{cls.deps.port('payments')}",
-                                          "timeout_ms": 2000, "failure_threshold": 100000,
-                                          "failure_rate_pct": 100}},
+            "dependencies": {"payments": cls.deps.dependency("payments",
+                                                             timeout_ms=2000, failure_threshold=100000,
+                                                             failure_rate_pct=100)},
             "database": {"medium": {"max_in_flight": 8}}})
 
     def test_critical_reads_unaffected_by_a_medium_tier_flood(self):

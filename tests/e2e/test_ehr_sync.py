@@ -43,9 +43,8 @@ class EhrSyncTest(ContinuumTestCase):
         cls.deps = StubDeps(patients=cls.PATIENTS, facilities=cls.FACILITIES).start()
         cls.addClassCleanup(cls.deps.close)
         cls.server = cls.cluster.add_server("node-1", {
-            "dependencies": {"ehr": {"url": f"http://127.0.0.1:{cls.deps.port('ehr')}",
-                                     "timeout_ms": 2000, "check_interval_ms": 300,
-                                     "failure_threshold": 3, "open_ms": 1000}},
+            "dependencies": {"ehr": cls.deps.dependency("ehr", timeout_ms=2000, check_interval_ms=300,
+                                                        failure_threshold=3, open_ms=1000)},
             "ehr": {"sync_interval_ms": INTERVAL_MS}})
 
     # -- helpers ---------------------------------------------------------------------------

@@ -18,7 +18,7 @@ class FullPatientJourneyTest(ContinuumTestCase):
         cls.deps = StubDeps().start()
         cls.addClassCleanup(cls.deps.close)
         cls.server = cls.cluster.add_server("node-1", {"dependencies": {
-            "payments": {"url": f"http://127.0.0.1:{cls.deps.port('payments')}"}}})
+            "payments": cls.deps.dependency("payments")}})
 
     def test_journey(self):
         s = self.server

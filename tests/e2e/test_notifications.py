@@ -25,8 +25,8 @@ class NotificationTest(ContinuumTestCase):
                   "open_ms": 1000}
         cls.server = cls.cluster.add_server("node-1", {
             "dependencies": {
-                "sms": dict(common, url=f"http://127.0.0.1:{cls.deps.port('sms')}"),
-                "smtp": dict(common, url=f"smtp://127.0.0.1:{cls.deps.port('smtp')}")},
+                "sms": cls.deps.dependency("sms", **common),
+                "smtp": cls.deps.dependency("smtp", **common)},
             "notifications": {"from": "noreply@continuum.example", "poll_ms": 200}})
 
     def setUp(self):

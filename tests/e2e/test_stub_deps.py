@@ -37,7 +37,7 @@ class StubDepsTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.deps = StubDeps(update_interval_ms=cls.UPDATE_INTERVAL_MS)
+        cls.deps = StubDeps(update_interval_ms=cls.UPDATE_INTERVAL_MS, tls=False)
         cls.addClassCleanup(cls.deps.close)
         cls.deps.start()
 
@@ -513,7 +513,7 @@ class LifecycleTest(unittest.TestCase):
     """Own instances: background EHR changes, SIGTERM, --data-dir across a restart."""
 
     def test_background_ehr_changes_arrive(self):
-        deps = StubDeps(update_interval_ms=100, patients=50, label="stubdeps-trickle")
+        deps = StubDeps(update_interval_ms=100, patients=50, label="stubdeps-trickle", tls=False)
         self.addCleanup(deps.close)
         deps.start()
         t0 = time.time()
@@ -528,7 +528,7 @@ class LifecycleTest(unittest.TestCase):
         harness.wait_until(changed, 10, 0.2, "three EHR changes")
 
     def test_sigterm_stops_promptly_even_with_a_held_request(self):
-        deps = StubDeps(patients=10, label="stubdeps-stop")
+        deps = StubDeps(patients=10, label="stubdeps-stop", tls=False)
         self.addCleanup(deps.close)
         deps.start()
         deps.set_fault("payments", "timeout")
@@ -542,7 +542,7 @@ class LifecycleTest(unittest.TestCase):
         self.assertIn("stub-deps stopped", harness.tail(deps.stderr_path, 5))
 
     def test_data_dir_keeps_charges_and_keys_across_a_restart(self):
-        deps = StubDeps(data_dir=True, patients=10, label="stubdeps-data")
+        deps = StubDeps(data_dir=True, patients=10, label="stubdeps-data", tls=False)
         self.addCleanup(deps.close)
         deps.start()
         k = key()

@@ -120,6 +120,7 @@ asio::awaitable<std::string> SendEmail(Services& svc, const Claimed& n) {
   server.port = dep->endpoint().port;
   server.helo = from.substr(from.find('@') + 1);
   server.timeout = dep->options().timeout;
+  server.tls = dep->tls();  // STARTTLS required unless the dependency allows plain text
   deps::smtp::Message m;
   m.from = from;
   m.to = n.email;

@@ -74,13 +74,17 @@ asio::awaitable<http::Response> ReadAccount(RequestContext& ctx) {
   rec.patient_id = pid;
   co_await AuthorizePatient(ctx, pid);
   auto r = co_await ctx.Read(kBalance, db::P(pid));
-  json::object acct{{"resourceType", "Account"},
-                    {"id", "patient-" + pid},
-                    {"status", "active"},
-                    {"name", "Patient account"},
-                    {"subject", json::array{fhir::Reference("Patient", pid)}},
-                    {"balance", MoneyJson(r.get_int(0, 0))},
-                    {"openInvoices", r.get_int(0, 1)}};
+  json::object acct{
+      {"resourceType", "Account"},
+      {"id", "patient-" + pid},
+      {"status", "active"},
+      {"name", "Patient account"},
+      {"subject", json::array{fhir::Reference("Patient", pid)}},
+      // R4's Account has no balance (R5 added one): extensions, so the
+      // resource stays valid R4 (src/fhir/README.md).
+      {"extension",
+       json::array{fhir::Extension("account-balance", "valueMoney", MoneyJson(r.get_int(0, 0))),
+                   fhir::Extension("account-open-invoices", "valueUnsignedInt", r.get_int(0, 1))}}};
   rec.outcome = "success";
   std::string base = ctx.BaseUrl();
   std::vector<json::object> one{std::move(acct)};
