@@ -86,6 +86,20 @@ class NotificationTest(ContinuumTestCase):
         return [m for m in self.deps.log("sms")
                 if m.get("idempotency_key") == f"continuum-notification-{nid}"]
 
+    def test_sent_notification_is_audited_as_a_disclosure(self):
+        pid = self.patients()[1]
+        _, appt, _ = self.book(pid)
+        n = self.wait_notification(f"booked-{appt}", lambda n: n["status"] == "sent")
+        rows = self.cluster.wait_audit(f"notification-{n['id']}", timeout=15, attempts=True,
+                                       predicate=lambda a: a["outcome"] == "success")
+        a = rows[0]
+        self.assertEqual((a["actor"], a["role"], a["action"], a["resource_type"], a["patient_id"]),
+                         ("system:notifications", "system", "disclose", "Communication", str(pid)))
+        self.assertTrue(a["detail"].startswith("email"), a)
+        # The attempt was durable before the message left.
+        outcomes = [x["outcome"] for x in self.cluster.audit_rows(f"notification-{n['id']}")]
+        self.assertEqual(outcomes[0], "attempt", outcomes)
+
     def test_booking_sends_one_email(self):
         tok, appt, _ = self.book(self.patients()[0])
         n = self.wait_notification(f"booked-{appt}", lambda n: n["status"] == "sent")
