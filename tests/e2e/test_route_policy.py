@@ -52,7 +52,7 @@ class RoutePolicyWalkTest(ContinuumTestCase):
                 ("/fhir/R4/Appointment/{}",
                  "SELECT min(id) AS id FROM appointment WHERE patient_id = :'o'"),
                 ("/api/v1/medications/{}/fill-status",
-                 "SELECT min(id) AS id FROM medication_statement WHERE patient_id = :'o'")):
+                 "SELECT min(id) AS id FROM medication WHERE patient_id = :'o'")):
             v = c.scalar(sql, o=cls.other)
             if v is not None and str(v) not in ("", "None"):
                 cls.other_resource[pattern] = str(v)
