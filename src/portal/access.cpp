@@ -99,6 +99,13 @@ boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,
   co_return related;
 }
 
+// The break-the-glass reason is PHI (free text): kept with the clinical data, never in
+// the audit record's detail (db/migrations/0015_break_glass_reason.sql).
+const db::Query kBreakGlassReason{
+    "break_glass_reason_insert",
+    "INSERT INTO break_glass_reason (request_id, practitioner_id, patient_id, reason) VALUES "
+    "($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING"};
+
 const db::Query kSyntheticPractitioner{"practitioner_is_synthetic",
                                        "SELECT 1 FROM practitioner WHERE id = $1 AND synthetic"};
 
@@ -147,8 +154,13 @@ boost::asio::awaitable<void> AuthorizePatientOnce(RequestContext& ctx,
       }
       for (auto& rec : ctx.audit) {
         rec.purpose_of_use = "ETREAT";
-        rec.detail = "break-the-glass: " + reason;
+        rec.detail = "break-the-glass (reason in break_glass_reason)";
       }
+      // Stored before the chart is read; the write's attempt record (ETREAT) is durable
+      // before it commits.
+      co_await ctx.Write(kBreakGlassReason,
+                         db::P(ctx.req.request_id, c.practitioner_id, patient_id, reason),
+                         /*idempotent=*/true);
       co_return;
     }
     ctx.AuditOutcome("denied", "no care relationship");
