@@ -19,6 +19,7 @@
 #include "db/migrate.hpp"
 #include "monitor/probe.hpp"
 #include "portal/node.hpp"
+#include "portal/routes.hpp"
 #include "seed/content.hpp"
 #include "seed/seed.hpp"
 #include "seed/synthetic.hpp"
@@ -193,6 +194,11 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  auto* routes = app.add_subcommand(
+      "routes", "Print the route table: each route's tier and access policy (--json)");
+  bool routes_json = false;
+  routes->add_flag("--json", routes_json, "JSON (the only format)");
+
   auto* cluster = app.add_subcommand(
       "cluster",
       "Local three-region cluster (etcd, Patroni, portal nodes, HAProxy edge): up | down | "
@@ -204,6 +210,10 @@ int main(int argc, char** argv) {
   if (*cluster) return RunClusterScript(cluster->remaining());
 
   try {
+    if (*routes) {
+      std::cout << continuum::portal::RoutesJson() << "\n";
+      return 0;
+    }
     if (*serve) {
       continuum::Config cfg =
           config_file.empty() ? continuum::DefaultConfig() : continuum::LoadConfig(config_file);

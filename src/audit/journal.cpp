@@ -17,10 +17,12 @@
 
 #include <atomic>
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <climits>
 #include <condition_variable>
@@ -98,7 +100,9 @@ struct Journal::Impl {
   bool stopping = false;
   std::thread writer;
 
-  std::atomic<std::uint64_t> records{0}, syncs{0}, pending{0}, failures{0};
+  std::atomic<std::uint64_t> records{0}, syncs{0}, pending{0}, failures{0}, refused{0};
+  std::atomic<bool> healthy{true};                // last write or probe succeeded
+  std::atomic<std::int64_t> writing_since_ns{0};  // steady clock; 0: no batch being written
   std::atomic<long long> last_seq_pub{0};
 
   explicit Impl(JournalOptions o) : opt(std::move(o)) {}
@@ -117,6 +121,7 @@ struct Journal::Impl {
   void OpenSegment(std::uint64_t index, bool create);
   void Run();
   void WriteBatch(std::vector<Waiter>& batch);
+  void Probe();
   void Publish() {
     PublishDurableMark(durable_key, DurableMark{seg_index, seg_size, last_seq});
     last_seq_pub.store(last_seq, std::memory_order_relaxed);
@@ -240,18 +245,24 @@ void Journal::Impl::Enqueue(boost::asio::any_io_executor ex, std::vector<Record>
            boost::asio::prefer(std::move(ex), boost::asio::execution::outstanding_work.tracked),
            std::move(handler)};
   const auto n = w.records.size();
-  bool queued = false;
+  const char* refusal = nullptr;
   {
     std::lock_guard lk(mu);
-    if (!stopping) {
+    if (stopping) {
+      refusal = "journal is stopped";
+    } else if (pending.load(std::memory_order_relaxed) + n > opt.max_pending_records) {
+      // The disk is not keeping up (stalled or failing): refuse rather than queue
+      // without bound; the caller answers 503 and the client retries.
+      refusal = "queue full (the disk is not keeping up)";
+    } else {
       pending.fetch_add(n, std::memory_order_relaxed);
       queue.push_back(std::move(w));
-      queued = true;
     }
   }
-  if (!queued) {
+  if (refusal) {
+    refused.fetch_add(1, std::memory_order_relaxed);
     Complete(w, std::make_exception_ptr(
-                    std::runtime_error("audit journal write failed: journal is stopped")));
+                    std::runtime_error(std::string("audit journal write failed: ") + refusal)));
     return;
   }
   cv.notify_one();
@@ -262,13 +273,60 @@ void Journal::Impl::Run() {
   for (;;) {
     {
       std::unique_lock lk(mu);
-      cv.wait(lk, [&] { return !queue.empty() || stopping; });
-      if (queue.empty()) return;  // stopping, and everything is drained
+      auto ready = [&] { return !queue.empty() || stopping; };
+      if (healthy.load(std::memory_order_relaxed))
+        cv.wait(lk, ready);
+      else
+        cv.wait_for(lk, std::chrono::milliseconds(opt.probe_interval_ms), ready);
+      if (queue.empty()) {
+        if (stopping) return;  // everything is drained
+        lk.unlock();
+        Probe();  // unhealthy and idle: has the disk come back?
+        continue;
+      }
       batch.swap(queue);
     }
+    writing_since_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+    const auto failed_before = failures.load(std::memory_order_relaxed);
     WriteBatch(batch);
+    healthy.store(failures.load(std::memory_order_relaxed) == failed_before,
+                  std::memory_order_relaxed);
+    writing_since_ns.store(0, std::memory_order_relaxed);
     batch.clear();
   }
+}
+
+// Health probe after a failed write: can the folder take a write and a sync again (a
+// full disk with space freed, a read-only file system remounted read-write)? A pending
+// rollback truncation is retried first; it failing keeps the journal unhealthy.
+void Journal::Impl::Probe() {
+  writing_since_ns.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                         std::memory_order_relaxed);
+  bool ok = true;
+  if (truncate_to) {
+    if (::ftruncate(seg_fd, static_cast<off_t>(*truncate_to)) == 0) {
+      seg_size = *truncate_to;
+      truncate_to.reset();
+    } else {
+      ok = false;
+    }
+  }
+  if (ok) {
+    const auto path = dir / (".probe-" + opt.node_id);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+      ok = false;
+    } else {
+      const std::string block(4096, '\n');
+      ok = ::write(fd, block.data(), block.size()) == static_cast<ssize_t>(block.size()) &&
+           ::fdatasync(fd) == 0;
+      ::close(fd);
+      ::unlink(path.c_str());
+    }
+  }
+  healthy.store(ok, std::memory_order_relaxed);
+  writing_since_ns.store(0, std::memory_order_relaxed);
 }
 
 void Journal::Impl::WriteBatch(std::vector<Waiter>& batch) {
@@ -371,8 +429,21 @@ Journal::Journal(JournalOptions options) : impl_(std::make_unique<Impl>(std::mov
 
 Journal::~Journal() { Stop(); }
 
+namespace {
+// One Append's wait: the writer's completion (posted to the caller's executor) or the
+// deadline, whichever comes first. Shared, so a completion arriving after the deadline
+// finds it alive.
+struct AppendWait {
+  explicit AppendWait(const boost::asio::any_io_executor& ex) : timer(ex) {}
+  boost::asio::steady_timer timer;
+  bool done = false;
+  std::exception_ptr error;
+};
+}  // namespace
+
 boost::asio::awaitable<void> Journal::Append(boost::asio::any_io_executor ex,
-                                             std::vector<Record> records) {
+                                             std::vector<Record> records,
+                                             std::chrono::steady_clock::time_point deadline) {
   if (!impl_->opt.enabled || records.empty()) co_return;
   std::string now;
   for (auto& r : records) {
@@ -384,12 +455,24 @@ boost::asio::awaitable<void> Journal::Append(boost::asio::any_io_executor ex,
                                   r.recorded_at.substr(0, 40) + ")");
     }
   }
-  co_await boost::asio::async_initiate<const boost::asio::use_awaitable_t<>,
-                                       void(std::exception_ptr)>(
-      [impl = impl_.get(), ex](Handler handler, std::vector<Record> recs) mutable {
-        impl->Enqueue(std::move(ex), std::move(recs), std::move(handler));
-      },
-      boost::asio::use_awaitable, std::move(records));
+  auto wait = std::make_shared<AppendWait>(ex);
+  wait->timer.expires_at(deadline);
+  // The completion runs on `ex` (single-threaded), so it cannot run before this
+  // coroutine waits on the timer; expiring the timer wakes the wait, or makes a wait
+  // not yet begun return at once.
+  impl_->Enqueue(ex, std::move(records), Handler([wait](std::exception_ptr ep) {
+                   wait->done = true;
+                   wait->error = std::move(ep);
+                   wait->timer.expires_at(std::chrono::steady_clock::now());
+                 }));
+  co_await wait->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  if (!wait->done) {
+    impl_->refused.fetch_add(1, std::memory_order_relaxed);
+    throw std::runtime_error(
+        "audit journal write failed: not durable within the request deadline (the disk is "
+        "stalled)");
+  }
+  if (wait->error) std::rethrow_exception(wait->error);
 }
 
 void Journal::Stop() {
@@ -410,6 +493,13 @@ JournalStats Journal::stats() const {
   s.pending = impl_->pending.load(std::memory_order_relaxed);
   s.failures = impl_->failures.load(std::memory_order_relaxed);
   s.last_seq = impl_->last_seq_pub.load(std::memory_order_relaxed);
+  s.refused = impl_->refused.load(std::memory_order_relaxed);
+  s.healthy = !impl_->opt.enabled || impl_->healthy.load(std::memory_order_relaxed);
+  if (auto since = impl_->writing_since_ns.load(std::memory_order_relaxed); since != 0)
+    s.writing_for_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now().time_since_epoch() -
+                           std::chrono::steady_clock::duration(since))
+                           .count();
   return s;
 }
 

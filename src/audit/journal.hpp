@@ -8,10 +8,21 @@
 // SHA-256 of prev_hash and the line's canonical content, so any gap, reordering or
 // modification is detected by `continuum audit verify`. A node's first record links to
 // SHA-256("genesis:<node_id>"). The line format is specified in audit/internal/format.hpp.
+//
+// Bounds (a stalled or failing disk must not pile up requests and memory): every Append
+// has a deadline (the request's) after which the caller gets an error while its records
+// stay queued (they are written if the disk comes back: an extra record is harmless);
+// the queue holds at most `max_pending_records` records (queued + being written), beyond
+// which Append fails at once. stats() reports the journal's current health: the outcome
+// of its last write, and how long the batch being written has been waiting for the disk.
+// After a failed write the writer probes the folder (write + fdatasync of a small probe
+// file) every `probe_interval_ms` until the disk accepts writes again, so health
+// recovers without waiting for traffic (a node taken out of rotation gets none).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,6 +38,8 @@ struct JournalOptions {
   std::string region;
   bool enabled = true;  // false: Append completes at once and writes nothing (benchmarks)
   std::size_t segment_bytes = 64 << 20;
+  std::size_t max_pending_records = 20000;  // queued + in the batch being written
+  int probe_interval_ms = 1000;             // health probe period after a failed write
 };
 
 struct JournalStats {
@@ -35,6 +48,9 @@ struct JournalStats {
   uint64_t pending = 0;   // records queued, not yet durable
   uint64_t failures = 0;  // failed writes/syncs
   int64_t last_seq = 0;
+  uint64_t refused = 0;        // appends refused: queue full or deadline passed
+  bool healthy = true;         // the last write (or health probe) succeeded
+  int64_t writing_for_ms = 0;  // age of the batch being written now (0: idle)
 };
 
 class Journal {
@@ -48,8 +64,12 @@ class Journal {
 
   // Appends the records (fills recorded_at if empty, region, node_id, seq) and resumes
   // the caller on `ex` once they are durable. Throws std::runtime_error if the disk
-  // write or sync failed: the caller must not send the PHI then.
-  boost::asio::awaitable<void> Append(boost::asio::any_io_executor ex, std::vector<Record> records);
+  // write or sync failed, the queue is full, or `deadline` passed first: the caller must
+  // not send the PHI then. `ex` must be a single-threaded executor (an io_context run by
+  // one thread, or a strand).
+  boost::asio::awaitable<void> Append(boost::asio::any_io_executor ex, std::vector<Record> records,
+                                      std::chrono::steady_clock::time_point deadline =
+                                          std::chrono::steady_clock::time_point::max());
 
   // Finishes the pending batch and stops the writer thread.
   void Stop();

@@ -253,10 +253,13 @@ Config LoadConfig(const std::string& path) {
       if (v < 1) Fail(path, std::string("auth.") + key, "must be >= 1");
   }
   if (auto* s = root["audit"].as_table()) {
-    CheckKeys(*s, path, "audit", {"enabled", "dir", "ship_interval_ms"});
+    CheckKeys(*s, path, "audit", {"enabled", "dir", "ship_interval_ms", "max_pending_records"});
     Get(*s, path, "audit", "enabled", c.audit_enabled);
     Get(*s, path, "audit", "dir", c.audit_dir);
     Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
+    Get(*s, path, "audit", "max_pending_records", c.audit_max_pending_records);
+    if (c.audit_max_pending_records < 1)
+      Fail(path, "audit.max_pending_records", "must be at least 1");
   }
   if (auto* s = root["ops"].as_table()) {
     CheckKeys(*s, path, "ops", {"token_file"});

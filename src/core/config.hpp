@@ -116,6 +116,9 @@ struct Config {
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";
   int audit_ship_interval_ms = 200;
+  // Records the journal may hold queued (not yet durable) before appends are refused
+  // with 503: a stalled disk must not pile up memory.
+  int audit_max_pending_records = 20000;
 
   TierLimits& limits(Tier t) { return tiers[static_cast<int>(t)]; }
   const TierLimits& limits(Tier t) const { return tiers[static_cast<int>(t)]; }

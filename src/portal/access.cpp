@@ -6,8 +6,15 @@
 #include "auth/session_cache.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
+#include "core/log.hpp"
+#include "http/outcome.hpp"
+#include "portal/ops_api.hpp"
 
 namespace continuum::portal {
+
+boost::asio::awaitable<void> AuthorizePatientOnce(RequestContext& ctx,
+                                                  const std::string& patient_id);
+
 namespace {
 
 const db::Query kCareRelationship{
@@ -39,6 +46,7 @@ const auth::Claims* VerifyCached(const auth::TokenSigner& signer, std::string_vi
 }  // namespace
 
 void Authenticate(RequestContext& ctx) {
+  if (ctx.claims) return;  // done by the route's policy
   std::string_view h = ctx.req.header("authorization");
   if (h.empty())
     Deny401(ctx, "no bearer token",
@@ -83,8 +91,22 @@ boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,
                                                  const std::string& practitioner_id,
                                                  const std::string& patient_id) {
   auto r = co_await ctx.Read(kCareRelationship, db::P(practitioner_id, patient_id));
-  co_return r.rows() > 0;
+  bool related = r.rows() > 0;
+  // The caller is one side of the relationship: their access to the patient is checked.
+  if (related && ctx.claims &&
+      ((ctx.claims->role == "provider" && ctx.claims->practitioner_id == practitioner_id) ||
+       (ctx.claims->role == "patient" && ctx.claims->patient_id == patient_id)))
+    ctx.authorized_patient = patient_id;
+  co_return related;
 }
+
+// The break-the-glass reason is PHI (free text): kept with the clinical data, never in
+// the audit record's detail (db/migrations/0015_break_glass_reason.sql).
+const db::Query kBreakGlassReason{
+    "break_glass_reason_insert",
+    "INSERT INTO break_glass_reason (request_id, practitioner_id, patient_id, reason) VALUES "
+    "($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING",
+    db::Access::kWrite};
 
 const db::Query kSyntheticPractitioner{"practitioner_is_synthetic",
                                        "SELECT 1 FROM practitioner WHERE id = $1 AND synthetic",
@@ -109,6 +131,14 @@ std::string BreakGlassReason(const RequestContext& ctx) {
 }
 
 boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::string& patient_id) {
+  if (!ctx.claims) Authenticate(ctx);
+  if (ctx.authorized_patient && *ctx.authorized_patient == patient_id) co_return;
+  co_await AuthorizePatientOnce(ctx, patient_id);
+  ctx.authorized_patient = patient_id;
+}
+
+boost::asio::awaitable<void> AuthorizePatientOnce(RequestContext& ctx,
+                                                  const std::string& patient_id) {
   const auto& c = *ctx.claims;
   if (c.role == "patient") {
     if (c.patient_id == patient_id) co_return;
@@ -127,8 +157,13 @@ boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::st
       }
       for (auto& rec : ctx.audit) {
         rec.purpose_of_use = "ETREAT";
-        rec.detail = "break-the-glass: " + reason;
+        rec.detail = "break-the-glass (reason in break_glass_reason)";
       }
+      // Stored before the chart is read; the write's attempt record (ETREAT) is durable
+      // before it commits.
+      co_await ctx.Write(kBreakGlassReason,
+                         db::P(ctx.req.request_id, c.practitioner_id, patient_id, reason),
+                         /*idempotent=*/true);
       co_return;
     }
     ctx.AuditOutcome("denied", "no care relationship");
@@ -138,6 +173,94 @@ boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::st
   }
   ctx.AuditOutcome("denied", "role has no access to clinical data");
   throw Forbidden("Your role does not give access to clinical records.");
+}
+
+const char* RouteCallerName(RouteCaller c) {
+  switch (c) {
+    case RouteCaller::kSession:
+      return "session";
+    case RouteCaller::kOpsToken:
+      return "ops-token";
+    default:
+      return "anyone";
+  }
+}
+
+const char* PatientFromName(PatientFrom p) {
+  switch (p) {
+    case PatientFrom::kSelf:
+      return "self";
+    case PatientFrom::kQuery:
+      return "query";
+    case PatientFrom::kPath:
+      return "path";
+    case PatientFrom::kResource:
+      return "resource";
+    default:
+      return "none";
+  }
+}
+
+boost::asio::awaitable<void> ApplyAccessPolicy(RequestContext& ctx, const AccessPolicy& p) {
+  if (!p.action.empty()) {
+    ctx.Audit(p.action, p.resource_type);
+    ctx.policy_record_open = true;
+  }
+  switch (p.caller) {
+    case RouteCaller::kAnyone:
+      co_return;
+    case RouteCaller::kOpsToken:
+      ops::RequireOpsToken(ctx);
+      co_return;
+    case RouteCaller::kSession:
+      break;
+  }
+  Authenticate(ctx);
+  bool role_ok = false;
+  for (const auto& r : p.roles) role_ok = role_ok || ctx.claims->role == r;
+  if (!role_ok) {
+    ctx.AuditOutcome("denied", "role not permitted on this route");
+    std::string list;
+    for (const auto& r : p.roles) list += (list.empty() ? "" : " or ") + r;
+    throw Forbidden("This is only available to a " + list + ".");
+  }
+  if (p.patient == PatientFrom::kQuery || p.patient == PatientFrom::kPath) {
+    std::string pid;
+    try {
+      pid = p.patient == PatientFrom::kQuery
+                ? PatientParam(ctx)
+                : std::to_string(ParseId(ctx.req.path_params.at(0), "Patient"));
+    } catch (const Error&) {
+      ctx.AuditOutcome("failure", "invalid patient");
+      throw;
+    }
+    for (auto& r : ctx.audit) r.patient_id = pid;
+    co_await AuthorizePatient(ctx, pid);
+  }
+  if (p.writable) RequireWritable(ctx);
+}
+
+void CheckAccessAfter(RequestContext& ctx, const AccessPolicy& p, http::Response& resp) {
+  bool ok = resp.status >= 200 && resp.status < 300;
+  bool about_patient = p.patient == PatientFrom::kQuery || p.patient == PatientFrom::kPath ||
+                       p.patient == PatientFrom::kResource;
+  if (ok && about_patient && !ctx.authorized_patient) {
+    log::Error("route {}: a {} response about a patient whose access was never authorized",
+               ctx.route, resp.status);
+    ctx.AuditOutcome("error", "route policy: patient access not authorized");
+    resp = http::OutcomeResponse(500, "exception",
+                                 "The response was withheld: access could not be verified.");
+    return;
+  }
+  if (ctx.policy_record_open && !ctx.audit.empty()) {
+    // The handler did not take the record over: its outcome follows the response.
+    auto& r = ctx.audit.front();
+    if (ok)
+      r.outcome = "success";
+    else if (r.outcome == "error" && resp.status < 500)
+      r.outcome = "failure";
+    ctx.policy_record_open = false;
+  }
 }
 
 std::string PatientParam(const RequestContext& ctx) {

@@ -6,10 +6,59 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <string>
+#include <vector>
 
 #include "portal/context.hpp"
 
 namespace continuum::portal {
+
+// ---------------------------------------------------------------- the route's policy
+//
+// Every route declares its access policy in the route table (routes.cpp), beside its
+// tier; the dispatcher applies it in one place before the handler runs
+// (ApplyAccessPolicy), so a new route cannot forget a step:
+//   1. the audit record (action, resource type) is opened first, so every refusal
+//      below -- no token, a bad or revoked one, the wrong role, the wrong patient --
+//      is audited as denied;
+//   2. the caller: anyone, a session (bearer token, checked against the session cache)
+//      or the node's ops token;
+//   3. the roles that may call it (a session of another role: 403, audited);
+//   4. how the patient is found: from ?patient= (searches), from the path
+//      (Patient/{id}/...), from the resource the handler loads (the handler must call
+//      AuthorizePatient: CheckAccessAfter refuses a 2xx that was never authorized), or
+//      the caller's own data (the handler scopes its queries to the claims);
+//   5. whether it needs a writable primary (high tier: read-only while none is known).
+// A handler's own ctx.Audit() fills in the record the policy opened, and its own
+// Authenticate()/AuthorizePatient() calls for the same patient are no-ops.
+enum class RouteCaller {
+  kAnyone,    // no credentials (health, content, login); the handler may still audit
+  kSession,   // a live user session
+  kOpsToken,  // the node's ops token (machines: Alertmanager, the prober, Prometheus)
+};
+enum class PatientFrom {
+  kNone,      // no patient's data (or not PHI)
+  kSelf,      // the caller's own data: queries are scoped to the caller's claims
+  kQuery,     // ?patient= (a patient may omit it: their own)
+  kPath,      // the first path parameter is the Patient id
+  kResource,  // the handler loads the resource and calls AuthorizePatient
+};
+struct AccessPolicy {
+  RouteCaller caller = RouteCaller::kAnyone;
+  std::vector<std::string> roles;  // kSession: the roles allowed (never empty for a session)
+  PatientFrom patient = PatientFrom::kNone;
+  std::string action;         // the audit record's action ("" : the route audits nothing)
+  std::string resource_type;  // and resource type
+  bool writable = false;      // refused at once (read-only) while no primary is known
+};
+const char* RouteCallerName(RouteCaller c);
+const char* PatientFromName(PatientFrom p);
+
+// Applies the policy before the handler runs (throws the refusal, audited).
+boost::asio::awaitable<void> ApplyAccessPolicy(RequestContext& ctx, const AccessPolicy& p);
+// After the handler: a successful response about a patient whose access was never
+// authorized is withheld (500, audited as an error). Also closes the policy's audit
+// record when the handler did not take it over (its outcome follows the status).
+void CheckAccessAfter(RequestContext& ctx, const AccessPolicy& p, http::Response& resp);
 
 // Verifies the bearer token and the session; fills ctx.claims and the actor of the
 // request's audit records. Throws Unauthorized (after marking the records denied).

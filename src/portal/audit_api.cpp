@@ -30,7 +30,9 @@ const db::Query kAuditByAgent{"audit_by_agent",
                               db::Access::kRead};
 const db::Query kBreakGlass{"audit_break_glass",
                             "SELECT " AUDIT_COLS
-                            " FROM audit_event WHERE purpose_of_use = 'ETREAT' "
+                            ", (SELECT b.reason FROM break_glass_reason b WHERE b.request_id = "
+                            "audit_event.request_id) FROM audit_event WHERE purpose_of_use = "
+                            "'ETREAT' "
                             "ORDER BY recorded_at DESC LIMIT $1 OFFSET $2",
                             db::Access::kRead};
 
@@ -166,8 +168,11 @@ asio::awaitable<http::Response> BreakGlassList(RequestContext& ctx) {
   auto r = co_await ctx.Read(kBreakGlass, db::P(paging.count, paging.offset));
   json::array items;
   for (int i = 0; i < r.rows(); ++i) {
+    // The reason lives in break_glass_reason (PHI); older records kept it in detail.
     std::string detail(r.get(i, 14));
-    std::string reason = detail.starts_with("break-the-glass: ") ? detail.substr(17) : detail;
+    std::string reason = !r.null(i, 15)                            ? std::string(r.get(i, 15))
+                         : detail.starts_with("break-the-glass: ") ? detail.substr(17)
+                                                                   : detail;
     items.push_back(json::object{
         {"recorded", r.get(i, 2)},
         {"provider", r.get(i, 5)},

@@ -5,6 +5,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cstdlib>
 
+#include "audit/journal.hpp"
+#include "core/error.hpp"
+#include "core/log.hpp"
 #include "db/errors.hpp"
 
 namespace continuum::portal {
@@ -88,8 +91,36 @@ asio::awaitable<db::Result> RequestContext::Write(const db::Query& q, db::Params
   co_return std::move(r[0]);
 }
 
+std::chrono::steady_clock::time_point RequestContext::AuditDeadline() const {
+  return std::max(deadline.at(), std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+}
+
+namespace {
+// The write attempt's records, durable before the write is sent (see context.hpp).
+asio::awaitable<void> JournalAttempt(RequestContext& ctx) {
+  if (ctx.attempt_journaled || ctx.audit.empty() || !ctx.svc.journal) co_return;
+  std::vector<audit::Record> recs;
+  for (const auto& r : ctx.audit) {
+    audit::Record a = r;
+    a.outcome = "attempt";
+    a.detail = "write attempted; its outcome follows under the same request id";
+    recs.push_back(std::move(a));
+  }
+  try {
+    co_await ctx.svc.journal->Append(ctx.shard.executor, std::move(recs), ctx.AuditDeadline());
+  } catch (const std::exception& e) {
+    log::Error("audit journal: write attempt not recorded, write refused: {}", e.what());
+    throw Unavailable(
+        "The audit trail cannot be written right now, so the change was not made. Please "
+        "retry in a moment.");
+  }
+  ctx.attempt_journaled = true;
+}
+}  // namespace
+
 asio::awaitable<std::vector<db::Result>> RequestContext::WriteBatch(
     std::vector<db::Statement> stmts, bool idempotent) {
+  co_await JournalAttempt(*this);
   db::BatchOptions o;
   o.replay = idempotent ? db::BatchOptions::Replay::kIdempotent : db::BatchOptions::Replay::kAuto;
   uint64_t lsn = 0;
@@ -104,6 +135,16 @@ asio::awaitable<std::vector<db::Result>> RequestContext::WriteBatch(
 
 audit::Record& RequestContext::Audit(std::string action, std::string resource_type,
                                      std::string resource_id, std::string patient_id) {
+  if (policy_record_open && !audit.empty()) {
+    // The route's policy opened this request's record; the handler names it precisely.
+    policy_record_open = false;
+    auto& r = audit.front();
+    r.action = std::move(action);
+    r.resource_type = std::move(resource_type);
+    r.resource_id = std::move(resource_id);
+    if (!patient_id.empty()) r.patient_id = std::move(patient_id);
+    return r;
+  }
   audit::Record r;
   r.request_id = req.request_id;
   r.client_address = req.client_address;

@@ -1,6 +1,17 @@
 // What a request handler sees: the request, its tier and deadline, the caller's
 // verified claims, the shard's per-tier pools, and the audit records this request
 // produces (made durable by the dispatcher before the response is written).
+//
+// No committed write without its audit record (ARCHITECTURE §5): before a request's
+// first write reaches the database, Write/WriteBatch make an "attempt" copy of the
+// request's audit records durable in the journal (outcome "attempt": who, what, which
+// patient, the request id); the dispatcher appends the outcome records afterwards as
+// for any request. If the journal cannot take the attempt (failing or stalled disk,
+// full queue, deadline), the write is refused with a 503 before it is sent, so a write
+// that commits always has at least its attempt record. Chosen over "refuse writes while
+// the journal is unhealthy" because a health flag is always a little late: the disk
+// can fail between the check and the commit, and only a durable record proves it did
+// not. It costs one more group-committed fdatasync per write request.
 #pragma once
 
 #include <array>
@@ -65,6 +76,9 @@ struct Services {
   // Set by the session sync loop (every revocation_poll_ms): its last round trip to the
   // primary failed.
   std::atomic<bool> primary_unreachable{false};
+  // Set once the session sync loop has loaded the revocation list: until then this node
+  // cannot tell a logged-out token from a live one, so it is not ready (/readyz 503).
+  std::atomic<bool> revocations_loaded{false};
 };
 
 using TierPools = std::array<std::unique_ptr<db::Pool>, 5>;
@@ -99,10 +113,21 @@ struct RequestContext {
                        std::string resource_id = {}, std::string patient_id = {});
   // Marks every open record of this request.
   void AuditOutcome(const std::string& outcome, const std::string& detail = {});
-  uint64_t commit_lsn = 0;  // WAL position after this request's last write (0: none)
+  uint64_t commit_lsn = 0;         // WAL position after this request's last write (0: none)
+  bool attempt_journaled = false;  // the write attempt's records are durable
+  // Access policy bookkeeping (portal/access.hpp): the policy opened the first audit
+  // record and the handler has not taken it over yet; the patient whose access was
+  // authorized.
+  bool policy_record_open = false;
+  std::optional<std::string> authorized_patient;
   // A route with a bulkhead of its own (login): every statement, reads included, goes
   // through this pool (the primary) instead of the tier's pools.
   db::Pool* own_pool = nullptr;
+
+  // How long a request may wait for its audit records: its deadline, but at least a
+  // short floor, so a request that spent its deadline on the database still gets its
+  // (failed) attempt recorded while the disk is healthy.
+  std::chrono::steady_clock::time_point AuditDeadline() const;
 
   // Reads: the nearest database that is fresh enough for this caller (see db/topology),
   // failing over to the next one, within the deadline.

@@ -8,8 +8,10 @@
 #include <chrono>
 #include <ctime>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 
+#include "audit/journal.hpp"
 #include "core/log.hpp"
 #include "db/errors.hpp"
 #include "deps/dependency.hpp"
@@ -521,6 +523,41 @@ struct TypeOutcome {
   int pages = 0;
 };
 
+// The audit records of one page's upsert: one per patient whose data it changes
+// (actor "system:ehr-sync"). They sit in ctx.audit, so WriteBatch makes their "attempt"
+// copy durable before the page is written (portal/context.hpp); the outcome follows.
+void AuditPage(RequestContext& ctx, const std::string& type, const std::string& rows,
+               const std::string& request_id) {
+  ctx.audit.clear();
+  ctx.attempt_journaled = false;
+  std::set<std::string> patients;
+  boost::system::error_code ec;
+  auto v = json::parse(rows, ec);
+  if (ec || !v.is_array()) return;
+  for (const auto& row : v.as_array()) {
+    const auto* o = row.if_object();
+    const json::value* p = o ? o->if_contains(type == "Patient" ? "id" : "patient_id") : nullptr;
+    if (p && p->is_int64()) patients.insert(std::to_string(p->as_int64()));
+    if (p && p->is_string()) patients.insert(std::string(p->as_string()));
+  }
+  for (const auto& pid : patients) {
+    auto& rec = ctx.Audit("update", type, type == "Patient" ? pid : "", pid);
+    rec.request_id = request_id;
+    rec.actor = "system:ehr-sync";
+    rec.role = "system";
+    rec.purpose_of_use = "HOPERAT";
+  }
+}
+
+asio::awaitable<void> AuditPageOutcome(RequestContext& ctx) {
+  if (ctx.audit.empty() || !ctx.svc.journal) co_return;
+  ctx.AuditOutcome("success");
+  std::vector<audit::Record> recs(ctx.audit.begin(), ctx.audit.end());
+  ctx.audit.clear();
+  ctx.attempt_journaled = false;
+  co_await ctx.svc.journal->Append(ctx.shard.executor, std::move(recs), ctx.AuditDeadline());
+}
+
 // Synchronises one resource type up to now. Throws on failure (the EHR is down, the
 // database is, another node holds the lock).
 asio::awaitable<TypeOutcome> SyncType(RequestContext& ctx, deps::Dependency& ehr,
@@ -546,7 +583,11 @@ asio::awaitable<TypeOutcome> SyncType(RequestContext& ctx, deps::Dependency& ehr
       db::Param hw_param = std::nullopt;
       if (!page.high_water.empty()) hw_param = page.high_water;
       batch.push_back(db::Statement{&kAdvance, db::P(hw_param, type, 0)});
+      AuditPage(ctx, type, page.rows,
+                "ehr-sync-" + ctx.svc.config.node_id + "-" + type + "-" + std::to_string(round_ms) +
+                    "-" + std::to_string(out.pages));
       auto rs = co_await ctx.WriteBatch(std::move(batch), /*idempotent=*/true);
+      co_await AuditPageOutcome(ctx);
       int64_t applied = rs[1].affected();
       out.applied += applied;
       if (page.skipped > 0)

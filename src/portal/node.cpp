@@ -78,7 +78,6 @@ const db::Query kSeenSince{
     db::Access::kRead};
 
 struct NodeState {
-  std::atomic<bool> revocations_loaded{false};
   std::atomic<bool> stopping{false};
 };
 
@@ -128,7 +127,7 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
       cursor = rs[0].str(0, 0);
       // The next window starts from the database's clock, not ours.
       since = rs[3].get_int(0, 0);
-      state.revocations_loaded.store(true);
+      svc.revocations_loaded.store(true);
       svc.primary_unreachable.store(false);
       warned = false;
     } catch (const std::exception& e) {
@@ -214,32 +213,37 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
     } else {
       ++in_flight;
       try {
-        if (e->access == RouteAccess::kOpsToken) ops::RequireOpsToken(ctx);
+        // The route's access policy, in one place (portal/access.hpp).
+        co_await ApplyAccessPolicy(ctx, e->access);
         resp = co_await e->handler(ctx);
+        CheckAccessAfter(ctx, e->access, resp);
       } catch (...) {
         resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
       }
+      if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
+        resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
+      if (!ctx.audit.empty()) {
+        // No response about PHI leaves before its audit records are durable. The wait
+        // holds the tier's bulkhead slot (a stalled disk fills the tier's in-flight
+        // limit, then new requests get a fast 503, instead of piling up) and ends at the
+        // request's deadline (Journal::Append; the journal's queue is capped too).
+        std::vector<audit::Record> records(std::make_move_iterator(ctx.audit.begin()),
+                                           std::make_move_iterator(ctx.audit.end()));
+        bool ok = true;
+        try {
+          co_await svc.journal->Append(shard.executor, std::move(records), ctx.AuditDeadline());
+        } catch (const std::exception& ex) {
+          ok = false;
+          log::Error("audit journal append failed: {}", ex.what());
+        }
+        if (!ok) {
+          resp = http::OutcomeResponse(
+              503, "transient",
+              "The audit trail could not be written, so the response is withheld. Please retry.");
+          resp.set_header("Retry-After", "1");
+        }
+      }
       --in_flight;
-    }
-    if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
-      resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
-    if (!ctx.audit.empty()) {
-      // No response about PHI leaves before its audit records are durable.
-      std::vector<audit::Record> records(std::make_move_iterator(ctx.audit.begin()),
-                                         std::make_move_iterator(ctx.audit.end()));
-      bool ok = true;
-      try {
-        co_await svc.journal->Append(shard.executor, std::move(records));
-      } catch (const std::exception& ex) {
-        ok = false;
-        log::Error("audit journal append failed: {}", ex.what());
-      }
-      if (!ok) {
-        resp = http::OutcomeResponse(
-            503, "transient",
-            "The audit trail could not be written, so the response is withheld. Please retry.");
-        resp.set_header("Retry-After", "1");
-      }
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -380,6 +384,10 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
     out += fmt::format("continuum_audit_journal_pending {}\n", js.pending);
     out += "# TYPE continuum_audit_journal_failures_total counter\n";
     out += fmt::format("continuum_audit_journal_failures_total {}\n", js.failures);
+    out += "# TYPE continuum_audit_journal_refused_total counter\n";
+    out += fmt::format("continuum_audit_journal_refused_total {}\n", js.refused);
+    out += "# TYPE continuum_audit_journal_healthy gauge\n";
+    out += fmt::format("continuum_audit_journal_healthy {}\n", js.healthy ? 1 : 0);
     if (shipper) {
       auto ss = shipper->stats();
       out += "# TYPE continuum_audit_ship_backlog gauge\n";
@@ -402,7 +410,9 @@ int Serve(const Config& cfg) {
   svc.config = cfg;
   if (!cfg.ops_token_file.empty()) svc.ops_token = ops::LoadOpsToken(cfg.ops_token_file);
   svc.signer = std::make_unique<auth::TokenSigner>(auth::LoadOrCreateKey(cfg.key_file));
-  audit::Journal journal({cfg.audit_dir, cfg.node_id, cfg.region, cfg.audit_enabled});
+  audit::JournalOptions jo{cfg.audit_dir, cfg.node_id, cfg.region, cfg.audit_enabled};
+  jo.max_pending_records = static_cast<std::size_t>(cfg.audit_max_pending_records);
+  audit::Journal journal(jo);
   svc.journal = &journal;
   std::unique_ptr<audit::Shipper> shipper;
   if (cfg.audit_enabled) {
@@ -480,9 +490,9 @@ int Serve(const Config& cfg) {
   }
   svc.deps = &dependencies;
   auto* shipper_ptr = shipper.get();
-  svc.readiness = [&state, shipper_ptr]() {
+  svc.readiness = [&svc, shipper_ptr]() {
     boost::json::object o{
-        {"sessions", boost::json::object{{"revocations_loaded", state.revocations_loaded.load()}}}};
+        {"sessions", boost::json::object{{"revocations_loaded", svc.revocations_loaded.load()}}}};
     if (shipper_ptr) {
       auto ss = shipper_ptr->stats();
       o["audit_shipping"] = boost::json::object{{"backlog", ss.backlog},

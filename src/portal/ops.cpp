@@ -30,6 +30,8 @@ const char* DependencyFallback(const std::string& name) {
   return "see /readyz";
 }
 const db::Query kPing{"ping", "SELECT 1", db::Access::kRead};
+// A journal batch waiting this long for the disk means the disk is stalled.
+constexpr int64_t kJournalStallMs = 2000;
 }  // namespace
 
 asio::awaitable<http::Response> Healthz(RequestContext& ctx) {
@@ -114,7 +116,8 @@ namespace {
 
 // /readyz's body and status. Ready when this node can serve the critical tier: its own
 // region's database answers (with a topology: as primary or standby, from the probe
-// loop; without: a ping) and its audit journal accepts records. HAProxy takes a node
+// loop; without: a ping), its audit journal is healthy now (not only once: see
+// JournalStats) and the session revocation list has been loaded. HAProxy takes a node
 // out of rotation on a 503 here, so a region whose database is lost sends its traffic
 // to the next region.
 asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
@@ -149,8 +152,14 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
     }
     database = json::object{{"reachable", db_ok}, {"error", db_error}};
   }
+  // The journal's health now: its last write (or health probe) succeeded and no batch
+  // has been waiting for the disk longer than kJournalStallMs (a frozen or hung disk).
   auto js = ctx.svc.journal->stats();
-  bool audit_ok = js.failures == 0 || js.records > 0;
+  bool audit_stalled = js.writing_for_ms > kJournalStallMs;
+  bool audit_ok = js.healthy && !audit_stalled;
+  // Until the revocation list is loaded, a logged-out token would be accepted here.
+  bool sessions_ok = ctx.svc.revocations_loaded.load();
+  bool ready = db_ok && audit_ok && sessions_ok;
   // External services: each one's health, breaker and last error, and the fallback that
   // serves patients while it is not healthy (the same words as the alert rules').
   json::object dependencies;
@@ -176,13 +185,16 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
                      {"pool_in_use", p.stats().in_use.load()},
                      {"pool_waiting", p.stats().waiting.load()}};
   }
-  json::object out{{"status", db_ok && audit_ok ? "ready" : "not-ready"},
+  json::object out{{"status", ready ? "ready" : "not-ready"},
                    {"node", ctx.svc.config.node_id},
                    {"region", ctx.svc.config.region},
                    {"database", std::move(database)},
                    {"audit", json::object{{"enabled", ctx.svc.config.audit_enabled},
+                                          {"healthy", js.healthy},
+                                          {"stalled", audit_stalled},
                                           {"durable_records", js.records},
                                           {"pending", js.pending},
+                                          {"refused", js.refused},
                                           {"failures", js.failures}}},
                    {"tiers", std::move(tiers)},
                    {"dependencies", std::move(dependencies)}};
@@ -192,7 +204,7 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
     if (!ec && extra.is_object())
       for (auto& kv : extra.as_object()) out[kv.key()] = kv.value();
   }
-  co_return std::pair{std::move(out), db_ok && audit_ok ? 200 : 503};
+  co_return std::pair{std::move(out), ready ? 200 : 503};
 }
 
 http::Response JsonResponse(int status, const json::object& body) {

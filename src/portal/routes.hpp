@@ -1,20 +1,20 @@
-// The route table: every route, its handler and its tier, declared once.
+// The route table: every route, its handler, its tier and its access policy, declared
+// once. The dispatcher (portal/node.cpp) derives the rest: pools, in-flight limits,
+// deadlines and fallbacks from the tier; who may call, how the patient is found, what
+// is audited and whether a writable primary is needed from the policy
+// (portal/access.hpp), applied before the handler runs.
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "http/router.hpp"
+#include "portal/access.hpp"
 #include "portal/context.hpp"
 
 namespace continuum::portal {
-
-// Who may call a route, checked by the dispatcher before the handler runs.
-enum class RouteAccess {
-  kHandler,   // the handler decides (anyone, or a session checked by Authenticate)
-  kOpsToken,  // the node's ops token (machines: Alertmanager, the prober); no PHI
-};
 
 // Whose capacity a route uses. Logging in is on the critical tier (its deadline and
 // fallback), but a login flood (Argon2id costs ~50 ms of CPU each) must not take the
@@ -28,10 +28,17 @@ struct RouteEntry {
   std::function<boost::asio::awaitable<http::Response>(RequestContext&)> handler;
   Tier tier;
   std::string name;
-  RouteAccess access = RouteAccess::kHandler;
+  AccessPolicy access;
+  std::string method;
+  std::string pattern;
   Bulkhead bulkhead = Bulkhead::kTier;
 };
 
 http::Router<RouteEntry> BuildRoutes();
+// Every route, in table order (for `continuum routes --json` and tests).
+std::vector<RouteEntry> ListRoutes();
+// The table as JSON: [{method, pattern, name, tier, caller, roles, patient, action,
+// resource_type, writable}].
+std::string RoutesJson();
 
 }  // namespace continuum::portal

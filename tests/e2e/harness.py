@@ -847,11 +847,15 @@ class Cluster:
         return self.rows("SELECT * FROM audit_event WHERE request_id = :'rid' ORDER BY node_id, seq",
                          rid=request_id)
 
-    def wait_audit(self, request_id: str, timeout: float = 10, predicate=None) -> list[dict]:
-        """Waits until audit_event holds a row for request_id (matching predicate)."""
+    def wait_audit(self, request_id: str, timeout: float = 10, predicate=None,
+                   attempts: bool = False) -> list[dict]:
+        """Waits until audit_event holds a row for request_id (matching predicate). A write's
+        "attempt" record (durable before the write is sent) is left out unless `attempts`:
+        the row waited for is the request's outcome."""
         def found():
             rows = self.audit_rows(request_id)
-            rows = [r for r in rows if predicate is None or predicate(r)]
+            rows = [r for r in rows if (attempts or r["outcome"] != "attempt")
+                    and (predicate is None or predicate(r))]
             return rows
         return wait_until(found, timeout, 0.2, f"audit_event row for request {request_id}")
 

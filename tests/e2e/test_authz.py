@@ -78,6 +78,24 @@ class AuthorizationTest(ContinuumTestCase):
         self.assertEqual(self.cluster.scalar("SELECT count(*) AS n FROM clinical_note WHERE patient_id = 2"),
                          before)
 
+    def test_break_the_glass_reason_kept_out_of_the_audit_detail(self):
+        # The reason is free text (PHI): it is stored with the clinical data, not in the
+        # audit record's detail (documented as never PHI); auditors still see it.
+        t = self.token("demo-provider")
+        reason = "e2e: suspected overdose, reason " + str(time.time())
+        r = self.server.get("/fhir/R4/Patient/2", token=t, headers={"X-Break-Glass-Reason": reason})
+        self.assertEqual(r.status, 200, r)
+        rows = self.cluster.wait_audit(r.request_id, predicate=lambda a: a["outcome"] == "success")
+        self.assertTrue(any(a["purpose_of_use"] == "ETREAT" for a in rows), rows)
+        for a in self.cluster.audit_rows(r.request_id):
+            self.assertNotIn("overdose", a["detail"], a)
+        self.assertNotIn(reason.encode(), self.server.journal_bytes())
+        self.assertEqual(self.cluster.scalar(
+            "SELECT reason FROM break_glass_reason WHERE request_id = :'r'", r=r.request_id), reason)
+        lr = self.server.get("/api/v1/break-glass", token=self.token("demo-auditor"))
+        self.assertEqual(lr.status, 200, lr)
+        self.assertIn(reason, [x["reason"] for x in lr.json()["accesses"]])
+
     def test_break_the_glass(self):
         t = self.token("demo-provider")
         reason = "e2e: unconscious patient in the emergency department"

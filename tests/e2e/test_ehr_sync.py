@@ -151,6 +151,22 @@ class EhrSyncTest(ContinuumTestCase):
         wait_until(lambda: self.ehr_sync().get("last_error") is None, 10, 0.2,
                    "last_error cleared")
 
+    def test_sync_upserts_are_audited(self):
+        # Every patient whose data a sync page changed has an audit record of it (actor
+        # system:ehr-sync), with the attempt durable before the page was written.
+        changes = self.tick(3)
+        for rtype, rid in changes:
+            wait_until(lambda: self.in_sync(rtype, rid), 30, 0.3, f"{rtype}/{rid} synchronised")
+        for rtype, rid in changes:
+            pid = patient_of(self.ehr_resource(rtype, rid))
+            rows = wait_until(lambda: self.cluster.rows(
+                "SELECT outcome FROM audit_event WHERE actor = 'system:ehr-sync' AND action = 'update' "
+                "AND resource_type = :'t' AND patient_id = :'p'", t=rtype, p=str(pid)), 15, 0.3,
+                f"audit of the {rtype} upsert for patient {pid}")
+            outcomes = {r["outcome"] for r in rows}
+            self.assertIn("attempt", outcomes, rows)
+            self.assertIn("success", outcomes, rows)
+
     def test_replaying_a_sync_changes_nothing(self):
         """Re-applying everything (high-water marks reset) leaves the rows as they were."""
         wait_until(lambda: int(self.cluster.scalar(

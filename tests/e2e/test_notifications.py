@@ -1,6 +1,8 @@
-"""Notifications: email over SMTP and SMS over HTTP through an outbox. Booking an
-appointment sends one email; with SMTP down the SMS channel is used at once; with both
-down the notification stays queued and is delivered once after recovery; a reminder is
+""
+    "Notifications: email over SMTP and SMS over HTTP through an outbox. Booking an
+    appointment sends one email;
+with SMTP down the SMS channel is used at once;
+with both down the notification stays queued and is delivered once after recovery; a reminder is
 enqueued once for an appointment starting within 24 h."""
 
 from __future__ import annotations
@@ -90,6 +92,19 @@ class NotificationTest(ContinuumTestCase):
     def sms_for(self, nid):
         """The messages the SMS stand-in actually sent (not replays answered from memory)."""
         return [m for m in self.sms_calls_for(nid) if not m.get("replay")]
+    def test_sent_notification_is_audited_as_a_disclosure(self):
+        pid = self.patients()[1]
+        _, appt, _ = self.book(pid)
+        n = self.wait_notification(f"booked-{appt}", lambda n: n["status"] == "sent")
+        rows = self.cluster.wait_audit(f"notification-{n['id']}", timeout=15, attempts=True,
+                                       predicate=lambda a: a["outcome"] == "success")
+        a = rows[0]
+        self.assertEqual((a["actor"], a["role"], a["action"], a["resource_type"], a["patient_id"]),
+                         ("system:notifications", "system", "disclose", "Communication", str(pid)))
+        self.assertTrue(a["detail"].startswith("email"), a)
+#The attempt was durable before the message left.
+        outcomes = [x["outcome"] for x in self.cluster.audit_rows(f"notification-{n['id']}")]
+        self.assertEqual(outcomes[0], "attempt", outcomes)
 
     def test_booking_sends_one_email(self):
         tok, appt, _ = self.book(self.patients()[0])
@@ -143,7 +158,7 @@ class NotificationTest(ContinuumTestCase):
         time.sleep(2.0)
         delivered = len(self.sms_for(n["id"])) + len(self.mails_for(n["id"]))
         self.assertEqual(delivered, 1, (n, self.deps.log("sms"), self.deps.log("smtp")))
-        # The portal's own record agrees: sent once, on the channel that delivered it.
+#The portal's own record agrees: sent once, on the channel that delivered it.
         rows = self.cluster.rows("SELECT status, channel_used, sent_at IS NOT NULL AS sent "
                                  "FROM notification WHERE id = :'n'", n=n["id"])
         self.assertEqual(len(rows), 1, rows)

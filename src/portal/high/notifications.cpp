@@ -8,6 +8,7 @@
 #include <cctype>
 #include <functional>
 
+#include "audit/journal.hpp"
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "deps/dependency.hpp"
@@ -70,7 +71,8 @@ const db::Query kClaimDue{
     "interval '60 seconds' WHERE id IN (SELECT id FROM notification WHERE status = 'queued' AND "
     "next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now()) ORDER BY "
     "next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id, channel_preference, "
-    "coalesce(to_email, ''), coalesce(to_phone, ''), subject, body, sms_attempted",
+    "coalesce(to_email, ''), coalesce(to_phone, ''), subject, body, sms_attempted, "
+    "patient_id",
     db::Access::kWrite};
 // A reminder not yet sent for an appointment cancelled since is not sent.
 const db::Query kDropCancelled{
@@ -107,7 +109,32 @@ const db::Query kByPatient{
 struct Claimed {
   std::string id, preference, email, phone, subject, body;
   bool sms_attempted = false;
+  std::string patient_id;
 };
+
+// A notification carries PHI (an appointment's time and place) to an outside service:
+// it is a disclosure, audited like a request (ARCHITECTURE §5). The attempt record is
+// durable before the message leaves (no disclosure without its record), the outcome
+// record after. Actor "system:notifications", role "system".
+asio::awaitable<void> AuditDisclosure(RequestContext& ctx, const Claimed& n,
+                                      const std::string& channel, const char* outcome,
+                                      std::string detail) {
+  if (!ctx.svc.journal) co_return;
+  audit::Record r;
+  r.request_id = "notification-" + n.id;
+  r.actor = "system:notifications";
+  r.role = "system";
+  r.action = "disclose";
+  r.resource_type = "Communication";
+  r.resource_id = n.id;
+  r.patient_id = n.patient_id;
+  r.purpose_of_use = "HOPERAT";
+  r.outcome = outcome;
+  r.detail = channel + (detail.empty() ? "" : ": " + detail.substr(0, 200));
+  std::vector<audit::Record> recs;
+  recs.push_back(std::move(r));
+  co_await ctx.svc.journal->Append(ctx.shard.executor, std::move(recs), ctx.AuditDeadline());
+}
 
 // One channel's attempt: "" when delivered, else why not.
 asio::awaitable<std::string> SendEmail(Services& svc, const Claimed& n) {
@@ -168,10 +195,15 @@ asio::awaitable<bool> Deliver(RequestContext& ctx, const Claimed& n) {
   std::array<std::string, 2> order{first, second};
   for (const std::string& channel : order) {
     std::string error;
+    // Throws (the notification stays claimed, then is retried) when the journal cannot
+    // take the record: nothing is sent unaudited.
+    co_await AuditDisclosure(ctx, n, channel, "attempt", "");
     if (channel == "email")
       error = co_await SendEmail(ctx.svc, n);
     else
       error = co_await SendSms(ctx, n);
+    co_await AuditDisclosure(ctx, n, channel, error.empty() ? "success" : "failure",
+                             error.empty() ? "" : "not delivered");
     if (error.empty()) {
       co_await ctx.Write(kSent, db::P(n.id, channel), true);
       co_return true;
@@ -258,8 +290,8 @@ asio::awaitable<void> NotificationWorker(Shard& shard, Services& svc,
       for (int i = 0; i < due.rows() && !stop.load(); ++i) {
         ctx.deadline = Deadline::After(
             std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms));
-        Claimed n{due.str(i, 0), due.str(i, 1), due.str(i, 2),     due.str(i, 3),
-                  due.str(i, 4), due.str(i, 5), due.get_bool(i, 6)};
+        Claimed n{due.str(i, 0), due.str(i, 1), due.str(i, 2),      due.str(i, 3),
+                  due.str(i, 4), due.str(i, 5), due.get_bool(i, 6), due.str(i, 7)};
         bool sent = co_await Deliver(ctx, n);
         if (sent) log::Info("notification {} sent", n.id);
       }
