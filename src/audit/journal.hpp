@@ -8,6 +8,15 @@
 // SHA-256 of prev_hash and the line's canonical content, so any gap, reordering or
 // modification is detected by `continuum audit verify`. A node's first record links to
 // SHA-256("genesis:<node_id>"). The line format is specified in audit/internal/format.hpp.
+//
+// Epochs: when `database_url` is set, opening checks what the database already holds for
+// this node (audit_event rows, signed heads). A journal folder that is behind it (lost,
+// emptied, or replaced by an older copy) would restart at a seq already shipped, and its
+// new records would collide with the shipped rows (ON CONFLICT DO NOTHING would drop
+// them). Instead the journal starts a new epoch: a new segment whose first record has
+// seq = (highest known seq) + 1 and links to EpochGenesisHash(node, seq); it logs an
+// error and stats().epoch_start_seq says so (exported as a metric). A new, empty folder
+// whose database cannot be asked is refused (the constructor throws).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -18,6 +27,7 @@
 #include <vector>
 
 #include "audit/record.hpp"
+#include "core/secret.hpp"
 
 namespace continuum::audit {
 
@@ -27,6 +37,8 @@ struct JournalOptions {
   std::string region;
   bool enabled = true;  // false: Append completes at once and writes nothing (benchmarks)
   std::size_t segment_bytes = 64 << 20;
+  // The audit database (empty: no check at open, e.g. unit tests and benchmarks).
+  Secret database_url;
 };
 
 struct JournalStats {
@@ -35,6 +47,7 @@ struct JournalStats {
   uint64_t pending = 0;   // records queued, not yet durable
   uint64_t failures = 0;  // failed writes/syncs
   int64_t last_seq = 0;
+  int64_t epoch_start_seq = 0;  // > 0: this open started a new epoch at that seq
 };
 
 class Journal {

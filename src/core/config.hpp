@@ -90,6 +90,12 @@ struct Config {
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";
   int audit_ship_interval_ms = 200;
+  // The node's Ed25519 key that signs its chain heads (src/audit/README.md); created if
+  // missing. Empty: "<audit_dir>/../audit-signing-<node_id>.key" (beside, not inside,
+  // the journal folder). Its public key goes into the operators' trusted-keys file.
+  std::string audit_signing_key_file;
+  int audit_head_interval_ms = 1000;
+  std::string AuditSigningKeyFile() const;
 
   TierLimits& limits(Tier t) { return tiers[static_cast<int>(t)]; }
   const TierLimits& limits(Tier t) const { return tiers[static_cast<int>(t)]; }
