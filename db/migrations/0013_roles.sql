@@ -28,7 +28,13 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public
 ALTER DEFAULT PRIVILEGES IN SCHEMA public
   GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO continuum_portal;
 
-REVOKE ALL ON schema_migrations FROM continuum_portal;
-GRANT SELECT ON schema_migrations TO continuum_portal;
+-- (`continuum migrate` creates schema_migrations; a bare psql run of the files has none.)
+DO $$
+BEGIN
+  IF to_regclass('schema_migrations') IS NOT NULL THEN
+    REVOKE ALL ON schema_migrations FROM continuum_portal;
+    GRANT SELECT ON schema_migrations TO continuum_portal;
+  END IF;
+END $$;
 REVOKE ALL ON audit_event FROM continuum_portal;
 GRANT SELECT, INSERT ON audit_event TO continuum_portal;
