@@ -424,7 +424,12 @@ Journal::Journal(JournalOptions options) : impl_(std::make_unique<Impl>(std::mov
   impl_->writer = std::thread([impl = impl_.get()] { impl->Run(); });
 }
 
-Journal::~Journal() { Stop(); }
+// The durable mark outlives Stop() (the shipper's last round signs the final head from
+// it) and goes with the object, like the folder's lock.
+Journal::~Journal() {
+  Stop();
+  if (!impl_->durable_key.empty()) RemoveDurableMark(impl_->durable_key);
+}
 
 boost::asio::awaitable<void> Journal::Append(boost::asio::any_io_executor ex,
                                              std::vector<Record> records) {
@@ -455,7 +460,6 @@ void Journal::Stop() {
   }
   impl_->cv.notify_one();
   impl_->writer.join();
-  RemoveDurableMark(impl_->durable_key);
 }
 
 JournalStats Journal::stats() const {

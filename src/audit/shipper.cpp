@@ -131,6 +131,7 @@ struct Shipper::Impl {
   };
   std::map<std::string, Signed> signed_heads;  // per node, under ship_mu
   bool heads_table_missing = false;
+  bool final_round = false;  // a graceful stop: sign the last head whatever the interval
 
   std::mutex ship_mu;  // one shipping round at a time
   std::unique_ptr<PgConn> conn;
@@ -465,7 +466,7 @@ void Shipper::Impl::SignHeads() {
       }
       // Right after a new epoch started, mark->hash is the epoch's genesis, not a record's.
       if (mark->seq <= s.seq || mark->seq < 1 || mark->seq < mark->epoch_start ||
-          now - s.at < std::chrono::milliseconds(opt.head_interval_ms)) {
+          (!final_round && now - s.at < std::chrono::milliseconds(opt.head_interval_ms))) {
         continue;
       }
       InsertHead(node, "head", mark->seq, mark->hash);
@@ -534,6 +535,10 @@ void Shipper::Stop() {
   // database answered recently: never hold a shutdown on connect timeouts.
   if (impl_->reachable.load()) {
     try {
+      {
+        std::lock_guard ship(impl_->ship_mu);
+        impl_->final_round = true;  // the chain's last head is signed before the node goes
+      }
       ShipOnce();
     } catch (...) {
     }
