@@ -32,6 +32,14 @@ std::string DefaultDatabaseUrl() {
   return e ? e : "postgresql://postgres@127.0.0.1:5432/continuum";
 }
 
+// Two roles (src/audit/README.md): `migrate`, `seed` and the other owner tools connect
+// as the database owner (CONTINUUM_OWNER_DATABASE_URL, else CONTINUUM_DATABASE_URL);
+// `serve` connects as the portal role given by its config's database.url.
+std::string DefaultOwnerDatabaseUrl() {
+  const char* e = std::getenv("CONTINUUM_OWNER_DATABASE_URL");
+  return e && *e ? e : DefaultDatabaseUrl();
+}
+
 std::string DefaultMigrationsDir() { return std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations"; }
 
 // The project's folder (scripts/, deploy/): CONTINUUM_HOME, else the source tree the
@@ -91,7 +99,7 @@ int main(int argc, char** argv) {
 
   // migrate
   auto* migrate = app.add_subcommand("migrate", "Apply database migrations");
-  std::string mig_url = DefaultDatabaseUrl(), mig_dir = DefaultMigrationsDir();
+  std::string mig_url = DefaultOwnerDatabaseUrl(), mig_dir = DefaultMigrationsDir();
   int lock_timeout = 2000;
   migrate->add_option("--database-url", mig_url, "PostgreSQL URL")->capture_default_str();
   migrate->add_option("--dir", mig_dir, "Migrations folder")->capture_default_str();
@@ -100,7 +108,7 @@ int main(int argc, char** argv) {
 
   // seed
   auto* seed = app.add_subcommand("seed", "Load a deterministic synthetic population");
-  std::string seed_url = DefaultDatabaseUrl();
+  std::string seed_url = DefaultOwnerDatabaseUrl();
   int64_t patients = 1000, facilities = 10;
   uint64_t random_seed = 20261125;
   seed->add_option("--database-url", seed_url, "PostgreSQL URL")->capture_default_str();
@@ -117,9 +125,21 @@ int main(int argc, char** argv) {
   audit->require_subcommand(1);
   auto* verify = audit->add_subcommand("verify", "Check journal chains and the audit_event table");
   std::vector<std::string> journals;
-  std::string verify_url;
+  std::string verify_url, trusted_keys;
   verify->add_option("--journal", journals, "Journal folder (repeatable)")->required();
   verify->add_option("--database-url", verify_url, "PostgreSQL URL (omit to check journals only)");
+  verify
+      ->add_option("--trusted-keys", trusted_keys,
+                   "File of \"<node_id> <hex Ed25519 public key>\" lines: the keys signed chain "
+                   "heads must verify with (omit: each node's first stored key)")
+      ->check(CLI::ExistingFile);
+  auto* pubkey = audit->add_subcommand(
+      "pubkey",
+      "Print a node's chain-head signing public key as a trusted-keys line (creates the key "
+      "if missing)");
+  std::string pubkey_file, pubkey_node;
+  pubkey->add_option("--key-file", pubkey_file, "The node's [audit] signing_key_file")->required();
+  pubkey->add_option("--node-id", pubkey_node, "The node's id")->required();
   auto* ship = audit->add_subcommand("ship", "Ship a journal folder to PostgreSQL now");
   std::string ship_dir, ship_url = DefaultDatabaseUrl();
   ship->add_option("--journal", ship_dir, "Journal folder")->required();
@@ -128,7 +148,7 @@ int main(int argc, char** argv) {
   auto* content = app.add_subcommand("content", "Health-article library");
   content->require_subcommand(1);
   auto* content_load = content->add_subcommand("load", "Load (upsert) the article library");
-  std::string content_url = DefaultDatabaseUrl(),
+  std::string content_url = DefaultOwnerDatabaseUrl(),
               content_file = continuum::seed::DefaultArticlesFile();
   content_load->add_option("--database-url", content_url, "PostgreSQL URL")->capture_default_str();
   content_load->add_option("--file", content_file, "Articles (JSON)")->capture_default_str();
@@ -184,7 +204,7 @@ int main(int argc, char** argv) {
   auto* synthetic = app.add_subcommand(
       "synthetic-accounts",
       "Create (idempotently) the prober's synthetic patient, accounts and slots per vantage");
-  std::string syn_url = DefaultDatabaseUrl(), syn_password_file;
+  std::string syn_url = DefaultOwnerDatabaseUrl(), syn_password_file;
   std::vector<std::string> syn_vantages;
   synthetic->add_option("--database-url", syn_url, "PostgreSQL URL")->capture_default_str();
   synthetic->add_option("--vantage", syn_vantages, "Vantage name (repeatable)")->required();
@@ -285,7 +305,7 @@ int main(int argc, char** argv) {
       return continuum::stubdeps::RunStubDeps(stub_opts);
     }
     if (*verify) {
-      auto report = continuum::audit::Verify(journals, continuum::Secret(verify_url));
+      auto report = continuum::audit::Verify(journals, continuum::Secret(verify_url), trusted_keys);
       for (const auto& n : report.notes) std::cout << "note: " << n << "\n";
       for (const auto& p : report.problems) std::cout << "PROBLEM " << p << "\n";
       std::cout << (report.ok() ? "OK" : "FAILED") << ": " << report.journal_records
@@ -293,8 +313,17 @@ int main(int argc, char** argv) {
                 << report.problems.size() << " problem(s)\n";
       return report.ok() ? 0 : 1;
     }
+    if (*pubkey) {
+      std::cout << pubkey_node << " " << continuum::audit::SigningPublicKey(pubkey_file) << "\n";
+      return 0;
+    }
     if (*ship) {
-      continuum::audit::Shipper s(ship_dir, continuum::Secret(ship_url), 1000);
+      continuum::audit::ShipperOptions so;
+      so.journal_dir = ship_dir;
+      so.database_url = continuum::Secret(ship_url);
+      so.interval_ms = 1000;
+      so.take_journal_locks = true;  // never read past a live node's durable mark
+      continuum::audit::Shipper s(std::move(so));
       auto n = s.ShipOnce();
       std::cout << "shipped " << n << " record(s)\n";
       return 0;

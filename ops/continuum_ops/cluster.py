@@ -82,13 +82,20 @@ class Cluster:
 
     def load_secrets(self) -> None:
         f = self.state / "secrets.env"
-        if not f.exists():
-            text = "".join(f"{v}={secrets.token_hex(16)}\n" for v in
-                           ("SUPERUSER_PASSWORD", "REPLICATION_PASSWORD", "REWIND_PASSWORD", "APP_PASSWORD"))
-            write_atomic(f, text, 0o600)
-        for line in f.read_text().splitlines():
-            k, _, v = line.partition("=")
-            self.secrets[k] = v
+        # APP_PASSWORD: the owner role `continuum` (migrate, seed); PORTAL_PASSWORD: the
+        # portal nodes' role continuum_portal (added to an older state folder on first use).
+        names = ("SUPERUSER_PASSWORD", "REPLICATION_PASSWORD", "REWIND_PASSWORD", "APP_PASSWORD",
+                 "PORTAL_PASSWORD")
+        have = {}
+        if f.exists():
+            for line in f.read_text().splitlines():
+                k, _, v = line.partition("=")
+                have[k] = v
+        if not f.exists() or any(n not in have for n in names):
+            for n in names:
+                have.setdefault(n, secrets.token_hex(16))
+            write_atomic(f, "".join(f"{k}={v}\n" for k, v in have.items()), 0o600)
+        self.secrets.update(have)
 
     def make_key(self) -> None:
         """The portal nodes' shared token signing key, and the ops token (Alertmanager's
@@ -323,8 +330,14 @@ class Cluster:
         if port is None:
             return False
         pw = self.secrets["APP_PASSWORD"]
+        ppw = self.secrets["PORTAL_PASSWORD"]
+        # Two roles (src/audit/README.md): `continuum` owns the database (migrations);
+        # continuum_portal gets only the grants of db/migrations/0013_roles.sql.
         sql = (f"SELECT format('CREATE ROLE continuum LOGIN PASSWORD %L', '{pw}')\n"
                " WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'continuum') \\gexec\n"
+               f"SELECT format('CREATE ROLE continuum_portal LOGIN PASSWORD %L', '{ppw}')\n"
+               " WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'continuum_portal') \\gexec\n"
+               f"SELECT format('ALTER ROLE continuum_portal LOGIN PASSWORD %L', '{ppw}') \\gexec\n"
                "SELECT 'CREATE DATABASE continuum OWNER continuum'\n"
                " WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'continuum') \\gexec\n")
         conn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
@@ -343,7 +356,12 @@ class Cluster:
         return True
 
     def primary_url(self, me: str | None = None) -> str:
+        """The owner role's write URL (migrate, seed, synthetic-accounts)."""
         return portal.primary_url(self.topo, me or self.topo.names[0], self.secrets["APP_PASSWORD"])
+
+    def portal_primary_url(self, me: str) -> str:
+        """The portal role's write URL (`continuum serve`)."""
+        return portal.primary_url(self.topo, me, self.secrets["PORTAL_PASSWORD"], portal.PORTAL_ROLE)
 
     def run_bin(self, args: list[str], logname: str, what: str, timeout: float = 900) -> None:
         with open(self.sup.logs / logname, "ab") as f:
@@ -408,7 +426,7 @@ class Cluster:
         use_topo = self.with_topology()
         if not use_topo:
             log("portal configs without [topology] (CLUSTER_NO_TOPOLOGY)")
-        pw = self.secrets["APP_PASSWORD"]
+        pw = self.secrets["PORTAL_PASSWORD"]
         deps = portal.dependencies_block(self.topo, self.patients, self.with_deps,
                                          str(self.stub_tls_dir / "ca.pem"))
         for name in names:
@@ -419,7 +437,7 @@ class Cluster:
                 os.chmod(d, 0o700)
                 render(DEPLOY / "portal" / "continuum.toml.tmpl", d / "continuum.toml", {
                     "PORTAL_PORT": n.port, "REGION": name, "NODE": n.name,
-                    "WRITE_URL": self.primary_url(name), "TOPOLOGY": topo, "DEPENDENCIES": deps,
+                    "WRITE_URL": self.portal_primary_url(name), "TOPOLOGY": topo, "DEPENDENCIES": deps,
                     "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
                     "AUDIT_DIR": d / "audit"}, mode=0o600)
                 if self.sup.alive(f"portal-{n.name}"):

@@ -7,24 +7,32 @@ from .topology import Region, Topology
 DEPENDENCY_PORTS = {"payments": 4, "insurance": 3, "pharmacy": 2, "sms": 5}   # + stub base
 
 
-def primary_url(topo: Topology, me: str, password: str) -> str:
-    """libpq multi-host string (the app role), hosts in preference order from `me`; libpq
-    finds the primary (target_session_attrs=read-write)."""
+# Two database roles (src/audit/README.md): OWNER_ROLE owns the database and runs
+# migrate, seed, content load and synthetic-accounts; PORTAL_ROLE is what the portal
+# nodes connect as (INSERT/SELECT only on the audit tables, no ownership).
+OWNER_ROLE = "continuum"
+PORTAL_ROLE = "continuum_portal"
+
+
+def primary_url(topo: Topology, me: str, password: str, user: str = OWNER_ROLE) -> str:
+    """libpq multi-host string (`user`: the owner role unless told), hosts in preference
+    order from `me`; libpq finds the primary (target_session_attrs=read-write)."""
     pref = topo.preference(me)
     hosts = ",".join(r.host for r in pref)
     ports = ",".join(str(r.pg) for r in pref)
-    return (f"host={hosts} port={ports} dbname=continuum user=continuum password={password} "
+    return (f"host={hosts} port={ports} dbname=continuum user={user} password={password} "
             f"target_session_attrs=read-write connect_timeout=2")
 
 
-def region_url(r: Region, password: str) -> str:
-    return f"host={r.host} port={r.pg} dbname=continuum user=continuum password={password} connect_timeout=2"
+def region_url(r: Region, password: str, user: str = PORTAL_ROLE) -> str:
+    return f"host={r.host} port={r.pg} dbname=continuum user={user} password={password} connect_timeout=2"
 
 
-def topology_block(topo: Topology, me: str, password: str) -> str:
+def topology_block(topo: Topology, me: str, password: str, user: str = PORTAL_ROLE) -> str:
+    """The portal node's [topology] (read URLs as `user`: the portal role)."""
     out = "[topology]\nmax_replica_lag_ms = 5000\nprobe_interval_ms = 500\n"
     for r in topo.preference(me):
-        out += f'\n[[topology.region]]\nname = "{r.name}"\ndatabase_url = "{region_url(r, password)}"\n'
+        out += f'\n[[topology.region]]\nname = "{r.name}"\ndatabase_url = "{region_url(r, password, user)}"\n'
     return out
 
 

@@ -12,9 +12,11 @@
 #include "audit/journal.hpp"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -36,6 +38,8 @@
 
 #include "audit/internal/files.hpp"
 #include "audit/internal/format.hpp"
+#include "audit/internal/heads.hpp"
+#include "audit/internal/pg.hpp"
 
 namespace continuum::audit {
 namespace fs = std::filesystem;
@@ -104,6 +108,7 @@ struct Journal::Impl {
   std::atomic<bool> healthy{true};                // last write or probe succeeded
   std::atomic<std::int64_t> writing_since_ns{0};  // steady clock; 0: no batch being written
   std::atomic<long long> last_seq_pub{0};
+  long long epoch_start_seq = 0;
 
   explicit Impl(JournalOptions o) : opt(std::move(o)) {}
 
@@ -118,12 +123,14 @@ struct Journal::Impl {
 
   void Open();
   void Recover(const std::vector<SegmentFile>& segs);
+  void CheckDatabase(bool fresh);
   void OpenSegment(std::uint64_t index, bool create);
   void Run();
   void WriteBatch(std::vector<Waiter>& batch);
   void Probe();
   void Publish() {
-    PublishDurableMark(durable_key, DurableMark{seg_index, seg_size, last_seq});
+    PublishDurableMark(durable_key,
+                       DurableMark{seg_index, seg_size, last_seq, last_hash, epoch_start_seq});
     last_seq_pub.store(last_seq, std::memory_order_relaxed);
   }
   void Enqueue(boost::asio::any_io_executor ex, std::vector<Record> recs, Handler handler);
@@ -163,14 +170,62 @@ void Journal::Impl::Open() {
     }
   }
   auto it = all.find(opt.node_id);
-  if (it == all.end()) {
+  const bool fresh = it == all.end();
+  if (fresh) {
     last_seq = 0;
     last_hash = GenesisHash(opt.node_id);
     OpenSegment(1, /*create=*/true);
   } else {
     Recover(it->second);
   }
+  if (!opt.database_url.empty()) CheckDatabase(fresh);
   Publish();
+}
+
+// The highest seq the database knows for this node: its shipped rows and its signed
+// heads (a head may be ahead of the rows). An epoch's start counts as seq - 1 there.
+void Journal::Impl::CheckDatabase(bool fresh) {
+  long long known = 0;
+  try {
+    PgConn conn(opt.database_url, "continuum-audit-journal", 10000);
+    const char* node = opt.node_id.c_str();
+    PgResult r =
+        conn.Exec("SELECT coalesce(max(seq), 0) FROM audit_event WHERE node_id = $1", {node});
+    known = std::stoll(PQgetvalue(r.get(), 0, 0));
+    try {
+      PgResult h = conn.Exec(
+          "SELECT coalesce(max(CASE kind WHEN 'epoch' THEN seq - 1 ELSE seq END), 0) "
+          "FROM audit_head WHERE node_id = $1",
+          {node});
+      known = std::max(known, std::stoll(PQgetvalue(h.get(), 0, 0)));
+    } catch (const PgError& e) {
+      if (e.sqlstate() != "42P01") throw;  // audit_head not migrated yet: rows only
+    }
+  } catch (const std::exception& e) {
+    if (fresh) {
+      // A new folder could be a lost one: starting at seq 1 unchecked could collide.
+      throw std::runtime_error(
+          "audit journal: " + dir.string() + " holds no journal of node " + opt.node_id +
+          " and the database cannot be asked where its chain ends (" + e.what() +
+          "); refusing to start a chain that could collide with shipped records");
+    }
+    spdlog::warn("audit journal: cannot compare the journal of node {} with the database: {}",
+                 opt.node_id, e.what());
+    return;
+  }
+  if (known <= last_seq) return;
+  const long long first = known + 1;
+  spdlog::error(
+      "audit journal: the journal in {} ends at seq {} but the database holds node {}'s chain "
+      "up to seq {}: the journal folder was lost or replaced. Starting a NEW EPOCH at seq {} "
+      "(records between that were only in the lost journal are gone; `continuum audit "
+      "verify` reports them)",
+      dir.string(), last_seq, opt.node_id, known, first);
+  last_seq = known;
+  last_hash = EpochGenesisHash(opt.node_id, first);
+  epoch_start_seq = first;
+  // An epoch starts a segment of its own, so the files show where it begins.
+  if (seg_size > 0) OpenSegment(seg_index + 1, /*create=*/true);
 }
 
 // Finds the last good record, cutting torn or garbage tails off the newest segments
@@ -427,7 +482,12 @@ Journal::Journal(JournalOptions options) : impl_(std::make_unique<Impl>(std::mov
   impl_->writer = std::thread([impl = impl_.get()] { impl->Run(); });
 }
 
-Journal::~Journal() { Stop(); }
+// The durable mark outlives Stop() (the shipper's last round signs the final head from
+// it) and goes with the object, like the folder's lock.
+Journal::~Journal() {
+  Stop();
+  if (!impl_->durable_key.empty()) RemoveDurableMark(impl_->durable_key);
+}
 
 namespace {
 // One Append's wait: the writer's completion (posted to the caller's executor) or the
@@ -483,7 +543,6 @@ void Journal::Stop() {
   }
   impl_->cv.notify_one();
   impl_->writer.join();
-  RemoveDurableMark(impl_->durable_key);
 }
 
 JournalStats Journal::stats() const {
@@ -500,6 +559,7 @@ JournalStats Journal::stats() const {
                            std::chrono::steady_clock::now().time_since_epoch() -
                            std::chrono::steady_clock::duration(since))
                            .count();
+  s.epoch_start_seq = impl_->epoch_start_seq;
   return s;
 }
 

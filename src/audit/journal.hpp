@@ -18,6 +18,14 @@
 // After a failed write the writer probes the folder (write + fdatasync of a small probe
 // file) every `probe_interval_ms` until the disk accepts writes again, so health
 // recovers without waiting for traffic (a node taken out of rotation gets none).
+// Epochs: when `database_url` is set, opening checks what the database already holds for
+// this node (audit_event rows, signed heads). A journal folder that is behind it (lost,
+// emptied, or replaced by an older copy) would restart at a seq already shipped, and its
+// new records would collide with the shipped rows (ON CONFLICT DO NOTHING would drop
+// them). Instead the journal starts a new epoch: a new segment whose first record has
+// seq = (highest known seq) + 1 and links to EpochGenesisHash(node, seq); it logs an
+// error and stats().epoch_start_seq says so (exported as a metric). A new, empty folder
+// whose database cannot be asked is refused (the constructor throws).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -29,6 +37,7 @@
 #include <vector>
 
 #include "audit/record.hpp"
+#include "core/secret.hpp"
 
 namespace continuum::audit {
 
@@ -40,6 +49,8 @@ struct JournalOptions {
   std::size_t segment_bytes = 64 << 20;
   std::size_t max_pending_records = 20000;  // queued + in the batch being written
   int probe_interval_ms = 1000;             // health probe period after a failed write
+  // The audit database (empty: no check at open, e.g. unit tests and benchmarks).
+  Secret database_url;
 };
 
 struct JournalStats {
@@ -48,9 +59,10 @@ struct JournalStats {
   uint64_t pending = 0;   // records queued, not yet durable
   uint64_t failures = 0;  // failed writes/syncs
   int64_t last_seq = 0;
-  uint64_t refused = 0;        // appends refused: queue full or deadline passed
-  bool healthy = true;         // the last write (or health probe) succeeded
-  int64_t writing_for_ms = 0;  // age of the batch being written now (0: idle)
+  uint64_t refused = 0;         // appends refused: queue full or deadline passed
+  bool healthy = true;          // the last write (or health probe) succeeded
+  int64_t writing_for_ms = 0;   // age of the batch being written now (0: idle)
+  int64_t epoch_start_seq = 0;  // > 0: this open started a new epoch at that seq
 };
 
 class Journal {

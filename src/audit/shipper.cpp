@@ -12,18 +12,23 @@
 // (the writer is gone, and recovery keeps complete well-formed lines).
 #include "audit/shipper.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "audit/internal/files.hpp"
 #include "audit/internal/format.hpp"
+#include "audit/internal/heads.hpp"
 #include "audit/internal/pg.hpp"
 #include "db/copy_text.hpp"
 
@@ -117,6 +122,16 @@ struct Shipper::Impl {
   fs::path dir;
   Secret url;
   int interval_ms;
+  ShipperOptions opt;
+  std::optional<SigningKey> key;
+  struct Signed {
+    long long seq = 0;
+    std::chrono::steady_clock::time_point at{};
+    bool epoch_done = false;
+  };
+  std::map<std::string, Signed> signed_heads;  // per node, under ship_mu
+  bool heads_table_missing = false;
+  bool final_round = false;  // a graceful stop: sign the last head whatever the interval
 
   std::mutex ship_mu;  // one shipping round at a time
   std::unique_ptr<PgConn> conn;
@@ -126,11 +141,12 @@ struct Shipper::Impl {
   bool stop = false;
   std::thread thread;
 
-  std::atomic<std::uint64_t> shipped{0}, backlog{0}, failures{0};
+  std::atomic<std::uint64_t> shipped{0}, backlog{0}, failures{0}, heads{0};
   std::atomic<bool> reachable{false};
   bool ever_failed = false;
 
-  Impl(std::string d, Secret u, int i) : dir(std::move(d)), url(std::move(u)), interval_ms(i) {}
+  explicit Impl(ShipperOptions o)
+      : dir(o.journal_dir), url(o.database_url), interval_ms(o.interval_ms), opt(std::move(o)) {}
 
   std::uint64_t ShipAll();
   std::uint64_t ShipNode(const std::string& node, const std::vector<SegmentFile>& segs);
@@ -143,6 +159,9 @@ struct Shipper::Impl {
   void InsertOnce(const char* lines);
   std::uint64_t Backlog();
   std::uint64_t Round();
+  void SignHeads();
+  void InsertHead(const std::string& node, const char* kind, long long seq,
+                  const std::string& hash);
   void Loop();
 };
 
@@ -305,6 +324,24 @@ void Shipper::Impl::Insert(const std::string& node, const Batch& batch) {
 std::uint64_t Shipper::Impl::ShipNode(const std::string& node,
                                       const std::vector<SegmentFile>& segs) {
   std::uint64_t total = 0;
+  int lock_fd = -1;
+  if (opt.take_journal_locks) {
+    const auto lock_path = dir / ("journal-" + node + ".lock");
+    lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (lock_fd < 0) ThrowErrno("audit ship: open " + lock_path.string());
+    if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(lock_fd);
+      throw std::runtime_error("audit ship: the journal of node " + node + " in " + dir.string() +
+                               " is open by a running node (its lock is held): that node ships "
+                               "it itself; only it knows how much of it is durable");
+    }
+  }
+  struct LockCloser {
+    int fd;
+    ~LockCloser() {
+      if (fd >= 0) ::close(fd);
+    }
+  } lock_closer{lock_fd};
   ShipPosition pos = ReadShipPosition(dir, node).value_or(ShipPosition{});
   for (;;) {
     const auto mark = LookupDurableMark(DurableKey(dir, node));
@@ -339,6 +376,7 @@ std::uint64_t Shipper::Impl::Round() {
   std::lock_guard ship(ship_mu);
   try {
     const auto n = ShipAll();
+    if (key) SignHeads();
     if (ever_failed && !reachable.load()) {
       spdlog::info("audit shipper: database reachable again; backlog shipped");
     }
@@ -410,9 +448,71 @@ void Shipper::Impl::Loop() {
   }
 }
 
+// Signs the durable head of every node whose Journal is open in this process (and the
+// start of a new epoch, once), at most once per head_interval_ms per node, and stores
+// it in audit_head. Runs after the round's rows are shipped, so a head normally names a
+// row already in the table; a head ahead of the rows is checked against the journal.
+void Shipper::Impl::SignHeads() {
+  if (heads_table_missing) return;
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [node, segs] : ListSegments(dir)) {
+    const auto mark = LookupDurableMark(DurableKey(dir, node));
+    if (!mark) continue;
+    Signed& s = signed_heads[node];
+    try {
+      if (mark->epoch_start > 0 && !s.epoch_done) {
+        InsertHead(node, "epoch", mark->epoch_start, EpochGenesisHash(node, mark->epoch_start));
+        s.epoch_done = true;
+      }
+      // Right after a new epoch started, mark->hash is the epoch's genesis, not a record's.
+      if (mark->seq <= s.seq || mark->seq < 1 || mark->seq < mark->epoch_start ||
+          (!final_round && now - s.at < std::chrono::milliseconds(opt.head_interval_ms))) {
+        continue;
+      }
+      InsertHead(node, "head", mark->seq, mark->hash);
+    } catch (const PgError& e) {
+      if (e.sqlstate() != "42P01") throw;
+      heads_table_missing = true;  // not migrated yet (an older schema): rows only
+      spdlog::error("audit shipper: table audit_head is missing; chain heads are not signed");
+      return;
+    }
+    s.seq = mark->seq;
+    s.at = now;
+  }
+}
+
+void Shipper::Impl::InsertHead(const std::string& node, const char* kind, long long seq,
+                               const std::string& hash) {
+  const std::string signed_at = NowRfc3339();
+  const std::string sig = SignHex(*key, HeadMessage(kind, node, seq, hash, signed_at));
+  const std::string seq_s = std::to_string(seq), pk = key->public_hex();
+  WithConnection([&] {
+    conn->Exec(
+        "INSERT INTO audit_head (node_id, kind, seq, hash, signed_at, public_key, signature) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        {node.c_str(), kind, seq_s.c_str(), hash.c_str(), signed_at.c_str(), pk.c_str(),
+         sig.c_str()});
+  });
+  heads.fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string SigningPublicKey(const std::string& key_file) {
+  return LoadOrCreateSigningKey(key_file).public_hex();
+}
+
 Shipper::Shipper(std::string journal_dir, Secret database_url, int interval_ms)
-    : impl_(std::make_unique<Impl>(std::move(journal_dir), std::move(database_url),
-                                   interval_ms > 0 ? interval_ms : 200)) {}
+    : Shipper(ShipperOptions{std::move(journal_dir), std::move(database_url), interval_ms}) {}
+
+Shipper::Shipper(ShipperOptions options) {
+  if (options.interval_ms <= 0) options.interval_ms = 200;
+  if (options.head_interval_ms < 0) options.head_interval_ms = 0;
+  impl_ = std::make_unique<Impl>(std::move(options));
+  if (!impl_->opt.signing_key_file.empty()) {
+    impl_->key = LoadOrCreateSigningKey(impl_->opt.signing_key_file);
+    spdlog::info("audit shipper: signing chain heads with Ed25519 public key {} ({})",
+                 impl_->key->public_hex(), impl_->opt.signing_key_file);
+  }
+}
 
 Shipper::~Shipper() { Stop(); }
 
@@ -435,6 +535,10 @@ void Shipper::Stop() {
   // database answered recently: never hold a shutdown on connect timeouts.
   if (impl_->reachable.load()) {
     try {
+      {
+        std::lock_guard ship(impl_->ship_mu);
+        impl_->final_round = true;  // the chain's last head is signed before the node goes
+      }
       ShipOnce();
     } catch (...) {
     }
@@ -450,6 +554,7 @@ ShipperStats Shipper::stats() const {
   s.shipped = impl_->shipped.load(std::memory_order_relaxed);
   s.backlog = impl_->backlog.load(std::memory_order_relaxed);
   s.failures = impl_->failures.load(std::memory_order_relaxed);
+  s.heads = impl_->heads.load(std::memory_order_relaxed);
   s.database_reachable = impl_->reachable.load();
   return s;
 }

@@ -8,6 +8,13 @@
 //     `hash`, every column must agree with `record`, prev_hash must link, and each row
 //     must be byte for byte the journal's line for that seq. A journal record missing
 //     from the table is fine only past the shipper's position ("not yet shipped").
+//  3. Signed heads (audit_head, README.md "Anchoring"): every head's Ed25519 signature
+//     must verify with a trusted key of its node (--trusted-keys, else the first key the
+//     node stored: trust on first use, said in a note), and the chain (table, else
+//     journal) must still hold record `seq` with hash `hash`. A chain cut at its tail, a
+//     rewritten chain, or a node whose rows and journal are gone no longer match.
+// New epochs (audit/journal.hpp): a record whose prev_hash is EpochGenesisHash(node,
+// seq) starts an epoch; that is a note, the records it skipped must still be in the table.
 // Problem texts never quote field values: they may be PHI.
 #include "audit/verify.hpp"
 
@@ -21,6 +28,7 @@
 
 #include "audit/internal/files.hpp"
 #include "audit/internal/format.hpp"
+#include "audit/internal/heads.hpp"
 #include "audit/internal/pg.hpp"
 
 namespace continuum::audit {
@@ -63,6 +71,7 @@ std::string Range(long long a, long long b) {
 class Verifier {
  public:
   explicit Verifier(VerifyReport& report) : r_(report) {}
+  std::optional<std::map<std::string, std::set<std::string>>> trusted_;
 
   void ReadDir(const std::string& dir_name);
   void CheckJournals();
@@ -74,6 +83,11 @@ class Verifier {
   void CheckJournal(const std::string& node, NodeJournal& nj);
   void CheckNodeRows(PgConn& conn, const std::string& node);
   void TableGap(const std::string& node, long long a, long long b);
+  bool IsEpochStart(const std::string& node, long long seq, const std::string& prev) const {
+    return seq > 1 && prev == EpochGenesisHash(node, seq);
+  }
+  bool heads_table_ = false;
+  std::map<std::string, std::string> first_key_;  // node -> key of its first head (TOFU)
 
   VerifyReport& r_;
   std::map<std::string, NodeJournal> journals_;
@@ -176,8 +190,16 @@ void Verifier::CheckJournal(const std::string& node, NodeJournal& nj) {
   long long expect = 1;
   for (long long s : seqs) {
     if (s > expect) {
-      Problem("journal " + node + " " + Range(expect, s - 1) +
-              ": missing (gap in the chain: deleted or never written)");
+      const JournalLine* at = nj.Find(s);
+      if (at && IsEpochStart(node, s, at->prev_hash)) {
+        r_.notes.push_back("journal " + node + " " + Range(expect, s - 1) +
+                           ": not in this journal, which starts a new epoch at seq " +
+                           std::to_string(s) +
+                           " (its folder was lost or replaced); the table must hold them");
+      } else {
+        Problem("journal " + node + " " + Range(expect, s - 1) +
+                ": missing (gap in the chain: deleted or never written)");
+      }
     }
     expect = s + 1;
   }
@@ -213,7 +235,13 @@ void Verifier::CheckJournal(const std::string& node, NodeJournal& nj) {
     }
     // Chain: prev_hash is the hash of seq - 1 (or the node's genesis for seq 1).
     const JournalLine* before = l.seq > 1 ? nj.Find(l.seq - 1) : nullptr;
-    if (l.seq == 1 && l.prev_hash != genesis) {
+    if (IsEpochStart(node, l.seq, l.prev_hash)) {
+      // A journal only starts an epoch when it lacks the records before it.
+      if (before) {
+        Problem(prefix + "starts a new epoch although seq " + std::to_string(l.seq - 1) +
+                " is in the journal (chain broken) at " + nj.Where(l));
+      }
+    } else if (l.seq == 1 && l.prev_hash != genesis) {
       Problem(prefix + "prev_hash is not the genesis of node " + node + " (chain broken) at " +
               nj.Where(l));
     } else if (before && before->hash != l.prev_hash) {
@@ -272,6 +300,25 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
   const auto jit = journals_.find(node);
   const NodeJournal* nj = jit == journals_.end() ? nullptr : &jit->second;
   const std::string genesis = GenesisHash(node);
+  struct Head {
+    std::string kind, hash, signed_at, public_key, signature;
+    long long seq;
+  };
+  std::vector<Head> heads;
+  std::map<long long, std::string> chain_at;  // seq of a head -> (row hash, prev_hash)
+  if (heads_table_) {
+    PgResult h = conn.Exec(
+        "SELECT kind, seq, hash, to_char(signed_at AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), public_key, signature FROM audit_head "
+        "WHERE node_id = $1 ORDER BY received_at, seq",
+        {node.c_str()});
+    for (int i = 0; i < PQntuples(h.get()); ++i) {
+      heads.push_back(Head{PQgetvalue(h.get(), i, 0), PQgetvalue(h.get(), i, 2),
+                           PQgetvalue(h.get(), i, 3), PQgetvalue(h.get(), i, 4),
+                           PQgetvalue(h.get(), i, 5), std::stoll(PQgetvalue(h.get(), i, 1))});
+      chain_at.emplace(heads.back().seq, std::string());
+    }
+  }
   long long last_seq = 0;
   std::string last_hash;
   for (;;) {
@@ -321,7 +368,13 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
           if (!same) Problem(prefix + "column " + name + " differs from its record (row modified)");
         }
       }
-      if (seq == 1 && row_prev != genesis) {
+      if (auto it = chain_at.find(seq); it != chain_at.end())
+        it->second = row_hash + " " + row_prev;
+      if (IsEpochStart(node, seq, row_prev)) {
+        r_.notes.push_back("table " + node + " seq " + std::to_string(seq) +
+                           ": a new journal epoch starts here (the node's journal folder was "
+                           "lost or replaced)");
+      } else if (seq == 1 && row_prev != genesis) {
         Problem(prefix + "prev_hash is not the genesis of node " + node + " (chain broken)");
       } else if (seq > 1 && seq == last_seq + 1 && row_prev != last_hash) {
         Problem(prefix + "prev_hash does not match the hash of seq " + std::to_string(seq - 1) +
@@ -343,6 +396,66 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
     if (n < 5000) break;
   }
   if (nj && nj->max_seq > last_seq) TableGap(node, last_seq + 1, nj->max_seq);
+
+  // Signed heads: each must be signed by a trusted key and match the chain.
+  long long chain_end = std::max(last_seq, nj ? nj->max_seq : 0);
+  std::uint64_t bad_sig = 0, untrusted = 0;
+  for (const auto& h : heads) {
+    const std::string prefix =
+        "signed " + h.kind + " " + node + " seq " + std::to_string(h.seq) + ": ";
+    if (!VerifyHex(h.public_key, h.signature,
+                   HeadMessage(h.kind, node, h.seq, h.hash, h.signed_at))) {
+      if (++bad_sig <= 10) Problem(prefix + "bad signature (head forged or modified)");
+      continue;
+    }
+    if (trusted_) {
+      auto t = trusted_->find(node);
+      if (t == trusted_->end() || !t->second.count(h.public_key)) {
+        if (++untrusted <= 10) Problem(prefix + "signed by a key not trusted for this node");
+        continue;
+      }
+    } else {
+      auto [k, first] = first_key_.emplace(node, h.public_key);
+      if (!first && k->second != h.public_key) {
+        if (++untrusted <= 10) {
+          Problem(prefix +
+                  "signed by another key than the node's first head (pin the "
+                  "nodes' keys with --trusted-keys)");
+        }
+        continue;
+      }
+    }
+    // What the chain holds at h.seq: the row, else the journal line.
+    std::string hash, prev;
+    if (const auto& v = chain_at[h.seq]; !v.empty()) {
+      hash = v.substr(0, v.find(' '));
+      prev = v.substr(v.find(' ') + 1);
+    } else if (const JournalLine* l = nj ? nj->Find(h.seq) : nullptr) {
+      hash = l->hash;
+      prev = l->prev_hash;
+    }
+    if (hash.empty()) {
+      if (h.seq > chain_end) {
+        Problem(prefix + (chain_end == 0 ? std::string("the node has no rows and no journal "
+                                                       "(its trail was deleted)")
+                                         : "the chain ends at seq " + std::to_string(chain_end) +
+                                               " (truncated: newer records deleted)"));
+      } else {
+        Problem(prefix + "record missing from the table and the journal (deleted)");
+      }
+    } else if ((h.kind == "head" && hash != h.hash) || (h.kind == "epoch" && prev != h.hash)) {
+      Problem(prefix + "the chain's record differs from the signed head (chain rewritten)");
+    }
+  }
+  if (bad_sig > 10 || untrusted > 10) {
+    Problem("signed heads " + node + ": " + std::to_string(bad_sig) + " bad signature(s), " +
+            std::to_string(untrusted) + " untrusted key(s) in all");
+  }
+  if (heads_table_ && heads.empty() && last_seq > 0) {
+    r_.notes.push_back("table " + node +
+                       ": no signed head (chain not anchored: written before heads were "
+                       "signed, or the node signs none)");
+  }
 }
 
 void Verifier::CheckTable(const Secret& url) {
@@ -353,6 +466,21 @@ void Verifier::CheckTable(const Secret& url) {
     for (const auto& [node, nj] : journals_) nodes.insert(node);
     PgResult res = conn.Exec("SELECT DISTINCT node_id FROM audit_event");
     for (int i = 0; i < PQntuples(res.get()); ++i) nodes.insert(PQgetvalue(res.get(), i, 0));
+    PgResult has = conn.Exec(
+        "SELECT to_regclass('audit_head') IS NOT NULL AND "
+        "has_table_privilege('audit_head', 'SELECT')");
+    heads_table_ = std::string_view(PQgetvalue(has.get(), 0, 0)) == "t";
+    if (heads_table_) {
+      PgResult hn = conn.Exec("SELECT DISTINCT node_id FROM audit_head");
+      for (int i = 0; i < PQntuples(hn.get()); ++i) nodes.insert(PQgetvalue(hn.get(), i, 0));
+      if (!trusted_ && PQntuples(hn.get()) > 0) {
+        r_.notes.push_back(
+            "signed heads checked against the key each node stored first (trust on first "
+            "use); pass --trusted-keys to pin the nodes' public keys");
+      }
+    } else {
+      r_.notes.push_back("no audit_head table: chain heads are not checked");
+    }
     for (const auto& node : nodes) CheckNodeRows(conn, node);
     conn.Exec("COMMIT");
   } catch (const std::exception& e) {
@@ -362,9 +490,18 @@ void Verifier::CheckTable(const Secret& url) {
 
 }  // namespace
 
-VerifyReport Verify(const std::vector<std::string>& journal_dirs, const Secret& database_url) {
+VerifyReport Verify(const std::vector<std::string>& journal_dirs, const Secret& database_url,
+                    const std::string& trusted_keys_file) {
   VerifyReport report;
   Verifier v(report);
+  if (!trusted_keys_file.empty()) {
+    try {
+      v.trusted_ = ReadTrustedKeys(trusted_keys_file);
+    } catch (const std::exception& e) {
+      report.problems.push_back(e.what());
+      return report;
+    }
+  }
   for (const auto& dir : journal_dirs) v.ReadDir(dir);
   v.CheckJournals();
   if (!database_url.empty()) v.CheckTable(database_url);

@@ -21,7 +21,9 @@ struct VerifyReport {
 };
 
 // database_url may be empty to check only the journals. journal_dirs may hold several
-// nodes' journal folders.
-VerifyReport Verify(const std::vector<std::string>& journal_dirs, const Secret& database_url);
+// nodes' journal folders. trusted_keys_file: "<node_id> <hex Ed25519 public key>" lines
+// (empty: each node's first stored key is trusted).
+VerifyReport Verify(const std::vector<std::string>& journal_dirs, const Secret& database_url,
+                    const std::string& trusted_keys_file = "");
 
 }  // namespace continuum::audit

@@ -253,13 +253,19 @@ Config LoadConfig(const std::string& path) {
       if (v < 1) Fail(path, std::string("auth.") + key, "must be >= 1");
   }
   if (auto* s = root["audit"].as_table()) {
-    CheckKeys(*s, path, "audit", {"enabled", "dir", "ship_interval_ms", "max_pending_records"});
+    CheckKeys(*s, path, "audit",
+              {"enabled", "dir", "ship_interval_ms", "max_pending_records", "signing_key_file",
+               "head_interval_ms"});
     Get(*s, path, "audit", "enabled", c.audit_enabled);
     Get(*s, path, "audit", "dir", c.audit_dir);
     Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
     Get(*s, path, "audit", "max_pending_records", c.audit_max_pending_records);
     if (c.audit_max_pending_records < 1)
       Fail(path, "audit.max_pending_records", "must be at least 1");
+    Get(*s, path, "audit", "signing_key_file", c.audit_signing_key_file);
+    Get(*s, path, "audit", "head_interval_ms", c.audit_head_interval_ms);
+    if (c.audit_head_interval_ms < 100 || c.audit_head_interval_ms > 60000)
+      Fail(path, "audit.head_interval_ms", "must be 100..60000");
   }
   if (auto* s = root["ops"].as_table()) {
     CheckKeys(*s, path, "ops", {"token_file"});
@@ -275,6 +281,16 @@ Config LoadConfig(const std::string& path) {
            "no entry for this node's own region \"" + c.region + "\" (node.region)");
   }
   return c;
+}
+
+std::string Config::AuditSigningKeyFile() const {
+  if (!audit_signing_key_file.empty()) return audit_signing_key_file;
+  std::string dir = audit_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const auto slash = dir.rfind('/');
+  const std::string parent =
+      slash == std::string::npos ? "." : dir.substr(0, slash == 0 ? 1 : slash);
+  return parent + (parent == "/" ? "" : "/") + "audit-signing-" + node_id + ".key";
 }
 
 }  // namespace continuum

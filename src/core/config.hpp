@@ -119,6 +119,12 @@ struct Config {
   // Records the journal may hold queued (not yet durable) before appends are refused
   // with 503: a stalled disk must not pile up memory.
   int audit_max_pending_records = 20000;
+  // The node's Ed25519 key that signs its chain heads (src/audit/README.md); created if
+  // missing. Empty: "<audit_dir>/../audit-signing-<node_id>.key" (beside, not inside,
+  // the journal folder). Its public key goes into the operators' trusted-keys file.
+  std::string audit_signing_key_file;
+  int audit_head_interval_ms = 1000;
+  std::string AuditSigningKeyFile() const;
 
   TierLimits& limits(Tier t) { return tiers[static_cast<int>(t)]; }
   const TierLimits& limits(Tier t) const { return tiers[static_cast<int>(t)]; }

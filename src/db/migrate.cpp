@@ -14,6 +14,8 @@
 //  - a file whose first line is `-- migrate:no-transaction` runs outside a transaction
 //    (for CREATE INDEX CONCURRENTLY); it must then hold exactly one statement, and is
 //    recorded after it succeeds — write it idempotently (IF NOT EXISTS).
+//  - it runs as the owner role, never as continuum_portal (refused): the owner owns
+//    every table; 0013_roles.sql grants the portal role only what it needs.
 #include "db/migrate.hpp"
 
 #include <libpq-fe.h>
@@ -199,6 +201,17 @@ int Migrate(const MigrateOptions& options) {
   PQsetNoticeProcessor(
       conn.get(), [](void*, const char*) {}, nullptr);
   Exec(conn.get(), "SET application_name = 'continuum-migrate'", "migrate");
+  // Migrations run as the owner role; the portal's role may not own or alter anything
+  // (src/audit/README.md, "Database roles"). Say so plainly instead of failing on the
+  // first CREATE with "permission denied".
+  {
+    Result who = Exec(conn.get(), "SELECT current_user", "migrate");
+    if (std::string_view(PQgetvalue(who.get(), 0, 0)) == "continuum_portal") {
+      throw std::runtime_error(
+          "migrate: connected as continuum_portal, the portal's role; run migrations as the "
+          "database owner role (e.g. CONTINUUM_OWNER_DATABASE_URL or --database-url)");
+    }
+  }
 
   // Serialize concurrent migrators. Session-level: held across the per-file
   // transactions, released when the connection closes (also on a crash).

@@ -388,12 +388,18 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
     out += fmt::format("continuum_audit_journal_refused_total {}\n", js.refused);
     out += "# TYPE continuum_audit_journal_healthy gauge\n";
     out += fmt::format("continuum_audit_journal_healthy {}\n", js.healthy ? 1 : 0);
+    // > 0: the journal folder was lost or replaced and this start began a new epoch at
+    // that seq (src/audit/journal.hpp); alert on it.
+    out += "# TYPE continuum_audit_journal_epoch_start_seq gauge\n";
+    out += fmt::format("continuum_audit_journal_epoch_start_seq {}\n", js.epoch_start_seq);
     if (shipper) {
       auto ss = shipper->stats();
       out += "# TYPE continuum_audit_ship_backlog gauge\n";
       out += fmt::format("continuum_audit_ship_backlog {}\n", ss.backlog);
       out += "# TYPE continuum_audit_shipped_total counter\n";
       out += fmt::format("continuum_audit_shipped_total {}\n", ss.shipped);
+      out += "# TYPE continuum_audit_signed_heads_total counter\n";
+      out += fmt::format("continuum_audit_signed_heads_total {}\n", ss.heads);
       out += "# TYPE continuum_audit_ship_failures_total counter\n";
       out += fmt::format("continuum_audit_ship_failures_total {}\n", ss.failures);
     }
@@ -412,12 +418,18 @@ int Serve(const Config& cfg) {
   svc.signer = std::make_unique<auth::TokenSigner>(auth::LoadOrCreateKey(cfg.key_file));
   audit::JournalOptions jo{cfg.audit_dir, cfg.node_id, cfg.region, cfg.audit_enabled};
   jo.max_pending_records = static_cast<std::size_t>(cfg.audit_max_pending_records);
-  audit::Journal journal(jo);
+  jo.database_url = cfg.database_url;  // a lost journal folder starts a new epoch
+  audit::Journal journal(std::move(jo));
   svc.journal = &journal;
   std::unique_ptr<audit::Shipper> shipper;
   if (cfg.audit_enabled) {
-    shipper = std::make_unique<audit::Shipper>(cfg.audit_dir, cfg.database_url,
-                                               cfg.audit_ship_interval_ms);
+    audit::ShipperOptions so;
+    so.journal_dir = cfg.audit_dir;
+    so.database_url = cfg.database_url;
+    so.interval_ms = cfg.audit_ship_interval_ms;
+    so.signing_key_file = cfg.AuditSigningKeyFile();
+    so.head_interval_ms = cfg.audit_head_interval_ms;
+    shipper = std::make_unique<audit::Shipper>(std::move(so));
     shipper->Start();
   }
   auth::SessionCache sessions(cfg.session_idle_s);

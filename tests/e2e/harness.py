@@ -406,6 +406,20 @@ class PgInstance:
             raise RuntimeError(f"pg-tmp start printed {cp.stdout!r}")
         return self.url
 
+    def as_role(self, role: str) -> str:
+        """The URL as another role (pg-tmp creates both; src/audit/README.md): "continuum_owner"
+        owns the database and runs migrate/seed, "continuum_portal" is what `continuum serve`
+        connects as. `url` itself is the superuser's, for the tests' own SQL."""
+        return self.url.replace("postgresql://postgres@", f"postgresql://{role}@", 1)
+
+    @property
+    def owner_url(self) -> str:
+        return self.as_role("continuum_owner")
+
+    @property
+    def portal_url(self) -> str:
+        return self.as_role("continuum_portal")
+
     def stop(self, timeout: float = 90) -> None:
         """Fast shutdown (pg_ctl -m fast); falls back to SIGKILL by PID."""
         try:
@@ -529,7 +543,7 @@ class Server:
             "server": {"listen_address": "127.0.0.1", "listen_port": self.port, "threads": 2,
                        "body_limit_bytes": 65536},
             "node": {"region": "e2e", "node_id": self.name},
-            "database": {"url": self.cluster.pg.url},
+            "database": {"url": self.cluster.pg.portal_url},
             "auth": {"key_file": str(self.cluster.key_file), "session_idle_s": 900,
                      "session_absolute_s": 3600, "max_login_failures": 5, "lockout_s": 60},
             "audit": {"enabled": True, "dir": str(self.audit_dir), "ship_interval_ms": 100},
@@ -809,11 +823,12 @@ class Cluster:
         return run([BINARY, *args], timeout=timeout, check=check, cwd=self.dir)
 
     def migrate(self, database_url: str | None = None) -> subprocess.CompletedProcess:
-        return self.cli("migrate", "--database-url", database_url or self.url, timeout=120, check=True)
+        return self.cli("migrate", "--database-url", database_url or self.pg.owner_url, timeout=120,
+                        check=True)
 
     def seed(self, database_url: str | None = None, patients: int | None = None,
              facilities: int | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        return self.cli("seed", "--database-url", database_url or self.url,
+        return self.cli("seed", "--database-url", database_url or self.pg.owner_url,
                         "--patients", str(patients or self.patients),
                         "--facilities", str(facilities or self.facilities), timeout=600, check=check)
 
@@ -828,6 +843,18 @@ class Cluster:
     def audit_verify(self, *journal_dirs, timeout: float = 120) -> subprocess.CompletedProcess:
         dirs = journal_dirs or [s.audit_dir for s in self.servers]
         args = ["audit", "verify", "--database-url", self.url]
+        # The operators' pinned keys: each node's head-signing public key (the nodes
+        # create their keys at start; a node never started has none to pin).
+        lines = []
+        for s in self.servers:
+            key = s.dir / f"audit-signing-{s.name}.key"
+            if key.exists():
+                cp = self.cli("audit", "pubkey", "--key-file", str(key), "--node-id", s.name, check=True)
+                lines.append(cp.stdout.strip())
+        if lines:
+            trusted = self.dir / "trusted-audit-keys"
+            trusted.write_text("\n".join(lines) + "\n")
+            args += ["--trusted-keys", str(trusted)]
         for d in dirs:
             args += ["--journal", str(d)]
         return self.cli(*args, timeout=timeout)

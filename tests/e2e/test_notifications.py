@@ -1,8 +1,6 @@
-""
-    "Notifications: email over SMTP and SMS over HTTP through an outbox. Booking an
-    appointment sends one email;
-with SMTP down the SMS channel is used at once;
-with both down the notification stays queued and is delivered once after recovery; a reminder is
+"""Notifications: email over SMTP and SMS over HTTP through an outbox. Booking an
+appointment sends one email; with SMTP down the SMS channel is used at once; with both
+down the notification stays queued and is delivered once after recovery; a reminder is
 enqueued once for an appointment starting within 24 h."""
 
 from __future__ import annotations
@@ -102,7 +100,7 @@ class NotificationTest(ContinuumTestCase):
         self.assertEqual((a["actor"], a["role"], a["action"], a["resource_type"], a["patient_id"]),
                          ("system:notifications", "system", "disclose", "Communication", str(pid)))
         self.assertTrue(a["detail"].startswith("email"), a)
-#The attempt was durable before the message left.
+        # The attempt was durable before the message left.
         outcomes = [x["outcome"] for x in self.cluster.audit_rows(f"notification-{n['id']}")]
         self.assertEqual(outcomes[0], "attempt", outcomes)
 
@@ -158,7 +156,7 @@ class NotificationTest(ContinuumTestCase):
         time.sleep(2.0)
         delivered = len(self.sms_for(n["id"])) + len(self.mails_for(n["id"]))
         self.assertEqual(delivered, 1, (n, self.deps.log("sms"), self.deps.log("smtp")))
-#The portal's own record agrees: sent once, on the channel that delivered it.
+        # The portal's own record agrees: sent once, on the channel that delivered it.
         rows = self.cluster.rows("SELECT status, channel_used, sent_at IS NOT NULL AS sent "
                                  "FROM notification WHERE id = :'n'", n=n["id"])
         self.assertEqual(len(rows), 1, rows)

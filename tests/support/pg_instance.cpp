@@ -187,9 +187,11 @@ void PgInstance::Boot() {
   port_ = std::stoi(url.substr(colon + 1, slash - colon - 1));
 
   const std::string admin = UrlFor("postgres");
-  Exec(admin, std::string("CREATE DATABASE ") + kTemplateDb);
+  // Migrated by the owner role (pg-tmp created it and continuum_portal): the portal
+  // role gets only the grants of db/migrations/0013_roles.sql.
+  Exec(admin, std::string("CREATE DATABASE ") + kTemplateDb + " OWNER continuum_owner");
   db::MigrateOptions options;
-  options.database_url = Secret(UrlFor(kTemplateDb));
+  options.database_url = Secret(UrlFor(kTemplateDb, "continuum_owner"));
   options.migrations_dir = migrations_dir_;
   db::Migrate(options);
   // No connections to the template from now on (CREATE DATABASE ... TEMPLATE needs
@@ -198,7 +200,8 @@ void PgInstance::Boot() {
                   " WITH IS_TEMPLATE true ALLOW_CONNECTIONS false");
   // pg-tmp created an empty `continuum`; replace it by a migrated copy.
   Exec(admin, "DROP DATABASE IF EXISTS continuum");
-  Exec(admin, std::string("CREATE DATABASE continuum TEMPLATE ") + kTemplateDb);
+  Exec(admin,
+       std::string("CREATE DATABASE continuum OWNER continuum_owner TEMPLATE ") + kTemplateDb);
 }
 
 void PgInstance::StartWatchdog() {
@@ -248,8 +251,14 @@ std::string PgInstance::PgTmp(const std::string& command) const {
 
 std::string PgInstance::url() const { return UrlFor("continuum"); }
 
-std::string PgInstance::UrlFor(const std::string& database) const {
-  return "postgresql://postgres@127.0.0.1:" + std::to_string(port_) + "/" + database;
+std::string PgInstance::UrlFor(const std::string& database, const std::string& user) const {
+  return "postgresql://" + user + "@127.0.0.1:" + std::to_string(port_) + "/" + database;
+}
+
+std::string PgInstance::AsRole(const std::string& url, const std::string& user) {
+  const std::string prefix = "postgresql://postgres@";
+  if (url.rfind(prefix, 0) != 0) throw std::runtime_error("PgInstance::AsRole: not a test URL");
+  return "postgresql://" + user + "@" + url.substr(prefix.size());
 }
 
 std::string PgInstance::FreshDatabase() {
@@ -258,7 +267,8 @@ std::string PgInstance::FreshDatabase() {
     std::lock_guard lock(mu_);
     name = "test_" + std::to_string(::getpid()) + "_" + std::to_string(++next_db_);
   }
-  Exec(UrlFor("postgres"), "CREATE DATABASE " + name + " TEMPLATE " + kTemplateDb);
+  Exec(UrlFor("postgres"),
+       "CREATE DATABASE " + name + " OWNER continuum_owner TEMPLATE " + kTemplateDb);
   return UrlFor(name);
 }
 

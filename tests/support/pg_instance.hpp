@@ -27,8 +27,12 @@ class PgInstance {
   std::string url() const;
   // Creates a new database from the migrated template and returns its URL.
   std::string FreshDatabase();
-  // URL of another database of this instance (e.g. "postgres").
-  std::string UrlFor(const std::string& database) const;
+  // URL of another database of this instance (e.g. "postgres"), as `user`.
+  std::string UrlFor(const std::string& database, const std::string& user = "postgres") const;
+  // `url` (one of this class's superuser URLs) as another role: "continuum_portal" (what
+  // `continuum serve` connects as) or "continuum_owner" (migrations; owns the tables).
+  static std::string AsRole(const std::string& url, const std::string& user);
+  static std::string PortalUrl(const std::string& url) { return AsRole(url, "continuum_portal"); }
 
   // Blocking libpq helpers; throw std::runtime_error with the server's message.
   void Exec(const std::string& url, const std::string& sql);

@@ -50,6 +50,8 @@ struct DurableMark {
   std::uint64_t segment = 0;
   std::uint64_t offset = 0;
   long long seq = 0;
+  std::string hash;           // of record `seq` (what the shipper signs as the chain's head)
+  long long epoch_start = 0;  // > 0: the journal started a new epoch at this seq
 };
 std::string DurableKey(const std::filesystem::path& dir, std::string_view node);
 void PublishDurableMark(const std::string& key, const DurableMark& mark);
