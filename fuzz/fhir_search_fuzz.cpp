@@ -2,7 +2,8 @@
 // read by the server's own request parsing (http::ParseRequestBytes), then checked
 // the way each search route does (fhir::CheckParams with its allowed names,
 // fhir::ParsePaging). A search that is accepted builds its self/next links with
-// fhir::SearchUrl: those must parse again and carry the same parameters back.
+// fhir::SearchUrl: those must parse again and carry the same parameters back. A refusal
+// is a 400 whose OperationOutcome is valid JSON (UTF-8) whatever the bytes were.
 #include <sodium.h>
 
 #include <cstdint>
@@ -14,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
+#include "http/outcome.hpp"
 #include "http/server.hpp"
 
 namespace fhir = continuum::fhir;
@@ -26,6 +28,13 @@ namespace {
   std::abort();
 }
 
+// What the client gets must be JSON (and so UTF-8), whatever bytes it sent.
+void ValidJsonBody(const http::Response& r) {
+  boost::system::error_code ec;
+  (void)boost::json::parse(r.body, ec);
+  if (ec) Broken("an error response is not valid JSON");
+}
+
 // One search route's accepted parameters (src/portal/*: the CheckParams calls).
 void Search(const http::Request& req, std::initializer_list<std::string_view> allowed) {
   fhir::Paging paging;
@@ -34,6 +43,7 @@ void Search(const http::Request& req, std::initializer_list<std::string_view> al
     paging = fhir::ParsePaging(req);
   } catch (const continuum::Error& e) {
     if (e.http_status() != 400) Broken("a search parameter error is not a 400");
+    ValidJsonBody(http::ErrorResponse(std::current_exception()));
     return;
   }
   if (paging.count < 1 || paging.count > fhir::kMaxCount || paging.offset < 0)

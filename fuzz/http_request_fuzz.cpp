@@ -5,6 +5,7 @@
 // The first byte picks the options; the rest is the bytes a client sent.
 #include <sodium.h>
 
+#include <boost/json.hpp>
 #include <cctype>
 #include <cstdint>
 #include <cstdio>
@@ -41,6 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (s != 400 && s != 413 && s != 431) Broken("parse error status not 400/413/431");
     // Framing errors close the connection; a bad target in a well-framed request may not.
     if (s != 400 && !r.error->close) Broken("413/431 keeps the connection");
+    boost::system::error_code ec;
+    (void)boost::json::parse(r.error->body, ec);
+    if (ec) Broken("an error response is not valid JSON");
   }
   if (r.request) {
     const auto& q = *r.request;

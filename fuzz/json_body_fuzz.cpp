@@ -2,7 +2,8 @@
 // POST first reads its body with fhir::ParseBody and the route's allowed fields; the
 // ops API's two POSTs parse and validate theirs completely (ops::ParseAlertmanagerWebhook,
 // ops::ParseJourneyRun). The bytes are the body. A body may be refused only with a
-// continuum::Error of status 4xx (any other exception would be a 500, or a crash).
+// continuum::Error of status 4xx (any other exception would be a 500, or a crash), and
+// the OperationOutcome the client gets is valid JSON.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
+#include "http/outcome.hpp"
 #include "portal/ops_payloads.hpp"
 
 namespace fhir = continuum::fhir;
@@ -32,6 +34,10 @@ void Refused4xxOnly(F&& f) {
     f();
   } catch (const continuum::Error& e) {
     if (e.http_status() < 400 || e.http_status() > 499) Broken("a bad body is not a 4xx");
+    auto r = http::ErrorResponse(std::current_exception());
+    boost::system::error_code ec;
+    (void)boost::json::parse(r.body, ec);
+    if (ec) Broken("an error response is not valid JSON");
   }
   // Anything else propagates: libFuzzer reports the uncaught exception as a crash.
 }
