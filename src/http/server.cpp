@@ -1,4 +1,4 @@
-// The only translation unit that includes Beast's HTTP machinery.
+// With http/wire.cpp, the only translation units that include Beast's HTTP machinery.
 #include "http/server.hpp"
 
 #include <sodium.h>
@@ -21,6 +21,7 @@
 #include "http/client_address.hpp"
 #include "http/outcome.hpp"
 #include "http/request_id.hpp"
+#include "http/wire.hpp"
 
 namespace continuum::http {
 namespace asio = boost::asio;
@@ -117,9 +118,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       for (;;) {
         if (stopping.load()) break;
         me->idle = true;
-        bhttp::request_parser<bhttp::string_body> parser;
-        parser.header_limit(16 * 1024);
-        parser.body_limit(options.body_limit);
+        BeastRequestParser parser;
+        ApplyLimits(parser, options);
         stream.expires_after(
             std::chrono::milliseconds(first ? options.header_timeout_ms : options.idle_timeout_ms));
         first = false;
@@ -138,48 +138,18 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           break;
         }
         if (ec) {
-          int status = 400;
-          std::string msg = "The request could not be parsed as HTTP/1.1: " + ec.message();
-          if (ec == bhttp::error::body_limit) {
-            status = 413;
-            msg = "The request body exceeds the limit of " + std::to_string(options.body_limit) +
-                  " bytes.";
-          } else if (ec == bhttp::error::header_limit) {
-            status = 431;
-            msg = "The request headers exceed the limit of 16384 bytes.";
-          }
-          Response r = OutcomeResponse(status, status == 413 ? "too-long" : "structure", msg);
-          r.close = true;
-          auto res = ToBeast(std::move(r), 11, false, NewRequestId());
+          auto res = ToBeast(ParseErrorResponse(ec, options), 11, false, NewRequestId());
           stream.expires_after(std::chrono::seconds(5));
           co_await bhttp::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
           break;
         }
         auto& breq = parser.get();
         Request req;
-        req.method = std::string(breq.method_string());
-        req.target = std::string(breq.target());
-        for (auto& f : breq) {
-          std::string name(f.name_string());
-          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          req.headers.emplace_back(std::move(name), std::string(f.value()));
-        }
-        req.client_address =
-            options.trusted_proxies.empty()
-                ? client
-                : ClientAddress(client, req.header("x-forwarded-for"), options.trusted_proxies);
-        std::string_view rid = req.header("x-request-id");
-        req.request_id = SaneRequestId(rid) ? std::string(rid) : NewRequestId();
         Response resp;
-        auto url = boost::urls::parse_origin_form(req.target);
-        if (!url) {
-          resp = OutcomeResponse(400, "structure", "The request target is not a valid URL path.");
-        } else {
-          req.path = url->path();
-          for (auto p : url->params()) req.query.emplace_back(p.key, p.value);
-          req.body = std::move(breq.body());
+        if (auto err = ToRequest(breq, client, options, req))
+          resp = std::move(*err);
+        else
           resp = co_await shard->handler(req);
-        }
         bool keep = breq.keep_alive() && !stopping.load();
         auto res = ToBeast(std::move(resp), breq.version(), keep, req.request_id);
         stream.expires_after(std::chrono::seconds(30));

@@ -13,7 +13,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "http/message.hpp"
@@ -29,6 +31,18 @@ struct ServerOptions {
   int shutdown_grace_ms = 10000;
   std::vector<std::string> trusted_proxies;  // peers whose X-Forwarded-For is believed
 };
+
+// One request read from `bytes` exactly as a connection reads it (the same parser
+// limits: 16 KiB of head, options.body_limit of body; the same conversion to Request).
+// Neither set: the bytes end before the request does (the connection would wait).
+// For the fuzz target fuzz/http_request_fuzz.cpp and tests; Serve uses the same pieces.
+struct ParsedRequest {
+  std::optional<Request> request;  // a complete, acceptable request
+  std::optional<Response> error;   // the 400/413/431 answer (then the connection closes)
+  std::size_t consumed = 0;        // bytes of `bytes` the request took
+};
+ParsedRequest ParseRequestBytes(std::string_view bytes, const ServerOptions& options,
+                                const std::string& client = "127.0.0.1");
 
 // Handles one request on the shard's executor.
 using RequestHandler = std::function<boost::asio::awaitable<Response>(Request&)>;

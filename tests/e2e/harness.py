@@ -18,6 +18,12 @@ interpreter exit (atexit), when the runner receives SIGTERM/SIGHUP (turned into
 KeyboardInterrupt so cleanup runs) and when the global deadline
 (CONTINUUM_E2E_DEADLINE_S, default 1200 s) expires. Every wait has a timeout.
 
+A binary built with ASan/UBSan (scripts/test's asan step) reports a memory error,
+undefined behaviour or, at a graceful exit, a leak on its stderr; the process may even
+exit 0 (UBSan without halt_on_error). `Cluster.close()` therefore reads every node's
+stderr.log, and the harness every CLI run's stderr, for such a report and fails the
+test class with it (the folder is kept so the whole log can be read).
+
 Environment:
   CONTINUUM_BIN             binary under test (default: <repo>/build/continuum)
   CONTINUUM_E2E_KEEP=1      keep the temporary folders (logs, journals, postgres.log)
@@ -194,6 +200,21 @@ def tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return "(missing)"
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+# A sanitizer report (ASan, LSan, UBSan) in a process's stderr.
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: (AddressSanitizer|LeakSanitizer|"
+    r"UndefinedBehaviorSanitizer)|^\S+:\d+:\d+: runtime error: ", re.M)
+
+
+def sanitizer_report(text: str) -> str | None:
+    """The first sanitizer report in `text` (up to 4000 characters of it), or None."""
+    m = SANITIZER_REPORT.search(text)
+    if not m:
+        return None
+    start = text.rfind("\n", 0, m.start()) + 1
+    return text[start:start + 4000]
 
 
 def require_binary() -> None:
@@ -801,6 +822,7 @@ class Cluster:
         self.servers: list[Server] = []
         self.closed = False
         self.failed = False  # set by tests: keeps logs visible
+        self.sanitizer_reports: list[str] = []  # from CLI runs and, at close, node stderr
         _register(self)
 
     def __repr__(self):
@@ -820,7 +842,19 @@ class Cluster:
 
     def cli(self, *args, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
         require_binary()
-        return run([BINARY, *args], timeout=timeout, check=check, cwd=self.dir)
+        try:
+            cp = run([BINARY, *args], timeout=timeout, check=check, cwd=self.dir)
+        except RuntimeError as e:
+            self._note_sanitizer(f"continuum {args[0] if args else ''}", str(e))
+            raise
+        self._note_sanitizer(f"continuum {args[0] if args else ''}", cp.stderr)
+        return cp
+
+    def _note_sanitizer(self, what: str, stderr: str) -> None:
+        report = sanitizer_report(stderr or "")
+        if report:
+            self.sanitizer_reports.append(f"{what}:\n{report}")
+            print(f"\ne2e: sanitizer report from {what}:\n{report}", file=sys.stderr)
 
     def migrate(self, database_url: str | None = None) -> subprocess.CompletedProcess:
         return self.cli("migrate", "--database-url", database_url or self.pg.owner_url, timeout=120,
@@ -897,16 +931,25 @@ class Cluster:
                 s.stop(timeout=15)
             except Exception as e:  # noqa: BLE001
                 print(f"e2e: stopping {s.name}: {e}", file=sys.stderr)
+        for s in self.servers:  # every run of every node appends to its stderr.log
+            try:
+                text = s.stderr_path.read_bytes().decode("utf-8", "replace")
+            except OSError:
+                continue
+            self._note_sanitizer(f"{s.name} ({s.stderr_path})", text)
         try:
             self.pg.stop()
         except Exception as e:  # noqa: BLE001
             print(f"e2e: stopping PostgreSQL: {e}", file=sys.stderr)
             self.pg.kill()
         _unregister(self)
-        if KEEP:
+        if KEEP or self.sanitizer_reports:
             print(f"e2e: kept {self.dir}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
+        if self.sanitizer_reports:
+            raise AssertionError(f"sanitizer report(s) from the processes under test (logs kept in "
+                                 f"{self.dir}):\n" + "\n".join(self.sanitizer_reports))
 
 
 # --------------------------------------------------------------------------------------

@@ -213,6 +213,18 @@ class BadInputTest(ContinuumTestCase):
         if r.status == 400:
             self.assertOperationOutcome(r, 400)
 
+    def test_error_bodies_are_utf8_json_whatever_the_parameter_bytes(self):
+        """A refused parameter name is quoted (cut at 64 bytes) in the diagnostics: bytes that
+        are not UTF-8, or a cut inside a character, must not make the body invalid JSON
+        (fuzz/corpus/fhir_search/regress-utf8-*)."""
+        t = self.token("demo-provider")
+        for query in ("%FF%FE=1", "a" * 63 + "%C3%A9=1", "name=a&%ED%A0%80=2"):
+            with self.subTest(query=query[:20]):
+                r = self.server.get("/fhir/R4/Patient?" + query, token=t)
+                self.assertEqual(r.status, 400, r)
+                oo = json.loads(r.body.decode("utf-8"))  # strict: raises on invalid UTF-8
+                self.assertEqual(oo["resourceType"], "OperationOutcome", r)
+
     def test_wrong_method(self):
         t = self.token("demo-provider")
         r = self.server.request("DELETE", "/fhir/R4/Patient/1", token=t)

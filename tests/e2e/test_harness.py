@@ -3,6 +3,7 @@ continuum binary: the schema is applied with psql from db/migrations, which also
 checks that the audit table's tamper protection and its bypass used by
 test_audit.py behave as the suite assumes."""
 
+import shutil
 import threading
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +82,42 @@ class CleanupTest(unittest.TestCase):
         self.assertFalse(harness._pid_alive(pid))
         self.assertFalse(c.dir.exists() and not harness.KEEP)
         c.close()  # idempotent
+
+
+class SanitizerReportTest(unittest.TestCase):
+    """A node whose stderr holds an ASan/UBSan/LSan report fails its test class at close."""
+
+    ASAN = ("=================================================================\n"
+            "==4242==ERROR: AddressSanitizer: heap-use-after-free on address 0x602000000010\n"
+            "READ of size 8 at 0x602000000010 thread T1\n"
+            "    #0 0x55d in continuum::http::Server::Impl::Serve src/http/server.cpp:180\n")
+    UBSAN = "src/portal/access.cpp:160:10: runtime error: signed integer overflow\n"
+    LSAN = ("==77==ERROR: LeakSanitizer: detected memory leaks\n"
+            "SUMMARY: AddressSanitizer: 64 byte(s) leaked in 1 allocation(s).\n")
+
+    def close_with_stderr(self, text: str):
+        c = Cluster(label="sanitizer")
+        s = harness.Server(c, "node-1")
+        c.servers.append(s)
+        s.stderr_path.write_text("==== e2e: start 12:00:00 port 1\nlog line\n" + text)
+        try:
+            c.close()
+        finally:
+            shutil.rmtree(c.dir, ignore_errors=True)
+
+    def test_report_fails_close(self):
+        for text, needle in ((self.ASAN, "heap-use-after-free"), (self.UBSAN, "runtime error"),
+                             (self.LSAN, "detected memory leaks")):
+            with self.subTest(needle=needle):
+                with self.assertRaisesRegex(AssertionError, needle):
+                    self.close_with_stderr(text)
+
+    def test_clean_stderr_passes(self):
+        self.close_with_stderr('{"msg":"a runtime error: in a log message is no report"}\n')
+
+    def test_report_found_in_cli_output(self):
+        self.assertIn("heap-use-after-free", harness.sanitizer_report(self.ASAN))
+        self.assertIsNone(harness.sanitizer_report("shutdown complete\n"))
 
 
 class _Handler(BaseHTTPRequestHandler):
