@@ -698,7 +698,7 @@ int Serve(const Config& cfg) {
   shards.push_back(std::move(background));  // closed with the others
   for (auto& s : shards) {
     for (auto& p : s->pools) p->Close();
-    s->login_pool->Close();
+    if (s->login_pool) s->login_pool->Close();  // the background shard has none
     for (auto& rp : s->read_pools)
       for (auto& p : rp) p->Close();
   }

@@ -45,6 +45,7 @@ READERS, WRITERS = 6, 2
 WARMUP_S = 5.0
 WRITE_STALL_MAX_S = 15.0   # a critical write waits up to 15 s (deadline_ms) for a new primary
 READ_STALL_MAX_S = 2.0     # target 0
+LAG_BOUND_S = 5.0          # [topology] max_replica_lag_ms of the cluster's portal configs
 # What one client sees (env-overridable; the edge's retries hide failures, not time):
 # a reader may wait out a standby's lag bound (5 s) before its reads move to the primary;
 # one write waits at most its deadline (15 s), and the edge must not stack its retries
@@ -314,7 +315,15 @@ class FailoverTest(unittest.TestCase):
         self.assertTrue(all(s == 200 for _, _, s in token_checks),
                         f"tokens from before the kill refused: {[t for t in token_checks if t[2] != 200]}")
         self.assertLessEqual(fig["write_stall_s"], WRITE_STALL_MAX_S)
-        self.assertLessEqual(fig["read_stall_s"], READ_STALL_MAX_S)
+        # Reads: standbys serve them for the lag bound after the primary was last seen
+        # (src/db/topology.hpp: past it, a node cannot tell a failover from a partition, so
+        # it reads from the primary only). A failover that takes longer than the bound
+        # stalls reads for the rest of it: the stall must end within READ_STALL_MAX_S of
+        # that (probes, reconnects), never later.
+        read_limit = max(READ_STALL_MAX_S, (t_new - t_fault) - LAG_BOUND_S + READ_STALL_MAX_S)
+        log(f"read stall {fig['read_stall_s']:.2f}s, limit {read_limit:.2f}s (new primary after "
+            f"{t_new - t_fault:.1f}s, lag bound {LAG_BOUND_S:.0f}s)")
+        self.assertLessEqual(fig["read_stall_s"], read_limit)
         self.assertIn(old["role"], ("replica", "sync_standby"), old)
         self.assertEqual(ClusterHandle.role_of(st, "primary"), [new])
         self.assertGreater(old["timeline"] or 0, timeline or 0, "the old primary must follow the new timeline")

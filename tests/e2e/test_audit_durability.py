@@ -102,8 +102,7 @@ class AuditDurabilityTraceTest(ContinuumTestCase):
         cls.deps = StubDeps().start()
         cls.addClassCleanup(cls.deps.close)
         cls.server = cls.cluster.add_server("node-1", {
-            "dependencies": {"pharmacy": {"url": f"http://127.0.0.1:{cls.deps.port('pharmacy')}",
-                                          "timeout_ms": 2000}},
+            "dependencies": {"pharmacy": cls.deps.dependency("pharmacy", timeout_ms=2000)},
             "server": {"access_log": False}})
 
     def requests_for(self, username: str, role: str, pid: str) -> list[tuple]:
