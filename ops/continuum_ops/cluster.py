@@ -439,7 +439,8 @@ class Cluster:
                     "PORTAL_PORT": n.port, "REGION": name, "NODE": n.name,
                     "WRITE_URL": self.portal_primary_url(name), "TOPOLOGY": topo, "DEPENDENCIES": deps,
                     "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
-                    "AUDIT_DIR": d / "audit"}, mode=0o600)
+                    "AUDIT_DIR": d / "audit", "PUBLIC_BASE_URL": portal.public_base_url(self.topo)},
+                       mode=0o600)
                 if self.sup.alive(f"portal-{n.name}"):
                     continue
                 self.need_ports(f"portal node {n.name}", [n.port])

@@ -28,6 +28,13 @@ def region_url(r: Region, password: str, user: str = PORTAL_ROLE) -> str:
     return f"host={r.host} port={r.pg} dbname=continuum user={user} password={password} connect_timeout=2"
 
 
+def public_base_url(topo: Topology) -> str:
+    """The edge's public URL (HAProxy's http port, + the port offset): every node's
+    [server] public_base_url, so Location headers and FHIR links point at the edge, not at
+    the node or at whatever Host a client sent."""
+    return f"http://127.0.0.1:{topo.haproxy['http']}"
+
+
 def topology_block(topo: Topology, me: str, password: str, user: str = PORTAL_ROLE) -> str:
     """The portal node's [topology] (read URLs as `user`: the portal role)."""
     out = "[topology]\nmax_replica_lag_ms = 5000\nprobe_interval_ms = 500\n"

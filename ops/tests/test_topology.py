@@ -201,6 +201,12 @@ class RenderTest(unittest.TestCase):
         self.assertNotIn("ehr", portal.dependencies_block(t, 50000, True, "/ca.pem"))
         self.assertEqual(portal.dependencies_block(t, 300, False, "/ca.pem"), "")
 
+    def test_portal_public_base_url_is_the_edge(self):
+        self.assertEqual(portal.public_base_url(Topology(SMALL, 0)), "http://127.0.0.1:8080")
+        self.assertEqual(portal.public_base_url(Topology(SMALL, 7)), "http://127.0.0.1:8087")
+        tmpl = (Path(__file__).resolve().parents[2] / "deploy/portal/continuum.toml.tmpl").read_text()
+        self.assertIn('public_base_url = "${PUBLIC_BASE_URL}"', tmpl)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -43,7 +43,34 @@ void CheckKeys(const toml::table& t, const std::string& path, const std::string&
   }
 }
 
+// An absolute http(s) URL with a host, no query, fragment or user info; returns it
+// without trailing '/'. Empty string when `url` is not one.
+std::string NormalisePublicBaseUrl(std::string url) {
+  std::string_view rest;
+  if (url.rfind("http://", 0) == 0)
+    rest = std::string_view(url).substr(7);
+  else if (url.rfind("https://", 0) == 0)
+    rest = std::string_view(url).substr(8);
+  else
+    return {};
+  if (url.find_first_of("?# \t\r\n\"") != std::string::npos) return {};
+  std::string_view authority = rest.substr(0, rest.find('/'));
+  if (authority.empty() || authority.find('@') != std::string_view::npos ||
+      authority.front() == ':')
+    return {};
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  return url;
+}
+
 }  // namespace
+
+std::string Config::PublicBaseUrl() const {
+  if (!public_base_url.empty()) return public_base_url;
+  std::string host = listen_address;
+  if (host.empty() || host == "0.0.0.0" || host == "::") host = "127.0.0.1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(listen_port);
+}
 
 Config DefaultConfig() {
   Config c;
@@ -69,7 +96,8 @@ Config LoadConfig(const std::string& path) {
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
-               "idle_timeout_ms", "shutdown_grace_ms", "access_log", "trusted_proxies"});
+               "idle_timeout_ms", "shutdown_grace_ms", "access_log", "trusted_proxies",
+               "public_base_url"});
     Get(*s, path, "server", "listen_address", c.listen_address);
     Get(*s, path, "server", "listen_port", c.listen_port);
     Get(*s, path, "server", "threads", c.threads);
@@ -78,6 +106,16 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "server", "idle_timeout_ms", c.idle_timeout_ms);
     Get(*s, path, "server", "shutdown_grace_ms", c.shutdown_grace_ms);
     Get(*s, path, "server", "access_log", c.access_log);
+    if (s->get("public_base_url")) {
+      std::string url;
+      Get(*s, path, "server", "public_base_url", url);
+      c.public_base_url = NormalisePublicBaseUrl(url);
+      if (c.public_base_url.empty())
+        Fail(path, "server.public_base_url",
+             "must be an absolute http:// or https:// URL with a host and no query, fragment "
+             "or user info (the edge's public address, e.g. \"https://portal.example\"), not \"" +
+                 url + "\"");
+    }
     if (const toml::node* n = s->get("trusted_proxies")) {
       const toml::array* a = n->as_array();
       if (!a) Fail(path, "server.trusted_proxies", "must be an array of addresses");

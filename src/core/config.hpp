@@ -53,6 +53,17 @@ struct Config {
   int shutdown_grace_ms = 10000;
   bool access_log = true;
   std::vector<std::string> trusted_proxies;  // edge addresses whose X-Forwarded-For is believed
+  // server.public_base_url: the address clients reach the portal at (the edge's public
+  // URL, e.g. "https://portal.example"), an absolute http(s) URL without query or
+  // fragment, stored without a trailing '/'. Location headers and FHIR bundle links
+  // (self, next, fullUrl) are built on it, never on the request's Host or
+  // X-Forwarded-Proto: those are the client's to choose, and a link built from them
+  // points wherever an attacker (or a cache poisoned by one) wants. Empty: derived from
+  // the listen address (PublicBaseUrl()).
+  std::string public_base_url;
+  // public_base_url, or http://<listen_address>:<listen_port> (a wildcard address
+  // becomes 127.0.0.1, an IPv6 address gets brackets).
+  std::string PublicBaseUrl() const;
   // [node]
   std::string region = "local";
   std::string node_id = "node-1";

@@ -167,5 +167,29 @@ TEST(Config, TopologyEntriesNeedANameAndAUrl) {
   std::remove(p.c_str());
 }
 
+TEST(Config, PublicBaseUrlIsValidatedAndDefaultsToTheListenAddress) {
+  Config c = LoadConfig(Write("[server]\nlisten_address = \"127.0.0.1\"\nlisten_port = 9000\n"));
+  EXPECT_EQ(c.PublicBaseUrl(), "http://127.0.0.1:9000");
+  c = LoadConfig(Write("[server]\nlisten_address = \"0.0.0.0\"\nlisten_port = 9000\n"));
+  EXPECT_EQ(c.PublicBaseUrl(), "http://127.0.0.1:9000");
+  c = LoadConfig(Write("[server]\nlisten_address = \"::1\"\nlisten_port = 9000\n"));
+  EXPECT_EQ(c.PublicBaseUrl(), "http://[::1]:9000");
+  c = LoadConfig(Write("[server]\npublic_base_url = \"https://portal.example/\"\n"));
+  EXPECT_EQ(c.PublicBaseUrl(), "https://portal.example");
+  c = LoadConfig(Write("[server]\npublic_base_url = \"http://127.0.0.1:8080/portal\"\n"));
+  EXPECT_EQ(c.PublicBaseUrl(), "http://127.0.0.1:8080/portal");
+  for (const char* bad : {"portal.example", "ftp://portal.example", "https://", "https:///x",
+                          "https://portal.example/?a=1", "https://portal.example/#f",
+                          "https://user@portal.example", "//portal.example", ""}) {
+    try {
+      LoadConfig(Write(std::string("[server]\npublic_base_url = \"") + bad + "\"\n"));
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("server.public_base_url"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace continuum

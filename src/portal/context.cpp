@@ -168,12 +168,9 @@ void RequestContext::AuditOutcome(const std::string& outcome, const std::string&
   }
 }
 
-std::string RequestContext::BaseUrl() const {
-  std::string host(req.header("host"));
-  if (host.empty()) host = "localhost";
-  std::string proto(req.header("x-forwarded-proto"));
-  if (proto != "https") proto = "http";
-  return proto + "://" + host + "/fhir/R4";
-}
+// The configured public base ([server] public_base_url), never the request's Host or
+// X-Forwarded-Proto: those are chosen by the client, and links built on them would send
+// the next request (with its token) wherever the client or a poisoned cache said.
+std::string RequestContext::BaseUrl() const { return svc.config.PublicBaseUrl() + "/fhir/R4"; }
 
 }  // namespace continuum::portal

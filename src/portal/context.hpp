@@ -148,7 +148,7 @@ struct RequestContext {
     return RequestContext{req,          svc, shard, tier, route, Deadline::After(deadline),
                           std::nullopt, {}};
   }
-  std::string BaseUrl() const;  // "http://host/fhir/R4"
+  std::string BaseUrl() const;  // "<[server] public_base_url>/fhir/R4"
 };
 
 }  // namespace continuum::portal

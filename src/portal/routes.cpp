@@ -53,7 +53,10 @@ std::vector<RouteEntry> ListRoutes() {
   add("GET", "/healthz", Tier::kOps, "healthz", Anyone(), Healthz);
   add("GET", "/readyz", Tier::kOps, "readyz", Anyone(), Readyz);
   add("GET", "/metrics", Tier::kOps, "metrics", Anyone(), MetricsText);
-  add("GET", "/api/v1/ops/status", Tier::kOps, "ops.status", Anyone(), OpsStatus);
+  // The ops view names regions, database members and dependencies with their last errors:
+  // operators only (the ops token), like the alert list. /healthz, /readyz and /metrics stay
+  // open for the edge and Prometheus.
+  add("GET", "/api/v1/ops/status", Tier::kOps, "ops.status", OpsToken(), OpsStatus);
   // Monitoring's machines: Alertmanager's webhook and the prober's journey runs.
   add("POST", "/api/v1/ops/alerts", Tier::kOps, "ops.alerts.receive", OpsToken(),
       ops::ReceiveAlerts);

@@ -5,12 +5,15 @@ processed exactly once when the service returns. Each dependency has a circuit b
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 import uuid
 
 from harness import ContinuumTestCase
 from stubdeps import StubDeps
+
+OPS_TOKEN = secrets.token_hex(32)  # /api/v1/ops/status is behind the ops token
 
 
 class BillingTest(ContinuumTestCase):
@@ -23,10 +26,13 @@ class BillingTest(ContinuumTestCase):
         cls.addClassCleanup(cls.deps.close)
         dep = lambda name: cls.deps.dependency(name, timeout_ms=800, check_interval_ms=300,
                                                failure_threshold=3, open_ms=1000)
+        token_file = cls.cluster.dir / "ops.token"
+        token_file.write_text(OPS_TOKEN + "\n")
+        token_file.chmod(0o600)
         cls.server = cls.cluster.add_server("node-1", {
             "dependencies": {"payments": dep("payments"), "insurance": dep("insurance"),
                              "pharmacy": dep("pharmacy")},
-            "jobs": {"poll_ms": 200}})
+            "jobs": {"poll_ms": 200}, "ops": {"token_file": str(token_file)}})
 
     def setUp(self):
         self.deps.reset()
@@ -161,7 +167,7 @@ class BillingTest(ContinuumTestCase):
                 d = self.wait_dependency(name, "open", timeout=10)
                 self.assertEqual(d.get("breaker"), "open", d)
                 self.assertEqual(d.get("state"), "down")
-                ops = self.server.get("/api/v1/ops/status")
+                ops = self.server.get("/api/v1/ops/status", token=OPS_TOKEN)
                 self.assertEqual(ops.status, 200, ops)
                 self.assertEqual(ops.json()["dependencies"][name]["breaker"], "open")
                 self.assertTrue(ops.json()["dependencies"][name]["fallback_in_effect"])
@@ -172,7 +178,7 @@ class BillingTest(ContinuumTestCase):
                 self.deps.set_fault(name, "ok")
                 d = self.wait_dependency(name, "closed", timeout=10)
                 self.assertEqual(d.get("breaker"), "closed", d)
-                ops = self.server.get("/api/v1/ops/status").json()["dependencies"][name]
+                ops = self.server.get("/api/v1/ops/status", token=OPS_TOKEN).json()["dependencies"][name]
                 self.assertFalse(ops["fallback_in_effect"], ops)
                 metrics = self.server.get("/metrics").text
                 self.assertIn(f'continuum_dependency_calls_total{{dependency="{name}",'

@@ -91,7 +91,7 @@ class OpsApiTest(ContinuumTestCase):
         return int(self.cluster.scalar(f"SELECT count(*) FROM {table} WHERE {where}"))
 
     def status(self):
-        r = self.server.get("/api/v1/ops/status")
+        r = self.server.get("/api/v1/ops/status", token=OPS_TOKEN)
         self.assertEqual(r.status, 200, r)
         return r.json()
 
@@ -99,6 +99,23 @@ class OpsApiTest(ContinuumTestCase):
         oo = self.assertOperationOutcome(r, status)
         if field:
             self.assertIn(f"'{field}'", oo["issue"][0]["diagnostics"], r)
+
+    def test_status_needs_the_ops_token(self):
+        # The ops view names regions, database members, dependencies and their last errors:
+        # operators only. /healthz, /readyz and /metrics stay open (edge, Prometheus).
+        for what, kw, status in [("no token", {}, 401),
+                                 ("wrong token", dict(token=secrets.token_hex(32)), 403),
+                                 ("session token", dict(token=self.token("demo-provider")), 403)]:
+            with self.subTest(what):
+                r = self.server.get("/api/v1/ops/status", **kw)
+                oo = self.assertOperationOutcome(r, status)
+                self.assertIn("ops token", oo["issue"][0]["diagnostics"], r)
+                for leak in ("dependencies", "tiers", "members", "journeys"):
+                    self.assertNotIn(leak, r.text, r)
+        r = self.server.get("/api/v1/ops/status", token=OPS_TOKEN)
+        self.assertEqual(r.status, 200, r)
+        self.assertIn("tiers", r.json())
+        self.assertEqual(self.server.get("/healthz").status, 200)
 
     # -- alerts ------------------------------------------------------------------------------
 
@@ -248,8 +265,8 @@ class OpsApiTest(ContinuumTestCase):
             oo = self.assertOperationOutcome(r, 403)
             self.assertIn("[ops] token_file", oo["issue"][0]["diagnostics"])
             self.assertEqual(self.count("ops_alert", "alertname = 'OpsE2eNoToken'"), 0)
-            # The status still answers there.
-            self.assertEqual(other.get("/api/v1/ops/status").status, 200)
+            # So does the status view (topology and error text are for operators only).
+            self.assertEqual(other.get("/api/v1/ops/status", token=OPS_TOKEN).status, 403)
         finally:
             other.stop()
 
@@ -316,7 +333,7 @@ class OpsApiTest(ContinuumTestCase):
         self.cluster.pg.stop()
         try:
             t0 = time.monotonic()
-            r = self.server.get("/api/v1/ops/status", timeout=10)
+            r = self.server.get("/api/v1/ops/status", token=OPS_TOKEN, timeout=10)
             self.assertLess(time.monotonic() - t0, 3.0)
             self.assertEqual(r.status, 200, r)
             st = r.json()
