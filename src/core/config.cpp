@@ -264,11 +264,11 @@ Config LoadConfig(const std::string& path) {
     if (c.ehr_sync_interval_ms < 100) Fail(path, "ehr.sync_interval_ms", "must be >= 100");
   }
   if (auto* s = root["auth"].as_table()) {
-    CheckKeys(
-        *s, path, "auth",
-        {"key_file", "session_idle_s", "session_absolute_s", "max_login_failures", "lockout_s",
-         "revocation_poll_ms", "login_burst", "login_rate_per_minute", "account_lockout_failures",
-         "login_pool_size", "login_max_in_flight", "login_cpu_queue", "login_hash_threads"});
+    CheckKeys(*s, path, "auth",
+              {"key_file", "session_idle_s", "session_absolute_s", "max_login_failures",
+               "lockout_s", "revocation_poll_ms", "login_burst", "login_rate_per_minute",
+               "account_lockout_failures", "login_pool_size", "login_max_in_flight",
+               "login_cpu_queue", "login_hash_threads", "login_hash_nice"});
     Get(*s, path, "auth", "key_file", c.key_file);
     Get(*s, path, "auth", "session_idle_s", c.session_idle_s);
     Get(*s, path, "auth", "session_absolute_s", c.session_absolute_s);
@@ -282,6 +282,9 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "auth", "login_max_in_flight", c.login_max_in_flight);
     Get(*s, path, "auth", "login_cpu_queue", c.login_cpu_queue);
     Get(*s, path, "auth", "login_hash_threads", c.login_hash_threads);
+    Get(*s, path, "auth", "login_hash_nice", c.login_hash_nice);
+    if (c.login_hash_nice < 0 || c.login_hash_nice > 19)
+      Fail(path, "auth.login_hash_nice", "must be 0..19");
     for (auto [key, v] : {std::pair{"max_login_failures", c.max_login_failures},
                           std::pair{"account_lockout_failures", c.account_lockout_failures},
                           std::pair{"login_pool_size", c.login_pool_size},

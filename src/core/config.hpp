@@ -101,6 +101,12 @@ struct Config {
   int login_max_in_flight = 16;
   int login_cpu_queue = 4;
   int login_hash_threads = 1;
+  // Niceness of the hashing threads (0..19): on a host of its own, 10 lets the node's
+  // I/O threads win the CPU from a login flood. Where several regions share one host's
+  // cores (the local cluster), a niced hash also loses to the other regions' processes
+  // and a single login takes seconds: such configs set 0 and rely on the in-flight limit,
+  // the bounded queue and the thread count alone.
+  int login_hash_nice = 10;
   // [cache] the low tier's content cache (articles, recommendations)
   int cache_fresh_ms = 60'000;
   int cache_stale_while_revalidate_ms = 600'000;

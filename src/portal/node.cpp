@@ -439,7 +439,7 @@ int Serve(const Config& cfg) {
   auth::FailureThrottle login_failures(cfg.max_login_failures, std::chrono::seconds(cfg.lockout_s));
   svc.login_failures = &login_failures;
   // Hashing below the request threads' priority: records first, logins with what is left.
-  auth::CpuQueue login_cpu(cfg.login_hash_threads, cfg.login_cpu_queue, /*nice=*/10);
+  auth::CpuQueue login_cpu(cfg.login_hash_threads, cfg.login_cpu_queue, cfg.login_hash_nice);
   svc.login_cpu = &login_cpu;
   asio::thread_pool cpu_pool(1);
   svc.cpu_pool = &cpu_pool;
