@@ -146,6 +146,11 @@ class TlsTest(ContinuumTestCase):
         self.assertTrue(all(a.get("tls") for a in cmds if a.get("command") in ("MAIL", "RCPT", "DATA")),
                         [a for a in cmds if a.get("command") in ("MAIL", "RCPT", "DATA")][:5])
 
+    # Its own test (it ran after the booking email above): when it followed a notification
+    # the good node had sent, the plain node's notification got no last_error within 30 s in
+    # the merged tree -- not yet explained, see the issue 10 closing note.
+    def test_a_server_without_starttls_gets_nothing_and_the_attempt_fails(self):
+        pids = self.email_patient()
         # A server without STARTTLS: nothing is sent (no SMS configured to fall back to).
         appt = self.book(self.plainsmtp, pids[1])
         n = wait_until(lambda: (lambda n: n if n and n["last_error"] else None)(
