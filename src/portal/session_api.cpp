@@ -25,6 +25,17 @@ namespace json = boost::json;
 
 namespace {
 
+// A JSON answer carrying a credential (a token, a second factor's secret): never cached.
+http::Response NoStoreJson(int status, const json::object& out) {
+  http::Response r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = json::serialize(out);
+  r.set_header("Cache-Control", "no-store");
+  r.set_header("Pragma", "no-cache");
+  return r;
+}
+
 const db::Query kAccountByName{
     "account_by_username",
     "SELECT id, password_hash, role, patient_id, practitioner_id, totp_secret, failed_attempts, "
@@ -303,13 +314,7 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
   rec.role = role;
   rec.outcome = "success";
   if (locked) rec.detail = "account lock passed with the second factor";
-  http::Response r;
-  r.status = 200;
-  r.content_type = "application/json";
-  r.body = json::serialize(out);
-  r.set_header("Cache-Control", "no-store");
-  r.set_header("Pragma", "no-cache");
-  co_return r;
+  co_return NoStoreJson(200, out);
 }
 
 asio::awaitable<http::Response> EnrolTotp(RequestContext& ctx) {
@@ -373,13 +378,7 @@ asio::awaitable<http::Response> EnrolTotp(RequestContext& ctx) {
                    {"confirm", "POST /api/v1/session/totp/confirm {\"code\": \"123456\"}"}};
   rec.outcome = "success";
   rec.detail = "enrolment started (not enforced until confirmed)";
-  http::Response r;
-  r.status = 201;
-  r.content_type = "application/json";
-  r.body = json::serialize(out);
-  r.set_header("Cache-Control", "no-store");
-  r.set_header("Pragma", "no-cache");
-  co_return r;
+  co_return NoStoreJson(201, out);
 }
 
 asio::awaitable<http::Response> ConfirmTotp(RequestContext& ctx) {
