@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <algorithm>
 #include <atomic>
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <latch>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -705,7 +708,7 @@ TEST(FailureThrottle, BlocksThePairAfterMaxFailuresForTheWindow) {
 }
 
 TEST(CpuQueue, RefusesBeyondItsBoundAndRunsTheRest) {
-  CpuQueue q(1, 2, 10);
+  CpuQueue q({.threads = 1, .max_jobs = 2});
   std::latch release(1);
   std::atomic<int> ran{0};
   EXPECT_TRUE(q.TryPost([&] {
@@ -720,6 +723,75 @@ TEST(CpuQueue, RefusesBeyondItsBoundAndRunsTheRest) {
   EXPECT_EQ(ran.load(), 2);
   EXPECT_EQ(q.jobs(), 0);
   EXPECT_FALSE(q.TryPost([] {}));  // stopped
+}
+
+// Burns about `ms` of this thread's CPU.
+void Spin(int ms) {
+  timespec a{}, b{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+  do {
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+  } while ((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1'000'000 < ms);
+}
+
+TEST(CpuQueue, KeepsItsJobsWithinTheCpuBudget) {
+  // 0.1 CPU-s per second with no burst saved up: ten jobs of 20 ms of CPU each (0.2 CPU-s)
+  // must spread over at least ~1.8 s of wall time (the first runs at once on a zero
+  // budget, each later one waits until the previous one's 20 ms are paid back).
+  CpuQueue q({.threads = 1, .max_jobs = 16, .idle = false, .cpu_per_s = 0.1, .burst_s = 0});
+  std::atomic<int> ran{0};
+  std::mutex mu;
+  std::vector<std::chrono::steady_clock::time_point> starts;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_TRUE(q.TryPost([&] {
+      {
+        std::lock_guard lock(mu);
+        starts.push_back(std::chrono::steady_clock::now());
+      }
+      Spin(20);
+      ++ran;
+    }));
+  }
+  while (ran.load() < 10 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(20))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(ran.load(), 10);
+  const double span = std::chrono::duration<double>(starts.back() - starts.front()).count();
+  EXPECT_GE(span, 1.7) << "nine budget waits of >= 0.19 s each";
+  EXPECT_GE(q.cpu_used_s(), 0.19);
+  EXPECT_GT(q.budget_wait_s(), 1.5);
+  q.Stop();
+}
+
+TEST(CpuQueue, ABurstSavedUpRunsAtOnceAndStopDoesNotWaitForBudget) {
+  // 10 s of 0.01 CPU-s/s saved up = 0.1 CPU-s: the first jobs (20 ms each) run back to
+  // back; once spent, the next would wait ~2 s, but Stop runs what is queued at once.
+  CpuQueue q({.threads = 1, .max_jobs = 16, .idle = false, .cpu_per_s = 0.01, .burst_s = 10});
+  std::atomic<int> ran{0};
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 4; ++i)
+    ASSERT_TRUE(q.TryPost([&] {
+      Spin(20);
+      ++ran;
+    }));
+  while (ran.load() < 4 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(ran.load(), 4);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(q.TryPost([&] { ++ran; }));
+  auto t1 = std::chrono::steady_clock::now();
+  q.Stop();
+  EXPECT_EQ(ran.load(), 7);
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(1));
+}
+
+TEST(CpuQueue, IdleWorkersRunOnSchedIdle) {
+  CpuQueue q({.threads = 1, .max_jobs = 1, .idle = true});
+  std::atomic<int> policy{-1};
+  ASSERT_TRUE(q.TryPost([&] { policy = sched_getscheduler(0); }));
+  q.Stop();
+  EXPECT_EQ(policy.load(), SCHED_IDLE);
+  EXPECT_GE(CpuQueue::UsableCpus(), 1);
 }
 
 }  // namespace

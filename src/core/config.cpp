@@ -22,9 +22,10 @@ void Get(const toml::table& t, const std::string& path, const std::string& secti
     if (!v) Fail(path, section + "." + key, "must be a string");
     out = *v;
   } else if constexpr (std::is_same_v<T, bool>) {
-    auto v = n->value<bool>();
+    // as_boolean, not value<bool>: the latter also takes 0 and 1.
+    auto* v = n->as_boolean();
     if (!v) Fail(path, section + "." + key, "must be true or false");
-    out = *v;
+    out = v->get();
   } else {
     auto v = n->value<int64_t>();
     if (!v || *v < 0) Fail(path, section + "." + key, "must be a non-negative integer");
@@ -264,11 +265,12 @@ Config LoadConfig(const std::string& path) {
     if (c.ehr_sync_interval_ms < 100) Fail(path, "ehr.sync_interval_ms", "must be >= 100");
   }
   if (auto* s = root["auth"].as_table()) {
-    CheckKeys(*s, path, "auth",
-              {"key_file", "session_idle_s", "session_absolute_s", "max_login_failures",
-               "lockout_s", "revocation_poll_ms", "login_burst", "login_rate_per_minute",
-               "account_lockout_failures", "login_pool_size", "login_max_in_flight",
-               "login_cpu_queue", "login_hash_threads", "login_hash_nice"});
+    CheckKeys(
+        *s, path, "auth",
+        {"key_file", "session_idle_s", "session_absolute_s", "max_login_failures", "lockout_s",
+         "revocation_poll_ms", "login_burst", "login_rate_per_minute", "account_lockout_failures",
+         "login_pool_size", "login_max_in_flight", "login_cpu_queue", "login_hash_threads",
+         "login_hash_nice", "login_hash_idle", "login_cpu_percent", "login_cpu_burst_s"});
     Get(*s, path, "auth", "key_file", c.key_file);
     Get(*s, path, "auth", "session_idle_s", c.session_idle_s);
     Get(*s, path, "auth", "session_absolute_s", c.session_absolute_s);
@@ -283,8 +285,14 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "auth", "login_cpu_queue", c.login_cpu_queue);
     Get(*s, path, "auth", "login_hash_threads", c.login_hash_threads);
     Get(*s, path, "auth", "login_hash_nice", c.login_hash_nice);
+    Get(*s, path, "auth", "login_hash_idle", c.login_hash_idle);
+    Get(*s, path, "auth", "login_cpu_percent", c.login_cpu_percent);
+    Get(*s, path, "auth", "login_cpu_burst_s", c.login_cpu_burst_s);
     if (c.login_hash_nice < 0 || c.login_hash_nice > 19)
       Fail(path, "auth.login_hash_nice", "must be 0..19");
+    if (c.login_cpu_percent < 1 || c.login_cpu_percent > 100)
+      Fail(path, "auth.login_cpu_percent", "must be 1..100 (percent of the node's CPUs)");
+    if (c.login_cpu_burst_s < 0) Fail(path, "auth.login_cpu_burst_s", "must be >= 0");
     for (auto [key, v] : {std::pair{"max_login_failures", c.max_login_failures},
                           std::pair{"account_lockout_failures", c.account_lockout_failures},
                           std::pair{"login_pool_size", c.login_pool_size},

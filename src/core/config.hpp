@@ -101,11 +101,17 @@ struct Config {
   int login_max_in_flight = 16;
   int login_cpu_queue = 4;
   int login_hash_threads = 1;
-  // Niceness of the hashing threads (0..19): on a host of its own, 10 lets the node's
-  // I/O threads win the CPU from a login flood. Where several regions share one host's
-  // cores (the local cluster), a niced hash also loses to the other regions' processes
-  // and a single login takes seconds: such configs set 0 and rely on the in-flight limit,
-  // the bounded queue and the thread count alone.
+  // The hashing threads' share of the node's CPU: at most login_cpu_percent of all its
+  // usable CPUs (CPU time measured per hash), saved up for login_cpu_burst_s seconds while
+  // idle; 100 with login_hash_threads = CPUs is no limit. One Argon2id hash (64 MiB, t=2)
+  // takes ~0.1-0.2 CPU-s, so 5% of 8 CPUs is ~2-4 logins a second per node, sustained.
+  int login_cpu_percent = 5;
+  int login_cpu_burst_s = 2;
+  // SCHED_IDLE hashing threads (true): they get a core only when no request thread wants
+  // it. false: niceness login_hash_nice (0..19) instead. Where several regions share one
+  // host's cores (the local cluster), an idle or niced hash also loses to the other
+  // regions' processes and a single login takes seconds: such configs set false and 0.
+  bool login_hash_idle = true;
   int login_hash_nice = 10;
   // [cache] the low tier's content cache (articles, recommendations)
   int cache_fresh_ms = 60'000;

@@ -116,6 +116,24 @@ TEST(Config, ReadsTheOpsTokenFile) {
   EXPECT_THROW(LoadConfig(Write("[ops]\ntoken_file = \"\"\n")), std::runtime_error);
 }
 
+TEST(Config, ReadsTheLoginBulkheadsCpuSettings) {
+  auto c = LoadConfig(Write("[node]\nregion = \"x\"\n"));
+  EXPECT_TRUE(c.login_hash_idle);
+  EXPECT_EQ(c.login_cpu_percent, 5);
+  EXPECT_EQ(c.login_cpu_burst_s, 2);
+  c =
+      LoadConfig(Write("[auth]\nlogin_hash_idle = false\nlogin_hash_nice = 0\n"
+                       "login_cpu_percent = 100\nlogin_cpu_burst_s = 0\n"));
+  EXPECT_FALSE(c.login_hash_idle);
+  EXPECT_EQ(c.login_cpu_percent, 100);
+  EXPECT_EQ(c.login_cpu_burst_s, 0);
+  for (const char* bad : {"login_cpu_percent = 0", "login_cpu_percent = 101",
+                          "login_cpu_burst_s = -1", "login_hash_idle = 1"}) {
+    EXPECT_THROW(LoadConfig(Write(std::string("[auth]\n") + bad + "\n")), std::runtime_error)
+        << bad;
+  }
+}
+
 TEST(Config, RejectsWrongTypes) {
   auto p = Write("[server]\nthreads = \"two\"\n");
   EXPECT_THROW(LoadConfig(p), std::runtime_error);

@@ -438,8 +438,15 @@ int Serve(const Config& cfg) {
   svc.throttle = &throttle;
   auth::FailureThrottle login_failures(cfg.max_login_failures, std::chrono::seconds(cfg.lockout_s));
   svc.login_failures = &login_failures;
-  // Hashing below the request threads' priority: records first, logins with what is left.
-  auth::CpuQueue login_cpu(cfg.login_hash_threads, cfg.login_cpu_queue, cfg.login_hash_nice);
+  // Hashing below the request threads' priority and within a share of the node's CPU:
+  // records first, logins with what is left (src/auth/README.md).
+  auth::CpuQueue login_cpu(
+      {.threads = cfg.login_hash_threads,
+       .max_jobs = cfg.login_cpu_queue,
+       .idle = cfg.login_hash_idle,
+       .nice = cfg.login_hash_nice,
+       .cpu_per_s = cfg.login_cpu_percent / 100.0 * auth::CpuQueue::UsableCpus(),
+       .burst_s = static_cast<double>(cfg.login_cpu_burst_s)});
   svc.login_cpu = &login_cpu;
   asio::thread_pool cpu_pool(1);
   svc.cpu_pool = &cpu_pool;

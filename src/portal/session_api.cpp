@@ -223,6 +223,13 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
             std::to_string(wait) + " seconds.",
         wait);
   }
+  // The hashing queue already full: busy now, before the database read (a flood's
+  // refused attempts cost the records nothing but their audit record).
+  if (ctx.svc.login_cpu && ctx.svc.login_cpu->full()) {
+    rec.outcome = "error";
+    rec.detail = "login busy (hashing queue full)";
+    throw LoginBusy();
+  }
   auto acct = co_await ctx.Read(kAccountByName, db::P(username));
   const Config& cfg = ctx.svc.config;
   const bool known = acct.rows() > 0;

@@ -265,7 +265,9 @@ def to_toml(cfg: dict) -> str:
 def deep_merge(base: dict, extra: dict | None) -> dict:
     out = json.loads(json.dumps(base))
     for k, v in (extra or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if v is None:  # None removes a key: the server's own default applies
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
@@ -566,7 +568,11 @@ class Server:
             "node": {"region": "e2e", "node_id": self.name},
             "database": {"url": self.cluster.pg.portal_url},
             "auth": {"key_file": str(self.cluster.key_file), "session_idle_s": 900,
-                     "session_absolute_s": 3600, "max_login_failures": 5, "lockout_s": 60},
+                     "session_absolute_s": 3600, "max_login_failures": 5, "lockout_s": 60,
+                     # The suite logs in hundreds of users on a 2-core box: no CPU share
+                     # for hashing here. The login-flood test (test_bulkhead) removes this
+                     # and runs the node's defaults.
+                     "login_cpu_percent": 100},
             "audit": {"enabled": True, "dir": str(self.audit_dir), "ship_interval_ms": 100},
         }
         return deep_merge(base, self.overrides)

@@ -93,7 +93,7 @@ class Comparison:
                 f"({(p99_on / p99_off - 1) * 100:+.1f}%) | failures {len(self.failures)} of {self.total}")
 
 
-def interleaved(readers: Readers, load_on, load_off, windows: int = 10, window_s: float = 3.0,
+def interleaved(readers: Readers, load_on, load_off, windows: int = 30, window_s: float = 3.0,
                 settle_s: float = 1.0) -> Comparison:
     """Runs `windows` windows alternately without and with the load (starting without),
     reading all along; returns the samples of each side (after each window's settle
