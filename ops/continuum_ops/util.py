@@ -30,8 +30,12 @@ def render_text(template: str, values: dict[str, object]) -> str:
         raise ClusterError(f"template needs a value for ${{{e.args[0]}}}") from None
 
 
-def write_atomic(path: Path, text: str, mode: int | None = None) -> bool:
-    """Writes via a temporary file and rename. Returns whether the content changed."""
+def write_atomic(path: Path, text: str, mode: int | None = None, durable: bool = False) -> bool:
+    """Writes via a temporary file and rename: a reader sees the old content or the new one,
+    never a part. `durable`: also survives a power loss or kernel crash once this returns
+    (fsync of the file before the rename, of the folder after it). Returns whether the
+    content changed."""
+    path = Path(path)
     try:
         if path.read_text() == text:
             if mode is not None:
@@ -41,11 +45,27 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> bool:
         pass
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode if mode is not None else 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    if mode is not None:
-        os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if durable:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
     return True
 
 
