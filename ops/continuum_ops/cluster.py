@@ -99,7 +99,8 @@ class Cluster:
 
     def make_key(self) -> None:
         """The portal nodes' shared token signing key, and the ops token (Alertmanager's
-        webhook and the prober's reports): 64 hex chars + newline each, 0600, made once."""
+        webhook, the prober's reports, Prometheus' scrapes of the nodes' /metrics): 64 hex
+        chars + newline each, 0600 (Prometheus runs as the launcher's user), made once."""
         for k in (self.state / "cluster.key", self.ops_token_file):
             if not (k.exists() and k.stat().st_size > 0):
                 write_atomic(k, secrets.token_hex(32) + "\n", 0o600)
@@ -550,10 +551,8 @@ class Cluster:
             write_atomic(d / "prometheus" / "targets" / name, monitoring.file_sd(targets))
         write_atomic(d / "textfile" / "continuum_folders.prom", monitoring.folder_info(self.data_folders()))
         prom_cfg = d / "prometheus" / "prometheus.yml"
-        changed = render(DEPLOY / "prometheus" / "prometheus.yml.tmpl", prom_cfg, {
-            "TARGETS_DIR": d / "prometheus" / "targets", "RULES_DIR": DEPLOY / "prometheus" / "rules",
-            "ALERTMANAGER": f"127.0.0.1:{m['alertmanager']}", "BLACKBOX": f"127.0.0.1:{m['blackbox']}",
-            "TLS_TARGETS_FILE": d / "prometheus" / "targets" / "tls.json"})
+        changed = render(DEPLOY / "prometheus" / "prometheus.yml.tmpl", prom_cfg,
+                         monitoring.prometheus_values(self.topo, d, DEPLOY, self.ops_token_file))
         am_cfg = d / "alertmanager" / "alertmanager.yml"
         am_changed = render(DEPLOY / "alertmanager" / "alertmanager.yml.tmpl", am_cfg, {
             "WEBHOOK_CONFIGS": monitoring.webhook_configs(self.topo), "OPS_TOKEN_FILE": self.ops_token_file},

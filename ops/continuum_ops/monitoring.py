@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 from .topology import Topology
 
@@ -42,6 +43,17 @@ def scrape_targets(topo: Topology, with_deps: bool) -> dict[str, list[tuple[str,
         "tls.json": [(f"127.0.0.1:{topo.haproxy['https']}", {"component": "edge"})],
     }
     return out
+
+
+def prometheus_values(topo: Topology, mon_dir: Path, deploy: Path, ops_token_file: Path) -> dict[str, object]:
+    """The placeholders of deploy/prometheus/prometheus.yml.tmpl. OPS_TOKEN_FILE is the file the
+    portal nodes read as [ops] token_file: Prometheus sends it as a bearer token when it
+    scrapes their /metrics (it runs as the launcher's user, who owns the 0600 file)."""
+    m = topo.monitoring
+    return {"TARGETS_DIR": mon_dir / "prometheus" / "targets", "RULES_DIR": deploy / "prometheus" / "rules",
+            "ALERTMANAGER": f"127.0.0.1:{m['alertmanager']}", "BLACKBOX": f"127.0.0.1:{m['blackbox']}",
+            "TLS_TARGETS_FILE": mon_dir / "prometheus" / "targets" / "tls.json",
+            "OPS_TOKEN_FILE": ops_token_file}
 
 
 def vantages(topo: Topology, edge_url: str) -> list[dict]:

@@ -201,6 +201,30 @@ class RenderTest(unittest.TestCase):
         self.assertNotIn("ehr", portal.dependencies_block(t, 50000, True, "/ca.pem"))
         self.assertEqual(portal.dependencies_block(t, 300, False, "/ca.pem"), "")
 
+    def test_haproxy_exporter_is_on_a_loopback_listener_not_the_edge(self):
+        # /metrics of HAProxy (backends, servers, their checks) is for Prometheus only: the
+        # exporter lives on the stats listener, bound to loopback, never on the public edge.
+        t = Topology(SMALL, 0)
+        cfg = render_text((REPO / "deploy/haproxy/haproxy.cfg.tmpl").read_text(),
+                          haproxy.template_values(t, Path("/s/haproxy"), Path("/s/edge.pem")))
+        sections, name = {}, None
+        for line in cfg.splitlines():
+            if line and not line[0].isspace() and not line.startswith("#"):
+                name = line.strip()
+                sections[name] = []
+            elif name and line.strip() and not line.strip().startswith("#"):
+                sections[name].append(line.strip())
+        with_exporter = [n for n, body in sections.items() if any("prometheus-exporter" in l for l in body)]
+        self.assertEqual(with_exporter, ["listen stats"])
+        binds = [l for l in sections["listen stats"] if l.startswith("bind ")]
+        self.assertEqual(binds, [f"bind 127.0.0.1:{t.haproxy['stats']}"])
+        edge = sections["frontend edge"]
+        self.assertFalse([l for l in edge if "stats" in l or "prometheus" in l], edge)
+        self.assertNotIn(str(t.haproxy["stats"]), " ".join(edge))
+        # the edge checks the nodes' readiness by status code alone (no credentials needed)
+        self.assertIn("option httpchk GET /readyz", sections["defaults edge"])
+        self.assertIn("http-check expect status 200", sections["defaults edge"])
+
     def test_portal_public_base_url_is_the_edge(self):
         self.assertEqual(portal.public_base_url(Topology(SMALL, 0)), "http://127.0.0.1:8080")
         self.assertEqual(portal.public_base_url(Topology(SMALL, 7)), "http://127.0.0.1:8087")
@@ -237,6 +261,21 @@ class MonitoringTest(unittest.TestCase):
         self.assertEqual(urls[-1], "http://127.0.0.1:9140/alerts")                # the prober's log
         self.assertTrue(all(l.startswith("    ") for l in w.splitlines()))
         self.assertEqual(w.count("send_resolved: true"), len(urls))
+
+    def test_prometheus_scrapes_the_portal_with_the_nodes_ops_token(self):
+        import yaml
+        from continuum_ops import monitoring
+        t = Topology(CONF, 0)
+        values = monitoring.prometheus_values(t, Path("/s/monitoring"), REPO / "deploy", Path("/s/ops.token"))
+        cfg = yaml.safe_load(render_text((REPO / "deploy/prometheus/prometheus.yml.tmpl").read_text(), values))
+        jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
+        self.assertEqual(jobs["portal"]["authorization"], {"type": "Bearer", "credentials_file": "/s/ops.token"})
+        # the token goes to the portal nodes only, never to a third-party exporter
+        self.assertEqual([n for n, j in jobs.items() if "authorization" in j or "bearer_token_file" in j], ["portal"])
+        self.assertEqual(jobs["portal"].get("metrics_path", "/metrics"), "/metrics")
+        # the nodes read the same file as their [ops] token_file
+        tmpl = (REPO / "deploy/portal/continuum.toml.tmpl").read_text()
+        self.assertIn('token_file = "${OPS_TOKEN_FILE}"', tmpl)
 
     def test_probe_config(self):
         from continuum_ops import monitoring

@@ -217,9 +217,21 @@ http::Response JsonResponse(int status, const json::object& body) {
 
 }  // namespace
 
+json::object AnonymousReadyBody(bool ready) {
+  return json::object{{"status", ready ? "ready" : "not-ready"}};
+}
+
 asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
+  // Credentials decide the view, not readiness: a caller that sends none (HAProxy's
+  // check, a load balancer, anyone on the internet) gets the status code and the bare
+  // status; one that sends an Authorization header must send the ops token (anything
+  // else is refused and audited) and gets the topology, tiers, dependencies and errors.
+  const bool full = !ctx.req.header("authorization").empty();
+  if (full) ops::RequireOpsToken(ctx);
   auto [body, status] = co_await ReadyState(ctx);
-  co_return JsonResponse(status, body);
+  auto r = JsonResponse(status, full ? body : AnonymousReadyBody(status == 200));
+  r.set_header("Cache-Control", "no-store");
+  co_return r;
 }
 
 asio::awaitable<http::Response> OpsStatus(RequestContext& ctx) {

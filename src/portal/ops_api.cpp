@@ -182,12 +182,17 @@ template <typename E>
                          R"("client":"{}","request_id":"{}")",
                          ctx.route, reason, log::JsonEscape(ctx.req.client_address),
                          log::JsonEscape(ctx.req.request_id)));
+  // A denial like any other: in the audit trail (anonymous caller, the client's address,
+  // the request id), durable before the refusal is sent. The route's own record, when it
+  // opened one, is marked instead.
+  if (ctx.audit.empty()) ctx.Audit(ctx.req.method == "GET" ? "read" : "create");
+  ctx.AuditOutcome("denied", fmt::format("ops token required on {}: {}", ctx.route, reason));
   throw error;
 }
 
 // Hashing both sides first makes the comparison's time independent of the tokens'
 // contents and lengths.
-bool TokenEquals(std::string_view presented, const std::string& expected) {
+bool TokenEquals(std::string_view presented, std::string_view expected) {
   static const bool sodium_ready = sodium_init() >= 0;
   if (!sodium_ready) return false;
   unsigned char a[crypto_generichash_BYTES], b[crypto_generichash_BYTES];
@@ -218,22 +223,35 @@ Secret LoadOpsToken(const std::string& path) {
   return Secret(std::move(token));
 }
 
+OpsTokenCheck CheckOpsToken(std::string_view authorization, std::string_view expected) {
+  if (expected.empty()) return OpsTokenCheck::kNotConfigured;
+  if (authorization.empty()) return OpsTokenCheck::kNoToken;
+  if (authorization.size() < 8 ||
+      (authorization.substr(0, 7) != "Bearer " && authorization.substr(0, 7) != "bearer "))
+    return OpsTokenCheck::kMalformed;
+  return TokenEquals(authorization.substr(7), expected) ? OpsTokenCheck::kOk
+                                                        : OpsTokenCheck::kWrongToken;
+}
+
 void RequireOpsToken(RequestContext& ctx) {
-  if (ctx.svc.ops_token.empty())
-    Refuse(ctx, g_counters.refused_disabled, "not_configured",
-           Forbidden("The ops API is disabled on this node: its configuration has no [ops] "
-                     "token_file."));
-  std::string_view h = ctx.req.header("authorization");
-  if (h.empty())
-    Refuse(ctx, g_counters.refused_no_token, "no_token",
-           Unauthorized("This endpoint needs the ops token: send Authorization: Bearer <the "
-                        "token in the node's [ops] token_file>."));
-  if (h.size() < 8 || (h.substr(0, 7) != "Bearer " && h.substr(0, 7) != "bearer "))
-    Refuse(ctx, g_counters.refused_no_token, "malformed",
-           Unauthorized("The Authorization header must be of the form 'Bearer <ops token>'."));
-  if (!TokenEquals(h.substr(7), ctx.svc.ops_token.reveal()))
-    Refuse(ctx, g_counters.refused_wrong_token, "wrong_token",
-           Forbidden("This is not the ops token of this node ([ops] token_file)."));
+  switch (CheckOpsToken(ctx.req.header("authorization"), ctx.svc.ops_token.reveal())) {
+    case OpsTokenCheck::kOk:
+      return;
+    case OpsTokenCheck::kNotConfigured:
+      Refuse(ctx, g_counters.refused_disabled, "not_configured",
+             Forbidden("The ops API is disabled on this node: its configuration has no [ops] "
+                       "token_file."));
+    case OpsTokenCheck::kNoToken:
+      Refuse(ctx, g_counters.refused_no_token, "no_token",
+             Unauthorized("This endpoint needs the ops token: send Authorization: Bearer <the "
+                          "token in the node's [ops] token_file>."));
+    case OpsTokenCheck::kMalformed:
+      Refuse(ctx, g_counters.refused_no_token, "malformed",
+             Unauthorized("The Authorization header must be of the form 'Bearer <ops token>'."));
+    case OpsTokenCheck::kWrongToken:
+      Refuse(ctx, g_counters.refused_wrong_token, "wrong_token",
+             Forbidden("This is not the ops token of this node ([ops] token_file)."));
+  }
 }
 
 asio::awaitable<http::Response> ReceiveAlerts(RequestContext& ctx) {

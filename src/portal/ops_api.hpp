@@ -1,8 +1,9 @@
 // The operations API behind the ops token: Alertmanager's webhook, the alert history,
 // the prober's journey-run reports, and the database-backed part of
 // /api/v1/ops/status. Everything here is operational data (db::DataClass::kOperational:
-// synchronous_commit = local) on the ops tier's pool, and carries no PHI, so it is not
-// audited as PHI access; refused callers are logged and counted instead.
+// synchronous_commit = local) on the ops tier's pool, and carries no PHI, so a successful
+// call is not audited as PHI access; refused callers are audited (denied), logged and
+// counted.
 //
 // Retention is applied by the writes themselves, in the same transaction: the last
 // kJourneyRunsKept runs per (journey, vantage), and alerts received in the last
@@ -13,6 +14,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <string>
+#include <string_view>
 
 #include "core/secret.hpp"
 #include "portal/context.hpp"
@@ -26,10 +28,23 @@ inline constexpr int kAlertRetentionDays = 30;
 // std::runtime_error naming the file and what is wrong.
 Secret LoadOpsToken(const std::string& path);
 
-// The caller check of routes marked RouteAccess::kOpsToken: the bearer token must equal
-// this node's ops token, compared in constant time. Throws Unauthorized (no token) or
-// Forbidden (a wrong token, or no [ops] token_file on this node); every refusal is
-// logged and counted (continuum_ops_refused_total{reason}).
+// What an Authorization header is worth against this node's ops token (`expected`, empty
+// when the node has no [ops] token_file). The token is compared in constant time.
+enum class OpsTokenCheck {
+  kOk,
+  kNotConfigured,  // this node has no ops token: nobody is an operator here
+  kNoToken,        // no Authorization header
+  kMalformed,      // not "Bearer <token>"
+  kWrongToken,     // a bearer token, but not the ops token (a session token, a stale one)
+};
+OpsTokenCheck CheckOpsToken(std::string_view authorization, std::string_view expected);
+
+// The caller check of routes whose policy is RouteCaller::kOpsToken (and of /readyz's full
+// view): the bearer token must equal this node's ops token. Throws Unauthorized (no or a
+// malformed token) or Forbidden (a wrong token, or no [ops] token_file on this node). Every
+// refusal is logged (event ops_token_refused), counted (continuum_ops_refused_total{reason})
+// and audited: an audit record with outcome "denied" (action "read" for GET, else "create";
+// the detail names the route and the reason), like every other denial (ARCHITECTURE §5).
 void RequireOpsToken(RequestContext& ctx);
 
 // POST /api/v1/ops/alerts: an Alertmanager webhook notification (payload version 4).

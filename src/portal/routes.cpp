@@ -50,12 +50,14 @@ std::vector<RouteEntry> ListRoutes() {
   using namespace critical;
   using enum PatientFrom;
   // Operations.
+  // Anyone may ask whether a node is alive or ready (HAProxy's check needs only the status
+  // code): /healthz and an anonymous /readyz say nothing else. /readyz's full body (with
+  // the ops token, checked by its handler), the metrics and the ops view name regions,
+  // database members, dependencies and their last errors: operators and their machines
+  // only (the ops token: Prometheus, Alertmanager, the prober).
   add("GET", "/healthz", Tier::kOps, "healthz", Anyone(), Healthz);
   add("GET", "/readyz", Tier::kOps, "readyz", Anyone(), Readyz);
-  add("GET", "/metrics", Tier::kOps, "metrics", Anyone(), MetricsText);
-  // The ops view names regions, database members and dependencies with their last errors:
-  // operators only (the ops token), like the alert list. /healthz, /readyz and /metrics stay
-  // open for the edge and Prometheus.
+  add("GET", "/metrics", Tier::kOps, "metrics", OpsToken(), MetricsText);
   add("GET", "/api/v1/ops/status", Tier::kOps, "ops.status", OpsToken(), OpsStatus);
   // Monitoring's machines: Alertmanager's webhook and the prober's journey runs.
   add("POST", "/api/v1/ops/alerts", Tier::kOps, "ops.alerts.receive", OpsToken(),

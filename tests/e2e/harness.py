@@ -6,12 +6,18 @@ A `Cluster` owns one temporary folder with everything a test needs:
       pg/            throwaway PostgreSQL 15 (scripts/pg-tmp), migrated and seeded
       cluster.key    token signing key, shared by every node of the cluster
       node-1/        one folder per `continuum serve`: config.toml, stdout.log,
-                     stderr.log, audit/ (the node's journal)
+                     stderr.log, audit/ (the node's journal), ops.token (its [ops]
+                     token_file, unless the test configures [ops] itself)
 
 It starts PostgreSQL, runs `continuum migrate` and `continuum seed`, starts one or
 more `continuum serve` processes on free ports and waits for /readyz. It offers request
 helpers (JSON, FHIR, raw bytes over a socket), process control (SIGKILL, SIGTERM,
 restart), PostgreSQL stop/start/kill and a psql helper for checks in SQL.
+
+Every node has an ops token by default (`Server.ops_token`). /metrics and /readyz's full
+body need it, so the request helpers send it on GET /readyz and /metrics when the test
+passes no token of its own; `anonymous=True` sends no credentials at all (what HAProxy's
+check or a stranger sees). A test that wants a node without [ops] passes {"ops": None}.
 
 Everything it starts is stopped by PID: in `Cluster.close()` (test class cleanup), at
 interpreter exit (atexit), when the runner receives SIGTERM/SIGHUP (turned into
@@ -40,6 +46,7 @@ import json
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -61,6 +68,9 @@ PG_ISREADY = "/usr/lib/postgresql/15/bin/pg_isready"
 DEMO_PASSWORD = "continuum-demo"
 KEEP = os.environ.get("CONTINUUM_E2E_KEEP") == "1"
 FHIR_JSON = "application/fhir+json"
+# GETs of these paths carry the node's ops token unless the test says otherwise: their
+# content (topology, errors, metrics) is for operators (README "Operations endpoints").
+OPS_TOKEN_PATHS = ("/readyz", "/metrics")
 
 # --------------------------------------------------------------------------------------
 # Process-wide safety net: cleanup at exit, on SIGTERM/SIGHUP and at a global deadline.
@@ -553,6 +563,7 @@ class Server:
         self.stdout_path = self.dir / "stdout.log"
         self.stderr_path = self.dir / "stderr.log"
         self.overrides = overrides or {}
+        self.default_ops_token_path = self.dir / "ops.token"
         self.port = None
         self.proc: subprocess.Popen | None = None
         # A file descriptor for the server's stderr instead of stderr.log (e.g. the write
@@ -574,15 +585,35 @@ class Server:
                      # and runs the node's defaults.
                      "login_cpu_percent": 100},
             "audit": {"enabled": True, "dir": str(self.audit_dir), "ship_interval_ms": 100},
+            "ops": {"token_file": str(self.default_ops_token_path)},
         }
-        return deep_merge(base, self.overrides)
+        # A section overridden with None is left out (e.g. {"ops": None}: no ops token).
+        return {k: v for k, v in deep_merge(base, self.overrides).items() if v is not None}
+
+    @property
+    def ops_token(self) -> str | None:
+        """The token of this node's [ops] token_file (the harness's own or the test's), or
+        None when the node has no [ops] section."""
+        f = self.config().get("ops", {}).get("token_file")
+        if not f:
+            return None
+        try:
+            return Path(f).read_text().strip() or None
+        except OSError:
+            return None
 
     @property
     def body_limit(self) -> int:
         return self.config()["server"]["body_limit_bytes"]
 
     def write_config(self) -> None:
-        self.config_path.write_text(to_toml(self.config()))
+        cfg = self.config()
+        if cfg.get("ops", {}).get("token_file") == str(self.default_ops_token_path) and \
+                not self.default_ops_token_path.exists():
+            fd = os.open(self.default_ops_token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32) + "\n")
+        self.config_path.write_text(to_toml(cfg))
 
     # -- process control ---------------------------------------------------------------
 
@@ -623,7 +654,7 @@ class Server:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before ready\n"
                                    f"stderr:\n{tail(self.stderr_path)}\nstdout:\n{tail(self.stdout_path)}")
             try:
-                if self.get("/readyz", timeout=2).status == 200:
+                if self.get("/readyz", timeout=2, anonymous=True).status == 200:
                     return
             except OSError:
                 pass
@@ -682,13 +713,19 @@ class Server:
 
     def request(self, method: str, path: str, body=None, headers: dict | None = None,
                 token: str | None = None, timeout: float = 10, request_id: str | None = None,
-                port: int | None = None) -> Response:
+                port: int | None = None, anonymous: bool = False) -> Response:
         """One request on a fresh connection. Sends a new X-Request-Id unless given
-        (request_id="" sends none). `body` may be bytes, str, or a dict/list (JSON)."""
+        (request_id="" sends none). `body` may be bytes, str, or a dict/list (JSON).
+        GET /readyz and /metrics carry the node's ops token unless a token is given or
+        `anonymous` (no credentials at all)."""
         h = {"Accept": "application/fhir+json, application/json"}
         rid = new_request_id() if request_id is None else request_id
         if rid:
             h["X-Request-Id"] = rid
+        if anonymous:
+            token = None
+        elif token is None and method == "GET" and urlsplit(path).path in OPS_TOKEN_PATHS:
+            token = self.ops_token
         if token:
             h["Authorization"] = f"Bearer {token}"
         if isinstance(body, (dict, list)):

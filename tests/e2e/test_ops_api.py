@@ -102,7 +102,7 @@ class OpsApiTest(ContinuumTestCase):
 
     def test_status_needs_the_ops_token(self):
         # The ops view names regions, database members, dependencies and their last errors:
-        # operators only. /healthz, /readyz and /metrics stay open (edge, Prometheus).
+        # operators only (so do /metrics and /readyz's full body: test_ops_exposure).
         for what, kw, status in [("no token", {}, 401),
                                  ("wrong token", dict(token=secrets.token_hex(32)), 403),
                                  ("session token", dict(token=self.token("demo-provider")), 403)]:
@@ -258,7 +258,7 @@ class OpsApiTest(ContinuumTestCase):
         self.assertEqual(self.count("ops_journey_run", "vantage = 'refused'"), 0)
 
     def test_node_without_ops_token_refuses(self):
-        other = self.cluster.add_server("node-no-ops")
+        other = self.cluster.add_server("node-no-ops", {"ops": None})
         try:
             r = other.post_json("/api/v1/ops/alerts", webhook(alert("OpsE2eNoToken", "cafe000000000001")),
                                 token=OPS_TOKEN)
