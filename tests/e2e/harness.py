@@ -587,8 +587,9 @@ class Server:
             "audit": {"enabled": True, "dir": str(self.audit_dir), "ship_interval_ms": 100},
             "ops": {"token_file": str(self.default_ops_token_path)},
         }
-        # A section overridden with None is left out (e.g. {"ops": None}: no ops token).
-        return {k: v for k, v in deep_merge(base, self.overrides).items() if v is not None}
+        # A key overridden with None is left out (deep_merge), e.g. {"ops": None}: no ops
+        # token; {"auth": {"login_cpu_percent": None}}: the node's default.
+        return deep_merge(base, self.overrides)
 
     @property
     def ops_token(self) -> str | None:
