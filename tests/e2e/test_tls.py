@@ -128,6 +128,8 @@ class TlsTest(ContinuumTestCase):
         return [r["id"] for r in rows if str(r["id"]) not in skip]
 
     def test_smtp_uses_starttls_and_refuses_a_server_without_it(self):
+        if self.plainsmtp.proc and self.plainsmtp.proc.poll() is None:
+            self.plainsmtp.stop()  # its worker must not claim the good node's mail
         pids = self.email_patient()
         appt = self.book(self.good, pids[0])
         n = wait_until(lambda: (lambda n: n if n and n["status"] == "sent" else None)(
@@ -146,19 +148,24 @@ class TlsTest(ContinuumTestCase):
         self.assertTrue(all(a.get("tls") for a in cmds if a.get("command") in ("MAIL", "RCPT", "DATA")),
                         [a for a in cmds if a.get("command") in ("MAIL", "RCPT", "DATA")][:5])
 
-    # Its own test (it ran after the booking email above): when it followed a notification
-    # the good node had sent, the plain node's notification got no last_error within 30 s in
-    # the merged tree -- not yet explained, see the issue 10 closing note.
+    # The "good" and "plainsmtp" nodes share one database, and any node's notification
+    # worker may claim any notification: each of these two tests stops the other node's
+    # worker first, or the other node may send (or fail to send) its mail.
     def test_a_server_without_starttls_gets_nothing_and_the_attempt_fails(self):
         pids = self.email_patient()
-        # A server without STARTTLS: nothing is sent (no SMS configured to fall back to).
-        appt = self.book(self.plainsmtp, pids[1])
-        n = wait_until(lambda: (lambda n: n if n and n["last_error"] else None)(
-            self.notification(f"booked-{appt}")), 30, 0.2, "a failed attempt")
+        self.good.stop()
+        try:
+            # A server without STARTTLS: nothing is sent (no SMS configured to fall back to).
+            appt = self.book(self.plainsmtp, pids[1])
+            n = wait_until(lambda: (lambda n: n if n and n["last_error"] else None)(
+                self.notification(f"booked-{appt}")), 30, 0.2, "a failed attempt")
+            # The reason: from the send itself, or (once the breaker opened on the failing
+            # checks) from the dependency's last error in /readyz, where it is shown.
+            d = self.plainsmtp.get("/readyz").json().get("dependencies", {}).get("smtp", {})
+        finally:
+            self.plainsmtp.stop()
+            self.good.start()
         self.assertNotEqual(n["status"], "sent", n)
-        # The reason: from the send itself, or (once the breaker opened on the failing
-        # checks) from the dependency's last error in /readyz, where it is shown.
-        d = self.plainsmtp.get("/readyz").json().get("dependencies", {}).get("smtp", {})
         reasons = n["last_error"] + " " + d.get("last_error", "STARTTLS (not shown in /readyz)")
         self.assertIn("STARTTLS", reasons, (n, d))
         self.assertEqual(self.plain_deps.log("smtp"), [])
