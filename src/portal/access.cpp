@@ -274,19 +274,6 @@ std::string PatientParam(const RequestContext& ctx) {
   return std::to_string(ParseId(v, "Patient"));
 }
 
-int64_t ParseId(std::string_view id, std::string_view what) {
-  bool fhir_ok = !id.empty() && id.size() <= 64;
-  for (char ch : id)
-    fhir_ok = fhir_ok && (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.');
-  if (!fhir_ok)
-    throw BadRequest(std::string(what) + " id '" + std::string(id.substr(0, 64)) +
-                     "' is not a valid FHIR id (1-64 letters, digits, '-' or '.').");
-  bool digits = id.size() <= 18;
-  for (char ch : id) digits = digits && std::isdigit(static_cast<unsigned char>(ch));
-  if (!digits) throw NotFound(std::string(what) + "/" + std::string(id) + " does not exist.");
-  return std::stoll(std::string(id));
-}
-
 Degraded ReadOnlyTier() {
   return Degraded(
       "Scheduling and messaging are read-only for a moment while the portal switches to a "

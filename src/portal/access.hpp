@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "portal/bodies.hpp"  // ParseId
 #include "portal/context.hpp"
 
 namespace continuum::portal {
@@ -85,10 +86,6 @@ boost::asio::awaitable<void> RefuseSyntheticBreakGlass(RequestContext& ctx);
 // The patient a search is about: ?patient=ID or ?patient=Patient/ID. A patient may
 // omit it (their own record); anyone else gets a 400.
 std::string PatientParam(const RequestContext& ctx);
-
-// FHIR ids of seeded and created rows are decimal bigints; anything else that is a
-// valid FHIR id is simply unknown (404), anything that is not one is a 400.
-int64_t ParseId(std::string_view id, std::string_view what);
 
 // The high tier's read-only answer (503, Retry-After, X-Continuum-Degraded: read-only).
 Degraded ReadOnlyTier();

@@ -215,6 +215,14 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       try {
         // The route's access policy, in one place (portal/access.hpp).
         co_await ApplyAccessPolicy(ctx, e->access);
+        if (e->body && e->body->kind == BodyKind::kNone) {
+          try {
+            RequireNoBody(req);  // the operation never runs on a body it would ignore
+          } catch (const Error&) {
+            ctx.AuditOutcome("failure", "invalid request: a body where none is taken");
+            throw;
+          }
+        }
         resp = co_await e->handler(ctx);
         CheckAccessAfter(ctx, e->access, resp);
       } catch (...) {

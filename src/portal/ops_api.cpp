@@ -16,6 +16,7 @@
 #include "core/log.hpp"
 #include "db/sql.hpp"
 #include "fhir/fhir.hpp"
+#include "portal/bodies.hpp"
 #include "portal/ops_payloads.hpp"
 
 namespace continuum::portal::ops {
@@ -145,22 +146,12 @@ http::Response JsonResponse(int status, const json::value& v) {
   return r;
 }
 
-void RequireJsonContentType(const http::Request& req) {
-  std::string_view ct = req.header("content-type");
-  std::string_view media = ct.substr(0, ct.find(';'));
-  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
-  if (media != "application/json")
-    throw Error(415, "not-supported",
-                "The request body must be JSON: send Content-Type: application/json.");
-}
-
 // Parses a body with `parse`, counting and logging a refusal (the sender is a machine
 // whose bug someone has to notice).
 template <typename F>
 auto ParseOrRefuse(RequestContext& ctx, F parse) {
   try {
-    RequireJsonContentType(ctx.req);
-    return parse(ctx.req.body);
+    return parse(ctx.req);
   } catch (const Error& e) {
     g_counters.refused_invalid_body.fetch_add(1, std::memory_order_relaxed);
     log::Event(
@@ -261,7 +252,7 @@ asio::awaitable<http::Response> ReceiveAlerts(RequestContext& ctx) {
       std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count());
-  AlertBatch batch = ParseOrRefuse(ctx, ParseAlertmanagerWebhook);
+  AlertBatch batch = ParseOrRefuse(ctx, ParseAlertsBody);
   // One order for every sender, so two deliveries of the same group (two Alertmanagers)
   // insert their rows in the same order and cannot deadlock.
   std::sort(batch.alerts.begin(), batch.alerts.end(), [](const auto& a, const auto& b) {
@@ -328,7 +319,7 @@ asio::awaitable<http::Response> ListAlerts(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> ReceiveJourneyRun(RequestContext& ctx) {
-  JourneyRun run = ParseOrRefuse(ctx, ParseJourneyRun);
+  JourneyRun run = ParseOrRefuse(ctx, ParseJourneyRunBody);
   db::Params p =
       db::P(run.journey, run.vantage, run.target, std::to_string(*ParseRfc3339(run.started_at)),
             std::to_string(*ParseRfc3339(run.finished_at)), run.success);

@@ -253,9 +253,10 @@ JourneyRun ParseJourneyRun(std::string_view body) {
     const auto& status = Required(s, "status", at + ".status");
     if (!status.is_int64() && !status.is_uint64())
       Invalid(at + ".status", "must be an HTTP status (0 for a transport error)");
-    int64_t code = status.to_number<int64_t>();
-    if (code < 0 || code > 999) Invalid(at + ".status", "must be between 0 and 999");
-    st.status = static_cast<int>(code);
+    // A uint64 is one above int64's range: converting it would throw (a 500).
+    if (status.is_uint64() || status.as_int64() < 0 || status.as_int64() > 999)
+      Invalid(at + ".status", "must be between 0 and 999");
+    st.status = static_cast<int>(status.as_int64());
     st.duration_ms = RequiredNumber(s, "duration_ms", at + ".duration_ms");
     st.budget_ms = RequiredNumber(s, "budget_ms", at + ".budget_ms");
     st.ok = RequiredBool(s, "ok", at + ".ok");

@@ -198,6 +198,19 @@ TEST(JourneyRun, RefusalsNameTheField) {
   EXPECT_NE(Refusal(p, Edit(kRun, {"steps"}, json::value(1))).find("'steps'"), std::string::npos);
 }
 
+// A status above int64's range parses as a uint64; converting it threw boost's
+// system_error, which the server answered with a 500 (found by tests/e2e/test_body_fuzz.py).
+TEST(JourneyRun, StatusOutOfRangeIsABadRequest) {
+  for (const char* status : {"9223372036854775808", "18446744073709551615", "1000", "-1",
+                             "-9223372036854775808", "1e3", "200.5"}) {
+    std::string body = Edit(kRun, {"steps", "1", "status"}, json::parse(status));
+    EXPECT_NE(Refusal(ParseJourneyRun, body).find("'steps[1].status'"), std::string::npos)
+        << status;
+  }
+  auto edge = ParseJourneyRun(Edit(kRun, {"steps", "1", "status"}, json::value(999)));
+  EXPECT_EQ(edge.steps[1].status, 999);
+}
+
 TEST(Rfc3339, ParsesAndRejects) {
   EXPECT_EQ(ParseRfc3339("1970-01-01T00:00:00Z"), 0);
   EXPECT_EQ(ParseRfc3339("1970-01-01T00:00:01.5Z"), 1'500'000);

@@ -150,6 +150,9 @@ std::vector<RouteEntry> ListRoutes() {
       Session(kAuditor, kNone, "search", "AuditEvent"), SearchAuditEvents);
   add("GET", "/api/v1/break-glass", Tier::kCritical, "audit.break_glass",
       Session(kAuditor, kNone, "search", "AuditEvent"), BreakGlassList);
+  // Each route's body parser, by name (bodies.cpp lists one for every route but the GETs;
+  // a unit test keeps the two tables in step).
+  for (auto& e : out) e.body = FindRouteBody(e.name);
   return out;
 }
 
@@ -165,6 +168,8 @@ http::Router<RouteEntry> BuildRoutes() {
 std::string RoutesJson() {
   boost::json::array out;
   for (const auto& e : ListRoutes()) {
+    boost::json::value body = nullptr;  // a GET: its body is not looked at
+    if (e.body) body = BodyKindName(e.body->kind);
     boost::json::array roles;
     for (const auto& r : e.access.roles) roles.emplace_back(boost::json::string(r));
     out.push_back(boost::json::object{{"method", e.method},
@@ -176,7 +181,8 @@ std::string RoutesJson() {
                                       {"patient", PatientFromName(e.access.patient)},
                                       {"action", e.access.action},
                                       {"resource_type", e.access.resource_type},
-                                      {"writable", e.access.writable}});
+                                      {"writable", e.access.writable},
+                                      {"body", std::move(body)}});
   }
   return boost::json::serialize(out);
 }

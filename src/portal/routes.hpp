@@ -12,6 +12,7 @@
 
 #include "http/router.hpp"
 #include "portal/access.hpp"
+#include "portal/bodies.hpp"
 #include "portal/context.hpp"
 
 namespace continuum::portal {
@@ -32,13 +33,16 @@ struct RouteEntry {
   std::string method;
   std::string pattern;
   Bulkhead bulkhead = Bulkhead::kTier;
+  // Its body's parser (portal/bodies.hpp), for every route but the GETs: a route that
+  // takes none refuses one in the dispatcher; a JSON body's handler parses it.
+  const RouteBody* body = nullptr;
 };
 
 http::Router<RouteEntry> BuildRoutes();
 // Every route, in table order (for `continuum routes --json` and tests).
 std::vector<RouteEntry> ListRoutes();
 // The table as JSON: [{method, pattern, name, tier, caller, roles, patient, action,
-// resource_type, writable}].
+// resource_type, writable, body}], body "json", "none" (a body is refused) or null (GET).
 std::string RoutesJson();
 
 }  // namespace continuum::portal

@@ -16,8 +16,8 @@
 #include "auth/totp.hpp"
 #include "core/clock.hpp"
 #include "core/error.hpp"
-#include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/bodies.hpp"
 
 namespace continuum::portal {
 namespace asio = boost::asio;
@@ -173,36 +173,16 @@ std::string UriEscape(std::string_view s) {
 asio::awaitable<http::Response> Login(RequestContext& ctx) {
   auto& rec = ctx.Audit("login");
   rec.purpose_of_use = "PATRQT";
-  json::object body;
+  LoginBody body;
   try {
-    body = fhir::ParseBody(ctx.req, {"username", "password", "totp"}, false);
+    body = ParseLoginBody(ctx.req);
   } catch (const Error&) {
     rec.outcome = "failure";
     rec.detail = "malformed login request";
     throw;
   }
-  auto str = [&](std::string_view k, bool required) -> std::string {
-    auto* v = body.if_contains(k);
-    if (!v) {
-      if (!required) return {};
-      rec.outcome = "failure";
-      rec.detail = "malformed login request";
-      throw BadRequest("The login request needs '" + std::string(k) + "' (a string).", "required");
-    }
-    if (!v->is_string()) {
-      rec.outcome = "failure";
-      rec.detail = "malformed login request";
-      throw BadRequest("'" + std::string(k) + "' must be a string.");
-    }
-    return std::string(v->as_string());
-  };
-  std::string username = str("username", true), password = str("password", true),
-              totp = str("totp", false);
-  if (username.empty() || username.size() > 128 || password.size() > 1024) {
-    rec.outcome = "failure";
-    rec.detail = "malformed login request";
-    throw BadRequest("username must be 1-128 characters and password at most 1024.");
-  }
+  std::string username = std::move(body.username), password = std::move(body.password),
+              totp = std::move(body.totp);
   rec.actor = username;
   // Throttling (src/auth/README.md): per client (an IPv6 client by its /64), then per
   // client and account. Both before any database or hashing work.
@@ -325,16 +305,16 @@ asio::awaitable<http::Response> Login(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> EnrolTotp(RequestContext& ctx) {
-  auto& rec = ctx.Audit("totp.enrol");
+  auto& rec = ctx.Audit("totp-enrol");  // the route table's action (routes.cpp)
   Authenticate(ctx);
-  json::object body = fhir::ParseBody(ctx.req, {"password"}, false);
-  auto* pw = body.if_contains("password");
-  if (!pw || !pw->is_string()) {
+  std::string password;
+  try {
+    password = ParseTotpEnrolBody(ctx.req);
+  } catch (const Error&) {
     rec.outcome = "failure";
     rec.detail = "malformed request";
-    throw BadRequest("Enrolling a second factor needs your 'password' (a string).", "required");
+    throw;
   }
-  std::string password(pw->as_string());
   std::string account_id = std::to_string(ctx.claims->account_id);
   const std::string pair_key =
       auth::ThrottleKey(ctx.req.client_address) + '\n' + ctx.claims->username;
@@ -389,15 +369,15 @@ asio::awaitable<http::Response> EnrolTotp(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> ConfirmTotp(RequestContext& ctx) {
-  auto& rec = ctx.Audit("totp.confirm");
+  auto& rec = ctx.Audit("totp-confirm");
   Authenticate(ctx);
-  json::object body = fhir::ParseBody(ctx.req, {"code"}, false);
-  auto* code = body.if_contains("code");
-  if (!code || !code->is_string()) {
+  std::string code;
+  try {
+    code = ParseTotpConfirmBody(ctx.req);
+  } catch (const Error&) {
     rec.outcome = "failure";
     rec.detail = "malformed request";
-    throw BadRequest("Confirming needs the 'code' (6 digits, a string) your app shows.",
-                     "required");
+    throw;
   }
   std::string account_id = std::to_string(ctx.claims->account_id);
   const std::string pair_key =
@@ -422,7 +402,7 @@ asio::awaitable<http::Response> ConfirmTotp(RequestContext& ctx) {
         "/api/v1/session/totp.");
   }
   std::string pending = st.str(0, 2);
-  auto step = auth::MatchTotpStep(pending, std::string(code->as_string()), UnixNow());
+  auto step = auth::MatchTotpStep(pending, code, UnixNow());
   if (!step) {
     ctx.svc.login_failures->Failed(pair_key, std::chrono::steady_clock::now());
     rec.outcome = "failure";

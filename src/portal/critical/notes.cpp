@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/bodies.hpp"
 #include "portal/search.hpp"
 
 namespace continuum::portal::critical {
@@ -17,8 +18,6 @@ namespace json = boost::json;
       "signed_at") ", signed_by, " TS("updated_at") ", idempotency_key"
 
 namespace {
-
-constexpr std::size_t kMaxNoteBytes = 64 * 1024;
 
 // Clinical data (db::DataClass::kClinical, the default): committed with
 // synchronous_commit = on, so an acknowledged note survives a failover.
@@ -54,32 +53,6 @@ std::string Base64(std::string_view s) {
   return out;
 }
 
-std::optional<std::string> Unbase64(std::string_view s) {
-  std::string out(s.size(), '\0');
-  std::size_t len = 0;
-  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), s.data(),
-                        s.size(), " \r\n", &len, nullptr, sodium_base64_VARIANT_ORIGINAL) != 0)
-    return std::nullopt;
-  out.resize(len);
-  return out;
-}
-
-bool ValidUtf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    int n = c < 0x80             ? 0
-            : (c & 0xE0) == 0xC0 ? 1
-            : (c & 0xF0) == 0xE0 ? 2
-            : (c & 0xF8) == 0xF0 ? 3
-                                 : -1;
-    if (n < 0 || i + n >= s.size() + (n == 0 ? 1 : 0)) return false;
-    for (int k = 1; k <= n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 json::object NoteJson(const db::Result& r, int i) {
   json::object d{{"resourceType", "DocumentReference"},
                  {"id", r.get(i, 0)},
@@ -104,103 +77,16 @@ json::object NoteJson(const db::Result& r, int i) {
   return d;
 }
 
-std::string RequireString(const json::object& o, std::string_view key, std::string_view where) {
-  auto* v = o.if_contains(key);
-  if (!v || !v->is_string())
-    throw BadRequest(std::string(where) + "." + std::string(key) +
-                     " is required and must be a string.");
-  return std::string(v->as_string());
-}
-
-void RequireObjectKeys(const json::object& o, std::string_view where,
-                       std::initializer_list<std::string_view> allowed) {
-  for (const auto& kv : o) {
-    bool ok = false;
-    for (auto a : allowed) ok = ok || a == kv.key();
-    if (!ok)
-      throw BadRequest("Unknown field '" + std::string(where) + "." + std::string(kv.key()) + "'.",
-                       "structure");
-  }
-}
-
-struct NewNote {
-  std::string patient_id;
-  std::string title;
-  std::string content;
-};
-
-NewNote ParseNote(const RequestContext& ctx) {
-  auto o = fhir::ParseBody(ctx.req, {"resourceType", "status", "docStatus", "type", "subject",
-                                     "description", "content", "author", "date"});
-  if (RequireString(o, "resourceType", "DocumentReference") != "DocumentReference")
-    throw BadRequest("resourceType must be DocumentReference.");
-  if (o.contains("status") && RequireString(o, "status", "DocumentReference") != "current")
-    throw BadRequest("A new note's status must be 'current'.", "value");
-  if (o.contains("docStatus") &&
-      RequireString(o, "docStatus", "DocumentReference") != "preliminary")
-    throw BadRequest(
-        "A new note's docStatus must be 'preliminary'; sign it with $sign to make it final.",
-        "business-rule");
-  auto* subj = o.if_contains("subject");
-  if (!subj || !subj->is_object())
-    throw BadRequest("DocumentReference.subject is required: {\"reference\": \"Patient/<id>\"}.",
-                     "required");
-  RequireObjectKeys(subj->as_object(), "subject", {"reference", "display"});
-  std::string ref = RequireString(subj->as_object(), "reference", "subject");
-  if (!ref.starts_with("Patient/")) throw BadRequest("subject.reference must be 'Patient/<id>'.");
-  NewNote n;
-  n.patient_id = std::to_string(ParseId(std::string_view(ref).substr(8), "Patient"));
-  if (o.contains("author")) {
-    auto* a = o.if_contains("author");
-    std::string self = "Practitioner/" + ctx.claims->practitioner_id;
-    if (!a->is_array() || a->as_array().size() != 1 || !a->as_array()[0].is_object() ||
-        !a->as_array()[0].as_object().contains("reference") ||
-        a->as_array()[0].as_object().at("reference") != json::value(self))
-      throw BadRequest("author, when given, must be [{\"reference\": \"" + self +
-                           "\"}] (the logged-in provider).",
-                       "business-rule");
-  }
-  auto* content = o.if_contains("content");
-  if (!content || !content->is_array() || content->as_array().size() != 1 ||
-      !content->as_array()[0].is_object())
-    throw BadRequest("DocumentReference.content must hold exactly one attachment.", "required");
-  const auto& c0 = content->as_array()[0].as_object();
-  RequireObjectKeys(c0, "content[0]", {"attachment"});
-  auto* att = c0.if_contains("attachment");
-  if (!att || !att->is_object()) throw BadRequest("content[0].attachment is required.", "required");
-  RequireObjectKeys(att->as_object(), "content[0].attachment",
-                    {"contentType", "data", "title", "language", "creation"});
-  std::string ct = RequireString(att->as_object(), "contentType", "content[0].attachment");
-  if (ct != "text/plain" && ct != "text/plain; charset=utf-8")
-    throw BadRequest("content[0].attachment.contentType must be text/plain.", "not-supported");
-  auto text = Unbase64(RequireString(att->as_object(), "data", "content[0].attachment"));
-  if (!text) throw BadRequest("content[0].attachment.data must be base64.", "value");
-  if (text->empty()) throw BadRequest("The note is empty.", "value");
-  if (text->size() > kMaxNoteBytes) throw BadRequest("The note exceeds 65536 bytes.", "too-long");
-  if (!ValidUtf8(*text) || text->find('\0') != std::string::npos)
-    throw BadRequest("The note must be UTF-8 text.", "value");
-  n.content = std::move(*text);
-  if (auto* t = att->as_object().if_contains("title"); t && t->is_string())
-    n.title = std::string(t->as_string());
-  else if (auto* d = o.if_contains("description"); d && d->is_string())
-    n.title = std::string(d->as_string());
-  else
-    n.title = "Progress note";
-  if (n.title.empty() || n.title.size() > 200 || !ValidUtf8(n.title))
-    throw BadRequest("The note's title must be 1 to 200 characters of UTF-8 text.", "value");
-  return n;
-}
-
 }  // namespace
 
 asio::awaitable<http::Response> CreateNote(RequestContext& ctx) {
   auto& rec = ctx.Audit("create", "DocumentReference");
   Authenticate(ctx);
   RequireRole(ctx, {"provider"});
-  NewNote n;
+  NoteBody n;
   std::string key;
   try {
-    n = ParseNote(ctx);
+    n = ParseNoteBody(ctx.req, *ctx.claims);
     key = IdempotencyKey(ctx);
   } catch (const Error&) {
     ctx.AuditOutcome("failure", "invalid request");

@@ -7,6 +7,7 @@
 #include "db/errors.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/bodies.hpp"
 #include "portal/high/notifications.hpp"
 #include "portal/search.hpp"
 
@@ -60,8 +61,6 @@ const db::Query kCancel{"appointment_cancel", "SELECT continuum_cancel($1, $2)",
 const db::Query kReschedule{
     "appointment_reschedule",
     "SELECT appointment_id, outcome FROM continuum_reschedule($1, $2, $3, $4)", db::Access::kWrite};
-
-constexpr std::size_t kMaxDescription = 500;
 
 // ---- JSON
 json::object SlotJson(const db::Result& r, int i, int c = 0) {
@@ -138,29 +137,6 @@ std::string ParseInstant(std::string_view v) {
                             AllDigits(zone, 1, 2) && zone[3] == ':' && AllDigits(zone, 4, 2));
   if (!ok) throw bad();
   return std::string(v);
-}
-
-std::string SlotRef(const json::object& o) {
-  auto* slots = o.if_contains("slot");
-  if (!slots || !slots->is_array() || slots->as_array().size() != 1 ||
-      !slots->as_array()[0].is_object())
-    throw BadRequest(
-        "Appointment.slot must hold exactly one reference, e.g. [{\"reference\": "
-        "\"Slot/123\"}].",
-        "required");
-  auto* ref = slots->as_array()[0].as_object().if_contains("reference");
-  if (!ref || !ref->is_string() || !ref->as_string().starts_with("Slot/"))
-    throw BadRequest("Appointment.slot[0].reference must be \"Slot/{id}\".", "value");
-  std::string id = std::string(ref->as_string()).substr(5);
-  return std::to_string(ParseId(id, "Slot"));
-}
-
-std::optional<std::string> Description(const json::object& o) {
-  auto* d = o.if_contains("description");
-  if (!d) return std::nullopt;
-  if (!d->is_string() || d->as_string().size() > kMaxDescription)
-    throw BadRequest("Appointment.description must be text of at most 500 characters.", "value");
-  return std::string(d->as_string());
 }
 
 void RequirePatient(RequestContext& ctx, const char* what) {
@@ -253,16 +229,9 @@ asio::awaitable<http::Response> BookAppointment(RequestContext& ctx) {
   std::string slot, key;
   std::optional<std::string> description;
   try {
-    auto o = fhir::ParseBody(ctx.req, {"resourceType", "status", "slot", "description",
-                                       "participant", "start", "end", "comment"});
-    auto* rt = o.if_contains("resourceType");
-    if (!rt || *rt != json::value("Appointment"))
-      throw BadRequest("resourceType must be \"Appointment\".", "value");
-    if (auto* st = o.if_contains("status");
-        st && *st != json::value("booked") && *st != json::value("proposed"))
-      throw BadRequest("A new appointment's status must be booked (or omitted).", "value");
-    slot = SlotRef(o);
-    description = Description(o);
+    auto b = ParseAppointmentBody(ctx.req);
+    slot = std::move(b.slot);
+    description = std::move(b.description);
     key = IdempotencyKey(ctx);
   } catch (const Error&) {
     ctx.AuditOutcome("failure", "invalid request");
@@ -355,8 +324,7 @@ asio::awaitable<http::Response> RescheduleAppointment(RequestContext& ctx) {
   rec.patient_id = ctx.claims->patient_id;
   std::string slot, key;
   try {
-    auto o = fhir::ParseBody(ctx.req, {"slot"});
-    slot = SlotRef(o);
+    slot = ParseRescheduleBody(ctx.req);
     key = IdempotencyKey(ctx);
   } catch (const Error&) {
     ctx.AuditOutcome("failure", "invalid request");

@@ -3,6 +3,7 @@
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/bodies.hpp"
 
 namespace continuum::portal::high {
 namespace asio = boost::asio;
@@ -57,9 +58,6 @@ const db::Query kUnreadForPractitioner{
     "SELECT count(*) FROM message WHERE practitioner_id = $1 AND read_at IS NULL AND from_patient",
     db::Access::kRead};
 
-constexpr std::size_t kMaxBody = 20000;
-constexpr std::size_t kMaxSubject = 200;
-
 json::object MessageJson(const db::Result& r, int i) {
   bool from_patient = r.get_bool(i, 4);
   json::object patient = fhir::Reference("Patient", r.get(i, 2));
@@ -78,73 +76,6 @@ json::object MessageJson(const db::Result& r, int i) {
                  {"payload", json::array{json::object{{"contentString", r.get(i, 6)}}}}};
   if (!r.null(i, 9)) m["received"] = r.get(i, 9);
   if (!r.null(i, 7)) m["inResponseTo"] = json::array{fhir::Reference("Communication", r.get(i, 7))};
-  return m;
-}
-
-// "Type/id" -> id for one of the expected types; BadRequest otherwise.
-std::string RefId(const json::value* v, std::string_view type, const char* where) {
-  std::string prefix = std::string(type) + "/";
-  if (!v || !v->is_object())
-    throw BadRequest(std::string(where) + " must be a reference.", "required");
-  auto* ref = v->as_object().if_contains("reference");
-  if (!ref || !ref->is_string() || !ref->as_string().starts_with(prefix))
-    throw BadRequest(std::string(where) + ".reference must be \"" + prefix + "{id}\".", "value");
-  return std::to_string(ParseId(std::string(ref->as_string()).substr(prefix.size()), type));
-}
-
-struct NewMessage {
-  std::string patient_id, practitioner_id;
-  std::optional<std::string> subject;
-  std::string body;
-  std::optional<std::string> in_response_to;
-};
-
-NewMessage ParseMessage(const RequestContext& ctx) {
-  auto o = fhir::ParseBody(ctx.req, {"resourceType", "status", "subject", "recipient", "sender",
-                                     "payload", "topic", "inResponseTo", "sent"});
-  auto* rt = o.if_contains("resourceType");
-  if (!rt || *rt != json::value("Communication"))
-    throw BadRequest("resourceType must be \"Communication\".", "value");
-  if (auto* st = o.if_contains("status"); st && *st != json::value("completed"))
-    throw BadRequest("A sent message's status is completed (or omitted).", "value");
-  NewMessage m;
-  const auto& c = *ctx.claims;
-  auto* rec = o.if_contains("recipient");
-  if (!rec || !rec->is_array() || rec->as_array().size() != 1)
-    throw BadRequest("Communication.recipient must hold exactly one reference.", "required");
-  if (c.role == "patient") {
-    m.patient_id = c.patient_id;
-    m.practitioner_id = RefId(&rec->as_array()[0], "Practitioner", "recipient[0]");
-    if (auto* s = o.if_contains("subject"); s && RefId(s, "Patient", "subject") != c.patient_id)
-      throw BadRequest("subject, when given, must be yourself (Patient/" + c.patient_id + ").",
-                       "business-rule");
-  } else {
-    m.practitioner_id = c.practitioner_id;
-    m.patient_id = RefId(&rec->as_array()[0], "Patient", "recipient[0]");
-  }
-  auto* payload = o.if_contains("payload");
-  if (!payload || !payload->is_array() || payload->as_array().size() != 1 ||
-      !payload->as_array()[0].is_object())
-    throw BadRequest("Communication.payload must hold exactly one {\"contentString\": ...}.",
-                     "required");
-  auto* text = payload->as_array()[0].as_object().if_contains("contentString");
-  if (!text || !text->is_string() || text->as_string().empty() ||
-      text->as_string().size() > kMaxBody)
-    throw BadRequest("payload[0].contentString must be 1 to 20000 characters of text.", "value");
-  m.body = std::string(text->as_string());
-  if (auto* t = o.if_contains("topic")) {
-    auto* tt = t->is_object() ? t->as_object().if_contains("text") : nullptr;
-    if (!tt || !tt->is_string() || tt->as_string().empty() || tt->as_string().size() > kMaxSubject)
-      throw BadRequest("topic.text (the subject) must be 1 to 200 characters.", "value");
-    m.subject = std::string(tt->as_string());
-  }
-  if (auto* irt = o.if_contains("inResponseTo")) {
-    if (!irt->is_array() || irt->as_array().size() != 1)
-      throw BadRequest("inResponseTo must hold exactly one reference.", "value");
-    m.in_response_to = RefId(&irt->as_array()[0], "Communication", "inResponseTo[0]");
-  } else if (!m.subject) {
-    throw BadRequest("A new conversation needs a subject: topic.text.", "required");
-  }
   return m;
 }
 
@@ -189,10 +120,10 @@ asio::awaitable<http::Response> SendMessage(RequestContext& ctx) {
   auto& rec = ctx.Audit("create", "Communication");
   Authenticate(ctx);
   RequireRole(ctx, {"patient", "provider"});
-  NewMessage m;
+  MessageBody m;
   std::string key;
   try {
-    m = ParseMessage(ctx);
+    m = ParseMessageBody(ctx.req, *ctx.claims);
     key = IdempotencyKey(ctx);
   } catch (const Error&) {
     ctx.AuditOutcome("failure", "invalid request");

@@ -10,6 +10,7 @@
 #include "deps/dependency.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/bodies.hpp"
 #include "portal/medium/jobs.hpp"
 #include "portal/search.hpp"
 
@@ -132,12 +133,9 @@ asio::awaitable<http::Response> Pay(RequestContext& ctx) {
   std::string invoice, key;
   int64_t amount = 0;
   try {
-    auto o = fhir::ParseBody(ctx.req, {"invoice", "amount_cents"}, false);
-    invoice = RefOrId(o, "invoice", "Invoice");
-    auto* a = o.if_contains("amount_cents");
-    if (!a || !a->is_int64() || a->as_int64() <= 0 || a->as_int64() > 100'000'000)
-      throw BadRequest("amount_cents must be a positive whole number of cents.", "value");
-    amount = a->as_int64();
+    auto b = ParsePaymentBody(ctx.req);
+    invoice = std::move(b.invoice);
+    amount = b.amount_cents;
     key = RequiredKey(ctx);
   } catch (const Error&) {
     ctx.AuditOutcome("failure", "invalid request");
@@ -156,12 +154,9 @@ asio::awaitable<http::Response> VerifyInsurance(RequestContext& ctx) {
   rec.patient_id = pid;
   std::string coverage, key, service;
   try {
-    auto o = fhir::ParseBody(ctx.req, {"coverage", "service"}, false);
-    coverage = RefOrId(o, "coverage", "Coverage");
-    auto* s = o.if_contains("service");
-    service = s && s->is_string() ? std::string(s->as_string()) : "office-visit";
-    if (service.empty() || service.size() > 64)
-      throw BadRequest("service must be 1 to 64 characters (e.g. office-visit).", "value");
+    auto b = ParseEligibilityBody(ctx.req);
+    coverage = std::move(b.coverage);
+    service = std::move(b.service);
     key = RequiredKey(ctx);
   } catch (const Error&) {
     ctx.AuditOutcome("failure", "invalid request");

@@ -208,21 +208,6 @@ asio::awaitable<Outcome> Process(RequestContext& ctx, const std::string& id,
 
 }  // namespace
 
-std::string RefOrId(const json::object& o, const char* key, std::string_view type) {
-  auto* v = o.if_contains(key);
-  std::string s;
-  if (v && v->is_string())
-    s = std::string(v->as_string());
-  else if (v && v->is_int64())
-    s = std::to_string(v->as_int64());
-  else
-    throw BadRequest(std::string(key) + " is required: \"" + std::string(type) + "/{id}\".",
-                     "required");
-  std::string prefix = std::string(type) + "/";
-  if (s.starts_with(prefix)) s = s.substr(prefix.size());
-  return std::to_string(ParseId(s, type));
-}
-
 // Tries a job just enqueued (unless `replay`), then answers with its state.
 asio::awaitable<http::Response> Continue(RequestContext& ctx, audit::Record& rec,
                                          const std::string& kind, const std::string& request,

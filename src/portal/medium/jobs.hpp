@@ -39,8 +39,6 @@ boost::asio::awaitable<bool> JobExists(RequestContext& ctx, const std::string& k
                                        const std::string& key);
 // The Idempotency-Key header, required (BadRequest without one).
 std::string RequiredKey(RequestContext& ctx);
-// "Type/ID" or ID (string or number) in o[key] -> ID; BadRequest otherwise.
-std::string RefOrId(const boost::json::object& o, const char* key, std::string_view type);
 
 // GET /api/v1/jobs/{id}: the caller's job and its status.
 boost::asio::awaitable<http::Response> ReadJob(RequestContext& ctx);

@@ -6,6 +6,7 @@
 #include "deps/dependency.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
+#include "portal/bodies.hpp"
 #include "portal/medium/jobs.hpp"
 
 namespace continuum::portal::medium {
@@ -129,8 +130,7 @@ asio::awaitable<http::Response> RequestRefill(RequestContext& ctx) {
   RequireRole(ctx, {"patient"});
   std::string id, key;
   try {
-    auto o = fhir::ParseBody(ctx.req, {"medication"}, false);
-    id = RefOrId(o, "medication", "MedicationStatement");
+    id = ParseRefillBody(ctx.req);
     key = RequiredKey(ctx);
   } catch (const Error&) {
     ctx.AuditOutcome("failure", "invalid request");
