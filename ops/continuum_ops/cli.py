@@ -8,6 +8,13 @@
   kill-region NAME     SIGKILL every process of region NAME at once
   start-region NAME    start region NAME again, wait until it streams and serves
   drill [ARGS]         failover drill (bench/drill) on this cluster
+  rollout --binary PATH [--overlay FILE] [--steps S] [--judge-interval S] [--ready-timeout S]
+          [--on-inconclusive pause|advance|rollback] [--max-seconds S]
+                       canary rollout of a new release (ops/continuum_ops/rollout.py): its
+                       nodes start beside the live ones, traffic moves by HAProxy weights
+                       (default steps 1:30m,5:5m,25:5m,50:5m,100), judged against the
+                       baseline from Prometheus; a failing judgement rolls back
+  rollout --resume | --abort | --command advance|resume|rollback|abort | --status [--json]
 
 Options (every command): --state DIR (default <repo>/.state/cluster, where scripts/demo
   keeps it), --port-offset N (or CLUSTER_PORT_OFFSET; added to EVERY port; remembered in
@@ -20,13 +27,14 @@ Environment: CONTINUUM_BIN (default <repo>/build/continuum), CLUSTER_PATIENTS (s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from .cluster import REPO, Cluster
 from .util import ClusterError, log
 
-COMMANDS = ("up", "down", "destroy", "status", "kill-region", "start-region", "drill")
+COMMANDS = ("up", "down", "destroy", "status", "kill-region", "start-region", "drill", "rollout")
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -37,6 +45,18 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--state", default=str(REPO / ".state" / "cluster"))
     p.add_argument("--port-offset", type=int, default=None)
     p.add_argument("--json", action="store_true")
+    r = p.add_argument_group("rollout")
+    r.add_argument("--binary")
+    r.add_argument("--overlay")
+    r.add_argument("--steps")
+    r.add_argument("--judge-interval", type=float)
+    r.add_argument("--ready-timeout", type=float)
+    r.add_argument("--on-inconclusive", choices=("pause", "advance", "rollback"))
+    r.add_argument("--max-seconds", type=float)
+    r.add_argument("--resume", action="store_true")
+    r.add_argument("--abort", action="store_true")
+    r.add_argument("--command", dest="rollout_command")
+    r.add_argument("--status", action="store_true")
     if argv and argv[0] == "drill":
         args, rest = p.parse_known_args(argv)
         if args.region:
@@ -44,6 +64,42 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
             args.region = None
         return args, rest
     return p.parse_args(argv), []
+
+
+def rollout_cmd(c: Cluster, args: argparse.Namespace) -> int:
+    from . import judge, rollout, rollout_plan
+    modes = [bool(args.binary), args.resume, args.abort, bool(args.rollout_command), args.status]
+    if sum(modes) != 1:
+        log("error: rollout needs exactly one of --binary PATH, --resume, --abort, --command CMD, --status")
+        return 2
+    if args.status:
+        st = rollout.status(c)
+        print(json.dumps(st, indent=1) if args.json else (
+            "no rollout in progress" if st is None else
+            f"rollout {st.get('id')}: {st.get('phase')} at step {st.get('step')} ({st.get('percent')}%)"
+            f" {st.get('reason') or ''}\n  last judgement: "
+            f"{(st.get('last_judgement') or {}).get('line') or '-'}"))
+        return 0
+    if args.rollout_command:
+        rollout.command(c, args.rollout_command)
+        return 0
+    if args.resume or args.abort:
+        s = rollout.resume(c, abort=args.abort, max_seconds=args.max_seconds)
+    else:
+        kw = {}
+        if args.steps:
+            kw["steps"] = rollout_plan.parse_steps(args.steps)
+        if args.judge_interval:
+            kw["judge_interval_s"] = args.judge_interval
+        if args.ready_timeout:
+            kw["ready_timeout_s"] = args.ready_timeout
+        if args.on_inconclusive:
+            kw["on_inconclusive"] = args.on_inconclusive
+        cfg = rollout_plan.PlanConfig(**kw)
+        s = rollout.start(c, args.binary, args.overlay, cfg, judge.JudgeConfig(), args.max_seconds)
+    if s.phase in rollout_plan.TERMINAL:
+        return 0 if s.phase == "done" else 3
+    return 4
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             c.kill_region(args.region)
         elif args.command == "start-region":
             c.start_region(args.region)
+        elif args.command == "rollout":
+            return rollout_cmd(c, args)
         elif args.command == "drill":
             a = [str(REPO / "bench" / "drill"), "--state", str(c.state)]
             if offset is not None or c.env_file.exists():

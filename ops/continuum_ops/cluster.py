@@ -20,9 +20,9 @@ from pathlib import Path
 
 from . import haproxy, monitoring, patroni, pgroot, portal
 from .procs import Supervisor, closure, cmdline, descendants, live, snapshot
-from .topology import (MAX_OFFSET, Topology, ephemeral_range, listening_ports, max_offset, port_problems,
+from .topology import (MAX_OFFSET, SLOTS, Node, Topology, ephemeral_range, listening_ports, max_offset, port_problems,
                        reserved_ports)
-from .util import ClusterError, all_ok, http_get, http_json, log, render, wait_for, write_atomic
+from .util import ClusterError, all_ok, http_get, http_json, log, render, render_text, wait_for, write_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -39,6 +39,31 @@ def env_int(name: str, default: int) -> int:
     return int(v) if v.strip() else default
 
 
+RELEASE_FILE = "release.json"
+
+
+def read_release(state: Path) -> dict:
+    """<state>/release.json: {"slot": "a"|"b", "binary": path|null, "overlay": path|null,
+    "version": ...}; the defaults when absent."""
+    out = {"slot": "a", "binary": None, "overlay": None, "version": None}
+    f = Path(state) / RELEASE_FILE
+    if not f.exists():
+        return out
+    try:
+        d = json.loads(f.read_text())
+    except (OSError, ValueError) as e:
+        raise ClusterError(f"{f} is unreadable ({e}); it names the live release") from None
+    if not isinstance(d, dict) or d.get("slot") not in SLOTS:
+        raise ClusterError(f"{f}: slot must be one of {', '.join(SLOTS)}")
+    out.update({k: d.get(k) for k in out})
+    return out
+
+
+def write_release(state: Path, release: dict) -> None:
+    write_atomic(Path(state) / RELEASE_FILE, json.dumps(release, indent=1, sort_keys=True) + "\n", 0o600,
+                 durable=True)
+
+
 class Cluster:
     def __init__(self, state: Path, offset: int | None = None):
         self.state = Path(os.path.realpath(state))
@@ -50,9 +75,14 @@ class Cluster:
                                f"(remove the folder to change it)")
         self.offset = int(rec_off) if rec_off is not None else (offset or 0)
         self.recorded_pg_root = recorded.get("PG_ROOT")
+        # The live release (`continuum rollout` writes it when a new release reaches 100%):
+        # its slot (which node ports serve), its binary and its config overlay. Without the
+        # file: slot a, CONTINUUM_BIN (default build/continuum), no overlay.
+        self.release = read_release(self.state)
         self.topo = Topology((DEPLOY / "regions.conf").read_text(), self.offset,
-                             env_int("STUB_BASE_PORT", 9100))
-        self.bin = Path(os.environ.get("CONTINUUM_BIN") or REPO / "build" / "continuum")
+                             env_int("STUB_BASE_PORT", 9100), slot=self.release["slot"])
+        self.bin = Path(self.release.get("binary") or os.environ.get("CONTINUUM_BIN")
+                        or REPO / "build" / "continuum")
         self.patients = env_int("CLUSTER_PATIENTS", 10000)
         self.with_deps = os.environ.get("CLUSTER_NO_DEPS", "0") != "1"
         self.with_monitoring = os.environ.get("CLUSTER_NO_MONITORING", "0") != "1"
@@ -417,36 +447,55 @@ class Cluster:
         log(f"starting stub-deps (admin 127.0.0.1:{self.topo.stub_base}; faults: PUT /admin/faults/{{dependency}})")
         self.sup.start("stubdeps", args, cwd=d)
 
-    def with_topology(self) -> bool:
+    def with_topology(self, binary: Path | None = None) -> bool:
         v = os.environ.get("CLUSTER_NO_TOPOLOGY", "")
         if v in ("0", "1"):
             return v == "0"
-        return b"max_replica_lag_ms" in self.bin.read_bytes()
+        return b"max_replica_lag_ms" in Path(binary or self.bin).read_bytes()
 
     def portal_up(self, names: list[str]) -> None:
-        use_topo = self.with_topology()
-        if not use_topo:
+        if not self.with_topology(self.bin):
             log("portal configs without [topology] (CLUSTER_NO_TOPOLOGY)")
+        for name in names:
+            for n in self.topo.region(name).nodes:
+                self.start_node(n, self.bin, self.release.get("overlay"))
+
+    def node_config(self, n: Node, binary: Path, overlay: str | None) -> Path:
+        """Renders node n's continuum.toml (deploy/portal/continuum.toml.tmpl; then the
+        release's config overlay, a TOML file appended as it is: a rollout's way to give the
+        new release settings of its own, e.g. [fault_injection] in the tests)."""
+        if not self.secrets:
+            self.load_secrets()
         pw = self.secrets["PORTAL_PASSWORD"]
         deps = portal.dependencies_block(self.topo, self.patients, self.with_deps,
                                          str(self.stub_tls_dir / "ca.pem"))
-        for name in names:
-            topo = portal.topology_block(self.topo, name, pw) + "\n" if use_topo else ""
-            for n in self.topo.region(name).nodes:
-                d = self.state / "portal" / n.name
-                (d / "audit").mkdir(parents=True, exist_ok=True)
-                os.chmod(d, 0o700)
-                render(DEPLOY / "portal" / "continuum.toml.tmpl", d / "continuum.toml", {
-                    "PORTAL_PORT": n.port, "REGION": name, "NODE": n.name,
-                    "WRITE_URL": self.portal_primary_url(name), "TOPOLOGY": topo, "DEPENDENCIES": deps,
-                    "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
-                    "AUDIT_DIR": d / "audit", "PUBLIC_BASE_URL": portal.public_base_url(self.topo)},
-                       mode=0o600)
-                if self.sup.alive(f"portal-{n.name}"):
-                    continue
-                self.need_ports(f"portal node {n.name}", [n.port])
-                log(f"starting portal node {n.name} ({n.host}:{n.port})")
-                self.sup.start(f"portal-{n.name}", [self.bin, "serve", "--config", d / "continuum.toml"], cwd=d)
+        topo = portal.topology_block(self.topo, n.region, pw) + "\n" if self.with_topology(binary) else ""
+        d = self.state / "portal" / n.name
+        (d / "audit").mkdir(parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
+        values = {"PORTAL_PORT": n.port, "REGION": n.region, "NODE": n.name,
+                  "WRITE_URL": self.portal_primary_url(n.region), "TOPOLOGY": topo, "DEPENDENCIES": deps,
+                  "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
+                  "AUDIT_DIR": d / "audit", "PUBLIC_BASE_URL": portal.public_base_url(self.topo)}
+        text = render_text((DEPLOY / "portal" / "continuum.toml.tmpl").read_text(), values)
+        if overlay:
+            try:
+                extra = Path(overlay).read_text()
+            except OSError as e:
+                raise ClusterError(f"config overlay {overlay}: {e}") from None
+            text += f"\n# ---- release config overlay {overlay}\n" + extra
+        write_atomic(d / "continuum.toml", text, 0o600)
+        return d / "continuum.toml"
+
+    def start_node(self, n: Node, binary: Path, overlay: str | None) -> bool:
+        """Starts portal node n (config rendered first) unless it runs; True when started."""
+        cfg = self.node_config(n, binary, overlay)
+        if self.sup.alive(f"portal-{n.name}"):
+            return False
+        self.need_ports(f"portal node {n.name}", [n.port])
+        log(f"starting portal node {n.name} ({n.host}:{n.port}, {binary})")
+        self.sup.start(f"portal-{n.name}", [binary, "serve", "--config", cfg], cwd=cfg.parent)
+        return True
 
     def nodes_ready(self, names: list[str]) -> bool:
         urls = []
@@ -753,7 +802,7 @@ class Cluster:
         mon = ["probe", "prometheus", "alertmanager", "node-exporter", "blackbox-exporter"]
         self.sup.stop(mon + [f"postgres-exporter-{r}" for r in names], signal.SIGTERM, 15)
         # Portal nodes first (they drain in-flight requests and flush their audit journal).
-        self.sup.stop([f"portal-{n.name}" for n in self.topo.nodes], signal.SIGTERM, 20)
+        self.sup.stop([f"portal-{n.name}" for n in self.topo.nodes + self.topo.other_nodes], signal.SIGTERM, 20)
         self.sup.stop(["haproxy"], signal.SIGTERM, 10)
         self.sup.stop(["stubdeps"], signal.SIGTERM, 10)
         # Patroni stops its PostgreSQL on SIGTERM: all at once, then wait.
@@ -791,7 +840,7 @@ class Cluster:
     def region_roots(self, name: str) -> list[int]:
         r = self.topo.region(name)
         out = [self.sup.live_pid(p) for p in [f"etcd-{name}", f"patroni-{name}"] +
-               [f"portal-{n.name}" for n in r.nodes]]
+               [f"portal-{n.name}" for n in r.nodes + r.other_nodes]]
         out.append(self.postmaster_pid(name))
         return [p for p in out if p is not None]
 
@@ -909,10 +958,18 @@ class Cluster:
             if self.with_deps else None,
             "regions": regions,
             "monitoring": self.monitoring_status(),
+            "release": {"slot": self.topo.slot, "binary": str(self.bin), "overlay": self.release.get("overlay"),
+                        "version": self.release.get("version")},
+            "rollout": rollout_status(self),
         }
 
     def print_status(self, as_json: bool = False) -> None:
         print(format_status(self.status(), as_json), flush=True)
+
+
+def rollout_status(c: "Cluster") -> dict | None:
+    from . import rollout
+    return rollout.status(c)
 
 
 def format_status(out: dict, as_json: bool = False) -> str:
@@ -941,6 +998,11 @@ def format_status(out: dict, as_json: bool = False) -> str:
         lines.append("monitoring: " + "  ".join(
             f"{k} {mon[k]['url']} {'ready' if mon[k]['ready'] else 'NOT READY'}"
             for k in ("prometheus", "alertmanager", "probe")))
+    ro = out.get("rollout")
+    if ro:
+        lj = (ro.get("last_judgement") or {}).get("line") or "-"
+        lines.append(f"rollout {ro.get('id')}: {ro.get('phase')} at step {ro.get('step')} ({ro.get('percent')}%) "
+                     f"{ro.get('reason') or ''}; last judgement: {lj}")
     if out["pg_root"] != out["state_dir"] + "/patroni":
         lines.append(f"PostgreSQL folders: {out['pg_root']} (the postgres user cannot reach the state folder)")
     return "\n".join(lines)

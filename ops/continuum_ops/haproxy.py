@@ -49,3 +49,47 @@ def runtime(sock: Path, command: str, timeout: float = 5.0) -> str:
                 break
             out += b
     return out.decode()
+
+
+def parse_servers_state(text: str) -> list[dict]:
+    """`show servers state` -> [{backend, server, addr, op, admin, weight, iweight, port}].
+    Format 1: a version line, a `#` header naming the columns, one line per server."""
+    cols: list[str] = []
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            cols = line[1:].split()
+            continue
+        f = line.split()
+        if not cols or len(f) < len(cols) or len(f) < 9:
+            continue
+        d = dict(zip(cols, f))
+        try:
+            out.append({"backend": d["be_name"], "server": d["srv_name"], "addr": d["srv_addr"],
+                        "op": int(d["srv_op_state"]), "admin": int(d["srv_admin_state"]),
+                        "weight": int(d["srv_uweight"]), "iweight": int(d["srv_iweight"]),
+                        "port": int(d.get("srv_port", "0") or 0)})
+        except (KeyError, ValueError):
+            continue
+    return out
+
+
+def parse_stat(text: str) -> dict[str, dict[str, int]]:
+    """`show stat` (CSV) -> {server: {backend: current sessions}} (servers only)."""
+    cols: list[str] = []
+    out: dict[str, dict[str, int]] = {}
+    for line in text.splitlines():
+        if line.startswith("# "):
+            cols = line[2:].split(",")
+            continue
+        f = line.split(",")
+        if not cols or len(f) < 5:
+            continue
+        d = dict(zip(cols, f))
+        if d.get("svname") in ("FRONTEND", "BACKEND"):
+            continue
+        try:
+            out.setdefault(d["svname"], {})[d["pxname"]] = int(d.get("scur") or 0)
+        except (KeyError, ValueError):
+            continue
+    return out

@@ -25,6 +25,13 @@ MAX_OFFSET = 10000
 MONITORING_PORTS = {"prometheus": 9090, "alertmanager": 9093, "node_exporter": 9180, "blackbox": 9115,
                     "prober": 9140}
 POSTGRES_EXPORTER_BASE = 9187   # one per region: 9187, 9188, ...
+# Release slots (`continuum rollout`): slot "a" is the node ports of regions.conf, slot "b"
+# the same ports + SLOT_B_DELTA. One slot serves (the live release); a rollout starts the
+# new release in the other slot beside it, and when it reaches 100% the other slot becomes
+# the live one. Nodes are named by position across both slots: with two nodes per region,
+# slot a is <region>-a, -b and slot b <region>-c, -d.
+SLOTS = ("a", "b")
+SLOT_B_DELTA = 50
 
 
 @dataclass
@@ -43,15 +50,30 @@ class Region:
     etcd_peer: int
     rest: int
     pg: int
-    nodes: list[Node] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)         # the live slot's nodes
+    other_nodes: list[Node] = field(default_factory=list)   # the other slot's (a rollout's new release)
 
 
 def node_name(region: str, index: int) -> str:
     return f"{region}-{chr(ord('a') + index)}"
 
 
-def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1") -> list[Region]:
-    """deploy/regions.conf: name etcd_client etcd_peer patroni_rest postgres node_port..."""
+def slot_nodes(region: str, host: str, ports: list[int], slot: str) -> list[Node]:
+    """The portal nodes of `region` in release slot `slot` (see SLOTS)."""
+    if slot not in SLOTS:
+        raise ValueError(f"unknown release slot {slot!r} (one of {', '.join(SLOTS)})")
+    k = SLOTS.index(slot)
+    return [Node(node_name(region, k * len(ports) + i), region, host, p + k * SLOT_B_DELTA)
+            for i, p in enumerate(ports)]
+
+
+def other_slot(slot: str) -> str:
+    return SLOTS[1 - SLOTS.index(slot)]
+
+
+def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1", slot: str = "a") -> list[Region]:
+    """deploy/regions.conf: name etcd_client etcd_peer patroni_rest postgres node_port...
+    `slot`: the live release slot (its nodes are Region.nodes, the other's other_nodes)."""
     regions: list[Region] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         f = line.split()
@@ -65,7 +87,11 @@ def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1") -> list[R
         except ValueError:
             raise ValueError(f"regions.conf line {lineno}: ports must be numbers: {line.strip()!r}") from None
         r = Region(f[0], host, *(p + offset for p in ports[:4]))
-        r.nodes = [Node(node_name(r.name, i), r.name, host, p + offset) for i, p in enumerate(ports[4:])]
+        if len(ports) - 4 > 13:
+            raise ValueError(f"regions.conf line {lineno}: at most 13 portal nodes per region")
+        base = [p + offset for p in ports[4:]]
+        r.nodes = slot_nodes(r.name, host, base, slot)
+        r.other_nodes = slot_nodes(r.name, host, base, other_slot(slot))
         regions.append(r)
     names = [r.name for r in regions]
     if len(set(names)) != len(names):
@@ -110,11 +136,12 @@ def reserved_ports(path: str = "/proc/sys/net/ipv4/ip_local_reserved_ports") -> 
 class Topology:
     """Every component's address for one cluster (one state folder, one port offset)."""
 
-    def __init__(self, regions_text: str, offset: int = 0, stub_base: int | None = None):
+    def __init__(self, regions_text: str, offset: int = 0, stub_base: int | None = None, slot: str = "a"):
         if not 0 <= offset <= MAX_OFFSET:
             raise ValueError(f"--port-offset must be 0..{MAX_OFFSET}")
         self.offset = offset
-        self.regions = parse_regions(regions_text, offset)
+        self.slot = slot
+        self.regions = parse_regions(regions_text, offset, slot=slot)
         self.haproxy = {k: v + offset for k, v in HAPROXY_PORTS.items()}
         self.stub_base = (stub_base if stub_base is not None else STUB_BASE_PORT) + offset
         self.monitoring = {k: v + offset for k, v in MONITORING_PORTS.items()}
@@ -133,8 +160,14 @@ class Topology:
     def nodes(self) -> list[Node]:
         return [n for r in self.regions for n in r.nodes]
 
+    @property
+    def other_nodes(self) -> list[Node]:
+        """The nodes of the slot that does not serve (where a rollout starts the new release)."""
+        return [n for r in self.regions for n in r.other_nodes]
+
     def node(self, name: str) -> Node:
-        for n in self.nodes:
+        """A node of either slot by name."""
+        for n in self.nodes + self.other_nodes:
             if n.name == name:
                 return n
         raise KeyError(f"unknown portal node {name} ({', '.join(n.name for n in self.nodes)})")
@@ -157,7 +190,7 @@ class Topology:
         for r in self.regions:
             out += [(r.etcd_client, f"etcd {r.name} client"), (r.etcd_peer, f"etcd {r.name} peer"),
                     (r.rest, f"patroni {r.name} REST"), (r.pg, f"postgres {r.name}")]
-            out += [(n.port, f"portal node {n.name}") for n in r.nodes]
+            out += [(n.port, f"portal node {n.name}") for n in r.nodes + r.other_nodes]
         return out
 
 

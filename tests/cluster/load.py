@@ -170,13 +170,18 @@ class Client:
     patient_id: int
     region: str
     token: str = ""
+    tokens: list = field(default_factory=list)   # sessions_per_client > 1: rotated per request
     recs: list = field(default_factory=list)
 
 
 class MixedLoad:
     def __init__(self, base: str, readers: list[dict], writers: list[dict], pause: float = 0.02,
-                 timeout: float = 30.0, run_id: str | None = None):
+                 timeout: float = 30.0, run_id: str | None = None, sessions_per_client: int = 1):
+        """`sessions_per_client`: each client logs in that many times and rotates over its
+        sessions request by request. The edge hashes sessions (Authorization) onto nodes,
+        so a canary's share of a few sessions is lumpy; many sessions make it the weights'."""
         self.base = base
+        self.sessions_per_client = max(1, int(sessions_per_client))
         self.pause = pause
         self.timeout = timeout
         self.run_id = run_id or uuid.uuid4().hex[:12]
@@ -201,7 +206,8 @@ class MixedLoad:
 
     def login(self) -> None:
         for c in self.clients:
-            c.token = login(self.base, c.username, c.region)
+            c.tokens = [login(self.base, c.username, c.region) for _ in range(self.sessions_per_client)]
+            c.token = c.tokens[0]
 
     def start(self) -> None:
         if any(not c.token for c in self.clients):
@@ -238,7 +244,8 @@ class MixedLoad:
         while not self._stop.is_set():
             n += 1
             rid = f"ct-{self.run_id}-{c.name}-{n}"
-            headers = {"Authorization": f"Bearer {c.token}", "X-Continuum-Region": c.region,
+            token = c.tokens[n % len(c.tokens)] if c.tokens else c.token
+            headers = {"Authorization": f"Bearer {token}", "X-Continuum-Region": c.region,
                        "X-Request-Id": rid}
             key = marker = None
             if c.kind == "read":

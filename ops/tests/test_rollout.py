@@ -1,0 +1,109 @@
+"""Unit tests of the rollout controller's pure parts (ops/continuum_ops/rollout.py) and of the
+HAProxy runtime parsing it relies on. Run: python3 -m unittest discover -s ops/tests"""
+
+import sys
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from continuum_ops import haproxy, rollout  # noqa: E402
+from continuum_ops.topology import SLOT_B_DELTA, Topology, other_slot  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+# `show servers state` of HAProxy 2.6.12 (a cluster during a rollout: c added at runtime,
+# d in maintenance), trimmed to two backends.
+SERVERS_STATE = """1
+# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port
+4 portal-us-east 1 us-east-a 127.0.0.1 2 0 252 1 60 6 3 4 6 0 0 0 - 18101 - 0 0 - - 0
+4 portal-us-east 2 us-east-b 127.0.0.1 2 0 252 1 60 6 3 4 6 0 0 0 - 18102 - 0 0 - - 0
+4 portal-us-east 7 us-east-c 127.0.0.1 2 0 28 0 5 6 3 4 6 0 0 0 - 18151 - 0 0 - - 0
+4 portal-us-east 8 us-east-d 127.0.0.1 0 1 0 0 5 6 3 0 6 0 0 0 - 18152 - 0 0 - - 0
+2 pg-primary 1 us-east 127.0.0.1 2 0 1 1 60 6 3 4 6 0 0 0 - 15441 - 0 0 - - 0
+"""
+
+SHOW_STAT = """# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout
+edge,FRONTEND,,,3,10,4096,100,0,0
+portal-us-east,us-east-a,0,0,2,5,,50,0,0
+portal-us-east,us-east-c,0,0,1,1,,3,0,0
+portal-us-west,us-east-c,0,0,4,4,,9,0,0
+portal-us-east,BACKEND,0,0,3,6,410,53,0,0
+"""
+
+
+class HAProxyParsingTest(unittest.TestCase):
+    def test_servers_state(self):
+        s = haproxy.parse_servers_state(SERVERS_STATE)
+        self.assertEqual(len(s), 5)
+        self.assertEqual(s[2], {"backend": "portal-us-east", "server": "us-east-c", "addr": "127.0.0.1", "op": 2,
+                                "admin": 0, "weight": 28, "iweight": 0, "port": 18151})
+        self.assertEqual(haproxy.parse_servers_state("1\n# be_id\n"), [])
+        self.assertEqual(haproxy.parse_servers_state(""), [])
+
+    def test_stat_sessions_per_server_and_backend(self):
+        st = haproxy.parse_stat(SHOW_STAT)
+        self.assertEqual(st["us-east-c"], {"portal-us-east": 1, "portal-us-west": 4})
+        self.assertNotIn("BACKEND", st)
+        self.assertNotIn("FRONTEND", st)
+
+    def test_portal_servers_and_weights_skip_maintenance(self):
+        ps = rollout.portal_servers(SERVERS_STATE)
+        self.assertEqual(list(ps), ["portal-us-east"])
+        w = rollout.observed_weights(ps)
+        self.assertEqual(w, {"portal-us-east": {"us-east-a": 252, "us-east-b": 252, "us-east-c": 28}})
+
+
+class CountsTest(unittest.TestCase):
+    def test_counter_delta_handles_resets_and_new_series(self):
+        d = rollout.counter_delta({"a": 10, "b": 50, "gone": 3}, {"a": 15, "b": 7, "new": 4})
+        self.assertEqual(d, {"a": 5, "b": 7, "new": 4})
+
+    def test_side_counts(self):
+        resp = {("c1", "2xx"): 90, ("c1", "5xx"): 3, ("c2", "2xx"): 10, ("b1", "5xx"): 1, ("c1", "4xx"): 2}
+        fail = {"c2": 2, "b1": 5}
+        self.assertEqual(rollout.side_counts(resp, fail, ["c1", "c2"]), (107, 5))
+        self.assertEqual(rollout.side_counts(resp, fail, ["b1"]), (6, 6))
+        self.assertEqual(rollout.side_counts({}, {}, ["x"]), (0, 0))
+
+    def test_buckets(self):
+        self.assertIsNone(rollout.buckets_of({}))
+        self.assertIsNone(rollout.buckets_of({"0.1": 3}), "no +Inf bucket")
+        b = rollout.buckets_of({"+Inf": 10, "0.005": 4, "0.1": 9.6, "0.05": 9.9})
+        self.assertEqual(b, [(0.005, 4), (0.05, 10), (0.1, 10), (float("inf"), 10)])
+
+    def test_restarts(self):
+        self.assertEqual(rollout.restarts_of({"c": 100.0, "d": 100.0}, {"c": 100.0, "d": 130.0, "e": 5.0},
+                                             ["c", "d", "e"]), 1)
+
+
+class SlotsTest(unittest.TestCase):
+    def test_the_other_slot_has_its_own_names_and_ports(self):
+        conf = (REPO / "deploy" / "regions.conf").read_text()
+        a = Topology(conf, 1000)
+        b = Topology(conf, 1000, slot="b")
+        self.assertEqual([n.name for n in a.region("us-east").nodes], ["us-east-a", "us-east-b"])
+        self.assertEqual([n.name for n in a.region("us-east").other_nodes], ["us-east-c", "us-east-d"])
+        self.assertEqual([n.name for n in b.region("us-east").nodes], ["us-east-c", "us-east-d"])
+        self.assertEqual(b.node("us-east-c").port, a.node("us-east-a").port + SLOT_B_DELTA)
+        self.assertEqual(a.node("us-east-c").port, b.node("us-east-c").port, "a node's port is its own")
+        ports = [p for p, _ in a.ports()]
+        self.assertEqual(len(ports), len(set(ports)), "both slots' ports are planned, none twice")
+        self.assertEqual(other_slot("a"), "b")
+        self.assertEqual(other_slot("b"), "a")
+        with self.assertRaises(ValueError):
+            Topology(conf, 0, slot="c")
+
+    def test_layout_takes_the_live_weights(self):
+        class C:
+            topo = Topology((REPO / "deploy" / "regions.conf").read_text(), 0)
+        servers = rollout.portal_servers(SERVERS_STATE)
+        lay = rollout.layout_of(C, servers)
+        self.assertEqual(lay["us-east"].baseline, ["us-east-a", "us-east-b"])
+        self.assertEqual(lay["us-east"].canary, ["us-east-c", "us-east-d"])
+        self.assertEqual(lay["us-east"].original, {"us-east-a": 252, "us-east-b": 252})
+        self.assertEqual(lay["us-west"].original, {"us-west-a": 1, "us-west-b": 1}, "unknown: weight 1")
+
+
+if __name__ == "__main__":
+    unittest.main()
