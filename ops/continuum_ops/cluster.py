@@ -653,13 +653,14 @@ class Cluster:
         f = self.synthetic_password_file
         if not (f.exists() and f.stat().st_size > 0):
             write_atomic(f, secrets.token_hex(16) + "\n", 0o600)
-        names = ["edge"] + self.topo.names
+        names = ["edge"] + self.topo.names + [monitoring.CANARY_VANTAGE]
         args = ["synthetic-accounts", "--database-url", self.primary_url(), "--password-file", str(f)]
         for n in names:
             args += ["--vantage", n]
         self.run_bin(args, "seed.log", "continuum synthetic-accounts")
 
-    def probe_up(self) -> None:
+    def probe_up(self, canary_urls: list[str] | None = None) -> None:
+        """`canary_urls`: a rollout's new nodes get journeys of their own (vantage "canary")."""
         if not self.with_monitoring:
             return
         d = self.mon_dir / "probe"
@@ -667,7 +668,7 @@ class Cluster:
         cfg = d / "probe.toml"
         changed = write_atomic(cfg, monitoring.probe_toml(
             self.topo, float(os.environ.get("PROBE_INTERVAL_S", "5")), str(DEPLOY / "probe" / "journeys"),
-            str(self.synthetic_password_file), str(self.ops_token_file), str(d / "alerts.log")))
+            str(self.synthetic_password_file), str(self.ops_token_file), str(d / "alerts.log"), canary_urls))
         if changed and self.sup.alive("probe"):
             log("probe: configuration changed, restarting it")
             self.sup.stop(["probe"], signal.SIGTERM, 10)

@@ -77,7 +77,9 @@ PASS when every check that ran passes, else INCONCLUSIVE (need more data).
 3. restarts -- any canary restart or crash in the window fails.
 
 4. journeys -- synthetic journeys pinned to the canary: more than max_journey_failures (0)
-   failed runs fail; at least min_journey_runs passed runs pass.
+   failed runs fail; at least min_journey_runs passed runs pass. When the baseline's runs
+   of the same journeys are given, failures fail only when the canary's failure rate is
+   significantly above the baseline's (journeys_check).
 
 A check whose input is absent (None) is skipped; requests and errors are required.
 """
@@ -629,16 +631,42 @@ def restarts_check(c: Side, b: Side) -> Check:
     return Check("restarts", PASS, "no canary restart", num)
 
 
-def journeys_check(c: Side, cfg: JudgeConfig) -> Check:
+def journeys_check(c: Side, b: Side, cfg: JudgeConfig) -> Check:
+    """Without baseline journeys: more than max_journey_failures failed canary runs fail.
+    With them (the same journeys run against the baseline's nodes over the window), a
+    failure that the baseline shares is the environment's, not the release's (a saturated
+    machine fails every vantage's login budget alike): the canary fails only when its
+    failure rate is above the baseline's with the configured confidence -- the error
+    rate's Berger-Boos test with no margin (U_b = the baseline's upper bound at 1 - gamma,
+    p = P(X >= failed | Binomial(runs, U_b)) + gamma <= alpha). 2 of 2 failed canary runs
+    against 40 clean baseline runs fail (p = 0.026); against a baseline failing half of its
+    runs nothing short of many more canary failures does."""
     if c.journeys_passed is None:
         return Check("journeys", SKIPPED, "no pinned journeys")
     ok, bad = c.journeys_passed, c.journeys_failed
-    num = {"passed": ok, "failed": bad, "max_failures": cfg.max_journey_failures,
-           "min_runs": cfg.min_journey_runs}
+    num: dict = {"passed": ok, "failed": bad, "max_failures": cfg.max_journey_failures,
+                 "min_runs": cfg.min_journey_runs}
+    if b.journeys_passed is None:
+        if bad > cfg.max_journey_failures:
+            return Check("journeys", FAIL, f"{bad} of {ok + bad} pinned journeys failed", num)
+        if ok >= cfg.min_journey_runs:
+            return Check("journeys", PASS, f"{ok} of {ok + bad} pinned journeys passed", num)
+        return Check("journeys", INCONCLUSIVE, f"{ok} pinned journeys passed, needs {cfg.min_journey_runs}", num)
+    bok, bbad = b.journeys_passed, b.journeys_failed
+    n, nb = ok + bad, bok + bbad
+    num.update({"baseline_passed": bok, "baseline_failed": bbad})
+    rates = f"canary {bad} of {n} failed vs baseline {bbad} of {nb}"
+    if bad > cfg.max_journey_failures and nb > 0:
+        ub = upper_bound(bbad, nb, cfg.nuisance_gamma)
+        p = min(1.0, sf(bad, n, ub) + cfg.nuisance_gamma)
+        num.update({"baseline_upper": ub, "p_fail": p, "alpha": cfg.alpha})
+        if p <= cfg.alpha:
+            return Check("journeys", FAIL, f"{rates}: the canary fails more often (p={p:.2g})", num)
+        return Check("journeys", INCONCLUSIVE, f"{rates}: not more often than the baseline yet (p={p:.2g})", num)
     if bad > cfg.max_journey_failures:
-        return Check("journeys", FAIL, f"{bad} of {ok + bad} pinned journeys failed", num)
+        return Check("journeys", INCONCLUSIVE, f"{rates}: no baseline runs to compare with", num)
     if ok >= cfg.min_journey_runs:
-        return Check("journeys", PASS, f"{ok} of {ok + bad} pinned journeys passed", num)
+        return Check("journeys", PASS, f"{rates}", num)
     return Check("journeys", INCONCLUSIVE, f"{ok} pinned journeys passed, needs {cfg.min_journey_runs}", num)
 
 
@@ -652,7 +680,7 @@ def judge(canary: Side, baseline: Side, cfg: JudgeConfig | None = None,
         latency_check(0.5, cfg.p50_ratio, cl, bl, cfg),
         latency_check(0.99, cfg.p99_ratio, cl, bl, cfg),
         restarts_check(canary, baseline),
-        journeys_check(canary, cfg),
+        journeys_check(canary, baseline, cfg),
     ]
     ran = [c for c in checks if c.verdict != SKIPPED]
     if any(c.verdict == FAIL for c in ran):

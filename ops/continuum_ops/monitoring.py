@@ -96,10 +96,14 @@ def mountpoint(path: str) -> str:
     return p
 
 
+CANARY_VANTAGE = "canary"
+
+
 def probe_toml(topo: Topology, interval_s: float, journeys_dir: str, password_file: str, token_file: str,
-               alerts_log: str) -> str:
+               alerts_log: str, canary_urls: list[str] | None = None) -> str:
     """`continuum probe` configuration: every vantage, reports to the portal through the edge,
-    the alert log receiver."""
+    the alert log receiver. `canary_urls`: a rollout's new nodes, as one more vantage
+    (CANARY_VANTAGE) whose journeys the rollout's judge counts."""
     m = topo.monitoring
     out = [
         "# rendered by scripts/cluster (ops/continuum_ops/monitoring.py); see deploy/probe/README.md",
@@ -108,7 +112,10 @@ def probe_toml(topo: Topology, interval_s: float, journeys_dir: str, password_fi
         "[report]", f'url = "http://127.0.0.1:{topo.haproxy["http"]}/api/v1/ops/journey-runs"',
         f'token_file = "{token_file}"', "timeout_ms = 2000", "",
         "[alerts]", f'log_file = "{alerts_log}"', f'token_file = "{token_file}"', ""]
-    for v in vantages(topo, f"http://127.0.0.1:{topo.haproxy['http']}"):
+    vs = vantages(topo, f"http://127.0.0.1:{topo.haproxy['http']}")
+    if canary_urls:
+        vs.append({"name": CANARY_VANTAGE, "urls": list(canary_urls)})
+    for v in vs:
         urls = ", ".join(f'"{u}"' for u in v["urls"])
         out += ["[[vantage]]", f'name = "{v["name"]}"', f"base_urls = [{urls}]",
                 f'password_file = "{password_file}"', ""]

@@ -305,9 +305,12 @@ class Controller:
             self.unregister(name)
 
     def write_targets(self, s: plan.RolloutState, with_canary: bool) -> None:
-        """Prometheus' portal.json: the live nodes, and the canary nodes while they run."""
+        """Prometheus' portal.json: the live nodes, and the canary nodes while they run; the
+        prober's journeys pinned to the canary nodes (vantage "canary") likewise."""
         if not self.c.with_monitoring:
             return
+        self.c.probe_up([f"http://{self.c.topo.node(n).host}:{self.c.topo.node(n).port}" for n in s.canary_nodes]
+                        if with_canary else None)
         extra = [self.c.topo.node(n) for n in s.canary_nodes] if with_canary else []
         f = self.c.mon_dir / "prometheus" / "targets" / "portal.json"
         targets = [(f"{n.host}:{n.port}", {"region": n.region, "node": n.name})
@@ -331,7 +334,15 @@ class Controller:
                 f'tier!="ops",route!~"{LATENCY_ROUTES_EXCLUDED}"}})', at, ("le",))
         starts = self.prom.vector(f'max by (node) (continuum_process_start_time_seconds{{job="portal",'
                                   f'node=~"{sel}"}})', at, ("node",))
-        return {"responses": resp, "failures": fail, "latency": lat, "starts": starts}
+        journeys = self.prom.vector(f'sum by (result) (continuum_probe_journey_runs_total'
+                                    f'{{vantage="{monitoring.CANARY_VANTAGE}"}})', at, ("result",))
+        # the same journeys against the baseline's nodes: the region vantages (the edge's
+        # may land on the canary)
+        regions = "|".join(self.c.topo.names)
+        base_journeys = self.prom.vector(f'sum by (result) (continuum_probe_journey_runs_total'
+                                         f'{{vantage=~"{regions}"}})', at, ("result",))
+        return {"responses": resp, "failures": fail, "latency": lat, "starts": starts, "journeys": journeys,
+                "baseline_journeys": base_journeys}
 
     def side(self, before: dict, after: dict, nodes: list[str], lat_before: dict, lat_after: dict,
              with_restarts: bool) -> judge_mod.Side:
@@ -360,6 +371,11 @@ class Controller:
         with_restarts = bool(after["starts"])
         canary = self.side(before, after, s.canary_nodes, lat_before, lat_after, with_restarts)
         baseline = self.side(before, after, s.baseline_nodes, lat_before, lat_after, with_restarts)
+        if self.c.with_monitoring:
+            for side, key in ((canary, "journeys"), (baseline, "baseline_journeys")):
+                runs = counter_delta(before[key], after[key])
+                side.journeys_passed = int(round(runs.get("success", 0)))
+                side.journeys_failed = int(round(runs.get("failure", 0)))
         cfg = judge_mod.JudgeConfig(**s.judge_config)
         return judge_mod.judge(canary, baseline, cfg, (since, now))
 
@@ -503,6 +519,7 @@ def start(c, binary: str, overlay: str | None, config: plan.PlanConfig, judge_cf
     if not c.sup.pids.is_dir() or not all(c.sup.alive(f"portal-{n.name}") for n in c.topo.nodes):
         raise ClusterError("the cluster is not up (every live portal node must run): `scripts/cluster up` first")
     c.load_secrets()
+    c.synthetic_accounts()     # the "canary" vantage's accounts (idempotent)
     if overlay:
         overlay = str(Path(overlay).resolve())
         if not Path(overlay).is_file():

@@ -294,6 +294,22 @@ class OtherChecksTest(unittest.TestCase):
         self.assertEqual(judge(Side(20, 0, journeys_passed=9, journeys_failed=1), Side(20, 0), lenient)
                          .check("journeys").verdict, PASS)
 
+    def test_pinned_journeys_against_the_baselines_runs(self):
+        """A failure every vantage shares (a saturated machine) is not the canary's; the
+        canary fails only when it fails significantly more often than the baseline."""
+        def jc(cp, cf, bp, bf):
+            return judge(Side(20, 0, journeys_passed=cp, journeys_failed=cf),
+                         Side(2000, 0, journeys_passed=bp, journeys_failed=bf)).check("journeys")
+        c = jc(0, 2, 40, 0)
+        self.assertEqual(c.verdict, FAIL, c.summary)
+        self.assertAlmostEqual(c.numbers["p_fail"], 0.02616, places=4)   # U_b = 1 - 0.001^(1/40) = 0.1586; U_b^2 + 0.001
+        self.assertEqual(jc(0, 1, 40, 0).verdict, INCONCLUSIVE, "one failure of one run is not evidence yet")
+        self.assertEqual(jc(0, 3, 20, 20).verdict, INCONCLUSIVE, "the baseline fails half of its runs too")
+        self.assertEqual(jc(0, 12, 20, 20).verdict, FAIL, "12 of 12 against 50% is")
+        self.assertEqual(jc(3, 0, 20, 20).verdict, PASS)
+        self.assertEqual(jc(0, 0, 20, 0).verdict, INCONCLUSIVE)
+        self.assertEqual(jc(0, 2, 0, 0).verdict, INCONCLUSIVE, "no baseline runs: nothing to compare")
+
     def test_verdict_combines_checks(self):
         good = dict(latency=hist({0.001: 4000}), restarts=0, journeys_passed=5, journeys_failed=0)
         base = dict(latency=hist({0.001: 40000}), restarts=0)
