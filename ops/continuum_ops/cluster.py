@@ -519,6 +519,12 @@ class Cluster:
     def haproxy_cmd(self, command: str) -> str:
         return haproxy.runtime(self.haproxy_dir / "admin.sock", command)
 
+    def rollout_canary(self) -> list[str]:
+        """The new release's nodes of a rollout in progress (none when there is none)."""
+        from . import rollout
+        st = rollout.status(self)
+        return list((st or {}).get("canary_nodes") or [])
+
     def haproxy_up(self) -> None:
         d = self.haproxy_dir
         d.mkdir(exist_ok=True)
@@ -526,7 +532,8 @@ class Cluster:
         self.make_cert()
         shutil.copy(DEPLOY / "haproxy" / "regions.map", d / "regions.map")
         cfg = d / "haproxy.cfg"
-        render(DEPLOY / "haproxy" / "haproxy.cfg.tmpl", cfg, haproxy.template_values(self.topo, d, self.tls_pem))
+        render(DEPLOY / "haproxy" / "haproxy.cfg.tmpl", cfg, haproxy.template_values(self.topo, d, self.tls_pem,
+                                                                                    self.rollout_canary()))
         cp = subprocess.run([HAPROXY, "-c", "-q", "-f", cfg], capture_output=True, text=True, timeout=30)
         if cp.returncode != 0:
             raise ClusterError(f"haproxy config invalid: {cfg}\n{cp.stderr[-1000:]}")

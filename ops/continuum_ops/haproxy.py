@@ -8,8 +8,13 @@ from pathlib import Path
 from .topology import Topology
 
 
-def template_values(topo: Topology, haproxy_dir: Path, tls_pem: Path) -> dict[str, object]:
+def template_values(topo: Topology, haproxy_dir: Path, tls_pem: Path,
+                    canary: list[str] | None = None) -> dict[str, object]:
+    """`canary`: the other slot's nodes of a rollout in progress, listed at weight 0 (a
+    reload during the rollout keeps them; their weights come back from the server-state
+    file HAProxy saves before it reloads)."""
     prim = repl = routes = backends = ""
+    canary = canary or []
     for r in topo.regions:
         prim += f"    server {r.name} {r.host}:{r.pg} check port {r.rest}\n"
         repl += f"    server {r.name} {r.host}:{r.pg} check port {r.rest}\n"
@@ -18,6 +23,10 @@ def template_values(topo: Topology, haproxy_dir: Path, tls_pem: Path) -> dict[st
         for x in topo.preference(r.name):
             for n in x.nodes:
                 backends += f"    server {n.name} {n.host}:{n.port} check{'' if x is r else ' backup'}\n"
+            for n in x.other_nodes:
+                if n.name in canary:
+                    backends += (f"    server {n.name} {n.host}:{n.port} check weight 0"
+                                 f"{'' if x is r else ' backup'}\n")
         backends += "\n"
     return {
         "HAPROXY_DIR": haproxy_dir,

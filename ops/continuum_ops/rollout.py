@@ -581,6 +581,7 @@ def status(c) -> dict | None:
         return None
     last = s.judgements[-1] if s.judgements else None
     return {"id": s.id, "phase": s.phase, "reason": s.reason, "step": s.step + 1, "percent": s.percent,
+            "canary_nodes": s.canary_nodes if s.phase not in plan.TERMINAL else [],
             "shares": s.last_shares, "release": s.release, "baseline_release": s.baseline_release,
             "last_judgement": last and {k: last.get(k) for k in ("at", "verdict", "line")},
             "updated_at": s.updated_at}

@@ -186,6 +186,19 @@ class RenderTest(unittest.TestCase):
         self.assertIn("server c 127.0.0.1:402 check port 302", v["PG_PRIMARY_SERVERS"])
         self.assertEqual(v["DEFAULT_REGION"], "a")
 
+    def test_haproxy_lists_a_rollouts_canary_at_weight_zero(self):
+        # slot b of SMALL: a-c, a-d (ports + 50), b-b, c-c, c-d; a rollout's canary nodes
+        # are in the template at weight 0, so a reload keeps them
+        t = Topology(SMALL, 0)
+        v = haproxy.template_values(t, Path("/s/haproxy"), Path("/s/edge.pem"), ["b-b", "a-c", "a-d", "c-c", "c-d"])
+        b = v["EDGE_BACKENDS"].split("backend portal-b\n")[1].split("\n\n")[0].splitlines()
+        self.assertEqual(b[:2], ["    server b-a 127.0.0.1:510 check", "    server b-b 127.0.0.1:560 check weight 0"])
+        self.assertIn("    server a-c 127.0.0.1:550 check weight 0 backup", b)
+        live_b = Topology(SMALL, 0, slot="b")
+        v = haproxy.template_values(live_b, Path("/s/haproxy"), Path("/s/edge.pem"))
+        self.assertNotIn("b-a", v["EDGE_BACKENDS"])
+        self.assertIn("server b-b 127.0.0.1:560 check\n", v["EDGE_BACKENDS"])
+
     def test_portal_urls_and_blocks(self):
         t = Topology(SMALL, 0)
         url = portal.primary_url(t, "c", "pw")

@@ -15,7 +15,8 @@ the judge runs every 3 s.
   test_3  a latency regression (+150 ms per request) is rolled back
   test_4  a release that crashes on start, and one that never becomes ready, never receive
           traffic (aborted; 0 failed requests)
-  test_5  the controller SIGKILLed mid-rollout, then `rollout --resume`: it ends done, with
+  test_5  the controller SIGKILLed mid-rollout, `up` run meanwhile (HAProxy reloads and
+          keeps the canary's servers and weights), then `rollout --resume`: it ends done, with
           one live release in HAProxy, Prometheus' targets and release.json
   test_6  a release failing 0.2% of requests against a clean baseline is rolled back; this
           needs many canary requests (see README "Canary rollouts"), so it runs at 50%
@@ -263,6 +264,11 @@ class RolloutTest(unittest.TestCase):
         # a second controller cannot start a new rollout over it
         rc, out = self.rollout("--steps", "5:1s,100")
         self.assertNotEqual(rc, 0)
+        # `up` meanwhile reloads HAProxy (its template now lists the canary at weight 0):
+        # the canary keeps its servers and weights (server-state file) and its traffic
+        weights = self.portal_servers()
+        self.c.up(timeout=180)
+        self.assertEqual(self.portal_servers(), weights, "HAProxy's reload changed the rollout's weights")
         cp = self.c.cmd("rollout", "--resume", timeout=400, check=False)
         sys.stderr.write(cp.stderr[-4000:])
         fig = self.finish_load("rollout killed controller + resume")
