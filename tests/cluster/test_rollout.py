@@ -244,8 +244,9 @@ class RolloutTest(unittest.TestCase):
         self.start_load()
         argv = [SCRIPT, "rollout", "--binary", BINARY, *JUDGE, "--steps", "5:8s,50:8s,100",
                 "--on-inconclusive", "advance", "--state", str(self.c.state), "--port-offset", str(self.c.offset)]
-        self.ctl = subprocess.Popen([str(a) for a in argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True, env=self.c._env(), start_new_session=True)
+        with open(self.tmp / "controller.log", "w") as out:
+            self.ctl = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
+                                        env=self.c._env(), start_new_session=True)
         cur = self.c.state / "rollout" / "current.json"
 
         def at_step():
@@ -267,7 +268,9 @@ class RolloutTest(unittest.TestCase):
         # `up` meanwhile reloads HAProxy (its template now lists the canary at weight 0):
         # the canary keeps its servers and weights (server-state file) and its traffic
         weights = self.portal_servers()
+        pid0 = self.c.status()["haproxy"]["pid"]
         self.c.up(timeout=180)
+        self.assertNotEqual(self.c.status()["haproxy"]["pid"], pid0, "HAProxy was not reloaded")
         self.assertEqual(self.portal_servers(), weights, "HAProxy's reload changed the rollout's weights")
         cp = self.c.cmd("rollout", "--resume", timeout=400, check=False)
         sys.stderr.write(cp.stderr[-4000:])
