@@ -516,6 +516,9 @@ def start(c, binary: str, overlay: str | None, config: plan.PlanConfig, judge_cf
         s = ctl.load()
         raise ClusterError(f"a rollout is in progress ({s.id if s else '?'}, phase {s.phase if s else '?'}): "
                            f"`rollout --resume` continues it, `rollout --abort` ends it")
+    if not c.with_monitoring:
+        raise ClusterError("a rollout is judged from Prometheus, and this cluster runs without the monitoring "
+                           "stack (CLUSTER_NO_MONITORING=1)")
     if not c.sup.pids.is_dir() or not all(c.sup.alive(f"portal-{n.name}") for n in c.topo.nodes):
         raise ClusterError("the cluster is not up (every live portal node must run): `scripts/cluster up` first")
     c.load_secrets()
