@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 namespace continuum {
@@ -29,6 +30,8 @@ void Get(const toml::table& t, const std::string& path, const std::string& secti
   } else {
     auto v = n->value<int64_t>();
     if (!v || *v < 0) Fail(path, section + "." + key, "must be a non-negative integer");
+    if (static_cast<uint64_t>(*v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+      Fail(path, section + "." + key, "is too large");
     out = static_cast<T>(*v);
   }
 }
@@ -93,7 +96,7 @@ Config LoadConfig(const std::string& path) {
   }
   CheckKeys(root, path, "",
             {"server", "node", "database", "topology", "cache", "dependencies", "jobs",
-             "notifications", "ehr", "auth", "audit", "ops"});
+             "notifications", "ehr", "auth", "audit", "ops", "fault_injection"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -321,6 +324,18 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "ops", "token_file", c.ops_token_file);
     if (c.ops_token_file.empty())
       Fail(path, "ops.token_file", "must name a file (leave [ops] out to disable the ops API)");
+  }
+  if (auto* s = root["fault_injection"].as_table()) {
+    CheckKeys(*s, path, "fault_injection",
+              {"error_permille", "extra_latency_ms", "crash_on_start", "never_ready"});
+    Get(*s, path, "fault_injection", "error_permille", c.fault_error_permille);
+    Get(*s, path, "fault_injection", "extra_latency_ms", c.fault_extra_latency_ms);
+    Get(*s, path, "fault_injection", "crash_on_start", c.fault_crash_on_start);
+    Get(*s, path, "fault_injection", "never_ready", c.fault_never_ready);
+    if (c.fault_error_permille > 1000)
+      Fail(path, "fault_injection.error_permille", "must be 0..1000 (failed requests per 1,000)");
+    if (c.fault_extra_latency_ms > 60000)
+      Fail(path, "fault_injection.extra_latency_ms", "must be 0..60000");
   }
   if (!c.topology_regions.empty()) {
     bool found = false;

@@ -135,6 +135,24 @@ struct Config {
   // ops write endpoints (Alertmanager webhook, journey-run reports) and the alert list
   // require as a bearer token. Empty: those endpoints refuse every caller.
   std::string ops_token_file;
+
+  // [fault_injection]: defects switched on by configuration, for the rollout tests (a "bad
+  // release" is this binary with one of these set). Never in a production config: a node
+  // with any of them logs a warning at start and exports continuum_fault_injection_active 1.
+  //   error_permille    that many of every 1,000 API requests (every tier but ops) are
+  //                     answered 500 before any handler work (nothing read or written);
+  //                     spread evenly (exactly p of any 1,000 consecutive requests)
+  //   extra_latency_ms  added before every API request (an asynchronous timer)
+  //   crash_on_start    exit 70 after loading the config, before listening
+  //   never_ready       /readyz always 503
+  int fault_error_permille = 0;
+  int fault_extra_latency_ms = 0;
+  bool fault_crash_on_start = false;
+  bool fault_never_ready = false;
+  bool FaultInjectionActive() const {
+    return fault_error_permille > 0 || fault_extra_latency_ms > 0 || fault_crash_on_start ||
+           fault_never_ready;
+  }
   // [audit]
   bool audit_enabled = true;
   std::string audit_dir = ".state/audit";

@@ -134,6 +134,30 @@ TEST(Config, ReadsTheLoginBulkheadsCpuSettings) {
   }
 }
 
+TEST(Config, ReadsTheFaultInjectionKnobsAndRefusesBadOnes) {
+  auto c = LoadConfig(Write("[node]\nregion = \"x\"\n"));
+  EXPECT_FALSE(c.FaultInjectionActive());
+  c = LoadConfig(Write("[fault_injection]\nerror_permille = 10\n"));
+  EXPECT_EQ(c.fault_error_permille, 10);
+  EXPECT_TRUE(c.FaultInjectionActive());
+  c = LoadConfig(Write("[fault_injection]\nextra_latency_ms = 150\nnever_ready = true\n"));
+  EXPECT_EQ(c.fault_extra_latency_ms, 150);
+  EXPECT_TRUE(c.fault_never_ready);
+  EXPECT_FALSE(c.fault_crash_on_start);
+  for (const char* bad : {"error_permille = 1001", "error_permille = -1",
+                          "extra_latency_ms = 60001", "crash_on_start = 1", "never_ready = \"yes\"",
+                          "error_rate = 1", "extra_latency_ms = 99999999999"}) {
+    EXPECT_THROW(LoadConfig(Write(std::string("[fault_injection]\n") + bad + "\n")),
+                 std::runtime_error)
+        << bad;
+  }
+}
+
+TEST(Config, RefusesIntegersTooLargeForTheirSetting) {
+  // 2^32 + 4 would wrap to 4 threads in an int
+  EXPECT_THROW(LoadConfig(Write("[server]\nthreads = 4294967300\n")), std::runtime_error);
+}
+
 TEST(Config, RejectsWrongTypes) {
   auto p = Write("[server]\nthreads = \"two\"\n");
   EXPECT_THROW(LoadConfig(p), std::runtime_error);

@@ -161,6 +161,16 @@ std::exception_ptr DegradeForTier(Tier tier, const http::Request& req, std::exce
   return std::make_exception_ptr(ReadOnlyTier());
 }
 
+// [fault_injection] error_permille: request i (counted over the whole node from 0) fails
+// when floor((i + 1) * p / 1000) > floor(i * p / 1000): exactly p of any 1,000 consecutive
+// requests fail, evenly spread.
+bool InjectFault(const Config& cfg) {
+  static std::atomic<uint64_t> n{0};
+  const uint64_t i = n.fetch_add(1, std::memory_order_relaxed);
+  const auto p = static_cast<uint64_t>(cfg.fault_error_permille);
+  return (i + 1) * p / 1000 != i * p / 1000;
+}
+
 asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
                                          const http::Router<RouteEntry>& router,
                                          http::Request& req) {
@@ -180,9 +190,21 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
     } else {
       resp = http::OutcomeResponse(404, "not-found", "There is no resource at this path.");
     }
+  } else if (e->tier != Tier::kOps && svc.config.fault_error_permille > 0 &&
+             InjectFault(svc.config)) {
+    route = e->name;
+    tier = e->tier;
+    resp = http::OutcomeResponse(500, "exception",
+                                 "Injected fault ([fault_injection] error_permille): this node "
+                                 "runs a configuration that fails requests on purpose.");
   } else {
     route = e->name;
     tier = e->tier;
+    if (tier != Tier::kOps && svc.config.fault_extra_latency_ms > 0) {
+      asio::steady_timer t(shard.executor,
+                           std::chrono::milliseconds(svc.config.fault_extra_latency_ms));
+      co_await t.async_wait(asio::use_awaitable);
+    }
     RequestContext ctx{
         req,
         svc,
@@ -276,6 +298,10 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
     out += fmt::format("continuum_build_info{{version=\"{}\",node=\"{}\",region=\"{}\"}} 1\n",
                        CONTINUUM_VERSION, log::JsonEscape(svc.config.node_id),
                        log::JsonEscape(svc.config.region));
+    out += "# HELP continuum_fault_injection_active 1 while [fault_injection] defects are on.\n";
+    out += "# TYPE continuum_fault_injection_active gauge\n";
+    out += fmt::format("continuum_fault_injection_active {}\n",
+                       svc.config.FaultInjectionActive() ? 1 : 0);
     // 1 while a tier is in that degraded mode (as /readyz reports it); every tier's
     // possible modes are always exported, so a rule can tell 0 from absent.
     out += "# HELP continuum_tier_degraded 1 while the tier is in this degraded mode.\n";
@@ -420,6 +446,18 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
 
 int Serve(const Config& cfg) {
   log::Init("serve", cfg.node_id);
+  if (cfg.FaultInjectionActive()) {
+    log::Warn(
+        "[fault_injection] is on: error_permille={} extra_latency_ms={} crash_on_start={} "
+        "never_ready={} (a test configuration: never in production)",
+        cfg.fault_error_permille, cfg.fault_extra_latency_ms, cfg.fault_crash_on_start,
+        cfg.fault_never_ready);
+    if (cfg.fault_crash_on_start) {
+      log::Error("[fault_injection] crash_on_start: exiting with 70 before listening");
+      log::Flush();
+      return 70;
+    }
+  }
   Services svc;
   svc.config = cfg;
   if (!cfg.ops_token_file.empty()) svc.ops_token = ops::LoadOpsToken(cfg.ops_token_file);

@@ -159,7 +159,8 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   bool audit_ok = js.healthy && !audit_stalled;
   // Until the revocation list is loaded, a logged-out token would be accepted here.
   bool sessions_ok = ctx.svc.revocations_loaded.load();
-  bool ready = db_ok && audit_ok && sessions_ok;
+  // [fault_injection] never_ready: a release that never becomes ready (rollout tests).
+  bool ready = db_ok && audit_ok && sessions_ok && !ctx.svc.config.fault_never_ready;
   // External services: each one's health, breaker and last error, and the fallback that
   // serves patients while it is not healthy (the same words as the alert rules').
   json::object dependencies;
