@@ -219,6 +219,18 @@ class LatencyTest(unittest.TestCase):
         v4 = judge(Side(4, 0, latency=hist({0.05: 4})), Side(10000, 0, latency=hist(self.BASE)))
         self.assertEqual(v4.check("latency_p50").verdict, INCONCLUSIVE)
 
+    def test_a_burst_of_three_slow_requests_is_not_yet_a_p99_regression(self):
+        # measured on a good release: 3 of 78 requests above the p99 limit (p = 0.044)
+        can = {0.005: 75, 0.5: 3}
+        v = judge(Side(78, 0, latency=hist(can)), Side(10000, 0, latency=hist(self.BASE)))
+        p99 = v.check("latency_p99")
+        self.assertEqual(p99.numbers["canary_above"], 3)
+        self.assertLess(p99.numbers["p_fail"], 0.05)
+        self.assertEqual(p99.verdict, INCONCLUSIVE)
+        can = {0.005: 73, 0.5: 5}
+        v = judge(Side(78, 0, latency=hist(can)), Side(10000, 0, latency=hist(self.BASE)))
+        self.assertEqual(v.check("latency_p99").verdict, FAIL, "5 slow requests are")
+
     def test_p99_regression_with_a_healthy_median(self):
         can = {0.001: 500, 0.0025: 400, 0.005: 60, 0.05: 40}        # 4% of requests slow
         v = judge(Side(1000, 0, latency=hist(can)), Side(10000, 0, latency=hist(self.BASE)))
