@@ -331,6 +331,7 @@ class Side:
     restarts: int | None = None
     journeys_passed: int | None = None
     journeys_failed: int | None = None
+    latency_by_route: dict | None = None     # route -> Latency: compared route by route
 
     def __post_init__(self):
         self.requests = _count(self.requests, "requests")
@@ -345,6 +346,11 @@ class Side:
             raise ValueError("journeys_passed and journeys_failed go together")
         if isinstance(self.latency, dict):
             self.latency = Latency.from_dict(self.latency)
+        if self.latency_by_route is not None:
+            if not isinstance(self.latency_by_route, dict):
+                raise ValueError("latency_by_route must map routes to latencies")
+            self.latency_by_route = {str(r): (v if isinstance(v, Latency) else Latency.from_dict(v))
+                                     for r, v in self.latency_by_route.items()}
 
     @classmethod
     def from_dict(cls, d, what: str) -> "Side":
@@ -594,8 +600,10 @@ def _min_latency_samples(q: float, cfg: JudgeConfig) -> int:
     return max(cfg.latency_min_samples, math.ceil(cfg.latency_min_tail / (1.0 - q) - 1e-9))
 
 
-def latency_check(q: float, ratio: float, c: Latency | None, b: Latency | None, cfg: JudgeConfig) -> Check:
+def latency_check(q: float, ratio: float, c: Latency | None, b: Latency | None, cfg: JudgeConfig,
+                  alpha: float | None = None) -> Check:
     name = f"latency_p{round(q * 100)}"
+    alpha = cfg.alpha if alpha is None else alpha
     if c is None and b is None:
         return Check(name, SKIPPED, "no latency data")
     need = _min_latency_samples(q, cfg)
@@ -614,17 +622,45 @@ def latency_check(q: float, ratio: float, c: Latency | None, b: Latency | None, 
     if c.buckets is not None and c.count > 0:
         bound, k = c.above(t)
         p = sf(k, c.count, 1.0 - q)
-        num.update({"bucket_bound_s": _finite(bound), "canary_above": k, "p_fail": p, "alpha": cfg.alpha})
+        num.update({"bucket_bound_s": _finite(bound), "canary_above": k, "p_fail": p, "alpha": alpha})
         # At least latency_min_tail slow requests: slow requests come in bursts (a
         # checkpoint, a neighbour's CPU), not independently as the binomial assumes; a good
         # release measured 3 of 78 above a p99 limit (p = 0.044) in one such burst.
-        if p <= cfg.alpha and k >= cfg.latency_min_tail:
+        if p <= alpha and k >= cfg.latency_min_tail:
             return Check(name, FAIL, f"{desc}: {k} of {c.count} slower than {ms(bound)} (p={p:.2g})", num)
     if cq is not None and c.count >= need:
         return Check(name, FAIL if cq > t else PASS, desc, num)
     if c.count < need:
         return Check(name, INCONCLUSIVE, f"{desc}: canary needs {need} samples", num)
     return Check(name, INCONCLUSIVE, f"{desc}: not significant yet", num)
+
+
+def latency_by_route_check(q: float, ratio: float, c: dict, b: dict, cfg: JudgeConfig) -> Check:
+    """Latency compared route by route: a canary that happens to get more writes (slower by
+    nature: a synchronous commit) than the baseline is no regression, so one histogram over
+    every route would mislead when a side has few sessions (measured: a canary with 3
+    sessions, one a writer, had p99 431 ms against the baseline's 50 ms, and was the same
+    build). Each route both sides served is checked at alpha / (number of routes)
+    (Bonferroni: the chance of a false failure stays <= alpha); any failing route fails;
+    pass when every route with enough samples passes and one did."""
+    name = f"latency_p{round(q * 100)}"
+    routes = sorted(set(c) & set(b))
+    if not routes:
+        return Check(name, SKIPPED if not c and not b else INCONCLUSIVE, "no route served by both sides")
+    a = cfg.alpha / len(routes)
+    checks = {r: latency_check(q, ratio, c[r], b[r], cfg, a) for r in routes}
+    num = {"routes": {r: ch.to_dict() for r, ch in checks.items()}, "alpha_per_route": a}
+    bad = [r for r, ch in checks.items() if ch.verdict == FAIL]
+    if bad:
+        return Check(name, FAIL, "; ".join(f"{r}: {checks[r].summary}" for r in bad), num)
+    ok = [r for r, ch in checks.items() if ch.verdict == PASS]
+    open_ = [r for r, ch in checks.items() if ch.verdict != PASS]
+    if ok and not open_:
+        return Check(name, PASS, f"{len(ok)} route(s) within limits", num)
+    if ok:
+        return Check(name, INCONCLUSIVE, f"{len(ok)} route(s) within limits, {len(open_)} need data "
+                     f"({', '.join(open_[:3])}{', ...' if len(open_) > 3 else ''})", num)
+    return Check(name, INCONCLUSIVE, f"{len(routes)} route(s), none with enough samples yet", num)
 
 
 def restarts_check(c: Side, b: Side) -> Check:
@@ -682,8 +718,15 @@ def judge(canary: Side, baseline: Side, cfg: JudgeConfig | None = None,
     cl, bl = canary.latency, baseline.latency
     checks = [
         error_rate_check(canary, baseline, cfg),
-        latency_check(0.5, cfg.p50_ratio, cl, bl, cfg),
-        latency_check(0.99, cfg.p99_ratio, cl, bl, cfg),
+    ]
+    if canary.latency_by_route is not None or baseline.latency_by_route is not None:
+        cr, br = canary.latency_by_route or {}, baseline.latency_by_route or {}
+        checks += [latency_by_route_check(0.5, cfg.p50_ratio, cr, br, cfg),
+                   latency_by_route_check(0.99, cfg.p99_ratio, cr, br, cfg)]
+    else:
+        checks += [latency_check(0.5, cfg.p50_ratio, cl, bl, cfg),
+                   latency_check(0.99, cfg.p99_ratio, cl, bl, cfg)]
+    checks += [
         restarts_check(canary, baseline),
         journeys_check(canary, baseline, cfg),
     ]

@@ -136,6 +136,22 @@ def buckets_of(delta: dict) -> list[tuple[float, int]] | None:
     return out
 
 
+def latency_by_route(delta: dict, nodes: list[str]) -> dict[str, judge_mod.Latency]:
+    """{(node, route, le): count growth} -> {route: Latency} summed over `nodes` (routes
+    without a full histogram left out)."""
+    per: dict[str, dict[str, float]] = {}
+    for (node, route, le), v in delta.items():
+        if node in nodes:
+            d = per.setdefault(route, {})
+            d[le] = d.get(le, 0.0) + v
+    out = {}
+    for route, d in per.items():
+        b = buckets_of(d)
+        if b and b[-1][1] > 0:
+            out[route] = judge_mod.Latency(buckets=b)
+    return out
+
+
 def restarts_of(starts_before: dict, starts_after: dict, nodes: list[str]) -> int:
     """Restarts in the window: nodes whose process start time changed (a node that was not
     there before is its first start, not a restart)."""
@@ -327,11 +343,9 @@ class Controller:
                                 f'{{proxy=~"portal-.+",server=~"{sel}"}}) + sum by (server) '
                                 f'(haproxy_server_connection_errors_total{{proxy=~"portal-.+",server=~"{sel}"}})',
                                 at, ("server",))
-        lat = {}
-        for node in nodes:
-            lat[node] = self.prom.vector(
-                f'sum by (le) (continuum_http_request_duration_seconds_bucket{{job="portal",node="{node}",'
-                f'tier!="ops",route!~"{LATENCY_ROUTES_EXCLUDED}"}})', at, ("le",))
+        lat = self.prom.vector(
+            f'sum by (node, route, le) (continuum_http_request_duration_seconds_bucket{{job="portal",'
+            f'node=~"{sel}",tier!="ops",route!~"{LATENCY_ROUTES_EXCLUDED}"}})', at, ("node", "route", "le"))
         starts = self.prom.vector(f'max by (node) (continuum_process_start_time_seconds{{job="portal",'
                                   f'node=~"{sel}"}})', at, ("node",))
         journeys = self.prom.vector(f'sum by (result) (continuum_probe_journey_runs_total'
@@ -349,13 +363,9 @@ class Controller:
         resp = counter_delta(before["responses"], after["responses"])
         fail = counter_delta(before["failures"], after["failures"])
         req, err = side_counts(resp, fail, nodes)
-        merged: dict[str, float] = {}
-        for node in nodes:
-            for le, v in counter_delta(lat_before.get(node, {}), lat_after.get(node, {})).items():
-                merged[le] = merged.get(le, 0.0) + v
-        b = buckets_of(merged)
         restarts = restarts_of(before["starts"], after["starts"], nodes) if with_restarts else None
-        return judge_mod.Side(max(req, err), err, judge_mod.Latency(buckets=b) if b else None, restarts)
+        return judge_mod.Side(max(req, err), err, None, restarts,
+                              latency_by_route=latency_by_route(counter_delta(lat_before, lat_after), nodes))
 
     def judge(self, s: plan.RolloutState, a: plan.Action) -> judge_mod.Verdict:
         now = time.time() - 1.5       # the last scrapes (1 s interval) are in by then

@@ -231,6 +231,31 @@ class LatencyTest(unittest.TestCase):
         v = judge(Side(78, 0, latency=hist(can)), Side(10000, 0, latency=hist(self.BASE)))
         self.assertEqual(v.check("latency_p99").verdict, FAIL, "5 slow requests are")
 
+    def test_latency_is_compared_route_by_route(self):
+        """A canary with more slow-by-nature writes than the baseline is no regression; a
+        route that got slower is, at alpha / routes."""
+        reads = {0.005: 990, 0.025: 10}
+        writes = {0.25: 1000}
+        # mixed into one histogram, the canary (half writes, the baseline a tenth) fails
+        mixed_c = judge(Side(2000, 0, latency=hist({0.005: 990, 0.025: 10, 0.25: 1000})),
+                        Side(20000, 0, latency=hist({0.005: 17820, 0.025: 180, 0.25: 2000})))
+        self.assertEqual(mixed_c.verdict, FAIL)
+        by_route = judge(Side(2000, 0, latency_by_route={"read": hist(reads), "write": hist(writes)}),
+                         Side(20000, 0, latency_by_route={"read": hist({k: 18 * v for k, v in reads.items()}),
+                                                          "write": hist({0.25: 2000})}))
+        self.assertEqual(by_route.check("latency_p99").verdict, PASS, by_route.line())
+        self.assertEqual(by_route.check("latency_p99").numbers["alpha_per_route"], 0.025)
+        slow_write = judge(Side(2000, 0, latency_by_route={"read": hist(reads), "write": hist({1.0: 1000})}),
+                           Side(20000, 0, latency_by_route={"read": hist(reads), "write": hist({0.25: 2000})}))
+        c = slow_write.check("latency_p50")
+        self.assertEqual(c.verdict, FAIL)
+        self.assertIn("write:", c.summary)
+        self.assertEqual(judge(Side(10, 0, latency_by_route={}), Side(10, 0, latency_by_route={}))
+                         .check("latency_p50").verdict, SKIPPED)
+        self.assertEqual(judge(Side(10, 0, latency_by_route={"a": hist(reads)}),
+                               Side(10, 0, latency_by_route={"b": hist(reads)})).check("latency_p50").verdict,
+                         INCONCLUSIVE)
+
     def test_p99_regression_with_a_healthy_median(self):
         can = {0.001: 500, 0.0025: 400, 0.005: 60, 0.05: 40}        # 4% of requests slow
         v = judge(Side(1000, 0, latency=hist(can)), Side(10000, 0, latency=hist(self.BASE)))

@@ -72,6 +72,14 @@ class CountsTest(unittest.TestCase):
         b = rollout.buckets_of({"+Inf": 10, "0.005": 4, "0.1": 9.6, "0.05": 9.9})
         self.assertEqual(b, [(0.005, 4), (0.05, 10), (0.1, 10), (float("inf"), 10)])
 
+    def test_latency_by_route_sums_the_sides_nodes(self):
+        delta = {("c", "read", "0.01"): 5, ("c", "read", "+Inf"): 6, ("d", "read", "0.01"): 1,
+                 ("d", "read", "+Inf"): 1, ("a", "read", "+Inf"): 100, ("c", "write", "0.01"): 0,
+                 ("c", "write", "+Inf"): 0}
+        lat = rollout.latency_by_route(delta, ["c", "d"])
+        self.assertEqual(list(lat), ["read"], "a route with no requests is left out")
+        self.assertEqual(lat["read"].buckets, [(0.01, 6), (float("inf"), 7)])
+
     def test_restarts(self):
         self.assertEqual(rollout.restarts_of({"c": 100.0, "d": 100.0}, {"c": 100.0, "d": 130.0, "e": 5.0},
                                              ["c", "d", "e"]), 1)
