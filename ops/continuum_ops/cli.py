@@ -8,6 +8,13 @@
   kill-region NAME     SIGKILL every process of region NAME at once
   start-region NAME    start region NAME again, wait until it streams and serves
   drill [ARGS]         failover drill (bench/drill) on this cluster
+  restart-node NAME    drain portal node NAME at the edge, wait out its sessions, SIGTERM,
+                       start it again, readmit it once ready (ops/continuum_ops/maintenance.py)
+  rolling-restart      restart-node for every live portal node, one at a time
+  pg-maintenance [--set PARAM=VALUE ...]
+                       PostgreSQL by Patroni: optionally set parameters (PATCH /config), restart
+                       the replicas one by one, switch over to the sync standby, restart the
+                       old primary
   rollout --binary PATH [--overlay FILE] [--steps S] [--judge-interval S] [--ready-timeout S]
           [--on-inconclusive pause|advance|rollback] [--max-seconds S]
                        canary rollout of a new release (ops/continuum_ops/rollout.py): its
@@ -34,7 +41,8 @@ import sys
 from .cluster import REPO, Cluster
 from .util import ClusterError, log
 
-COMMANDS = ("up", "down", "destroy", "status", "kill-region", "start-region", "drill", "rollout")
+COMMANDS = ("up", "down", "destroy", "status", "kill-region", "start-region", "drill", "rollout",
+            "restart-node", "rolling-restart", "pg-maintenance")
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -45,6 +53,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--state", default=str(REPO / ".state" / "cluster"))
     p.add_argument("--port-offset", type=int, default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--set", action="append", default=[], dest="settings", metavar="PARAM=VALUE")
     r = p.add_argument_group("rollout")
     r.add_argument("--binary")
     r.add_argument("--overlay")
@@ -107,10 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     offset = args.port_offset
     if offset is None and os.environ.get("CLUSTER_PORT_OFFSET", "").strip():
         offset = int(os.environ["CLUSTER_PORT_OFFSET"])
+    if args.command == "restart-node" and not args.region:
+        print("scripts/cluster: restart-node needs a portal node name", file=sys.stderr)
+        return 2
     if args.command in ("kill-region", "start-region") and not args.region:
         print(f"scripts/cluster: {args.command} needs a region name", file=sys.stderr)
         return 2
-    if args.region and args.command not in ("kill-region", "start-region"):
+    if args.region and args.command not in ("kill-region", "start-region", "restart-node"):
         print(f"scripts/cluster: unknown argument: {args.region}", file=sys.stderr)
         return 2
     try:
@@ -127,6 +139,16 @@ def main(argv: list[str] | None = None) -> int:
             c.kill_region(args.region)
         elif args.command == "start-region":
             c.start_region(args.region)
+        elif args.command == "restart-node":
+            from . import maintenance
+            maintenance.restart_node(c, args.region)
+        elif args.command == "rolling-restart":
+            from . import maintenance
+            maintenance.rolling_restart(c)
+        elif args.command == "pg-maintenance":
+            from . import maintenance
+            rep = maintenance.pg_maintenance(c, maintenance.parse_settings(args.settings))
+            print(json.dumps(rep, indent=1))
         elif args.command == "rollout":
             return rollout_cmd(c, args)
         elif args.command == "drill":

@@ -102,3 +102,60 @@ def parse_stat(text: str) -> dict[str, dict[str, int]]:
         except (KeyError, ValueError):
             continue
     return out
+
+
+# srv_admin_state bits that take a server out of service: FMAINT IMAINT CMAINT RMAINT HMAINT
+MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40
+SRV_RUNNING = 2      # srv_op_state: UP
+
+
+def portal_servers(state_text: str) -> dict[str, dict[str, dict]]:
+    """`show servers state` -> {backend: {server: {weight, admin, op, port, ...}}} of the
+    portal-* backends."""
+    out: dict[str, dict[str, dict]] = {}
+    for s in parse_servers_state(state_text):
+        if s["backend"].startswith("portal-"):
+            out.setdefault(s["backend"], {})[s["server"]] = s
+    return out
+
+
+class Runtime:
+    """The edge's runtime API for the portal backends (a node is a server in every one of
+    them: its region's, and a backup in the others)."""
+
+    OK_ANSWERS = ("", "New server registered.", "Server deleted.")
+
+    def __init__(self, raw):
+        self.raw = raw          # command -> answer text
+
+    def cmd(self, command: str) -> str:
+        """A command whose success is a known answer (most answer nothing); anything else
+        is HAProxy's refusal, raised with its words."""
+        out = self.raw(command)
+        if out.strip() not in self.OK_ANSWERS:
+            raise RuntimeError(f"haproxy runtime API refused `{command}`: {out.strip()}")
+        return out
+
+    def servers(self) -> dict[str, dict[str, dict]]:
+        return portal_servers(self.raw("show servers state"))
+
+    @staticmethod
+    def backends_of(servers: dict, name: str) -> list[str]:
+        return [be for be, ss in servers.items() if name in ss]
+
+    def sessions(self, name: str) -> int:
+        """Current sessions on server `name` over every backend (`show stat` scur)."""
+        return sum(parse_stat(self.raw("show stat")).get(name, {}).values())
+
+    def set_state(self, name: str, state: str) -> list[str]:
+        """`set server <backend>/<name> state <state>` in every portal backend that has it
+        (ready | drain | maint); the backends."""
+        servers = self.servers()
+        bes = self.backends_of(servers, name)
+        for be in bes:
+            self.cmd(f"set server {be}/{name} state {state}")
+        return bes
+
+    def up_in_own_backend(self, name: str, region: str) -> bool:
+        s = self.servers().get(f"portal-{region}", {}).get(name)
+        return bool(s) and s["op"] == SRV_RUNNING and not s["admin"] & MAINT_BITS

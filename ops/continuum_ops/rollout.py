@@ -51,6 +51,7 @@ import urllib.parse
 from pathlib import Path
 
 from . import haproxy as hap
+from .haproxy import MAINT_BITS, portal_servers  # noqa: F401 (portal_servers: used by the tests)
 from . import judge as judge_mod
 from . import monitoring
 from . import rollout_plan as plan
@@ -72,22 +73,11 @@ DRAIN_WAIT_S = 10.0
 # first canary traffic on, warm-up or not).
 LATENCY_ROUTES_EXCLUDED = "session.create|session.totp.confirm|session.totp.enrol"
 LATENCY_WARMUP_S = 10.0
-MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x20 | 0x40   # srv_admin_state: FMAINT IMAINT CMAINT RMAINT HMAINT
 
 
 # --------------------------------------------------------------------------------------
 # Pure parts (unit-tested): HAProxy state, Prometheus samples, the judge's input
 # --------------------------------------------------------------------------------------
-
-def portal_servers(state_text: str) -> dict[str, dict[str, dict]]:
-    """`show servers state` -> {backend: {server: {weight, admin, op, port}}} of the portal-*
-    backends."""
-    out: dict[str, dict[str, dict]] = {}
-    for s in hap.parse_servers_state(state_text):
-        if s["backend"].startswith("portal-"):
-            out.setdefault(s["backend"], {})[s["server"]] = s
-    return out
-
 
 def observed_weights(servers: dict[str, dict[str, dict]]) -> dict[str, dict[str, int]]:
     """The weights a rollout sees: servers in maintenance are not registered."""
@@ -197,6 +187,7 @@ class Controller:
         self.file = self.dir / "current.json"
         self.command_file = self.dir / "command"
         self._lock = None
+        self.rt = hap.Runtime(cluster.haproxy_cmd)
         self.prom = Prometheus(f"http://127.0.0.1:{cluster.topo.monitoring['prometheus']}")
 
     # ---- locking, files ----------------------------------------------------------------
@@ -231,18 +222,16 @@ class Controller:
     # ---- HAProxy -----------------------------------------------------------------------
 
     def hap(self, command: str) -> str:
-        """A runtime API command whose success is a known answer (most answer nothing);
-        anything else is HAProxy's refusal, raised with its words."""
-        out = self.c.haproxy_cmd(command)
-        if out.strip() not in ("", "New server registered.", "Server deleted."):
-            raise ClusterError(f"haproxy runtime API refused `{command}`: {out.strip()}")
-        return out
+        try:
+            return self.rt.cmd(command)
+        except RuntimeError as e:
+            raise ClusterError(str(e)) from None
 
     def servers(self) -> dict[str, dict[str, dict]]:
-        return portal_servers(self.c.haproxy_cmd("show servers state"))
+        return self.rt.servers()
 
     def backends_of(self, servers: dict, name: str) -> list[str]:
-        return [be for be, ss in servers.items() if name in ss]
+        return self.rt.backends_of(servers, name)
 
     def register(self, n: Node) -> None:
         """n in every portal backend: its region's as a server, the others' as a backup;
@@ -266,10 +255,6 @@ class Controller:
             self.hap(f"set server {be}/{name} state maint")
             self.c.haproxy_cmd(f"shutdown sessions server {be}/{name}")
             self.hap(f"del server {be}/{name}")
-
-    def sessions(self, name: str) -> int:
-        """HAProxy's current sessions on server `name` in every backend (`show stat` scur)."""
-        return sum(hap.parse_stat(self.c.haproxy_cmd("show stat")).get(name, {}).values())
 
     # ---- observation -------------------------------------------------------------------
 
@@ -314,7 +299,7 @@ class Controller:
                 if not servers[be][name]["admin"] & MAINT_BITS:
                     self.hap(f"set server {be}/{name} state drain")
         deadline = time.monotonic() + DRAIN_WAIT_S
-        while time.monotonic() < deadline and any(self.sessions(n) for n in names):
+        while time.monotonic() < deadline and any(self.rt.sessions(n) for n in names):
             time.sleep(0.2)
         self.c.sup.stop([f"portal-{n}" for n in names], signal.SIGTERM, 30)
         for name in names:

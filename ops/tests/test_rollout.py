@@ -115,3 +115,28 @@ class SlotsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MaintenanceTest(unittest.TestCase):
+    def test_parse_settings(self):
+        from continuum_ops import maintenance
+        from continuum_ops.util import ClusterError
+        self.assertEqual(maintenance.parse_settings(["shared_buffers=160MB", " work_mem = 8MB"]),
+                         {"shared_buffers": "160MB", "work_mem": "8MB"})
+        for bad in ("shared_buffers", "=1", "x=", "a b=1", "x;drop=1"):
+            with self.assertRaises(ClusterError, msg=bad):
+                maintenance.parse_settings([bad])
+
+    def test_caught_up_needs_every_member_streaming_and_close(self):
+        from continuum_ops import maintenance
+
+        def cj(lag, state="streaming"):
+            return {"members": [{"name": "a", "role": "leader", "state": "running"},
+                                {"name": "b", "role": "sync_standby", "state": state, "lag": lag},
+                                {"name": "c", "role": "replica", "state": "streaming", "lag": 0}]}
+        names = ["a", "b", "c"]
+        self.assertTrue(maintenance.caught_up(cj(0), names))
+        self.assertFalse(maintenance.caught_up(cj(50 << 20), names), "50 MB behind")
+        self.assertFalse(maintenance.caught_up(cj("unknown"), names))
+        self.assertFalse(maintenance.caught_up(cj(0, "starting"), names))
+        self.assertFalse(maintenance.caught_up(None, names))

@@ -8,6 +8,11 @@ binary, staged by the rollout as a copy, with a config overlay ([fault_injection
 test-only defect knobs of `continuum serve`) for the bad ones. Steps and holds are short;
 the judge runs every 3 s.
 
+  test_0  `rolling-restart` (every live node drained at the edge, SIGTERM, started again,
+          readmitted; one at a time): 0 failed requests, 0 lost or duplicate writes
+  test_0b `pg-maintenance --set shared_buffers=160MB` (replicas restarted one by one,
+          switchover, old primary restarted): 0 failed, 0 lost or duplicate writes, the
+          setting on every member, the sync standby leads
   test_1  a good release goes to 100%: 0 failed requests, 0 lost or duplicate writes, the
           old nodes drained and stopped, release.json names the new slot
   test_2  a release failing 1% of requests (error_permille 10) is rolled back at the canary
@@ -32,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,6 +168,63 @@ class RolloutTest(unittest.TestCase):
         self.assertEqual({t["labels"]["node"] for t in targets}, live, "Prometheus' portal targets")
 
     # -- tests -------------------------------------------------------------------------------
+
+    def test_0_rolling_restart_under_load(self):
+        """`rolling-restart`: every live node drained, restarted and readmitted, one at a
+        time, under the mixed load: 0 failed requests, 0 lost or duplicate writes."""
+        st0 = self.c.status()
+        pids0 = {p["name"]: p["pid"] for r in st0["regions"] for p in r["portal_nodes"]}
+        self.start_load()
+        t0 = self.load.mark("restart")
+        cp = self.c.cmd("rolling-restart", timeout=400, check=False)
+        sys.stderr.write(cp.stderr[-3000:])
+        time.sleep(2)
+        fig = self.finish_load("rolling restart", {"restart_s": round(time.monotonic() - t0, 1)})
+        self.assertEqual(cp.returncode, 0, cp.stderr[-3000:])
+        self.assertEqual(fig["failed"], 0, f"{fig['failed']} failed requests {fig['failed_by_kind']}:\n  "
+                         + "\n  ".join(self.load.failures()))
+        self.assertDurable(fig)
+        st = self.c.status()
+        pids = {p["name"]: p["pid"] for r in st["regions"] for p in r["portal_nodes"]}
+        self.assertEqual(set(pids), set(pids0))
+        self.assertFalse([n for n in pids if pids[n] == pids0[n]], f"not restarted: {pids} vs {pids0}")
+        self.assertTrue(st["healthy"], st)
+        outs = [float(x) for x in re.findall(r"out of rotation ([0-9.]+)s", cp.stderr)]
+        self.assertEqual(len(outs), len(pids0) + 1, cp.stderr[-2000:])   # each node + the summary
+        print(f"[cluster] rolling restart: {len(pids)} nodes, longest out of rotation {max(outs):.1f}s, "
+              f"longest stall reads {fig['read_stall_s']:.2f}s writes {fig['write_stall_s']:.2f}s",
+              file=sys.stderr)
+
+    def test_0b_pg_maintenance_under_load(self):
+        """`pg-maintenance --set shared_buffers=160MB` (a restart is needed): replicas
+        restarted one by one, a switchover to the sync standby, the old primary restarted,
+        under the mixed load: 0 failed requests, 0 lost or duplicate writes, the setting in
+        force on every member."""
+        st0 = self.c.status()
+        self.start_load()
+        t0 = self.load.mark("maintenance")
+        cp = self.c.cmd("pg-maintenance", "--set", "shared_buffers=160MB", timeout=600, check=False)
+        sys.stderr.write(cp.stderr[-3000:])
+        time.sleep(2)
+        fig = self.finish_load("pg-maintenance", {"maintenance_s": round(time.monotonic() - t0, 1)})
+        self.assertEqual(cp.returncode, 0, cp.stderr[-3000:])
+        rep = json.loads(cp.stdout)
+        self.assertEqual(fig["failed"], 0, f"{fig['failed']} failed requests {fig['failed_by_kind']}:\n  "
+                         + "\n  ".join(self.load.failures()))
+        self.assertDurable(fig)
+        self.assertLessEqual(fig["write_stall_s"], 15.0)
+        self.assertEqual(rep["leader_before"], st0["primary"])
+        self.assertEqual(rep["leader_after"], rep["sync_standby_before"])
+        secrets = self.c.secrets()
+        for r in self.c.status()["regions"]:
+            host, port = r["postgres"].split(":")
+            out = clusterctl.run([clusterctl.PSQL, f"host={host} port={port} user=postgres dbname=postgres",
+                                  "-X", "-A", "-t", "-c", "SHOW shared_buffers"], timeout=30, check=True,
+                                 env=dict(os.environ, PGPASSWORD=secrets["SUPERUSER_PASSWORD"])).stdout.strip()
+            self.assertEqual(out, "160MB", f"{r['name']}: shared_buffers {out}")
+        stages = ", ".join("%s %ss" % (x["stage"], x["seconds"]) for x in rep["stages"])
+        print(f"[cluster] pg-maintenance: {stages}; longest stall reads {fig['read_stall_s']:.2f}s "
+              f"writes {fig['write_stall_s']:.2f}s", file=sys.stderr)
 
     def test_1_good_release_reaches_100_percent(self):
         slot0 = self.release()["slot"]
