@@ -222,12 +222,24 @@ int main(int argc, char** argv) {
   auto* cluster = app.add_subcommand(
       "cluster",
       "Local three-region cluster (etcd, Patroni, portal nodes, HAProxy edge): up | down | "
-      "status [--json] | kill-region NAME | start-region NAME | drill  [--state DIR] "
+      "status [--json] | kill-region NAME | start-region NAME | drill | restart-node NAME | "
+      "rolling-restart | pg-maintenance [--set P=V] | rollout ...  [--state DIR] "
       "[--port-offset N]");
   cluster->prefix_command();
+  auto* rollout = app.add_subcommand(
+      "rollout",
+      "Canary rollout of a new release on the local cluster (= cluster rollout): --binary PATH "
+      "[--overlay FILE] [--steps 1:30m,5:5m,25:5m,50:5m,100] | --status | --resume | --abort | "
+      "--command advance|resume|rollback|abort  [--state DIR] [--port-offset N]");
+  rollout->prefix_command();
 
   CLI11_PARSE(app, argc, argv);
   if (*cluster) return RunClusterScript(cluster->remaining());
+  if (*rollout) {
+    std::vector<std::string> args{"rollout"};
+    for (auto& a : rollout->remaining()) args.push_back(a);
+    return RunClusterScript(args);
+  }
 
   try {
     if (*routes) {

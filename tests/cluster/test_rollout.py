@@ -13,24 +13,25 @@ the judge runs every 3 s.
   test_0b `pg-maintenance --set shared_buffers=160MB` (replicas restarted one by one,
           switchover, old primary restarted): 0 failed, 0 lost or duplicate writes, the
           setting on every member, the sync standby leads
-  test_1  a good release goes to 100%: 0 failed requests, 0 lost or duplicate writes, the
-          old nodes drained and stopped, release.json names the new slot
   test_2  a release failing 1% of requests (error_permille 10) is rolled back at the canary
           step (5%); the failed user requests are counted and bounded
   test_3  a latency regression (+150 ms per request) is rolled back
   test_4  a release that crashes on start, and one that never becomes ready, never receive
           traffic (aborted; 0 failed requests)
-  test_5  the controller SIGKILLed mid-rollout, `up` run meanwhile (HAProxy reloads and
-          keeps the canary's servers and weights), then `rollout --resume`: it ends done, with
-          one live release in HAProxy, Prometheus' targets and release.json
+  test_5  a good release goes to 100% (steps 5, 50, 100%) with the controller SIGKILLed in
+          its first step, `up` run meanwhile (HAProxy reloads and keeps the canary's servers
+          and weights), then `rollout --resume`: done, no FAIL judgement, 0 failed requests,
+          0 lost or duplicate writes, the old nodes drained and stopped, one live release in
+          HAProxy, Prometheus' targets and release.json
   test_6  a release failing 0.2% of requests against a clean baseline is rolled back; this
           needs many canary requests (see README "Canary rollouts"), so it runs at 50%
-          and only with CONTINUUM_ROLLOUT_LONG=1 (bench/ and the closing notes have its
-          figures)
+          and only with CONTINUUM_ROLLOUT_LONG=1 (minutes)
 
-What they do not prove: rates on a 2-core machine shared by 3 regions are low (~100-200
-req/s through the edge), so the canary shares are 5-50%, not the production 1%; the
-journeys pinned to the canary are not part of the judge yet.
+The module's tests share their 64 sessions (logins are Argon2id: ~20 s of CPU).
+
+What they do not prove: rates on a 2-core machine shared by 3 regions are low (~150-200
+req/s through the edge), so the canary shares are 5-50%, not the production 1%, and the
+holds are seconds, not the case study's 30 minutes.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ clusterctl.install_signal_handlers()
 clusterctl.start_watchdog(DEADLINE_S, "rollout tests")
 
 CLUSTER: ClusterHandle | None = None
+SESSION_CACHE: dict[str, list[str]] = {}
 BINARY = os.environ.get("CONTINUUM_BIN", str(clusterctl.REPO / "build" / "continuum"))
 
 
@@ -107,7 +109,14 @@ class RolloutTest(unittest.TestCase):
         readers = pick_readers(self.c.psql, self.c.regions, READERS)
         writers = pick_writers(self.c.psql, self.c.regions, WRITERS)
         self.load = MixedLoad(self.c.edge, readers, writers, pause=0.02, timeout=30, sessions_per_client=SESSIONS)
-        self.load.login()
+        # 64 logins (Argon2id) cost ~20 s of CPU here: the module's tests share them
+        if set(SESSION_CACHE) != {c.username for c in self.load.clients}:
+            self.load.login()
+            SESSION_CACHE.clear()
+            SESSION_CACHE.update({c.username: c.tokens for c in self.load.clients})
+        for c in self.load.clients:
+            c.tokens = SESSION_CACHE[c.username]
+            c.token = c.tokens[0]
         self.load.start()
         time.sleep(WARMUP_S)
         return self.load
@@ -226,24 +235,6 @@ class RolloutTest(unittest.TestCase):
         print(f"[cluster] pg-maintenance: {stages}; longest stall reads {fig['read_stall_s']:.2f}s "
               f"writes {fig['write_stall_s']:.2f}s", file=sys.stderr)
 
-    def test_1_good_release_reaches_100_percent(self):
-        slot0 = self.release()["slot"]
-        self.start_load()
-        rc, out = self.rollout("--steps", "5:6s,25:6s,50:6s,100", "--on-inconclusive", "advance")
-        fig = self.finish_load("rollout good release")
-        print(out, file=sys.stderr)
-        self.assertEqual(rc, 0, f"the rollout did not finish done:\n{out}")
-        rep = self.report()
-        self.assertEqual(rep["outcome"], "done")
-        self.assertNotIn("fail", rep["judgement_counts"], rep["judgement_counts"])
-        self.assertEqual([s["percent"] for s in rep["steps"]], [5, 25, 50, 100])
-        self.assertEqual(fig["failed"], 0, f"{fig['failed']} failed requests {fig['failed_by_kind']}:\n  "
-                         + "\n  ".join(self.load.failures()))
-        self.assertDurable(fig)
-        self.assertNotEqual(self.release()["slot"], slot0)
-        self.assertOneLiveRelease(self.release()["slot"])
-        self.assertGreater(rep["failed_requests"]["canary_requests"], 100, "the canary got hardly any traffic")
-
     def test_2_release_failing_one_percent_is_rolled_back_at_the_canary_step(self):
         slot0 = self.release()["slot"]
         self.start_load()
@@ -287,7 +278,7 @@ class RolloutTest(unittest.TestCase):
         self.start_load()
         for name, text, args in (("crash", "[fault_injection]\ncrash_on_start = true\n", []),
                                  ("never ready", "[fault_injection]\nnever_ready = true\n",
-                                  ["--ready-timeout", "15"])):
+                                  ["--ready-timeout", "10"])):
             with self.subTest(name):
                 rc, out = self.rollout("--overlay", self.overlay(text), "--steps", "5:30s,100", *args)
                 self.assertEqual(rc, 3, f"{name}: expected an abort:\n{out}")
@@ -302,7 +293,7 @@ class RolloutTest(unittest.TestCase):
         self.assertEqual(fig["failed"], 0, fig["failed_by_kind"])
         self.assertDurable(fig)
 
-    def test_5_controller_killed_mid_rollout_resumes_to_a_consistent_end(self):
+    def test_5_good_release_reaches_100_percent_across_a_killed_controller(self):
         slot0 = self.release()["slot"]
         self.start_load()
         argv = [SCRIPT, "rollout", "--binary", BINARY, *JUDGE, "--steps", "5:8s,50:8s,100",
@@ -341,6 +332,9 @@ class RolloutTest(unittest.TestCase):
         self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr[-3000:])
         rep = self.report()
         self.assertEqual(rep["outcome"], "done")
+        self.assertNotIn("fail", rep["judgement_counts"], rep["judgement_counts"])
+        self.assertEqual([s["percent"] for s in rep["steps"]], [5, 50, 100])
+        self.assertGreater(rep["failed_requests"]["canary_requests"], 100, "the canary got hardly any traffic")
         self.assertEqual(fig["failed"], 0, f"{fig['failed_by_kind']}:\n  " + "\n  ".join(self.load.failures()))
         self.assertDurable(fig)
         self.assertNotEqual(self.release()["slot"], slot0)
