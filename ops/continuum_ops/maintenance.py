@@ -174,7 +174,9 @@ def pg_maintenance(c, settings: dict[str, str] | None = None) -> dict:
         restart(m)
     t0 = time.monotonic()
     cj = c.cluster_json()
+    # (Patroni may have moved the sync role while the sync standby restarted)
     sync_now = next(m["name"] for m in patroni.members(cj) if m.get("role") == "sync_standby")
+    report["switchover_to"] = sync_now
     code, text = patroni_request(f"{rest[leader]}/switchover", "POST", {"leader": leader, "candidate": sync_now})
     if code != 200:
         raise ClusterError(f"Patroni refused the switchover {leader} -> {sync_now}: HTTP {code} {text.strip()[:300]}")
