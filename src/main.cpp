@@ -214,6 +214,8 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  auto* version = app.add_subcommand("version", "Print the release (git describe of the build)");
+
   auto* routes = app.add_subcommand(
       "routes", "Print the route table: each route's tier and access policy (--json)");
   bool routes_json = false;
@@ -242,6 +244,10 @@ int main(int argc, char** argv) {
   }
 
   try {
+    if (*version) {
+      std::cout << continuum::portal::BuildVersion() << "\n";
+      return 0;
+    }
     if (*routes) {
       std::cout << continuum::portal::RoutesJson() << "\n";
       return 0;

@@ -46,6 +46,11 @@ struct CacheKeyHash {
 };
 }  // namespace
 
+void Metrics::SetRequestLabel(std::string_view name, std::string_view value) {
+  std::lock_guard lock(mu_);
+  request_label_ = name.empty() ? std::string() : fmt::format(R"(,{}="{}")", name, value);
+}
+
 void Metrics::ObserveRequest(std::string_view route, std::string_view tier, int status,
                              double seconds) {
   thread_local std::unordered_map<CacheKey, Histogram*, CacheKeyHash> cache;
@@ -100,7 +105,7 @@ std::string Metrics::Render() {
         "status.\n";
     out += "# TYPE continuum_http_request_duration_seconds histogram\n";
     for (auto& [labels, h] : requests_)
-      RenderHistogram(out, "continuum_http_request_duration_seconds", labels, *h);
+      RenderHistogram(out, "continuum_http_request_duration_seconds", labels + request_label_, *h);
     out += "# HELP continuum_db_query_duration_seconds Database query latency by query name.\n";
     out += "# TYPE continuum_db_query_duration_seconds histogram\n";
     for (auto& [labels, h] : queries_)

@@ -20,6 +20,9 @@ class Metrics {
 
   // `route`, `tier` and `name` must be strings with static storage (their address is
   // part of a cache key).
+  // A label added to every request series (`version="..."`: the release), set once at
+  // start before any request is observed. An empty name removes it.
+  void SetRequestLabel(std::string_view name, std::string_view value);
   void ObserveRequest(std::string_view route, std::string_view tier, int status, double seconds);
   void ObserveQuery(std::string_view name, bool ok, double seconds);
   // A collector appends Prometheus text (with its own # TYPE lines) at scrape time.
@@ -42,6 +45,7 @@ class Metrics {
 
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<Histogram>> requests_;  // key: label set
+  std::string request_label_;                                   // ,name="value" or empty
   std::map<std::string, std::unique_ptr<Histogram>> queries_;
   std::vector<std::function<void(std::string&)>> collectors_;
 };

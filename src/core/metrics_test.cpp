@@ -29,5 +29,19 @@ TEST(Metrics, HistogramBucketsAreCumulativeInTheExposition) {
             std::string::npos);
 }
 
+TEST(Metrics, RequestSeriesCarryTheReleaseLabel) {
+  auto& m = Metrics::Get();
+  m.SetRequestLabel("version", "v1.2-3-gabc");
+  m.ObserveRequest("test.label", "high", 200, 0.001);
+  std::string out = m.Render();
+  m.SetRequestLabel("", "");
+  EXPECT_NE(
+      out.find(R"(continuum_http_request_duration_seconds_count{route="test.label",tier="high",)"
+               R"(status="200",version="v1.2-3-gabc"} 1)"),
+      std::string::npos)
+      << out;
+  EXPECT_EQ(m.Render().find("version=\"v1.2-3-gabc\""), std::string::npos);
+}
+
 }  // namespace
 }  // namespace continuum

@@ -444,8 +444,11 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
 
 }  // namespace
 
+std::string_view BuildVersion() { return CONTINUUM_VERSION; }
+
 int Serve(const Config& cfg) {
   log::Init("serve", cfg.node_id);
+  Metrics::Get().SetRequestLabel("version", BuildVersion());
   if (cfg.FaultInjectionActive()) {
     log::Warn(
         "[fault_injection] is on: error_permille={} extra_latency_ms={} crash_on_start={} "

@@ -3,11 +3,15 @@
 // and runs until SIGTERM (graceful) or SIGINT.
 #pragma once
 
+#include <string_view>
+
 #include "core/config.hpp"
 
 namespace continuum::portal {
 
 // Returns the process exit code.
 int Serve(const Config& config);
+// The release: `git describe --always --dirty` when CMake configured the build.
+std::string_view BuildVersion();
 
 }  // namespace continuum::portal

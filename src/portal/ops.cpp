@@ -6,6 +6,7 @@
 #include "core/metrics.hpp"
 #include "deps/dependency.hpp"
 #include "fhir/fhir.hpp"
+#include "portal/node.hpp"
 #include "portal/ops_api.hpp"
 
 namespace continuum::portal {
@@ -237,6 +238,7 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
 
 asio::awaitable<http::Response> OpsStatus(RequestContext& ctx) {
   auto [body, status] = co_await ReadyState(ctx);
+  body["version"] = BuildVersion();
   // Firing alerts and the journeys' last runs, from the database (within 800 ms, and
   // not at all when the database is known to be unreachable).
   const auto& db = body["database"].as_object();

@@ -309,6 +309,9 @@ class OpsApiTest(ContinuumTestCase):
         text = self.server.get("/metrics").text
         for pattern in [
             r'continuum_build_info\{version="[^"]+",node="node-1",region="e2e"\} 1',
+            # the release on every request series (canary and baseline told apart)
+            r'continuum_http_request_duration_seconds_count\{route="[a-z_.]+",tier="[a-z]+",status="\d+",'
+            r'version="[^"]+"\} \d+',
             r'continuum_tier_degraded\{tier="high",mode="read-only"\} 0',
             r'continuum_tier_degraded\{tier="low",mode="stale"\} 0',
             r'continuum_audit_journal_fs_avail_bytes [1-9]\d*',
@@ -322,6 +325,8 @@ class OpsApiTest(ContinuumTestCase):
             r'continuum_ops_alerts_received_total\{status="resolved"\} \d+',
         ]:
             self.assertRegex(text, pattern)
+        version = re.search(r'continuum_build_info\{version="([^"]+)"', text).group(1)
+        self.assertEqual(self.status()["version"], version, "/api/v1/ops/status names the release")
         avail = int(re.search(r"continuum_audit_journal_fs_avail_bytes (\d+)", text).group(1))
         size = int(re.search(r"continuum_audit_journal_fs_size_bytes (\d+)", text).group(1))
         self.assertLessEqual(avail, size)
