@@ -124,6 +124,40 @@ def caught_up(cj: dict | None, names: list[str]) -> bool:
     return True
 
 
+def member_settings(c, region, names: list[str]) -> dict[str, tuple[str, bool]] | None:
+    """{parameter: (current_setting, pending_restart)} on one member (psql as postgres), or
+    None when it does not answer."""
+    lit = ",".join("'" + n.replace("'", "''") + "'" for n in names)
+    cp = c.psql(f"host={region.host} port={region.pg} user=postgres dbname=postgres",
+                f"SELECT name, current_setting(name), pending_restart FROM pg_settings WHERE name IN ({lit})",
+                c.secrets.get("SUPERUSER_PASSWORD"), timeout=5)
+    if cp.returncode != 0:
+        return None
+    out = {}
+    for line in cp.stdout.splitlines():
+        f = line.split(":")
+        if len(f) == 3:
+            out[f[0]] = (f[1], f[2] == "t")
+    return out
+
+
+def setting_state(have: dict[str, tuple[str, bool]] | None, settings: dict[str, str]) -> str:
+    """'applied' (every value in force), 'pending' (each either in force or waiting for a
+    restart) or 'unseen' (a member has not taken the new configuration yet, or did not answer)."""
+    if have is None:
+        return "unseen"
+    state = "applied"
+    for k, v in settings.items():
+        cur, pending = have.get(k, ("", False))
+        if cur.lower() == v.lower() and not pending:
+            continue
+        if pending:
+            state = "pending"
+            continue
+        return "unseen"
+    return state
+
+
 def pg_maintenance(c, settings: dict[str, str] | None = None) -> dict:
     """Replicas restarted one by one, then a switchover to the sync standby, then the old
     primary restarted: every member restarted (a configuration change that needs a restart,
@@ -163,7 +197,21 @@ def pg_maintenance(c, settings: dict[str, str] | None = None) -> dict:
                                      {"postgresql": {"parameters": settings}})
         if code != 200:
             raise ClusterError(f"Patroni refused the configuration change: HTTP {code} {text.strip()[:300]}")
-        time.sleep(4)      # two of Patroni's loops (loop_wait 2 s): every member has seen it
+        # Every member must have taken the new configuration (Patroni reloads it within a
+        # loop or two) before it is restarted: a member restarted earlier keeps the old
+        # value (measured once in CI: a standby restarted 8 s after the change kept it).
+        regions = {r.name: r for r in c.topo.regions}
+
+        def unseen() -> list[str]:
+            return [n for n, r in regions.items()
+                    if setting_state(member_settings(c, r, list(settings)), settings) == "unseen"]
+        try:
+            wait_for(30, "every member to take the new configuration", lambda: not unseen(), 0.5)
+        except ClusterError:
+            raise ClusterError(
+                f"{', '.join(unseen())} did not take {', '.join(settings)} within 30 s. A parameter "
+                f"set in a member's own patroni.yml (postgresql.parameters: deploy/patroni sets "
+                f"shared_buffers there) overrides the cluster-wide one; nothing was restarted") from None
         stage(f"set {', '.join(f'{k}={v}' for k, v in settings.items())} in Patroni's configuration", t0)
     cj = c.cluster_json()
     leader = patroni.leader(cj)["name"]
@@ -189,6 +237,11 @@ def pg_maintenance(c, settings: dict[str, str] | None = None) -> dict:
         j = http_json(f"{url}/patroni") or {}
         if j.get("pending_restart"):
             pending.append(name)
+    if settings:
+        for r in c.topo.regions:
+            st = setting_state(member_settings(c, r, list(settings)), settings)
+            if st != "applied":
+                pending.append(f"{r.name} ({st})")
     if pending:
         raise ClusterError(f"members still pending a restart after the maintenance: {', '.join(pending)}")
     report["leader_after"] = patroni.leader(c.cluster_json())["name"]

@@ -127,6 +127,16 @@ class MaintenanceTest(unittest.TestCase):
             with self.assertRaises(ClusterError, msg=bad):
                 maintenance.parse_settings([bad])
 
+    def test_setting_state(self):
+        from continuum_ops.maintenance import setting_state
+        want = {"shared_buffers": "160MB"}
+        self.assertEqual(setting_state({"shared_buffers": ("160MB", False)}, want), "applied")
+        self.assertEqual(setting_state({"shared_buffers": ("128MB", True)}, want), "pending")
+        self.assertEqual(setting_state({"shared_buffers": ("128MB", False)}, want), "unseen",
+                         "the member has not taken the new configuration yet")
+        self.assertEqual(setting_state(None, want), "unseen")
+        self.assertEqual(setting_state({}, want), "unseen")
+
     def test_caught_up_needs_every_member_streaming_and_close(self):
         from continuum_ops import maintenance
 

@@ -10,7 +10,7 @@ the judge runs every 3 s.
 
   test_0  `rolling-restart` (every live node drained at the edge, SIGTERM, started again,
           readmitted; one at a time): 0 failed requests, 0 lost or duplicate writes
-  test_0b `pg-maintenance --set shared_buffers=160MB` (replicas restarted one by one,
+  test_0b `pg-maintenance --set wal_buffers=8MB` (replicas restarted one by one,
           switchover, old primary restarted): 0 failed, 0 lost or duplicate writes, the
           setting on every member, the (then) sync standby leads
   test_2  a release failing 1% of requests (error_permille 10) is rolled back at the canary
@@ -205,14 +205,14 @@ class RolloutTest(unittest.TestCase):
               file=sys.stderr)
 
     def test_0b_pg_maintenance_under_load(self):
-        """`pg-maintenance --set shared_buffers=160MB` (a restart is needed): replicas
+        """`pg-maintenance --set wal_buffers=8MB` (a restart is needed): replicas
         restarted one by one, a switchover to the sync standby, the old primary restarted,
         under the mixed load: 0 failed requests, 0 lost or duplicate writes, the setting in
         force on every member."""
         st0 = self.c.status()
         self.start_load()
         t0 = self.load.mark("maintenance")
-        cp = self.c.cmd("pg-maintenance", "--set", "shared_buffers=160MB", timeout=600, check=False)
+        cp = self.c.cmd("pg-maintenance", "--set", "wal_buffers=8MB", timeout=600, check=False)
         sys.stderr.write(cp.stderr[-3000:])
         time.sleep(2)
         fig = self.finish_load("pg-maintenance", {"maintenance_s": round(time.monotonic() - t0, 1)})
@@ -229,9 +229,9 @@ class RolloutTest(unittest.TestCase):
         for r in self.c.status()["regions"]:
             host, port = r["postgres"].split(":")
             out = clusterctl.run([clusterctl.PSQL, f"host={host} port={port} user=postgres dbname=postgres",
-                                  "-X", "-A", "-t", "-c", "SHOW shared_buffers"], timeout=30, check=True,
+                                  "-X", "-A", "-t", "-c", "SHOW wal_buffers"], timeout=30, check=True,
                                  env=dict(os.environ, PGPASSWORD=secrets["SUPERUSER_PASSWORD"])).stdout.strip()
-            self.assertEqual(out, "160MB", f"{r['name']}: shared_buffers {out}")
+            self.assertEqual(out, "8MB", f"{r['name']}: wal_buffers {out}")
         stages = ", ".join("%s %ss" % (x["stage"], x["seconds"]) for x in rep["stages"])
         print(f"[cluster] pg-maintenance: {stages}; longest stall reads {fig['read_stall_s']:.2f}s "
               f"writes {fig['write_stall_s']:.2f}s", file=sys.stderr)
