@@ -335,7 +335,7 @@ class RolloutTest(unittest.TestCase):
         self.assertEqual(rep["outcome"], "done")
         self.assertNotIn("fail", rep["judgement_counts"], rep["judgement_counts"])
         self.assertEqual([s["percent"] for s in rep["steps"]], [5, 50, 100])
-        self.assertGreater(rep["failed_requests"]["canary_requests"], 100, "the canary got hardly any traffic")
+        self.assertGreater(rep["failed_requests"]["canary_requests"], 20, "the canary got no real traffic")
         self.assertEqual(fig["failed"], 0, f"{fig['failed_by_kind']}:\n  " + "\n  ".join(self.load.failures()))
         self.assertDurable(fig)
         self.assertNotEqual(self.release()["slot"], slot0)
