@@ -29,7 +29,6 @@ import copy
 import json
 import random
 import re
-import secrets
 import time
 import unittest
 import uuid
@@ -41,7 +40,6 @@ PER_ROUTE = 250         # mutations per route at most (each class is represented
 SEND_BUDGET_S = 40      # the whole mutation phase; stops early (and says so) past it
 HUGE = 60_000           # a huge string: under the 64 KiB body limit, over every field's
 DEEP = 5_000            # nesting depth (the JSON parser's limit is 32)
-OPS_TOKEN = secrets.token_hex(32)
 BAD_UTF8 = [b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xc0\xaf", b"\xf8\x88\x80\x80\x80", b"\xe2\x82"]
 WRONG_CONTENT_TYPES = [None, "text/plain", "application/x-www-form-urlencoded",
                        "multipart/form-data; boundary=x", "application/xml", "application/jsonx",
@@ -328,10 +326,7 @@ class BodyFuzzTest(ContinuumTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        token_file = cls.cluster.dir / "ops.token"
-        token_file.write_text(OPS_TOKEN + "\n")
-        token_file.chmod(0o600)
-        cls.server = cls.cluster.add_server("node-1", {"ops": {"token_file": str(token_file)}})
+        cls.server = cls.cluster.add_server("node-1")     # with the harness's ops token
         cls.routes = route_table()
         c = cls.cluster
         me = c.scalar("SELECT patient_id AS p FROM account WHERE username = 'demo-patient'")
@@ -399,7 +394,7 @@ class BodyFuzzTest(ContinuumTestCase):
     # -- requests ------------------------------------------------------------------------
 
     def send(self, route, seed, data, content_type, request_id):
-        token = OPS_TOKEN if seed.role == "ops" else self.tokens.get(seed.role)
+        token = self.server.ops_token if seed.role == "ops" else self.tokens.get(seed.role)
         path = route["pattern"].replace("{}", str(seed.path(self)) if seed.path else "1")
         headers = {"Content-Type": content_type, "Idempotency-Key": "fuzz-" + uuid.uuid4().hex}
         return self.server.request(route["method"], path, body=data, headers=headers, token=token,
