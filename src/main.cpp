@@ -16,6 +16,7 @@
 #include "audit/verify.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
+#include "core/release.hpp"
 #include "db/migrate.hpp"
 #include "monitor/probe.hpp"
 #include "portal/node.hpp"
@@ -41,6 +42,16 @@ std::string DefaultOwnerDatabaseUrl() {
 }
 
 std::string DefaultMigrationsDir() { return std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations"; }
+
+// The test build of "release N+1" (CMake option CONTINUUM_TEST_RELEASE_NEXT, see
+// src/db/README.md) knows the migrations of db/migrations-next as well.
+std::vector<std::string> DefaultExtraMigrationsDirs() {
+#ifdef CONTINUUM_TEST_RELEASE_NEXT
+  return {std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations-next"};
+#else
+  return {};
+#endif
+}
 
 // The project's folder (scripts/, deploy/): CONTINUUM_HOME, else the source tree the
 // binary was built from.
@@ -100,11 +111,25 @@ int main(int argc, char** argv) {
   // migrate
   auto* migrate = app.add_subcommand("migrate", "Apply database migrations");
   std::string mig_url = DefaultOwnerDatabaseUrl(), mig_dir = DefaultMigrationsDir();
-  int lock_timeout = 2000;
+  std::vector<std::string> mig_extra_dirs = DefaultExtraMigrationsDirs();
+  int lock_timeout = 2000, node_stale_s = 30;
+  bool mig_contract = false, mig_check = false;
   migrate->add_option("--database-url", mig_url, "PostgreSQL URL")->capture_default_str();
   migrate->add_option("--dir", mig_dir, "Migrations folder")->capture_default_str();
+  migrate->add_option("--extra-dir", mig_extra_dirs, "More migrations folders")
+      ->capture_default_str();
   migrate->add_option("--lock-timeout-ms", lock_timeout, "lock_timeout per migration")
       ->capture_default_str();
+  migrate->add_flag("--contract", mig_contract,
+                    "Also apply contract migrations (refused while a node of an older release "
+                    "is live)");
+  migrate
+      ->add_option("--node-stale-s", node_stale_s,
+                   "A node whose heartbeat is older than this counts as gone")
+      ->capture_default_str()
+      ->check(CLI::Range(5, 3600));
+  migrate->add_flag("--check", mig_check,
+                    "Only check the files (names, expand/contract discipline); no database");
 
   // seed
   auto* seed = app.add_subcommand("seed", "Load a deterministic synthetic population");
@@ -245,7 +270,7 @@ int main(int argc, char** argv) {
 
   try {
     if (*version) {
-      std::cout << continuum::portal::BuildVersion() << "\n";
+      std::cout << continuum::BuildVersion() << "\n";
       return 0;
     }
     if (*routes) {
@@ -267,7 +292,18 @@ int main(int argc, char** argv) {
       return continuum::portal::Serve(cfg);
     }
     if (*migrate) {
-      int n = continuum::db::Migrate({continuum::Secret(mig_url), mig_dir, lock_timeout});
+      continuum::db::MigrateOptions mo{continuum::Secret(mig_url),
+                                       mig_dir,
+                                       mig_extra_dirs,
+                                       lock_timeout,
+                                       mig_contract,
+                                       node_stale_s};
+      if (mig_check) {
+        for (const auto& m : continuum::db::CheckMigrationFiles(mo))
+          std::cout << m.file << " " << (m.contract ? "contract" : "expand") << "\n";
+        return 0;
+      }
+      int n = continuum::db::Migrate(mo);
       std::cerr << "migrate: " << n << " migration(s) applied\n";
       return 0;
     }

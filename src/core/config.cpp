@@ -100,7 +100,7 @@ Config LoadConfig(const std::string& path) {
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
-               "idle_timeout_ms", "shutdown_grace_ms", "access_log", "trusted_proxies",
+               "idle_timeout_ms", "shutdown_grace_ms", "drain_ms", "access_log", "trusted_proxies",
                "public_base_url"});
     Get(*s, path, "server", "listen_address", c.listen_address);
     Get(*s, path, "server", "listen_port", c.listen_port);
@@ -109,6 +109,12 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "server", "header_timeout_ms", c.header_timeout_ms);
     Get(*s, path, "server", "idle_timeout_ms", c.idle_timeout_ms);
     Get(*s, path, "server", "shutdown_grace_ms", c.shutdown_grace_ms);
+    Get(*s, path, "server", "drain_ms", c.drain_ms);
+    if (c.drain_ms < 0 || c.drain_ms > 600000)
+      Fail(path, "server.drain_ms",
+           "must be between 0 and 600000 (milliseconds of readiness 503 before a SIGTERM stops "
+           "accepting), got " +
+               std::to_string(c.drain_ms));
     Get(*s, path, "server", "access_log", c.access_log);
     if (s->get("public_base_url")) {
       std::string url;

@@ -51,6 +51,11 @@ struct Config {
   int header_timeout_ms = 10000;
   int idle_timeout_ms = 60000;
   int shutdown_grace_ms = 10000;
+  // On SIGTERM the node first drains for drain_ms: /readyz answers 503 "draining" (the
+  // edge's health checks take it out of rotation), requests are still served, each
+  // answer closes its connection. Then it stops accepting and waits (at most
+  // shutdown_grace_ms) for requests in flight. 0: stop accepting at once.
+  int drain_ms = 0;
   bool access_log = true;
   std::vector<std::string> trusted_proxies;  // edge addresses whose X-Forwarded-For is believed
   // server.public_base_url: the address clients reach the portal at (the edge's public

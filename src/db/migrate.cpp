@@ -14,6 +14,11 @@
 //  - a file whose first line is `-- migrate:no-transaction` runs outside a transaction
 //    (for CREATE INDEX CONCURRENTLY); it must then hold exactly one statement, and is
 //    recorded after it succeeds — write it idempotently (IF NOT EXISTS).
+//  - expand/contract (migrate.hpp, db/migration_check.hpp): every file is checked before
+//    anything runs; a contract migration runs only with `contract` and only when no
+//    live node is older than it. The check runs inside the contract's own transaction
+//    after LOCK TABLE continuum_node IN SHARE MODE, so a node cannot register between
+//    the check and the commit (its INSERT waits for the contract's commit);
 //  - it runs as the owner role, never as continuum_portal (refused): the owner owns
 //    every table; 0013_roles.sql grants the portal role only what it needs.
 #include "db/migrate.hpp"
@@ -34,6 +39,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "db/migration_check.hpp"
 
 namespace continuum::db {
 namespace {
@@ -110,56 +117,101 @@ struct MigrationFile {
   std::string sql;
   std::string checksum;
   bool transactional = true;
+  bool contract = false;
 };
 
-std::vector<MigrationFile> LoadFiles(const std::string& dir) {
+std::vector<MigrationFile> LoadFiles(const std::vector<std::string>& dirs) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) {
-    throw std::runtime_error("migrate: migrations directory " + dir + " does not exist");
-  }
   static const std::regex kName(R"(^(\d{4})_([A-Za-z0-9_\-]+)\.sql$)");
   std::vector<MigrationFile> files;
   std::map<int, std::string> seen;
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string filename = entry.path().filename().string();
-    std::smatch m;
-    if (!std::regex_match(filename, m, kName)) {
-      if (entry.path().extension() == ".sql") {
-        throw std::runtime_error("migrate: " + filename + " is not named NNNN_name.sql");
+  for (const auto& dir : dirs) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) {
+      throw std::runtime_error("migrate: migrations directory " + dir + " does not exist");
+    }
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      if (!entry.is_regular_file()) continue;
+      const std::string filename = entry.path().filename().string();
+      std::smatch m;
+      if (!std::regex_match(filename, m, kName)) {
+        if (entry.path().extension() == ".sql") {
+          throw std::runtime_error("migrate: " + filename + " is not named NNNN_name.sql");
+        }
+        continue;
       }
-      continue;
+      MigrationFile f;
+      f.version = std::stoi(m[1].str());
+      f.name = entry.path().stem().string();
+      f.path = entry.path();
+      if (auto [it, inserted] = seen.emplace(f.version, filename); !inserted) {
+        throw std::runtime_error("migrate: " + filename + " and " + it->second + " share version " +
+                                 m[1].str());
+      }
+      std::ifstream in(f.path, std::ios::binary);
+      if (!in) throw std::runtime_error("migrate: cannot read " + f.path.string());
+      std::ostringstream buf;
+      buf << in.rdbuf();
+      f.sql = buf.str();
+      f.checksum = Sha256Hex(f.sql);
+      f.transactional = f.sql.rfind("-- migrate:no-transaction", 0) != 0;
+      if (std::string err = CheckMigration(filename, f.sql); !err.empty()) {
+        throw std::runtime_error("migrate: " + err);
+      }
+      f.contract = ParseMigrationHeader(f.sql).kind == MigrationKind::kContract;
+      files.push_back(std::move(f));
     }
-    MigrationFile f;
-    f.version = std::stoi(m[1].str());
-    f.name = entry.path().stem().string();
-    f.path = entry.path();
-    if (auto [it, inserted] = seen.emplace(f.version, filename); !inserted) {
-      throw std::runtime_error("migrate: " + filename + " and " + it->second + " share version " +
-                               m[1].str());
-    }
-    std::ifstream in(f.path, std::ios::binary);
-    if (!in) throw std::runtime_error("migrate: cannot read " + f.path.string());
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    f.sql = buf.str();
-    f.checksum = Sha256Hex(f.sql);
-    f.transactional = f.sql.rfind("-- migrate:no-transaction", 0) != 0;
-    files.push_back(std::move(f));
   }
   std::sort(files.begin(), files.end(),
             [](const MigrationFile& a, const MigrationFile& b) { return a.version < b.version; });
   return files;
 }
 
-void ApplyOne(PGconn* conn, const MigrationFile& f, int lock_timeout_ms) {
+std::vector<std::string> Dirs(const MigrateOptions& options) {
+  std::vector<std::string> dirs = {options.migrations_dir.empty() ? "db/migrations"
+                                                                  : options.migrations_dir};
+  dirs.insert(dirs.end(), options.extra_dirs.begin(), options.extra_dirs.end());
+  return dirs;
+}
+
+// A contract migration may run only when every live node was built knowing it (its
+// schema_version is at least the contract's version): those nodes' code does not use
+// what the contract removes. Throws naming the nodes that are older.
+void RequireNoOlderNodes(PGconn* conn, const MigrationFile& f, int stale_s) {
+  const std::string context = "migrate: " + f.path.filename().string();
+  Result exists = Exec(conn, "SELECT to_regclass('continuum_node') IS NOT NULL", context);
+  if (std::string_view(PQgetvalue(exists.get(), 0, 0)) != "t") return;  // no node registry yet
+  Result r = ExecParams(
+      conn,
+      "SELECT node_id, region, version, schema_version, "
+      "round(extract(epoch FROM now() - heartbeat_at))::bigint FROM continuum_node "
+      "WHERE heartbeat_at > now() - make_interval(secs => $1::int) AND schema_version < $2::int "
+      "ORDER BY node_id, instance_id",
+      {std::to_string(stale_s), std::to_string(f.version)}, context);
+  if (PQntuples(r.get()) == 0) return;
+  std::string nodes;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    nodes += std::string(i ? "; " : "") + PQgetvalue(r.get(), i, 0) + " (region " +
+             PQgetvalue(r.get(), i, 1) + ", version " + PQgetvalue(r.get(), i, 2) + ", schema " +
+             PQgetvalue(r.get(), i, 3) + ", last seen " + PQgetvalue(r.get(), i, 4) + " s ago)";
+  }
+  throw std::runtime_error(
+      context + " is a contract migration and " + std::to_string(PQntuples(r.get())) +
+      " live node(s) run a release built before it: " + nodes +
+      ". Upgrade or stop them first (a stopped node deregisters; one that died counts as gone " +
+      std::to_string(stale_s) +
+      " s after its last heartbeat), then run `continuum migrate "
+      "--contract` again");
+}
+
+void ApplyOne(PGconn* conn, const MigrationFile& f, int lock_timeout_ms, int stale_s) {
   const std::string record_sql =
       "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
       "VALUES ($1, $2, $3, now())";
   const std::vector<std::string> record_params = {std::to_string(f.version), f.name, f.checksum};
   const std::string context = "migrate: " + f.path.filename().string();
   if (!f.transactional) {
+    if (f.contract) RequireNoOlderNodes(conn, f, stale_s);
     Exec(conn, "SET lock_timeout = '" + std::to_string(lock_timeout_ms) + "ms'", context);
     Exec(conn, std::string("SET statement_timeout = '") + kStatementTimeout + "'", context);
     try {
@@ -176,6 +228,14 @@ void ApplyOne(PGconn* conn, const MigrationFile& f, int lock_timeout_ms) {
   try {
     Exec(conn, "SET LOCAL lock_timeout = '" + std::to_string(lock_timeout_ms) + "ms'", context);
     Exec(conn, std::string("SET LOCAL statement_timeout = '") + kStatementTimeout + "'", context);
+    if (f.contract) {
+      // Held to the commit: a node registering now waits, and is checked by the next run.
+      Exec(conn,
+           "DO $$ BEGIN IF to_regclass('continuum_node') IS NOT NULL THEN "
+           "LOCK TABLE continuum_node IN SHARE MODE; END IF; END $$",
+           context);
+      RequireNoOlderNodes(conn, f, stale_s);
+    }
     Exec(conn, f.sql, context);
     ExecParams(conn, record_sql, record_params, context);
     Exec(conn, "COMMIT", context);
@@ -187,10 +247,17 @@ void ApplyOne(PGconn* conn, const MigrationFile& f, int lock_timeout_ms) {
 
 }  // namespace
 
+std::vector<MigrationInfo> CheckMigrationFiles(const MigrateOptions& options) {
+  if (sodium_init() < 0) throw std::runtime_error("migrate: libsodium failed to initialize");
+  std::vector<MigrationInfo> out;
+  for (const auto& f : LoadFiles(Dirs(options)))
+    out.push_back({f.path.filename().string(), f.contract});
+  return out;
+}
+
 int Migrate(const MigrateOptions& options) {
   if (sodium_init() < 0) throw std::runtime_error("migrate: libsodium failed to initialize");
-  const std::string dir = options.migrations_dir.empty() ? "db/migrations" : options.migrations_dir;
-  const std::vector<MigrationFile> files = LoadFiles(dir);
+  const std::vector<MigrationFile> files = LoadFiles(Dirs(options));
 
   Conn conn(PQconnectdb(options.database_url.reveal().c_str()));
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
@@ -261,10 +328,20 @@ int Migrate(const MigrateOptions& options) {
   int count = 0;
   for (const auto& f : files) {
     if (applied.count(f.version)) continue;
+    if (f.contract && !options.contract) {
+      int pending = 0;
+      for (const auto& g : files) pending += !applied.count(g.version) && g.version >= f.version;
+      std::fprintf(stderr,
+                   "migrate: %s is a contract migration: not applied, nor the %d after it. Run "
+                   "`continuum migrate --contract` once every node runs a release built with it "
+                   "(it refuses while an older node is live)\n",
+                   f.name.c_str(), pending - 1);
+      break;
+    }
     const auto start = std::chrono::steady_clock::now();
     for (int attempt = 1;; ++attempt) {
       try {
-        ApplyOne(conn.get(), f, options.lock_timeout_ms);
+        ApplyOne(conn.get(), f, options.lock_timeout_ms, options.node_stale_s);
         break;
       } catch (const PgError& e) {
         // 55P03 lock_not_available: live traffic holds a conflicting lock. Back off and

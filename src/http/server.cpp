@@ -61,6 +61,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   std::vector<std::unique_ptr<Shard>> shards;
   std::atomic<bool> stopping{false};
+  std::atomic<bool> close_after_response{false};
   std::atomic<int> connections{0};
   std::mutex drained_mu;
   std::function<void()> on_drained;
@@ -150,7 +151,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           resp = std::move(*err);
         else
           resp = co_await shard->handler(req);
-        bool keep = breq.keep_alive() && !stopping.load();
+        bool keep = breq.keep_alive() && !stopping.load() && !close_after_response.load();
         auto res = ToBeast(std::move(resp), breq.version(), keep, req.request_id);
         stream.expires_after(std::chrono::seconds(30));
         auto [wec, wn] =
@@ -207,6 +208,8 @@ void Server::OnDrained(std::function<void()> f) {
   std::lock_guard lock(impl_->drained_mu);
   impl_->on_drained = std::move(f);
 }
+
+void Server::CloseAfterEachResponse() { impl_->close_after_response.store(true); }
 
 void Server::Stop() {
   if (impl_->stopping.exchange(true)) return;

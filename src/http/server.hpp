@@ -56,6 +56,10 @@ class Server {
   // Binds all acceptors (throws on failure, e.g. port in use).
   void Listen();
   uint16_t port() const;
+  // Before Stop(): requests are still accepted and served, but every answer closes its
+  // connection (Connection: close), so no keep-alive connection outlives the drain.
+  // Thread-safe, idempotent.
+  void CloseAfterEachResponse();
   // Begins graceful shutdown; thread-safe, idempotent.
   void Stop();
   // Called (once) when the last connection closed after Stop().

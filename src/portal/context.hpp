@@ -79,6 +79,9 @@ struct Services {
   // Set once the session sync loop has loaded the revocation list: until then this node
   // cannot tell a logged-out token from a live one, so it is not ready (/readyz 503).
   std::atomic<bool> revocations_loaded{false};
+  // Set by SIGTERM for [server] drain_ms: /readyz answers 503 "draining" so the edge
+  // takes this node out of rotation while it still serves what arrives.
+  std::atomic<bool> draining{false};
 };
 
 using TierPools = std::array<std::unique_ptr<db::Pool>, 5>;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <sys/statvfs.h>
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,6 +25,7 @@
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/release.hpp"
 #include "db/errors.hpp"
 #include "deps/dependency.hpp"
 #include "deps/smtp_client.hpp"
@@ -140,6 +142,66 @@ asio::awaitable<void> SessionSync(Shard& shard, Services& svc, NodeState& state)
     svc.sessions->Sweep(now);
     timer.expires_after(std::chrono::milliseconds(svc.config.revocation_poll_ms));
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+// The node registry (db/migrations/0019_node_registry.sql): this process registers
+// with its release and the schema it was built for, moves its heartbeat every
+// kHeartbeatMs, and deregisters on a clean stop. `continuum migrate --contract` reads
+// it and refuses a contract migration while a node built before it is live. Best effort:
+// a failed heartbeat (no primary during a failover, a schema before 0019) is logged once
+// and retried; it never affects serving.
+constexpr int kHeartbeatMs = 5000;
+const db::Query kNodeHeartbeat{
+    "node_heartbeat",
+    "INSERT INTO continuum_node (instance_id, node_id, region, version, schema_version) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()",
+    db::Access::kWrite, db::DataClass::kOperational};
+const db::Query kNodeDeregister{"node_deregister",
+                                "DELETE FROM continuum_node WHERE instance_id = $1",
+                                db::Access::kWrite, db::DataClass::kOperational};
+
+std::string NewInstanceId() {
+  unsigned char b[12];
+  randombytes_buf(b, sizeof b);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : b) {
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
+asio::awaitable<void> NodeRegistry(Shard& shard, Services& svc, NodeState& state,
+                                   const std::string& instance) {
+  asio::steady_timer timer(shard.executor);
+  bool warned = false;
+  while (!state.stopping.load()) {
+    try {
+      co_await shard.pool(Tier::kOps)
+          .Exec(kNodeHeartbeat,
+                db::P(instance, svc.config.node_id, svc.config.region, std::string(BuildVersion()),
+                      std::to_string(KnownSchemaVersion())),
+                Deadline::After(std::chrono::milliseconds(2000)));
+      if (warned) log::Info("node registry: heartbeat written again");
+      warned = false;
+    } catch (const std::exception& e) {
+      if (!warned) log::Warn("node registry: heartbeat failed (retrying): {}", e.what());
+      warned = true;
+    }
+    timer.expires_after(std::chrono::milliseconds(kHeartbeatMs));
+    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+asio::awaitable<void> NodeDeregister(Shard& shard, const std::string& instance) {
+  try {
+    co_await shard.pool(Tier::kOps)
+        .Exec(kNodeDeregister, db::P(instance), Deadline::After(std::chrono::milliseconds(1500)));
+    log::Info("node registry: deregistered");
+  } catch (const std::exception& e) {
+    log::Warn("node registry: deregistration failed (the row goes stale instead): {}", e.what());
   }
 }
 
@@ -286,9 +348,11 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
   co_return resp;
 }
 
-#ifndef CONTINUUM_VERSION
-#define CONTINUUM_VERSION "unknown"
-#endif
+// Taken at static initialisation, i.e. as the process starts; a restart (by a
+// supervisor, after a crash) shows as a new value.
+const double kProcessStart =
+    std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+double ProcessStartTime() { return kProcessStart; }
 
 void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Journal& journal,
                         audit::Shipper* shipper, auth::SessionCache& sessions, Services& svc) {
@@ -296,8 +360,11 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
     out += "# HELP continuum_build_info The running build (git describe at configure time).\n";
     out += "# TYPE continuum_build_info gauge\n";
     out += fmt::format("continuum_build_info{{version=\"{}\",node=\"{}\",region=\"{}\"}} 1\n",
-                       CONTINUUM_VERSION, log::JsonEscape(svc.config.node_id),
+                       BuildVersion(), log::JsonEscape(svc.config.node_id),
                        log::JsonEscape(svc.config.region));
+    out += "# HELP continuum_process_start_time_seconds When this process started (Unix time).\n";
+    out += "# TYPE continuum_process_start_time_seconds gauge\n";
+    out += fmt::format("continuum_process_start_time_seconds {:.3f}\n", ProcessStartTime());
     out += "# HELP continuum_fault_injection_active 1 while [fault_injection] defects are on.\n";
     out += "# TYPE continuum_fault_injection_active gauge\n";
     out += fmt::format("continuum_fault_injection_active {}\n",
@@ -444,10 +511,11 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
 
 }  // namespace
 
-std::string_view BuildVersion() { return CONTINUUM_VERSION; }
-
 int Serve(const Config& cfg) {
   log::Init("serve", cfg.node_id);
+  const std::string instance_id = NewInstanceId();  // this process in continuum_node
+  log::Info("release {} (schema {}), instance {}", BuildVersion(), KnownSchemaVersion(),
+            instance_id);
   Metrics::Get().SetRequestLabel("version", BuildVersion());
   if (cfg.FaultInjectionActive()) {
     log::Warn(
@@ -685,16 +753,15 @@ int Serve(const Config& cfg) {
   auto stop_all = [&iocs]() {
     for (auto& io : iocs) io->stop();
   };
-  server.OnDrained([&]() {
-    log::Info("all connections drained");
-    asio::post(*iocs[0], stop_all);
-  });
+  // SIGTERM: drain ([server] drain_ms: readiness 503, answers close their connections,
+  // requests are still served), then stop accepting and give the requests in flight
+  // shutdown_grace_ms. A second signal during the drain ends it at once.
   asio::signal_set signals(*iocs[0], SIGTERM, SIGINT);
+  asio::steady_timer drain(*iocs[0]);
   asio::steady_timer grace(*iocs[0]);
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    log::Info("signal {}: graceful shutdown (grace {} ms)", sig, cfg.shutdown_grace_ms);
-    state.stopping.store(true);
+  auto shut_down = [&]() {
+    if (state.stopping.exchange(true)) return;
+    log::Info("graceful shutdown: no new connections (grace {} ms)", cfg.shutdown_grace_ms);
     server.Stop();
     grace.expires_after(std::chrono::milliseconds(cfg.shutdown_grace_ms));
     grace.async_wait([&](boost::system::error_code gec) {
@@ -703,7 +770,29 @@ int Serve(const Config& cfg) {
         stop_all();
       }
     });
-  });
+  };
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int sig) {
+    if (ec) return;
+    if (cfg.drain_ms <= 0 || svc.draining.load()) {
+      log::Info("signal {}", sig);
+      drain.cancel();
+      shut_down();
+      return;
+    }
+    log::Info(
+        "signal {}: draining for {} ms (readiness 503, connections closed after "
+        "each answer)",
+        sig, cfg.drain_ms);
+    svc.draining.store(true);
+    server.CloseAfterEachResponse();
+    drain.expires_after(std::chrono::milliseconds(cfg.drain_ms));
+    drain.async_wait([&](boost::system::error_code dec) {
+      if (!dec) shut_down();
+    });
+    signals.async_wait(on_signal);  // a second signal ends the drain
+  };
+  signals.async_wait(on_signal);
   // Background loops (revocation sync, jobs, notifications, EHR sync, dependency and
   // database probes) run on a shard of their own: their own io_context on their own
   // thread, with their own small pools (one connection per tier), so none of their work
@@ -732,7 +821,19 @@ int Serve(const Config& cfg) {
     }
   }
   Shard& bg = *background;
+  // Once the last connection closed: deregister (at most 1.5 s), then stop every shard.
+  server.OnDrained([&]() {
+    log::Info("all connections drained");
+    asio::co_spawn(
+        bg_ioc,
+        [&]() -> asio::awaitable<void> {
+          co_await NodeDeregister(bg, instance_id);
+          asio::post(*iocs[0], stop_all);
+        },
+        asio::detached);
+  });
   asio::co_spawn(bg_ioc, SessionSync(bg, svc, state), asio::detached);
+  asio::co_spawn(bg_ioc, NodeRegistry(bg, svc, state, instance_id), asio::detached);
   asio::co_spawn(bg_ioc, medium::JobWorker(bg, svc, state.stopping), asio::detached);
   asio::co_spawn(bg_ioc, high::NotificationWorker(bg, svc, state.stopping), asio::detached);
   for (auto* d : dependencies.All())

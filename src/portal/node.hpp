@@ -11,7 +11,5 @@ namespace continuum::portal {
 
 // Returns the process exit code.
 int Serve(const Config& config);
-// The release: `git describe --always --dirty` when CMake configured the build.
-std::string_view BuildVersion();
 
 }  // namespace continuum::portal

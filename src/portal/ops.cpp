@@ -4,6 +4,7 @@
 
 #include "audit/journal.hpp"
 #include "core/metrics.hpp"
+#include "core/release.hpp"
 #include "deps/dependency.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/node.hpp"
@@ -161,7 +162,8 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   // Until the revocation list is loaded, a logged-out token would be accepted here.
   bool sessions_ok = ctx.svc.revocations_loaded.load();
   // [fault_injection] never_ready: a release that never becomes ready (rollout tests).
-  bool ready = db_ok && audit_ok && sessions_ok && !ctx.svc.config.fault_never_ready;
+  bool draining = ctx.svc.draining.load();
+  bool ready = db_ok && audit_ok && sessions_ok && !draining && !ctx.svc.config.fault_never_ready;
   // External services: each one's health, breaker and last error, and the fallback that
   // serves patients while it is not healthy (the same words as the alert rules').
   json::object dependencies;
@@ -187,7 +189,7 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
                      {"pool_in_use", p.stats().in_use.load()},
                      {"pool_waiting", p.stats().waiting.load()}};
   }
-  json::object out{{"status", ready ? "ready" : "not-ready"},
+  json::object out{{"status", ready ? "ready" : (draining ? "draining" : "not-ready")},
                    {"node", ctx.svc.config.node_id},
                    {"region", ctx.svc.config.region},
                    {"database", std::move(database)},
@@ -239,6 +241,7 @@ asio::awaitable<http::Response> Readyz(RequestContext& ctx) {
 asio::awaitable<http::Response> OpsStatus(RequestContext& ctx) {
   auto [body, status] = co_await ReadyState(ctx);
   body["version"] = BuildVersion();
+  body["schema_version"] = KnownSchemaVersion();
   // Firing alerts and the journeys' last runs, from the database (within 800 ms, and
   // not at all when the database is known to be unreachable).
   const auto& db = body["database"].as_object();

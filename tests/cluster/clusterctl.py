@@ -422,6 +422,18 @@ class ClusterHandle:
             return f"({p} missing)"
         return f"--- {p}:\n" + "\n".join(data[-lines:])
 
+    def print_failure_logs(self, lines: int = 40) -> None:
+        """For a failed test: the tails of the Patroni and etcd logs on stderr (CI keeps its
+        output, not /tmp), and keep a copy of the logs when the cluster is closed."""
+        self.failed = True
+        logs = self.state / "logs"
+        try:
+            names = sorted(n for n in os.listdir(logs) if n.startswith(("patroni-", "etcd-")))
+        except OSError:
+            names = []
+        for n in names:
+            print(f"\n{self.log_tail(n, lines)}", file=sys.stderr, flush=True)
+
     # -- teardown -----------------------------------------------------------------------------
 
     def close(self) -> None:

@@ -553,9 +553,11 @@ def _children_of(pid: int) -> list[int]:
 class Server:
     """One `continuum serve` process of a Cluster."""
 
-    def __init__(self, cluster: "Cluster", name: str, overrides: dict | None = None):
+    def __init__(self, cluster: "Cluster", name: str, overrides: dict | None = None,
+                 binary: Path | None = None):
         self.cluster = cluster
         self.name = name
+        self.binary = Path(binary) if binary else BINARY  # another release: test_schema_compat
         self.dir = cluster.dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.audit_dir = self.dir / "audit"
@@ -633,7 +635,7 @@ class Server:
                 out.flush()
                 err.flush()
                 self.proc = subprocess.Popen(
-                    [str(BINARY), "serve", "--config", str(self.config_path)],
+                    [str(self.binary), "serve", "--config", str(self.config_path)],
                     stdin=subprocess.DEVNULL, stdout=out,
                     stderr=err if self.stderr_fd is None else self.stderr_fd, cwd=self.dir,
                     start_new_session=True)
@@ -884,10 +886,11 @@ class Cluster:
             self.seed()
         return self
 
-    def cli(self, *args, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+    def cli(self, *args, timeout: float = 120, check: bool = False,
+            binary: Path | None = None) -> subprocess.CompletedProcess:
         require_binary()
         try:
-            cp = run([BINARY, *args], timeout=timeout, check=check, cwd=self.dir)
+            cp = run([str(binary or BINARY), *args], timeout=timeout, check=check, cwd=self.dir)
         except RuntimeError as e:
             self._note_sanitizer(f"continuum {args[0] if args else ''}", str(e))
             raise
@@ -911,8 +914,8 @@ class Cluster:
                         "--facilities", str(facilities or self.facilities), timeout=600, check=check)
 
     def add_server(self, name: str = "node-1", overrides: dict | None = None,
-                   start: bool = True) -> Server:
-        s = Server(self, name, overrides)
+                   start: bool = True, binary: Path | None = None) -> Server:
+        s = Server(self, name, overrides, binary)
         self.servers.append(s)
         if start:
             s.start()

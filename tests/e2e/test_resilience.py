@@ -157,5 +157,51 @@ class GracefulShutdownTest(ContinuumTestCase):
         s.start()
 
 
+class DrainOnSigtermTest(ContinuumTestCase):
+    """[server] drain_ms: SIGTERM first drains (readiness 503 "draining" so the edge takes
+    the node out, requests still served, each answer closes its connection), then stops."""
+    SERVER_OVERRIDES = {"server": {"drain_ms": 3000, "shutdown_grace_ms": 5000}}
+
+    def test_sigterm_drains_before_it_stops(self):
+        s = self.server
+        token = self.token("demo-patient")
+        client = s.client()
+        r = client.request("GET", "/fhir/R4/Patient/1", token=token)
+        self.assertEqual(r.status, 200)
+        self.assertNotEqual((r.header("Connection") or "").lower(), "close")
+        t0 = time.monotonic()
+        s.terminate()
+        # readiness goes false at once, with the reason for an operator
+        wait_until(lambda: s.get("/readyz").status == 503, 1.0, 0.05, "/readyz 503 after SIGTERM")
+        self.assertEqual(s.get("/readyz").json()["status"], "draining")
+        self.assertEqual(s.get("/readyz", anonymous=True).status, 503)
+        # still serving: on the open keep-alive connection (which it then closes) and on a new one
+        r = client.request("GET", "/fhir/R4/Patient/1", token=token)
+        self.assertEqual(r.status, 200)
+        self.assertEqual((r.header("Connection") or "").lower(), "close")
+        client.close()
+        r = s.get("/fhir/R4/Patient/1", token=token)
+        self.assertEqual(r.status, 200)
+        self.assertLess(time.monotonic() - t0, 2.8, "the checks above ran after the drain ended")
+        self.assertEqual(s.wait(15), 0)
+        took = time.monotonic() - t0
+        print(f"\n  exit {took:.2f}s after SIGTERM (drain_ms 3000)", flush=True)
+        self.assertGreaterEqual(took, 2.9, "stopped before drain_ms was over")
+        self.assertLess(took, 5.0)
+        s.start()
+
+    def test_a_second_sigterm_ends_the_drain(self):
+        s = self.server
+        if not s.alive():
+            s.start()
+        t0 = time.monotonic()
+        s.terminate()
+        wait_until(lambda: s.get("/readyz").status == 503, 1.0, 0.05, "/readyz 503 after SIGTERM")
+        s.terminate()
+        self.assertEqual(s.wait(15), 0)
+        self.assertLess(time.monotonic() - t0, 1.5, "a second SIGTERM did not end the drain")
+        s.start()
+
+
 if __name__ == "__main__":
     unittest.main()

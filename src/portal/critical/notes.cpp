@@ -13,9 +13,23 @@ namespace asio = boost::asio;
 namespace json = boost::json;
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-#define NOTE_COLS                                                                               \
+#define NOTE_COLS_N                                                                             \
   "id, patient_id, author_id, status, title, content, content_type, " TS("created_at") ", " TS( \
       "signed_at") ", signed_by, " TS("updated_at") ", idempotency_key"
+
+// The test release N+1 (CONTINUUM_TEST_RELEASE_NEXT, the continuum_next build; see
+// src/db/README.md): db/migrations-next/9001 adds clinical_note.content_bytes, which N+1
+// writes on every note and serves as content.attachment.size (column 12); release N
+// neither writes nor reads it.
+#ifdef CONTINUUM_TEST_RELEASE_NEXT
+#define NOTE_COLS NOTE_COLS_N ", coalesce(content_bytes, octet_length(content))"
+#define NOTE_INSERT_COLS "content_type, idempotency_key, content_bytes"
+#define NOTE_INSERT_VALUES "'text/plain', $5, octet_length($4)"
+#else
+#define NOTE_COLS NOTE_COLS_N
+#define NOTE_INSERT_COLS "content_type, idempotency_key"
+#define NOTE_INSERT_VALUES "'text/plain', $5"
+#endif
 
 namespace {
 
@@ -23,8 +37,9 @@ namespace {
 // synchronous_commit = on, so an acknowledged note survives a failover.
 const db::Query kInsertNote{
     "note_insert",
-    "INSERT INTO clinical_note (patient_id, author_id, status, title, content, content_type, "
-    "idempotency_key) VALUES ($1, $2, 'preliminary', $3, $4, 'text/plain', $5) "
+    "INSERT INTO clinical_note (patient_id, author_id, status, title, content, " NOTE_INSERT_COLS
+    ") VALUES ($1, $2, 'preliminary', $3, $4, " NOTE_INSERT_VALUES
+    ") "
     "ON CONFLICT (author_id, idempotency_key) DO NOTHING RETURNING " NOTE_COLS,
     db::Access::kWrite};
 const db::Query kNoteByKey{"note_by_idempotency_key",
@@ -70,10 +85,14 @@ json::object NoteJson(const db::Result& r, int i) {
   d["author"] = json::array{fhir::Reference("Practitioner", r.get(i, 2))};
   if (final && !r.null(i, 9)) d["authenticator"] = fhir::Reference("Practitioner", r.get(i, 9));
   d["description"] = r.get(i, 4);
-  d["content"] = json::array{json::object{{"attachment", json::object{{"contentType", r.get(i, 6)},
-                                                                      {"data", Base64(r.get(i, 5))},
-                                                                      {"title", r.get(i, 4)},
-                                                                      {"creation", r.get(i, 7)}}}}};
+  json::object attachment{{"contentType", r.get(i, 6)},
+                          {"data", Base64(r.get(i, 5))},
+                          {"title", r.get(i, 4)},
+                          {"creation", r.get(i, 7)}};
+#ifdef CONTINUUM_TEST_RELEASE_NEXT
+  attachment["size"] = r.get_int(i, 12);
+#endif
+  d["content"] = json::array{json::object{{"attachment", std::move(attachment)}}};
   return d;
 }
 
