@@ -206,9 +206,10 @@ void RequireNoOlderNodes(PGconn* conn, const MigrationFile& f, int stale_s) {
 
 void ApplyOne(PGconn* conn, const MigrationFile& f, int lock_timeout_ms, int stale_s) {
   const std::string record_sql =
-      "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
-      "VALUES ($1, $2, $3, now())";
-  const std::vector<std::string> record_params = {std::to_string(f.version), f.name, f.checksum};
+      "INSERT INTO schema_migrations (version, name, checksum, applied_at, kind) "
+      "VALUES ($1, $2, $3, now(), $4)";
+  const std::vector<std::string> record_params = {std::to_string(f.version), f.name, f.checksum,
+                                                  f.contract ? "contract" : "expand"};
   const std::string context = "migrate: " + f.path.filename().string();
   if (!f.transactional) {
     if (f.contract) RequireNoOlderNodes(conn, f, stale_s);
@@ -300,6 +301,12 @@ int Migrate(const MigrateOptions& options) {
        "  name        text NOT NULL,"
        "  checksum    text NOT NULL,"
        "  applied_at  timestamptz NOT NULL DEFAULT now())",
+       "migrate: schema_migrations");
+  // Each migration's kind: a node built before an applied contract reads it and refuses
+  // to become ready (src/portal/node.cpp, NodeRegistry).
+  Exec(conn.get(),
+       "ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS kind text NOT NULL DEFAULT "
+       "'expand'",
        "migrate: schema_migrations");
 
   std::map<int, std::pair<std::string, std::string>> applied;  // version -> (name, checksum)

@@ -82,6 +82,9 @@ struct Services {
   // Set by SIGTERM for [server] drain_ms: /readyz answers 503 "draining" so the edge
   // takes this node out of rotation while it still serves what arrives.
   std::atomic<bool> draining{false};
+  // Set by the node registry loop: the first contract migration applied to the database
+  // after this build's schema (0: none). Non-zero: not ready (/readyz 503).
+  std::atomic<int64_t> newer_contract{0};
 };
 
 using TierPools = std::array<std::unique_ptr<db::Pool>, 5>;

@@ -157,6 +157,15 @@ const db::Query kNodeHeartbeat{
     "INSERT INTO continuum_node (instance_id, node_id, region, version, schema_version) "
     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id) DO UPDATE SET heartbeat_at = now()",
     db::Access::kWrite, db::DataClass::kOperational};
+// The first contract migration applied after this build's schema (0 if none): this
+// release's statements may violate it (e.g. an INSERT without a column now required), so
+// the node stays out of rotation. to_jsonb: a database migrated before the kind column
+// existed has no contract recorded.
+const db::Query kNewerContract{
+    "node_newer_contract",
+    "SELECT coalesce(min(version), 0) FROM schema_migrations s WHERE version > $1 AND "
+    "to_jsonb(s) ->> 'kind' = 'contract'",
+    db::Access::kRead, db::DataClass::kOperational};
 const db::Query kNodeDeregister{"node_deregister",
                                 "DELETE FROM continuum_node WHERE instance_id = $1",
                                 db::Access::kWrite, db::DataClass::kOperational};
@@ -177,7 +186,23 @@ asio::awaitable<void> NodeRegistry(Shard& shard, Services& svc, NodeState& state
                                    const std::string& instance) {
   asio::steady_timer timer(shard.executor);
   bool warned = false;
+  int64_t reported = 0;
   while (!state.stopping.load()) {
+    try {
+      auto r = co_await shard.pool(Tier::kOps)
+                   .Exec(kNewerContract, db::P(std::to_string(KnownSchemaVersion())),
+                         Deadline::After(std::chrono::milliseconds(2000)));
+      int64_t v = r.get_int(0, 0);
+      svc.newer_contract.store(v);
+      if (v != reported && v != 0)
+        log::Error(
+            "the database has contract migration {}, applied after this release's schema "
+            "({}): not ready; run a release built with it",
+            v, KnownSchemaVersion());
+      reported = v;
+    } catch (const std::exception& e) {
+      if (!warned) log::Warn("node registry: schema check failed (retrying): {}", e.what());
+    }
     try {
       co_await shard.pool(Tier::kOps)
           .Exec(kNodeHeartbeat,

@@ -163,7 +163,9 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   bool sessions_ok = ctx.svc.revocations_loaded.load();
   // [fault_injection] never_ready: a release that never becomes ready (rollout tests).
   bool draining = ctx.svc.draining.load();
-  bool ready = db_ok && audit_ok && sessions_ok && !draining && !ctx.svc.config.fault_never_ready;
+  int64_t newer_contract = ctx.svc.newer_contract.load();
+  bool ready = db_ok && audit_ok && sessions_ok && !draining && newer_contract == 0 &&
+               !ctx.svc.config.fault_never_ready;
   // External services: each one's health, breaker and last error, and the fallback that
   // serves patients while it is not healthy (the same words as the alert rules').
   json::object dependencies;
@@ -200,6 +202,8 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
                                           {"pending", js.pending},
                                           {"refused", js.refused},
                                           {"failures", js.failures}}},
+                   {"schema", json::object{{"built_for", KnownSchemaVersion()},
+                                           {"newer_contract_applied", newer_contract}}},
                    {"tiers", std::move(tiers)},
                    {"dependencies", std::move(dependencies)}};
   if (ctx.svc.readiness) {

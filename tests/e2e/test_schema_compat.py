@@ -17,7 +17,8 @@ One test, in order, with notes written and read through both releases the whole 
      continuum_node), naming it, and changes nothing;
   4. the release N node stops (its registry row goes with it); `migrate --contract` now
      applies 9002, and an INSERT the way release N writes is refused by the database --
-     what the gate protected N from;
+     what the gate protected N from; a release N node started after that never becomes
+     ready (it reads the applied contract from schema_migrations);
   5. release N+1 keeps serving after the contract.
 Every request of the load must succeed, and every acknowledged note is stored once.
 
@@ -193,6 +194,18 @@ class SchemaCompatTest(ContinuumTestCase):
                        "SELECT 1, author_id, 'preliminary', 'compat-release-n-style', 'x' "
                        "FROM clinical_note WHERE title LIKE 'compat-N-%' LIMIT 1")
             self.assertIn("clinical_note_content_bytes_set", str(ctx.exception))
+
+            self.assertEqual(c.scalar("SELECT kind FROM schema_migrations WHERE version = 9002"), "contract")
+
+            # A release N node started after the contract stays out of rotation.
+            n_node.start(wait=False)
+            wait_until(lambda: n_node.get("/readyz").status == 503 and
+                       n_node.get("/readyz").json().get("schema", {}).get("newer_contract_applied") == 9002,
+                       30, 0.2, "release N not ready, naming the contract")
+            self.assertEqual(n_node.get("/readyz").json()["schema"]["built_for"], status_n["schema_version"])
+            print("  release N started after the contract: /readyz 503, schema "
+                  f"{n_node.get('/readyz').json()['schema']}")
+            n_node.stop()
 
             # 5. Release N+1 keeps serving after the contract.
             before = loads[1].counts["write"]
