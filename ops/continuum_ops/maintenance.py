@@ -5,8 +5,9 @@ One node at a time, so a region always keeps a node in rotation:
   1. drain it at the edge: `set server state drain` in every portal backend (its region's,
      and the others' where it is a backup): HAProxy sends it no new request;
   2. wait until HAProxy has no session on it (at most DRAIN_WAIT_S);
-  3. SIGTERM: the node finishes what it has in flight and exits (`continuum serve`'s
-     graceful shutdown); SIGKILL only after the Supervisor's timeout;
+  3. SIGTERM, and a second one to end the node's own drain (the edge already sent it
+     away: Supervisor.stop_drained): it finishes what it has in flight and exits
+     (`continuum serve`'s graceful shutdown); SIGKILL only after the Supervisor's timeout;
   4. start it again (same binary and config: the live release's), wait until its /readyz
      answers 200;
   5. `set server state ready` everywhere, and wait until HAProxy's own checks have it UP in
@@ -17,7 +18,6 @@ Prints, per node, how long it was out of rotation.
 from __future__ import annotations
 
 import json
-import signal
 import time
 import urllib.error
 import urllib.request
@@ -50,7 +50,7 @@ def restart_node(c, name: str, rt: hap.Runtime | None = None) -> float:
     while rt.sessions(name) and time.monotonic() < deadline:
         time.sleep(0.1)
     left = rt.sessions(name)
-    c.sup.stop([f"portal-{name}"], signal.SIGTERM, 30)
+    c.sup.stop_drained([f"portal-{name}"], 30)
     c.start_node(n, c.bin, c.release.get("overlay"))
     url = f"http://{n.host}:{n.port}/readyz"
 

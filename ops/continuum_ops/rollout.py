@@ -44,7 +44,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -301,7 +300,7 @@ class Controller:
         deadline = time.monotonic() + DRAIN_WAIT_S
         while time.monotonic() < deadline and any(self.rt.sessions(n) for n in names):
             time.sleep(0.2)
-        self.c.sup.stop([f"portal-{n}" for n in names], signal.SIGTERM, 30)
+        self.c.sup.stop_drained([f"portal-{n}" for n in names], 30)
         for name in names:
             self.unregister(name)
 
