@@ -473,6 +473,23 @@ def binary_version(binary: Path) -> str:
     return "unknown"
 
 
+def stage_overlay(state: Path, overlay: Path) -> Path:
+    """A copy of the release's overlay under <state>/releases/overlays/<sha256 prefix>.toml:
+    `up` and restarts read it for as long as the release lives, whatever becomes of the
+    file it was given as."""
+    if not overlay.is_file():
+        raise ClusterError(f"--overlay {overlay}: no such file")
+    data = overlay.read_bytes()
+    d = state / "releases" / "overlays"
+    d.mkdir(parents=True, exist_ok=True)
+    dst = d / f"{hashlib.sha256(data).hexdigest()[:16]}.toml"
+    if not dst.exists():
+        tmp = dst.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, dst)
+    return dst
+
+
 def stage_binary(state: Path, binary: Path) -> Path:
     """A copy of the release's binary under <state>/releases/<sha256 prefix>/: a later build
     into the same path must not change what the nodes of this release run."""
@@ -518,9 +535,7 @@ def start(c, binary: str, overlay: str | None, config: plan.PlanConfig, judge_cf
     c.load_secrets()
     c.synthetic_accounts()     # the "canary" vantage's accounts (idempotent)
     if overlay:
-        overlay = str(Path(overlay).resolve())
-        if not Path(overlay).is_file():
-            raise ClusterError(f"--overlay {overlay}: no such file")
+        overlay = str(stage_overlay(c.state, Path(overlay).resolve()))
     staged = stage_binary(c.state, Path(binary).resolve())
     release = {"binary": str(staged), "source": str(Path(binary).resolve()), "overlay": overlay,
                "version": binary_version(staged), "slot": other_slot(c.topo.slot)}

@@ -85,6 +85,22 @@ class CountsTest(unittest.TestCase):
                                              ["c", "d", "e"]), 1)
 
 
+class StagingTest(unittest.TestCase):
+    def test_the_overlay_is_kept_in_the_state_whatever_becomes_of_the_given_file(self):
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            state, given = Path(d) / "state", Path(d) / "overlay.toml"
+            given.write_text("[fault_injection]\nerror_permille = 10\n")
+            staged = rollout.stage_overlay(state, given)
+            given.unlink()
+            self.assertTrue(str(staged).startswith(str(state)))
+            self.assertEqual(staged.read_text(), "[fault_injection]\nerror_permille = 10\n")
+            given.write_text("[fault_injection]\nerror_permille = 10\n")
+            self.assertEqual(rollout.stage_overlay(state, given), staged)   # same content, same copy
+            with self.assertRaises(rollout.ClusterError):
+                rollout.stage_overlay(state, Path(d) / "missing.toml")
+
+
 class SlotsTest(unittest.TestCase):
     def test_the_other_slot_has_its_own_names_and_ports(self):
         conf = (REPO / "deploy" / "regions.conf").read_text()

@@ -40,6 +40,7 @@ import json
 import os
 import re
 import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,6 +87,7 @@ class RolloutTest(unittest.TestCase):
         self.load: MixedLoad | None = None
         self.ctl: subprocess.Popen | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="ctr-overlay-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
         self.c.wait_healthy(timeout=150, repair_after=60)
 
     def tearDown(self):
