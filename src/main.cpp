@@ -250,7 +250,7 @@ int main(int argc, char** argv) {
       "cluster",
       "Local three-region cluster (etcd, Patroni, portal nodes, HAProxy edge): up | down | "
       "status [--json] | kill-region NAME | start-region NAME | drill | restart-node NAME | "
-      "rolling-restart | pg-maintenance [--set P=V] | rollout ...  [--state DIR] "
+      "rolling-restart | pg-maintenance [--set P=V] | rollout ... | chaos ...  [--state DIR] "
       "[--port-offset N]");
   cluster->prefix_command();
   auto* rollout = app.add_subcommand(
@@ -259,12 +259,18 @@ int main(int argc, char** argv) {
       "[--overlay FILE] [--steps 1:30m,5:5m,25:5m,50:5m,100] | --status | --resume | --abort | "
       "--command advance|resume|rollback|abort  [--state DIR] [--port-offset N]");
   rollout->prefix_command();
+  auto* chaos = app.add_subcommand(
+      "chaos",
+      "Chaos experiments on the local cluster (= cluster chaos): run FILE | revert | list  "
+      "[--state DIR] [--port-offset N]");
+  chaos->prefix_command();
 
   CLI11_PARSE(app, argc, argv);
   if (*cluster) return RunClusterScript(cluster->remaining());
-  if (*rollout) {
-    std::vector<std::string> args{"rollout"};
-    for (auto& a : rollout->remaining()) args.push_back(a);
+  for (auto* alias : {rollout, chaos}) {
+    if (!*alias) continue;
+    std::vector<std::string> args{alias->get_name()};
+    for (auto& a : alias->remaining()) args.push_back(a);
     return RunClusterScript(args);
   }
 

@@ -22,6 +22,13 @@
                        (default steps 1:30m,5:5m,25:5m,50:5m,100), judged against the
                        baseline from Prometheus; a failing judgement rolls back
   rollout --resume | --abort | --command advance|resume|rollback|abort | --status [--json]
+  chaos run FILE [--readers N] [--writers N]
+                       a chaos experiment (ops/continuum_ops/chaos.py, deploy/chaos/*.json):
+                       steady-state hypothesis checked before, during and after each fault
+                       under the mixed load; faults reverted always (also on abort / Ctrl-C);
+                       result in <state>/chaos/<id>.json and .txt; exit 0 held, 3 broken
+  chaos revert         revert what a dead controller left injected (the revert journal)
+  chaos list           the experiments in deploy/chaos
 
 Options (every command): --state DIR (default <repo>/.state/cluster, where scripts/demo
   keeps it), --port-offset N (or CLUSTER_PORT_OFFSET; added to EVERY port; remembered in
@@ -42,7 +49,7 @@ from .cluster import REPO, Cluster
 from .util import ClusterError, log
 
 COMMANDS = ("up", "down", "destroy", "status", "kill-region", "start-region", "drill", "rollout",
-            "restart-node", "rolling-restart", "pg-maintenance")
+            "restart-node", "rolling-restart", "pg-maintenance", "chaos")
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -111,8 +118,46 @@ def rollout_cmd(c: Cluster, args: argparse.Namespace) -> int:
     return 4
 
 
+def chaos_main(argv: list[str]) -> int:
+    from . import chaos
+    p = argparse.ArgumentParser(prog="scripts/cluster chaos", description=chaos.__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("action", choices=("run", "revert", "list"))
+    p.add_argument("file", nargs="?")
+    p.add_argument("--state", default=str(REPO / ".state" / "cluster"))
+    p.add_argument("--port-offset", type=int, default=None)
+    p.add_argument("--readers", type=int, default=4)
+    p.add_argument("--writers", type=int, default=2)
+    args = p.parse_args(argv)
+    if args.action == "list":
+        for name, title in chaos.list_experiments(REPO / "deploy" / "chaos"):
+            print(f"{name:36s} {title}")
+        return 0
+    if args.action == "run" and not args.file:
+        log("error: chaos run needs an experiment file (deploy/chaos/*.json)")
+        return 2
+    offset = args.port_offset
+    if offset is None and os.environ.get("CLUSTER_PORT_OFFSET", "").strip():
+        offset = int(os.environ["CLUSTER_PORT_OFFSET"])
+    try:
+        exp = chaos.load_experiment(args.file) if args.action == "run" else None
+        c = Cluster(args.state, offset)
+        if args.action == "revert":
+            done = chaos.replay(c, chaos.Journal(c.state))
+            log(f"chaos revert: {len(done)} fault(s) reverted" + (f": {', '.join(done)}" if done else ""))
+            return 0
+        r = chaos.run(c, exp, args.readers, args.writers)
+        return 0 if r["held"] else 3
+    except (ClusterError, ValueError) as e:
+        log(f"error: {e}")
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    args, rest = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "chaos":
+        return chaos_main(argv[1:])
+    args, rest = parse(argv)
     offset = args.port_offset
     if offset is None and os.environ.get("CLUSTER_PORT_OFFSET", "").strip():
         offset = int(os.environ["CLUSTER_PORT_OFFSET"])

@@ -170,6 +170,120 @@ class EdgeBackendDown(Fault):
         self._set(c, "ready")
 
 
+class NodesPaused(Fault):
+    """Every portal node of a region SIGSTOPped: the grey failure -- the processes exist, their
+    ports accept connections (the kernel's backlog), nothing answers. Revert: SIGCONT."""
+
+    def __init__(self, region: str):
+        super().__init__("region's portal nodes paused", region,
+                         {"PortalRegionDown", "PortalNodeDown", "EdgeBackendDown", "JourneyFailingFromOneVantage"},
+                         {"region": region})
+
+    def _signal(self, c: Cluster, sig: int) -> None:
+        for n in c.topo.region(self.target).nodes:
+            p = c.sup.live_pid(f"portal-{n.name}")
+            if p:
+                try:
+                    os.kill(p, sig)
+                except OSError:
+                    pass
+
+    def inject(self, c: Cluster) -> None:
+        self._signal(c, signal.SIGSTOP)
+
+    def revert(self, c: Cluster) -> None:
+        self._signal(c, signal.SIGCONT)
+
+
+class RegionPaused(Fault):
+    """Every process of a region SIGSTOPped (etcd, Patroni, PostgreSQL, portal nodes): a
+    region that hangs instead of dying. Patroni elsewhere sees the leader key expire only if
+    the primary's region is the paused one. Revert: SIGCONT to the same process trees (found
+    again from the pid files, so a revert after the controller died finds them too)."""
+
+    def __init__(self, region: str):
+        super().__init__("region paused", region,
+                         {"RegionDown", "PatroniMemberDown", "PortalRegionDown", "EtcdMemberDown",
+                          "EdgeBackendDown", "PortalNodeDown", "PostgresExporterCannotConnect"}, {"region": region},
+                         {"PatroniNoLeader"})
+
+    def _procs(self, c: Cluster) -> list[int]:
+        from .procs import closure, snapshot
+        return sorted(closure(snapshot(), c.region_roots(self.target), os.getsid(0)))
+
+    def inject(self, c: Cluster) -> None:
+        for p in self._procs(c):
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except OSError:
+                pass
+
+    def revert(self, c: Cluster) -> None:
+        for p in self._procs(c):
+            try:
+                os.kill(p, signal.SIGCONT)
+            except OSError:
+                pass
+
+
+class ConnectionsExhausted(Fault):
+    """PostgreSQL's max_connections exhausted from outside on the primary: `count` sessions
+    (default: every free non-reserved slot) of an outside client that only sleep. New
+    connections of the portal's pools fail ("too many clients") while the ones they hold keep
+    working. Revert: pg_terminate_backend of those sessions (by application_name, so a revert
+    after the controller died finds them too)."""
+
+    APP = "continuum-fault-exhaust"
+
+    def __init__(self, target: str = "primary", count: int | None = None, hold_s: int = 600):
+        super().__init__("connections exhausted", target, {"DbPoolSaturated", "PostgresConnectionsHigh",
+                                                           "JourneyFailingFromEdge", "SLOErrorBudgetBurn"})
+        self.count, self.hold_s = count, hold_s
+        self.procs: list[subprocess.Popen] = []
+
+    def _conn(self, c: Cluster) -> str:
+        return (f"host=127.0.0.1 port={c.topo.haproxy['pg_primary']} user=postgres dbname=continuum "
+                f"application_name={self.APP}")
+
+    def _env(self, c: Cluster) -> dict:
+        return {"PGPASSWORD": c.secrets["SUPERUSER_PASSWORD"], "PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "5"}
+
+    def free_slots(self, c: Cluster) -> int:
+        cp = c.psql(self._conn(c).replace(self.APP, "continuum-fault-probe"),
+                    "SELECT current_setting('max_connections')::int - "
+                    "current_setting('superuser_reserved_connections')::int - count(*) FROM pg_stat_activity "
+                    "WHERE backend_type = 'client backend'", c.secrets["SUPERUSER_PASSWORD"])
+        if cp.returncode != 0:
+            raise ClusterError(f"connections-exhausted: cannot read the primary's connections: {cp.stderr.strip()}")
+        return int(cp.stdout.strip())
+
+    def inject(self, c: Cluster) -> None:
+        c.load_secrets()
+        # As the superuser the sessions may take the reserved slots too: leave those free,
+        # so an operator (and the revert) can still get in.
+        n = self.count if self.count is not None else max(0, self.free_slots(c))
+        sql = f"SET statement_timeout = '{self.hold_s + 10}s'; SELECT pg_sleep({self.hold_s});"
+        for _ in range(n):
+            self.procs.append(subprocess.Popen(
+                [str(PSQL), "-X", "-q", self._conn(c), "-c", sql], env=self._env(c), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        log(f"connections-exhausted: {n} outside sessions on the primary")
+
+    def revert(self, c: Cluster) -> None:
+        c.load_secrets()
+        subprocess.run([str(PSQL), "-X", "-q", self._conn(c).replace(self.APP, "continuum-fault-revert"), "-c",
+                        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                        f"'{self.APP}'"], env=self._env(c), stdin=subprocess.DEVNULL, capture_output=True,
+                       timeout=30)
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.procs = []
+
+
 def primary_region(c: Cluster) -> str:
     st = c.status()
     if not st["primary"]:

@@ -1,0 +1,520 @@
+"""`scripts/cluster chaos run FILE | revert | list`: chaos experiments on the local cluster
+(issue 12), in the shape of Chaos Toolkit's: a steady-state hypothesis, a method (faults,
+each with a target and a hold), rollbacks (every fault's revert, always run), abort
+conditions, and a result (JSON and text) per run.
+
+An experiment is a JSON file (deploy/chaos/*.json):
+
+    {"title": "...", "description": "...",
+     "hypothesis": {"window_s": 5, "critical_success_min": 1.0, "critical_p99_ms": 3000,
+                    "min_requests": 3},
+     "method": [{"fault": "pause-nodes", "target": "us-west", "hold_s": 20}],
+     "abort_after_s": 20, "recovery_timeout_s": 120, "before_s": 10, "after_s": 10}
+
+Targets are region names or roles resolved when the step starts: "primary" (the primary's
+region), "sync-standby", "replica" (a region that is neither), or a dependency / table name
+for the faults that take one. Faults (ops/continuum_ops/faults.py): kill-region,
+kill-nodes, pause-nodes, pause-region, dependency (params: mode = error|timeout|slow|refuse,
+delay_ms), slow-query (target: a table), edge-backend-down, exhaust-connections (params:
+count).
+
+A run: replay the revert journal (faults a dead controller left injected), wait for a
+healthy cluster, start the mixed load through the edge (load.py: patients reading their
+records, providers writing notes, every request recorded, no client retries), check the
+hypothesis over `before_s`; then per step: write the fault to the journal, inject it, check
+the hypothesis every window while it holds, revert it (also on abort, Ctrl-C or error),
+take it off the journal, and measure the time until the hypothesis holds again; last,
+`after_s` of checks, stop the load, and check every acknowledged write in the database
+(lost, duplicated). The hypothesis of a window: at least min_requests answers, a share of
+successful critical-tier answers >= critical_success_min, p99 latency <= critical_p99_ms.
+A step aborts (its fault reverted at once, the remaining steps skipped) when the
+hypothesis has been broken for abort_after_s in a row.
+
+With the monitoring stack, time to detect is the first alert that names the fault
+(faults.Fault.matches), from the portal's alert log.
+
+Exit codes: 0 the hypothesis held throughout, 3 it did not (or the run aborted), 1 error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import faults as F
+from .util import ClusterError, log, write_atomic
+
+FAULTS = ("kill-region", "kill-nodes", "pause-nodes", "pause-region", "dependency", "slow-query",
+          "edge-backend-down", "exhaust-connections")
+ROLES = ("primary", "sync-standby", "replica")
+
+
+@dataclass
+class Hypothesis:
+    window_s: float = 5.0
+    critical_success_min: float = 1.0
+    critical_p99_ms: float = 3000.0
+    min_requests: int = 3
+
+
+@dataclass
+class Step:
+    fault: str
+    target: str
+    hold_s: float
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class Experiment:
+    title: str
+    method: list[Step]
+    description: str = ""
+    hypothesis: Hypothesis = field(default_factory=Hypothesis)
+    abort_after_s: float = 20.0
+    recovery_timeout_s: float = 120.0
+    before_s: float = 10.0
+    after_s: float = 10.0
+
+
+def _number(d: dict, key: str, where: str, default: float, lo: float, hi: float) -> float:
+    v = d.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+        raise ValueError(f"{where}.{key} must be a number from {lo:g} to {hi:g}, got {v!r}")
+    return float(v)
+
+
+def _keys(d: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
+
+
+def parse_experiment(doc: object, name: str = "experiment") -> Experiment:
+    """An Experiment from a decoded JSON document; ValueError naming the first problem."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"{name}: must be a JSON object")
+    _keys(doc, {"title", "description", "hypothesis", "method", "abort_after_s", "recovery_timeout_s",
+                "before_s", "after_s"}, name)
+    title = doc.get("title")
+    if not isinstance(title, str) or not title.strip():
+        raise ValueError(f"{name}.title must be a non-empty string")
+    h = doc.get("hypothesis", {})
+    if not isinstance(h, dict):
+        raise ValueError(f"{name}.hypothesis must be an object")
+    _keys(h, {"window_s", "critical_success_min", "critical_p99_ms", "min_requests"}, f"{name}.hypothesis")
+    hyp = Hypothesis(_number(h, "window_s", f"{name}.hypothesis", 5, 1, 60),
+                     _number(h, "critical_success_min", f"{name}.hypothesis", 1.0, 0, 1),
+                     _number(h, "critical_p99_ms", f"{name}.hypothesis", 3000, 1, 600000),
+                     int(_number(h, "min_requests", f"{name}.hypothesis", 3, 0, 100000)))
+    method = doc.get("method")
+    if not isinstance(method, list) or not method:
+        raise ValueError(f"{name}.method must be a non-empty list of steps")
+    steps = []
+    for i, st in enumerate(method):
+        where = f"{name}.method[{i}]"
+        if not isinstance(st, dict):
+            raise ValueError(f"{where} must be an object")
+        _keys(st, {"fault", "target", "hold_s", "params"}, where)
+        if st.get("fault") not in FAULTS:
+            raise ValueError(f"{where}.fault must be one of {', '.join(FAULTS)}, got {st.get('fault')!r}")
+        target = st.get("target", "")
+        if not isinstance(target, str):
+            raise ValueError(f"{where}.target must be a string")
+        params = st.get("params", {})
+        if not isinstance(params, dict):
+            raise ValueError(f"{where}.params must be an object")
+        _check_params(st["fault"], target, params, where)
+        steps.append(Step(st["fault"], target, _number(st, "hold_s", where, 20, 1, 3600), params))
+    return Experiment(title.strip(), steps, str(doc.get("description", "")), hyp,
+                      _number(doc, "abort_after_s", name, 20, 1, 3600),
+                      _number(doc, "recovery_timeout_s", name, 120, 5, 3600),
+                      _number(doc, "before_s", name, 10, 0, 3600),
+                      _number(doc, "after_s", name, 10, 0, 3600))
+
+
+def _check_params(fault: str, target: str, params: dict, where: str) -> None:
+    allowed = {"dependency": {"mode", "delay_ms"}, "exhaust-connections": {"count"}}.get(fault, set())
+    _keys(params, allowed, f"{where}.params")
+    if fault == "dependency":
+        if not target:
+            raise ValueError(f"{where}.target must name a dependency (e.g. \"payments\")")
+        if params.get("mode") not in ("error", "timeout", "slow", "refuse"):
+            raise ValueError(f"{where}.params.mode must be error, timeout, slow or refuse")
+        if "delay_ms" in params:
+            _number(params, "delay_ms", f"{where}.params", 3000, 0, 600000)
+    elif fault == "slow-query":
+        if not target.isidentifier():
+            raise ValueError(f"{where}.target must be a table name, got {target!r}")
+    elif fault == "exhaust-connections":
+        if "count" in params:
+            _number(params, "count", f"{where}.params", 1, 1, 10000)
+    elif not target:
+        raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except OSError as e:
+        raise ValueError(f"{p}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not JSON: {e}") from None
+    return parse_experiment(doc, p.name)
+
+
+# ---- the hypothesis over a window of the load's records ---------------------------------------
+
+
+@dataclass
+class Window:
+    t0: float
+    t1: float
+    requests: int
+    failed: int
+    p99_ms: float | None
+    ok: bool
+    why: str = ""
+
+
+def p99(values: list[float]) -> float | None:
+    """The nearest-rank 99th percentile."""
+    if not values:
+        return None
+    v = sorted(values)
+    return v[max(0, math.ceil(0.99 * len(v)) - 1)]
+
+
+def judge_window(recs, t0: float, t1: float, h: Hypothesis) -> Window:
+    """Requests answered in [t0, t1): the critical tier's (every request of the load is one)."""
+    inside = [r for r in recs if t0 <= r.answered < t1]
+    failed = [r for r in inside if not r.ok]
+    lat = [(r.answered - r.sent) * 1000 for r in inside if r.ok]
+    q = p99(lat)
+    why = []
+    if len(inside) < h.min_requests:
+        why.append(f"{len(inside)} answers < {h.min_requests} (a stall)")
+    if inside and (len(inside) - len(failed)) / len(inside) < h.critical_success_min:
+        kinds = sorted({r.failure_kind for r in failed})
+        why.append(f"{len(failed)} of {len(inside)} failed ({', '.join(kinds)[:160]})")
+    if q is not None and q > h.critical_p99_ms:
+        why.append(f"p99 {q:.0f} ms > {h.critical_p99_ms:.0f} ms")
+    return Window(t0, t1, len(inside), len(failed), q, not why, "; ".join(why))
+
+
+# ---- the revert journal -------------------------------------------------------------------------
+
+
+class Journal:
+    """<state>/chaos/journal.json: the faults injected and not yet reverted. Written before a
+    fault is injected and after it is reverted, so a controller that dies in between leaves
+    the fault on record, and the next `chaos run` or `chaos revert` reverts it."""
+
+    def __init__(self, state: Path):
+        self.path = Path(state) / "chaos" / "journal.json"
+
+    def entries(self) -> list[dict]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return []
+        except json.JSONDecodeError as e:
+            raise ClusterError(f"{self.path} is damaged ({e}): revert by hand, then delete it") from None
+
+    def _write(self, entries: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.path, json.dumps(entries, indent=1) + "\n")
+
+    def add(self, entry: dict) -> None:
+        self._write(self.entries() + [entry])
+
+    def remove(self, entry_id: str) -> None:
+        self._write([e for e in self.entries() if e.get("id") != entry_id])
+
+
+def make_fault(kind: str, target: str, params: dict | None = None) -> F.Fault:
+    """A fault from its journal entry (kind, resolved target, params)."""
+    params = params or {}
+    if kind == "kill-region":
+        return F.PrimaryRegionKilled(target)
+    if kind == "kill-nodes":
+        return F.NodesStopped(target)
+    if kind == "pause-nodes":
+        return F.NodesPaused(target)
+    if kind == "pause-region":
+        return F.RegionPaused(target)
+    if kind == "dependency":
+        return F.DependencyFault(target, params["mode"], int(params.get("delay_ms", 3000)))
+    if kind == "slow-query":
+        return F.QuerySlowed(target)
+    if kind == "edge-backend-down":
+        return F.EdgeBackendDown(target)
+    if kind == "exhaust-connections":
+        n = params.get("count")
+        return F.ConnectionsExhausted(target or "primary", int(n) if n is not None else None)
+    raise ClusterError(f"unknown fault {kind!r}")
+
+
+def replay(c, journal: Journal) -> list[str]:
+    """Reverts every fault the journal holds (oldest last); returns what it reverted."""
+    done = []
+    for e in reversed(journal.entries()):
+        f = make_fault(e["fault"], e["target"], e.get("params"))
+        log(f"chaos: reverting {f.describe()} left injected by run {e.get('run')}")
+        f.revert(c)
+        journal.remove(e["id"])
+        done.append(f.describe())
+    return done
+
+
+# ---- running ------------------------------------------------------------------------------------
+
+
+def resolve_target(c, step: Step) -> str:
+    if step.fault in ("dependency", "slow-query"):
+        return step.target
+    if step.fault == "exhaust-connections":
+        return "primary"
+    if step.target not in ROLES:
+        c.topo.region(step.target)   # raises for an unknown region
+        return step.target
+    st = c.status()
+    by_role = {r["role"]: r["name"] for r in st["regions"]}
+    if step.target == "primary":
+        if not st["primary"]:
+            raise ClusterError("no primary to target")
+        return st["primary"]
+    if step.target == "sync-standby":
+        if "sync_standby" not in by_role:
+            raise ClusterError("no sync standby to target")
+        return by_role["sync_standby"]
+    others = [r["name"] for r in st["regions"] if r["role"] not in ("primary", "sync_standby")]
+    if not others:
+        raise ClusterError("no replica region (neither primary nor sync standby) to target")
+    return others[0]
+
+
+def _sql(c):
+    c.load_secrets()
+    conn = f"host=127.0.0.1 port={c.topo.haproxy['pg_primary']} user=postgres dbname=continuum"
+
+    def run(q: str) -> str:
+        for _ in range(30):
+            cp = c.psql(conn, q, c.secrets["SUPERUSER_PASSWORD"], timeout=30)
+            if cp.returncode == 0:
+                return cp.stdout
+            time.sleep(1)
+        raise ClusterError(f"SQL on the primary failed: {cp.stderr.strip()}")
+    return run
+
+
+class Interrupted(Exception):
+    pass
+
+
+def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path | None = None) -> dict:
+    """Runs the experiment; returns the result (also written to <state>/chaos/<id>.json/.txt)."""
+    from .load import MixedLoad, pick_readers, pick_writers
+    journal = Journal(c.state)
+    rid = time.strftime("c%Y%m%dT%H%M%SZ", time.gmtime())
+    result: dict = {"id": rid, "title": exp.title, "experiment": asdict(exp), "started": time.time(),
+                    "replayed": replay(c, journal), "steps": [], "held": True, "aborted": None}
+    if not c.status()["healthy"]:
+        raise ClusterError("the cluster is not healthy: `scripts/cluster up` (or wait) before an experiment")
+    sql = _sql(c)
+    regions = c.topo.names
+    load = MixedLoad(f"http://127.0.0.1:{c.topo.haproxy['http']}", pick_readers(sql, regions, readers),
+                     pick_writers(sql, regions, writers), pause=0.05, timeout=30)
+    alerts = None
+    if c.with_monitoring:
+        from .mttd import Alerts
+        alerts = Alerts(c, alerts_log)
+    old_int = signal.getsignal(signal.SIGINT)
+    old_term = signal.getsignal(signal.SIGTERM)
+
+    def interrupt(sig, frame):
+        raise Interrupted(signal.Signals(sig).name)
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    load.login()
+    load.start()
+    try:
+        result["before"] = _hold(load, exp.hypothesis, exp.before_s, None)
+        if not all(w["ok"] for w in result["before"]["windows"]):
+            result["held"] = False
+            result["aborted"] = "the hypothesis did not hold before any fault: nothing to learn from a fault"
+        for step in ([] if result["aborted"] else exp.method):
+            res = _step(c, exp, step, load, journal, rid, alerts)
+            result["steps"].append(res)
+            if not res["held"]:
+                result["held"] = False
+            if res.get("aborted"):
+                result["aborted"] = res["aborted"]
+                break
+        if not result["aborted"]:
+            result["after"] = _hold(load, exp.hypothesis, exp.after_s, None)
+            if not all(w["ok"] for w in result["after"]["windows"]):
+                result["held"] = False
+    except Interrupted as e:
+        result["held"] = False
+        result["aborted"] = f"interrupted ({e}); every injected fault was reverted"
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+        load.stop()
+        result["load"] = load.figures()
+        try:
+            result["writes"] = load.verify_writes(sql)
+        except ClusterError as e:
+            result["writes"] = {"error": str(e)}
+        result["finished"] = time.time()
+        w = result.get("writes", {})
+        if w.get("lost") or w.get("duplicates") or w.get("wrong_ids"):
+            result["held"] = False
+        _save(c, result)
+    return result
+
+
+def _hold(load, h: Hypothesis, seconds: float, on_window) -> dict:
+    """Checks the hypothesis every window for `seconds`; on_window(window) -> str | None stops
+    early with that reason."""
+    windows = []
+    t_end = time.monotonic() + seconds
+    while time.monotonic() < t_end:
+        t0 = time.monotonic()
+        time.sleep(min(h.window_s, max(0.0, t_end - t0)))
+        w = judge_window(load.records(), t0, time.monotonic(), h)
+        windows.append(w)
+        if on_window:
+            stop = on_window(w)
+            if stop:
+                return {"windows": [asdict(x) for x in windows], "stopped": stop}
+    return {"windows": [asdict(x) for x in windows], "stopped": None}
+
+
+def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, alerts) -> dict:
+    h = exp.hypothesis
+    target = resolve_target(c, step)
+    fault = make_fault(step.fault, target, step.params)
+    entry = {"id": f"{rid}-{len(journal.entries())}-{step.fault}", "run": rid, "fault": step.fault,
+             "target": target, "params": step.params, "injected_at": time.time()}
+    res: dict = {"fault": step.fault, "target": target, "describe": fault.describe(), "held": True}
+    log(f"chaos {rid}: inject {fault.describe()} for {step.hold_s:g}s")
+    journal.add(entry)
+    t_inject = time.time()
+    broken_since = [None]
+    detected = [None]
+
+    def watch(w: Window) -> str | None:
+        if alerts is not None and detected[0] is None:
+            from .mttd import first_match
+            try:
+                hit = first_match(alerts.received(t_inject - 1), fault, "firing", t_inject, started=t_inject)
+            except Exception:  # noqa: BLE001 - the alert log is a witness, not a dependency
+                hit = None
+            if hit:
+                detected[0] = {"alert": hit[1], "after_s": round(hit[0] - t_inject, 2)}
+        if w.ok:
+            broken_since[0] = None
+            return None
+        res["held"] = False
+        if broken_since[0] is None:
+            broken_since[0] = w.t0
+        if w.t1 - broken_since[0] >= exp.abort_after_s:
+            return f"the hypothesis was broken for {w.t1 - broken_since[0]:.0f}s (abort_after_s {exp.abort_after_s:g}): {w.why}"
+        return None
+    try:
+        fault.inject(c)
+        held = _hold(load, h, step.hold_s, watch)
+        res["during"] = held
+        if held["stopped"]:
+            res["aborted"] = held["stopped"]
+            log(f"chaos {rid}: abort: {held['stopped']}")
+    finally:
+        t_revert = time.monotonic()
+        log(f"chaos {rid}: revert {fault.describe()}")
+        fault.revert(c)
+        journal.remove(entry["id"])
+        res["revert_s"] = round(time.monotonic() - t_revert, 2)
+    # recovery: until a window holds again
+    recovered = None
+    t_end = time.monotonic() + exp.recovery_timeout_s
+    recovery = []
+    while time.monotonic() < t_end:
+        t0 = time.monotonic()
+        time.sleep(h.window_s)
+        w = judge_window(load.records(), t0, time.monotonic(), h)
+        recovery.append(asdict(w))
+        if w.ok:
+            recovered = round(w.t0 - t_revert, 2) if recovery[:-1] else 0.0
+            break
+    res["recovery"] = recovery
+    res["recovered_after_revert_s"] = recovered
+    if recovered is None:
+        res["held"] = False
+        res["aborted"] = res.get("aborted") or f"the hypothesis did not hold again within {exp.recovery_timeout_s:g}s"
+    res["detected"] = detected[0]
+    return res
+
+
+def _save(c, result: dict) -> None:
+    d = Path(c.state) / "chaos"
+    d.mkdir(parents=True, exist_ok=True)
+    write_atomic(d / f"{result['id']}.json", json.dumps(result, indent=1, default=str) + "\n")
+    text = report(result)
+    write_atomic(d / f"{result['id']}.txt", text)
+    print(text, flush=True)
+
+
+def report(r: dict) -> str:
+    lines = [f"chaos run {r['id']}: {r['title']}",
+             f"  result: hypothesis {'HELD' if r['held'] else 'BROKEN'}"
+             + (f"; aborted: {r['aborted']}" if r.get("aborted") else "")]
+    if r.get("replayed"):
+        lines.append(f"  reverted first (left by an earlier run): {', '.join(r['replayed'])}")
+
+    def windows(tag: str, ws: list[dict]) -> str:
+        bad = [w for w in ws if not w["ok"]]
+        n = sum(w["requests"] for w in ws)
+        f = sum(w["failed"] for w in ws)
+        worst = max((w["p99_ms"] or 0) for w in ws) if ws else 0
+        s = f"  {tag}: {len(ws)} window(s), {n} answers, {f} failed, worst p99 {worst:.0f} ms"
+        if bad:
+            s += f"; broken in {len(bad)}: {bad[0]['why']}"
+        return s
+    if r.get("before"):
+        lines.append(windows("before", r["before"]["windows"]))
+    for s in r["steps"]:
+        lines.append(f"  step {s['describe']}: {'held' if s['held'] else 'BROKEN'}"
+                     + (f", aborted: {s['aborted']}" if s.get("aborted") else ""))
+        if s.get("during"):
+            lines.append("  " + windows("during", s["during"]["windows"]))
+        lines.append(f"    revert {s.get('revert_s')}s; hypothesis held again "
+                     + (f"{s['recovered_after_revert_s']}s after the revert" if s.get("recovered_after_revert_s") is not None
+                        else "NOT within the recovery timeout"))
+        det = s.get("detected")
+        lines.append(f"    detected: {det['alert']} after {det['after_s']}s" if det else "    detected: no alert matched")
+    if r.get("after"):
+        lines.append(windows("after", r["after"]["windows"]))
+    ld, w = r.get("load") or {}, r.get("writes") or {}
+    lines.append(f"  load: {ld.get('sent', 0)} requests, {ld.get('failed', 0)} failed (no client retries; "
+                 f"the edge retries), longest stall reads {ld.get('read_stall_s', 0):.2f}s writes "
+                 f"{ld.get('write_stall_s', 0):.2f}s")
+    lines.append(f"  writes: {w.get('acked_writes', '?')} acknowledged, lost {w.get('lost', '?')}, duplicated "
+                 f"{w.get('duplicates', '?')}, wrong ids {w.get('wrong_ids', '?')}")
+    return "\n".join(lines) + "\n"
+
+
+def list_experiments(folder: Path) -> list[tuple[str, str]]:
+    out = []
+    for p in sorted(Path(folder).glob("*.json")):
+        try:
+            out.append((p.name, load_experiment(p).title))
+        except ValueError as e:
+            out.append((p.name, f"INVALID: {e}"))
+    return out

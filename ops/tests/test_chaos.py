@@ -1,0 +1,194 @@
+"""Unit tests of the chaos runner's deciding parts (ops/continuum_ops/chaos.py): the
+experiment format, the hypothesis over a window of requests, and the revert journal.
+Run: python3 -m unittest discover -s ops/tests"""
+
+import json
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from continuum_ops import chaos  # noqa: E402
+from continuum_ops.load import Rec  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+
+GOOD = {"title": "t", "method": [{"fault": "pause-nodes", "target": "us-west", "hold_s": 5}]}
+
+
+def rec(sent, answered, status=200, kind="read"):
+    return Rec(kind, "r0", "us-east", "/x", sent, answered, status, None if status else "timed out", "rid")
+
+
+class ExperimentFormatTest(unittest.TestCase):
+    def test_defaults(self):
+        e = chaos.parse_experiment(GOOD)
+        self.assertEqual(e.method[0].fault, "pause-nodes")
+        self.assertEqual(e.hypothesis.critical_success_min, 1.0)
+        self.assertEqual(e.abort_after_s, 20.0)
+
+    def test_refusals_name_the_problem(self):
+        cases = [
+            ({**GOOD, "titel": "x"}, "unknown key(s) titel"),
+            ({**GOOD, "title": " "}, "title must be a non-empty string"),
+            ({**GOOD, "method": []}, "method must be a non-empty list"),
+            ({**GOOD, "method": [{"fault": "nuke", "target": "us-west"}]}, "fault must be one of"),
+            ({**GOOD, "method": [{"fault": "pause-nodes"}]}, "target must be a region"),
+            ({**GOOD, "method": [{"fault": "pause-nodes", "target": "us-west", "hold_s": 0}]},
+             "hold_s must be a number from 1"),
+            ({**GOOD, "method": [{"fault": "pause-nodes", "target": "us-west", "hold_s": True}]}, "hold_s"),
+            ({**GOOD, "method": [{"fault": "dependency", "target": "payments"}]}, "params.mode must be"),
+            ({**GOOD, "method": [{"fault": "dependency", "target": "payments", "params": {"mode": "error", "x": 1}}]},
+             "unknown key(s) x"),
+            ({**GOOD, "method": [{"fault": "slow-query", "target": "allergy; drop table x"}]}, "a table name"),
+            ({**GOOD, "hypothesis": {"critical_success_min": 1.5}}, "critical_success_min must be a number from 0 to 1"),
+            ({**GOOD, "hypothesis": {"window": 5}}, "unknown key(s) window"),
+            ([], "must be a JSON object"),
+        ]
+        for doc, msg in cases:
+            with self.subTest(msg=msg):
+                with self.assertRaises(ValueError) as ctx:
+                    chaos.parse_experiment(doc)
+                self.assertIn(msg, str(ctx.exception))
+
+    def test_every_shipped_experiment_parses(self):
+        files = sorted((REPO / "deploy" / "chaos").glob("*.json"))
+        self.assertGreaterEqual(len(files), 5)
+        for p in files:
+            with self.subTest(p.name):
+                e = chaos.load_experiment(p)
+                for s in e.method:
+                    chaos.make_fault(s.fault, s.target if s.target not in chaos.ROLES else "us-east", s.params)
+
+    def test_an_unreadable_file_is_a_clear_error(self):
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "x.json"
+            p.write_text("{not json")
+            with self.assertRaisesRegex(ValueError, "x.json: not JSON"):
+                chaos.load_experiment(p)
+            with self.assertRaisesRegex(ValueError, "missing.json"):
+                chaos.load_experiment(Path(d) / "missing.json")
+
+
+class WindowTest(unittest.TestCase):
+    H = chaos.Hypothesis(window_s=5, critical_success_min=1.0, critical_p99_ms=1000, min_requests=3)
+
+    def test_all_good(self):
+        w = chaos.judge_window([rec(0, 0.1), rec(1, 1.2), rec(2, 2.05)], 0, 5, self.H)
+        self.assertTrue(w.ok, w.why)
+        self.assertEqual((w.requests, w.failed), (3, 0))
+
+    def test_one_failure_breaks_a_strict_hypothesis(self):
+        w = chaos.judge_window([rec(0, 0.1), rec(1, 1.2, 503), rec(2, 2.05)], 0, 5, self.H)
+        self.assertFalse(w.ok)
+        self.assertIn("1 of 3 failed (HTTP 503)", w.why)
+        lenient = chaos.Hypothesis(critical_success_min=0.6, critical_p99_ms=1000, min_requests=3)
+        self.assertTrue(chaos.judge_window([rec(0, 0.1), rec(1, 1.2, 503), rec(2, 2.05)], 0, 5, lenient).ok)
+
+    def test_a_stall_is_a_violation_even_without_errors(self):
+        w = chaos.judge_window([rec(0, 0.1)], 0, 5, self.H)
+        self.assertFalse(w.ok)
+        self.assertIn("a stall", w.why)
+
+    def test_slow_answers_break_the_latency_bound(self):
+        w = chaos.judge_window([rec(0, 0.1), rec(0, 1.0), rec(0, 2.5)], 0, 5, self.H)
+        self.assertFalse(w.ok)
+        self.assertIn("p99 2500 ms > 1000 ms", w.why)
+
+    def test_only_answers_inside_the_window_count(self):
+        recs = [rec(0, 4.9), rec(0, 5.0, 503), rec(0, 9.0)]
+        w = chaos.judge_window(recs, 0, 5, chaos.Hypothesis(min_requests=1))
+        self.assertEqual((w.requests, w.failed), (1, 0))
+
+    def test_p99_nearest_rank(self):
+        self.assertIsNone(chaos.p99([]))
+        self.assertEqual(chaos.p99([5.0]), 5.0)
+        self.assertEqual(chaos.p99(list(range(1, 101))), 99)
+        self.assertEqual(chaos.p99(list(range(1, 201))), 198)
+
+
+class JournalTest(unittest.TestCase):
+    def test_add_remove_and_replay_in_reverse(self):
+        with tempfile.TemporaryDirectory() as d:
+            j = chaos.Journal(Path(d))
+            self.assertEqual(j.entries(), [])
+            j.add({"id": "a", "run": "r1", "fault": "pause-nodes", "target": "us-west", "params": {}})
+            j.add({"id": "b", "run": "r1", "fault": "dependency", "target": "payments", "params": {"mode": "error"}})
+            self.assertEqual([e["id"] for e in json.loads(j.path.read_text())], ["a", "b"])
+            reverted = []
+
+            class Fake:
+                def __init__(self, kind, target, params):
+                    self.kind, self.target = kind, target
+
+                def revert(self, c):
+                    reverted.append((self.kind, self.target))
+
+                def describe(self):
+                    return f"{self.kind} ({self.target})"
+            real = chaos.make_fault
+            chaos.make_fault = Fake
+            try:
+                done = chaos.replay(object(), j)
+            finally:
+                chaos.make_fault = real
+            self.assertEqual(reverted, [("dependency", "payments"), ("pause-nodes", "us-west")])
+            self.assertEqual(done, ["dependency (payments)", "pause-nodes (us-west)"])
+            self.assertEqual(j.entries(), [])
+
+    def test_a_failed_revert_stays_on_the_journal(self):
+        with tempfile.TemporaryDirectory() as d:
+            j = chaos.Journal(Path(d))
+            j.add({"id": "a", "run": "r1", "fault": "pause-nodes", "target": "us-west", "params": {}})
+
+            class Failing:
+                def __init__(self, *a):
+                    pass
+
+                def describe(self):
+                    return "x"
+
+                def revert(self, c):
+                    raise RuntimeError("haproxy: no such server")
+            real = chaos.make_fault
+            chaos.make_fault = Failing
+            try:
+                with self.assertRaises(RuntimeError):
+                    chaos.replay(object(), j)
+            finally:
+                chaos.make_fault = real
+            self.assertEqual([e["id"] for e in j.entries()], ["a"])
+
+    def test_a_damaged_journal_is_not_guessed_at(self):
+        with tempfile.TemporaryDirectory() as d:
+            j = chaos.Journal(Path(d))
+            j.path.parent.mkdir(parents=True)
+            j.path.write_text("[{")
+            with self.assertRaisesRegex(chaos.ClusterError, "damaged"):
+                j.entries()
+
+
+class ReportTest(unittest.TestCase):
+    def test_the_report_says_what_broke(self):
+        w_ok = {"t0": 0, "t1": 5, "requests": 10, "failed": 0, "p99_ms": 40.0, "ok": True, "why": ""}
+        w_bad = {"t0": 5, "t1": 10, "requests": 0, "failed": 0, "p99_ms": None, "ok": False,
+                 "why": "0 answers < 3 (a stall)"}
+        r = {"id": "c1", "title": "pause", "held": False, "aborted": None, "replayed": [],
+             "before": {"windows": [w_ok]},
+             "steps": [{"describe": "region's portal nodes paused (us-west)", "held": False,
+                        "during": {"windows": [w_ok, w_bad]}, "revert_s": 0.1, "recovered_after_revert_s": 5.0,
+                        "detected": {"alert": "PortalRegionDown", "after_s": 7.5}}],
+             "after": {"windows": [w_ok]},
+             "load": {"sent": 100, "failed": 0, "read_stall_s": 5.2, "write_stall_s": 1.0},
+             "writes": {"acked_writes": 20, "lost": 0, "duplicates": 0, "wrong_ids": 0}}
+        text = chaos.report(r)
+        self.assertIn("hypothesis BROKEN", text)
+        self.assertIn("broken in 1: 0 answers < 3 (a stall)", text)
+        self.assertIn("detected: PortalRegionDown after 7.5s", text)
+        self.assertIn("lost 0, duplicated 0", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
