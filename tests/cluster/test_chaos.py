@@ -1,0 +1,136 @@
+"""Chaos experiments (issue 12, first part): `scripts/cluster chaos run` on a real cluster,
+with short holds.
+
+  test_1: a dependency fault (payments answering 503) under the mixed load: the hypothesis
+          (every critical request succeeds, p99 bounded, no stall) holds before, during and
+          after; the fault is reverted; the result names the windows; no acknowledged write is
+          lost or duplicated.
+  test_2: the controller SIGKILLed while a region's portal nodes are paused (SIGSTOP): the
+          fault stays on the revert journal, the nodes stay stopped; `chaos revert` resumes
+          them (SIGCONT) from the journal and the cluster is healthy again.
+
+What it does not prove: the outcome of the other experiments in deploy/chaos (run them by
+hand: `scripts/cluster chaos run deploy/chaos/<name>.json`), detection times (this cluster
+runs without the monitoring stack), or a partitioned region (not built yet).
+
+    CONTINUUM_BIN=$PWD/build/continuum python3 -m unittest -v tests/cluster/test_chaos.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import clusterctl  # noqa: E402
+from clusterctl import SCRIPT, ClusterHandle, log, wait_until  # noqa: E402
+
+KEEP = os.environ.get("CONTINUUM_CLUSTER_KEEP") == "1"
+clusterctl.install_signal_handlers()
+clusterctl.start_watchdog(float(os.environ.get("CONTINUUM_CLUSTER_DEADLINE_S", "900")), "chaos test")
+CLUSTER: ClusterHandle | None = None
+
+
+def setUpModule():
+    global CLUSTER
+    binary = os.environ.get("CONTINUUM_BIN", str(clusterctl.REPO / "build" / "continuum"))
+    wait_until(lambda: os.access(binary, os.X_OK), 90, 1, f"{binary} to exist (build it first)")
+    CLUSTER = ClusterHandle.create(keep=KEEP, patients=300, monitoring=False)
+    unittest.addModuleCleanup(CLUSTER.close)
+    CLUSTER.up(timeout=300)
+
+
+def proc_state(pid: int) -> str:
+    """The process' state letter in /proc (T: stopped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+class ChaosTest(unittest.TestCase):
+    def setUp(self):
+        self.c = CLUSTER
+        self.tmp = Path(tempfile.mkdtemp(prefix="cct-chaos-"))
+        self.c.wait_healthy(timeout=150, repair_after=60)
+
+    def tearDown(self):
+        self.c.cmd("chaos", "revert", timeout=120, check=False)
+        import shutil
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def experiment(self, doc: dict) -> str:
+        p = self.tmp / "experiment.json"
+        p.write_text(json.dumps(doc))
+        return str(p)
+
+    def journal(self) -> list:
+        p = self.c.state / "chaos" / "journal.json"
+        return json.loads(p.read_text()) if p.exists() else []
+
+    def test_1_dependency_fault_holds_and_is_reverted(self):
+        exp = self.experiment({
+            "title": "payments 503 (short)",
+            "hypothesis": {"window_s": 4, "critical_success_min": 1.0, "critical_p99_ms": 3000, "min_requests": 3},
+            "method": [{"fault": "dependency", "target": "payments", "params": {"mode": "error"}, "hold_s": 12}],
+            "abort_after_s": 12, "recovery_timeout_s": 30, "before_s": 8, "after_s": 8})
+        cp = self.c.cmd("chaos", "run", exp, timeout=240, check=False)
+        print(cp.stdout, file=sys.stderr)
+        self.assertEqual(cp.returncode, 0, f"{cp.stdout}\n{cp.stderr[-3000:]}")
+        results = sorted((self.c.state / "chaos").glob("c*.json"))
+        r = json.loads(results[-1].read_text())
+        self.assertTrue(r["held"])
+        step = r["steps"][0]
+        self.assertEqual(step["target"], "payments")
+        self.assertGreaterEqual(len(step["during"]["windows"]), 3)
+        self.assertTrue(all(w["ok"] for w in step["during"]["windows"]))
+        self.assertEqual(r["writes"]["lost"], 0)
+        self.assertEqual(r["writes"]["duplicates"], 0)
+        self.assertGreater(r["writes"]["acked_writes"], 0)
+        self.assertEqual(self.journal(), [])
+        self.assertTrue(results[-1].with_suffix(".txt").exists())
+
+    def test_2_a_killed_controller_leaves_the_fault_to_chaos_revert(self):
+        exp = self.experiment({
+            "title": "pause a replica region's nodes (controller killed)",
+            "hypothesis": {"window_s": 5, "critical_success_min": 0.0, "critical_p99_ms": 600000, "min_requests": 0},
+            "method": [{"fault": "pause-nodes", "target": "replica", "hold_s": 120}],
+            "abort_after_s": 120, "recovery_timeout_s": 60, "before_s": 3, "after_s": 3})
+        argv = [str(SCRIPT), "chaos", "run", exp, "--state", str(self.c.state), "--port-offset", str(self.c.offset)]
+        with open(self.tmp / "controller.log", "wb") as out:
+            ctl = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=self.c._env(), start_new_session=True)
+        try:
+            wait_until(lambda: self.journal() or ctl.poll() is not None, 90, 0.2, "the fault on the journal")
+            self.assertIsNone(ctl.poll(), (self.tmp / "controller.log").read_text()[-3000:])
+            entry = self.journal()[0]
+            region = entry["target"]
+            time.sleep(1.0)   # the SIGSTOPs follow the journal entry
+            os.killpg(ctl.pid, signal.SIGKILL)
+            ctl.wait(10)
+        finally:
+            if ctl.poll() is None:
+                os.killpg(ctl.pid, signal.SIGKILL)
+                ctl.wait(10)
+        log(f"controller SIGKILLed with pause-nodes on {region}")
+        pids = {}
+        for n in ("a", "b"):
+            pidfile = self.c.state / "pids" / f"portal-{region}-{n}.pid"
+            pids[n] = int(pidfile.read_text().split()[0])
+        self.assertEqual({proc_state(p) for p in pids.values()}, {"T"}, "the nodes were not paused")
+        self.assertEqual(len(self.journal()), 1)
+        cp = self.c.cmd("chaos", "revert", timeout=120)
+        print(cp.stderr, file=sys.stderr)
+        self.assertEqual(self.journal(), [])
+        self.assertNotIn("T", {proc_state(p) for p in pids.values()}, "chaos revert left the nodes stopped")
+        self.c.wait_healthy(timeout=120)
+
+
+if __name__ == "__main__":
+    unittest.main()
