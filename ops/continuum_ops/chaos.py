@@ -459,6 +459,7 @@ def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, aler
         res["held"] = False
         res["aborted"] = res.get("aborted") or f"the hypothesis did not hold again within {exp.recovery_timeout_s:g}s"
     res["detected"] = detected[0]
+    res["monitoring"] = alerts is not None
     return res
 
 
@@ -498,7 +499,9 @@ def report(r: dict) -> str:
                      + (f"{s['recovered_after_revert_s']}s after the revert" if s.get("recovered_after_revert_s") is not None
                         else "NOT within the recovery timeout"))
         det = s.get("detected")
-        lines.append(f"    detected: {det['alert']} after {det['after_s']}s" if det else "    detected: no alert matched")
+        lines.append(f"    detected: {det['alert']} after {det['after_s']}s" if det else
+                     "    detected: no alert matched" if s.get("monitoring", True) else
+                     "    detected: - (the cluster runs without the monitoring stack)")
     if r.get("after"):
         lines.append(windows("after", r["after"]["windows"]))
     ld, w = r.get("load") or {}, r.get("writes") or {}
