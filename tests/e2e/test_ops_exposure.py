@@ -20,7 +20,7 @@ import secrets
 from harness import ContinuumTestCase, free_port, wait_until
 
 FULL_KEYS = {"status", "node", "region", "database", "audit", "tiers", "dependencies", "sessions",
-             "audit_shipping"}
+             "audit_shipping", "schema"}
 
 
 class OpsExposureTest(ContinuumTestCase):
