@@ -14,6 +14,7 @@
 
 #include "audit/shipper.hpp"
 #include "audit/verify.hpp"
+#include "chaos/net_proxy.hpp"
 #include "core/config.hpp"
 #include "core/log.hpp"
 #include "core/release.hpp"
@@ -213,6 +214,26 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0, 3600000));
 
+  // net-proxy
+  auto* netproxy = app.add_subcommand(
+      "net-proxy",
+      "TCP proxies with network faults switchable at run time (latency, jitter, rate limit, "
+      "hold, reset, down; admin API on --admin-port): the chaos experiments' slow network");
+  continuum::chaos::NetProxyOptions netproxy_opts;
+  std::vector<std::string> netproxy_specs;
+  netproxy->add_option("--admin-host", netproxy_opts.admin_host, "Admin API address")
+      ->capture_default_str();
+  netproxy->add_option("--admin-port", netproxy_opts.admin_port, "Admin API port")->required();
+  netproxy->add_option("--proxy", netproxy_specs, "NAME,LISTEN_HOST:PORT,UPSTREAM_HOST:PORT")
+      ->required();
+  netproxy->add_option("--status-file", netproxy_opts.status_file,
+                       "Write the bound addresses here (JSON) once listening");
+  netproxy
+      ->add_option("--connect-timeout-ms", netproxy_opts.connect_timeout_ms,
+                   "Upstream connect timeout")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60000));
+
   // probe
   auto* probe = app.add_subcommand(
       "probe",
@@ -363,6 +384,16 @@ int main(int argc, char** argv) {
     if (*stub) {
       stub_opts.base_port = static_cast<uint16_t>(stub_base_port);
       return continuum::stubdeps::RunStubDeps(stub_opts);
+    }
+    if (*netproxy) {
+      try {
+        for (const auto& spec : netproxy_specs)
+          netproxy_opts.proxies.push_back(continuum::chaos::ParseProxySpec(spec));
+      } catch (const std::exception& e) {
+        std::cerr << "continuum net-proxy: " << e.what() << "\n";
+        return 2;
+      }
+      return continuum::chaos::RunNetProxy(netproxy_opts);
     }
     if (*verify) {
       auto report = continuum::audit::Verify(journals, continuum::Secret(verify_url), trusted_keys);

@@ -49,7 +49,7 @@ from . import faults as F
 from .util import ClusterError, log, write_atomic
 
 FAULTS = ("kill-region", "kill-nodes", "pause-nodes", "pause-region", "dependency", "slow-query",
-          "edge-backend-down", "exhaust-connections")
+          "edge-backend-down", "exhaust-connections", "database-network")
 ROLES = ("primary", "sync-standby", "replica")
 
 
@@ -138,7 +138,8 @@ def parse_experiment(doc: object, name: str = "experiment") -> Experiment:
 
 
 def _check_params(fault: str, target: str, params: dict, where: str) -> None:
-    allowed = {"dependency": {"mode", "delay_ms"}, "exhaust-connections": {"count"}}.get(fault, set())
+    allowed = {"dependency": {"mode", "delay_ms"}, "exhaust-connections": {"count"},
+               "database-network": set(F.DatabaseNetwork.KEYS)}.get(fault, set())
     _keys(params, allowed, f"{where}.params")
     if fault == "dependency":
         if not target:
@@ -153,6 +154,21 @@ def _check_params(fault: str, target: str, params: dict, where: str) -> None:
     elif fault == "exhaust-connections":
         if "count" in params:
             _number(params, "count", f"{where}.params", 1, 1, 10000)
+    elif fault == "database-network":
+        if not target:
+            raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
+        if not params:
+            raise ValueError(f"{where}.params must name at least one toxic ({', '.join(F.DatabaseNetwork.KEYS)})")
+        for k in ("latency_ms", "jitter_ms", "rate_kb_s", "close_after_ms"):
+            if k in params:
+                _number(params, k, f"{where}.params", 0, 0, 600000)
+        for k in ("hold", "reset", "down"):
+            if k in params and not isinstance(params[k], bool):
+                raise ValueError(f"{where}.params.{k} must be true or false")
+        if params.get("jitter_ms", 0) > params.get("latency_ms", 0):
+            raise ValueError(f"{where}.params.jitter_ms must not exceed latency_ms")
+        if params.get("close_after_ms") and not params.get("hold"):
+            raise ValueError(f"{where}.params.close_after_ms goes with hold: true")
     elif not target:
         raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
 
@@ -257,6 +273,8 @@ def make_fault(kind: str, target: str, params: dict | None = None) -> F.Fault:
     if kind == "exhaust-connections":
         n = params.get("count")
         return F.ConnectionsExhausted(target or "primary", int(n) if n is not None else None)
+    if kind == "database-network":
+        return F.DatabaseNetwork(target, {k: (int(v) if not isinstance(v, bool) else v) for k, v in params.items()})
     raise ClusterError(f"unknown fault {kind!r}")
 
 

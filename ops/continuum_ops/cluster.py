@@ -392,7 +392,7 @@ class Cluster:
 
     def portal_primary_url(self, me: str) -> str:
         """The portal role's write URL (`continuum serve`)."""
-        return portal.primary_url(self.topo, me, self.secrets["PORTAL_PASSWORD"], portal.PORTAL_ROLE)
+        return portal.primary_url(self.topo, me, self.secrets["PORTAL_PASSWORD"], portal.PORTAL_ROLE, via_proxy=True)
 
     def run_bin(self, args: list[str], logname: str, what: str, timeout: float = 900) -> None:
         with open(self.sup.logs / logname, "ab") as f:
@@ -446,6 +446,28 @@ class Cluster:
             args += ["--ehr-patients", str(ehr), "--ehr-facilities", "20"]
         log(f"starting stub-deps (admin 127.0.0.1:{self.topo.stub_base}; faults: PUT /admin/faults/{{dependency}})")
         self.sup.start("stubdeps", args, cwd=d)
+
+    def netproxy_up(self, names: list[str]) -> None:
+        """Each region's net-proxy (`continuum net-proxy`): the portal nodes' path to that
+        region's PostgreSQL, where the chaos experiments slow or break the network. It
+        belongs to its region (a region's kill takes it along)."""
+        for name in names:
+            if self.sup.alive(f"netproxy-{name}"):
+                continue
+            r = self.topo.region(name)
+            self.need_ports(f"net-proxy {name}", [r.pg_proxy, r.pg_proxy_admin])
+            d = self.state / "netproxy"
+            d.mkdir(exist_ok=True)
+            log(f"starting net-proxy {name} ({r.host}:{r.pg_proxy} -> postgres {r.host}:{r.pg}; "
+                f"admin http://{r.host}:{r.pg_proxy_admin}/proxies)")
+            self.sup.start(f"netproxy-{name}", [self.bin, "net-proxy", "--admin-host", r.host,
+                                                "--admin-port", str(r.pg_proxy_admin),
+                                                # (the state path in its command line is how
+                                                # the supervisor knows the process as ours)
+                                                "--status-file", d / f"{name}.json", "--proxy",
+                                                f"{name},{r.host}:{r.pg_proxy},{r.host}:{r.pg}"], cwd=d)
+        urls = [f"http://{self.topo.region(n).host}:{self.topo.region(n).pg_proxy_admin}/healthz" for n in names]
+        wait_for(10, "net-proxy admin APIs", lambda: all(all_ok(urls)))
 
     def with_topology(self, binary: Path | None = None) -> bool:
         v = os.environ.get("CLUSTER_NO_TOPOLOGY", "")
@@ -726,7 +748,7 @@ class Cluster:
 
     def all_alive(self) -> bool:
         names = ["haproxy"] + (["stubdeps"] if self.with_deps else [])
-        names += [f"{k}-{r}" for r in self.topo.names for k in ("etcd", "patroni")]
+        names += [f"{k}-{r}" for r in self.topo.names for k in ("etcd", "patroni", "netproxy")]
         names += [f"portal-{n.name}" for n in self.topo.nodes]
         names += self.monitoring_names()
         return all(self.sup.alive(n) for n in names)
@@ -763,6 +785,7 @@ class Cluster:
         self.haproxy_up()
         wait_for(30, "HAProxy -> primary", self.haproxy_ready)
         self.stubdeps_up()
+        self.netproxy_up(names)
         self.portal_up(names)
         log(f"waiting for {len(all_nodes)} portal nodes to be ready (up to {self.node_timeout}s)")
         wait_for(self.node_timeout, "portal nodes /readyz", lambda: self.nodes_ready(all_nodes))
@@ -812,7 +835,7 @@ class Cluster:
         # Portal nodes first (they drain in-flight requests and flush their audit journal).
         self.sup.stop([f"portal-{n.name}" for n in self.topo.nodes + self.topo.other_nodes], signal.SIGTERM, 20)
         self.sup.stop(["haproxy"], signal.SIGTERM, 10)
-        self.sup.stop(["stubdeps"], signal.SIGTERM, 10)
+        self.sup.stop(["stubdeps"] + [f"netproxy-{r}" for r in names], signal.SIGTERM, 10)
         # Patroni stops its PostgreSQL on SIGTERM: all at once, then wait.
         self.sup.stop([f"patroni-{r}" for r in names], signal.SIGTERM, 60)
         for r in names:
@@ -847,7 +870,7 @@ class Cluster:
 
     def region_roots(self, name: str) -> list[int]:
         r = self.topo.region(name)
-        out = [self.sup.live_pid(p) for p in [f"etcd-{name}", f"patroni-{name}"] +
+        out = [self.sup.live_pid(p) for p in [f"etcd-{name}", f"patroni-{name}", f"netproxy-{name}"] +
                [f"portal-{n.name}" for n in r.nodes + r.other_nodes]]
         out.append(self.postmaster_pid(name))
         return [p for p in out if p is not None]
@@ -873,7 +896,8 @@ class Cluster:
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
-        log(f"kill-region {name}: SIGKILL {len(victims)} processes (etcd, Patroni, PostgreSQL, portal nodes)")
+        log(f"kill-region {name}: SIGKILL {len(victims)} processes (etcd, Patroni, PostgreSQL, net-proxy, "
+            f"portal nodes)")
         end = time.monotonic() + 10
         while True:
             left = [p for p in victims if live(p)]
@@ -902,6 +926,7 @@ class Cluster:
             wait_for(self.up_timeout, f"{name} streaming", serving)
         except ClusterError as e:
             raise ClusterError(f"{e}; see {self.sup.logs}/patroni-{name}.log\n{self.patronictl_list()}") from None
+        self.netproxy_up([name])
         self.portal_up([name])
         nodes = [n.name for n in r.nodes]
         wait_for(self.node_timeout, f"portal nodes of {name}", lambda: self.nodes_ready(nodes))
@@ -932,6 +957,8 @@ class Cluster:
                 "timeline": (m or {}).get("timeline"),
                 "replication": repl.get(r.name, {}).get("state") or None,
                 "postgres": f"{r.host}:{r.pg}", "patroni_rest": f"{r.host}:{r.rest}",
+                "net_proxy": {"postgres": f"{r.host}:{r.pg_proxy}", "admin": f"http://{r.host}:{r.pg_proxy_admin}",
+                              "pid": pid(f"netproxy-{r.name}")},
                 "patroni_pid": pid(f"patroni-{r.name}"),
                 "data_dir": str(self.patroni_dir(r.name) / "data"),
                 "etcd": {"client": f"{r.host}:{r.etcd_client}", "health": "healthy" if etcd_ok else "down",

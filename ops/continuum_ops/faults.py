@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
@@ -282,6 +283,55 @@ class ConnectionsExhausted(Fault):
                 p.kill()
                 p.wait(5)
         self.procs = []
+
+
+class DatabaseNetwork(Fault):
+    """The network between the portal nodes and one region's PostgreSQL degraded, through
+    that region's net-proxy (`continuum net-proxy`; Cluster.netproxy_up): `toxics` as its
+    admin API takes them -- latency_ms/jitter_ms (every answer of the database held that
+    long: a slow database as the portal sees it), rate_kb_s, hold (+ close_after_ms: a
+    black hole), reset, down. Patroni, HAProxy and replication are not on this path, so
+    the database itself stays healthy and no failover follows. Revert: the toxics off (a
+    DELETE, idempotent; a dead controller's revert does the same)."""
+
+    KEYS = ("latency_ms", "jitter_ms", "rate_kb_s", "hold", "close_after_ms", "reset", "down")
+
+    def __init__(self, region: str, toxics: dict):
+        kind = ("database slowed (network latency)" if toxics.get("latency_ms") else
+                "database unreachable (network)" if toxics.get("hold") or toxics.get("down") or toxics.get("reset")
+                else "database network degraded")
+        super().__init__(kind, region, {"QueryLatencyTrendingUp", "DbPoolSaturated", "SLOErrorBudgetBurn",
+                                        "JourneyFailingFromEdge", "JourneyFailingFromMultipleVantages",
+                                        "PortalNodeNotReady", "PortalRegionDown"})
+        unknown = set(toxics) - set(self.KEYS)
+        if unknown:
+            raise ClusterError(f"database network fault: unknown toxic(s) {sorted(unknown)}")
+        self.toxics = dict(toxics)
+
+    def _admin(self, c: Cluster, method: str, body: dict | None = None) -> dict:
+        r = c.topo.region(self.target)
+        req = urllib.request.Request(f"http://{r.host}:{r.pg_proxy_admin}/proxies/{self.target}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            raise ClusterError(f"net-proxy {self.target}: {method} refused ({e.code}): "
+                               f"{e.read().decode(errors='replace')[:300]}") from None
+
+    def inject(self, c: Cluster) -> None:
+        out = self._admin(c, "PUT", self.toxics)
+        log(f"net-proxy {self.target}: toxics {json.dumps(out.get('toxics', {}), sort_keys=True)} "
+            f"({out.get('connections_open')} connections open)")
+
+    def revert(self, c: Cluster) -> None:
+        if not c.sup.alive(f"netproxy-{self.target}"):
+            return   # gone with its region: it comes back without toxics
+        self._admin(c, "DELETE")
+
+    def describe(self) -> str:
+        return f"{self.kind} ({self.target}: {json.dumps(self.toxics, sort_keys=True)})"
 
 
 def primary_region(c: Cluster) -> str:

@@ -14,18 +14,21 @@ OWNER_ROLE = "continuum"
 PORTAL_ROLE = "continuum_portal"
 
 
-def primary_url(topo: Topology, me: str, password: str, user: str = OWNER_ROLE) -> str:
+def primary_url(topo: Topology, me: str, password: str, user: str = OWNER_ROLE,
+                via_proxy: bool = False) -> str:
     """libpq multi-host string (`user`: the owner role unless told), hosts in preference
-    order from `me`; libpq finds the primary (target_session_attrs=read-write)."""
+    order from `me`; libpq finds the primary (target_session_attrs=read-write).
+    `via_proxy`: through each region's net-proxy (the portal nodes' path)."""
     pref = topo.preference(me)
     hosts = ",".join(r.host for r in pref)
-    ports = ",".join(str(r.pg) for r in pref)
+    ports = ",".join(str(r.pg_proxy if via_proxy else r.pg) for r in pref)
     return (f"host={hosts} port={ports} dbname=continuum user={user} password={password} "
             f"target_session_attrs=read-write connect_timeout=2")
 
 
-def region_url(r: Region, password: str, user: str = PORTAL_ROLE) -> str:
-    return f"host={r.host} port={r.pg} dbname=continuum user={user} password={password} connect_timeout=2"
+def region_url(r: Region, password: str, user: str = PORTAL_ROLE, via_proxy: bool = True) -> str:
+    port = r.pg_proxy if via_proxy else r.pg
+    return f"host={r.host} port={port} dbname=continuum user={user} password={password} connect_timeout=2"
 
 
 def public_base_url(topo: Topology) -> str:

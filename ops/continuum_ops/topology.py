@@ -32,6 +32,12 @@ POSTGRES_EXPORTER_BASE = 9187   # one per region: 9187, 9188, ...
 # slot a is <region>-a, -b and slot b <region>-c, -d.
 SLOTS = ("a", "b")
 SLOT_B_DELTA = 50
+# `continuum net-proxy` in front of each region's PostgreSQL, on the portal nodes' path to it
+# (Region.pg_proxy = postgres + NET_PROXY_DELTA; its admin API on postgres + NET_PROXY_ADMIN_DELTA):
+# the chaos experiments' slow or broken network between the portal and a database. Patroni's
+# replication, HAProxy's routing and the tools connect to PostgreSQL directly.
+NET_PROXY_DELTA = 20
+NET_PROXY_ADMIN_DELTA = 30
 
 
 @dataclass
@@ -52,6 +58,15 @@ class Region:
     pg: int
     nodes: list[Node] = field(default_factory=list)         # the live slot's nodes
     other_nodes: list[Node] = field(default_factory=list)   # the other slot's (a rollout's new release)
+
+    @property
+    def pg_proxy(self) -> int:
+        """Where the portal nodes reach this region's PostgreSQL: its net-proxy."""
+        return self.pg + NET_PROXY_DELTA
+
+    @property
+    def pg_proxy_admin(self) -> int:
+        return self.pg + NET_PROXY_ADMIN_DELTA
 
 
 def node_name(region: str, index: int) -> str:
@@ -189,7 +204,8 @@ class Topology:
         out += [(p, f"postgres exporter {r.name}") for r, p in zip(self.regions, self.postgres_exporter_ports())]
         for r in self.regions:
             out += [(r.etcd_client, f"etcd {r.name} client"), (r.etcd_peer, f"etcd {r.name} peer"),
-                    (r.rest, f"patroni {r.name} REST"), (r.pg, f"postgres {r.name}")]
+                    (r.rest, f"patroni {r.name} REST"), (r.pg, f"postgres {r.name}"),
+                    (r.pg_proxy, f"net-proxy {r.name} (postgres)"), (r.pg_proxy_admin, f"net-proxy {r.name} admin")]
             out += [(n.port, f"portal node {n.name}") for n in r.nodes + r.other_nodes]
         return out
 

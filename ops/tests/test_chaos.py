@@ -45,6 +45,17 @@ class ExperimentFormatTest(unittest.TestCase):
             ({**GOOD, "method": [{"fault": "slow-query", "target": "allergy; drop table x"}]}, "a table name"),
             ({**GOOD, "hypothesis": {"critical_success_min": 1.5}}, "critical_success_min must be a number from 0 to 1"),
             ({**GOOD, "hypothesis": {"window": 5}}, "unknown key(s) window"),
+            ({**GOOD, "method": [{"fault": "database-network", "target": "primary"}]}, "at least one toxic"),
+            ({**GOOD, "method": [{"fault": "database-network", "target": "primary", "params": {"latency": 5}}]},
+             "unknown key(s) latency"),
+            ({**GOOD, "method": [{"fault": "database-network", "target": "primary",
+                                  "params": {"latency_ms": 10, "jitter_ms": 20}}]}, "jitter_ms must not exceed"),
+            ({**GOOD, "method": [{"fault": "database-network", "target": "primary",
+                                  "params": {"close_after_ms": 10}}]}, "goes with hold"),
+            ({**GOOD, "method": [{"fault": "database-network", "target": "primary", "params": {"hold": 1}}]},
+             "hold must be true or false"),
+            ({**GOOD, "method": [{"fault": "database-network", "target": "primary",
+                                  "params": {"latency_ms": -1}}]}, "latency_ms must be a number from 0"),
             ([], "must be a JSON object"),
         ]
         for doc, msg in cases:

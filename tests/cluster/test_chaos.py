@@ -8,6 +8,10 @@ with short holds.
   test_2: the controller SIGKILLed while a region's portal nodes are paused (SIGSTOP): the
           fault stays on the revert journal, the nodes stay stopped; `chaos revert` resumes
           them (SIGCONT) from the journal and the cluster is healthy again.
+  test_3: the path from the portal nodes to the primary's PostgreSQL made 150 ms slow by that
+          region's net-proxy (`continuum net-proxy`): writes are slower (the windows' p99
+          shows the latency), nothing fails, nothing is lost, and the revert takes the
+          latency off.
 
 What it does not prove: the outcome of the other experiments in deploy/chaos (run them by
 hand: `scripts/cluster chaos run deploy/chaos/<name>.json`), detection times (this cluster
@@ -19,6 +23,7 @@ runs without the monitoring stack), or a partitioned region (not built yet).
 from __future__ import annotations
 
 import json
+import urllib.request
 import os
 import signal
 import subprocess
@@ -130,6 +135,35 @@ class ChaosTest(unittest.TestCase):
         self.assertEqual(self.journal(), [])
         self.assertNotIn("T", {proc_state(p) for p in pids.values()}, "chaos revert left the nodes stopped")
         self.c.wait_healthy(timeout=120)
+
+    def test_3_a_slow_path_to_the_primarys_database_holds(self):
+        """The net-proxy in front of the primary's PostgreSQL holds every answer 150 ms: the
+        writes (synchronous commits on the primary) are slower, nothing fails, and the revert
+        takes the latency off (the proxy's own account says so)."""
+        exp = self.experiment({
+            "title": "primary's database 150 ms away (short)",
+            "hypothesis": {"window_s": 4, "critical_success_min": 1.0, "critical_p99_ms": 4000, "min_requests": 3},
+            "method": [{"fault": "database-network", "target": "primary", "params": {"latency_ms": 150},
+                        "hold_s": 12}],
+            "abort_after_s": 12, "recovery_timeout_s": 30, "before_s": 4, "after_s": 4})
+        primary = self.c.status()["primary"]
+        cp = self.c.cmd("chaos", "run", exp, timeout=240, check=False)
+        print(cp.stdout, file=sys.stderr)
+        self.assertEqual(cp.returncode, 0, f"{cp.stdout}\n{cp.stderr[-3000:]}")
+        r = json.loads(sorted((self.c.state / "chaos").glob("c*.json"))[-1].read_text())
+        step = r["steps"][0]
+        self.assertEqual(step["target"], primary)
+        # the fault was real: a write needs at least one round trip to the primary
+        worst = max(w["p99_ms"] or 0 for w in step["during"]["windows"])
+        self.assertGreaterEqual(worst, 150, step["during"]["windows"])
+        self.assertTrue(r["held"], cp.stdout)
+        self.assertEqual((r["writes"]["lost"], r["writes"]["duplicates"]), (0, 0))
+        reg = next(x for x in self.c.status()["regions"] if x["name"] == primary)
+        with urllib.request.urlopen(f"{reg['net_proxy']['admin']}/proxies/{primary}", timeout=5) as resp:
+            proxy = json.loads(resp.read())
+        self.assertEqual(proxy["toxics"]["latency_ms"], 0, proxy)
+        self.assertGreater(proxy["connections_total"], 0, "the portal does not go through the proxy")
+        self.assertEqual(self.journal(), [])
 
 
 if __name__ == "__main__":
