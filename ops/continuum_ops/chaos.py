@@ -49,7 +49,7 @@ from . import faults as F
 from .util import ClusterError, log, write_atomic
 
 FAULTS = ("kill-region", "kill-nodes", "pause-nodes", "pause-region", "dependency", "slow-query",
-          "edge-backend-down", "exhaust-connections", "database-network")
+          "edge-backend-down", "exhaust-connections", "database-network", "kill-edge")
 ROLES = ("primary", "sync-standby", "replica")
 
 
@@ -79,6 +79,7 @@ class Experiment:
     recovery_timeout_s: float = 120.0
     before_s: float = 10.0
     after_s: float = 10.0
+    client_retries: int = 0     # the load's clients resend a request that got no answer at all
 
 
 def _number(d: dict, key: str, where: str, default: float, lo: float, hi: float) -> float:
@@ -99,7 +100,7 @@ def parse_experiment(doc: object, name: str = "experiment") -> Experiment:
     if not isinstance(doc, dict):
         raise ValueError(f"{name}: must be a JSON object")
     _keys(doc, {"title", "description", "hypothesis", "method", "abort_after_s", "recovery_timeout_s",
-                "before_s", "after_s"}, name)
+                "before_s", "after_s", "client_retries"}, name)
     title = doc.get("title")
     if not isinstance(title, str) or not title.strip():
         raise ValueError(f"{name}.title must be a non-empty string")
@@ -134,7 +135,8 @@ def parse_experiment(doc: object, name: str = "experiment") -> Experiment:
                       _number(doc, "abort_after_s", name, 20, 1, 3600),
                       _number(doc, "recovery_timeout_s", name, 120, 5, 3600),
                       _number(doc, "before_s", name, 10, 0, 3600),
-                      _number(doc, "after_s", name, 10, 0, 3600))
+                      _number(doc, "after_s", name, 10, 0, 3600),
+                      int(_number(doc, "client_retries", name, 0, 0, 3)))
 
 
 def _check_params(fault: str, target: str, params: dict, where: str) -> None:
@@ -154,6 +156,10 @@ def _check_params(fault: str, target: str, params: dict, where: str) -> None:
     elif fault == "exhaust-connections":
         if "count" in params:
             _number(params, "count", f"{where}.params", 1, 1, 10000)
+    elif fault == "kill-edge":
+        from .haproxy import EDGE_INSTANCES
+        if target not in EDGE_INSTANCES:
+            raise ValueError(f"{where}.target must be an edge instance ({', '.join(EDGE_INSTANCES)})")
     elif fault == "database-network":
         if not target:
             raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
@@ -273,6 +279,8 @@ def make_fault(kind: str, target: str, params: dict | None = None) -> F.Fault:
     if kind == "exhaust-connections":
         n = params.get("count")
         return F.ConnectionsExhausted(target or "primary", int(n) if n is not None else None)
+    if kind == "kill-edge":
+        return F.EdgeInstanceKilled(target)
     if kind == "database-network":
         return F.DatabaseNetwork(target, {k: (int(v) if not isinstance(v, bool) else v) for k, v in params.items()})
     raise ClusterError(f"unknown fault {kind!r}")
@@ -294,7 +302,7 @@ def replay(c, journal: Journal) -> list[str]:
 
 
 def resolve_target(c, step: Step) -> str:
-    if step.fault in ("dependency", "slow-query"):
+    if step.fault in ("dependency", "slow-query", "kill-edge"):
         return step.target
     if step.fault == "exhaust-connections":
         return "primary"
@@ -347,7 +355,8 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
     sql = _sql(c)
     regions = c.topo.names
     load = MixedLoad(f"http://127.0.0.1:{c.topo.haproxy['http']}", pick_readers(sql, regions, readers),
-                     pick_writers(sql, regions, writers), pause=0.05, timeout=30)
+                     pick_writers(sql, regions, writers), pause=0.05, timeout=30,
+                     client_retries=exp.client_retries)
     alerts = None
     if c.with_monitoring:
         from .mttd import Alerts
@@ -523,7 +532,11 @@ def report(r: dict) -> str:
     if r.get("after"):
         lines.append(windows("after", r["after"]["windows"]))
     ld, w = r.get("load") or {}, r.get("writes") or {}
-    lines.append(f"  load: {ld.get('sent', 0)} requests, {ld.get('failed', 0)} failed (no client retries; "
+    retries = ld.get("client_retries", 0)
+    how = (f"clients resend an unanswered request up to {retries} time(s): {ld.get('retried', 0)} resent; "
+           f"without that {ld.get('failed_without_client_retries', 0)} would have failed; "
+           if retries else "no client retries; ")
+    lines.append(f"  load: {ld.get('sent', 0)} requests, {ld.get('failed', 0)} failed ({how}"
                  f"the edge retries), longest stall reads {ld.get('read_stall_s', 0):.2f}s writes "
                  f"{ld.get('write_stall_s', 0):.2f}s")
     lines.append(f"  writes: {w.get('acked_writes', '?')} acknowledged, lost {w.get('lost', '?')}, duplicated "

@@ -538,8 +538,31 @@ class Cluster:
     def haproxy_dir(self) -> Path:
         return self.state / "haproxy"
 
+    def edge_instances(self) -> list[haproxy.Instance]:
+        return haproxy.instances(self.topo, self.haproxy_dir)
+
+    def haproxy_each(self, command: str) -> list[str]:
+        """One runtime API command on every live edge instance; their answers."""
+        out = []
+        for inst in self.edge_instances():
+            if self.sup.alive(inst.name):
+                out.append(haproxy.runtime(inst.admin_sock, command))
+        if not out:
+            raise ClusterError("no HAProxy edge instance is running")
+        return out
+
     def haproxy_cmd(self, command: str) -> str:
-        return haproxy.runtime(self.haproxy_dir / "admin.sock", command)
+        """A runtime API command for the edge: a change (set, add, del, enable, disable,
+        shutdown ...) goes to every live instance, so that both route alike, and the first
+        answer that is not an empty success is returned (the caller judges it); a `show`
+        asks the first live instance."""
+        if command.lstrip().startswith("show "):
+            for inst in self.edge_instances():
+                if self.sup.alive(inst.name):
+                    return haproxy.runtime(inst.admin_sock, command)
+            raise ClusterError("no HAProxy edge instance is running")
+        answers = self.haproxy_each(command)
+        return next((a for a in answers if a.strip() not in haproxy.Runtime.OK_ANSWERS), answers[0])
 
     def rollout_canary(self) -> list[str]:
         """The new release's nodes of a rollout in progress (none when there is none)."""
@@ -548,38 +571,56 @@ class Cluster:
         return list((st or {}).get("canary_nodes") or [])
 
     def haproxy_up(self) -> None:
+        """Every edge instance: started when dead, reloaded (seamlessly) when its rendered
+        config changed. An instance started while another serves takes that one's server
+        state (weights, drain/maint, check results), so both route alike at once."""
         d = self.haproxy_dir
         d.mkdir(exist_ok=True)
         os.chmod(d, 0o700)
         self.make_cert()
         shutil.copy(DEPLOY / "haproxy" / "regions.map", d / "regions.map")
-        cfg = d / "haproxy.cfg"
-        render(DEPLOY / "haproxy" / "haproxy.cfg.tmpl", cfg, haproxy.template_values(self.topo, d, self.tls_pem,
-                                                                                    self.rollout_canary()))
+        canary = self.rollout_canary()
+        for inst in self.edge_instances():
+            self._haproxy_instance_up(inst, canary)
+
+    def _haproxy_instance_up(self, inst: haproxy.Instance, canary: list[str]) -> None:
+        d = self.haproxy_dir
+        cfg = inst.cfg
+        render(DEPLOY / "haproxy" / "haproxy.cfg.tmpl", cfg,
+               haproxy.template_values(self.topo, d, self.tls_pem, canary, inst))
         cp = subprocess.run([HAPROXY, "-c", "-q", "-f", cfg], capture_output=True, text=True, timeout=30)
         if cp.returncode != 0:
             raise ClusterError(f"haproxy config invalid: {cfg}\n{cp.stderr[-1000:]}")
-        running = d / "haproxy.cfg.running"
-        if self.sup.alive("haproxy"):
+        running = cfg.with_name(cfg.name + ".running")
+        if self.sup.alive(inst.name):
             if running.exists() and running.read_bytes() == cfg.read_bytes():
                 return
             # changed template or ports: seamless reload (the new process takes the listening
             # sockets over from the old one, which finishes its sessions; hard-stop-after bounds it)
-            old = self.sup.pid("haproxy")
-            log(f"haproxy config changed: reloading (old pid {old} hands over its sockets)")
+            old = self.sup.pid(inst.name)
+            log(f"{inst.name} config changed: reloading (old pid {old} hands over its sockets)")
             try:
-                write_atomic(d / "server-state", self.haproxy_cmd("show servers state"))
+                write_atomic(inst.server_state, haproxy.runtime(inst.admin_sock, "show servers state"))
             except OSError:
-                write_atomic(d / "server-state", "1\n")
-            self.sup.start("haproxy", [HAPROXY, "-db", "-f", cfg, "-x", d / "admin.sock", "-sf", str(old)], cwd=d)
+                write_atomic(inst.server_state, "1\n")
+            self.sup.start(inst.name, [HAPROXY, "-db", "-f", cfg, "-x", inst.admin_sock, "-sf", str(old)], cwd=d)
             shutil.copy(cfg, running)
             return
-        write_atomic(d / "server-state", "1\n")   # a fresh start must not trust an old run's checks
-        self.need_ports("haproxy", list(self.topo.haproxy.values()))
+        peers = [i for i in self.edge_instances() if i.name != inst.name and self.sup.alive(i.name)]
+        state = "1\n"   # a fresh start must not trust an old run's checks ...
+        if peers:        # ... but a live peer's are current
+            try:
+                state = haproxy.runtime(peers[0].admin_sock, "show servers state")
+            except OSError:
+                pass
+        write_atomic(inst.server_state, state)
         h = self.topo.haproxy
-        log(f"starting haproxy (edge http://127.0.0.1:{h['http']} https://127.0.0.1:{h['https']}, "
-            f"postgres primary :{h['pg_primary']}, replicas :{h['pg_replicas']}, stats :{h['stats']})")
-        self.sup.start("haproxy", [HAPROXY, "-db", "-f", cfg], cwd=d)
+        shared = [h["pg_primary"], h["pg_replicas"], h["http"], h["https"]]
+        self.need_ports(inst.name, [inst.stats_port] + ([] if peers else shared))
+        log(f"starting {inst.name} (edge http://127.0.0.1:{h['http']} https://127.0.0.1:{h['https']}, "
+            f"postgres primary :{h['pg_primary']}, replicas :{h['pg_replicas']}, stats :{inst.stats_port}"
+            f"{'; beside ' + peers[0].name + ' on the same ports' if peers else ''})")
+        self.sup.start(inst.name, [HAPROXY, "-db", "-f", cfg], cwd=d)
         shutil.copy(cfg, running)
 
     def haproxy_ready(self) -> bool:
@@ -747,7 +788,7 @@ class Cluster:
     # ---- commands ----------------------------------------------------------------------
 
     def all_alive(self) -> bool:
-        names = ["haproxy"] + (["stubdeps"] if self.with_deps else [])
+        names = list(haproxy.EDGE_INSTANCES) + (["stubdeps"] if self.with_deps else [])
         names += [f"{k}-{r}" for r in self.topo.names for k in ("etcd", "patroni", "netproxy")]
         names += [f"portal-{n.name}" for n in self.topo.nodes]
         names += self.monitoring_names()
@@ -834,7 +875,7 @@ class Cluster:
         self.sup.stop(mon + [f"postgres-exporter-{r}" for r in names], signal.SIGTERM, 15)
         # Portal nodes first (they drain in-flight requests and flush their audit journal).
         self.sup.stop([f"portal-{n.name}" for n in self.topo.nodes + self.topo.other_nodes], signal.SIGTERM, 20)
-        self.sup.stop(["haproxy"], signal.SIGTERM, 10)
+        self.sup.stop(list(haproxy.EDGE_INSTANCES), signal.SIGTERM, 10)
         self.sup.stop(["stubdeps"] + [f"netproxy-{r}" for r in names], signal.SIGTERM, 10)
         # Patroni stops its PostgreSQL on SIGTERM: all at once, then wait.
         self.sup.stop([f"patroni-{r}" for r in names], signal.SIGTERM, 60)
@@ -912,7 +953,7 @@ class Cluster:
         t0 = time.monotonic()
         r = self.topo.region(name)
         self.preflight()
-        if not self.sup.alive("haproxy"):
+        if not any(self.sup.alive(n) for n in haproxy.EDGE_INSTANCES):
             raise ClusterError("HAProxy is not running: use 'up' to start the whole cluster")
         self.etcd_up([name])
         wait_for(60, f"etcd {name}", lambda: self.etcd_member_healthy(name))
@@ -970,11 +1011,13 @@ class Cluster:
         primary = next((r["name"] for r in regions if r["role"] == "primary"), None)
         sync = [r["name"] for r in regions if r["role"] == "sync_standby"]
         hap = pid("haproxy")
+        edge = [{"name": i.name, "pid": pid(i.name), "stats": f"http://127.0.0.1:{i.stats_port}/",
+                 "admin_socket": str(i.admin_sock)} for i in self.edge_instances()]
         healthy = (primary is not None and bool(sync)
                    and all(r["state"] in patroni.RUNNING for r in regions)
                    and all(r["etcd"]["health"] == "healthy" for r in regions)
                    and all(p["ready"] for r in regions for p in r["portal_nodes"])
-                   and hap is not None and edge_http_ok and edge_https_ok)
+                   and all(i["pid"] is not None for i in edge) and edge_http_ok and edge_https_ok)
         h = self.topo.haproxy
         return {
             "state_dir": str(self.state),
@@ -988,7 +1031,7 @@ class Cluster:
             "haproxy": {"pid": hap, "postgres_primary": f"127.0.0.1:{h['pg_primary']}",
                         "postgres_replicas": f"127.0.0.1:{h['pg_replicas']}",
                         "stats": f"http://127.0.0.1:{h['stats']}/",
-                        "admin_socket": str(self.haproxy_dir / "admin.sock")},
+                        "admin_socket": str(self.haproxy_dir / "admin.sock"), "instances": edge},
             "stub_deps": {"admin": f"http://127.0.0.1:{self.topo.stub_base}", "pid": pid("stubdeps")}
             if self.with_deps else None,
             "regions": regions,
@@ -1011,11 +1054,13 @@ def format_status(out: dict, as_json: bool = False) -> str:
     if as_json:
         return json.dumps(out, indent=2)
     e = out["edge"]
-    hap = out["haproxy"]["pid"]
+    inst = out["haproxy"].get("instances") or []
+    alive = [i for i in inst if i["pid"]]
     lines = [f"cluster: {'HEALTHY' if out['healthy'] else 'NOT HEALTHY'}   state: {out['state_dir']}"
              + (f"   port offset: {out['port_offset']}" if out["port_offset"] else ""),
              f"edge:    {e['http']}  {e['https']}  {'ready' if e['ready'] else 'NOT READY'}  "
-             f"(haproxy {'pid ' + str(hap) if hap else 'down'}; postgres primary {out['haproxy']['postgres_primary']}, "
+             f"(haproxy {len(alive)} of {len(inst)} up: "
+             f"{', '.join(i['name'] + (' pid ' + str(i['pid']) if i['pid'] else ' DOWN') for i in inst)}; postgres primary {out['haproxy']['postgres_primary']}, "
              f"replicas {out['haproxy']['postgres_replicas']}, stats {out['haproxy']['stats']})"]
     hdr = (f"{'region':<12} {'role':<13} {'state':<10} {'lag(bytes)':>10} {'TL':>3} {'postgres':<16} "
            f"{'patroni':<16} {'pid':>7}  etcd")

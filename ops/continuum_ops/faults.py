@@ -285,6 +285,29 @@ class ConnectionsExhausted(Fault):
         self.procs = []
 
 
+class EdgeInstanceKilled(Fault):
+    """One HAProxy edge instance SIGKILLed (haproxy.EDGE_INSTANCES). The other one listens on
+    the same ports (SO_REUSEPORT): new connections go to it; requests in flight on the dead
+    one, and connections waiting in its accept queue, are lost (a client resends those).
+    Revert: `up` of the edge (the dead instance starts with the survivor's server state)."""
+
+    def __init__(self, instance: str):
+        super().__init__("edge instance killed", instance, {"HAProxyDown"}, {"edge": instance})
+
+    def inject(self, c: Cluster) -> None:
+        others = [n for n in c.edge_instances() if n.name != self.target and c.sup.alive(n.name)]
+        if not others:
+            raise ClusterError(f"kill-edge {self.target}: no other edge instance is up: that would "
+                               f"take the whole edge down")
+        p = c.sup.live_pid(self.target)
+        if p:
+            os.kill(p, signal.SIGKILL)
+            log(f"kill-edge: SIGKILL {self.target} (pid {p}); {others[0].name} serves alone")
+
+    def revert(self, c: Cluster) -> None:
+        c.haproxy_up()
+
+
 class DatabaseNetwork(Fault):
     """The network between the portal nodes and one region's PostgreSQL degraded, through
     that region's net-proxy (`continuum net-proxy`; Cluster.netproxy_up): `toxics` as its

@@ -3,16 +3,43 @@
 from __future__ import annotations
 
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from .topology import Topology
 
 
+# The edge is redundant: two HAProxy instances with the same configuration bind the same
+# public ports (SO_REUSEPORT, HAProxy's default on Linux): the kernel spreads new connections
+# over both, and when one dies every new connection goes to the survivor. Each has its own
+# stats port, admin socket and server-state file; runtime changes go to both.
+EDGE_INSTANCES = ("haproxy", "haproxy-2")
+
+
+@dataclass
+class Instance:
+    name: str           # its process name under the supervisor
+    cfg: Path
+    admin_sock: Path
+    server_state: Path
+    stats_port: int
+
+
+def instances(topo: Topology, haproxy_dir: Path) -> list[Instance]:
+    out = []
+    for i, name in enumerate(EDGE_INSTANCES):
+        sfx = "" if i == 0 else f"-{i + 1}"
+        out.append(Instance(name, haproxy_dir / f"{name}.cfg", haproxy_dir / f"admin{sfx}.sock",
+                            haproxy_dir / f"server-state{sfx}", topo.haproxy["stats" if i == 0 else f"stats{i + 1}"]))
+    return out
+
+
 def template_values(topo: Topology, haproxy_dir: Path, tls_pem: Path,
-                    canary: list[str] | None = None) -> dict[str, object]:
+                    canary: list[str] | None = None, instance: Instance | None = None) -> dict[str, object]:
     """`canary`: the other slot's nodes of a rollout in progress, listed at weight 0 (a
     reload during the rollout keeps them; their weights come back from the server-state
-    file HAProxy saves before it reloads)."""
+    file HAProxy saves before it reloads). `instance`: which edge instance (the first)."""
+    inst = instance or instances(topo, haproxy_dir)[0]
     prim = repl = routes = backends = ""
     canary = canary or []
     for r in topo.regions:
@@ -30,7 +57,9 @@ def template_values(topo: Topology, haproxy_dir: Path, tls_pem: Path,
         backends += "\n"
     return {
         "HAPROXY_DIR": haproxy_dir,
-        "HAPROXY_STATS_PORT": topo.haproxy["stats"],
+        "HAPROXY_ADMIN_SOCK": inst.admin_sock,
+        "HAPROXY_SERVER_STATE": inst.server_state,
+        "HAPROXY_STATS_PORT": inst.stats_port,
         "HAPROXY_PG_PRIMARY_PORT": topo.haproxy["pg_primary"],
         "HAPROXY_PG_REPLICA_PORT": topo.haproxy["pg_replicas"],
         "HAPROXY_HTTP_PORT": topo.haproxy["http"],
@@ -125,8 +154,9 @@ class Runtime:
 
     OK_ANSWERS = ("", "New server registered.", "Server deleted.")
 
-    def __init__(self, raw):
-        self.raw = raw          # command -> answer text
+    def __init__(self, raw, raw_each=None):
+        self.raw = raw          # command -> answer text (a change goes to every edge instance)
+        self.raw_each = raw_each or (lambda command: [raw(command)])   # command -> every instance's answer
 
     def cmd(self, command: str) -> str:
         """A command whose success is a known answer (most answer nothing); anything else
@@ -144,8 +174,9 @@ class Runtime:
         return [be for be, ss in servers.items() if name in ss]
 
     def sessions(self, name: str) -> int:
-        """Current sessions on server `name` over every backend (`show stat` scur)."""
-        return sum(parse_stat(self.raw("show stat")).get(name, {}).values())
+        """Current sessions on server `name` over every backend of every edge instance
+        (`show stat` scur)."""
+        return sum(sum(parse_stat(t).get(name, {}).values()) for t in self.raw_each("show stat"))
 
     def set_state(self, name: str, state: str) -> list[str]:
         """`set server <backend>/<name> state <state>` in every portal backend that has it

@@ -151,6 +151,8 @@ class Rec:
     key: str | None = None
     marker: str | None = None
     note_id: str | None = None
+    attempts: int = 1
+    first_error: str | None = None   # what the first attempt met when a client retry followed
 
     @property
     def ok(self) -> bool:
@@ -177,11 +179,17 @@ class Client:
 
 class MixedLoad:
     def __init__(self, base: str, readers: list[dict], writers: list[dict], pause: float = 0.02,
-                 timeout: float = 30.0, run_id: str | None = None, sessions_per_client: int = 1):
+                 timeout: float = 30.0, run_id: str | None = None, sessions_per_client: int = 1,
+                 client_retries: int = 0):
         """`sessions_per_client`: each client logs in that many times and rotates over its
         sessions request by request. The edge hashes sessions (Authorization) onto nodes,
-        so a canary's share of a few sessions is lumpy; many sessions make it the weights'."""
+        so a canary's share of a few sessions is lumpy; many sessions make it the weights'.
+        `client_retries`: a request that got no HTTP answer at all (refused, reset, closed:
+        the edge instance it reached died) is sent again that many times, at once, with the
+        same Idempotency-Key -- what a browser or app does with a GET and with a keyed POST.
+        Default 0: every failure counts; `figures()` reports both ways."""
         self.base = base
+        self.client_retries = max(0, int(client_retries))
         self.sessions_per_client = max(1, int(sessions_per_client))
         self.pause = pause
         self.timeout = timeout
@@ -263,19 +271,29 @@ class MixedLoad:
                 headers["Idempotency-Key"] = key
                 headers["Content-Type"] = FHIR_JSON
             sent = time.monotonic()
-            status = error = note_id = None
-            try:
-                status, _, data = http_request(self.base, method, path, body, headers, self.timeout)
-                if c.kind == "write" and 200 <= status < 300:
-                    try:
-                        note_id = str(json.loads(data).get("id") or "") or None
-                    except ValueError:
-                        note_id = None
-            except (OSError, http.client.HTTPException) as e:
-                error = f"{type(e).__name__}: {e}"[:200]
+            status = error = note_id = first_error = None
+            attempts = 0
+            while True:
+                attempts += 1
+                status = error = None
+                try:
+                    status, _, data = http_request(self.base, method, path, body, headers, self.timeout)
+                    if c.kind == "write" and 200 <= status < 300:
+                        try:
+                            note_id = str(json.loads(data).get("id") or "") or None
+                        except ValueError:
+                            note_id = None
+                except (OSError, http.client.HTTPException) as e:
+                    error = f"{type(e).__name__}: {e}"[:200]
+                # only a request that got no answer at all is retried, and only until the
+                # deadline of a single request has passed
+                if (status is not None or attempts > self.client_retries or self._stop.is_set()
+                        or time.monotonic() - sent > self.timeout):
+                    break
+                first_error = first_error or error
             answered = time.monotonic()
             c.recs.append(Rec(c.kind, c.name, c.region, path, sent, answered, status, error, rid,
-                              key, marker, note_id))
+                              key, marker, note_id, attempts, first_error))
             self._stop.wait(self.pause)
 
     # -- figures -------------------------------------------------------------------------
@@ -311,6 +329,10 @@ class MixedLoad:
             "failed_reads": len([r for r in failed if r.kind == "read"]),
             "failed_writes": len([r for r in failed if r.kind == "write"]),
             "failed_by_kind": by_kind,
+            # what a client without retries would have seen (equal to failed without them)
+            "client_retries": self.client_retries,
+            "retried": len([r for r in recs if r.attempts > 1]),
+            "failed_without_client_retries": len([r for r in recs if not r.ok or r.first_error]),
             "acked_writes": len([r for r in recs if r.kind == "write" and r.ok]),
             "window_s": w1 - w0,
         }

@@ -38,7 +38,7 @@ def restart_node(c, name: str, rt: hap.Runtime | None = None) -> float:
     n = live[name]
     if not c.secrets:
         c.load_secrets()
-    rt = rt or hap.Runtime(c.haproxy_cmd)
+    rt = rt or hap.Runtime(c.haproxy_cmd, c.haproxy_each)
     t0 = time.monotonic()
     try:
         bes = rt.set_state(name, "drain")

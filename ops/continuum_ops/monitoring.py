@@ -35,7 +35,8 @@ def scrape_targets(topo: Topology, with_deps: bool) -> dict[str, list[tuple[str,
         "prober.json": [(f"127.0.0.1:{m['prober']}", {})],
         "patroni.json": [(f"{r.host}:{r.rest}", {"region": r.name}) for r in topo.regions],
         "etcd.json": [(f"{r.host}:{r.etcd_client}", {"region": r.name}) for r in topo.regions],
-        "haproxy.json": [(f"127.0.0.1:{topo.haproxy['stats']}", {})],
+        "haproxy.json": [(f"127.0.0.1:{topo.haproxy[k]}", {"edge": n}) for k, n in
+                         (("stats", "haproxy"), ("stats2", "haproxy-2"))],
         "node.json": [(f"127.0.0.1:{m['node_exporter']}", {})],
         "postgres_exporter.json": [(f"127.0.0.1:{p}", {"region": r.name})
                                    for r, p in zip(topo.regions, topo.postgres_exporter_ports())],

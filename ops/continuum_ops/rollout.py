@@ -186,7 +186,7 @@ class Controller:
         self.file = self.dir / "current.json"
         self.command_file = self.dir / "command"
         self._lock = None
-        self.rt = hap.Runtime(cluster.haproxy_cmd)
+        self.rt = hap.Runtime(cluster.haproxy_cmd, cluster.haproxy_each)
         self.prom = Prometheus(f"http://127.0.0.1:{cluster.topo.monitoring['prometheus']}")
 
     # ---- locking, files ----------------------------------------------------------------

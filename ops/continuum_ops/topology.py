@@ -15,7 +15,8 @@ from pathlib import Path
 # Ports besides deploy/regions.conf (each + the port offset). Every base port lies below
 # 32768, the start of Linux's default ephemeral range; with the offset, `check_ports` keeps
 # every port below the range the kernel actually uses (ip_local_port_range).
-HAPROXY_PORTS = {"pg_primary": 15432, "pg_replicas": 15433, "stats": 7000, "http": 8080, "https": 8443}
+HAPROXY_PORTS = {"pg_primary": 15432, "pg_replicas": 15433, "stats": 7000, "stats2": 7001, "http": 8080,
+                 "https": 8443}   # stats2: the second edge instance's (haproxy.EDGE_INSTANCES)
 STUB_BASE_PORT = 9100          # continuum stub-deps: admin; ehr +1 ... sms +5, smtp +25
 STUB_PORT_DELTAS = (0, 1, 2, 3, 4, 5, 25)
 MAX_OFFSET = 10000

@@ -46,6 +46,8 @@ class ExperimentFormatTest(unittest.TestCase):
             ({**GOOD, "hypothesis": {"critical_success_min": 1.5}}, "critical_success_min must be a number from 0 to 1"),
             ({**GOOD, "hypothesis": {"window": 5}}, "unknown key(s) window"),
             ({**GOOD, "method": [{"fault": "database-network", "target": "primary"}]}, "at least one toxic"),
+            ({**GOOD, "method": [{"fault": "kill-edge", "target": "primary"}]}, "an edge instance"),
+            ({**GOOD, "client_retries": 5}, "client_retries must be a number from 0 to 3"),
             ({**GOOD, "method": [{"fault": "database-network", "target": "primary", "params": {"latency": 5}}]},
              "unknown key(s) latency"),
             ({**GOOD, "method": [{"fault": "database-network", "target": "primary",

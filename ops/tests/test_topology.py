@@ -245,6 +245,29 @@ class RenderTest(unittest.TestCase):
         self.assertIn("option httpchk GET /readyz", sections["defaults edge"])
         self.assertIn("http-check expect status 200", sections["defaults edge"])
 
+    def test_two_edge_instances_share_the_public_ports_not_their_own_files(self):
+        t = Topology(SMALL, 0)
+        insts = haproxy.instances(t, Path("/s/haproxy"))
+        self.assertEqual([i.name for i in insts], ["haproxy", "haproxy-2"])
+        cfgs = [render_text((REPO / "deploy/haproxy/haproxy.cfg.tmpl").read_text(),
+                            haproxy.template_values(t, Path("/s/haproxy"), Path("/s/edge.pem"), instance=i))
+                for i in insts]
+        for i, cfg in zip(insts, cfgs):
+            self.assertIn(f"stats socket {i.admin_sock} mode 600", cfg)
+            self.assertIn(f"server-state-file {i.server_state}", cfg)
+            self.assertIn(f"bind 127.0.0.1:{i.stats_port}\n", cfg)
+            self.assertIn(f"bind 127.0.0.1:{t.haproxy['http']}\n", cfg)
+            # SO_REUSEPORT is what lets both bind the public ports: never switched off
+            self.assertNotIn("noreuseport", cfg)
+        self.assertEqual(len({i.stats_port for i in insts}), 2)
+        self.assertEqual(len({i.admin_sock for i in insts}), 2)
+
+    def test_sessions_of_a_node_are_counted_on_every_edge_instance(self):
+        stat = ("# pxname,svname,qcur,qmax,scur\nportal-a,a-a,0,0,{}\nportal-b,a-a,0,0,{}\n")
+        rt = haproxy.Runtime(lambda cmd: stat.format(1, 0), lambda cmd: [stat.format(1, 0), stat.format(2, 3)])
+        self.assertEqual(rt.sessions("a-a"), 6)
+        self.assertEqual(haproxy.Runtime(lambda cmd: stat.format(1, 1)).sessions("a-a"), 2)
+
     def test_portal_public_base_url_is_the_edge(self):
         self.assertEqual(portal.public_base_url(Topology(SMALL, 0)), "http://127.0.0.1:8080")
         self.assertEqual(portal.public_base_url(Topology(SMALL, 7)), "http://127.0.0.1:8087")

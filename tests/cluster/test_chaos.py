@@ -12,10 +12,14 @@ with short holds.
           region's net-proxy (`continuum net-proxy`): writes are slower (the windows' p99
           shows the latency), nothing fails, nothing is lost, and the revert takes the
           latency off.
+  test_4: one of the two HAProxy edge instances SIGKILLed under load: the other serves on
+          the same ports (SO_REUSEPORT); with one client resend of an unanswered request
+          nothing fails and no write is lost or doubled; the revert starts it again.
 
 What it does not prove: the outcome of the other experiments in deploy/chaos (run them by
 hand: `scripts/cluster chaos run deploy/chaos/<name>.json`), detection times (this cluster
-runs without the monitoring stack), or a partitioned region (not built yet).
+runs without the monitoring stack), or a partitioned region (not built yet). test_4 does not
+prove that a client without retries loses nothing: the report counts what it would have lost.
 
     CONTINUUM_BIN=$PWD/build/continuum python3 -m unittest -v tests/cluster/test_chaos.py
 """
@@ -163,6 +167,35 @@ class ChaosTest(unittest.TestCase):
             proxy = json.loads(resp.read())
         self.assertEqual(proxy["toxics"]["latency_ms"], 0, proxy)
         self.assertGreater(proxy["connections_total"], 0, "the portal does not go through the proxy")
+        self.assertEqual(self.journal(), [])
+
+    def test_4_an_edge_instance_killed_under_load(self):
+        """One of the two HAProxy instances SIGKILLed: the other serves on the same ports;
+        with one client resend of an unanswered request nothing fails, no write is lost or
+        doubled (a resent POST carries its Idempotency-Key); the revert brings it back."""
+        st0 = self.c.status()
+        pids0 = {i["name"]: i["pid"] for i in st0["haproxy"]["instances"]}
+        self.assertTrue(all(pids0.values()), f"both edge instances must run: {pids0}")
+        exp = self.experiment({
+            "title": "kill edge instance haproxy-2 (short)",
+            "hypothesis": {"window_s": 4, "critical_success_min": 1.0, "critical_p99_ms": 3000, "min_requests": 3},
+            "method": [{"fault": "kill-edge", "target": "haproxy-2", "hold_s": 10}],
+            "client_retries": 1,
+            "abort_after_s": 12, "recovery_timeout_s": 30, "before_s": 4, "after_s": 4})
+        cp = self.c.cmd("chaos", "run", exp, timeout=240, check=False)
+        print(cp.stdout, file=sys.stderr)
+        r = json.loads(sorted((self.c.state / "chaos").glob("c*.json"))[-1].read_text())
+        ld = r["load"]
+        log(f"kill-edge: {ld['sent']} requests, {ld['failed']} failed with one client resend, "
+            f"{ld['failed_without_client_retries']} without ({ld['retried']} resent)")
+        self.assertEqual(cp.returncode, 0, f"{cp.stdout}\n{cp.stderr[-3000:]}")
+        self.assertTrue(r["held"])
+        self.assertEqual(ld["failed"], 0)
+        self.assertEqual((r["writes"]["lost"], r["writes"]["duplicates"]), (0, 0))
+        pids = {i["name"]: i["pid"] for i in self.c.status()["haproxy"]["instances"]}
+        self.assertEqual(pids["haproxy"], pids0["haproxy"], "the survivor was restarted")
+        self.assertIsNotNone(pids["haproxy-2"], "the killed instance is not back")
+        self.assertNotEqual(pids["haproxy-2"], pids0["haproxy-2"])
         self.assertEqual(self.journal(), [])
 
 
