@@ -1,4 +1,4 @@
-"""`scripts/cluster chaos run FILE | revert | list`: chaos experiments on the local cluster
+"""`scripts/cluster chaos run FILE | day [FILE ...] | revert | list`: chaos experiments on the local cluster
 (issue 12), in the shape of Chaos Toolkit's: a steady-state hypothesis, a method (faults,
 each with a target and a hold), rollbacks (every fault's revert, always run), abort
 conditions, and a result (JSON and text) per run.
@@ -16,7 +16,9 @@ region), "sync-standby", "replica" (a region that is neither), or a dependency /
 for the faults that take one. Faults (ops/continuum_ops/faults.py): kill-region,
 kill-nodes, pause-nodes, pause-region, dependency (params: mode = error|timeout|slow|refuse,
 delay_ms), slow-query (target: a table), edge-backend-down, exhaust-connections (params:
-count).
+count), database-network (params: the net-proxy's toxics), kill-edge (target: an edge
+instance). "client_retries" (0-3, default 0): the load's clients resend a request that got
+no answer at all that many times (the report also counts what would have failed without).
 
 A run: replay the revert journal (faults a dead controller left injected), wait for a
 healthy cluster, start the mixed load through the edge (load.py: patients reading their
@@ -33,7 +35,12 @@ hypothesis has been broken for abort_after_s in a row.
 With the monitoring stack, time to detect is the first alert that names the fault
 (faults.Fault.matches), from the portal's alert log.
 
-Exit codes: 0 the hypothesis held throughout, 3 it did not (or the run aborted), 1 error.
+A day (`day`): every experiment in turn under ONE steady load (one ledger of acknowledged
+writes), a healthy cluster awaited between two; each experiment's figures and write check
+cover its own window; the day's report checks the targets (day_summary).
+
+Exit codes: 0 the hypothesis held throughout (a day: every target met), 3 it did not (or the
+run aborted), 1 error.
 """
 
 from __future__ import annotations
@@ -343,20 +350,32 @@ class Interrupted(Exception):
     pass
 
 
-def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path | None = None) -> dict:
-    """Runs the experiment; returns the result (also written to <state>/chaos/<id>.json/.txt)."""
+def new_load(c, sql, readers: int, writers: int, client_retries: int = 0):
     from .load import MixedLoad, pick_readers, pick_writers
+    regions = c.topo.names
+    return MixedLoad(f"http://127.0.0.1:{c.topo.haproxy['http']}", pick_readers(sql, regions, readers),
+                     pick_writers(sql, regions, writers), pause=0.05, timeout=30,
+                     client_retries=client_retries)
+
+
+def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path | None = None,
+        load=None, sql=None, rid: str | None = None) -> dict:
+    """Runs the experiment; returns the result (also written to <state>/chaos/<id>.json/.txt).
+    `load`: a running load shared with other experiments (a chaos day): it is neither started
+    nor stopped here, and the figures and the write check cover this experiment's window."""
     journal = Journal(c.state)
-    rid = time.strftime("c%Y%m%dT%H%M%SZ", time.gmtime())
+    rid = rid or time.strftime("c%Y%m%dT%H%M%SZ", time.gmtime())
     result: dict = {"id": rid, "title": exp.title, "experiment": asdict(exp), "started": time.time(),
                     "replayed": replay(c, journal), "steps": [], "held": True, "aborted": None}
     if not c.status()["healthy"]:
         raise ClusterError("the cluster is not healthy: `scripts/cluster up` (or wait) before an experiment")
-    sql = _sql(c)
-    regions = c.topo.names
-    load = MixedLoad(f"http://127.0.0.1:{c.topo.haproxy['http']}", pick_readers(sql, regions, readers),
-                     pick_writers(sql, regions, writers), pause=0.05, timeout=30,
-                     client_retries=exp.client_retries)
+    sql = sql or _sql(c)
+    shared = load is not None
+    if shared:
+        load.client_retries = exp.client_retries
+    else:
+        load = new_load(c, sql, readers, writers, exp.client_retries)
+    t_start = time.monotonic()
     alerts = None
     if c.with_monitoring:
         from .mttd import Alerts
@@ -368,8 +387,9 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
         raise Interrupted(signal.Signals(sig).name)
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
-    load.login()
-    load.start()
+    if not shared:
+        load.login()
+        load.start()
     try:
         result["before"] = _hold(load, exp.hypothesis, exp.before_s, None)
         if not all(w["ok"] for w in result["before"]["windows"]):
@@ -393,10 +413,15 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
-        load.stop()
-        result["load"] = load.figures()
+        if shared:
+            t_end = time.monotonic()
+            time.sleep(1.0)   # the window's last requests get their answers
+            result["load"] = load.figures(t_start, t_end, counts_in_window=True)
+        else:
+            load.stop()
+            result["load"] = load.figures()
         try:
-            result["writes"] = load.verify_writes(sql)
+            result["writes"] = (load.verify_writes(sql, t_start, t_end) if shared else load.verify_writes(sql))
         except ClusterError as e:
             result["writes"] = {"error": str(e)}
         result["finished"] = time.time()
@@ -542,6 +567,130 @@ def report(r: dict) -> str:
     lines.append(f"  writes: {w.get('acked_writes', '?')} acknowledged, lost {w.get('lost', '?')}, duplicated "
                  f"{w.get('duplicates', '?')}, wrong ids {w.get('wrong_ids', '?')}")
     return "\n".join(lines) + "\n"
+
+
+# ---- a chaos day ---------------------------------------------------------------------------------
+
+TTD_TARGET_S = 10.0
+
+
+def day_summary(results: list[dict], monitoring: bool) -> dict:
+    """The day over its experiments' results, and the targets (issue 12): the critical tier
+    (every request of the load is one) with 0 failed requests in every experiment, 0 lost or
+    duplicated acknowledged writes, every hypothesis held, median time to detect <= 10 s
+    (with the monitoring stack). Pure: unit-tested."""
+    rows = []
+    ttd: list[float] = []
+    for r in results:
+        ld, w = r.get("load") or {}, r.get("writes") or {}
+        det = [s["detected"]["after_s"] for s in r.get("steps", []) if s.get("detected")]
+        missed = [s["describe"] for s in r.get("steps", []) if not s.get("detected")]
+        rec = [s.get("recovered_after_revert_s") for s in r.get("steps", [])]
+        ttd += det
+        rows.append({"id": r.get("id"), "title": r.get("title"), "held": bool(r.get("held")),
+                     "aborted": r.get("aborted"), "requests": ld.get("sent", 0), "failed": ld.get("failed", 0),
+                     "failed_without_client_retries": ld.get("failed_without_client_retries", ld.get("failed", 0)),
+                     "read_stall_s": ld.get("read_stall_s"), "write_stall_s": ld.get("write_stall_s"),
+                     "acked_writes": w.get("acked_writes"), "lost": w.get("lost"), "duplicates": w.get("duplicates"),
+                     "write_check_error": w.get("error"), "detected_after_s": det, "undetected": missed,
+                     "recovered_after_revert_s": rec})
+    med = None
+    if ttd:
+        v = sorted(ttd)
+        med = v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+    targets = {
+        "critical_0_failed": {"met": all(x["failed"] == 0 for x in rows),
+                              "detail": {x["title"]: x["failed"] for x in rows if x["failed"]}},
+        "no_lost_or_duplicated_writes": {
+            "met": all(x["lost"] == 0 and x["duplicates"] == 0 and not x["write_check_error"] for x in rows),
+            "detail": {x["title"]: {"lost": x["lost"], "duplicates": x["duplicates"], "error": x["write_check_error"]}
+                       for x in rows if x["lost"] or x["duplicates"] or x["write_check_error"]}},
+        "every_hypothesis_held": {"met": all(x["held"] for x in rows),
+                                  "detail": {x["title"]: x["aborted"] or "broken" for x in rows if not x["held"]}},
+    }
+    if monitoring:
+        targets["median_time_to_detect_le_10s"] = {"met": med is not None and med <= TTD_TARGET_S,
+                                                   "detail": {"median_s": med, "samples": len(ttd)}}
+    return {"experiments": rows, "requests": sum(x["requests"] for x in rows),
+            "failed": sum(x["failed"] for x in rows),
+            "failed_without_client_retries": sum(x["failed_without_client_retries"] for x in rows),
+            "median_time_to_detect_s": med, "targets": targets,
+            "met": all(t["met"] for t in targets.values())}
+
+
+def day_report(d: dict) -> str:
+    s = d["summary"]
+    lines = [f"chaos day {d['id']}: {len(s['experiments'])} experiment(s), {s['requests']} requests, "
+             f"{s['failed']} failed ({s['failed_without_client_retries']} without client retries)",
+             f"  targets: {'ALL MET' if s['met'] else 'MISSED'}"]
+    for name, t in s["targets"].items():
+        lines.append(f"    {name}: {'met' if t['met'] else 'MISSED'}" + (f" {t['detail']}" if t["detail"] else ""))
+    lines.append("")
+    lines.append(f"  {'experiment':58s} {'held':5s} {'req':>6s} {'fail':>4s} {'lost':>4s} {'dup':>3s} "
+                 f"{'ttd s':>7s} {'recover s':>9s}")
+    for x in s["experiments"]:
+        ttd = ",".join(f"{v:g}" for v in x["detected_after_s"]) or "-"
+        rec = ",".join("-" if v is None else f"{v:g}" for v in x["recovered_after_revert_s"]) or "-"
+        lines.append(f"  {x['title'][:58]:58s} {'yes' if x['held'] else 'NO':5s} {x['requests']:6d} "
+                     f"{x['failed']:4d} {x['lost'] if x['lost'] is not None else '?':>4} "
+                     f"{x['duplicates'] if x['duplicates'] is not None else '?':>3} {ttd:>7s} {rec:>9s}")
+    if d.get("writes"):
+        w = d["writes"]
+        lines.append(f"  the day's ledger: {w.get('acked_writes', '?')} acknowledged writes, lost {w.get('lost', '?')}, "
+                     f"duplicated {w.get('duplicates', '?')}, wrong ids {w.get('wrong_ids', '?')}")
+    return "\n".join(lines) + "\n"
+
+
+def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: float = 180) -> dict:
+    """Every experiment in turn under one steady load (one ledger of acknowledged writes for
+    the whole day); between two, until the cluster is healthy again. Writes
+    <state>/chaos/day-<id>.json and .txt."""
+    exps = [(Path(f), load_experiment(f)) for f in files]   # every file parses before anything runs
+    did = time.strftime("day%Y%m%dT%H%M%SZ", time.gmtime())
+    replay(c, Journal(c.state))
+    wait_healthy(c, settle_s)
+    sql = _sql(c)
+    load = new_load(c, sql, readers, writers)
+    load.login()
+    load.start()
+    results: list[dict] = []
+    out: dict = {"id": did, "started": time.time(), "files": [str(f) for f, _ in exps]}
+    try:
+        for i, (f, exp) in enumerate(exps):
+            log(f"chaos day {did}: experiment {i + 1} of {len(exps)}: {f.name}")
+            try:
+                wait_healthy(c, settle_s)
+                results.append(run(c, exp, load=load, sql=sql, rid=f"{did}-{i + 1:02d}"))
+                if str(results[-1].get("aborted") or "").startswith("interrupted"):
+                    log(f"chaos day {did}: interrupted; the remaining experiments are skipped")
+                    break
+            except ClusterError as e:
+                results.append({"id": f"{did}-{i + 1:02d}", "title": exp.title, "held": False,
+                                "aborted": f"could not run: {e}", "steps": []})
+    finally:
+        load.stop()
+        out["finished"] = time.time()
+        out["load"] = load.figures()
+        try:
+            out["writes"] = load.verify_writes(sql)
+        except ClusterError as e:
+            out["writes"] = {"error": str(e)}
+        out["summary"] = day_summary(results, c.with_monitoring)
+        w = out["writes"]
+        if w.get("lost") or w.get("duplicates") or w.get("error"):
+            out["summary"]["met"] = False
+        d = Path(c.state) / "chaos"
+        d.mkdir(parents=True, exist_ok=True)
+        write_atomic(d / f"{did}.json", json.dumps(out, indent=1, default=str) + "\n")
+        text = day_report(out)
+        write_atomic(d / f"{did}.txt", text)
+        print(text, flush=True)
+    return out
+
+
+def wait_healthy(c, seconds: float) -> None:
+    from .util import wait_for
+    wait_for(seconds, "a healthy cluster", lambda: c.status()["healthy"], interval=2)
 
 
 def list_experiments(folder: Path) -> list[tuple[str, str]]:

@@ -28,6 +28,9 @@
                        under the mixed load; faults reverted always (also on abort / Ctrl-C);
                        result in <state>/chaos/<id>.json and .txt; exit 0 held, 3 broken
   chaos revert         revert what a dead controller left injected (the revert journal)
+  chaos day [FILE ...] every experiment (default: all of deploy/chaos) in turn under one
+                       steady load and one ledger of acknowledged writes; a day report
+                       (<state>/chaos/day-<id>.json and .txt) with the targets; exit 0 met, 3 not
   chaos list           the experiments in deploy/chaos
 
 Options (every command): --state DIR (default <repo>/.state/cluster, where scripts/demo
@@ -44,6 +47,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from .cluster import REPO, Cluster
 from .util import ClusterError, log
@@ -122,8 +126,8 @@ def chaos_main(argv: list[str]) -> int:
     from . import chaos
     p = argparse.ArgumentParser(prog="scripts/cluster chaos", description=chaos.__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("action", choices=("run", "revert", "list"))
-    p.add_argument("file", nargs="?")
+    p.add_argument("action", choices=("run", "revert", "list", "day"))
+    p.add_argument("file", nargs="*")
     p.add_argument("--state", default=str(REPO / ".state" / "cluster"))
     p.add_argument("--port-offset", type=int, default=None)
     p.add_argument("--readers", type=int, default=4)
@@ -133,19 +137,23 @@ def chaos_main(argv: list[str]) -> int:
         for name, title in chaos.list_experiments(REPO / "deploy" / "chaos"):
             print(f"{name:36s} {title}")
         return 0
-    if args.action == "run" and not args.file:
-        log("error: chaos run needs an experiment file (deploy/chaos/*.json)")
+    if args.action == "run" and len(args.file) != 1:
+        log("error: chaos run needs one experiment file (deploy/chaos/*.json)")
         return 2
     offset = args.port_offset
     if offset is None and os.environ.get("CLUSTER_PORT_OFFSET", "").strip():
         offset = int(os.environ["CLUSTER_PORT_OFFSET"])
     try:
-        exp = chaos.load_experiment(args.file) if args.action == "run" else None
+        exp = chaos.load_experiment(args.file[0]) if args.action == "run" else None
         c = Cluster(args.state, offset)
         if args.action == "revert":
             done = chaos.replay(c, chaos.Journal(c.state))
             log(f"chaos revert: {len(done)} fault(s) reverted" + (f": {', '.join(done)}" if done else ""))
             return 0
+        if args.action == "day":
+            files = [Path(f) for f in args.file] or sorted((REPO / "deploy" / "chaos").glob("*.json"))
+            d = chaos.day(c, files, args.readers, args.writers)
+            return 0 if d["summary"]["met"] else 3
         r = chaos.run(c, exp, args.readers, args.writers)
         return 0 if r["held"] else 3
     except (ClusterError, ValueError) as e:

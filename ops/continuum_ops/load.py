@@ -302,7 +302,8 @@ class MixedLoad:
         out = [r for c in self.clients for r in c.recs if kind is None or r.kind == kind]
         return sorted(out, key=lambda r: r.sent)
 
-    def figures(self, window_start: float | None = None, window_end: float | None = None) -> dict:
+    def figures(self, window_start: float | None = None, window_end: float | None = None,
+                counts_in_window: bool = False) -> dict:
         """Counts over the whole run; stalls over [window_start, window_end] (default: the
         whole run). A stall is the longest interval, inside the window, without a
         successful completion of that kind (window edges included); `client_*_stall` is
@@ -310,6 +311,8 @@ class MixedLoad:
         w0 = self.t_start if window_start is None else window_start
         w1 = (self.t_stop or time.monotonic()) if window_end is None else window_end
         recs = self.records()
+        if counts_in_window:   # only the requests sent inside the window (one experiment of a day)
+            recs = [r for r in recs if w0 <= r.sent < w1]
         failed = [r for r in recs if not r.ok]
         by_kind: dict[str, int] = {}
         for r in failed:
@@ -366,9 +369,10 @@ class MixedLoad:
 
     # -- durability check ------------------------------------------------------------------
 
-    def verify_writes(self, sql) -> dict:
+    def verify_writes(self, sql, window_start: float | None = None, window_end: float | None = None) -> dict:
         """Checks in SQL (on the primary) that every acknowledged write's marker exists
-        exactly once, and that the id the client got back is that row's.
+        exactly once, and that the id the client got back is that row's; with a window, the
+        writes sent inside it (one experiment of a day).
         `sql(query) -> str`: psql unaligned, tuples-only output, '|' separated."""
         prefix = self.mark_prefix()
         out = sql("SELECT m || '|' || count(*) || '|' || string_agg(id::text, ',' ORDER BY id) FROM "
@@ -381,6 +385,12 @@ class MixedLoad:
             marker, count, ids = line.split("|")
             found[marker] = (int(count), ids.split(","))
         writes = self.records("write")
+        if window_start is not None or window_end is not None:
+            lo = window_start if window_start is not None else float("-inf")
+            hi = window_end if window_end is not None else float("inf")
+            writes = [r for r in writes if lo <= r.sent < hi]
+            mine = {r.marker for r in writes}
+            found = {m: v for m, v in found.items() if m in mine}
         acked = [r for r in writes if r.ok]
         lost = [r for r in acked if r.marker not in found]
         dup_markers = [m for m, (n, _) in found.items() if n > 1]

@@ -203,5 +203,44 @@ class ReportTest(unittest.TestCase):
         self.assertIn("lost 0, duplicated 0", text)
 
 
+
+class DayTest(unittest.TestCase):
+    @staticmethod
+    def result(title, failed=0, lost=0, dup=0, held=True, ttd=(), recovered=0.0):
+        steps = [{"describe": f"{title} fault", "detected": {"alert": "X", "after_s": t} if t is not None else None,
+                  "recovered_after_revert_s": recovered} for t in (ttd or [None])]
+        return {"id": title, "title": title, "held": held, "aborted": None if held else "broken",
+                "load": {"sent": 100, "failed": failed, "failed_without_client_retries": failed + 1},
+                "writes": {"acked_writes": 10, "lost": lost, "duplicates": dup}, "steps": steps}
+
+    def test_all_targets_met(self):
+        s = chaos.day_summary([self.result("a", ttd=[4.0]), self.result("b", ttd=[6.0]),
+                               self.result("c", ttd=[20.0])], monitoring=True)
+        self.assertTrue(s["met"], s["targets"])
+        self.assertEqual(s["median_time_to_detect_s"], 6.0)
+        self.assertEqual(s["requests"], 300)
+        self.assertEqual(s["failed_without_client_retries"], 3)
+
+    def test_each_miss_is_named(self):
+        s = chaos.day_summary([self.result("a", failed=2, ttd=[4.0]), self.result("b", lost=1, ttd=[30.0]),
+                               self.result("c", held=False, ttd=[40.0])], monitoring=True)
+        self.assertFalse(s["met"])
+        t = s["targets"]
+        self.assertEqual(t["critical_0_failed"]["detail"], {"a": 2})
+        self.assertEqual(t["no_lost_or_duplicated_writes"]["detail"], {"b": {"lost": 1, "duplicates": 0, "error": None}})
+        self.assertEqual(t["every_hypothesis_held"]["detail"], {"c": "broken"})
+        self.assertFalse(t["median_time_to_detect_le_10s"]["met"])   # median 30 s
+        text = chaos.day_report({"id": "d1", "summary": s})
+        self.assertIn("targets: MISSED", text)
+        self.assertIn("critical_0_failed: MISSED", text)
+
+    def test_nothing_detected_misses_the_ttd_target_and_no_monitoring_skips_it(self):
+        rows = [self.result("a"), self.result("b")]
+        self.assertFalse(chaos.day_summary(rows, monitoring=True)["targets"]["median_time_to_detect_le_10s"]["met"])
+        s = chaos.day_summary(rows, monitoring=False)
+        self.assertNotIn("median_time_to_detect_le_10s", s["targets"])
+        self.assertTrue(s["met"])
+
+
 if __name__ == "__main__":
     unittest.main()
