@@ -515,11 +515,12 @@ def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, aler
     return res
 
 
-def _save(c, result: dict) -> None:
+def _save(c, result: dict, render=None) -> None:
+    """<state>/chaos/<id>.json and .txt (the readable report, also printed)."""
     d = Path(c.state) / "chaos"
     d.mkdir(parents=True, exist_ok=True)
     write_atomic(d / f"{result['id']}.json", json.dumps(result, indent=1, default=str) + "\n")
-    text = report(result)
+    text = (render or report)(result)
     write_atomic(d / f"{result['id']}.txt", text)
     print(text, flush=True)
 
@@ -679,12 +680,7 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
         w = out["writes"]
         if w.get("lost") or w.get("duplicates") or w.get("error"):
             out["summary"]["met"] = False
-        d = Path(c.state) / "chaos"
-        d.mkdir(parents=True, exist_ok=True)
-        write_atomic(d / f"{did}.json", json.dumps(out, indent=1, default=str) + "\n")
-        text = day_report(out)
-        write_atomic(d / f"{did}.txt", text)
-        print(text, flush=True)
+        _save(c, out, day_report)
     return out
 
 
