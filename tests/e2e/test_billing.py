@@ -400,6 +400,25 @@ class PaymentRaceTest(ContinuumTestCase):
             "::bigint[])", ids=",".join(jobs))
         self.assertEqual({r["status"] for r in states}, {"succeeded"}, states)
 
+    def test_a_node_without_the_service_leaves_jobs_to_the_others(self):
+        # A node without the payments service configured queues the payment (202) but never
+        # claims it: a claim spends one of the job's attempts. The nodes that have the
+        # service run it, at the first attempt.
+        bare = self.cluster.add_server("bare", {"jobs": {"poll_ms": 100, "lock_ms": 1500,
+                                                         "max_attempts": 3}})
+        self.addCleanup(bare.stop)
+        pid = self.patients_with_invoices(11)[9]
+        invoice, open_cents = self.invoice_of(pid)
+        tok = self.token(f"patient-{pid}", server=bare)
+        r = self.pay(bare, tok, invoice, open_cents, str(uuid.uuid4()))
+        self.assertEqual(r.status, 202, r)
+        job = r.json()["id"]
+        self.assertEqual(self.wait_jobs_done([job], timeout=20), 0)
+        row = self.cluster.rows("SELECT status, attempts, locked_by, last_error FROM job "
+                                "WHERE id = :'j'", j=job)[0]
+        self.assertEqual((row["status"], int(row["attempts"])), ("succeeded", 1), row)
+        self.assertEqual(self.paid(invoice), open_cents)
+
     def test_a_job_gives_up_after_max_attempts_and_frees_its_reservation(self):
         pid = self.patients_with_invoices(9)[7]
         invoice, open_cents = self.invoice_of(pid)

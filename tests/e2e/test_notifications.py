@@ -42,12 +42,13 @@ class NotificationTest(ContinuumTestCase):
                 return d
             time.sleep(0.1)
 
-    def book(self, pid):
-        tok = self.token(f"patient-{pid}")
-        r = self.server.fhir("Slot", token=tok, params={"status": "free", "_count": "1"})
+    def book(self, pid, server=None):
+        server = server or self.server
+        tok = self.token(f"patient-{pid}", server=server)
+        r = server.fhir("Slot", token=tok, params={"status": "free", "_count": "1"})
         self.assertEqual(r.status, 200, r)
         slot = r.json()["entry"][0]["resource"]["id"]
-        r = self.server.post_json(
+        r = server.post_json(
             "/fhir/R4/Appointment",
             {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot}"}]},
             token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
@@ -90,6 +91,24 @@ class NotificationTest(ContinuumTestCase):
     def sms_for(self, nid):
         """The messages the SMS stand-in actually sent (not replays answered from memory)."""
         return [m for m in self.sms_calls_for(nid) if not m.get("replay")]
+    def test_a_node_with_no_channel_claims_nothing(self):
+        # Nodes share the outbox: one without SMTP and SMS must leave notifications to the
+        # others. A claim spends an attempt and holds the row for a minute, so a node that
+        # cannot send used to delay (and finally fail) mail that others could send.
+        bare = self.cluster.add_server("bare", {
+            "notifications": {"from": "noreply@continuum.example", "poll_ms": 100}})
+        self.addCleanup(bare.stop)
+        self.server.stop()
+        try:
+            _, appt, _ = self.book(self.patients()[5], server=bare)
+            time.sleep(1.5)   # fifteen polls of the bare node
+            n = self.notification(f"booked-{appt}")
+            self.assertEqual((n["status"], int(n["attempts"])), ("queued", 0), n)
+        finally:
+            self.server.start()
+        n = self.wait_notification(f"booked-{appt}", lambda n: n["status"] == "sent")
+        self.assertEqual((n["channel_used"], int(n["attempts"])), ("email", 1), n)
+
     def test_sent_notification_is_audited_as_a_disclosure(self):
         pid = self.patients()[1]
         _, appt, _ = self.book(pid)

@@ -269,6 +269,7 @@ asio::awaitable<void> NotificationWorker(Shard& shard, Services& svc,
   bool warned = false;
   auto next_sweep = std::chrono::steady_clock::now();
   const std::string booked = "appointment-booked", reminder = "appointment-reminder";
+  const bool can_send = svc.deps && (svc.deps->Find("smtp") || svc.deps->Find("sms"));
   while (!stop.load()) {
     http::Request req;
     // Background work with the medium tier's pool and deadline (like the job worker),
@@ -286,6 +287,13 @@ asio::awaitable<void> NotificationWorker(Shard& shard, Services& svc,
         next_sweep = std::chrono::steady_clock::now() + std::chrono::seconds(5);
       }
       co_await ctx.Write(kDropCancelled, db::P(), true);
+      // A node with no channel to send on claims nothing: each claim spends an attempt and
+      // holds the notification for a minute (nodes share the queue).
+      if (!can_send) {
+        timer.expires_after(std::chrono::milliseconds(svc.config.notify_poll_ms));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
       auto due = co_await ctx.Write(kClaimDue, db::P(svc.config.node_id, 10));
       for (int i = 0; i < due.rows() && !stop.load(); ++i) {
         ctx.deadline = Deadline::After(

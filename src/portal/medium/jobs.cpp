@@ -58,8 +58,9 @@ const db::Query kClaimDue{
     "UPDATE job SET status = 'processing', attempts = attempts + 1, locked_by = $1, "
     "locked_until = now() + make_interval(secs => $2::float8 / 1000), updated_at = now() WHERE "
     "id = (SELECT id FROM job WHERE ((status = 'queued' AND next_attempt_at <= now()) OR (status "
-    "= 'processing' AND locked_until < now())) AND attempts < $3 ORDER BY next_attempt_at LIMIT "
-    "1 FOR UPDATE SKIP LOCKED) RETURNING id, kind, request::text",
+    "= 'processing' AND locked_until < now())) AND attempts < $3 AND kind = "
+    "ANY(string_to_array($4, ',')) ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, kind, request::text",
     db::Access::kWrite};
 const db::Query kGiveUp{
     "job_give_up",
@@ -140,11 +141,26 @@ struct Attempt {
   std::string error;
 };
 
+const char* DependencyOf(std::string_view kind) {
+  return kind == "payment" ? "payments" : kind == "refill" ? "pharmacy" : "insurance";
+}
+
+bool CanProcess(const Services& svc, std::string_view kind) {
+  return svc.deps && svc.deps->Find(DependencyOf(kind)) != nullptr;
+}
+
+// The kinds of job this node can run (its dependency configured), comma-separated: a node
+// without, say, the payments service never claims a payment (each claim spends an attempt).
+std::string ClaimableKinds(const Services& svc) {
+  std::string out;
+  for (const char* kind : {"payment", "refill", "eligibility"})
+    if (CanProcess(svc, kind)) out += (out.empty() ? "" : ",") + std::string(kind);
+  return out;
+}
+
 asio::awaitable<Attempt> CallService(Services& svc, const std::string& id, const std::string& kind,
                                      const std::string& request_text) {
-  const char* dep_name = kind == "payment"  ? "payments"
-                         : kind == "refill" ? "pharmacy"
-                                            : "insurance";
+  const char* dep_name = DependencyOf(kind);
   deps::Dependency* dep = svc.deps ? svc.deps->Find(dep_name) : nullptr;
   if (!dep)
     co_return Attempt{Outcome::kRetryLater, "", std::string(dep_name) + " is not configured"};
@@ -278,7 +294,7 @@ asio::awaitable<http::Response> Continue(RequestContext& ctx, audit::Record& rec
                                          const std::string& id, bool replay) {
   std::string base = ApiBase(ctx);
   db::Result job;
-  if (!replay) {
+  if (!replay && CanProcess(ctx.svc, kind)) {
     // Try now, unless the service is known to be down (its breaker is open).
     auto claim = co_await ctx.Write(kClaimOne,
                                     db::P(id, ctx.svc.config.node_id, ctx.svc.config.job_lock_ms));
@@ -348,6 +364,7 @@ asio::awaitable<http::Response> ReadJob(RequestContext& ctx) {
 asio::awaitable<void> JobWorker(Shard& shard, Services& svc, const std::atomic<bool>& stop) {
   asio::steady_timer timer(shard.executor);
   bool warned = false;
+  const std::string kinds = ClaimableKinds(svc);
   while (!stop.load()) {
     http::Request req;
     auto ctx = RequestContext::Background(
@@ -356,11 +373,11 @@ asio::awaitable<void> JobWorker(Shard& shard, Services& svc, const std::atomic<b
     try {
       co_await ctx.Write(kGiveUp, db::P(svc.config.job_max_attempts));
       // Up to ten jobs per poll, each claimed (and locked) just before it runs.
-      for (int i = 0; i < 10 && !stop.load(); ++i) {
+      for (int i = 0; i < 10 && !stop.load() && !kinds.empty(); ++i) {
         ctx.deadline = Deadline::After(
             std::chrono::milliseconds(svc.config.limits(Tier::kMedium).deadline_ms));
         auto due = co_await ctx.Write(kClaimDue, db::P(svc.config.node_id, svc.config.job_lock_ms,
-                                                       svc.config.job_max_attempts));
+                                                       svc.config.job_max_attempts, kinds));
         if (due.rows() == 0) break;
         auto outcome = co_await Process(ctx, due.str(0, 0), due.str(0, 1), due.str(0, 2));
         if (outcome != Outcome::kRetryLater)
