@@ -237,7 +237,7 @@ class ConnectionsExhausted(Fault):
     APP = "continuum-fault-exhaust"
 
     def __init__(self, target: str = "primary", count: int | None = None, hold_s: int = 600):
-        super().__init__("connections exhausted", target, {"DbPoolSaturated", "PostgresConnectionsHigh",
+        super().__init__("connections exhausted", target, {"DbPoolSaturated", "PostgresConnectionsHigh", "PostgresConnectionSlotsExhausted",
                                                            "JourneyFailingFromEdge", "SLOErrorBudgetBurn"})
         self.count, self.hold_s = count, hold_s
         self.procs: list[subprocess.Popen] = []
@@ -325,7 +325,7 @@ class DatabaseNetwork(Fault):
                 else "database network degraded")
         super().__init__(kind, region, {"QueryLatencyTrendingUp", "DbPoolSaturated", "SLOErrorBudgetBurn",
                                         "JourneyFailingFromEdge", "JourneyFailingFromMultipleVantages",
-                                        "PortalNodeNotReady", "PortalRegionDown"})
+                                        "PortalNodeNotReady", "PortalRegionDown", "PortalCannotReachDatabase"})
         unknown = set(toxics) - set(self.KEYS)
         if unknown:
             raise ClusterError(f"database network fault: unknown toxic(s) {sorted(unknown)}")
