@@ -17,7 +17,7 @@ for the faults that take one. Faults (ops/continuum_ops/faults.py): kill-region,
 kill-nodes, pause-nodes, pause-region, dependency (params: mode = error|timeout|slow|refuse,
 delay_ms), slow-query (target: a table), edge-backend-down, exhaust-connections (params:
 count), database-network (params: the net-proxy's toxics), kill-edge (target: an edge
-instance). "client_retries" (0-3, default 0): the load's clients resend a request that got
+instance), fill-disk (params: percent, full_after_s; the region's journal volumes). "client_retries" (0-3, default 0): the load's clients resend a request that got
 no answer at all that many times (the report also counts what would have failed without).
 
 A run: replay the revert journal (faults a dead controller left injected), wait for a
@@ -56,7 +56,7 @@ from . import faults as F
 from .util import ClusterError, log, write_atomic
 
 FAULTS = ("kill-region", "kill-nodes", "pause-nodes", "pause-region", "dependency", "slow-query",
-          "edge-backend-down", "exhaust-connections", "database-network", "kill-edge")
+          "edge-backend-down", "exhaust-connections", "database-network", "kill-edge", "fill-disk")
 ROLES = ("primary", "sync-standby", "replica")
 
 
@@ -148,7 +148,8 @@ def parse_experiment(doc: object, name: str = "experiment") -> Experiment:
 
 def _check_params(fault: str, target: str, params: dict, where: str) -> None:
     allowed = {"dependency": {"mode", "delay_ms"}, "exhaust-connections": {"count"},
-               "database-network": set(F.DatabaseNetwork.KEYS)}.get(fault, set())
+               "database-network": set(F.DatabaseNetwork.KEYS),
+               "fill-disk": {"percent", "full_after_s"}}.get(fault, set())
     _keys(params, allowed, f"{where}.params")
     if fault == "dependency":
         if not target:
@@ -167,6 +168,12 @@ def _check_params(fault: str, target: str, params: dict, where: str) -> None:
         from .haproxy import EDGE_INSTANCES
         if target not in EDGE_INSTANCES:
             raise ValueError(f"{where}.target must be an edge instance ({', '.join(EDGE_INSTANCES)})")
+    elif fault == "fill-disk":
+        if not target:
+            raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
+        _number(params, "percent", f"{where}.params", 95, 50, 100)
+        if "full_after_s" in params:
+            _number(params, "full_after_s", f"{where}.params", 0, 0, 3600)
     elif fault == "database-network":
         if not target:
             raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
@@ -288,6 +295,10 @@ def make_fault(kind: str, target: str, params: dict | None = None) -> F.Fault:
         return F.ConnectionsExhausted(target or "primary", int(n) if n is not None else None)
     if kind == "kill-edge":
         return F.EdgeInstanceKilled(target)
+    if kind == "fill-disk":
+        after = params.get("full_after_s")
+        return F.JournalDiskFilled(target, float(params.get("percent", 95)),
+                                   float(after) if after is not None else None)
     if kind == "database-network":
         return F.DatabaseNetwork(target, {k: (int(v) if not isinstance(v, bool) else v) for k, v in params.items()})
     raise ClusterError(f"unknown fault {kind!r}")
@@ -635,6 +646,8 @@ def day_report(d: dict) -> str:
         lines.append(f"  {x['title'][:58]:58s} {'yes' if x['held'] else 'NO':5s} {x['requests']:6d} "
                      f"{x['failed']:4d} {x['lost'] if x['lost'] is not None else '?':>4} "
                      f"{x['duplicates'] if x['duplicates'] is not None else '?':>3} {ttd:>7s} {rec:>9s}")
+    for name, why in (d.get("skipped") or {}).items():
+        lines.append(f"  skipped {name}: {why}")
     if d.get("writes"):
         w = d["writes"]
         lines.append(f"  the day's ledger: {w.get('acked_writes', '?')} acknowledged writes, lost {w.get('lost', '?')}, "
@@ -655,10 +668,15 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
     load.login()
     load.start()
     results: list[dict] = []
-    out: dict = {"id": did, "started": time.time(), "files": [str(f) for f, _ in exps]}
+    out: dict = {"id": did, "started": time.time(), "files": [str(f) for f, _ in exps], "skipped": {}}
     try:
         for i, (f, exp) in enumerate(exps):
             log(f"chaos day {did}: experiment {i + 1} of {len(exps)}: {f.name}")
+            if any(st.fault == "fill-disk" for st in exp.method) and not c.has_journal_volumes():
+                out["skipped"][f.name] = ("needs journal volumes (a cluster started with "
+                                          "CLUSTER_JOURNAL_VOLUME_MB=128): the machine's own disk is never filled")
+                log(f"chaos day {did}: {f.name} skipped: {out['skipped'][f.name]}")
+                continue
             try:
                 wait_healthy(c, settle_s)
                 results.append(run(c, exp, load=load, sql=sql, rid=f"{did}-{i + 1:02d}"))

@@ -493,12 +493,14 @@ class Cluster:
                                          str(self.stub_tls_dir / "ca.pem"))
         topo = portal.topology_block(self.topo, n.region, pw) + "\n" if self.with_topology(binary) else ""
         d = self.state / "portal" / n.name
-        (d / "audit").mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True)
+        self.ensure_volume(n)
+        self.audit_dir(n).mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)
         values = {"PORTAL_PORT": n.port, "REGION": n.region, "NODE": n.name,
                   "WRITE_URL": self.portal_primary_url(n.region), "TOPOLOGY": topo, "DEPENDENCIES": deps,
                   "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
-                  "AUDIT_DIR": d / "audit", "PUBLIC_BASE_URL": portal.public_base_url(self.topo)}
+                  "AUDIT_DIR": self.audit_dir(n), "PUBLIC_BASE_URL": portal.public_base_url(self.topo)}
         text = render_text((DEPLOY / "portal" / "continuum.toml.tmpl").read_text(), values)
         if overlay:
             try:
@@ -508,6 +510,70 @@ class Cluster:
             text += f"\n# ---- release config overlay {overlay}\n" + extra
         write_atomic(d / "continuum.toml", text, 0o600)
         return d / "continuum.toml"
+
+    # ---- audit journal volumes ------------------------------------------------------------
+    # Opt-in (CLUSTER_JOURNAL_VOLUME_MB=N at the first `up`; root, mkfs.ext4 and mount): each
+    # portal node's audit journal on a small ext4 filesystem of its own, a loop-mounted image
+    # (<state>/volumes/<node>.img, no blocks reserved for root), as a real node would have a
+    # journal volume. The chaos fault fill-disk needs it. Once an image exists the node keeps
+    # it (a later `up` mounts it again); `down` unmounts, `destroy` removes the images.
+
+    def journal_volume_mb(self) -> int:
+        v = os.environ.get("CLUSTER_JOURNAL_VOLUME_MB", "").strip() or "0"
+        if not v.isdigit() or (v != "0" and int(v) < 16):
+            raise ClusterError(f"CLUSTER_JOURNAL_VOLUME_MB={v!r}: a size in MiB, at least 16 (0: none)")
+        return int(v)
+
+    def volume_image(self, n: Node) -> Path:
+        return self.state / "volumes" / f"{n.name}.img"
+
+    def volume_dir(self, n: Node) -> Path:
+        return self.state / "portal" / n.name / "volume"
+
+    def audit_dir(self, n: Node) -> Path:
+        if self.volume_image(n).exists():
+            return self.volume_dir(n) / "audit"
+        return self.state / "portal" / n.name / "audit"
+
+    def ensure_volume(self, n: Node) -> None:
+        img, mnt = self.volume_image(n), self.volume_dir(n)
+        if not img.exists():
+            mb = self.journal_volume_mb()
+            if mb == 0:
+                return
+            if os.geteuid() != 0 or not shutil.which("mkfs.ext4"):
+                raise ClusterError("CLUSTER_JOURNAL_VOLUME_MB needs root and mkfs.ext4 (e2fsprogs)")
+            img.parent.mkdir(parents=True, exist_ok=True)
+            tmp = img.with_suffix(".tmp")
+            fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, mb << 20)   # real blocks: the host disk cannot run out under it
+            finally:
+                os.close(fd)
+            cp = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", f"journal-{n.name}"[:16], str(tmp)],
+                                capture_output=True, text=True, timeout=60)
+            if cp.returncode != 0:
+                raise ClusterError(f"mkfs.ext4 {tmp}: {cp.stderr.strip()}")
+            os.replace(tmp, img)
+            log(f"journal volume for {n.name}: {mb} MiB ext4 ({img})")
+        mnt.mkdir(parents=True, exist_ok=True)
+        if not os.path.ismount(mnt):
+            cp = subprocess.run(["mount", "-o", "loop", str(img), str(mnt)], capture_output=True, text=True,
+                                timeout=60)
+            if cp.returncode != 0:
+                raise ClusterError(f"mount {img} on {mnt}: {cp.stderr.strip()}")
+
+    def has_journal_volumes(self) -> bool:
+        return all(os.path.ismount(self.volume_dir(n)) for n in self.topo.nodes)
+
+    def unmount_volumes(self) -> None:
+        for n in self.topo.nodes + self.topo.other_nodes:
+            mnt = self.volume_dir(n)
+            if os.path.ismount(mnt):
+                cp = subprocess.run(["umount", str(mnt)], capture_output=True, text=True, timeout=60)
+                if cp.returncode != 0:   # still busy (a node that would not stop): detach it lazily
+                    log(f"umount {mnt}: {cp.stderr.strip()}; detaching lazily")
+                    subprocess.run(["umount", "-l", str(mnt)], capture_output=True, timeout=60)
 
     def start_node(self, n: Node, binary: Path, overlay: str | None) -> bool:
         """Starts portal node n (config rendered first) unless it runs; True when started."""
@@ -650,7 +716,7 @@ class Cluster:
     def data_folders(self) -> list[tuple[str, str, str]]:
         out = [("postgres", r, str(self.patroni_dir(r))) for r in self.topo.names]
         out += [("etcd", r, str(self.state / "etcd" / r)) for r in self.topo.names]
-        out += [("audit", n.name, str(self.state / "portal" / n.name / "audit")) for n in self.topo.nodes]
+        out += [("audit", n.name, str(self.audit_dir(n))) for n in self.topo.nodes]
         out.append(("prometheus", "prometheus", str(self.mon_dir / "prometheus")))
         return [f for f in out if Path(f[2]).exists()]
 
@@ -875,6 +941,7 @@ class Cluster:
         self.sup.stop(mon + [f"postgres-exporter-{r}" for r in names], signal.SIGTERM, 15)
         # Portal nodes first (they drain in-flight requests and flush their audit journal).
         self.sup.stop([f"portal-{n.name}" for n in self.topo.nodes + self.topo.other_nodes], signal.SIGTERM, 20)
+        self.unmount_volumes()
         self.sup.stop(list(haproxy.EDGE_INSTANCES), signal.SIGTERM, 10)
         self.sup.stop(["stubdeps"] + [f"netproxy-{r}" for r in names], signal.SIGTERM, 10)
         # Patroni stops its PostgreSQL on SIGTERM: all at once, then wait.
@@ -904,6 +971,7 @@ class Cluster:
                 except OSError:
                     pass
             time.sleep(0.5)
+        self.unmount_volumes()   # again: a node SIGKILLed just now held its volume
         if self.pg_root != self.state / "patroni" and (self.pg_root / "OWNER").exists():
             shutil.rmtree(self.pg_root, ignore_errors=True)
         shutil.rmtree(self.state, ignore_errors=True)

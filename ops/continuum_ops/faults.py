@@ -11,10 +11,12 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .cluster import PSQL, Cluster
 from .util import ClusterError, log, wait_for
@@ -260,14 +262,20 @@ class ConnectionsExhausted(Fault):
 
     def inject(self, c: Cluster) -> None:
         c.load_secrets()
-        # As the superuser the sessions may take the reserved slots too: leave those free,
-        # so an operator (and the revert) can still get in.
+        # Every free slot but the reserved ones (an operator and the revert still get in).
         n = self.count if self.count is not None else max(0, self.free_slots(c))
         sql = f"SET statement_timeout = '{self.hold_s + 10}s'; SELECT pg_sleep({self.hold_s});"
-        for _ in range(n):
-            self.procs.append(subprocess.Popen(
-                [str(PSQL), "-X", "-q", self._conn(c), "-c", sql], env=self._env(c), stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # One small shell starts the n clients: n forks of this (large, threaded) controller
+        # took ~150 ms each under the load generator, 19 s for 123 sessions.
+        # As the application's owner role, not the superuser: PostgreSQL then keeps the
+        # reserved slots free however the count races with the portal's pools (the exporter
+        # and an operator connect as the superuser: the alert and the revert need them).
+        script = 'for i in $(seq "$1"); do "$2" -X -q "$3" -c "$4" </dev/null >/dev/null 2>&1 & done; wait'
+        conn = self._conn(c).replace("user=postgres", "user=continuum")
+        env = {**self._env(c), "PGPASSWORD": c.secrets["APP_PASSWORD"]}
+        self.procs.append(subprocess.Popen(
+            ["/bin/sh", "-c", script, "sh", str(n), str(PSQL), conn, sql], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         log(f"connections-exhausted: {n} outside sessions on the primary")
 
     def revert(self, c: Cluster) -> None:
@@ -283,6 +291,106 @@ class ConnectionsExhausted(Fault):
                 p.kill()
                 p.wait(5)
         self.procs = []
+
+
+class JournalDiskFilled(Fault):
+    """The audit journal filesystem of every portal node of a region filled by a ballast file
+    (<volume>/ballast, beside the journal folder) to `percent` % used, and `full_after_s`
+    later (when given) to 100 %: the predictive alert (AuditJournalDiskFilling) has that long
+    to page before the disk is full. Full, a node's appends fail (ENOSPC): its PHI responses
+    are withheld (503) and it turns not-ready, so the edge sends its region's traffic to its
+    other node or region. Needs journal volumes (CLUSTER_JOURNAL_VOLUME_MB at the cluster's
+    first `up`: the machine's own disk is never filled). Revert: the ballast removed."""
+
+    BALLAST = "ballast"
+
+    def __init__(self, region: str, percent: float = 95, full_after_s: float | None = None):
+        super().__init__("journal disk filled", region,
+                         {"AuditJournalDiskFilling", "AuditJournalFailing", "DiskWillFillIn4Hours"},
+                         {"region": region})
+        self.percent, self.full_after_s = percent, full_after_s
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.full_at: float | None = None
+
+    def _volumes(self, c: Cluster) -> list[Path]:
+        vols = [c.volume_dir(n) for n in c.topo.region(self.target).nodes]
+        missing = [str(v) for v in vols if not os.path.ismount(v)]
+        if missing:
+            raise ClusterError(f"fill-disk {self.target}: no journal volume mounted at {', '.join(missing)}: "
+                               f"start a new cluster with CLUSTER_JOURNAL_VOLUME_MB=128 (the machine's own "
+                               f"disk is never filled)")
+        return vols
+
+    @staticmethod
+    def fill(vol: Path, percent: float) -> int:
+        """Grows (or shrinks) vol's ballast so that the filesystem is `percent` % used;
+        returns the bytes still free."""
+        ballast = vol / JournalDiskFilled.BALLAST
+        st = os.statvfs(vol)
+        size, avail = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
+        have = ballast.stat().st_size if ballast.exists() else 0
+        want = max(0, have + avail - int(size * (100 - percent) / 100))
+        fd = os.open(ballast, os.O_CREAT | os.O_WRONLY, 0o600)
+        try:
+            if want < have:
+                os.ftruncate(fd, want)
+            else:
+                # At 100 % the filesystem's own metadata takes some of the last blocks: step
+                # down until what is left fits.
+                step = want - have
+                while step >= 4096:
+                    try:
+                        os.posix_fallocate(fd, 0, have + step)
+                        have += step
+                        break
+                    except OSError:
+                        step //= 2
+                if percent >= 100:   # and the crumbs
+                    while True:
+                        try:
+                            os.posix_fallocate(fd, 0, have + 4096)
+                            have += 4096
+                        except OSError:
+                            break
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        st = os.statvfs(vol)
+        return st.f_bavail * st.f_frsize
+
+    def inject(self, c: Cluster) -> None:
+        vols = self._volumes(c)
+        for v in vols:
+            left = self.fill(v, self.percent)
+            log(f"fill-disk: {v} at {self.percent:g} % ({left >> 10} KiB free)")
+        if self.full_after_s is not None and self.percent < 100:
+            t0 = time.monotonic()
+
+            def later() -> None:
+                if self._stop.wait(self.full_after_s):
+                    return
+                for v in vols:
+                    left = self.fill(v, 100)
+                    log(f"fill-disk: {v} full ({left >> 10} KiB free) {time.monotonic() - t0:.1f}s after "
+                        f"{self.percent:g} %")
+                self.full_at = time.time()
+            self._timer = threading.Thread(target=later, name="fill-disk", daemon=True)
+            self._timer.start()
+
+    def revert(self, c: Cluster) -> None:
+        self._stop.set()
+        if self._timer:
+            self._timer.join(30)
+        for n in c.topo.region(self.target).nodes:
+            ballast = c.volume_dir(n) / self.BALLAST
+            if ballast.exists():
+                ballast.unlink()
+                log(f"fill-disk: {ballast} removed")
+
+    def describe(self) -> str:
+        then = f", 100 % after {self.full_after_s:g}s" if self.full_after_s is not None else ""
+        return f"{self.kind} ({self.target}: {self.percent:g} %{then})"
 
 
 class EdgeInstanceKilled(Fault):

@@ -3,6 +3,9 @@ experiment format, the hypothesis over a window of requests, and the revert jour
 Run: python3 -m unittest discover -s ops/tests"""
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -58,6 +61,11 @@ class ExperimentFormatTest(unittest.TestCase):
              "hold must be true or false"),
             ({**GOOD, "method": [{"fault": "database-network", "target": "primary",
                                   "params": {"latency_ms": -1}}]}, "latency_ms must be a number from 0"),
+            ({**GOOD, "method": [{"fault": "fill-disk", "target": "us-west", "params": {"percent": 30}}]},
+             "percent must be a number from 50 to 100"),
+            ({**GOOD, "method": [{"fault": "fill-disk", "target": "us-west", "params": {"size": 1}}]},
+             "unknown key(s) size"),
+            ({**GOOD, "method": [{"fault": "fill-disk", "params": {"percent": 95}}]}, "target must be a region"),
             ([], "must be a JSON object"),
         ]
         for doc, msg in cases:
@@ -83,6 +91,42 @@ class ExperimentFormatTest(unittest.TestCase):
                 chaos.load_experiment(p)
             with self.assertRaisesRegex(ValueError, "missing.json"):
                 chaos.load_experiment(Path(d) / "missing.json")
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("mkfs.ext4") and shutil.which("mount"),
+                     "needs root, mkfs.ext4 and mount (a loop-mounted filesystem of its own)")
+class JournalDiskFillTest(unittest.TestCase):
+    """The fill-disk fault's ballast on a 16 MiB ext4 image of the test's own (never the
+    machine's disk): 95 % used, then full, then shrunk back."""
+
+    def setUp(self):
+        self.tmp = Path(tempfile.mkdtemp(prefix="continuum-fill-"))
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        img, self.mnt = self.tmp / "v.img", self.tmp / "mnt"
+        self.mnt.mkdir()
+        with open(img, "wb") as f:
+            f.truncate(16 << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(img)], check=True, capture_output=True)
+        subprocess.run(["mount", "-o", "loop", str(img), str(self.mnt)], check=True, capture_output=True)
+        self.addCleanup(subprocess.run, ["umount", str(self.mnt)], capture_output=True)
+
+    def used(self):
+        st = os.statvfs(self.mnt)
+        return 1 - st.f_bavail / st.f_blocks
+
+    def test_fill_to_a_percentage_then_full_then_back(self):
+        from continuum_ops.faults import JournalDiskFilled
+        JournalDiskFilled.fill(self.mnt, 95)
+        self.assertAlmostEqual(self.used(), 0.95, delta=0.01)
+        left = JournalDiskFilled.fill(self.mnt, 100)
+        self.assertEqual(left, 0)
+        with self.assertRaises(OSError):   # the disk is full for a writer too
+            with open(self.mnt / "x", "wb") as f:
+                f.write(b"x" * 65536)
+                f.flush()
+                os.fsync(f.fileno())
+        JournalDiskFilled.fill(self.mnt, 60)
+        self.assertAlmostEqual(self.used(), 0.60, delta=0.01)
 
 
 class WindowTest(unittest.TestCase):

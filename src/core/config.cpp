@@ -312,14 +312,17 @@ Config LoadConfig(const std::string& path) {
   }
   if (auto* s = root["audit"].as_table()) {
     CheckKeys(*s, path, "audit",
-              {"enabled", "dir", "ship_interval_ms", "max_pending_records", "signing_key_file",
-               "head_interval_ms"});
+              {"enabled", "dir", "ship_interval_ms", "max_pending_records", "min_free_mb",
+               "signing_key_file", "head_interval_ms"});
     Get(*s, path, "audit", "enabled", c.audit_enabled);
     Get(*s, path, "audit", "dir", c.audit_dir);
     Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
     Get(*s, path, "audit", "max_pending_records", c.audit_max_pending_records);
     if (c.audit_max_pending_records < 1)
       Fail(path, "audit.max_pending_records", "must be at least 1");
+    Get(*s, path, "audit", "min_free_mb", c.audit_min_free_mb);
+    if (c.audit_min_free_mb < 0 || c.audit_min_free_mb > 1048576)
+      Fail(path, "audit.min_free_mb", "must be 0..1048576 (MiB; 0: no reserve)");
     Get(*s, path, "audit", "signing_key_file", c.audit_signing_key_file);
     Get(*s, path, "audit", "head_interval_ms", c.audit_head_interval_ms);
     if (c.audit_head_interval_ms < 100 || c.audit_head_interval_ms > 60000)

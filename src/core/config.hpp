@@ -165,6 +165,9 @@ struct Config {
   // Records the journal may hold queued (not yet durable) before appends are refused
   // with 503: a stalled disk must not pile up memory.
   int audit_max_pending_records = 20000;
+  // Under this much free space on the journal's file system the node reports not-ready
+  // (drained by the edge before the disk is full); 0: no reserve.
+  int audit_min_free_mb = 8;
   // The node's Ed25519 key that signs its chain heads (src/audit/README.md); created if
   // missing. Empty: "<audit_dir>/../audit-signing-<node_id>.key" (beside, not inside,
   // the journal folder). Its public key goes into the operators' trusted-keys file.

@@ -153,6 +153,20 @@ TEST(Config, ReadsTheFaultInjectionKnobsAndRefusesBadOnes) {
   }
 }
 
+TEST(Config, ReadsTheJournalDiskReserve) {
+  EXPECT_EQ(LoadConfig(Write("[node]\nregion = \"x\"\n")).audit_min_free_mb, 8);
+  EXPECT_EQ(LoadConfig(Write("[audit]\nmin_free_mb = 0\n")).audit_min_free_mb, 0);
+  EXPECT_EQ(LoadConfig(Write("[audit]\nmin_free_mb = 512\n")).audit_min_free_mb, 512);
+  for (const char* bad : {"min_free_mb = -1", "min_free_mb = 1048577", "min_free_mb = \"8M\""}) {
+    try {
+      LoadConfig(Write(std::string("[audit]\n") + bad + "\n"));
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("audit.min_free_mb"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Config, RefusesIntegersTooLargeForTheirSetting) {
   // 2^32 + 4 would wrap to 4 threads in an int
   EXPECT_THROW(LoadConfig(Write("[server]\nthreads = 4294967300\n")), std::runtime_error);

@@ -1,5 +1,7 @@
 #include "portal/ops.hpp"
 
+#include <sys/statvfs.h>
+
 #include <boost/json.hpp>
 
 #include "audit/journal.hpp"
@@ -159,12 +161,24 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   auto js = ctx.svc.journal->stats();
   bool audit_stalled = js.writing_for_ms > kJournalStallMs;
   bool audit_ok = js.healthy && !audit_stalled;
+  // The journal's disk reserve: under audit.min_free_mb free the node turns not-ready
+  // while its appends still succeed, so that the edge drains it before the disk is full
+  // (a full journal fails every PHI response). It keeps serving what reaches it.
+  int64_t audit_free = -1;
+  bool audit_low = false;
+  if (ctx.svc.config.audit_enabled) {
+    struct statvfs fs {};
+    if (statvfs(ctx.svc.config.audit_dir.c_str(), &fs) == 0) {
+      audit_free = static_cast<int64_t>(fs.f_bavail) * static_cast<int64_t>(fs.f_frsize);
+      audit_low = audit_free < static_cast<int64_t>(ctx.svc.config.audit_min_free_mb) << 20;
+    }
+  }
   // Until the revocation list is loaded, a logged-out token would be accepted here.
   bool sessions_ok = ctx.svc.revocations_loaded.load();
   // [fault_injection] never_ready: a release that never becomes ready (rollout tests).
   bool draining = ctx.svc.draining.load();
   int64_t newer_contract = ctx.svc.newer_contract.load();
-  bool ready = db_ok && audit_ok && sessions_ok && !draining && newer_contract == 0 &&
+  bool ready = db_ok && audit_ok && !audit_low && sessions_ok && !draining && newer_contract == 0 &&
                !ctx.svc.config.fault_never_ready;
   // External services: each one's health, breaker and last error, and the fallback that
   // serves patients while it is not healthy (the same words as the alert rules').
@@ -198,6 +212,8 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
                    {"audit", json::object{{"enabled", ctx.svc.config.audit_enabled},
                                           {"healthy", js.healthy},
                                           {"stalled", audit_stalled},
+                                          {"free_bytes", audit_free},
+                                          {"low_space", audit_low},
                                           {"durable_records", js.records},
                                           {"pending", js.pending},
                                           {"refused", js.refused},

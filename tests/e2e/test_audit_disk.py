@@ -109,6 +109,36 @@ class _OwnDiskCase(ContinuumTestCase):
 
 
 class JournalFullTest(_OwnDiskCase):
+    def test_under_the_reserve_the_node_turns_not_ready_and_still_serves(self):
+        # audit.min_free_mb (8 by default): with 4 MiB left the journal still writes, but
+        # the node asks the edge to drain it before the disk is full.
+        s = self.server
+        patient = self.token("demo-patient")
+        self.assertEqual(s.get("/readyz").status, 200)
+        st = os.statvfs(self.mnt)
+        ballast = st.f_bavail * st.f_frsize - (4 << 20)
+        self.assertGreater(ballast, 0, "the 16 MiB file system has less than 4 MiB free")
+        fd = os.open(self.mnt / "filler", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, ballast)
+        finally:
+            os.close(fd)
+        try:
+            r = s.get("/readyz")
+            self.assertEqual(r.status, 503, r)
+            audit = r.json()["audit"]
+            self.assertTrue(audit["low_space"], audit)
+            self.assertTrue(audit["healthy"], audit)
+            self.assertLess(audit["free_bytes"], 8 << 20, audit)
+            # Not ready, yet whatever still reaches it is served and audited.
+            r = s.get("/fhir/R4/Patient/1", token=patient)
+            self.assertEqual(r.status, 200, r)
+        finally:
+            self.unfill()
+        r = s.get("/readyz")
+        self.assertEqual(r.status, 200, r)
+        self.assertFalse(r.json()["audit"]["low_space"])
+
     def test_write_refused_and_absent_while_journal_fails_then_ready_again(self):
         s, c = self.server, self.cluster
         provider = self.token("demo-provider")
