@@ -31,6 +31,7 @@
 #include "deps/smtp_client.hpp"
 #include "http/outcome.hpp"
 #include "http/server.hpp"
+#include "http/static_site.hpp"
 #include "portal/access.hpp"
 #include "portal/ehr_sync.hpp"
 #include "portal/high/notifications.hpp"
@@ -274,6 +275,12 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       resp = http::OutcomeResponse(405, "not-supported",
                                    req.method + " is not supported here; allowed: " + allow + ".");
       resp.set_header("Allow", allow);
+    } else if (auto page = svc.web
+                               ? svc.web->Serve(req.method, req.path, req.header("if-none-match"))
+                               : std::nullopt) {
+      // The web app's files: no PHI, so neither audited nor on a tier's bulkhead.
+      route = "static";
+      resp = std::move(*page);
     } else {
       resp = http::OutcomeResponse(404, "not-found", "There is no resource at this path.");
     }
@@ -670,6 +677,25 @@ int Serve(const Config& cfg) {
   std::unique_ptr<Shard> background;  // the background loops' own shard (below)
   std::vector<std::unique_ptr<asio::io_context>> iocs;
   auto router = BuildRoutes();
+  // The web app (src/http/static_site.hpp): read once, now; a configured root that cannot
+  // be served stops the start, a missing default only warns.
+  std::optional<http::StaticSite> web;
+  if (cfg.web_enabled) {
+    std::string root = cfg.web_root.empty() ? http::DefaultWebRoot() : cfg.web_root;
+    if (root.empty()) {
+      log::Warn(
+          "no web app: [web] root is not set and no web/dist with an index.html was found "
+          "beside the binary (build it: cd web && npm ci && npm run build)");
+    } else {
+      http::StaticSiteOptions wo;
+      wo.root = root;
+      wo.spa_exclude = ApiPrefixes();
+      web = http::StaticSite::Load(std::move(wo));
+      svc.web = &*web;
+      log::Info("web app: {} files, {} bytes from {}", web->file_count(), web->total_bytes(),
+                web->root());
+    }
+  }
   std::vector<http::RequestHandler> handlers;
   std::vector<asio::io_context*> ioc_ptrs;
   for (int i = 0; i < n; ++i) {
