@@ -1,0 +1,220 @@
+import { useState } from "preact/hooks";
+import { api, ApiError, newIdempotencyKey } from "../api";
+import { DegradedBanner, ErrorNote, Loading, Section, useLoad } from "../components";
+import { type Bundle, type HumanName, type Resource, entries, fmtDate, personName, toBase64 } from "../fhir";
+import { navigate } from "../router";
+import { type Chart as ChartData, ChartView, loadChart } from "./summary";
+
+interface Patient extends Resource {
+  name?: HumanName[];
+  birthDate?: string;
+  identifier?: { value?: string }[];
+}
+
+export function ProviderHome() {
+  const [name, setName] = useState("");
+  const [birthdate, setBirthdate] = useState("");
+  const [identifier, setIdentifier] = useState("");
+  const [found, setFound] = useState<Patient[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  async function search(e: Event) {
+    e.preventDefault();
+    const p = new URLSearchParams();
+    if (name.trim()) p.set("name", name.trim());
+    if (birthdate) p.set("birthdate", birthdate);
+    if (identifier.trim()) p.set("identifier", identifier.trim());
+    if ([...p].length === 0) {
+      setError("Enter a name, a birth date or a record number.");
+      return;
+    }
+    p.set("_count", "20");
+    setBusy(true);
+    setError(null);
+    try {
+      const r = await api<Bundle<Patient>>(`/fhir/R4/Patient?${p}`, { area: "records" });
+      setFound(entries(r.data));
+    } catch (x) {
+      setError(`The search did not run: ${(x as Error).message}`);
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <>
+      <h1>Your patients</h1>
+      <DegradedBanner area="records" />
+      <Section title="Look up a patient" id="h-lookup">
+        <form onSubmit={search} class="inline">
+          <div>
+            <label for="p-name">Family name</label>
+            <input id="p-name" value={name} maxLength={100} onInput={(e) => setName((e.target as HTMLInputElement).value)} />
+          </div>
+          <div>
+            <label for="p-birth">Birth date</label>
+            <input id="p-birth" type="date" value={birthdate} onInput={(e) => setBirthdate((e.target as HTMLInputElement).value)} />
+          </div>
+          <div>
+            <label for="p-id">Record number</label>
+            <input id="p-id" value={identifier} maxLength={64} onInput={(e) => setIdentifier((e.target as HTMLInputElement).value)} />
+          </div>
+          <button type="submit" disabled={busy}>{busy ? "Searching…" : "Search"}</button>
+        </form>
+        <ErrorNote error={error} />
+        {found && found.length === 0 && <p>No patient of yours matches. Patients you do not treat are not listed.</p>}
+        <ul class="list">
+          {(found ?? []).map((p) => (
+            <li key={p.id}>
+              <a href={`/provider/patients/${p.id}`}>{personName(p.name)}</a>
+              <div class="hint">born {fmtDate(p.birthDate)} · {p.identifier?.[0]?.value}</div>
+            </li>
+          ))}
+        </ul>
+      </Section>
+      <Section title="Open a chart by patient number" id="h-open">
+        <OpenById />
+      </Section>
+    </>
+  );
+}
+
+function OpenById() {
+  const [id, setId] = useState("");
+  return (
+    <form class="inline" onSubmit={(e) => { e.preventDefault(); if (/^\d+$/.test(id)) navigate(`/provider/patients/${id}`); }}>
+      <div>
+        <label for="open-id">Patient number</label>
+        <input id="open-id" inputMode="numeric" pattern="[0-9]+" required value={id}
+          onInput={(e) => setId((e.target as HTMLInputElement).value)} />
+      </div>
+      <button type="submit" class="secondary">Open chart</button>
+    </form>
+  );
+}
+
+export function Chart({ id }: { id: string }) {
+  const [reason, setReason] = useState<string | null>(null);
+  const [draftReason, setDraftReason] = useState("");
+  const headers = reason ? { "X-Break-Glass-Reason": reason } : undefined;
+  const chart = useLoad(() => loadChart(id, headers), [id, reason]);
+  const denied = chart.error !== null && /not allowed|care relationship|treat/i.test(chart.error);
+  return (
+    <>
+      <p><a href="/provider">← Back to the patient search</a></p>
+      <h1>Chart of patient {id}</h1>
+      <DegradedBanner area="records" />
+      {reason && (
+        <p class="banner banner-warn" role="status">
+          Emergency access: you opened this chart without a care relationship ("{reason}"). This access is recorded and will be reviewed.
+        </p>
+      )}
+      {denied && !reason ? (
+        <Section title="You do not treat this patient" id="h-bg">
+          <p>{chart.error}</p>
+          <form onSubmit={(e) => { e.preventDefault(); if (draftReason.trim()) setReason(draftReason.trim()); }}>
+            <p class="banner banner-warn">
+              Break the glass only in an emergency. Your name, the time and your reason are recorded in the audit trail and reviewed.
+            </p>
+            <label for="bg-reason">Reason for emergency access</label>
+            <input id="bg-reason" required maxLength={200} value={draftReason}
+              onInput={(e) => setDraftReason((e.target as HTMLInputElement).value)} />
+            <button type="submit" class="danger">Break the glass and open the chart</button>
+          </form>
+        </Section>
+      ) : (
+        <ErrorNote error={chart.error} onRetry={chart.reload} />
+      )}
+      {chart.loading && !chart.data && <Loading what="the chart" />}
+      {chart.data && (
+        <>
+          <NoteEditor patient={id} headers={headers} onSaved={chart.reload} chart={chart.data} />
+          <ChartView chart={chart.data} signedOnly={false} />
+        </>
+      )}
+    </>
+  );
+}
+
+interface NoteResource extends Resource {
+  docStatus?: string;
+}
+
+function NoteEditor({ patient, headers, onSaved, chart }: {
+  patient: string; headers?: Record<string, string>; onSaved: () => void; chart: ChartData;
+}) {
+  const [title, setTitle] = useState("");
+  const [text, setText] = useState("");
+  const [key, setKey] = useState(() => newIdempotencyKey("note"));
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const drafts = chart.notes.filter((n) => n.docStatus !== "final");
+
+  async function save(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      const r = await api<NoteResource>(`/fhir/R4/DocumentReference`, {
+        method: "POST", area: "records", idempotencyKey: key, headers,
+        body: {
+          resourceType: "DocumentReference", status: "current", docStatus: "preliminary",
+          subject: { reference: `Patient/${patient}` },
+          content: [{ attachment: { contentType: "text/plain", data: toBase64(text), title: title.trim() || "Note" } }],
+        },
+      });
+      setDone(`Draft note ${r.data.id} saved. Sign it to make it final.`);
+      setTitle("");
+      setText("");
+      setKey(newIdempotencyKey("note"));
+      onSaved();
+    } catch (x) {
+      setError(`The note was not saved: ${(x as ApiError).message} Your text is still here; saving again is safe.`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function sign(id: string) {
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      await api(`/fhir/R4/DocumentReference/${id}/$sign`, { method: "POST", area: "records", headers });
+      setDone(`Note ${id} is signed: it is final and can no longer change.`);
+      onSaved();
+    } catch (x) {
+      setError(`The note was not signed: ${(x as ApiError).message}`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Section title="Write a note" id="h-write">
+      <div aria-live="polite">{done && <p class="success" role="status">{done}</p>}</div>
+      <ErrorNote error={error} />
+      <form onSubmit={save}>
+        <label for="note-title">Title</label>
+        <input id="note-title" maxLength={200} value={title} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
+        <label for="note-text">Note</label>
+        <textarea id="note-text" rows={5} required value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} />
+        <button type="submit" disabled={busy}>{busy ? "Saving…" : "Save draft"}</button>
+      </form>
+      {drafts.length > 0 && (
+        <>
+          <h3>Drafts to sign</h3>
+          <ul class="list">
+            {drafts.map((n) => (
+              <li key={n.id}>
+                {n.content?.[0]?.attachment?.title ?? "Note"} ({n.id}){" "}
+                <button type="button" disabled={busy} onClick={() => sign(n.id)} aria-label={`Sign note ${n.id}`}>Sign</button>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </Section>
+  );
+}
