@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -132,9 +133,11 @@ class WebTest(ContinuumTestCase):
                "control": f"http://127.0.0.1:{self.control.server_address[1]}",
                "scenario": scenario, "password": harness.DEMO_PASSWORD, **extra}
         env = dict(os.environ, CONTINUUM_WEB_TEST=json.dumps(cfg), CHROMIUM=CHROMIUM)
+        t0 = time.monotonic()
         cp = subprocess.run(["node", str(WEB / "tests" / "browser.mjs")], cwd=WEB, env=env,
                             capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
         lines = [json.loads(l) for l in cp.stdout.splitlines() if l.startswith("{")]
+        print(f"  {scenario}: browser run {time.monotonic() - t0:.1f} s", file=sys.stderr)
         for l in lines:
             print(f"  {scenario}: {json.dumps(l)}", file=sys.stderr)
         last = lines[-1] if lines else {}

@@ -33,6 +33,7 @@ function Login({ notice }: { notice: string | null }) {
     setBusy(true);
     setError(null);
     try {
+      endNotice = null; // the notice of the previous session's end, before the re-render
       await login(username.trim(), password, totp.trim() || undefined);
     } catch (err) {
       const x = err as ApiError;
@@ -81,8 +82,8 @@ function IdleWatch({ session }: { session: Session }) {
       const remaining = Math.round((lastApiActivity() + idleMs - Date.now()) / 1000);
       const warnAt = Math.min(60, Math.floor(session.idleTimeoutS / 4));
       if (remaining <= 0) {
-        logout().catch(() => forget());
         endNotice = "You were logged out after a period of inactivity.";
+        logout().catch(() => forget());
       } else setLeft(remaining <= warnAt ? remaining : null);
     }, 1000);
     return () => clearInterval(t);
@@ -156,7 +157,6 @@ function App() {
     document.title = session ? "Continuum" : "Log in — Continuum";
   }, [session]);
   if (!session) return <Login notice={endNotice} />;
-  endNotice = null;
   const nav = session.role === "provider" ? providerNav : patientNav;
   const here = session.role === "provider" && path === "/" ? "/provider" : path;
   return (
