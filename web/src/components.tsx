@@ -1,6 +1,6 @@
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { type Area, type Degradation, degradation, subscribe } from "./api";
+import { type Area, type Degradation, ApiError, degradation, subscribe } from "./api";
 import { fmtTime } from "./fhir";
 
 // Re-renders when any degradation changes.
@@ -112,19 +112,25 @@ export function Section({ title, children, id }: { title: string; children: Comp
 export function useLoad<T>(load: () => Promise<T>, deps: unknown[] = []) {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
+  const [status, setStatus] = useState<number | null>(null); // the failed call's HTTP status
   const [loading, setLoading] = useState(true);
   const [n, setN] = useState(0);
   useEffect(() => {
     let live = true;
     setLoading(true);
     setError(null);
+    setStatus(null);
     load()
       .then((d) => live && setData(d))
-      .catch((e: unknown) => live && setError(e instanceof Error ? e.message : String(e)))
+      .catch((e: unknown) => {
+        if (!live) return;
+        setError(e instanceof Error ? e.message : String(e));
+        setStatus(e instanceof ApiError ? e.status : null);
+      })
       .finally(() => live && setLoading(false));
     return () => {
       live = false;
     };
   }, [...deps, n]);
-  return { data, error, loading, reload: () => setN((x) => x + 1), setData };
+  return { data, error, status, loading, reload: () => setN((x) => x + 1), setData };
 }

@@ -139,10 +139,21 @@ async function patient(page) {
   await appt.waitFor({ timeout: T });
   log({ check: "booked", when });
   await checkPage(page, "appointments-booked");
-  await appt.getByRole("button", { name: /^Cancel / }).click();
+  // reschedule it to another free time, then cancel it there
+  await appt.getByRole("button", { name: /^Reschedule / }).click();
+  await page.getByRole("heading", { name: /^Pick a new time/ }).waitFor({ timeout: T });
+  const other = page.locator("[data-slot]").filter({ hasNotText: when }).first();
+  await other.waitFor({ timeout: T });
+  const later = (await other.locator("strong").innerText()).trim();
+  await other.getByRole("button", { name: /^Move to / }).click();
+  expect((await text(page.locator(".success"))).startsWith("Your appointment was moved"), "rescheduled");
+  const moved = page.locator("[data-appointment]", { hasText: later });
+  await moved.waitFor({ timeout: T });
+  log({ check: "rescheduled", from: when, to: later });
+  await moved.getByRole("button", { name: /^Cancel / }).click();
   expect((await text(page.locator(".success"))).startsWith("Cancelled"), "cancelled");
-  await page.locator("[data-appointment]", { hasText: when }).waitFor({ state: "detached", timeout: T });
-  log({ check: "cancelled", when });
+  await page.locator("[data-appointment]").first().waitFor({ state: "detached", timeout: T });
+  log({ check: "cancelled", when: later });
 
   // messages: a new conversation with the care team, then a reply in it
   await nav(page, "Messages");

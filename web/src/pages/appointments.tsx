@@ -14,6 +14,15 @@ interface Appointment extends Resource {
   start: string;
   participant?: { actor?: Reference }[];
 }
+interface Notification {
+  id: string;
+  kind: string;
+  status: string;
+  subject: string;
+  created: string;
+  channel_used: string | null;
+  sent_at: string | null;
+}
 interface Encounter extends Resource {
   participant?: { individual?: Reference }[];
 }
@@ -51,6 +60,10 @@ export function Appointments({ session }: { session: Session }) {
     return entries(r.data).sort((a, b) => a.start.localeCompare(b.start));
   }, []);
   const team = useLoad(() => careTeam(pid), []);
+  const notes = useLoad(async () => {
+    const r = await api<{ notifications: Notification[] }>(`/api/v1/notifications`, { area: "scheduling" });
+    return r.data.notifications;
+  }, []);
   const [date, setDate] = useState(tomorrow());
   const [practitioner, setPractitioner] = useState("");
   const [slots, setSlots] = useState<Slot[] | null>(null);
@@ -107,6 +120,7 @@ export function Appointments({ session }: { session: Session }) {
         setDone(`Booked: ${fmtDateTime(slot.start)} with ${slot.schedule.display ?? "your practitioner"}.`);
       }
       appts.reload();
+      notes.reload();
       void search();
     } catch (x) {
       failed(x, moving ? "Rescheduling" : "Booking");
@@ -200,6 +214,18 @@ export function Appointments({ session }: { session: Session }) {
                   aria-label={`${moving ? "Move to" : "Book"} ${fmtDateTime(s.start)} with ${s.schedule.display ?? ""}`}>
                   {busy === s.id ? "Booking…" : moving ? "Move here" : "Book"}
                 </button>
+              </li>
+            ))}
+          </ul>
+        </Section>
+        <Section title="Notifications" id="h-notifications">
+          <ErrorNote error={notes.error} onRetry={notes.reload} />
+          {notes.data && notes.data.length === 0 && <p>No notifications yet.</p>}
+          <ul class="list">
+            {(notes.data ?? []).slice(0, 10).map((n) => (
+              <li key={n.id}>
+                {n.subject} <span class="tag">{n.status === "sent" ? `sent by ${n.channel_used ?? "email"}` : n.status}</span>
+                <div class="hint">{n.sent_at ? fmtDateTime(n.sent_at) : `queued ${fmtDateTime(n.created)}`}</div>
               </li>
             ))}
           </ul>
