@@ -172,6 +172,10 @@ class WebTest(ContinuumTestCase):
         self.assertEqual(self.cluster.scalar("SELECT status FROM clinical_note WHERE id = :'id'",
                                              id=signed[0]["id"]), "final")
 
+    def test_2b_ops_dashboard(self):
+        lines = self.browser("ops", ops_token=self.server.ops_token)
+        self.assertIn("ops-breaker-open", {l.get("check") for l in lines})
+
     def test_3_payment_queued_while_the_service_refuses(self):
         pid = self.patient_with_open_invoice()
         lines = self.browser("payment-queued", patient=f"patient-{pid}")

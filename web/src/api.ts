@@ -8,7 +8,7 @@
 // X-Continuum-Data-As-Of, Age) are recorded per feature area, and the banners
 // (components.tsx) say what they mean.
 
-export type Role = "patient" | "provider" | "auditor";
+export type Role = "patient" | "provider" | "auditor" | "operator";
 
 export interface Session {
   token: string;
@@ -221,8 +221,27 @@ export async function login(username: string, password: string, totp?: string): 
   return session;
 }
 
+// An operator: the node's ops token (`[ops] token_file`), held like a session token (in
+// memory only). It is checked against /api/v1/ops/status before it is kept.
+export async function loginOps(token: string): Promise<Session> {
+  const res = await fetch("/api/v1/ops/status", {
+    headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+    credentials: "omit",
+    cache: "no-store",
+  }).catch(() => null);
+  if (!res) throw new ApiError(0, genericMessage(0));
+  if (!res.ok)
+    throw new ApiError(res.status, res.status === 401 || res.status === 403 ? "That is not this node's ops token." : genericMessage(res.status));
+  session = { token, role: "operator", username: "operator", idleTimeoutS: 0, expiresAt: Infinity };
+  lastActivity = Date.now();
+  degraded.clear();
+  notify();
+  return session;
+}
+
 export async function logout(): Promise<void> {
   if (!session) return;
+  if (session.role === "operator") return forget(); // a token, not a session: nothing to revoke
   try {
     await api("/api/v1/session", { method: "DELETE" });
   } finally {

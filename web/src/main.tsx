@@ -8,6 +8,7 @@ import {
   forget,
   lastApiActivity,
   login,
+  loginOps,
   logout,
   onSessionEnd,
   subscribe,
@@ -20,6 +21,7 @@ import { Messages } from "./pages/messages";
 import { Bills } from "./pages/bills";
 import { Articles } from "./pages/articles";
 import { ProviderHome, Chart } from "./pages/provider";
+import { Ops } from "./pages/ops";
 import "./styles.css";
 
 function Login({ notice }: { notice: string | null }) {
@@ -68,7 +70,36 @@ function Login({ notice }: { notice: string | null }) {
         <button type="submit" disabled={busy}>{busy ? "Logging in…" : "Log in"}</button>
       </form>
       <p class="hint">For your safety, you stay logged in only while this page is open: reloading it asks you to log in again.</p>
+      <OpsLogin />
     </main>
+  );
+}
+
+function OpsLogin() {
+  const [token, setToken] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  async function submit(e: Event) {
+    e.preventDefault();
+    setError(null);
+    try {
+      endNotice = null;
+      await loginOps(token.trim());
+      navigate("/ops");
+    } catch (err) {
+      setError((err as ApiError).message);
+    }
+  }
+  return (
+    <details class="ops">
+      <summary>Operators: the operations dashboard</summary>
+      <form onSubmit={submit} class="card">
+        <label for="ops-token">Ops token <span class="hint">(the node's [ops] token_file)</span></label>
+        <input id="ops-token" type="password" autocomplete="off" required value={token}
+          onInput={(e) => setToken((e.target as HTMLInputElement).value)} />
+        <ErrorNote error={error} />
+        <button type="submit">Open the dashboard</button>
+      </form>
+    </details>
   );
 }
 
@@ -114,12 +145,14 @@ const patientNav = [
   ["/bills", "Bills"],
   ["/articles", "Health library"],
 ] as const;
+const opsNav = [["/ops", "Operations"]] as const;
 const providerNav = [
   ["/provider", "Patients"],
   ["/articles", "Health library"],
 ] as const;
 
 function Page({ path, session }: { path: string; session: Session }) {
+  if (session.role === "operator") return <Ops />;
   if (session.role === "provider") {
     const m = path.match(/^\/provider\/patients\/(\d+)$/);
     if (m) return <Chart id={m[1]} />;
@@ -157,8 +190,8 @@ function App() {
     document.title = session ? "Continuum" : "Log in — Continuum";
   }, [session]);
   if (!session) return <Login notice={endNotice} />;
-  const nav = session.role === "provider" ? providerNav : patientNav;
-  const here = session.role === "provider" && path === "/" ? "/provider" : path;
+  const nav = session.role === "provider" ? providerNav : session.role === "operator" ? opsNav : patientNav;
+  const here = session.role === "provider" && path === "/" ? "/provider" : session.role === "operator" ? "/ops" : path;
   return (
     <div onClick={linkClick}>
       <a class="skip" href="#main">Skip to content</a>
@@ -185,7 +218,7 @@ function App() {
       <main id="main" tabIndex={-1}>
         <Page path={here} session={session} />
       </main>
-      <IdleWatch session={session} />
+      {session.role !== "operator" && <IdleWatch session={session} />}
     </div>
   );
 }

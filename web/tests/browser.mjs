@@ -305,7 +305,32 @@ async function databaseDown(page) {
   log({ check: "recovered" });
 }
 
-const scenarios = { patient, provider, "payment-queued": paymentQueued, "database-down": databaseDown };
+async function ops(page) {
+  await page.goto(cfg.base + "/");
+  await page.getByText("Operators: the operations dashboard").click();
+  await page.getByLabel(/^Ops token/).fill("not-the-token");
+  await page.getByRole("button", { name: "Open the dashboard" }).click();
+  expect((await text(page.getByRole("alert"))).includes("not this node's ops token"), "a wrong token is refused");
+  await page.getByLabel(/^Ops token/).fill(cfg.ops_token);
+  await page.getByRole("button", { name: "Open the dashboard" }).click();
+  await page.getByRole("heading", { name: "Operations" }).waitFor({ timeout: T });
+  await page.locator("[data-tier='critical'][data-mode='normal']").waitFor({ timeout: T });
+  await page.locator("[data-dependency='payments']").waitFor({ timeout: T });
+  await checkPage(page, "ops");
+  // a dependency breaks: its breaker opens on the dashboard (refreshed every 5 s)
+  await control("fault", { dependency: "payments", mode: "refuse" });
+  try {
+    await page.locator("[data-dependency='payments'][data-breaker='open']").waitFor({ timeout: 40000 });
+    log({ check: "ops-breaker-open" });
+    await checkPage(page, "ops-breaker-open");
+  } finally {
+    await control("fault", { dependency: "payments", mode: "ok" });
+  }
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByText("You are logged out.").waitFor({ timeout: T });
+}
+
+const scenarios = { patient, provider, ops, "payment-queued": paymentQueued, "database-down": databaseDown };
 
 async function main() {
   const run = scenarios[cfg.scenario];

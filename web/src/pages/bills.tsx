@@ -108,7 +108,7 @@ export function Bills({ session }: { session: Session }) {
       });
       if (r.status === 202) {
         const q = { ...p, state: "processing" as const, jobPath: jobPath(r.data.url, r.headers.get("Location")),
-          message: "Your payment is being processed. You can leave this page: it will be completed once, and this page shows the outcome." };
+          message: "Your payment is being processed. It will be completed once, automatically: keep this page open to see the outcome here, or check your balance later." };
         update(q);
         poll(q, Number(r.headers.get("Retry-After")) || 3);
       } else {
