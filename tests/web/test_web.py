@@ -176,6 +176,18 @@ class WebTest(ContinuumTestCase):
         lines = self.browser("ops", ops_token=self.server.ops_token)
         self.assertIn("ops-breaker-open", {l.get("check") for l in lines})
 
+    def test_2c_idle_timeout(self):
+        idle_s = 24
+        node = self.cluster.add_server("node-idle", {
+            "web": {"root": str(WEB / "dist")}, "auth": {"session_idle_s": idle_s}})
+        try:
+            lines = self.browser("idle", base=f"http://127.0.0.1:{node.port}",
+                                 patient="patient-9", idle_s=idle_s)
+        finally:
+            node.stop()
+        checks = {l.get("check") for l in lines}
+        self.assertLessEqual({"idle-warning", "idle-stayed", "idle-logged-out"}, checks)
+
     def test_3_payment_queued_while_the_service_refuses(self):
         pid = self.patient_with_open_invoice()
         lines = self.browser("payment-queued", patient=f"patient-{pid}")

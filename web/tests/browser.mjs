@@ -330,7 +330,25 @@ async function ops(page) {
   await page.getByText("You are logged out.").waitFor({ timeout: T });
 }
 
-const scenarios = { patient, provider, ops, "payment-queued": paymentQueued, "database-down": databaseDown };
+// A node with a short idle timeout (session_idle_s = cfg.idle_s): the warning comes a
+// little before it, "Stay logged in" keeps the session, and doing nothing logs out.
+async function idle(page) {
+  await logIn(page, cfg.patient);
+  await page.getByRole("heading", { name: "Your health summary" }).waitFor({ timeout: T });
+  const dialog = page.getByRole("alertdialog", { name: "Are you still there?" });
+  await dialog.waitFor({ timeout: cfg.idle_s * 1000 });
+  log({ check: "idle-warning" });
+  await shots(page, "idle-warning");
+  await dialog.getByRole("button", { name: "Stay logged in" }).click();
+  await dialog.waitFor({ state: "detached", timeout: T });
+  await nav(page, "Bills"); // the session still works
+  await page.getByRole("heading", { name: "Invoices" }).waitFor({ timeout: T });
+  log({ check: "idle-stayed" });
+  await page.getByText("You were logged out after a period of inactivity.").waitFor({ timeout: (cfg.idle_s + 10) * 1000 });
+  log({ check: "idle-logged-out" });
+}
+
+const scenarios = { patient, provider, ops, idle, "payment-queued": paymentQueued, "database-down": databaseDown };
 
 async function main() {
   const run = scenarios[cfg.scenario];
