@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
 #include <thread>
 
@@ -249,6 +250,17 @@ std::exception_ptr DegradeForTier(Tier tier, const http::Request& req, std::exce
   return std::make_exception_ptr(ReadOnlyTier());
 }
 
+bool HasHeader(const http::Response& r, std::string_view lower_name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k.size() != lower_name.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < k.size() && same; ++i)
+      same = std::tolower(static_cast<unsigned char>(k[i])) == lower_name[i];
+    if (same) return true;
+  }
+  return false;
+}
+
 // [fault_injection] error_permille: request i (counted over the whole node from 0) fails
 // when floor((i + 1) * p / 1000) > floor(i * p / 1000): exactly p of any 1,000 consecutive
 // requests fail, evenly spread.
@@ -346,6 +358,10 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       }
       if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
         resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
+      // What a session or the ops token reads is PHI or operators' data: no browser or
+      // shared cache keeps it, unless the handler chose (content: "private, max-age=60").
+      if (e->access.caller != RouteCaller::kAnyone && !HasHeader(resp, "cache-control"))
+        resp.set_header("Cache-Control", "no-store");
       if (!ctx.audit.empty()) {
         // No response about PHI leaves before its audit records are durable. The wait
         // holds the tier's bulkhead slot (a stalled disk fills the tier's in-flight

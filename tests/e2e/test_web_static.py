@@ -1,7 +1,7 @@
 """The web app's bundle served by a node ([web] root, src/http/static_site.hpp): caching
 and security headers, the single-page app's fallback, HEAD, ETags, and no path traversal
 (dot segments, encoded dots, absolute paths, hidden files, symbolic links). Static files
-carry no PHI: they are not audited. A throwaway bundle stands in for web/dist, so this
+carry no PHI: they are not audited; the API's PHI answers are `no-store`. A throwaway bundle stands in for web/dist, so this
 module needs no npm build (tests/e2e/test_web.py drives the real one in a browser)."""
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ class WebStaticTest(ContinuumTestCase):
         tok = self.token("demo-patient")
         phi = self.server.get("/fhir/R4/Patient/1", token=tok)
         self.assertEqual(phi.status, 200, phi)
+        # PHI from the API is never cached either (a session's routes: no-store)
+        self.assertEqual(phi.header("Cache-Control"), "no-store", phi)
+        denied = self.server.get("/fhir/R4/Patient/2", token=tok)
+        self.assertEqual((denied.status, denied.header("Cache-Control")), (403, "no-store"))
+        self.assertEqual(self.server.get("/api/v1/articles").header("Cache-Control"),
+                         "public, max-age=60")
         journal = b"".join(p.read_bytes() for p in self.server.journal_files())
         self.assertIn(phi.request_id.encode(), journal)
         self.assertNotIn(r.request_id.encode(), journal)
