@@ -154,7 +154,7 @@ class WebTest(ContinuumTestCase):
     def test_1_patient_journey(self):
         lines = self.browser("patient", patient="demo-patient")
         checks = {l.get("check") for l in lines}
-        for c in ("booked", "rescheduled", "cancelled", "message", "paid", "reload-logs-out", "logout"):
+        for c in ("booked", "rescheduled", "cancelled", "message", "paid", "insurance", "reload-logs-out", "logout"):
             self.assertIn(c, checks)
         pages = {l["page"] for l in lines if l.get("check") == "page"}
         self.assertLessEqual({"login", "summary", "appointments", "messages", "bills", "articles"}, pages)

@@ -142,10 +142,11 @@ async function patient(page) {
   // reschedule it to another free time, then cancel it there
   await appt.getByRole("button", { name: /^Reschedule / }).click();
   await page.getByRole("heading", { name: /^Pick a new time/ }).waitFor({ timeout: T });
+  await axe(page, "appointments-reschedule");
   const other = page.locator("[data-slot]").filter({ hasNotText: when }).first();
   await other.waitFor({ timeout: T });
   const later = (await other.locator("strong").innerText()).trim();
-  await other.getByRole("button", { name: /^Move to / }).click();
+  await other.getByRole("button", { name: /^Move here/ }).click();
   expect((await text(page.locator(".success"))).startsWith("Your appointment was moved"), "rescheduled");
   const moved = page.locator("[data-appointment]", { hasText: later });
   await moved.waitFor({ timeout: T });
@@ -182,6 +183,12 @@ async function patient(page) {
   const outcome = page.locator("[data-payment='done']");
   expect((await text(outcome)).includes("went through"), "payment went through");
   log({ check: "paid" });
+  // insurance: verify the coverage on file for an office visit
+  const verify = page.getByRole("button", { name: /^Check coverage for an office visit/ }).first();
+  await verify.click();
+  const answer = await text(page.locator("[data-check='done']"));
+  expect(/^(Covered|Not covered) for an office visit/.test(answer), `insurance answer: ${answer}`);
+  log({ check: "insurance", answer });
 
   // articles and recommendations
   await nav(page, "Health library");

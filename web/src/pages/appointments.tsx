@@ -211,7 +211,7 @@ export function Appointments({ session }: { session: Session }) {
                 <strong>{fmtDateTime(s.start)}</strong> — {s.schedule.display}
                 <div class="hint">{s.comment}</div>
                 <button type="button" disabled={busy !== null} onClick={() => book(s)}
-                  aria-label={`${moving ? "Move to" : "Book"} ${fmtDateTime(s.start)} with ${s.schedule.display ?? ""}`}>
+                  aria-label={`${moving ? "Move here:" : "Book"} ${fmtDateTime(s.start)} with ${s.schedule.display ?? ""}`}>
                   {busy === s.id ? "Booking…" : moving ? "Move here" : "Book"}
                 </button>
               </li>

@@ -25,7 +25,26 @@ interface Job {
   status: "queued" | "processing" | "succeeded" | "failed";
   url?: string;
   attempts?: number;
-  result?: { status?: string; message?: string; error?: string; decline_code?: string };
+  result?: {
+    status?: string; message?: string; error?: string; decline_code?: string;
+    eligible?: boolean; checked_at?: string;
+    coverage?: { plan?: string; network?: string; copay_cents?: number; deductible_remaining_cents?: number; reason?: string };
+  };
+}
+
+// What an insurance check found, in words.
+function eligibility(job: Job): string {
+  const r = job.result;
+  if (!r || r.eligible === undefined) return "The insurer answered, but without a decision. Please call your insurer.";
+  const c = r.coverage ?? {};
+  if (!r.eligible) return `Not covered for an office visit: ${c.reason ?? "the insurer found no active coverage"}.`;
+  const usd = (cents?: number) => (cents === undefined ? "—" : money({ value: cents / 100, currency: "USD" }));
+  return `Covered for an office visit (${c.plan ?? "your plan"}, ${c.network ?? "network unknown"}): copay ${usd(c.copay_cents)}, deductible left ${usd(c.deductible_remaining_cents)}.`;
+}
+
+interface Check {
+  state: "sending" | "done" | "processing" | "error";
+  message: string;
 }
 
 // A payment's state on this page: what the person sees.
@@ -122,6 +141,42 @@ export function Bills({ session }: { session: Session }) {
     }
   }
 
+  const [checks, setChecks] = useState<Record<string, Check>>({});
+  const setCheck = (id: string, c: Check) => setChecks((all) => ({ ...all, [id]: c }));
+
+  function pollCheck(id: string, path: string, delayS: number) {
+    const t = window.setTimeout(async () => {
+      try {
+        const r = await api<Job>(path, { area: "billing" });
+        if (r.data.status === "succeeded") setCheck(id, { state: "done", message: eligibility(r.data) });
+        else if (r.data.status === "failed")
+          setCheck(id, { state: "error", message: "The insurer could not check your coverage. Please call your insurer." });
+        else pollCheck(id, path, Math.min(10, delayS + 1));
+      } catch {
+        pollCheck(id, path, 10);
+      }
+    }, delayS * 1000);
+    timers.current.push(t);
+  }
+
+  async function verify(c: Coverage) {
+    setCheck(c.id, { state: "sending", message: "Asking your insurer…" });
+    try {
+      const r = await api<Job>(`/api/v1/insurance/verify`, {
+        method: "POST", area: "billing", idempotencyKey: newIdempotencyKey("verify"),
+        body: { coverage: `Coverage/${c.id}`, service: "office-visit" },
+      });
+      if (r.status === 202) {
+        setCheck(c.id, { state: "processing", message: "Your coverage check is queued: the insurer is not answering right now. It runs when they are back; keep this page open to see the answer." });
+        const path = jobPath(r.data.url, r.headers.get("Location"));
+        if (path) pollCheck(c.id, path, Number(r.headers.get("Retry-After")) || 3);
+      } else setCheck(c.id, { state: "done", message: eligibility(r.data) });
+    } catch (x) {
+      const e = x as ApiError;
+      setCheck(c.id, { state: "error", message: e.status === 422 ? "The insurer could not check your coverage. Please call your insurer." : `The check did not run: ${e.message}` });
+    }
+  }
+
   const acct = data.data?.account;
   const balance = acct?.extension?.find((e) => e.url.endsWith("account-balance"))?.valueMoney;
   const open = acct?.extension?.find((e) => e.url.endsWith("account-open-invoices"))?.valueUnsignedInt;
@@ -172,6 +227,17 @@ export function Bills({ session }: { session: Session }) {
                   <strong>{c.payor?.[0]?.display ?? "Insurer"}</strong> <span class="tag">{c.status}</span>
                   {c.class?.map((k) => <div key={k.value}>{concept(k.type)}: {k.name ?? k.value}</div>)}
                   <div class="hint">since {fmtDate(c.period?.start)}</div>
+                  {checks[c.id] && (
+                    <p class={`payment payment-${checks[c.id].state}`} role={checks[c.id].state === "error" ? "alert" : "status"} data-check={checks[c.id].state}>
+                      {checks[c.id].message}
+                    </p>
+                  )}
+                  {checks[c.id]?.state !== "sending" && checks[c.id]?.state !== "processing" && (
+                    <button type="button" class="secondary" onClick={() => verify(c)}
+                      aria-label={`Check coverage for an office visit (${c.payor?.[0]?.display ?? "your insurer"})`}>
+                      Check coverage for an office visit
+                    </button>
+                  )}
                 </li>
               ))}
             </ul>
