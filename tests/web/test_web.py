@@ -166,6 +166,7 @@ class WebTest(ContinuumTestCase):
             "WHERE practitioner_id = (SELECT practitioner_id FROM account WHERE username = 'demo-provider'))")
         lines = self.browser("provider", provider="demo-provider", family=family, patient_id="1",
                              other_patient_id=str(other))
+        self.assertIn("provider-message", {l.get("check") for l in lines})
         signed = [l for l in lines if l.get("check") == "note-signed"]
         self.assertEqual(len(signed), 1)
         # signed in the database, by the browser's provider

@@ -234,6 +234,18 @@ async function provider(page) {
   await page.locator(`[data-note='${id}']`, { hasText: "signed" }).waitFor({ timeout: T });
   log({ check: "note-signed", id });
   await checkPage(page, "chart-signed");
+  // a message to the patient, then a reply in that conversation
+  const topic = `Your results ${Date.now()}`;
+  await page.getByLabel("Subject").fill(topic);
+  await page.getByLabel("New message to the patient").fill("Your blood test results are normal.");
+  await page.getByRole("button", { name: "Send", exact: true }).click();
+  await page.locator(".success", { hasText: "Your message was sent." }).waitFor({ timeout: T });
+  await page.getByRole("button", { name: topic }).click();
+  await page.getByLabel(`Reply in "${topic}"`).fill("No change to your medicines.");
+  await page.getByRole("button", { name: "Send reply" }).click();
+  await page.locator(".thread li", { hasText: "No change to your medicines." }).waitFor({ timeout: T });
+  log({ check: "provider-message", topic });
+  await checkPage(page, "chart-messages");
   // a patient the provider does not treat: refused, break-the-glass offered with a warning
   await page.goto(cfg.base + "/");
   await logIn(page, cfg.provider);

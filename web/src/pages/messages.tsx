@@ -4,7 +4,7 @@ import { DegradedBanner, ErrorNote, Loading, Section, useLoad } from "../compone
 import { type Bundle, type Reference, type Resource, entries, fmtDateTime, refId } from "../fhir";
 import { careTeam } from "./appointments";
 
-interface Message extends Resource {
+export interface Message extends Resource {
   identifier?: { system?: string; value?: string }[];
   topic?: { text?: string };
   sent: string;
@@ -13,14 +13,14 @@ interface Message extends Resource {
   recipient?: Reference[];
   payload?: { contentString?: string }[];
 }
-interface Thread {
+export interface Thread {
   id: string;
   subject: string;
   practitioner: string;
   messages: Message[];
 }
 
-function threads(ms: Message[]): Thread[] {
+export function threads(ms: Message[]): Thread[] {
   const by = new Map<string, Thread>();
   for (const m of ms) {
     const id = m.identifier?.find((i) => i.system === "urn:continuum:thread")?.value ?? m.id;
@@ -34,7 +34,7 @@ function threads(ms: Message[]): Thread[] {
   return out.sort((a, b) => b.messages[b.messages.length - 1].sent.localeCompare(a.messages[a.messages.length - 1].sent));
 }
 
-function sendFailed(x: unknown): string {
+export function sendFailed(x: unknown): string {
   const e = x as ApiError;
   if (e.mode === "read-only")
     return "Your message was not sent: messaging is read-only right now. Copy your text and try again in a few minutes. For anything urgent, call your clinic.";

@@ -1,14 +1,116 @@
 import { useState } from "preact/hooks";
 import { api, ApiError, newIdempotencyKey } from "../api";
 import { DegradedBanner, ErrorNote, Loading, Section, useLoad } from "../components";
-import { type Bundle, type HumanName, type Resource, entries, fmtDate, personName, toBase64 } from "../fhir";
+import { type Bundle, type HumanName, type Resource, entries, fmtDate, fmtDateTime, personName, refId, toBase64 } from "../fhir";
 import { navigate } from "../router";
 import { type Chart as ChartData, ChartView, loadChart } from "./summary";
+import { type Message, type Thread, sendFailed, threads } from "./messages";
 
 interface Patient extends Resource {
   name?: HumanName[];
   birthDate?: string;
   identifier?: { value?: string }[];
+}
+
+// Messages between this provider and one patient: threads, replies, a new conversation.
+function PatientMessages({ patient }: { patient: string }) {
+  const msgs = useLoad(async () => {
+    const r = await api<Bundle<Message>>(`/fhir/R4/Communication?patient=${patient}&_count=100`, { area: "messages" });
+    return threads(entries(r.data));
+  }, [patient]);
+  const [open, setOpen] = useState<string | null>(null);
+  const [text, setText] = useState("");
+  const [subject, setSubject] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const thread = msgs.data?.find((t) => t.id === open);
+
+  async function openThread(t: Thread) {
+    setOpen(t.id);
+    const unread = t.messages.filter((m) => refId(m.sender, "Patient") && !m.received);
+    if (unread.length) {
+      await Promise.allSettled(unread.map((m) => api(`/fhir/R4/Communication/${m.id}/$read`, { method: "POST", area: "messages" })));
+      msgs.reload();
+    }
+  }
+  async function send(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    const body: Record<string, unknown> = {
+      resourceType: "Communication",
+      recipient: [{ reference: `Patient/${patient}` }],
+      payload: [{ contentString: text.trim() }],
+    };
+    if (thread) body.inResponseTo = [{ reference: `Communication/${thread.messages[thread.messages.length - 1].id}` }];
+    else body.topic = { text: subject.trim() };
+    try {
+      await api(`/fhir/R4/Communication`, { method: "POST", area: "messages", idempotencyKey: newIdempotencyKey("msg"), body });
+      setText("");
+      setSubject("");
+      setDone("Your message was sent.");
+      msgs.reload();
+    } catch (x) {
+      setError(sendFailed(x));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <Section title="Messages with this patient" id="h-pmsgs">
+      <DegradedBanner area="messages" />
+      <ErrorNote error={msgs.error} onRetry={msgs.reload} />
+      {msgs.loading && !msgs.data && <Loading what="messages" />}
+      {msgs.data && msgs.data.length === 0 && <p>No messages with this patient.</p>}
+      <ul class="list">
+        {(msgs.data ?? []).map((t) => {
+          const unread = t.messages.filter((m) => refId(m.sender, "Patient") && !m.received).length;
+          return (
+            <li key={t.id}>
+              <button type="button" class="link" aria-expanded={open === t.id} onClick={() => openThread(t)}>{t.subject}</button>{" "}
+              {unread > 0 && <span class="tag unread">{unread} new</span>}
+              <div class="hint">{fmtDateTime(t.messages[t.messages.length - 1].sent)}</div>
+            </li>
+          );
+        })}
+      </ul>
+      {thread && (
+        <ol class="thread" aria-label={`Conversation: ${thread.subject}`}>
+          {thread.messages.map((m) => {
+            const fromPatient = !!refId(m.sender, "Patient");
+            return (
+              <li key={m.id} class={fromPatient ? "theirs" : "mine"}>
+                <div class="hint">{fromPatient ? "Patient" : "You"}, {fmtDateTime(m.sent)}{!fromPatient && (m.received ? " · read" : " · not read yet")}</div>
+                <p>{m.payload?.[0]?.contentString}</p>
+              </li>
+            );
+          })}
+        </ol>
+      )}
+      <div aria-live="polite">{done && <p class="success" role="status">{done}</p>}</div>
+      <ErrorNote error={error} />
+      <form onSubmit={send}>
+        {!thread && (
+          <>
+            <label for="pm-subject">Subject</label>
+            <input id="pm-subject" required maxLength={200} value={subject} onInput={(e) => setSubject((e.target as HTMLInputElement).value)} />
+          </>
+        )}
+        <label for="pm-text">{thread ? `Reply in "${thread.subject}"` : "New message to the patient"}</label>
+        <textarea id="pm-text" rows={3} required maxLength={20000} value={text} onInput={(e) => setText((e.target as HTMLTextAreaElement).value)} />
+        <button type="submit" disabled={busy}>{busy ? "Sending…" : thread ? "Send reply" : "Send"}</button>
+        {thread && <button type="button" class="secondary" onClick={() => setOpen(null)}>New conversation instead</button>}
+      </form>
+    </Section>
+  );
+}
+
+function UnreadFromPatients() {
+  const u = useLoad(async () => (await api<{ unread: number }>(`/api/v1/messages/unread`, { area: "messages" })).data.unread, []);
+  if (u.data === undefined) return null;
+  return <p class="banner banner-info" role="status">{u.data === 0 ? "No unread messages from patients." : `${u.data} unread message${u.data === 1 ? "" : "s"} from patients: open a patient's chart to read and answer them.`}</p>;
 }
 
 export function ProviderHome() {
@@ -44,6 +146,7 @@ export function ProviderHome() {
     <>
       <h1>Your patients</h1>
       <DegradedBanner area="records" />
+      <UnreadFromPatients />
       <Section title="Look up a patient" id="h-lookup">
         <form onSubmit={search} class="inline">
           <div>
@@ -128,6 +231,7 @@ export function Chart({ id }: { id: string }) {
       {chart.data && (
         <>
           <NoteEditor patient={id} headers={headers} onSaved={chart.reload} chart={chart.data} />
+          {!reason && <PatientMessages patient={id} />}
           <ChartView chart={chart.data} signedOnly={false} />
         </>
       )}
