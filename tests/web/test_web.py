@@ -6,7 +6,8 @@ Scenarios (one browser run each): the patient journey (log in, summary, book and
 an appointment, message the care team, pay a bill, articles, reload = log in again, log
 out), the provider journey (look up, chart, write and sign a note, break-the-glass), a
 payment while the payments service refuses connections ("your payment is queued", then
-its outcome once the service returns), and PostgreSQL stopped (scheduling read-only,
+its outcome once the service returns), the EHR refusing ("records as of HH:MM (the hospital
+system is not answering)"), and PostgreSQL stopped (scheduling read-only,
 articles stale, records unreachable, then recovery). axe-core on every page (no serious
 or critical violation), screenshots at 1280 and 360 px into the artefact folder (printed;
 kept after the run).
@@ -100,15 +101,17 @@ class WebTest(ContinuumTestCase):
         if problem:
             raise RuntimeError(f"browser tests cannot run: {problem}")
         super().setUpClass()
-        cls.deps = StubDeps().start()
+        # The EHR holds the cluster's own seeded population (as tests/e2e/test_ehr_sync.py).
+        cls.deps = StubDeps(patients=cls.PATIENTS, facilities=cls.FACILITIES).start()
         cls.addClassCleanup(cls.deps.close)
         dep = lambda name: cls.deps.dependency(name, timeout_ms=800, check_interval_ms=300,
                                                failure_threshold=2, open_ms=1000)
         cls.server = cls.cluster.add_server("node-1", {
             "web": {"root": str(WEB / "dist")},
             "dependencies": {"payments": dep("payments"), "insurance": dep("insurance"),
-                             "pharmacy": dep("pharmacy")},
+                             "pharmacy": dep("pharmacy"), "ehr": dep("ehr")},
             "jobs": {"poll_ms": 200},
+            "ehr": {"sync_interval_ms": 1000},
             "cache": {"fresh_ms": 1000, "stale_while_revalidate_ms": 2000,
                       "stale_if_error_ms": 600000}})
         cls.artifacts = Path(tempfile.mkdtemp(prefix="continuum-web-artifacts-"))
@@ -193,6 +196,10 @@ class WebTest(ContinuumTestCase):
         pid = self.patient_with_open_invoice()
         lines = self.browser("payment-queued", patient=f"patient-{pid}")
         self.assertIn("queued-payment-completed", {l.get("check") for l in lines})
+
+    def test_3b_records_stale_while_the_ehr_refuses(self):
+        lines = self.browser("records-stale", patient="patient-13")
+        self.assertIn(("records", "stale"), {(l.get("area"), l.get("mode")) for l in lines})
 
     def test_4_database_down(self):
         lines = self.browser("database-down", patient="patient-7")

@@ -283,6 +283,31 @@ async function paymentQueued(page) {
   await checkPage(page, "payment-completed");
 }
 
+// The EHR stops answering: records come from the last sync, marked with its time.
+async function recordsStale(page) {
+  await logIn(page, cfg.patient);
+  await page.getByRole("heading", { name: "Allergies" }).waitFor({ timeout: T });
+  const asOf = page.locator("[data-area='records'][data-degraded='as-of']");
+  expect((await text(asOf)).startsWith("Records as of"), "records carry their sync time");
+  await control("fault", { dependency: "ehr", mode: "refuse" });
+  const stale = page.locator("[data-area='records'][data-degraded='stale']");
+  // the sync's age passes twice its interval and the EHR's breaker opens: reload the page's data
+  for (let i = 0; ; i++) {
+    await nav(page, "Appointments");
+    await page.getByRole("heading", { name: "Appointments" }).waitFor({ timeout: T });
+    await nav(page, "Summary");
+    await page.getByRole("heading", { name: "Allergies" }).waitFor({ timeout: T });
+    if (await stale.count()) break;
+    expect(i < 30, "records never marked stale");
+    await page.waitForTimeout(1000);
+  }
+  const b = await text(stale);
+  expect(/Records as of .* \(the hospital system is not answering\)/.test(b), `stale records banner: ${b}`);
+  log({ check: "banner", area: "records", mode: "stale", text: b });
+  await checkPage(page, "records-stale");
+  await control("fault", { dependency: "ehr", mode: "ok" });
+}
+
 async function databaseDown(page) {
   await logIn(page, cfg.patient);
   await page.getByRole("heading", { name: "Your health summary" }).waitFor({ timeout: T });
@@ -310,7 +335,7 @@ async function databaseDown(page) {
     await checkPage(page, "articles-stale");
     // records: cannot be reached, said plainly, with a way to retry
     await nav(page, "Summary");
-    const rec = page.locator("[data-area='records']");
+    const rec = page.locator("[data-area='records'][data-degraded='unavailable']");
     expect((await text(rec)).includes("Your records cannot be reached right now"), "records banner");
     await page.getByRole("button", { name: "Try again" }).waitFor({ timeout: T });
     log({ check: "banner", area: "records", mode: "unavailable" });
@@ -367,7 +392,7 @@ async function idle(page) {
   log({ check: "idle-logged-out" });
 }
 
-const scenarios = { patient, provider, ops, idle, "payment-queued": paymentQueued, "database-down": databaseDown };
+const scenarios = { patient, provider, ops, idle, "payment-queued": paymentQueued, "records-stale": recordsStale, "database-down": databaseDown };
 
 async function main() {
   const run = scenarios[cfg.scenario];
