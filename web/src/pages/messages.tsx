@@ -30,7 +30,10 @@ export function threads(ms: Message[]): Thread[] {
     t.messages.push(m);
   }
   const out = [...by.values()];
-  for (const t of out) t.messages.sort((a, b) => a.sent.localeCompare(b.sent));
+  for (const t of out) {
+    t.messages.sort((a, b) => a.sent.localeCompare(b.sent));
+    t.subject = t.messages[0].topic?.text ?? t.subject; // the conversation's first subject, not "Re: …"
+  }
   return out.sort((a, b) => b.messages[b.messages.length - 1].sent.localeCompare(a.messages[a.messages.length - 1].sent));
 }
 
