@@ -96,7 +96,7 @@ Config LoadConfig(const std::string& path) {
   }
   CheckKeys(root, path, "",
             {"server", "node", "database", "topology", "cache", "dependencies", "jobs",
-             "notifications", "ehr", "auth", "audit", "ops", "fault_injection"});
+             "notifications", "ehr", "auth", "audit", "ops", "web", "fault_injection"});
   if (auto* s = root["server"].as_table()) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
@@ -333,6 +333,16 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "ops", "token_file", c.ops_token_file);
     if (c.ops_token_file.empty())
       Fail(path, "ops.token_file", "must name a file (leave [ops] out to disable the ops API)");
+  }
+  if (auto* s = root["web"].as_table()) {
+    CheckKeys(*s, path, "web", {"root", "enabled"});
+    Get(*s, path, "web", "enabled", c.web_enabled);
+    if (s->get("root")) {
+      Get(*s, path, "web", "root", c.web_root);
+      if (c.web_root.empty())
+        Fail(path, "web.root",
+             "must name a folder (leave it out for the default, or set enabled = false)");
+    }
   }
   if (auto* s = root["fault_injection"].as_table()) {
     CheckKeys(*s, path, "fault_injection",

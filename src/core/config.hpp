@@ -140,6 +140,11 @@ struct Config {
   // ops write endpoints (Alertmanager webhook, journey-run reports) and the alert list
   // require as a bearer token. Empty: those endpoints refuse every caller.
   std::string ops_token_file;
+  // [web] root: the folder of the web app's bundle (web/dist, `npm run build`), served
+  // under / (src/http/static_site.hpp). Unset: <binary's folder>/../web/dist if it holds
+  // an index.html, else no web app (a warning at start). [web] enabled = false: none.
+  std::string web_root;
+  bool web_enabled = true;
 
   // [fault_injection]: defects switched on by configuration, for the rollout tests (a "bad
   // release" is this binary with one of these set). Never in a production config: a node

@@ -114,6 +114,12 @@ TEST(Config, ReadsTheOpsTokenFile) {
     EXPECT_NE(std::string(e.what()).find("ops.token"), std::string::npos) << e.what();
   }
   EXPECT_THROW(LoadConfig(Write("[ops]\ntoken_file = \"\"\n")), std::runtime_error);
+  EXPECT_TRUE(LoadConfig(Write("[node]\nregion = \"x\"\n")).web_root.empty());
+  EXPECT_TRUE(LoadConfig(Write("[node]\nregion = \"x\"\n")).web_enabled);
+  EXPECT_EQ(LoadConfig(Write("[web]\nroot = \"/srv/web\"\n")).web_root, "/srv/web");
+  EXPECT_FALSE(LoadConfig(Write("[web]\nenabled = false\n")).web_enabled);
+  EXPECT_THROW(LoadConfig(Write("[web]\nroot = \"\"\n")), std::runtime_error);
+  EXPECT_THROW(LoadConfig(Write("[web]\nindex = \"x\"\n")), std::runtime_error);
 }
 
 TEST(Config, ReadsTheLoginBulkheadsCpuSettings) {

@@ -2,6 +2,7 @@
 // that Beast stays in a single translation unit (http/server.cpp).
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -45,6 +46,8 @@ struct Response {
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
   bool close = false;  // close the connection after this response
+  // The answer to a HEAD: no body, and the Content-Length the GET's body would have.
+  std::optional<std::size_t> head_content_length;
 
   void set_header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

@@ -41,6 +41,7 @@ bhttp::response<bhttp::string_body> ToBeast(Response&& r, unsigned version, bool
   res.body() = std::move(r.body);
   res.keep_alive(keep_alive && !r.close);
   res.prepare_payload();
+  if (r.head_content_length) res.content_length(*r.head_content_length);
   return res;
 }
 

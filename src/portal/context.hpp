@@ -35,6 +35,10 @@
 #include "http/message.hpp"
 #include "portal/consistency.hpp"
 
+namespace continuum::http {
+class StaticSite;
+}  // namespace continuum::http
+
 namespace boost::asio {
 class thread_pool;
 }
@@ -73,6 +77,8 @@ struct Services {
   resilience::SwrCache* content_cache = nullptr;    // low tier: articles, recommendations
   deps::Registry* deps = nullptr;                   // external services, each with a breaker
   Secret ops_token;  // [ops] token_file's content; empty: the ops API refuses everyone
+  // The web app's bundle ([web] root), served for paths no route has; null: none.
+  const http::StaticSite* web = nullptr;
   // Set by the session sync loop (every revocation_poll_ms): its last round trip to the
   // primary failed.
   std::atomic<bool> primary_unreachable{false};

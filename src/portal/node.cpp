@@ -14,6 +14,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
+#include <cctype>
 #include <chrono>
 #include <thread>
 
@@ -31,6 +32,7 @@
 #include "deps/smtp_client.hpp"
 #include "http/outcome.hpp"
 #include "http/server.hpp"
+#include "http/static_site.hpp"
 #include "portal/access.hpp"
 #include "portal/ehr_sync.hpp"
 #include "portal/high/notifications.hpp"
@@ -248,6 +250,17 @@ std::exception_ptr DegradeForTier(Tier tier, const http::Request& req, std::exce
   return std::make_exception_ptr(ReadOnlyTier());
 }
 
+bool HasHeader(const http::Response& r, std::string_view lower_name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k.size() != lower_name.size()) continue;
+    bool same = true;
+    for (std::size_t i = 0; i < k.size() && same; ++i)
+      same = std::tolower(static_cast<unsigned char>(k[i])) == lower_name[i];
+    if (same) return true;
+  }
+  return false;
+}
+
 // [fault_injection] error_permille: request i (counted over the whole node from 0) fails
 // when floor((i + 1) * p / 1000) > floor(i * p / 1000): exactly p of any 1,000 consecutive
 // requests fail, evenly spread.
@@ -274,6 +287,12 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       resp = http::OutcomeResponse(405, "not-supported",
                                    req.method + " is not supported here; allowed: " + allow + ".");
       resp.set_header("Allow", allow);
+    } else if (auto page = svc.web
+                               ? svc.web->Serve(req.method, req.path, req.header("if-none-match"))
+                               : std::nullopt) {
+      // The web app's files: no PHI, so neither audited nor on a tier's bulkhead.
+      route = "static";
+      resp = std::move(*page);
     } else {
       resp = http::OutcomeResponse(404, "not-found", "There is no resource at this path.");
     }
@@ -339,6 +358,10 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       }
       if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
         resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
+      // What a session or the ops token reads is PHI or operators' data: no browser or
+      // shared cache keeps it, unless the handler chose (content: "private, max-age=60").
+      if (e->access.caller != RouteCaller::kAnyone && !HasHeader(resp, "cache-control"))
+        resp.set_header("Cache-Control", "no-store");
       if (!ctx.audit.empty()) {
         // No response about PHI leaves before its audit records are durable. The wait
         // holds the tier's bulkhead slot (a stalled disk fills the tier's in-flight
@@ -670,6 +693,25 @@ int Serve(const Config& cfg) {
   std::unique_ptr<Shard> background;  // the background loops' own shard (below)
   std::vector<std::unique_ptr<asio::io_context>> iocs;
   auto router = BuildRoutes();
+  // The web app (src/http/static_site.hpp): read once, now; a configured root that cannot
+  // be served stops the start, a missing default only warns.
+  std::optional<http::StaticSite> web;
+  if (cfg.web_enabled) {
+    std::string root = cfg.web_root.empty() ? http::DefaultWebRoot() : cfg.web_root;
+    if (root.empty()) {
+      log::Warn(
+          "no web app: [web] root is not set and no web/dist with an index.html was found "
+          "beside the binary (build it: cd web && npm ci && npm run build)");
+    } else {
+      http::StaticSiteOptions wo;
+      wo.root = root;
+      wo.spa_exclude = ApiPrefixes();
+      web = http::StaticSite::Load(std::move(wo));
+      svc.web = &*web;
+      log::Info("web app: {} files, {} bytes from {}", web->file_count(), web->total_bytes(),
+                web->root());
+    }
+  }
   std::vector<http::RequestHandler> handlers;
   std::vector<asio::io_context*> ioc_ptrs;
   for (int i = 0; i < n; ++i) {

@@ -1,5 +1,6 @@
 #include "portal/routes.hpp"
 
+#include <algorithm>
 #include <boost/json.hpp>
 
 #include "portal/audit_api.hpp"
@@ -153,6 +154,17 @@ std::vector<RouteEntry> ListRoutes() {
   // Each route's body parser, by name (bodies.cpp lists one for every route but the GETs;
   // a unit test keeps the two tables in step).
   for (auto& e : out) e.body = FindRouteBody(e.name);
+  return out;
+}
+
+std::vector<std::string> ApiPrefixes() {
+  std::vector<std::string> out;
+  for (const auto& e : ListRoutes()) {
+    std::string_view p = e.pattern;
+    p.remove_prefix(p.find_first_not_of('/'));
+    std::string first(p.substr(0, p.find('/')));
+    if (std::find(out.begin(), out.end(), first) == out.end()) out.push_back(std::move(first));
+  }
   return out;
 }
 

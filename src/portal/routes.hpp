@@ -41,6 +41,9 @@ struct RouteEntry {
 http::Router<RouteEntry> BuildRoutes();
 // Every route, in table order (for `continuum routes --json` and tests).
 std::vector<RouteEntry> ListRoutes();
+// The first path segments of every route ("api", "fhir", "healthz", ...): paths under
+// them are the API's, never the web app's (no index.html fallback for them).
+std::vector<std::string> ApiPrefixes();
 // The table as JSON: [{method, pattern, name, tier, caller, roles, patient, action,
 // resource_type, writable, body}], body "json", "none" (a body is refused) or null (GET).
 std::string RoutesJson();

@@ -55,7 +55,11 @@ class OperationsTest(ContinuumTestCase):
     def test_unknown_route_is_404_operation_outcome(self):
         r = self.server.get("/fhir/R4/NoSuchResource/1", token=self.token("demo-provider"))
         self.assertOperationOutcome(r, (400, 404))
-        r = self.server.get("/no/such/path")
+        # under the API's prefixes; any other path without a file name is the web app's
+        # (index.html when a bundle is served: tests/e2e/test_web_static.py)
+        r = self.server.get("/api/no/such/path")
+        self.assertOperationOutcome(r, 404)
+        r = self.server.get("/no/such/file.txt")
         self.assertOperationOutcome(r, 404)
 
     def test_config_unknown_key_rejected(self):

@@ -1,0 +1,213 @@
+"""The web app in a real browser: headless Chromium (Debian's `chromium`) driven by
+playwright-core from web/tests/browser.mjs, against a real node, PostgreSQL and the
+stand-in dependencies (the e2e harness, tests/e2e/harness.py).
+
+Scenarios (one browser run each): the patient journey (log in, summary, book and cancel
+an appointment, message the care team, pay a bill, articles, reload = log in again, log
+out), the provider journey (look up, chart, write and sign a note, break-the-glass), a
+payment while the payments service refuses connections ("your payment is queued", then
+its outcome once the service returns), the EHR refusing ("records as of HH:MM (the hospital
+system is not answering)"), and PostgreSQL stopped (scheduling read-only,
+articles stale, records unreachable, then recovery). axe-core on every page (no serious
+or critical violation), screenshots at 1280 and 360 px into the artefact folder (printed;
+kept after the run).
+
+Needs web/dist (`cd web && npm ci && npm run build`) and web/node_modules. Skips only when
+/usr/bin/chromium is missing and CONTINUUM_WEB_REQUIRED is not set (scripts/test sets it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+import harness  # noqa: E402
+from harness import ContinuumTestCase  # noqa: E402
+from stubdeps import StubDeps  # noqa: E402
+
+WEB = ROOT / "web"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+REQUIRED = bool(os.environ.get("CONTINUUM_WEB_REQUIRED"))
+SCRIPT_TIMEOUT_S = 150
+
+
+def _missing() -> str | None:
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is missing (apt-get install chromium; scripts/setup does it)"
+    return None
+
+
+def _prerequisites() -> str | None:
+    if not (WEB / "dist" / "index.html").exists():
+        return "web/dist is not built (cd web && npm ci && npm run build)"
+    if not (WEB / "node_modules" / "playwright-core").exists():
+        return "web/node_modules is missing (cd web && npm ci)"
+    if not shutil.which("node"):
+        return "node is missing"
+    return None
+
+
+class _Control(BaseHTTPRequestHandler):
+    """The browser script's way to break things: POST /fault, /pg-stop, /pg-start."""
+
+    test: "WebTest"
+
+    def do_POST(self):  # noqa: N802
+        n = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(n) or b"{}")
+        try:
+            if self.path == "/fault":
+                self.test.deps.set_fault(body["dependency"], body["mode"])
+            elif self.path == "/pg-stop":
+                self.test.cluster.pg.stop()
+            elif self.path == "/pg-start":
+                if not self.test.cluster.pg.running():
+                    self.test.cluster.pg.start()
+            else:
+                self.send_error(404)
+                return
+        except Exception as e:  # the script reports it
+            self.send_response(500)
+            self.end_headers()
+            self.wfile.write(str(e).encode())
+            return
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@unittest.skipIf(_missing() and not REQUIRED, f"browser tests skipped: {_missing()} "
+                 "(set CONTINUUM_WEB_REQUIRED=1 to make this a failure)")
+class WebTest(ContinuumTestCase):
+    START_SERVER = False
+
+    @classmethod
+    def setUpClass(cls):
+        problem = _missing() or _prerequisites()
+        if problem:
+            raise RuntimeError(f"browser tests cannot run: {problem}")
+        super().setUpClass()
+        # The EHR holds the cluster's own seeded population (as tests/e2e/test_ehr_sync.py).
+        cls.deps = StubDeps(patients=cls.PATIENTS, facilities=cls.FACILITIES).start()
+        cls.addClassCleanup(cls.deps.close)
+        dep = lambda name: cls.deps.dependency(name, timeout_ms=800, check_interval_ms=300,
+                                               failure_threshold=2, open_ms=1000)
+        cls.server = cls.cluster.add_server("node-1", {
+            "web": {"root": str(WEB / "dist")},
+            "dependencies": {"payments": dep("payments"), "insurance": dep("insurance"),
+                             "pharmacy": dep("pharmacy"), "ehr": dep("ehr")},
+            "jobs": {"poll_ms": 200},
+            "ehr": {"sync_interval_ms": 1000},
+            "cache": {"fresh_ms": 1000, "stale_while_revalidate_ms": 2000,
+                      "stale_if_error_ms": 600000}})
+        cls.artifacts = Path(tempfile.mkdtemp(prefix="continuum-web-artifacts-"))
+        print(f"\nweb test artefacts (screenshots, axe reports): {cls.artifacts}", file=sys.stderr)
+        handler = type("Control", (_Control,), {"test": cls})
+        cls.control = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=cls.control.serve_forever, daemon=True).start()
+        cls.addClassCleanup(cls.control.server_close)
+        cls.addClassCleanup(cls.control.shutdown)
+        cls.addClassCleanup(cls._restart_pg)
+
+    @classmethod
+    def _restart_pg(cls):
+        if not cls.cluster.pg.running():
+            cls.cluster.pg.start()
+
+    def setUp(self):
+        self.deps.reset()
+
+    def browser(self, scenario: str, **extra):
+        cfg = {"base": f"http://127.0.0.1:{self.server.port}", "artifacts": str(self.artifacts),
+               "control": f"http://127.0.0.1:{self.control.server_address[1]}",
+               "scenario": scenario, "password": harness.DEMO_PASSWORD, **extra}
+        env = dict(os.environ, CONTINUUM_WEB_TEST=json.dumps(cfg), CHROMIUM=CHROMIUM)
+        t0 = time.monotonic()
+        cp = subprocess.run(["node", str(WEB / "tests" / "browser.mjs")], cwd=WEB, env=env,
+                            capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+        lines = [json.loads(l) for l in cp.stdout.splitlines() if l.startswith("{")]
+        print(f"  {scenario}: browser run {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        for l in lines:
+            print(f"  {scenario}: {json.dumps(l)}", file=sys.stderr)
+        last = lines[-1] if lines else {}
+        self.assertEqual(cp.returncode, 0,
+                         f"{scenario}: {last.get('error')} (at {last.get('url')}; screenshots in "
+                         f"{self.artifacts})\n{cp.stderr[-3000:]}")
+        self.assertTrue(last.get("ok"), last)
+        return lines
+
+    def patient_with_open_invoice(self) -> str:
+        return str(self.cluster.scalar(
+            "SELECT min(patient_id) FROM invoice WHERE status = 'issued' AND patient_id > 10"))
+
+    def test_1_patient_journey(self):
+        lines = self.browser("patient", patient="demo-patient")
+        checks = {l.get("check") for l in lines}
+        for c in ("booked", "rescheduled", "cancelled", "message", "paid", "insurance", "reload-logs-out", "logout"):
+            self.assertIn(c, checks)
+        pages = {l["page"] for l in lines if l.get("check") == "page"}
+        self.assertLessEqual({"login", "summary", "appointments", "messages", "bills", "articles"}, pages)
+
+    def test_2_provider_journey(self):
+        family = self.cluster.scalar("SELECT family FROM patient WHERE id = 1")
+        other = self.cluster.scalar(
+            "SELECT min(id) FROM patient WHERE id NOT IN (SELECT patient_id FROM care_relationship "
+            "WHERE practitioner_id = (SELECT practitioner_id FROM account WHERE username = 'demo-provider'))")
+        lines = self.browser("provider", provider="demo-provider", family=family, patient_id="1",
+                             other_patient_id=str(other))
+        self.assertIn("provider-message", {l.get("check") for l in lines})
+        signed = [l for l in lines if l.get("check") == "note-signed"]
+        self.assertEqual(len(signed), 1)
+        # signed in the database, by the browser's provider
+        self.assertEqual(self.cluster.scalar("SELECT status FROM clinical_note WHERE id = :'id'",
+                                             id=signed[0]["id"]), "final")
+
+    def test_2b_ops_dashboard(self):
+        lines = self.browser("ops", ops_token=self.server.ops_token)
+        self.assertIn("ops-breaker-open", {l.get("check") for l in lines})
+
+    def test_2c_idle_timeout(self):
+        idle_s = 24
+        node = self.cluster.add_server("node-idle", {
+            "web": {"root": str(WEB / "dist")}, "auth": {"session_idle_s": idle_s}})
+        try:
+            lines = self.browser("idle", base=f"http://127.0.0.1:{node.port}",
+                                 patient="patient-9", idle_s=idle_s)
+        finally:
+            node.stop()
+        checks = {l.get("check") for l in lines}
+        self.assertLessEqual({"idle-warning", "idle-stayed", "idle-logged-out"}, checks)
+
+    def test_3_payment_queued_while_the_service_refuses(self):
+        pid = self.patient_with_open_invoice()
+        lines = self.browser("payment-queued", patient=f"patient-{pid}")
+        self.assertIn("queued-payment-completed", {l.get("check") for l in lines})
+
+    def test_3b_records_stale_while_the_ehr_refuses(self):
+        lines = self.browser("records-stale", patient="patient-13")
+        self.assertIn(("records", "stale"), {(l.get("area"), l.get("mode")) for l in lines})
+
+    def test_4_database_down(self):
+        lines = self.browser("database-down", patient="patient-7")
+        banners = {(l["area"], l["mode"]) for l in lines if l.get("check") == "banner"}
+        self.assertEqual(banners, {("scheduling", "read-only"), ("articles", "stale"),
+                                   ("records", "unavailable")})
+        self.assertIn("recovered", {l.get("check") for l in lines})
+
+
+if __name__ == "__main__":
+    unittest.main()
