@@ -503,6 +503,19 @@ def stage_binary(state: Path, binary: Path) -> Path:
         tmp = d / "continuum.tmp"
         shutil.copy2(binary, tmp)
         os.replace(tmp, dst)
+    # The web app's bundle goes with its release: a node finds web/dist beside its binary
+    # (or one folder up, as build/continuum finds the checkout's web/dist).
+    web = d / "web" / "dist"
+    if not (web / "index.html").exists():
+        src = next((p for p in (binary.resolve().parent / ".." / "web" / "dist",
+                                binary.resolve().parent / "web" / "dist") if (p / "index.html").is_file()), None)
+        if src is not None:
+            tmp = d / "web" / "dist.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp)
+            os.replace(tmp, web)
+        else:
+            log(f"release {h}: no web/dist beside {binary}: its nodes serve the API without the web app")
     return dst
 
 
