@@ -112,7 +112,9 @@ function IdleWatch({ session }: { session: Session }) {
       const idleMs = session.idleTimeoutS * 1000;
       const remaining = Math.round((lastApiActivity() + idleMs - Date.now()) / 1000);
       const warnAt = Math.min(60, Math.floor(session.idleTimeoutS / 4));
-      if (remaining <= 0) {
+      // Log out a little before the server's own timeout, so that the logout still finds
+      // the session (the server counts from its own clock and request arrival).
+      if (remaining <= 2) {
         endNotice = "You were logged out after a period of inactivity.";
         logout().catch(() => forget());
       } else setLeft(remaining <= warnAt ? remaining : null);
@@ -180,7 +182,9 @@ function App() {
   useEffect(() => subscribe(() => tick((n) => n + 1)), []);
   useEffect(() => {
     onSessionEnd((why) => {
-      endNotice = why;
+      // A notice already set says why the session ended (the idle logout whose DELETE
+      // found it expired on the server): keep it.
+      endNotice = endNotice ?? why;
       forget();
     });
   }, []);
