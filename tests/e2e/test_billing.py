@@ -275,6 +275,10 @@ class PaymentRaceTest(ContinuumTestCase):
 
     def setUp(self):
         self.deps.reset()
+        # An earlier test's failing processor may have opened a node's breaker (its health
+        # checks fail at a 100 % rate): a payment there would be queued (202), not run.
+        for n in self.nodes:
+            self.wait_breaker_closed(n, "payments")
 
     def invoice_of(self, patient):
         row = self.cluster.rows(
