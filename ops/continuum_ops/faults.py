@@ -311,7 +311,6 @@ class JournalDiskFilled(Fault):
         self.percent, self.full_after_s = percent, full_after_s
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
-        self.full_at: float | None = None
 
     def _volumes(self, c: Cluster) -> list[Path]:
         vols = [c.volume_dir(n) for n in c.topo.region(self.target).nodes]
@@ -374,7 +373,6 @@ class JournalDiskFilled(Fault):
                     left = self.fill(v, 100)
                     log(f"fill-disk: {v} full ({left >> 10} KiB free) {time.monotonic() - t0:.1f}s after "
                         f"{self.percent:g} %")
-                self.full_at = time.time()
             self._timer = threading.Thread(target=later, name="fill-disk", daemon=True)
             self._timer.start()
 
