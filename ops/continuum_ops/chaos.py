@@ -526,14 +526,17 @@ def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, aler
     return res
 
 
-def _save(c, result: dict, render=None) -> None:
-    """<state>/chaos/<id>.json and .txt (the readable report, also printed)."""
+def _save(c, result: dict, render=None, html: str | None = None) -> None:
+    """<state>/chaos/<id>.json, .txt (the readable report, also printed) and .html (the
+    same with each experiment's timeline: chaos_html)."""
+    from . import chaos_html
     d = Path(c.state) / "chaos"
     d.mkdir(parents=True, exist_ok=True)
     write_atomic(d / f"{result['id']}.json", json.dumps(result, indent=1, default=str) + "\n")
     text = (render or report)(result)
     write_atomic(d / f"{result['id']}.txt", text)
-    print(text, flush=True)
+    write_atomic(d / f"{result['id']}.html", html if html is not None else chaos_html.run_html(result))
+    print(text + f"  report: {d / (result['id'] + '.html')}\n", flush=True)
 
 
 def report(r: dict) -> str:
@@ -698,7 +701,8 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
         w = out["writes"]
         if w.get("lost") or w.get("duplicates") or w.get("error"):
             out["summary"]["met"] = False
-        _save(c, out, day_report)
+        from . import chaos_html
+        _save(c, out, day_report, chaos_html.day_html(out, results))
     return out
 
 

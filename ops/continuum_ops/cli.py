@@ -26,11 +26,11 @@
                        a chaos experiment (ops/continuum_ops/chaos.py, deploy/chaos/*.json):
                        steady-state hypothesis checked before, during and after each fault
                        under the mixed load; faults reverted always (also on abort / Ctrl-C);
-                       result in <state>/chaos/<id>.json and .txt; exit 0 held, 3 broken
+                       result in <state>/chaos/<id>.json, .txt and .html; exit 0 held, 3 broken
   chaos revert         revert what a dead controller left injected (the revert journal)
   chaos day [FILE ...] every experiment (default: all of deploy/chaos) in turn under one
                        steady load and one ledger of acknowledged writes; a day report
-                       (<state>/chaos/day-<id>.json and .txt) with the targets; exit 0 met, 3 not
+                       (<state>/chaos/day-<id>.json, .txt and .html) with the targets; exit 0 met, 3 not
   chaos list           the experiments in deploy/chaos
 
 Options (every command): --state DIR (default <repo>/.state/cluster, where scripts/demo

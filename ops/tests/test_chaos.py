@@ -246,6 +246,54 @@ class ReportTest(unittest.TestCase):
         self.assertIn("detected: PortalRegionDown after 7.5s", text)
         self.assertIn("lost 0, duplicated 0", text)
 
+    RUN = {"id": "c1", "title": "pause <us-west> & co", "held": False, "aborted": None, "replayed": [],
+           "started": 1_800_000_000, "finished": 1_800_000_060,
+           "before": {"windows": [{"t0": 0, "t1": 5, "requests": 10, "failed": 0, "p99_ms": 40.0, "ok": True}]},
+           "steps": [{"fault": "pause-nodes", "describe": "region's portal nodes paused (us-west)", "held": False,
+                      "during": {"windows": [{"t0": 5, "t1": 10, "requests": 9, "failed": 0, "p99_ms": 80.0, "ok": True},
+                                             {"t0": 10, "t1": 15, "requests": 0, "failed": 2, "p99_ms": None,
+                                              "ok": False, "why": "0 answers < 3 (a stall)"}]},
+                      "recovery": [{"t0": 15, "t1": 20, "requests": 10, "failed": 0, "p99_ms": 30.0, "ok": True}],
+                      "revert_s": 0.1, "recovered_after_revert_s": 0.0,
+                      "detected": {"alert": "PortalRegionDown", "after_s": 7.5}}],
+           "after": {"windows": [{"t0": 20, "t1": 25, "requests": 10, "failed": 0, "p99_ms": 35.0, "ok": True}]},
+           "load": {"sent": 100, "failed": 2, "read_stall_s": 5.2, "write_stall_s": 1.0},
+           "writes": {"acked_writes": 20, "lost": 0, "duplicates": 0, "wrong_ids": 0}}
+
+    def test_the_html_report_shows_the_timeline_and_escapes_what_it_quotes(self):
+        from continuum_ops import chaos_html
+        page = chaos_html.run_html(self.RUN)
+        self.assertTrue(page.startswith("<!doctype html>"))
+        self.assertNotIn("<script", page)
+        self.assertNotIn("http", page.replace("http-equiv", ""))   # nothing fetched from anywhere
+        self.assertIn("pause &lt;us-west&gt; &amp; co", page)
+        self.assertNotIn("pause <us-west>", page)
+        # five windows, one bar each; the broken one red with its reason; the failed requests dotted
+        self.assertEqual(page.count('fill="#2e7d32"><title>'), 4)
+        self.assertEqual(page.count('fill="#c62828"><title>'), 1)
+        self.assertIn("0 answers &lt; 3 (a stall)", page)
+        self.assertEqual(page.count("<circle"), 1)
+        self.assertIn("PortalRegionDown 7.5s", page)      # the detecting alert, marked on the timeline
+        self.assertIn("fault 1: pause-nodes", page)
+        self.assertIn("BROKEN", page)
+        self.assertIn("lost 0, duplicated 0", page)
+
+    def test_the_day_page_names_the_missed_targets_and_links_each_experiment(self):
+        from continuum_ops import chaos_html
+        good = dict(self.RUN, id="d-01", title="kill the edge", held=True, load={"sent": 50, "failed": 0})
+        bad = dict(self.RUN, id="d-02")
+        s = chaos.day_summary([good, bad], monitoring=True)
+        page = chaos_html.day_html({"id": "d", "summary": s, "started": 1, "finished": 2,
+                                    "writes": {"acked_writes": 40, "lost": 0, "duplicates": 0, "wrong_ids": 0},
+                                    "skipped": {"fill-journal-disk.json": "needs journal volumes"}}, [good, bad])
+        self.assertIn("MISSED", page)
+        self.assertIn("critical_0_failed", page)
+        self.assertIn('href="#d-01"', page)
+        self.assertIn('id="d-02"', page)
+        self.assertIn("Skipped fill-journal-disk.json: needs journal volumes", page)
+        self.assertIn("40 acknowledged writes", page)
+        self.assertEqual(page.count("<svg"), 2)
+
 
 
 class DayTest(unittest.TestCase):

@@ -107,6 +107,9 @@ class ChaosTest(unittest.TestCase):
         self.assertEqual((day["writes"]["lost"], day["writes"]["duplicates"]), (0, 0))
         self.assertGreater(day["writes"]["acked_writes"], 0)
         self.assertTrue((self.c.state / "chaos" / f"{day['id']}.txt").exists())
+        page = (self.c.state / "chaos" / f"{day['id']}.html").read_text()
+        self.assertIn("ALL MET", page)
+        self.assertEqual(page.count("<svg"), 2, "a timeline per experiment")
         r1, r2 = (json.loads((self.c.state / "chaos" / f"{day['id']}-0{i}.json").read_text()) for i in (1, 2))
         # payments: every window held during the fault
         self.assertEqual(r1["steps"][0]["target"], "payments")
