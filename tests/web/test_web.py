@@ -7,7 +7,8 @@ an appointment, message the care team, pay a bill, articles, reload = log in aga
 out), the provider journey (look up, chart, write and sign a note, break-the-glass), a
 payment while the payments service refuses connections ("your payment is queued", then
 its outcome once the service returns), the EHR refusing ("records as of HH:MM (the hospital
-system is not answering)"), and PostgreSQL stopped (scheduling read-only,
+system is not answering)"), two-step sign-in turned on from the Security page and then
+required at login, and PostgreSQL stopped (scheduling read-only,
 articles stale, records unreachable, then recovery). axe-core on every page (no serious
 or critical violation), screenshots at 1280 and 360 px into the artefact folder (printed;
 kept after the run).
@@ -191,6 +192,12 @@ class WebTest(ContinuumTestCase):
             node.stop()
         checks = {l.get("check") for l in lines}
         self.assertLessEqual({"idle-warning", "idle-stayed", "idle-logged-out"}, checks)
+
+    def test_2d_two_step_sign_in(self):
+        lines = self.browser("security", patient="patient-17")
+        self.assertIn("totp-login", {l.get("check") for l in lines})
+        self.assertEqual(self.cluster.scalar("SELECT totp_secret IS NOT NULL FROM account "
+                                             "WHERE username = 'patient-17'"), True)
 
     def test_3_payment_queued_while_the_service_refuses(self):
         pid = self.patient_with_open_invoice()

@@ -22,6 +22,7 @@ import { Bills } from "./pages/bills";
 import { Articles } from "./pages/articles";
 import { ProviderHome, Chart } from "./pages/provider";
 import { Ops } from "./pages/ops";
+import { Security } from "./pages/security";
 import "./styles.css";
 
 function Login({ notice }: { notice: string | null }) {
@@ -146,11 +147,13 @@ const patientNav = [
   ["/messages", "Messages"],
   ["/bills", "Bills"],
   ["/articles", "Health library"],
+  ["/security", "Security"],
 ] as const;
 const opsNav = [["/ops", "Operations"]] as const;
 const providerNav = [
   ["/provider", "Patients"],
   ["/articles", "Health library"],
+  ["/security", "Security"],
 ] as const;
 
 function Page({ path, session }: { path: string; session: Session }) {
@@ -159,6 +162,7 @@ function Page({ path, session }: { path: string; session: Session }) {
     const m = path.match(/^\/provider\/patients\/(\d+)$/);
     if (m) return <Chart id={m[1]} />;
     if (path === "/articles") return <Articles />;
+    if (path === "/security") return <Security />;
     return <ProviderHome />;
   }
   if (session.role !== "patient")
@@ -172,6 +176,8 @@ function Page({ path, session }: { path: string; session: Session }) {
       return <Bills session={session} />;
     case "/articles":
       return <Articles session={session} />;
+    case "/security":
+      return <Security />;
     default:
       return <Summary session={session} />;
   }

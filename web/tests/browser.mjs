@@ -11,6 +11,7 @@
 // Prints one JSON line per check; exits 1 on the first failure (with a screenshot).
 import { chromium } from "playwright-core";
 import { createRequire } from "node:module";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -402,7 +403,62 @@ async function idle(page) {
   log({ check: "idle-logged-out" });
 }
 
-const scenarios = { patient, provider, ops, idle, "payment-queued": paymentQueued, "records-stale": recordsStale, "database-down": databaseDown };
+// RFC 6238 code of a base32 secret at a 30-second step (what an authenticator app shows).
+function totpCode(secret, step) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const ch of secret.replace(/=+$/, "")) bits += alphabet.indexOf(ch).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const h = crypto.createHmac("sha1", key).update(msg).digest();
+  const o = h[h.length - 1] & 0xf;
+  return String((h.readUInt32BE(o) & 0x7fffffff) % 1000000).padStart(6, "0");
+}
+
+// Two-step sign-in: turned on from the Security page (wrong password and wrong code say
+// so and change nothing), then required at the next login.
+async function security(page) {
+  await logIn(page, cfg.patient);
+  await nav(page, "Security");
+  await page.getByRole("heading", { name: "Two-step sign-in" }).waitFor({ timeout: T });
+  await checkPage(page, "security");
+  await page.getByLabel("Your password").fill("not-the-password");
+  await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  expect((await text(page.getByRole("alert"))).includes("The password is wrong"), "wrong password refused");
+  await page.getByLabel("Your password").fill(cfg.password);
+  await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  const secret = await page.locator("code.secret").getAttribute("data-secret", { timeout: T });
+  expect(/^[A-Z2-7]{16,}$/.test(secret ?? ""), `a base32 secret is shown (${secret})`);
+  await checkPage(page, "security-enrol");
+  const step = Math.floor(Date.now() / 1000 / 30);
+  const right = totpCode(secret, step);
+  await page.getByLabel("Code from the app").fill(right === "000000" ? "111111" : "000000");
+  await page.getByRole("button", { name: "Confirm" }).click();
+  expect((await text(page.getByRole("alert"))).includes("does not match"), "a wrong code is refused");
+  await page.getByLabel("Code from the app").fill(totpCode(secret, Math.floor(Date.now() / 1000 / 30)));
+  await page.getByRole("button", { name: "Confirm" }).click();
+  await page.getByText("Two-step sign-in is on.").waitFor({ timeout: T });
+  log({ check: "totp-on" });
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.getByText("You are logged out.").waitFor({ timeout: T });
+  // the password alone is no longer enough
+  await page.getByLabel("Username").fill(cfg.patient);
+  await page.getByLabel("Password").fill(cfg.password);
+  await page.getByRole("button", { name: "Log in" }).click();
+  expect((await text(page.getByRole("alert"))).includes("one-time code"), "login without the code refused");
+  // the next step's code (the confirm used this one; a code is good for one login only)
+  await page.getByLabel("One-time code").fill(totpCode(secret, Math.floor(Date.now() / 1000 / 30) + 1));
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("navigation", { name: "Main" }).waitFor({ timeout: T });
+  await nav(page, "Security");
+  await page.getByLabel("Your password").fill(cfg.password);
+  await page.getByRole("button", { name: "Turn on two-step sign-in" }).click();
+  await page.getByText("Two-step sign-in is already on").waitFor({ timeout: T });
+  log({ check: "totp-login" });
+}
+
+const scenarios = { patient, security, provider, ops, idle, "payment-queued": paymentQueued, "records-stale": recordsStale, "database-down": databaseDown };
 
 async function main() {
   const run = scenarios[cfg.scenario];
