@@ -526,10 +526,11 @@ def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, aler
     return res
 
 
-def _save(c, result: dict, render=None, html: str | None = None) -> None:
+def _save(c, result: dict, render=None, html: str | None = None, kind: str = "chaos-run") -> None:
     """<state>/chaos/<id>.json, .txt (the readable report, also printed) and .html (the
-    same with each experiment's timeline: chaos_html)."""
-    from . import chaos_html
+    same with each experiment's timeline: chaos_html); and the report on the operations
+    dashboard (reports.py)."""
+    from . import chaos_html, reports
     d = Path(c.state) / "chaos"
     d.mkdir(parents=True, exist_ok=True)
     write_atomic(d / f"{result['id']}.json", json.dumps(result, indent=1, default=str) + "\n")
@@ -537,6 +538,17 @@ def _save(c, result: dict, render=None, html: str | None = None) -> None:
     write_atomic(d / f"{result['id']}.txt", text)
     write_atomic(d / f"{result['id']}.html", html if html is not None else chaos_html.run_html(result))
     print(text + f"  report: {d / (result['id'] + '.html')}\n", flush=True)
+    if kind == "chaos-day":
+        n = len(result.get("files") or [])
+        title = f"chaos day: {n} experiment{'s' if n != 1 else ''}"
+        outcome = "targets met" if (result.get("summary") or {}).get("met") else "targets missed"
+    else:
+        title = result.get("title") or result["id"]
+        outcome = ("hypothesis held" if result.get("held") else "hypothesis broken") + (
+            f"; aborted: {result['aborted']}" if result.get("aborted") else "")
+    reports.Publisher.for_cluster(c).send(
+        reports.payload(kind, result["id"], title, outcome, result.get("started") or time.time(),
+                        result.get("finished"), text, result), final=True)
 
 
 def report(r: dict) -> str:
@@ -702,7 +714,7 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
         if w.get("lost") or w.get("duplicates") or w.get("error"):
             out["summary"]["met"] = False
         from . import chaos_html
-        _save(c, out, day_report, chaos_html.day_html(out, results))
+        _save(c, out, day_report, chaos_html.day_html(out, results), kind="chaos-day")
     return out
 
 

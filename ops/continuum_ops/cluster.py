@@ -475,6 +475,15 @@ class Cluster:
             return v == "0"
         return b"max_replica_lag_ms" in Path(binary or self.bin).read_bytes()
 
+    def prometheus_line(self, binary: Path) -> str:
+        """[ops] prometheus_url: the dashboard's charts come from the cluster's Prometheus
+        through the node (a build from before the key existed would refuse it)."""
+        if not self.with_monitoring:
+            return "# prometheus_url: none (the cluster runs without monitoring)"
+        if b"prometheus_url" not in Path(binary).read_bytes():
+            return "# prometheus_url: not known to this release's binary"
+        return f'prometheus_url = "http://127.0.0.1:{self.topo.monitoring["prometheus"]}"'
+
     def portal_up(self, names: list[str]) -> None:
         if not self.with_topology(self.bin):
             log("portal configs without [topology] (CLUSTER_NO_TOPOLOGY)")
@@ -500,7 +509,8 @@ class Cluster:
         values = {"PORTAL_PORT": n.port, "REGION": n.region, "NODE": n.name,
                   "WRITE_URL": self.portal_primary_url(n.region), "TOPOLOGY": topo, "DEPENDENCIES": deps,
                   "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
-                  "AUDIT_DIR": self.audit_dir(n), "PUBLIC_BASE_URL": portal.public_base_url(self.topo)}
+                  "AUDIT_DIR": self.audit_dir(n), "PUBLIC_BASE_URL": portal.public_base_url(self.topo),
+                  "OPS_PROMETHEUS": self.prometheus_line(binary)}
         text = render_text((DEPLOY / "portal" / "continuum.toml.tmpl").read_text(), values)
         if overlay:
             try:

@@ -188,6 +188,7 @@ class Controller:
         self._lock = None
         self.rt = hap.Runtime(cluster.haproxy_cmd, cluster.haproxy_each)
         self.prom = Prometheus(f"http://127.0.0.1:{cluster.topo.monitoring['prometheus']}")
+        self.publisher = reports.Publisher.for_cluster(cluster)
 
     # ---- locking, files ----------------------------------------------------------------
 
@@ -217,6 +218,16 @@ class Controller:
 
     def save(self, s: plan.RolloutState) -> None:
         plan.save_state(self.file, s)
+        self.publish(s)
+
+    def publish(self, s: plan.RolloutState, final: bool = False) -> None:
+        """The report so far on the operations dashboard (reports.py; at most every 5 s
+        while it runs, and once more at the end)."""
+        r = plan.report(s)
+        new = r["release"].get("version") or r["release"].get("binary") or "?"
+        old = r["baseline_release"].get("version") or r["baseline_release"].get("binary") or "?"
+        self.publisher.send(reports.payload("rollout", s.id, f"{old} -> {new}", r["outcome"], s.created_at,
+                                            r["ended_at"], plan.report_text(s), r), final=final)
 
     # ---- HAProxy -----------------------------------------------------------------------
 
@@ -454,6 +465,7 @@ class Controller:
         text = plan.report_text(s)
         write_atomic(self.dir / f"{s.id}.report.json", json.dumps(plan.report(s), indent=1) + "\n")
         write_atomic(self.dir / f"{s.id}.report.txt", text + "\n")
+        self.publish(s, final=True)
         shutil.copy(self.file, self.dir / f"{s.id}.state.json")
         self.file.unlink()
         print(text, flush=True)

@@ -329,10 +329,20 @@ Config LoadConfig(const std::string& path) {
       Fail(path, "audit.head_interval_ms", "must be 100..60000");
   }
   if (auto* s = root["ops"].as_table()) {
-    CheckKeys(*s, path, "ops", {"token_file"});
-    Get(*s, path, "ops", "token_file", c.ops_token_file);
-    if (c.ops_token_file.empty())
-      Fail(path, "ops.token_file", "must name a file (leave [ops] out to disable the ops API)");
+    CheckKeys(*s, path, "ops", {"token_file", "prometheus_url"});
+    if (s->get("token_file")) {
+      Get(*s, path, "ops", "token_file", c.ops_token_file);
+      if (c.ops_token_file.empty())
+        Fail(path, "ops.token_file", "must name a file (leave it out to disable the ops API)");
+    }
+    if (s->get("prometheus_url")) {
+      Get(*s, path, "ops", "prometheus_url", c.prometheus_url);
+      std::string_view u = c.prometheus_url;
+      if (!u.starts_with("http://") || u.size() <= 7 || u.find_first_of("?#") != u.npos)
+        Fail(path, "ops.prometheus_url",
+             "must be Prometheus' http:// address, e.g. http://127.0.0.1:9090 (no query)");
+      while (c.prometheus_url.ends_with('/')) c.prometheus_url.pop_back();
+    }
   }
   if (auto* s = root["web"].as_table()) {
     CheckKeys(*s, path, "web", {"root", "enabled"});

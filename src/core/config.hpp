@@ -140,6 +140,11 @@ struct Config {
   // ops write endpoints (Alertmanager webhook, journey-run reports) and the alert list
   // require as a bearer token. Empty: those endpoints refuse every caller.
   std::string ops_token_file;
+  // [ops] prometheus_url: the Prometheus that scrapes the portal nodes (http://host:port).
+  // The dashboard's charts come from it through this node (GET /api/v1/ops/series, ops
+  // token): the browser talks to one origin only (the CSP's connect-src 'self'). Not PHI,
+  // and on the operators' own network: plain HTTP. Empty: no charts.
+  std::string prometheus_url;
   // [web] root: the folder of the web app's bundle (web/dist, `npm run build`), served
   // under / (src/http/static_site.hpp). Unset: <binary's folder>/../web/dist if it holds
   // an index.html, else no web app (a warning at start). [web] enabled = false: none.

@@ -103,6 +103,21 @@ TEST(Config, RejectsUnknownKeysNamingThem) {
   std::remove(p.c_str());
 }
 
+TEST(Config, ReadsPrometheusUrl) {
+  EXPECT_TRUE(LoadConfig(Write("[node]\nregion = \"x\"\n")).prometheus_url.empty());
+  EXPECT_EQ(
+      LoadConfig(Write("[ops]\nprometheus_url = \"http://127.0.0.1:9090/\"\n")).prometheus_url,
+      "http://127.0.0.1:9090");
+  for (const char* bad : {"https://p:9090", "127.0.0.1:9090", "http://", "http://p/?q=1", ""}) {
+    try {
+      LoadConfig(Write(std::string("[ops]\nprometheus_url = \"") + bad + "\"\n"));
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("ops.prometheus_url"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Config, ReadsTheOpsTokenFile) {
   EXPECT_TRUE(LoadConfig(Write("[node]\nregion = \"x\"\n")).ops_token_file.empty());
   EXPECT_EQ(LoadConfig(Write("[ops]\ntoken_file = \"/etc/continuum/ops.token\"\n")).ops_token_file,

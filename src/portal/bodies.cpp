@@ -485,6 +485,11 @@ ops::JourneyRun ParseJourneyRunBody(const http::Request& req) {
   return ops::ParseJourneyRun(req.body);
 }
 
+ops::OpsReport ParseOpsReportBody(const http::Request& req) {
+  RequireJsonContentType(req);
+  return ops::ParseOpsReport(req.body);
+}
+
 const char* BodyKindName(BodyKind k) { return k == BodyKind::kNone ? "none" : "json"; }
 
 namespace {
@@ -496,6 +501,7 @@ constexpr std::array kRouteBodies{
     RouteBody{"ops.alerts.receive", BodyKind::kJson, [](Req r, Caller) { ParseAlertsBody(r); }},
     RouteBody{"ops.journey_runs.receive", BodyKind::kJson,
               [](Req r, Caller) { ParseJourneyRunBody(r); }},
+    RouteBody{"ops.reports.receive", BodyKind::kJson, [](Req r, Caller) { ParseOpsReportBody(r); }},
     RouteBody{"session.create", BodyKind::kJson, [](Req r, Caller) { ParseLoginBody(r); }},
     RouteBody{"session.delete", BodyKind::kNone, [](Req r, Caller) { RequireNoBody(r); }},
     RouteBody{"session.totp.enrol", BodyKind::kJson, [](Req r, Caller) { ParseTotpEnrolBody(r); }},

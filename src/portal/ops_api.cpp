@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/url/encode.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
 #include <cctype>
 #include <chrono>
 #include <fstream>
@@ -16,6 +18,7 @@
 #include "core/log.hpp"
 #include "db/sql.hpp"
 #include "fhir/fhir.hpp"
+#include "http/client.hpp"
 #include "portal/bodies.hpp"
 #include "portal/ops_payloads.hpp"
 
@@ -83,6 +86,35 @@ const db::Query kLastRuns{
                        "received_by, round(extract(epoch FROM now() - finished_at))::bigint "
                        "FROM ops_journey_run ORDER BY journey, vantage, started_at DESC", db::Access::kRead,
     kOperational};
+const db::Query kUpsertReport{
+    "ops_report_upsert",
+    "INSERT INTO ops_report (kind, id, title, outcome, started_at, ended_at, text_report, report, "
+    "received_by) VALUES ($1, $2, $3, $4, " FROM_US("$5") ", " FROM_US(
+        "$6") ", $7, $8::jsonb, $9) ON CONFLICT (kind, id) DO UPDATE SET title = EXCLUDED.title, "
+              "outcome = EXCLUDED.outcome, started_at = EXCLUDED.started_at, ended_at = "
+              "EXCLUDED.ended_at, text_report = EXCLUDED.text_report, report = EXCLUDED.report, "
+              "updated_at = now(), received_by = EXCLUDED.received_by RETURNING (xmax = 0)",
+    db::Access::kWrite, kOperational};
+// Bounded, like the alerts' trim.
+const db::Query kTrimReports{
+    "ops_report_trim",
+    "DELETE FROM ops_report WHERE (kind, id) IN (SELECT kind, id FROM ops_report ORDER BY "
+    "started_at DESC OFFSET $1::int LIMIT 100)",
+    db::Access::kWrite, kOperational};
+#define REPORT_COLS                                                          \
+  "kind, id, title, outcome, " TS("started_at") ", " TS("ended_at") ", " TS( \
+      "updated_at") ", received_by"
+const db::Query kListReports{"ops_report_list",
+                             "SELECT " REPORT_COLS
+                             " FROM ops_report WHERE ($1::text IS NULL OR kind = $1::text) "
+                             "ORDER BY started_at DESC, id DESC LIMIT $2::int",
+                             db::Access::kRead, kOperational};
+const db::Query kReadReport{"ops_report_read",
+                            "SELECT " REPORT_COLS
+                            ", text_report, report::text FROM ops_report WHERE kind = $1 AND "
+                            "id = $2",
+                            db::Access::kRead, kOperational};
+#undef REPORT_COLS
 #undef TS
 #undef FROM_US
 
@@ -340,6 +372,134 @@ asio::awaitable<http::Response> ReceiveJourneyRun(RequestContext& ctx) {
                          log::JsonEscape(run.failed_step.value_or("")), stored,
                          log::JsonEscape(ctx.req.request_id)));
   co_return JsonResponse(stored ? 201 : 200, json::object{{"stored", stored}});
+}
+
+namespace {
+
+json::object ReportJson(const db::Result& r, int i) {
+  return json::object{{"kind", r.get(i, 0)},
+                      {"id", r.get(i, 1)},
+                      {"title", r.get(i, 2)},
+                      {"outcome", r.get(i, 3)},
+                      {"started_at", r.get(i, 4)},
+                      {"ended_at", r.null(i, 5) ? json::value(nullptr) : json::value(r.get(i, 5))},
+                      {"updated_at", r.get(i, 6)},
+                      {"received_by", r.get(i, 7)}};
+}
+
+int IntParam(const http::Request& req, const char* name, int def, int lo, int hi) {
+  auto s = req.param(name);
+  if (!s) return def;
+  bool digits = !s->empty() && s->size() <= 5 &&
+                std::all_of(s->begin(), s->end(), [](char c) { return std::isdigit(c); });
+  int v = digits ? std::stoi(*s) : lo - 1;
+  if (v < lo || v > hi)
+    throw BadRequest(fmt::format("{} must be a whole number from {} to {}.", name, lo, hi));
+  return v;
+}
+
+std::string ReportKind(std::string_view kind) {
+  if (kind != "rollout" && kind != "chaos-run" && kind != "chaos-day")
+    throw BadRequest("kind must be rollout, chaos-run or chaos-day.");
+  return std::string(kind);
+}
+
+}  // namespace
+
+asio::awaitable<http::Response> ReceiveReport(RequestContext& ctx) {
+  OpsReport rep = ParseOrRefuse(ctx, ParseOpsReportBody);
+  db::Params p = db::P(rep.kind, rep.id, rep.title, rep.outcome,
+                       std::to_string(*ParseRfc3339(rep.started_at)));
+  p.push_back(rep.ended_at ? db::Param(std::to_string(*ParseRfc3339(*rep.ended_at)))
+                           : db::Param(std::nullopt));
+  p.emplace_back(rep.text);
+  p.emplace_back(json::serialize(rep.report));
+  p.emplace_back(ctx.svc.config.node_id);
+  std::vector<db::Statement> stmts;
+  stmts.push_back({&kUpsertReport, std::move(p)});
+  stmts.push_back({&kTrimReports, db::P(kReportsKept)});
+  // Sending the same version again stores the same row: safe to replay.
+  auto rs = co_await ctx.WriteBatch(std::move(stmts), /*idempotent=*/true);
+  bool created = rs[0].rows() > 0 && rs[0].get_bool(0, 0);
+  log::Event(spdlog::level::info,
+             fmt::format(R"("event":"ops_report","kind":"{}","id":"{}","outcome":"{}",)"
+                         R"("new":{},"request_id":"{}")",
+                         rep.kind, rep.id, log::JsonEscape(rep.outcome), created,
+                         log::JsonEscape(ctx.req.request_id)));
+  co_return JsonResponse(created ? 201 : 200, json::object{{"kind", rep.kind}, {"id", rep.id}});
+}
+
+asio::awaitable<http::Response> ListReports(RequestContext& ctx) {
+  fhir::CheckParams(ctx.req, {"kind", "limit"});
+  db::Param kind(std::nullopt);
+  if (auto k = ctx.req.param("kind")) kind = db::Param(ReportKind(*k));
+  int limit = IntParam(ctx.req, "limit", 50, 1, 500);
+  auto r = co_await ctx.Read(kListReports, db::P(kind, limit));
+  json::array out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(ReportJson(r, i));
+  co_return JsonResponse(200, out);
+}
+
+asio::awaitable<http::Response> ReadReport(RequestContext& ctx) {
+  fhir::CheckParams(ctx.req, {});
+  std::string kind = ReportKind(ctx.req.path_params[0]);
+  const std::string& id = ctx.req.path_params[1];
+  if (id.empty() || id.size() > 64) throw BadRequest("A report id is 1 to 64 characters long.");
+  auto r = co_await ctx.Read(kReadReport, db::P(kind, id));
+  if (r.rows() == 0) throw NotFound("No " + kind + " report has the id '" + id + "'.");
+  json::object o = ReportJson(r, 0);
+  o["text"] = r.get(0, 8);
+  o["report"] = ParseStored(r.get(0, 9));
+  co_return JsonResponse(200, o);
+}
+
+asio::awaitable<http::Response> ChartSeries(RequestContext& ctx) {
+  fhir::CheckParams(ctx.req, {"chart", "minutes"});
+  std::string names;
+  for (const auto& n : ChartNames()) names += (names.empty() ? "" : ", ") + n;
+  auto name = ctx.req.param("chart");
+  if (!name) throw BadRequest("chart is required: one of " + names + ".");
+  int minutes = IntParam(ctx.req, "minutes", 30, 5, 1440);
+  auto spec = FindChart(*name, minutes);
+  if (!spec) throw BadRequest("There is no chart '" + *name + "': one of " + names + ".");
+  const std::string& url = ctx.svc.config.prometheus_url;
+  if (url.empty())
+    throw Error(501, "not-supported",
+                "This node has no Prometheus to chart from ([ops] prometheus_url): charts come "
+                "with the cluster's monitoring (scripts/cluster up, scripts/demo).");
+  http::Endpoint ep = http::ParseBaseUrl(url);
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  // Aligned to the step, so two dashboards (or two refreshes) ask for the same points.
+  const int64_t end = now_s - now_s % spec->step_s;
+  const int64_t start = end - int64_t{minutes} * 60;
+  std::string path = ep.base_path + "/api/v1/query_range?query=" +
+                     boost::urls::encode(spec->promql, boost::urls::unreserved_chars) +
+                     fmt::format("&start={}&end={}&step={}", start, end, spec->step_s);
+  auto timeout = std::min(std::chrono::milliseconds(3000), ctx.deadline.left());
+  std::vector<std::pair<std::string, std::string>> headers;
+  headers.emplace_back("Accept", "application/json");
+  http::ClientResponse resp;
+  std::string failure;
+  try {
+    resp = co_await http::Fetch(ep, "GET", std::move(path), std::move(headers), std::string(),
+                                timeout);
+  } catch (const http::TransportError& e) {
+    failure = std::string("did not answer: ") + e.what();
+  }
+  if (failure.empty() && resp.status != 200 && resp.status != 400 && resp.status != 422)
+    failure = fmt::format("answered HTTP {}", resp.status);
+  json::object chart;
+  if (failure.empty()) {
+    try {
+      chart = ChartFromPrometheus(*spec, resp.body);
+    } catch (const std::runtime_error& e) {
+      failure = e.what();
+    }
+  }
+  if (!failure.empty()) throw Unavailable(fmt::format("Prometheus ({}): {}.", url, failure), 5);
+  co_return JsonResponse(200, chart);
 }
 
 asio::awaitable<void> AddOpsState(RequestContext& ctx, json::object& status,

@@ -23,6 +23,7 @@ namespace continuum::portal::ops {
 
 inline constexpr int kJourneyRunsKept = 50;
 inline constexpr int kAlertRetentionDays = 30;
+inline constexpr int kReportsKept = 500;  // rollout and chaos reports
 
 // Reads an ops token file: one line of at least 32 hex characters. Throws
 // std::runtime_error naming the file and what is wrong.
@@ -57,6 +58,22 @@ boost::asio::awaitable<http::Response> ListAlerts(RequestContext& ctx);
 // POST /api/v1/ops/journey-runs: one completed run of the prober. 201 when stored,
 // 200 when the same run (journey, vantage, started_at) was stored before.
 boost::asio::awaitable<http::Response> ReceiveJourneyRun(RequestContext& ctx);
+
+// POST /api/v1/ops/reports: a rollout's or a chaos run's/day's report, sent by its
+// controller as it grows; the newest version replaces the stored one (kind, id). 201
+// when new, 200 when replaced. The newest 500 reports are kept.
+boost::asio::awaitable<http::Response> ReceiveReport(RequestContext& ctx);
+// GET /api/v1/ops/reports?kind=&limit=: the reports, newest first, without their
+// bodies: [{"kind","id","title","outcome","started_at","ended_at","updated_at",
+// "received_by"}].
+boost::asio::awaitable<http::Response> ListReports(RequestContext& ctx);
+// GET /api/v1/ops/reports/{kind}/{id}: one report with its text and JSON.
+boost::asio::awaitable<http::Response> ReadReport(RequestContext& ctx);
+// GET /api/v1/ops/series?chart=requests|errors|latency&minutes=5..1440: one of the
+// dashboard's charts over the last `minutes`, queried from [ops] prometheus_url
+// (ChartFromPrometheus's shape). 501 when no Prometheus is configured, 503 when it does
+// not answer (the message says which).
+boost::asio::awaitable<http::Response> ChartSeries(RequestContext& ctx);
 
 // Adds "alerts" (firing now: each fingerprint whose latest state is firing) and
 // "journeys" (the last run per journey and vantage, with its steps) to `status`, read

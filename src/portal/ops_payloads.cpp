@@ -1,7 +1,12 @@
 #include "portal/ops_payloads.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
+#include <stdexcept>
 
 #include "core/error.hpp"
 
@@ -280,6 +285,147 @@ json::array StepsJson(const std::vector<JourneyStep>& steps) {
     a.push_back(std::move(o));
   }
   return a;
+}
+
+OpsReport ParseOpsReport(std::string_view body) {
+  json::object o = ParseObject(body);
+  CheckKnown(o, {"kind", "id", "title", "outcome", "started_at", "ended_at", "text", "report"}, "");
+  OpsReport r;
+  r.kind = RequiredString(o, "kind", "kind", 16);
+  if (r.kind != "rollout" && r.kind != "chaos-run" && r.kind != "chaos-day")
+    Invalid("kind", "must be rollout, chaos-run or chaos-day");
+  r.id = Name(o, "id", "id");
+  r.title = RequiredString(o, "title", "title", 512);
+  r.outcome = RequiredString(o, "outcome", "outcome", 256);
+  r.started_at = Timestamp(Required(o, "started_at", "started_at"), "started_at");
+  if (auto it = o.find("ended_at"); it != o.end() && !it->value().is_null()) {
+    r.ended_at = Timestamp(it->value(), "ended_at");
+    if (*ParseRfc3339(*r.ended_at) < *ParseRfc3339(r.started_at))
+      Invalid("ended_at", "is before started_at");
+  }
+  r.text = RequiredString(o, "text", "text", 32 * 1024, 0);
+  const auto& rep = Required(o, "report", "report");
+  if (!rep.is_object()) Invalid("report", "must be a JSON object");
+  r.report = rep.as_object();
+  return r;
+}
+
+namespace {
+
+struct ChartDef {
+  const char* name;
+  const char* title;
+  const char* unit;
+  const char* expr;  // {w}: the rate window
+};
+constexpr const char* kCount = "continuum_http_request_duration_seconds_count";
+const ChartDef kCharts[] = {
+    {"requests", "Requests per second, by tier", "req/s",
+     "sum by (tier) (rate({count}{{tier!=\"ops\"}}[{w}]))"},
+    // 5xx per second; 0 (not absent) for a tier that answers without errors.
+    {"errors", "Server errors (5xx) per second, by tier", "req/s",
+     "sum by (tier) (rate({count}{{tier!=\"ops\", status=~\"5..\"}}[{w}])) or sum by (tier) "
+     "(rate({count}{{tier!=\"ops\"}}[{w}])) * 0"},
+    {"latency", "p99 latency in milliseconds, by tier", "ms",
+     "1000 * histogram_quantile(0.99, sum by (tier, le) "
+     "(rate(continuum_http_request_duration_seconds_bucket{{tier!=\"ops\"}}[{w}])))"},
+};
+
+int TierOrder(std::string_view t) {
+  constexpr std::string_view kOrder[] = {"critical", "high", "medium", "low"};
+  for (int i = 0; i < 4; ++i)
+    if (kOrder[i] == t) return i;
+  return 4;
+}
+
+}  // namespace
+
+std::vector<std::string> ChartNames() {
+  std::vector<std::string> out;
+  for (const auto& c : kCharts) out.emplace_back(c.name);
+  return out;
+}
+
+std::optional<ChartSpec> FindChart(std::string_view name, int minutes) {
+  for (const auto& c : kCharts) {
+    if (name != c.name) continue;
+    minutes = std::clamp(minutes, 5, 1440);
+    ChartSpec s;
+    s.name = c.name;
+    s.title = c.title;
+    s.unit = c.unit;
+    s.step_s = std::max(5, minutes * 60 / 120);
+    std::string window = std::to_string(std::max(20, 4 * s.step_s)) + "s";
+    s.promql = fmt::format(fmt::runtime(c.expr), fmt::arg("count", kCount), fmt::arg("w", window));
+    return s;
+  }
+  return std::nullopt;
+}
+
+json::object ChartFromPrometheus(const ChartSpec& spec, std::string_view body) {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object())
+    throw std::runtime_error("Prometheus answered something that is not JSON");
+  const auto& o = v.as_object();
+  auto text = [&](std::string_view key) -> std::string {
+    auto it = o.find(key);
+    return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : "";
+  };
+  if (text("status") != "success")
+    throw std::runtime_error("Prometheus refused the query: " +
+                             (text("error").empty() ? "no reason given" : text("error")));
+  const auto* data = o.if_contains("data");
+  const auto* type =
+      data && data->is_object() ? data->as_object().if_contains("resultType") : nullptr;
+  const auto* result =
+      data && data->is_object() ? data->as_object().if_contains("result") : nullptr;
+  if (!type || !type->is_string() || type->as_string() != "matrix" || !result ||
+      !result->is_array())
+    throw std::runtime_error("Prometheus answered without a matrix of series");
+  struct Series {
+    std::string name;
+    json::array points;
+  };
+  std::vector<Series> series;
+  for (const auto& rv : result->as_array()) {
+    if (!rv.is_object()) continue;
+    const auto& ro = rv.as_object();
+    std::string name = "all";
+    if (const auto* m = ro.if_contains("metric"); m && m->is_object())
+      if (const auto* t = m->as_object().if_contains("tier"); t && t->is_string())
+        name = std::string(t->as_string());
+    Series s{std::move(name), {}};
+    if (const auto* vals = ro.if_contains("values"); vals && vals->is_array()) {
+      for (const auto& pv : vals->as_array()) {
+        if (!pv.is_array() || pv.as_array().size() != 2) continue;
+        const auto& t = pv.as_array()[0];
+        const auto& x = pv.as_array()[1];
+        if (!t.is_number() || !x.is_string()) continue;
+        // Prometheus sends values as strings: "NaN" (a quantile of no requests) and
+        // infinities become null, a gap in the chart.
+        std::string xs(x.as_string());
+        char* end = nullptr;
+        double d = std::strtod(xs.c_str(), &end);
+        json::value val = nullptr;
+        if (end != xs.c_str() && *end == '\0' && std::isfinite(d)) val = d;
+        s.points.push_back(json::array{t.to_number<double>(), val});
+      }
+    }
+    series.push_back(std::move(s));
+  }
+  std::sort(series.begin(), series.end(), [](const Series& a, const Series& b) {
+    int oa = TierOrder(a.name), ob = TierOrder(b.name);
+    return oa != ob ? oa < ob : a.name < b.name;
+  });
+  json::array out;
+  for (auto& s : series)
+    out.push_back(json::object{{"name", s.name}, {"points", std::move(s.points)}});
+  return json::object{{"chart", spec.name},
+                      {"title", spec.title},
+                      {"unit", spec.unit},
+                      {"step_s", spec.step_s},
+                      {"series", std::move(out)}};
 }
 
 }  // namespace continuum::portal::ops

@@ -70,6 +70,41 @@ JourneyRun ParseJourneyRun(std::string_view body);
 // The steps as stored (jsonb) and returned by /api/v1/ops/status.
 boost::json::array StepsJson(const std::vector<JourneyStep>& steps);
 
+// A report of the operations programs (ops/continuum_ops: a rollout, a chaos run or a
+// chaos day), sent by its controller as it grows: {"kind","id","title","outcome",
+// "started_at","ended_at"?,"text","report"}. Unknown fields are refused.
+struct OpsReport {
+  std::string kind;  // rollout | chaos-run | chaos-day
+  std::string id;
+  std::string title;
+  std::string outcome;
+  std::string started_at;
+  std::optional<std::string> ended_at;  // absent or null while it runs
+  std::string text;                     // the readable report (at most 32 KiB)
+  boost::json::object report;           // the whole JSON report
+};
+OpsReport ParseOpsReport(std::string_view body);
+
+// The dashboard's charts, each a fixed PromQL expression over the portal nodes' request
+// histograms (cluster-wide, by tier): operators choose a chart and a time span, never an
+// expression, so the proxy to Prometheus cannot be turned into a query console.
+struct ChartSpec {
+  std::string name;   // requests | errors | latency
+  std::string title;  // e.g. "Requests per second, by tier"
+  std::string unit;   // req/s | ms
+  std::string promql;
+  int step_s = 15;
+};
+// nullopt for an unknown chart name; `minutes` (5..1440) sets the step (about 120
+// points) and the rate window (four steps, at least 20 s).
+std::optional<ChartSpec> FindChart(std::string_view name, int minutes);
+std::vector<std::string> ChartNames();
+// Prometheus' /api/v1/query_range answer to the dashboard's shape:
+// {"chart","title","unit","step_s","series":[{"name":<tier>,"points":[[unix_s, value|null]]}]},
+// series ordered critical, high, medium, low, then others. Throws std::runtime_error
+// when the answer is not a successful matrix (its error text when it has one).
+boost::json::object ChartFromPrometheus(const ChartSpec& spec, std::string_view body);
+
 // RFC 3339 date-time (2026-12-02T10:00:00Z, fractions, ±hh:mm offsets) to Unix
 // microseconds; nullopt when malformed or out of range.
 std::optional<int64_t> ParseRfc3339(std::string_view s);

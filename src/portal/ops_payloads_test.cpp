@@ -227,5 +227,91 @@ TEST(Rfc3339, ParsesAndRejects) {
     EXPECT_FALSE(ParseRfc3339(bad)) << bad;
 }
 
+TEST(OpsReport, ParsesAndRefuses) {
+  auto r = ParseOpsReport(
+      R"j({"kind":"rollout","id":"r20261203T101500Z","title":"v1 -> v2","outcome":"running (canary)",
+          "started_at":"2026-12-03T10:15:00Z","ended_at":null,"text":"rollout ...","report":{"steps":[]}})j");
+  EXPECT_EQ(r.kind, "rollout");
+  EXPECT_EQ(r.id, "r20261203T101500Z");
+  EXPECT_FALSE(r.ended_at);
+  EXPECT_TRUE(r.report.contains("steps"));
+  auto done = ParseOpsReport(
+      R"j({"kind":"chaos-day","id":"day1","title":"t","outcome":"held","started_at":"2026-12-03T10:15:00Z",
+          "ended_at":"2026-12-03T11:15:00Z","text":"","report":{}})j");
+  EXPECT_EQ(done.ended_at.value_or(""), "2026-12-03T11:15:00Z");
+  const std::string ok_tail =
+      R"j("title":"t","outcome":"o","started_at":"2026-12-03T10:15:00Z","text":"x","report":{}})j";
+  for (
+      auto [body, field] : std::initializer_list<std::pair<std::string, const char*>>{
+          {R"j({"kind":"deploy","id":"a",)j" + ok_tail, "kind"},
+          {R"j({"kind":"rollout","id":"../etc",)j" + ok_tail, "id"},
+          {R"j({"kind":"rollout","id":"a","title":"t","outcome":"o","started_at":"now","text":"x","report":{}})j",
+           "started_at"},
+          {R"j({"kind":"rollout","id":"a","title":"t","outcome":"o","started_at":"2026-12-03T10:15:00Z","ended_at":"2026-12-03T10:00:00Z","text":"x","report":{}})j",
+           "ended_at"},
+          {R"j({"kind":"rollout","id":"a","title":"t","outcome":"o","started_at":"2026-12-03T10:15:00Z","text":"x","report":[]})j",
+           "report"},
+          {R"j({"kind":"rollout","id":"a","extra":1,)j" + ok_tail, "extra"},
+          {R"j({"kind":"rollout","id":"a","outcome":"o","started_at":"2026-12-03T10:15:00Z","text":"x","report":{}})j",
+           "title"}}) {
+    try {
+      ParseOpsReport(body);
+      ADD_FAILURE() << "accepted " << body;
+    } catch (const BadRequest& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(Charts, FixedQueriesWithAStepForTheSpan) {
+  EXPECT_FALSE(FindChart("up", 30));
+  EXPECT_FALSE(FindChart("requests) or vector(1", 30));
+  auto r = FindChart("requests", 30);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->step_s, 15);  // 120 points over 30 minutes
+  EXPECT_EQ(
+      r->promql,
+      R"j(sum by (tier) (rate(continuum_http_request_duration_seconds_count{tier!="ops"}[60s])))j");
+  EXPECT_EQ(FindChart("latency", 5)->step_s, 5);
+  EXPECT_NE(FindChart("latency", 5)->promql.find("[20s]"), std::string::npos);
+  EXPECT_EQ(FindChart("errors", 100000)->step_s, 720);  // clamped to a day
+  EXPECT_NE(FindChart("errors", 30)->promql.find(R"j(status=~"5..")j"), std::string::npos);
+  EXPECT_EQ(ChartNames(), (std::vector<std::string>{"requests", "errors", "latency"}));
+}
+
+TEST(Charts, PrometheusMatrixToSeries) {
+  auto spec = *FindChart("latency", 30);
+  auto out =
+      ChartFromPrometheus(spec, R"j({"status":"success","data":{"resultType":"matrix","result":[
+      {"metric":{"tier":"low"},"values":[[1796205600,"2.5"]]},
+      {"metric":{"tier":"critical"},"values":[[1796205600,"1.25"],[1796205615,"NaN"],[1796205630,"+Inf"],[1796205645,"3"]]},
+      {"metric":{"tier":"high"},"values":[]}]}})j");
+  EXPECT_EQ(out.at("chart").as_string(), "latency");
+  EXPECT_EQ(out.at("unit").as_string(), "ms");
+  EXPECT_EQ(out.at("step_s").as_int64(), 15);
+  const auto& series = out.at("series").as_array();
+  ASSERT_EQ(series.size(), 3u);
+  EXPECT_EQ(series[0].at("name").as_string(), "critical");
+  EXPECT_EQ(series[1].at("name").as_string(), "high");
+  EXPECT_EQ(series[2].at("name").as_string(), "low");
+  const auto& pts = series[0].at("points").as_array();
+  ASSERT_EQ(pts.size(), 4u);
+  EXPECT_DOUBLE_EQ(pts[0].as_array()[1].as_double(), 1.25);
+  EXPECT_TRUE(pts[1].as_array()[1].is_null());  // NaN: no requests in the window
+  EXPECT_TRUE(pts[2].as_array()[1].is_null());
+  EXPECT_DOUBLE_EQ(pts[3].as_array()[0].to_number<double>(), 1796205645);
+  try {
+    ChartFromPrometheus(
+        spec, R"j({"status":"error","errorType":"bad_data","error":"parse error at char 3"})j");
+    ADD_FAILURE() << "an error answer accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("parse error at char 3"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ChartFromPrometheus(spec, "<html>"), std::runtime_error);
+  EXPECT_THROW(ChartFromPrometheus(
+                   spec, R"j({"status":"success","data":{"resultType":"vector","result":[]}})j"),
+               std::runtime_error);
+}
+
 }  // namespace
 }  // namespace continuum::portal::ops

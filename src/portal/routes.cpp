@@ -66,6 +66,14 @@ std::vector<RouteEntry> ListRoutes() {
   add("GET", "/api/v1/ops/alerts", Tier::kOps, "ops.alerts.list", OpsToken(), ops::ListAlerts);
   add("POST", "/api/v1/ops/journey-runs", Tier::kOps, "ops.journey_runs.receive", OpsToken(),
       ops::ReceiveJourneyRun);
+  // The operations programs' reports (rollouts, chaos runs and days) and the dashboard's
+  // charts (from Prometheus, through this node: one origin for the browser).
+  add("POST", "/api/v1/ops/reports", Tier::kOps, "ops.reports.receive", OpsToken(),
+      ops::ReceiveReport);
+  add("GET", "/api/v1/ops/reports", Tier::kOps, "ops.reports.list", OpsToken(), ops::ListReports);
+  add("GET", "/api/v1/ops/reports/{}/{}", Tier::kOps, "ops.reports.read", OpsToken(),
+      ops::ReadReport);
+  add("GET", "/api/v1/ops/series", Tier::kOps, "ops.series", OpsToken(), ops::ChartSeries);
   add("GET", "/fhir/R4/metadata", Tier::kOps, "metadata", Anyone(), Capability);
   // Sessions: logging in is part of reaching critical data (the handler audits logins),
   // on a bulkhead of its own (src/auth/README.md).

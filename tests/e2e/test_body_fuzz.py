@@ -110,6 +110,11 @@ SEEDS = {
         optional={"failed_step", "error", "steps.0.reason", "steps.0.excerpt"},
         nullable={"failed_step", "error", "steps.0.reason", "steps.0.excerpt"},
         numbers={"steps.0.status": ["1000", "9223372036854775808", "18446744073709551616"]}),
+    "ops.reports.receive": Seed(
+        "ops", {"kind": "rollout", "id": "bodyfuzz", "title": "v1 -> v2", "outcome": "done",
+                "started_at": "2026-12-02T10:00:00Z", "ended_at": "2026-12-02T10:30:00Z",
+                "text": "rollout bodyfuzz: done", "report": {}},
+        optional={"ended_at"}, nullable={"ended_at"}, open={"report"}),  # the report is free-form JSON
     "session.create": Seed("anyone", {"username": "demo-patient", "password": "continuum-demo"}),
     "session.delete": Seed("logout", {}, fhir=True, accepted=(204,)),
     # Refused at confirm (409: no enrolment in progress) is what a valid code gets first.
