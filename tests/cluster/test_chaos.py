@@ -110,6 +110,15 @@ class ChaosTest(unittest.TestCase):
         page = (self.c.state / "chaos" / f"{day['id']}.html").read_text()
         self.assertIn("ALL MET", page)
         self.assertEqual(page.count("<svg"), 2, "a timeline per experiment")
+        # the same reports on the operations dashboard (sent to the portal through the edge)
+        token = (self.c.state / "ops.token").read_text().strip()
+        req = urllib.request.Request(f"{self.c.edge}/api/v1/ops/reports?limit=50",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            shown = {(x["kind"], x["id"]): x for x in json.loads(resp.read())}
+        self.assertEqual(shown[("chaos-day", day["id"])]["outcome"], "targets met", shown.keys())
+        for i in (1, 2):
+            self.assertTrue(shown[("chaos-run", f"{day['id']}-0{i}")]["outcome"].startswith("hypothesis held"))
         r1, r2 = (json.loads((self.c.state / "chaos" / f"{day['id']}-0{i}.json").read_text()) for i in (1, 2))
         # payments: every window held during the fault
         self.assertEqual(r1["steps"][0]["target"], "payments")

@@ -86,6 +86,13 @@ class MonitoringTest(unittest.TestCase):
                 self.assertTrue(all("duration_ms" in s for s in j["steps"]), j)
         alerts = [a for a in mttd.Alerts(C).active() if a["alertname"] not in faults.STANDING]
         self.assertEqual(alerts, [], "no alert on a quiet cluster (standing ones about the host aside)")
+        # the dashboard's charts: from the cluster's Prometheus through any node ([ops]
+        # prometheus_url rendered by scripts/cluster), the journeys' traffic in them
+        ch = get_json(f"{self.edge}/api/v1/ops/series?chart=requests&minutes=15", self.token)
+        crit = next(s for s in ch["series"] if s["name"] == "critical")
+        self.assertTrue(any(v for _, v in crit["points"]), ch)
+        lat = get_json(f"{self.edge}/api/v1/ops/series?chart=latency&minutes=15", self.token)
+        self.assertTrue(any(v for s in lat["series"] for _, v in s["points"]), lat)
         log(f"[monitoring] journeys pass from {len(pairs)} journey x vantage pairs; no alert firing")
 
     def test_2_short_time_to_detect_and_quiet_period(self):

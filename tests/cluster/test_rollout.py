@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import unittest
 from pathlib import Path
 
@@ -337,6 +338,15 @@ class RolloutTest(unittest.TestCase):
         self.assertEqual(rep["outcome"], "done")
         self.assertNotIn("fail", rep["judgement_counts"], rep["judgement_counts"])
         self.assertEqual([s["percent"] for s in rep["steps"]], [5, 50, 100])
+        # the operations dashboard has the same report, ended, with the judge's decisions
+        token = (self.c.state / "ops.token").read_text().strip()
+        req = urllib.request.Request(f"{self.c.edge}/api/v1/ops/reports/rollout/{rep['id']}",
+                                     headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            shown = json.loads(resp.read())
+        self.assertEqual(shown["outcome"], "done")
+        self.assertIsNotNone(shown["ended_at"])
+        self.assertEqual(len(shown["report"]["judgements"]), len(rep["judgements"]))
         self.assertGreater(rep["failed_requests"]["canary_requests"], 20, "the canary got no real traffic")
         self.assertEqual(fig["failed"], 0, f"{fig['failed_by_kind']}:\n  " + "\n  ".join(self.load.failures()))
         self.assertDurable(fig)

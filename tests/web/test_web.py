@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 import harness  # noqa: E402
 from harness import ContinuumTestCase  # noqa: E402
+from prom import Prometheus  # noqa: E402
 from stubdeps import StubDeps  # noqa: E402
 
 WEB = ROOT / "web"
@@ -178,8 +179,40 @@ class WebTest(ContinuumTestCase):
                                              id=signed[0]["id"]), "final")
 
     def test_2b_ops_dashboard(self):
-        lines = self.browser("ops", ops_token=self.server.ops_token)
-        self.assertIn("ops-breaker-open", {l.get("check") for l in lines})
+        # A node whose dashboard charts come from a real Prometheus scraping it, with
+        # traffic on two tiers, and a rollout in progress that has reported.
+        prom = Prometheus(self.cluster.dir / "prometheus-web", port=harness.free_port())
+        node = self.cluster.add_server("node-ops", harness.deep_merge(
+            self.server.overrides, {"ops": {"prometheus_url": prom.url}}))
+        try:
+            token_file = Path(node.config()["ops"]["token_file"])
+            prom.start([node.port], token_file)
+            token = self.token("demo-patient", node)
+            pid = self.cluster.scalar("SELECT patient_id FROM account WHERE username = 'demo-patient'")
+
+            def rates_seen():
+                for _ in range(5):
+                    self.assertEqual(node.get(f"/fhir/R4/Patient/{pid}/$summary", token=token).status, 200)
+                    self.assertEqual(node.get(f"/fhir/R4/Appointment?patient={pid}", token=token).status, 200)
+                r = node.get("/api/v1/ops/series?chart=requests&minutes=15", token=node.ops_token).json()
+                return any(v for s in r["series"] if s["name"] == "critical" for _, v in s["points"])
+            harness.wait_until(rates_seen, 60, interval=1, message="a critical request rate in Prometheus")
+            rid = "r" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            text = f"rollout {rid}: v1 -> v2: running (canary)"
+            r = node.post_json("/api/v1/ops/reports", {
+                "kind": "rollout", "id": rid, "title": "v1 -> v2", "outcome": "running (canary)",
+                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "ended_at": None,
+                "text": text, "report": {"judgements": [
+                    {"at": time.time(), "percent": 1, "verdict": "pass",
+                     "line": "PASS errors 0/120 vs 0/11880; p99 ratio 0.97"}]}}, token=node.ops_token)
+            self.assertEqual(r.status, 201, r)
+            lines = self.browser("ops", base=f"http://127.0.0.1:{node.port}", ops_token=node.ops_token,
+                                 report_id=rid, report_text=text)
+        finally:
+            node.stop()
+            prom.stop()
+        checks = {l.get("check") for l in lines}
+        self.assertLessEqual({"ops-breaker-open", "ops-charts"}, checks)
 
     def test_2c_idle_timeout(self):
         idle_s = 24

@@ -371,6 +371,27 @@ async function ops(page) {
   await page.getByRole("heading", { name: "Operations" }).waitFor({ timeout: T });
   await page.locator("[data-tier='critical'][data-mode='normal']").waitFor({ timeout: T });
   await page.locator("[data-dependency='payments']").waitFor({ timeout: T });
+  if (cfg.report_id) {
+    // charts from the node's Prometheus: request rate, errors, p99 per tier, with points
+    for (const chart of ["requests", "errors", "latency"])
+      await page.locator(`[data-chart='${chart}'] svg[data-chart-points]`).waitFor({ timeout: T });
+    const points = Number(await page.locator("[data-chart='requests'] svg").getAttribute("data-chart-points"));
+    expect(points > 0, "the request chart has points");
+    await page.locator("[data-chart='requests'] [data-series='critical']").waitFor({ timeout: T });
+    // the rollout in progress, and its report with the judge's decisions
+    await page.locator(`[data-rollout-running='${cfg.report_id}']`).waitFor({ timeout: T });
+    const item = page.locator(`[data-report='${cfg.report_id}']`);
+    await item.getByRole("button", { name: /^Show report/ }).click();
+    await page.locator(`[data-report-detail='${cfg.report_id}'] tr[data-verdict='pass']`).waitFor({ timeout: T });
+    expect((await text(page.locator(`[data-report-detail='${cfg.report_id}'] pre`))).includes(cfg.report_text),
+      "the report's text is shown");
+    // a longer span: the same charts over an hour
+    await page.getByLabel("1 hour").check();
+    await page.locator("[data-chart='latency'] svg[data-chart-points]").waitFor({ timeout: T });
+    log({ check: "ops-charts", points });
+  } else {
+    await page.locator("[data-charts-unavailable]").waitFor({ timeout: T });
+  }
   await checkPage(page, "ops");
   // a dependency breaks: its breaker opens on the dashboard (refreshed every 5 s)
   await control("fault", { dependency: "payments", mode: "refuse" });

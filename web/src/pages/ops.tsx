@@ -2,6 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api } from "../api";
 import { ErrorNote, Loading, Section } from "../components";
 import { fmtDateTime } from "../fhir";
+import { OpsCharts, OpsReports } from "./ops_charts";
 
 interface Tier { mode: string; pool_open: number; pool_in_use: number; pool_waiting: number }
 interface Dependency { state: string; breaker: string; last_error: string; fallback: string; fallback_in_effect: boolean }
@@ -157,7 +158,8 @@ export function Ops() {
           </ul>
         </Section>
       </div>
-      <p class="hint">Request rate, error and latency charts: Prometheus (http://127.0.0.1:9090 on the demo cluster).</p>
+      <OpsCharts />
+      <OpsReports />
     </>
   );
 }
