@@ -7,13 +7,17 @@ practice, without a shell on the controller's machine. A report is sent again as
 (a rollout after each judgement, at most every `min_interval_s`); the portal keeps the
 newest version of each (kind, id).
 
-Sending never stops the program it reports on: the edge first, then each node; when none
-takes it, one line on stderr says so and the file on disk stays the record.
+Sending never holds up the program it reports on: a report that is still growing is posted
+from a background thread (skipped while the previous one is still on its way; the next
+version follows within seconds), the last version in the caller's thread within about 10 s.
+The edge first, then two nodes directly; when none takes it, one line on stderr says so
+and the file on disk stays the record.
 """
 from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -87,21 +91,34 @@ class Publisher:
     timeout_s: float = 3.0
     _last: dict[tuple[str, str], float] = field(default_factory=dict)
     _warned: bool = False
+    _thread: threading.Thread | None = None
 
     @classmethod
     def for_cluster(cls, c) -> "Publisher":
         bases = [f"http://127.0.0.1:{c.topo.haproxy['http']}"]
-        bases += [f"http://{n.host}:{n.port}" for n in c.topo.nodes]
+        bases += [f"http://{n.host}:{n.port}" for n in c.topo.nodes[:2]]
         return cls(bases, c.ops_token_file)
 
     def send(self, body: dict, final: bool = False) -> bool:
-        """True when a node stored it. Not final: skipped (False) when the same report was
-        sent less than min_interval_s ago."""
+        """Final: posts now (after any post still on its way), True when a node stored it.
+        Not final: posts from a background thread and returns False at once; skipped when the
+        same report went less than min_interval_s ago or a post is still on its way."""
         key = (body["kind"], body["id"])
         now = time.monotonic()
-        if not final and now - self._last.get(key, -1e9) < self.min_interval_s:
+        busy = self._thread is not None and self._thread.is_alive()
+        if not final:
+            if busy or now - self._last.get(key, -1e9) < self.min_interval_s:
+                return False
+            self._last[key] = now
+            self._thread = threading.Thread(target=self.post, args=(body,), daemon=True)
+            self._thread.start()
             return False
+        if busy:
+            self._thread.join(self.timeout_s * len(self.bases))
         self._last[key] = now
+        return self.post(body)
+
+    def post(self, body: dict) -> bool:
         try:
             token = open(self.token_file).read().strip()
         except OSError as e:

@@ -7,6 +7,7 @@ import json
 import sys
 import tempfile
 import threading
+import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -82,15 +83,17 @@ class PublisherTest(unittest.TestCase):
         try:
             pub = reports.Publisher(["http://127.0.0.1:1", down.base, up.base], self.token, min_interval_s=60)
             body = reports.payload("chaos-run", "c1", "t", "held", 0, 1, "x", {})
-            self.assertTrue(pub.send(body))
+            self.assertFalse(pub.send(body))                  # a growing report: in the background
+            pub._thread.join(10)
             self.assertEqual(len(down.seen), 1)
             path, auth, got = up.seen[0]
             self.assertEqual(path, "/api/v1/ops/reports")
             self.assertEqual(auth, "Bearer " + "ab" * 32)
             self.assertEqual(got["id"], "c1")
             self.assertFalse(pub.send(body))                  # within min_interval_s: skipped
+            time.sleep(0.2)
             self.assertEqual(len(up.seen), 1)
-            self.assertTrue(pub.send(body, final=True))       # the last version always goes
+            self.assertTrue(pub.send(body, final=True))       # the last version always goes, now
             self.assertEqual(len(up.seen), 2)
         finally:
             down.close()
@@ -100,10 +103,10 @@ class PublisherTest(unittest.TestCase):
         bad, other = Portal(400), Portal(201)
         try:
             pub = reports.Publisher([bad.base, other.base], self.token)
-            self.assertFalse(pub.send(reports.payload("rollout", "r", "t", "o", 0, None, "", {})))
+            self.assertFalse(pub.send(reports.payload("rollout", "r", "t", "o", 0, None, "", {}), final=True))
             self.assertEqual(other.seen, [])
             self.assertFalse(reports.Publisher([other.base], Path(self.tmp.name) / "missing").send(
-                reports.payload("rollout", "r2", "t", "o", 0, None, "", {})))
+                reports.payload("rollout", "r2", "t", "o", 0, None, "", {}), final=True))
         finally:
             bad.close()
             other.close()
