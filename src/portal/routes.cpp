@@ -130,6 +130,8 @@ std::vector<RouteEntry> ListRoutes() {
       Session(kClinical, kSelf, "read", "Communication"), high::MarkMessageRead);
   add("GET", "/api/v1/messages/unread", Tier::kHigh, "message.unread",
       Session(kClinical, kSelf, "read", "Communication"), high::UnreadMessages);
+  add("GET", "/api/v1/messages/inbox", Tier::kHigh, "message.inbox",
+      Session(kProvider, kNone, "search", "Communication"), high::MessageInbox);
   add("GET", "/api/v1/notifications", Tier::kHigh, "notification.list",
       Session(kPatient, kSelf, "search", "Notification"), high::ListNotifications);
   // Medium tier: billing and insurance (queued durably while their services are down).

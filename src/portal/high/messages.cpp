@@ -1,5 +1,8 @@
 #include "portal/high/messages.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include "core/error.hpp"
 #include "fhir/fhir.hpp"
 #include "portal/access.hpp"
@@ -56,6 +59,25 @@ const db::Query kUnreadForPatient{
 const db::Query kUnreadForPractitioner{
     "messages_unread_practitioner",
     "SELECT count(*) FROM message WHERE practitioner_id = $1 AND read_at IS NULL AND from_patient",
+    db::Access::kRead};
+// A provider's conversations across their patients (care relationships only; synthetic
+// patients only for a synthetic practitioner), newest activity first: the thread's first
+// message gives its subject and patient (a thread's id is its first message's id).
+const db::Query kInbox{
+    "messages_inbox",
+    "WITH t AS (SELECT m.thread_id, max(m.sent_at) AS last_sent, count(*) AS n, count(*) "
+    "FILTER (WHERE m.from_patient AND m.read_at IS NULL) AS unread FROM message m JOIN "
+    "care_relationship cr ON cr.practitioner_id = m.practitioner_id AND cr.patient_id = "
+    "m.patient_id JOIN patient p ON p.id = m.patient_id WHERE m.practitioner_id = $1 AND (NOT "
+    "p.synthetic OR EXISTS (SELECT 1 FROM practitioner pr WHERE pr.id = $1 AND pr.synthetic)) "
+    "GROUP BY m.thread_id HAVING NOT $2::boolean OR count(*) FILTER (WHERE m.from_patient AND "
+    "m.read_at IS NULL) > 0 ORDER BY max(m.sent_at) DESC, m.thread_id DESC LIMIT $3) "
+    "SELECT t.thread_id, p.id, p.given || ' ' || p.family, f.subject, " CONTINUUM_TS(
+        "t.last_sent") ", l.from_patient, t.unread, t.n FROM t JOIN message f ON f.id = "
+                       "t.thread_id JOIN patient p ON p.id = f.patient_id CROSS JOIN LATERAL "
+                       "(SELECT from_patient FROM message WHERE thread_id = t.thread_id ORDER BY "
+                       "sent_at DESC, id DESC LIMIT 1) l ORDER BY t.last_sent DESC, t.thread_id "
+                       "DESC",
     db::Access::kRead};
 
 json::object MessageJson(const db::Result& r, int i) {
@@ -216,6 +238,60 @@ asio::awaitable<http::Response> UnreadMessages(RequestContext& ctx) {
   http::Response resp;
   resp.content_type = "application/json";
   resp.body = json::serialize(json::object{{"unread", r.get_int(0, 0)}});
+  co_return resp;
+}
+
+asio::awaitable<http::Response> MessageInbox(RequestContext& ctx) {
+  fhir::CheckParams(ctx.req, {"unread", "_count"});
+  bool unread_only = false;
+  if (auto u = ctx.req.param("unread")) {
+    if (*u != "true" && *u != "false") throw BadRequest("unread must be true or false.");
+    unread_only = *u == "true";
+  }
+  int count = 50;
+  if (auto c = ctx.req.param("_count")) {
+    bool digits = !c->empty() && c->size() <= 3 &&
+                  std::all_of(c->begin(), c->end(), [](char ch) { return std::isdigit(ch); });
+    count = digits ? std::stoi(*c) : 0;
+    if (count < 1 || count > 100) throw BadRequest("_count must be a whole number from 1 to 100.");
+  }
+  const auto& c = *ctx.claims;
+  std::vector<db::Statement> stmts;
+  stmts.push_back({&kInbox, db::P(c.practitioner_id, unread_only, count)});
+  stmts.push_back({&kUnreadForPractitioner, db::P(c.practitioner_id)});
+  auto rs = co_await ctx.ReadBatch(std::move(stmts));
+  const auto& r = rs[0];
+  // One audit record per patient whose messages are listed (the policy's record, opened
+  // before the caller was known, says how many).
+  auto tmpl = ctx.audit.front();
+  std::vector<std::string> patients;
+  json::array threads;
+  for (int i = 0; i < r.rows(); ++i) {
+    std::string pid(r.get(i, 1));
+    if (std::find(patients.begin(), patients.end(), pid) == patients.end()) patients.push_back(pid);
+    json::object patient = fhir::Reference("Patient", pid);
+    patient["display"] = r.get(i, 2);
+    threads.push_back(json::object{{"thread", r.get(i, 0)},
+                                   {"patient", std::move(patient)},
+                                   {"subject", r.get(i, 3)},
+                                   {"last_sent", r.get(i, 4)},
+                                   {"last_from_patient", r.get_bool(i, 5)},
+                                   {"unread", r.get_int(i, 6)},
+                                   {"messages", r.get_int(i, 7)}});
+  }
+  ctx.audit.front().outcome = "success";
+  ctx.audit.front().detail = "inbox: " + std::to_string(threads.size()) + " conversations, " +
+                             std::to_string(patients.size()) + " patients";
+  for (const auto& pid : patients) {
+    auto rec = tmpl;
+    rec.patient_id = pid;
+    rec.outcome = "success";
+    ctx.audit.push_back(std::move(rec));
+  }
+  http::Response resp;
+  resp.content_type = "application/json";
+  resp.body = json::serialize(
+      json::object{{"threads", std::move(threads)}, {"unread_total", rs[1].get_int(0, 0)}});
   co_return resp;
 }
 

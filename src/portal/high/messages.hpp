@@ -23,5 +23,10 @@ boost::asio::awaitable<http::Response> SearchMessages(RequestContext& ctx);
 boost::asio::awaitable<http::Response> SendMessage(RequestContext& ctx);
 boost::asio::awaitable<http::Response> MarkMessageRead(RequestContext& ctx);
 boost::asio::awaitable<http::Response> UnreadMessages(RequestContext& ctx);
+// GET /api/v1/messages/inbox?unread=true&_count=1..100 (providers): the provider's
+// conversations across their patients, newest activity first: {"threads":[{"thread",
+// "patient":{"reference","display"},"subject","last_sent","last_from_patient","unread",
+// "messages"}],"unread_total"}. One audit record per patient listed.
+boost::asio::awaitable<http::Response> MessageInbox(RequestContext& ctx);
 
 }  // namespace continuum::portal::high
