@@ -4,11 +4,14 @@ stand-in dependencies (the e2e harness, tests/e2e/harness.py).
 
 Scenarios (one browser run each): the patient journey (log in, summary, book and cancel
 an appointment, message the care team, pay a bill, articles, reload = log in again, log
-out), the provider journey (look up, chart, write and sign a note, break-the-glass), a
+out), the provider journey (look up, chart, write and sign a note, message the patient, the
+inbox across patients, break-the-glass), the operations dashboard (charts from a real
+Prometheus, a rollout's report), a
 payment while the payments service refuses connections ("your payment is queued", then
 its outcome once the service returns), the EHR refusing ("records as of HH:MM (the hospital
 system is not answering)"), two-step sign-in turned on from the Security page and then
-required at login, and PostgreSQL stopped (scheduling read-only,
+required at login, a slow connection (400 ms per request, 50 kB/s: a quick first load, a
+loading state on every page, cumulative layout shift under 0.1), and PostgreSQL stopped (scheduling read-only,
 articles stale, records unreachable, then recovery). axe-core on every page (no serious
 or critical violation), screenshots at 1280 and 360 px into the artefact folder (printed;
 kept after the run).
@@ -169,9 +172,17 @@ class WebTest(ContinuumTestCase):
         other = self.cluster.scalar(
             "SELECT min(id) FROM patient WHERE id NOT IN (SELECT patient_id FROM care_relationship "
             "WHERE practitioner_id = (SELECT practitioner_id FROM account WHERE username = 'demo-provider'))")
+        # a message from the patient, for the provider's inbox
+        subject, text = f"Inbox check {int(time.time())}", "Is my new dose right?"
+        doc = self.cluster.scalar("SELECT practitioner_id FROM account WHERE username = 'demo-provider'")
+        r = self.server.post_json("/fhir/R4/Communication", {
+            "resourceType": "Communication", "recipient": [{"reference": f"Practitioner/{doc}"}],
+            "topic": {"text": subject}, "payload": [{"contentString": text}]},
+            token=self.token("demo-patient"), headers={"Idempotency-Key": f"web-inbox-{time.time_ns()}"})
+        self.assertEqual(r.status, 201, r)
         lines = self.browser("provider", provider="demo-provider", family=family, patient_id="1",
-                             other_patient_id=str(other))
-        self.assertIn("provider-message", {l.get("check") for l in lines})
+                             other_patient_id=str(other), inbox_subject=subject, inbox_text=text)
+        self.assertLessEqual({"provider-message", "provider-inbox"}, {l.get("check") for l in lines})
         signed = [l for l in lines if l.get("check") == "note-signed"]
         self.assertEqual(len(signed), 1)
         # signed in the database, by the browser's provider
@@ -213,6 +224,12 @@ class WebTest(ContinuumTestCase):
             prom.stop()
         checks = {l.get("check") for l in lines}
         self.assertLessEqual({"ops-breaker-open", "ops-charts"}, checks)
+
+    def test_2e_slow_connection(self):
+        lines = self.browser("slow-network", patient="patient-21")
+        checks = [l for l in lines if l.get("check", "").startswith("slow-")]
+        self.assertEqual(sum(1 for l in checks if l["check"] == "slow-loading-shown"), 3, checks)
+        self.assertTrue(any(l["check"] == "slow-layout-shift" for l in checks), checks)
 
     def test_2c_idle_timeout(self):
         idle_s = 24

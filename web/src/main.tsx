@@ -21,6 +21,7 @@ import { Messages } from "./pages/messages";
 import { Bills } from "./pages/bills";
 import { Articles } from "./pages/articles";
 import { ProviderHome, Chart } from "./pages/provider";
+import { ProviderInbox } from "./pages/inbox";
 import { Ops } from "./pages/ops";
 import { Security } from "./pages/security";
 import "./styles.css";
@@ -152,6 +153,7 @@ const patientNav = [
 const opsNav = [["/ops", "Operations"]] as const;
 const providerNav = [
   ["/provider", "Patients"],
+  ["/provider/inbox", "Inbox"],
   ["/articles", "Health library"],
   ["/security", "Security"],
 ] as const;
@@ -161,6 +163,7 @@ function Page({ path, session }: { path: string; session: Session }) {
   if (session.role === "provider") {
     const m = path.match(/^\/provider\/patients\/(\d+)$/);
     if (m) return <Chart id={m[1]} />;
+    if (path === "/provider/inbox") return <ProviderInbox />;
     if (path === "/articles") return <Articles />;
     if (path === "/security") return <Security />;
     return <ProviderHome />;
@@ -211,7 +214,7 @@ function App() {
           <ul>
             {nav.map(([href, label]) => (
               <li key={href}>
-                <a href={href} aria-current={here === href || (href === "/provider" && here.startsWith("/provider")) ? "page" : undefined}>
+                <a href={href} aria-current={here === href || (href === "/provider" && here.startsWith("/provider/patients")) ? "page" : undefined}>
                   {label}
                 </a>
               </li>

@@ -247,6 +247,23 @@ async function provider(page) {
   await page.locator(".thread li", { hasText: "No change to your medicines." }).waitFor({ timeout: T });
   log({ check: "provider-message", topic });
   await checkPage(page, "chart-messages");
+  // the inbox: the patient's message (sent by the test) across patients, unread; opening it
+  // shows the conversation on the chart and marks it read
+  await nav(page, "Inbox");
+  await page.getByRole("heading", { name: "Inbox", exact: true }).waitFor({ timeout: T });
+  const item = page.locator("[data-thread]", { hasText: cfg.inbox_subject });
+  await item.getByText("1 new").waitFor({ timeout: T });
+  await page.getByLabel("Unread only").check();
+  await item.getByText("1 new").waitFor({ timeout: T });
+  await checkPage(page, "inbox");
+  await item.getByRole("link", { name: cfg.inbox_subject }).click();
+  await page.getByRole("heading", { name: `Chart of patient ${cfg.patient_id}` }).waitFor({ timeout: T });
+  await page.locator(".thread li", { hasText: cfg.inbox_text }).waitFor({ timeout: T });
+  await nav(page, "Inbox");
+  await page.locator("[data-thread]", { hasText: cfg.inbox_subject }).waitFor({ timeout: T });
+  expect(!(await page.locator("[data-thread]", { hasText: cfg.inbox_subject }).getByText("new").isVisible()),
+    "the opened conversation is no longer unread");
+  log({ check: "provider-inbox" });
   // a patient the provider does not treat: refused, break-the-glass offered with a warning
   await page.goto(cfg.base + "/");
   await logIn(page, cfg.provider);
@@ -479,7 +496,48 @@ async function security(page) {
   log({ check: "totp-login" });
 }
 
-const scenarios = { patient, security, provider, ops, idle, "payment-queued": paymentQueued, "records-stale": recordsStale, "database-down": databaseDown };
+// A slow connection (every request 400 ms later, 50 kB/s down, 20 kB/s up: worse than
+// DevTools' "Slow 3G"): the first load stays quick (the bundle is small), every page says
+// it is loading before its data arrives, and nothing jumps (cumulative layout shift under
+// 0.1, Core Web Vitals' "good"; shifts right after a click or key press do not count).
+async function slowNetwork(page) {
+  await page.addInitScript(() => {
+    window.__cls = 0;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (!e.hadRecentInput) window.__cls += e.value;
+    }).observe({ type: "layout-shift", buffered: true });
+  });
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions",
+    { offline: false, latency: 400, downloadThroughput: 50 * 1024, uploadThroughput: 20 * 1024 });
+  const t0 = Date.now();
+  await page.goto(cfg.base + "/");
+  await page.getByRole("heading", { name: "Log in to Continuum" }).waitFor({ timeout: T });
+  const firstLoadMs = Date.now() - t0;
+  log({ check: "slow-first-load", ms: firstLoadMs });
+  expect(firstLoadMs < 8000, `the login page took ${firstLoadMs} ms on the slow connection`);
+  await logIn(page, cfg.patient);
+  // each page: its loading state first, then its data
+  for (const [label, loading, done] of [
+    [null, "Loading your records", page.getByRole("heading", { name: "Allergies" })],
+    ["Appointments", "Loading appointments",
+      page.locator("[data-appointment]").or(page.getByText("No upcoming appointments.")).first()],
+    ["Messages", "Loading messages", page.getByRole("heading", { name: /^Conversations \(\d+ unread\)/ })],
+  ]) {
+    if (label) await nav(page, label);
+    await page.getByRole("status").filter({ hasText: loading }).waitFor({ timeout: T });
+    await done.waitFor({ timeout: 30000 });
+    log({ check: "slow-loading-shown", page: label ?? "Summary" });
+  }
+  await page.waitForTimeout(1500);
+  const cls = await page.evaluate(() => window.__cls);
+  log({ check: "slow-layout-shift", cls });
+  expect(cls < 0.1, `cumulative layout shift ${cls.toFixed(3)} on the slow connection`);
+  await checkPage(page, "slow-messages");
+}
+
+const scenarios = { patient, "slow-network": slowNetwork, security, provider, ops, idle, "payment-queued": paymentQueued, "records-stale": recordsStale, "database-down": databaseDown };
 
 async function main() {
   const run = scenarios[cfg.scenario];

@@ -1,4 +1,4 @@
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, newIdempotencyKey } from "../api";
 import { DegradedBanner, ErrorNote, Loading, Section, useLoad } from "../components";
 import { type Bundle, type HumanName, type Resource, entries, fmtDate, fmtDateTime, personName, refId, toBase64 } from "../fhir";
@@ -13,12 +13,22 @@ interface Patient extends Resource {
 }
 
 // Messages between this provider and one patient: threads, replies, a new conversation.
-function PatientMessages({ patient }: { patient: string }) {
+// `initial`: a conversation to open (the inbox links here with ?thread=).
+function PatientMessages({ patient, initial }: { patient: string; initial: string | null }) {
   const msgs = useLoad(async () => {
     const r = await api<Bundle<Message>>(`/fhir/R4/Communication?patient=${patient}&_count=100`, { area: "messages" });
     return threads(entries(r.data));
   }, [patient]);
   const [open, setOpen] = useState<string | null>(null);
+  const [opened, setOpened] = useState(false);
+  useEffect(() => {
+    const t = initial && msgs.data?.find((x) => x.id === initial);
+    if (t && !opened) {
+      setOpened(true);
+      void openThread(t);
+      document.getElementById("h-pmsgs")?.scrollIntoView();
+    }
+  }, [msgs.data, initial]);
   const [text, setText] = useState("");
   const [subject, setSubject] = useState("");
   const [busy, setBusy] = useState(false);
@@ -110,7 +120,12 @@ function PatientMessages({ patient }: { patient: string }) {
 function UnreadFromPatients() {
   const u = useLoad(async () => (await api<{ unread: number }>(`/api/v1/messages/unread`, { area: "messages" })).data.unread, []);
   if (u.data === undefined) return null;
-  return <p class="banner banner-info" role="status">{u.data === 0 ? "No unread messages from patients." : `${u.data} unread message${u.data === 1 ? "" : "s"} from patients: open a patient's chart to read and answer them.`}</p>;
+  return (
+    <p class="banner banner-info" role="status">
+      {u.data === 0 ? "No unread messages from patients." : `${u.data} unread message${u.data === 1 ? "" : "s"} from patients.`}{" "}
+      <a href="/provider/inbox">Open the inbox</a>
+    </p>
+  );
 }
 
 export function ProviderHome() {
@@ -231,7 +246,7 @@ export function Chart({ id }: { id: string }) {
       {chart.data && (
         <>
           <NoteEditor patient={id} headers={headers} onSaved={chart.reload} chart={chart.data} />
-          {!reason && <PatientMessages patient={id} />}
+          {!reason && <PatientMessages patient={id} initial={new URLSearchParams(location.search).get("thread")} />}
           <ChartView chart={chart.data} signedOnly={false} />
         </>
       )}
