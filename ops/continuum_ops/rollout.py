@@ -53,6 +53,7 @@ from . import haproxy as hap
 from .haproxy import MAINT_BITS, portal_servers  # noqa: F401 (portal_servers: used by the tests)
 from . import judge as judge_mod
 from . import monitoring
+from . import reports
 from . import rollout_plan as plan
 from .topology import Node, other_slot
 from .util import ClusterError, http_get, http_json, log, write_atomic

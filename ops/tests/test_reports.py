@@ -14,7 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from continuum_ops import reports  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from continuum_ops import chaos, reports, rollout  # noqa: E402
 
 
 class PayloadTest(unittest.TestCase):
@@ -110,6 +112,36 @@ class PublisherTest(unittest.TestCase):
         finally:
             bad.close()
             other.close()
+
+
+class WiringTest(unittest.TestCase):
+    """The controllers reach the portal: the edge first, then two nodes."""
+
+    def cluster(self, d):
+        nodes = [SimpleNamespace(host="127.0.0.1", port=p) for p in (18101, 18102, 18111)]
+        return SimpleNamespace(state=Path(d), ops_token_file=Path(d) / "ops.token",
+                               topo=SimpleNamespace(monitoring={"prometheus": 9090}, haproxy={"http": 8080}, nodes=nodes),
+                               haproxy_cmd=lambda cmd: "", haproxy_each=lambda cmd: [""])
+
+    def test_rollout_controller_and_chaos_save(self):
+        with tempfile.TemporaryDirectory() as d:
+            ctl = rollout.Controller(self.cluster(d))
+            self.assertEqual(ctl.publisher.bases, ["http://127.0.0.1:8080", "http://127.0.0.1:18101",
+                                                   "http://127.0.0.1:18102"])
+            # a chaos run's report is saved and offered to the portal (none answers here)
+            seen = []
+            real = reports.Publisher.send
+            reports.Publisher.send = lambda self, body, final=False: seen.append((body, final)) or False
+            try:
+                chaos._save(self.cluster(d), {"id": "c1", "title": "t", "held": True, "aborted": None,
+                                              "started": 0, "finished": 5, "steps": []}, render=lambda r: "text")
+            finally:
+                reports.Publisher.send = real
+            self.assertTrue((Path(d) / "chaos" / "c1.json").exists())
+            body, final = seen[0]
+            self.assertTrue(final)
+            self.assertEqual((body["kind"], body["id"], body["outcome"], body["text"]),
+                             ("chaos-run", "c1", "hypothesis held", "text"))
 
 
 if __name__ == "__main__":
