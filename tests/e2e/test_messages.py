@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from harness import ContinuumTestCase
+from harness import ContinuumTestCase, wait_until
 
 
 def message(recipient, text, subject=None, reply_to=None):
@@ -80,45 +80,118 @@ class MessagingTest(ContinuumTestCase):
             "cr.patient_id = a.patient_id AND cr.practitioner_id = 1 JOIN patient p ON p.id = a.patient_id "
             "WHERE a.username LIKE 'patient-%' AND a.patient_id <> 1 AND NOT p.synthetic "
             "ORDER BY a.patient_id LIMIT 1")[0]
+        names = {str(r["id"]): f"{r['given']} {r['family']}" for r in self.cluster.rows(
+            "SELECT id, given, family FROM patient WHERE id IN (1, :'o')", o=str(other["patient_id"]))}
         tag = uuid.uuid4().hex[:8]
         r1 = self.send(self.token("demo-patient"), message("Practitioner/1", "Refill please.", f"Refill {tag}"))
         self.assertEqual(r1.status, 201, r1)
         r2 = self.send(self.token(other["username"]), message("Practitioner/1", "Test results?", f"Results {tag}"))
         self.assertEqual(r2.status, 201, r2)
         first, second = r1.json(), r2.json()
-        # the reply in the first thread makes it the newest, with nothing unread from the patient
+        # both patients' conversations, newest first, each with its one unread message
         resp = self.inbox(doc)
         body = resp.json()
         threads = body["threads"]
         mine = [t for t in threads if t["subject"].endswith(tag)]
         self.assertEqual([t["subject"] for t in mine], [f"Results {tag}", f"Refill {tag}"])  # newest first
-        self.assertEqual(mine[0]["patient"]["reference"], f"Patient/{other['patient_id']}")
-        self.assertTrue(mine[0]["patient"]["display"])
-        self.assertEqual((mine[0]["unread"], mine[0]["messages"], mine[0]["last_from_patient"]), (1, 1, True))
-        self.assertEqual(mine[1]["thread"], first["id"])
-        self.assertEqual(body["unread_total"], self.unread(doc))
+        self.assertEqual([t["thread"] for t in mine], [second["id"], first["id"]])
+        self.assertEqual([t["patient"] for t in mine], [
+            {"reference": f"Patient/{other['patient_id']}", "display": names[str(other["patient_id"])]},
+            {"reference": "Patient/1", "display": names["1"]}])
+        for t in mine:
+            self.assertEqual((t["unread"], t["messages"], t["last_from_patient"]), (1, 1, True), t)
+        total = body["unread_total"]
+        self.assertEqual(total, self.unread(doc))
+        self.assertLess(len(threads), 50)  # all of them listed: the unread counts add up
+        self.assertEqual(sum(t["unread"] for t in threads), total)
         times = [t["last_sent"] for t in threads]
         self.assertEqual(times, sorted(times, reverse=True))
-        # one audit record per patient listed, beside the request's own
-        rows = self.cluster.wait_audit(resp.request_id, predicate=lambda r: r["patient_id"] == str(other["patient_id"]))
+        # one audit record per patient listed (the request's own record says how many)
         listed = {t["patient"]["reference"].split("/")[1] for t in threads}
-        every = self.cluster.audit_rows(resp.request_id)
-        self.assertEqual({r["patient_id"] for r in every if r["patient_id"]}, listed)
-        self.assertTrue(all(r["outcome"] == "success" and r["actor"] == "demo-provider" for r in every), every)
-        self.assertTrue(rows)
-        # the provider reads the first message and answers it: read, and the newest
+        def shipped():
+            rows = self.cluster.audit_rows(resp.request_id)
+            return rows if len(rows) > len(listed) else None
+        every = wait_until(shipped, 10, 0.2, "the inbox's audit records")
+        per_patient = sorted(r["patient_id"] for r in every if r["patient_id"])
+        self.assertEqual(per_patient, sorted(listed))  # each patient once
+        self.assertIn(str(other["patient_id"]), per_patient)
+        own = [r for r in every if not r["patient_id"]]
+        self.assertEqual(len(own), 1, every)
+        self.assertEqual(own[0]["detail"], f"inbox: {len(threads)} conversations, {len(listed)} patients")
+        for r in every:
+            self.assertEqual((r["outcome"], r["actor"], r["role"], r["action"], r["resource_type"]),
+                             ("success", "demo-provider", "provider", "search", "Communication"), r)
+        # the provider opens the first message: its conversation has nothing unread any more
         self.assertEqual(self.server.post_json(f"/fhir/R4/Communication/{first['id']}/$read", {}, token=doc).status, 200)
+        body = self.inbox(doc).json()
+        self.assertEqual(body["unread_total"], total - 1)
+        after = {t["thread"]: t for t in body["threads"]}
+        self.assertEqual((after[first["id"]]["unread"], after[first["id"]]["messages"]), (0, 1))
+        self.assertEqual(after[second["id"]]["unread"], 1)
+        unread = self.inbox(doc, "?unread=true").json()["threads"]
+        self.assertTrue(unread)
+        self.assertTrue(all(t["unread"] > 0 for t in unread), unread)
+        self.assertIn(second["id"], {t["thread"] for t in unread})
+        self.assertNotIn(first["id"], {t["thread"] for t in unread})
+        self.assertEqual(len(unread), sum(1 for t in body["threads"] if t["unread"] > 0))
+        # ... and answers it: that conversation is the newest, last from the provider
         self.assertEqual(self.send(doc, message("Patient/1", "Sent to the pharmacy.", reply_to=first["id"])).status, 201)
         threads = self.inbox(doc).json()["threads"]
         top = threads[0]
         self.assertEqual((top["thread"], top["unread"], top["messages"], top["last_from_patient"]),
                          (first["id"], 0, 2, False))
         self.assertEqual(top["subject"], f"Refill {tag}")   # the thread's first subject, not "Re: ..."
-        unread = self.inbox(doc, "?unread=true").json()["threads"]
-        self.assertTrue(all(t["unread"] > 0 for t in unread))
-        self.assertIn(second["id"], {t["thread"] for t in unread})
-        self.assertNotIn(first["id"], {t["thread"] for t in unread})
-        self.assertEqual(len(self.inbox(doc, "?_count=1").json()["threads"]), 1)
+        self.assertEqual(self.inbox(doc, "?_count=1").json()["threads"], threads[:1])
+        self.assertEqual(self.inbox(doc, "?_count=2&unread=false").json()["threads"], threads[:2])
+
+    def test_inbox_scope(self):
+        """Only the provider's own conversations, with patients they treat (a synthetic
+        patient only for a synthetic practitioner)."""
+        doc = self.token("demo-provider")
+        a = self.cluster.rows(
+            "SELECT a.username, a.patient_id, cr.facility_id, cr.since, o.practitioner_id AS other "
+            "FROM account a JOIN patient p ON p.id = a.patient_id JOIN care_relationship cr ON "
+            "cr.patient_id = a.patient_id AND cr.practitioner_id = 1 JOIN care_relationship o ON "
+            "o.patient_id = a.patient_id AND o.practitioner_id <> 1 JOIN practitioner pr ON "
+            "pr.id = o.practitioner_id WHERE a.username LIKE 'patient-%' AND a.patient_id <> 1 "
+            "AND NOT p.synthetic AND NOT pr.synthetic ORDER BY a.patient_id DESC LIMIT 1")
+        self.assertTrue(a, "a patient of practitioner 1 who also sees another practitioner")
+        a = a[0]
+        pid = str(a["patient_id"])
+        tok = self.token(a["username"])
+        tag = uuid.uuid4().hex[:8]
+        mine = self.send(tok, message("Practitioner/1", "Dizzy since Monday.", f"Dizzy {tag}"))
+        self.assertEqual(mine.status, 201, mine)
+        theirs = self.send(tok, message(f"Practitioner/{a['other']}", "Knee again.", f"Knee {tag}"))
+        self.assertEqual(theirs.status, 201, theirs)
+        mine, theirs = mine.json()["id"], theirs.json()["id"]
+
+        def listed(query=""):
+            return {t["thread"] for t in self.inbox(doc, query).json()["threads"]}
+
+        for q in ("", "?unread=true"):
+            with self.subTest(q):
+                self.assertIn(mine, listed(q))
+                self.assertNotIn(theirs, listed(q))  # the patient's conversation with someone else
+        # the care relationship ends: the conversation leaves the inbox (and is not audited)
+        self.cluster.sql("DELETE FROM care_relationship WHERE practitioner_id = 1 AND patient_id = :'p'", p=pid)
+        self.addCleanup(self.cluster.sql,
+                        "INSERT INTO care_relationship (practitioner_id, patient_id, facility_id, since) "
+                        "VALUES (1, :'p', :'f', :'s') ON CONFLICT DO NOTHING",
+                        p=pid, f=str(a["facility_id"]), s=str(a["since"]))
+        r = self.inbox(doc)
+        self.assertNotIn(mine, {t["thread"] for t in r.json()["threads"]})
+        self.assertNotIn(pid, {t["patient"]["reference"].split("/")[1] for t in r.json()["threads"]})
+        self.assertNotIn(pid, [x["patient_id"] for x in self.cluster.wait_audit(r.request_id)])
+        self.cluster.sql("INSERT INTO care_relationship (practitioner_id, patient_id, facility_id, since) "
+                         "VALUES (1, :'p', :'f', :'s')", p=pid, f=str(a["facility_id"]), s=str(a["since"]))
+        self.assertIn(mine, listed())
+        # a synthetic patient is not listed for a real practitioner
+        self.cluster.sql("UPDATE patient SET synthetic = true WHERE id = :'p'", p=pid)
+        self.addCleanup(self.cluster.sql, "UPDATE patient SET synthetic = false WHERE id = :'p'", p=pid)
+        self.assertNotIn(mine, listed())
+        self.cluster.sql("UPDATE patient SET synthetic = false WHERE id = :'p'", p=pid)
+        self.assertIn(mine, listed())
 
     def test_inbox_refusals(self):
         pat = self.token("demo-patient")

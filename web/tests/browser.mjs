@@ -253,12 +253,20 @@ async function provider(page) {
   await page.getByRole("heading", { name: "Inbox", exact: true }).waitFor({ timeout: T });
   const item = page.locator("[data-thread]", { hasText: cfg.inbox_subject });
   await item.getByText("1 new").waitFor({ timeout: T });
+  // the conversation just written to the patient is listed (last from the provider, nothing
+  // unread), and "Unread only" leaves it out
+  const answered = page.locator("[data-thread]", { hasText: topic });
+  await answered.getByText("Last from you").waitFor({ timeout: T });
   await page.getByLabel("Unread only").check();
+  await answered.waitFor({ state: "detached", timeout: T });
   await item.getByText("1 new").waitFor({ timeout: T });
   await checkPage(page, "inbox");
   await item.getByRole("link", { name: cfg.inbox_subject }).click();
   await page.getByRole("heading", { name: `Chart of patient ${cfg.patient_id}` }).waitFor({ timeout: T });
   await page.locator(".thread li", { hasText: cfg.inbox_text }).waitFor({ timeout: T });
+  // opened on the chart: marked read (the list reloads without its "new" tag) before leaving
+  await page.locator("li", { has: page.getByRole("button", { name: cfg.inbox_subject, exact: true }) })
+    .locator(".tag.unread").waitFor({ state: "detached", timeout: T });
   await nav(page, "Inbox");
   await page.locator("[data-thread]", { hasText: cfg.inbox_subject }).waitFor({ timeout: T });
   expect(!(await page.locator("[data-thread]", { hasText: cfg.inbox_subject }).getByText("new").isVisible()),
