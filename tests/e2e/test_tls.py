@@ -77,7 +77,27 @@ class TlsTest(ContinuumTestCase):
                            5, 0.05, "the stand-in's access line")
         self.assertTrue(all(c["tls"] is True for c in calls), calls)
 
-        # The outage baseline: the stand-in refuses connections.
+        # The nodes with a certificate that does not verify, before any outage of the
+        # stand-in: their breakers and last errors come from the handshakes alone (the
+        # untrusted node shares the good stand-in, whose refusal below it would see too).
+        before = len(self.handler_calls(self.deps, "/v1/prescriptions/"))
+        seen = {}
+        for node in (self.untrusted, self.wronghost):
+            r_cached = self.fill_status(node, cached)
+            self.assertEqual(r_cached.header("X-Continuum-Degraded"), "stale", r_cached)
+            seen[node.name] = (r_cached, self.fill_status(node, never))
+        # Nothing reached a handler: the handshake failed first (the stand-ins log it).
+        self.assertEqual(len(self.handler_calls(self.deps, "/v1/prescriptions/")), before)
+        self.assertEqual(self.handler_calls(self.wrong_deps, "/v1/prescriptions/"), [])
+        wait_until(lambda: [a for a in self.wrong_deps.access_lines() if "tls_handshake" in a],
+                   5, 0.05, "a failed TLS handshake in the stand-in's log")
+        # The untrusted node's reason names the certificate.
+        wait_until(lambda: "certificate" in self.untrusted.get("/readyz").json().get(
+            "dependencies", {}).get("pharmacy", {}).get("last_error", ""),
+            5, 0.1, "the untrusted node's last error naming the certificate")
+
+        # The outage baseline: the stand-in refuses connections. The nodes above answered
+        # exactly as the good node does in an outage.
         self.deps.set_fault("pharmacy", "refuse")
         try:
             outage_cached = self.fill_status(self.good, cached)
@@ -87,24 +107,10 @@ class TlsTest(ContinuumTestCase):
         self.assertEqual((outage_cached.status, outage_cached.json().get("source")),
                          (200, "last-known"), outage_cached)
         self.assertEqual(outage_never.status, 503, outage_never)
-
-        before = len(self.handler_calls(self.deps, "/v1/prescriptions/"))
-        for node in (self.untrusted, self.wronghost):
-            r = self.fill_status(node, cached)
-            self.assertEqual((r.status, r.json().get("source")),
-                             (outage_cached.status, "last-known"), f"{node.name}: {r!r}")
-            self.assertEqual(r.header("X-Continuum-Degraded"), "stale", r)
-            r = self.fill_status(node, never)
-            self.assertEqual(r.status, outage_never.status, f"{node.name}: {r!r}")
-        # Nothing reached a handler: the handshake failed first (the stand-ins log it).
-        self.assertEqual(len(self.handler_calls(self.deps, "/v1/prescriptions/")), before)
-        self.assertEqual(self.handler_calls(self.wrong_deps, "/v1/prescriptions/"), [])
-        wait_until(lambda: [a for a in self.wrong_deps.access_lines() if "tls_handshake" in a],
-                   5, 0.05, "a failed TLS handshake in the stand-in's log")
-        # The untrusted node's reason names the certificate.
-        d = self.untrusted.get("/readyz").json().get("dependencies", {}).get("pharmacy", {})
-        if "last_error" in d:
-            self.assertIn("certificate", d["last_error"], d)
+        for name, (r_cached, r_never) in seen.items():
+            self.assertEqual((r_cached.status, r_cached.json().get("source")),
+                             (outage_cached.status, "last-known"), f"{name}: {r_cached!r}")
+            self.assertEqual(r_never.status, outage_never.status, f"{name}: {r_never!r}")
 
     def book(self, server, pid):
         tok = self.token(f"patient-{pid}", server)
