@@ -4,15 +4,27 @@
 
 #include <cstdio>
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace continuum {
 namespace {
 
+// The files a test wrote, removed when the test binary exits (also after a failure).
+struct TempFiles {
+  std::vector<std::string> paths;
+  ~TempFiles() {
+    for (const auto& p : paths) std::remove(p.c_str());
+  }
+};
+
 std::string Write(const std::string& text) {
+  static TempFiles files;
   char path[] = "/tmp/continuum-config-XXXXXX";
   int fd = mkstemp(path);
   close(fd);
   std::ofstream(path) << text;
+  files.paths.emplace_back(path);
   return path;
 }
 

@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "monitor/probe_config.hpp"
@@ -132,9 +133,21 @@ std::string Write(const std::string& dir, const std::string& name, const std::st
   return p;
 }
 
+// The folders a test made, removed when the test binary exits (also after a failure).
+struct TempDirs {
+  std::vector<std::string> paths;
+  ~TempDirs() {
+    std::error_code ec;
+    for (const auto& p : paths) std::filesystem::remove_all(p, ec);
+  }
+};
+
 std::string TempDir() {
+  static TempDirs dirs;
   char d[] = "/tmp/continuum-probe-config-XXXXXX";
-  return mkdtemp(d);
+  std::string made = mkdtemp(d);
+  dirs.paths.push_back(made);
+  return made;
 }
 
 TEST(ProbeConfig, ReadsVantagesAndResolvesPaths) {

@@ -27,7 +27,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
@@ -119,7 +118,12 @@ class WebTest(ContinuumTestCase):
             "ehr": {"sync_interval_ms": 1000},
             "cache": {"fresh_ms": 1000, "stale_while_revalidate_ms": 2000,
                       "stale_if_error_ms": 600000}})
-        cls.artifacts = Path(tempfile.mkdtemp(prefix="continuum-web-artifacts-"))
+        # One folder per run, replaced by the next (not a new temporary folder each time):
+        # build/web-artifacts, or CONTINUUM_WEB_ARTIFACTS.
+        cls.artifacts = Path(os.environ.get("CONTINUUM_WEB_ARTIFACTS")
+                             or ROOT / "build" / "web-artifacts")
+        shutil.rmtree(cls.artifacts, ignore_errors=True)
+        cls.artifacts.mkdir(parents=True)
         print(f"\nweb test artefacts (screenshots, axe reports): {cls.artifacts}", file=sys.stderr)
         handler = type("Control", (_Control,), {"test": cls})
         cls.control = ThreadingHTTPServer(("127.0.0.1", 0), handler)
