@@ -173,6 +173,8 @@ class MessagingTest(ContinuumTestCase):
             with self.subTest(q):
                 self.assertIn(mine, listed(q))
                 self.assertNotIn(theirs, listed(q))  # the patient's conversation with someone else
+        before = self.inbox(doc).json()
+        self.assertEqual(self.unread(doc), before["unread_total"])
         # the care relationship ends: the conversation leaves the inbox (and is not audited)
         self.cluster.sql("DELETE FROM care_relationship WHERE practitioner_id = 1 AND patient_id = :'p'", p=pid)
         self.addCleanup(self.cluster.sql,
@@ -181,6 +183,9 @@ class MessagingTest(ContinuumTestCase):
                         p=pid, f=str(a["facility_id"]), s=str(a["since"]))
         r = self.inbox(doc)
         self.assertNotIn(mine, {t["thread"] for t in r.json()["threads"]})
+        # ... and from the counts: the badge and the inbox's total agree with what is listed
+        self.assertEqual(r.json()["unread_total"], before["unread_total"] - 1)
+        self.assertEqual(self.unread(doc), r.json()["unread_total"])
         self.assertNotIn(pid, {t["patient"]["reference"].split("/")[1] for t in r.json()["threads"]})
         self.assertNotIn(pid, [x["patient_id"] for x in self.cluster.wait_audit(r.request_id)])
         self.cluster.sql("INSERT INTO care_relationship (practitioner_id, patient_id, facility_id, since) "
@@ -190,7 +195,9 @@ class MessagingTest(ContinuumTestCase):
         self.cluster.sql("UPDATE patient SET synthetic = true WHERE id = :'p'", p=pid)
         self.addCleanup(self.cluster.sql, "UPDATE patient SET synthetic = false WHERE id = :'p'", p=pid)
         self.assertNotIn(mine, listed())
+        self.assertEqual(self.unread(doc), before["unread_total"] - 1)
         self.cluster.sql("UPDATE patient SET synthetic = false WHERE id = :'p'", p=pid)
+        self.assertEqual(self.unread(doc), before["unread_total"])
         self.assertIn(mine, listed())
 
     def test_inbox_refusals(self):

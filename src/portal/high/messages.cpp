@@ -56,9 +56,15 @@ const db::Query kUnreadForPatient{
     "messages_unread_patient",
     "SELECT count(*) FROM message WHERE patient_id = $1 AND read_at IS NULL AND NOT from_patient",
     db::Access::kRead};
+// A provider's unread messages in the inbox's scope (below): a message from a patient they
+// no longer treat, or from a synthetic patient, is not counted for a real practitioner
+// (the badge and the inbox's unread_total agree with the conversations listed).
 const db::Query kUnreadForPractitioner{
     "messages_unread_practitioner",
-    "SELECT count(*) FROM message WHERE practitioner_id = $1 AND read_at IS NULL AND from_patient",
+    "SELECT count(*) FROM message m JOIN care_relationship cr ON cr.practitioner_id = "
+    "m.practitioner_id AND cr.patient_id = m.patient_id JOIN patient p ON p.id = m.patient_id "
+    "WHERE m.practitioner_id = $1 AND m.read_at IS NULL AND m.from_patient AND (NOT p.synthetic "
+    "OR EXISTS (SELECT 1 FROM practitioner pr WHERE pr.id = $1 AND pr.synthetic))",
     db::Access::kRead};
 // A provider's conversations across their patients (care relationships only; synthetic
 // patients only for a synthetic practitioner), newest activity first: the thread's first
