@@ -22,7 +22,7 @@ from . import haproxy, monitoring, patroni, pgroot, portal
 from .procs import Supervisor, closure, cmdline, descendants, live, snapshot
 from .topology import (MAX_OFFSET, SLOTS, Node, Topology, ephemeral_range, listening_ports, max_offset, port_problems,
                        reserved_ports)
-from .util import ClusterError, all_ok, http_get, http_json, log, render, render_text, wait_for, write_atomic
+from .util import ClusterError, all_ok, binary_knows, http_get, http_json, log, render, render_text, wait_for, write_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -473,14 +473,14 @@ class Cluster:
         v = os.environ.get("CLUSTER_NO_TOPOLOGY", "")
         if v in ("0", "1"):
             return v == "0"
-        return b"max_replica_lag_ms" in Path(binary or self.bin).read_bytes()
+        return binary_knows(Path(binary or self.bin), b"max_replica_lag_ms")
 
     def prometheus_line(self, binary: Path) -> str:
         """[ops] prometheus_url: the dashboard's charts come from the cluster's Prometheus
         through the node (a build from before the key existed would refuse it)."""
         if not self.with_monitoring:
             return "# prometheus_url: none (the cluster runs without monitoring)"
-        if b"prometheus_url" not in Path(binary).read_bytes():
+        if not binary_knows(Path(binary), b"prometheus_url"):
             return "# prometheus_url: not known to this release's binary"
         return f'prometheus_url = "http://127.0.0.1:{self.topo.monitoring["prometheus"]}"'
 

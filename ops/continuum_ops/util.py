@@ -115,3 +115,17 @@ def wait_for(seconds: float, what: str, check, interval: float = 0.5) -> None:
         if time.monotonic() >= end:
             raise ClusterError(f"timed out after {seconds:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+_KNOWS: dict[tuple[str, int, int, bytes], bool] = {}
+
+
+def binary_knows(binary: Path, needle: bytes) -> bool:
+    """Whether a release's binary contains needle (a configuration key it accepts: an
+    older release refuses keys it does not know). Read once per binary file (path, size
+    and mtime): the binary is ~150 MB and every node's config asks (0.4 s a read)."""
+    st = binary.stat()
+    key = (str(binary.resolve()), st.st_size, st.st_mtime_ns, needle)
+    if key not in _KNOWS:
+        _KNOWS[key] = needle in binary.read_bytes()
+    return _KNOWS[key]
