@@ -87,6 +87,9 @@ class ReplicationTest : public ::testing::Test {
         break;
       std::this_thread::sleep_for(100ms);
     }
+    // The table every test writes to, here and not in the first test that needs it: a test
+    // runs alone too (a shard, a filter, a shuffled order).
+    pg.Exec(primary_url_, "CREATE TABLE IF NOT EXISTS r_items (k text PRIMARY KEY)");
   }
   static void TearDownTestSuite() {
     for (pid_t p : StandbyPids(dir_ + "/standby")) ::kill(p, SIGCONT);
