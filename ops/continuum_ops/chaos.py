@@ -16,7 +16,8 @@ region), "sync-standby", "replica" (a region that is neither), or a dependency /
 for the faults that take one. Faults (ops/continuum_ops/faults.py): kill-region,
 kill-nodes, pause-nodes, pause-region, dependency (params: mode = error|timeout|slow|refuse,
 delay_ms), slow-query (target: a table), edge-backend-down, exhaust-connections (params:
-count), database-network (params: the net-proxy's toxics), kill-edge (target: an edge
+count), hold-pool (target: a tier, critical|high|medium|low: every connection of that tier's
+pools held inside every portal node; [ops] chaos_hooks), database-network (params: the net-proxy's toxics), kill-edge (target: an edge
 instance), fill-disk (params: percent, full_after_s; the region's journal volumes). "client_retries" (0-3, default 0): the load's clients resend a request that got
 no answer at all that many times (the report also counts what would have failed without).
 
@@ -56,7 +57,8 @@ from . import faults as F
 from .util import ClusterError, log, write_atomic
 
 FAULTS = ("kill-region", "kill-nodes", "pause-nodes", "pause-region", "dependency", "slow-query",
-          "edge-backend-down", "exhaust-connections", "database-network", "kill-edge", "fill-disk")
+          "edge-backend-down", "exhaust-connections", "hold-pool", "database-network", "kill-edge",
+          "fill-disk")
 ROLES = ("primary", "sync-standby", "replica")
 
 
@@ -164,6 +166,9 @@ def _check_params(fault: str, target: str, params: dict, where: str) -> None:
     elif fault == "exhaust-connections":
         if "count" in params:
             _number(params, "count", f"{where}.params", 1, 1, 10000)
+    elif fault == "hold-pool":
+        if target not in ("critical", "high", "medium", "low"):
+            raise ValueError(f"{where}.target must be a tier: critical, high, medium or low")
     elif fault == "kill-edge":
         from .haproxy import EDGE_INSTANCES
         if target not in EDGE_INSTANCES:
@@ -293,6 +298,8 @@ def make_fault(kind: str, target: str, params: dict | None = None) -> F.Fault:
     if kind == "exhaust-connections":
         n = params.get("count")
         return F.ConnectionsExhausted(target or "primary", int(n) if n is not None else None)
+    if kind == "hold-pool":
+        return F.PoolHeld(target or "medium", int(params.get("hold_s", 600)))
     if kind == "kill-edge":
         return F.EdgeInstanceKilled(target)
     if kind == "fill-disk":
@@ -320,7 +327,7 @@ def replay(c, journal: Journal) -> list[str]:
 
 
 def resolve_target(c, step: Step) -> str:
-    if step.fault in ("dependency", "slow-query", "kill-edge"):
+    if step.fault in ("dependency", "slow-query", "kill-edge", "hold-pool"):
         return step.target
     if step.fault == "exhaust-connections":
         return "primary"

@@ -510,7 +510,11 @@ class Cluster:
                   "WRITE_URL": self.portal_primary_url(n.region), "TOPOLOGY": topo, "DEPENDENCIES": deps,
                   "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
                   "AUDIT_DIR": self.audit_dir(n), "PUBLIC_BASE_URL": portal.public_base_url(self.topo),
-                  "OPS_PROMETHEUS": self.prometheus_line(binary)}
+                  "OPS_PROMETHEUS": self.prometheus_line(binary),
+                  # this cluster practises chaos days: the hooks inside the nodes (behind the
+                  # ops token) are on, unless the release's binary predates them
+                  "OPS_CHAOS_HOOKS": ("chaos_hooks = true" if binary_knows(binary, b"chaos_hooks")
+                                      else "# chaos_hooks: not known to this release's binary")}
         text = render_text((DEPLOY / "portal" / "continuum.toml.tmpl").read_text(), values)
         if overlay:
             try:

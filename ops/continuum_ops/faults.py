@@ -293,6 +293,49 @@ class ConnectionsExhausted(Fault):
         self.procs = []
 
 
+class PoolHeld(Fault):
+    """Every connection of one tier's pools held inside every portal node (the nodes' chaos
+    hook, POST /api/v1/ops/chaos/pool-hold; [ops] chaos_hooks): that tier's requests find no
+    connection and fail or fall back as the tier is designed to, the other tiers' pools are
+    untouched. The hold ends by itself after hold_s (a controller that died leaves it for at
+    most that long); revert: DELETE on every node."""
+
+    def __init__(self, tier: str, hold_s: int = 600):
+        super().__init__("tier's pool held", tier, {"DbPoolSaturated", "TierDegraded"}, {"tier": tier})
+        self.hold_s = hold_s
+
+    def _call(self, c: Cluster, method: str, body: dict | None) -> list[dict]:
+        token = c.ops_token_file.read_text().strip()
+        out, errors = [], []
+        for n in c.topo.nodes:
+            if not c.sup.alive(f"portal-{n.name}"):
+                continue
+            url = f"http://{n.host}:{n.port}/api/v1/ops/chaos/pool-hold"
+            if method == "DELETE":
+                url += f"?tier={self.target}"
+            req = urllib.request.Request(url, method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Authorization": f"Bearer {token}",
+                                                  "Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=20) as r:
+                    out.append({"node": n.name, **json.loads(r.read())})
+            except (urllib.error.URLError, OSError, ValueError) as e:
+                errors.append(f"{n.name}: {e}")
+        if errors and method == "POST":
+            raise ClusterError(f"pool hold refused: {'; '.join(errors)} (is [ops] chaos_hooks on?)")
+        return out
+
+    def inject(self, c: Cluster) -> None:
+        got = self._call(c, "POST", {"tier": self.target, "seconds": self.hold_s})
+        held = sum(g.get("held", 0) for g in got)
+        wanted = sum(g.get("wanted", 0) for g in got)
+        log(f"fault: {self.target} tier's pools held on {len(got)} nodes ({held} of {wanted} connections)")
+
+    def revert(self, c: Cluster) -> None:
+        self._call(c, "DELETE", None)
+
+
 class JournalDiskFilled(Fault):
     """The audit journal filesystem of every portal node of a region filled by a ballast file
     (<volume>/ballast, beside the journal folder) to `percent` % used, and `full_after_s`

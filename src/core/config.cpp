@@ -329,7 +329,8 @@ Config LoadConfig(const std::string& path) {
       Fail(path, "audit.head_interval_ms", "must be 100..60000");
   }
   if (auto* s = root["ops"].as_table()) {
-    CheckKeys(*s, path, "ops", {"token_file", "prometheus_url"});
+    CheckKeys(*s, path, "ops", {"token_file", "prometheus_url", "chaos_hooks"});
+    Get(*s, path, "ops", "chaos_hooks", c.chaos_hooks);
     if (s->get("token_file")) {
       Get(*s, path, "ops", "token_file", c.ops_token_file);
       if (c.ops_token_file.empty())

@@ -145,6 +145,10 @@ struct Config {
   // token): the browser talks to one origin only (the CSP's connect-src 'self'). Not PHI,
   // and on the operators' own network: plain HTTP. Empty: no charts.
   std::string prometheus_url;
+  // [ops] chaos_hooks: the chaos experiments' hooks inside the node (behind the ops token;
+  // POST /api/v1/ops/chaos/pool-hold holds every connection of one tier's pools for a
+  // while). Off: those routes answer 403. On for a cluster that practises chaos days.
+  bool chaos_hooks = false;
   // [web] root: the folder of the web app's bundle (web/dist, `npm run build`), served
   // under / (src/http/static_site.hpp). Unset: <binary's folder>/../web/dist if it holds
   // an index.html, else no web app (a warning at start). [web] enabled = false: none.

@@ -115,6 +115,12 @@ TEST(Config, RejectsUnknownKeysNamingThem) {
   std::remove(p.c_str());
 }
 
+TEST(Config, ChaosHooksAreOffUnlessTurnedOn) {
+  EXPECT_FALSE(LoadConfig(Write("[node]\nregion = \"x\"\n")).chaos_hooks);
+  EXPECT_TRUE(LoadConfig(Write("[ops]\nchaos_hooks = true\n")).chaos_hooks);
+  EXPECT_THROW(LoadConfig(Write("[ops]\nchaos_hooks = \"yes\"\n")), std::runtime_error);
+}
+
 TEST(Config, ReadsPrometheusUrl) {
   EXPECT_TRUE(LoadConfig(Write("[node]\nregion = \"x\"\n")).prometheus_url.empty());
   EXPECT_EQ(

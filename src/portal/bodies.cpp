@@ -490,6 +490,11 @@ ops::OpsReport ParseOpsReportBody(const http::Request& req) {
   return ops::ParseOpsReport(req.body);
 }
 
+ops::PoolHoldRequest ParsePoolHoldBody(const http::Request& req) {
+  RequireJsonContentType(req);
+  return ops::ParsePoolHold(req.body);
+}
+
 const char* BodyKindName(BodyKind k) { return k == BodyKind::kNone ? "none" : "json"; }
 
 namespace {
@@ -502,6 +507,8 @@ constexpr std::array kRouteBodies{
     RouteBody{"ops.journey_runs.receive", BodyKind::kJson,
               [](Req r, Caller) { ParseJourneyRunBody(r); }},
     RouteBody{"ops.reports.receive", BodyKind::kJson, [](Req r, Caller) { ParseOpsReportBody(r); }},
+    RouteBody{"ops.chaos.pool_hold", BodyKind::kJson, [](Req r, Caller) { ParsePoolHoldBody(r); }},
+    RouteBody{"ops.chaos.pool_release", BodyKind::kNone, [](Req r, Caller) { RequireNoBody(r); }},
     RouteBody{"session.create", BodyKind::kJson, [](Req r, Caller) { ParseLoginBody(r); }},
     RouteBody{"session.delete", BodyKind::kNone, [](Req r, Caller) { RequireNoBody(r); }},
     RouteBody{"session.totp.enrol", BodyKind::kJson, [](Req r, Caller) { ParseTotpEnrolBody(r); }},

@@ -97,6 +97,7 @@ std::string ParseRefillBody(const http::Request& req);
 ops::AlertBatch ParseAlertsBody(const http::Request& req);
 ops::JourneyRun ParseJourneyRunBody(const http::Request& req);
 ops::OpsReport ParseOpsReportBody(const http::Request& req);
+ops::PoolHoldRequest ParsePoolHoldBody(const http::Request& req);
 
 enum class BodyKind {
   kNone,  // the route takes no body (RequireNoBody, applied by the dispatcher)

@@ -61,6 +61,11 @@ class CpuQueue;
 
 namespace continuum::portal {
 
+struct Shard;
+namespace chaos {
+class PoolHolds;
+}
+
 // Process-wide services, shared by all shards (each is thread-safe).
 struct Services {
   Config config;
@@ -77,6 +82,7 @@ struct Services {
   resilience::SwrCache* content_cache = nullptr;    // low tier: articles, recommendations
   deps::Registry* deps = nullptr;                   // external services, each with a breaker
   Secret ops_token;  // [ops] token_file's content; empty: the ops API refuses everyone
+  chaos::PoolHolds* pool_holds = nullptr;  // [ops] chaos_hooks (portal/chaos_hooks.hpp)
   // The web app's bundle ([web] root), served for paths no route has; null: none.
   const http::StaticSite* web = nullptr;
   // Set by the session sync loop (every revocation_poll_ms): its last round trip to the

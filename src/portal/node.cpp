@@ -34,6 +34,7 @@
 #include "http/server.hpp"
 #include "http/static_site.hpp"
 #include "portal/access.hpp"
+#include "portal/chaos_hooks.hpp"
 #include "portal/ehr_sync.hpp"
 #include "portal/high/notifications.hpp"
 #include "portal/medium/billing.hpp"
@@ -346,8 +347,9 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
         if (e->body && e->body->kind == BodyKind::kNone) {
           try {
             RequireNoBody(req);  // the operation never runs on a body it would ignore
-          } catch (const Error&) {
+          } catch (const Error& bad) {
             ctx.AuditOutcome("failure", "invalid request: a body where none is taken");
+            if (tier == Tier::kOps) ops::NoteRefusedBody(ctx, bad);  // counted like any ops body
             throw;
           }
         }
@@ -751,6 +753,16 @@ int Serve(const Config& cfg) {
     shards.push_back(std::move(s));
   }
   RegisterCollectors(shards, journal, shipper.get(), sessions, svc);
+  std::vector<Shard*> shard_ptrs;
+  for (auto& s : shards) shard_ptrs.push_back(s.get());
+  chaos::PoolHolds pool_holds(std::move(shard_ptrs));
+  if (cfg.chaos_hooks) {
+    svc.pool_holds = &pool_holds;
+    log::Warn(
+        "[ops] chaos_hooks is on: an operator with the ops token can hold a tier's pools "
+        "(POST /api/v1/ops/chaos/pool-hold)");
+    Metrics::Get().AddCollector([&pool_holds](std::string& out) { pool_holds.RenderMetrics(out); });
+  }
   Metrics::Get().AddCollector([&dependencies](std::string& out) {
     std::string breakers = "# TYPE continuum_dependency_breaker_state gauge\n";
     out += "# TYPE continuum_dependency_health gauge\n";

@@ -169,6 +169,20 @@ json::object RunJson(const db::Result& r, int i) {
                       {"age_s", r.get_int(i, 11)}};
 }
 
+}  // namespace
+
+void NoteRefusedBody(RequestContext& ctx, const std::exception& e) {
+  g_counters.refused_invalid_body.fetch_add(1, std::memory_order_relaxed);
+  log::Event(
+      spdlog::level::warn,
+      fmt::format(R"("event":"ops_request_refused","route":"{}","reason":"invalid_body",)"
+                  R"("detail":"{}","client":"{}","request_id":"{}")",
+                  ctx.route, log::JsonEscape(e.what()), log::JsonEscape(ctx.req.client_address),
+                  log::JsonEscape(ctx.req.request_id)));
+}
+
+namespace {
+
 http::Response JsonResponse(int status, const json::value& v) {
   http::Response r;
   r.status = status;
@@ -185,13 +199,7 @@ auto ParseOrRefuse(RequestContext& ctx, F parse) {
   try {
     return parse(ctx.req);
   } catch (const Error& e) {
-    g_counters.refused_invalid_body.fetch_add(1, std::memory_order_relaxed);
-    log::Event(
-        spdlog::level::warn,
-        fmt::format(R"("event":"ops_request_refused","route":"{}","reason":"invalid_body",)"
-                    R"("detail":"{}","client":"{}","request_id":"{}")",
-                    ctx.route, log::JsonEscape(e.what()), log::JsonEscape(ctx.req.client_address),
-                    log::JsonEscape(ctx.req.request_id)));
+    NoteRefusedBody(ctx, e);
     throw;
   }
 }

@@ -47,6 +47,10 @@ OpsTokenCheck CheckOpsToken(std::string_view authorization, std::string_view exp
 // and audited: an audit record with outcome "denied" (action "read" for GET, else "create";
 // the detail names the route and the reason), like every other denial (ARCHITECTURE §5).
 void RequireOpsToken(RequestContext& ctx);
+// An ops request refused for its body (the sender is a machine whose bug someone has to
+// notice): counted (continuum_ops_refused_total{reason="invalid_body"}) and logged (event
+// ops_request_refused).
+void NoteRefusedBody(RequestContext& ctx, const std::exception& e);
 
 // POST /api/v1/ops/alerts: an Alertmanager webhook notification (payload version 4).
 // Each alert is stored once per (fingerprint, startsAt, status); a repeat keeps the

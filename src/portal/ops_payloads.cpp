@@ -310,6 +310,20 @@ OpsReport ParseOpsReport(std::string_view body) {
   return r;
 }
 
+PoolHoldRequest ParsePoolHold(std::string_view body) {
+  json::object o = ParseObject(body);
+  CheckKnown(o, {"tier", "seconds"}, "");
+  PoolHoldRequest r;
+  r.tier = RequiredString(o, "tier", "tier", 16);
+  if (r.tier != "critical" && r.tier != "high" && r.tier != "medium" && r.tier != "low")
+    Invalid("tier", "must be critical, high, medium or low");
+  double s = RequiredNumber(o, "seconds", "seconds");
+  if (s != static_cast<int>(s) || s < 1 || s > 600)
+    Invalid("seconds", "must be a whole number of seconds from 1 to 600");
+  r.seconds = static_cast<int>(s);
+  return r;
+}
+
 namespace {
 
 struct ChartDef {

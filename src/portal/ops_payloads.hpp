@@ -85,6 +85,15 @@ struct OpsReport {
 };
 OpsReport ParseOpsReport(std::string_view body);
 
+// POST /api/v1/ops/chaos/pool-hold (a chaos experiment's "exhaust a tier's pool"):
+// {"tier": "critical"|"high"|"medium"|"low", "seconds": 1..600}. Unknown fields are
+// refused.
+struct PoolHoldRequest {
+  std::string tier;
+  int seconds = 0;
+};
+PoolHoldRequest ParsePoolHold(std::string_view body);
+
 // The dashboard's charts, each a fixed PromQL expression over the portal nodes' request
 // histograms (cluster-wide, by tier): operators choose a chart and a time span, never an
 // expression, so the proxy to Prometheus cannot be turned into a query console.

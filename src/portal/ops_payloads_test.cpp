@@ -263,6 +263,31 @@ TEST(OpsReport, ParsesAndRefuses) {
   }
 }
 
+TEST(PoolHold, ParsesAndRefuses) {
+  auto r = ParsePoolHold(R"({"tier":"medium","seconds":30})");
+  EXPECT_EQ(r.tier, "medium");
+  EXPECT_EQ(r.seconds, 30);
+  EXPECT_EQ(ParsePoolHold(R"({"tier":"critical","seconds":600})").seconds, 600);
+  for (auto [body, field] : std::initializer_list<std::pair<const char*, const char*>>{
+           {R"({"tier":"ops","seconds":5})", "tier"},
+           {R"({"tier":"Medium","seconds":5})", "tier"},
+           {R"({"seconds":5})", "tier"},
+           {R"({"tier":"low"})", "seconds"},
+           {R"({"tier":"low","seconds":0})", "seconds"},
+           {R"({"tier":"low","seconds":601})", "seconds"},
+           {R"({"tier":"low","seconds":2.5})", "seconds"},
+           {R"({"tier":"low","seconds":"5"})", "seconds"},
+           {R"({"tier":"low","seconds":5,"x":1})", "x"},
+           {R"([1])", "object"}}) {
+    try {
+      ParsePoolHold(body);
+      ADD_FAILURE() << "accepted " << body;
+    } catch (const BadRequest& e) {
+      EXPECT_NE(std::string(e.what()).find(field), std::string::npos) << body << ": " << e.what();
+    }
+  }
+}
+
 TEST(Charts, FixedQueriesWithAStepForTheSpan) {
   EXPECT_FALSE(FindChart("up", 30));
   EXPECT_FALSE(FindChart("requests) or vector(1", 30));

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include "portal/audit_api.hpp"
+#include "portal/chaos_hooks.hpp"
 #include "portal/critical/notes.hpp"
 #include "portal/critical/records.hpp"
 #include "portal/high/appointments.hpp"
@@ -74,6 +75,11 @@ std::vector<RouteEntry> ListRoutes() {
   add("GET", "/api/v1/ops/reports/{}/{}", Tier::kOps, "ops.reports.read", OpsToken(),
       ops::ReadReport);
   add("GET", "/api/v1/ops/series", Tier::kOps, "ops.series", OpsToken(), ops::ChartSeries);
+  // Chaos experiments' hooks ([ops] chaos_hooks; 403 when off): hold a tier's pools.
+  add("POST", "/api/v1/ops/chaos/pool-hold", Tier::kOps, "ops.chaos.pool_hold", OpsToken(),
+      chaos::HoldPool);
+  add("DELETE", "/api/v1/ops/chaos/pool-hold", Tier::kOps, "ops.chaos.pool_release", OpsToken(),
+      chaos::ReleasePool);
   add("GET", "/fhir/R4/metadata", Tier::kOps, "metadata", Anyone(), Capability);
   // Sessions: logging in is part of reaching critical data (the handler audits logins),
   // on a bulkhead of its own (src/auth/README.md).

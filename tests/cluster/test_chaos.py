@@ -25,6 +25,8 @@ prove that a client without retries loses nothing: the report counts what it wou
 from __future__ import annotations
 
 import json
+import re
+import threading
 import urllib.request
 import os
 import signal
@@ -172,6 +174,57 @@ class ChaosTest(unittest.TestCase):
         self.assertEqual(self.journal(), [])
         self.assertNotIn("T", {proc_state(p) for p in pids.values()}, "chaos revert left the nodes stopped")
         self.c.wait_healthy(timeout=120)
+
+    def test_4_a_tier_pool_held_inside_every_node(self):
+        """hold-pool: every connection of the high tier's pools held inside every portal node
+        (the nodes' chaos hook, on in this cluster's config) while the load reads and writes
+        critical data: the critical hypothesis holds, the nodes report the held connections
+        during the hold and none after the revert."""
+        exp = self.experiment({
+            "title": "high tier's pools held (short)",
+            "hypothesis": {"window_s": 4, "critical_success_min": 1.0, "critical_p99_ms": 3000, "min_requests": 3},
+            "method": [{"fault": "hold-pool", "target": "high", "hold_s": 10}],
+            "abort_after_s": 10, "recovery_timeout_s": 30, "before_s": 3, "after_s": 3}, "hold.json")
+        token = (self.c.state / "ops.token").read_text().strip()
+        nodes = [n["address"] for r in self.c.status()["regions"] for n in r["portal_nodes"]]
+
+        def held() -> int:
+            total = 0
+            for addr in nodes:
+                req = urllib.request.Request(f"http://{addr}/metrics", headers={"Authorization": f"Bearer {token}"})
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    text = resp.read().decode()
+                m = re.search(r'continuum_chaos_pool_held_connections\{tier="high"\} (\d+)', text)
+                self.assertIsNotNone(m, f"{addr} exports no held connections: chaos hooks off?")
+                total += int(m.group(1))
+            return total
+        self.assertEqual(held(), 0)
+        seen: list[int] = []
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                try:
+                    seen.append(held())
+                except Exception:  # noqa: BLE001 (a sample lost to a busy node is not a finding)
+                    pass
+                stop.wait(1.0)
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            cp = self.c.cmd("chaos", "run", exp, timeout=240, check=False)
+        finally:
+            stop.set()
+            t.join(10)
+        print(cp.stdout, file=sys.stderr)
+        self.assertEqual(cp.returncode, 0, f"{cp.stdout}\n{cp.stderr[-3000:]}")
+        run = json.loads(sorted((self.c.state / "chaos").glob("c*Z.json"))[-1].read_text())
+        self.assertTrue(run["held"], run.get("verdict"))
+        self.assertGreaterEqual(max(seen, default=0), len(nodes), f"held connections seen: {seen}")
+        self.assertEqual(held(), 0, "connections still held after the revert")
+        self.assertEqual(self.journal(), [])
+        log(f"[chaos] high tier's pools held: up to {max(seen)} connections over {len(nodes)} nodes; "
+            f"critical hypothesis held")
 
     def test_3_an_edge_instance_killed_under_load(self):
         """One of the two HAProxy instances SIGKILLed: the other serves on the same ports;

@@ -115,6 +115,10 @@ SEEDS = {
                 "started_at": "2026-12-02T10:00:00Z", "ended_at": "2026-12-02T10:30:00Z",
                 "text": "rollout bodyfuzz: done", "report": {}},
         optional={"ended_at"}, nullable={"ended_at"}, open={"report"}),  # the report is free-form JSON
+    # (the node runs with [ops] chaos_hooks: the low tier's pools held for a second)
+    "ops.chaos.pool_hold": Seed("ops", {"tier": "low", "seconds": 1},
+                                numbers={"seconds": ["1e3", "-1", "4294967297"]}),
+    "ops.chaos.pool_release": Seed("ops", {}, fhir=True),
     "session.create": Seed("anyone", {"username": "demo-patient", "password": "continuum-demo"}),
     "session.delete": Seed("logout", {}, fhir=True, accepted=(204,)),
     # Refused at confirm (409: no enrolment in progress) is what a valid code gets first.
@@ -333,7 +337,7 @@ class BodyFuzzTest(ContinuumTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.server = cls.cluster.add_server("node-1")     # with the harness's ops token
+        cls.server = cls.cluster.add_server("node-1", {"ops": {"chaos_hooks": True}})  # + the harness's ops token
         cls.routes = route_table()
         c = cls.cluster
         me = c.scalar("SELECT patient_id AS p FROM account WHERE username = 'demo-patient'")
