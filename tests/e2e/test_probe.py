@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -300,6 +301,58 @@ password_file = "synthetic.password"
         self.assertEqual(c.scalar(f"SELECT continuum_prune_synthetic_notes({real}, 0)"), 0)
         self.assertEqual(c.scalar(f"SELECT count(*) FROM clinical_note WHERE patient_id = {real}"),
                          1)
+
+    def test_3b_retention_is_exact_when_two_notes_arrive_at_once(self):
+        """Two transactions each add a note to the same synthetic patient (already at 50)
+        and commit one after the other: 50 stay, the two new ones among them. Before the
+        prune's advisory lock (0022), each pruned without seeing the other's note: 51."""
+        c = self.cluster
+        # a synthetic patient of this test's own (the prober's patients keep their notes for
+        # the journeys' checks)
+        c.sql("INSERT INTO patient (id, mrn, family, given, gender, birth_date, facility_id, synthetic) "
+              "SELECT max(id) + 1, 'SYNTHETIC-retention-race', 'Race', 'Retention', 'unknown', "
+              "'1970-01-01', min(facility_id), true FROM patient")
+        pid = c.scalar("SELECT id FROM patient WHERE mrn = 'SYNTHETIC-retention-race'")
+        doc = c.scalar("SELECT min(id) FROM practitioner")
+        c.sql(f"INSERT INTO clinical_note (patient_id, author_id, status, title, content) "
+              f"SELECT {pid}, {doc}, 'preliminary', 'fill' || g, 'x' FROM generate_series(1, 60) g")
+
+        def session():
+            p = subprocess.Popen([harness.PSQL, c.url, "-X", "-q", "-v", "ON_ERROR_STOP=1"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 text=True)
+            self.addCleanup(lambda: p.poll() is None and p.kill())
+            return p
+
+        def say(p, sql):
+            p.stdin.write(sql + "\n")
+            p.stdin.flush()
+
+        def blocked_on_the_lock():
+            return c.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") >= 1
+
+        a, b = session(), session()
+        say(a, f"BEGIN; INSERT INTO clinical_note (patient_id, author_id, status, title, content) "
+               f"VALUES ({pid}, {doc}, 'preliminary', 'race-a', 'x');")
+        wait_until(lambda: c.scalar(f"SELECT count(*) FROM pg_stat_activity WHERE state = "
+                                    "'idle in transaction'") >= 1, 10, 0.05, "session a inside its transaction")
+        say(b, f"BEGIN; INSERT INTO clinical_note (patient_id, author_id, status, title, content) "
+               f"VALUES ({pid}, {doc}, 'preliminary', 'race-b', 'x');")
+        # b now waits for a's prune (with the lock), or has inserted and pruned already
+        # (without it): give it the time either takes, then let both commit
+        end = time.monotonic() + 3
+        while time.monotonic() < end and not blocked_on_the_lock():
+            time.sleep(0.05)
+        say(a, "COMMIT;")
+        say(b, "COMMIT;")
+        for p in (a, b):
+            out, _ = p.communicate("\\q\n", timeout=30)
+            self.assertEqual(p.returncode, 0, out)
+        rows = c.rows(f"SELECT title FROM clinical_note WHERE patient_id = {pid} ORDER BY created_at DESC, id DESC")
+        titles = [r["title"] for r in rows]
+        self.assertLessEqual(len(titles), 50, f"{len(titles)} notes kept")
+        self.assertIn("race-a", titles)
+        self.assertIn("race-b", titles)
 
     # -- the prober ----------------------------------------------------------------------
 
