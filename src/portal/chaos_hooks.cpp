@@ -54,15 +54,6 @@ PoolHolds& Holds(RequestContext& ctx) {
   return *ctx.svc.pool_holds;
 }
 
-http::Response Json(int status, const json::object& o) {
-  http::Response r;
-  r.status = status;
-  r.content_type = "application/json";
-  r.body = json::serialize(o);
-  r.set_header("Cache-Control", "no-store");
-  return r;
-}
-
 // On shard s: takes every connection of tier t's pools, keeps them until `until` or until
 // the tier's generation moves on, then gives them back.
 asio::awaitable<void> Hold(Shard& s, Tier t, std::chrono::steady_clock::time_point until,
@@ -145,13 +136,13 @@ asio::awaitable<http::Response> HoldPool(RequestContext& ctx) {
                          R"("wanted":{},"until":"{}","request_id":"{}")",
                          body.tier, body.seconds, progress->held.load(), progress->wanted.load(),
                          ends, log::JsonEscape(ctx.req.request_id)));
-  co_return Json(200, json::object{{"tier", body.tier},
-                                   {"seconds", body.seconds},
-                                   {"until", ends},
-                                   {"held", progress->held.load()},
-                                   {"wanted", progress->wanted.load()},
-                                   {"pools", progress->pools.load()},
-                                   {"complete", progress->pending.load() == 0}});
+  co_return ops::JsonResponse(200, json::object{{"tier", body.tier},
+                                                {"seconds", body.seconds},
+                                                {"until", ends},
+                                                {"held", progress->held.load()},
+                                                {"wanted", progress->wanted.load()},
+                                                {"pools", progress->pools.load()},
+                                                {"complete", progress->pending.load() == 0}});
 }
 
 asio::awaitable<http::Response> ReleasePool(RequestContext& ctx) {
@@ -171,7 +162,8 @@ asio::awaitable<http::Response> ReleasePool(RequestContext& ctx) {
              fmt::format(R"("event":"chaos_pool_release","held_before":{},"request_id":"{}")",
                          json::serialize(before), log::JsonEscape(ctx.req.request_id)));
   // The holders notice within kPoll; the answer says what was held when it was asked.
-  co_return Json(200, json::object{{"released", true}, {"held_before", std::move(before)}});
+  co_return ops::JsonResponse(200,
+                              json::object{{"released", true}, {"held_before", std::move(before)}});
 }
 
 }  // namespace continuum::portal::chaos

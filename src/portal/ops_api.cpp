@@ -181,8 +181,6 @@ void NoteRefusedBody(RequestContext& ctx, const std::exception& e) {
                   log::JsonEscape(ctx.req.request_id)));
 }
 
-namespace {
-
 http::Response JsonResponse(int status, const json::value& v) {
   http::Response r;
   r.status = status;
@@ -191,6 +189,8 @@ http::Response JsonResponse(int status, const json::value& v) {
   r.set_header("Cache-Control", "no-store");
   return r;
 }
+
+namespace {
 
 // Parses a body with `parse`, counting and logging a refusal (the sender is a machine
 // whose bug someone has to notice).

@@ -51,6 +51,8 @@ void RequireOpsToken(RequestContext& ctx);
 // notice): counted (continuum_ops_refused_total{reason="invalid_body"}) and logged (event
 // ops_request_refused).
 void NoteRefusedBody(RequestContext& ctx, const std::exception& e);
+// An ops API answer: JSON, Cache-Control: no-store.
+http::Response JsonResponse(int status, const boost::json::value& v);
 
 // POST /api/v1/ops/alerts: an Alertmanager webhook notification (payload version 4).
 // Each alert is stored once per (fingerprint, startsAt, status); a repeat keeps the
