@@ -85,6 +85,52 @@ class CountsTest(unittest.TestCase):
                                              ["c", "d", "e"]), 1)
 
 
+class JudgeWindowTest(unittest.TestCase):
+    """Controller.judge on a fake Prometheus: the pinned journeys are counted over the latency
+    window (the step's start + LATENCY_WARMUP_S), not over the warm-up after a weight change."""
+
+    class Prom:
+        def __init__(self, step_at: float):
+            self.step_at = step_at
+
+        def vector(self, q: str, at: float, by: tuple) -> dict:
+            if "journey_runs_total" in q:
+                canary = 'vantage="canary"' in q
+                # every 5 s one run per side; the canary's fail during the first 10 s of the
+                # step (warm-up), then pass like the baseline's
+                warm_end = self.step_at + rollout.LATENCY_WARMUP_S
+                runs = int((at - self.step_at) // 5)
+                early = int((min(at, warm_end) - self.step_at) // 5)
+                if canary:
+                    return {"failure": float(early), "success": float(runs - early)}
+                return {"success": float(runs)}
+            if "http_responses_total" in q:
+                return {("c1", "2xx"): at * 10, ("b1", "2xx"): at * 10}
+            return {}
+
+    def judge(self, now: float):
+        from types import SimpleNamespace as NS
+        c = rollout.Controller.__new__(rollout.Controller)
+        c.c = NS(with_monitoring=True, topo=NS(names=["us-east"]))
+        step_at = now - 60.0
+        c.prom = self.Prom(step_at)
+        s = NS(canary_nodes=["c1"], baseline_nodes=["b1"], judge_config={})
+        a = NS(since=step_at, step_since=step_at)
+        orig = rollout.time.time
+        rollout.time.time = lambda: now + 1.5
+        try:
+            return c.judge(s, a)
+        finally:
+            rollout.time.time = orig
+
+    def test_journeys_in_the_warm_up_do_not_count(self):
+        v = self.judge(1_000_000.0)
+        journeys = next(ch for ch in v.checks if ch.name == "journeys")
+        self.assertEqual(journeys.numbers["failed"], 0, journeys.summary)
+        self.assertGreaterEqual(journeys.numbers["passed"], 9, journeys.summary)
+        self.assertEqual(journeys.verdict, "pass", journeys.summary)
+
+
 class StagingTest(unittest.TestCase):
     def test_the_overlay_is_kept_in_the_state_whatever_becomes_of_the_given_file(self):
         import tempfile
