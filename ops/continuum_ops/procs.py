@@ -140,14 +140,17 @@ class Supervisor:
         return p if p is not None and self.ours(p) else None
 
     def start(self, name: str, argv: list[str], cwd: Path, env: dict | None = None,
-              log_name: str | None = None) -> int:
+              log_name: str | None = None, nice: int = 0) -> int:
         """Detached (own session), stdin from /dev/null, output appended to logs/<name>.log,
-        working directory `cwd` (a folder the process's user can reach)."""
+        working directory `cwd` (a folder the process's user can reach); `nice` added to
+        the process's scheduling priority (negative: more CPU when it is contended; root
+        only, as systemd's Nice= would)."""
         self.pids.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(parents=True, exist_ok=True)
         with open(self.logs / (log_name or f"{name}.log"), "ab") as logf:
             p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=logf,
-                                 stderr=subprocess.STDOUT, cwd=str(cwd), env=env, start_new_session=True)
+                                 stderr=subprocess.STDOUT, cwd=str(cwd), env=env, start_new_session=True,
+                                 preexec_fn=(lambda: os.nice(nice)) if nice else None)
         (self.pids / f"{name}.pid").write_text(f"{p.pid}\n")
         return p.pid
 

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -338,6 +339,50 @@ class ClusterHandle:
                 raise RuntimeError(f"psql failed (exit {cp.returncode}): {cp.stderr.strip()}\nSQL: {sql}")
             time.sleep(1)
 
+    # -- etcd -------------------------------------------------------------------------------
+
+    def _etcdctl(self, *args: str, timeout: float = 15) -> subprocess.CompletedProcess:
+        topo = Topology((DEPLOY / "regions.conf").read_text(), self.offset or 0)
+        eps = ",".join(f"http://{r.host}:{r.etcd_client}" for r in topo.regions)
+        return run(["etcdctl", f"--endpoints={eps}", "--dial-timeout=1s", "--command-timeout=5s", *args],
+                   timeout=timeout, check=True, env={**os.environ, "ETCDCTL_API": "3"})
+
+    def etcd_members(self) -> dict[str, str]:
+        """{region: member id in hex} of the etcd cluster."""
+        j = json.loads(self._etcdctl("member", "list", "-w", "json").stdout)
+        return {m["name"]: format(m["ID"], "x") for m in j["members"]}
+
+    def etcd_leader(self) -> str:
+        """The region whose etcd member leads."""
+        ids = {v: k for k, v in self.etcd_members().items()}
+        st = json.loads(self._etcdctl("endpoint", "status", "-w", "json").stdout)
+        return ids[format(st[0]["Status"]["leader"], "x")]
+
+    def log_etcd_leader_changes(self) -> None:
+        """Logs etcd's leader changes as each live member saw them since it started (its
+        etcd_server_leader_changes_seen_total): an election nobody caused by killing or
+        moving a leader is a member that missed heartbeats (a starved or slow etcd)."""
+        topo = Topology((DEPLOY / "regions.conf").read_text(), self.offset or 0)
+        seen = []
+        for r in topo.regions:
+            try:
+                with urllib.request.urlopen(f"http://{r.host}:{r.etcd_client}/metrics", timeout=2) as resp:
+                    text = resp.read().decode()
+            except OSError:
+                seen.append(f"{r.name} down")
+                continue
+            n = next((line.split()[-1] for line in text.splitlines()
+                      if line.startswith("etcd_server_leader_changes_seen_total")), "?")
+            seen.append(f"{r.name} {n}")
+        log("etcd leader changes seen (per live member, since it started): " + ", ".join(seen))
+
+    def etcd_move_leader(self, region: str) -> None:
+        """Make `region`'s etcd member the leader (etcdctl move-leader), and wait for it."""
+        if self.etcd_leader() == region:
+            return
+        self._etcdctl("move-leader", self.etcd_members()[region])
+        wait_until(lambda: self.etcd_leader() == region, 15, 0.5, f"etcd leader in {region}")
+
     # -- roles and health --------------------------------------------------------------------
 
     @staticmethod
@@ -447,6 +492,7 @@ class ClusterHandle:
                 return
             if not self.owned:
                 return
+            self.log_etcd_leader_changes()
             t0 = time.monotonic()
             try:
                 self.down()
