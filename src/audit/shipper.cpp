@@ -13,6 +13,7 @@
 #include "audit/shipper.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -520,7 +521,10 @@ void Shipper::Start() {
   std::lock_guard lk(impl_->mu);
   if (impl_->thread.joinable()) return;
   impl_->stop = false;
-  impl_->thread = std::thread([impl = impl_.get()] { impl->Loop(); });
+  impl_->thread = std::thread([impl = impl_.get()] {
+    pthread_setname_np(pthread_self(), "continuum-ship");
+    impl->Loop();
+  });
 }
 
 void Shipper::Stop() {

@@ -1,5 +1,6 @@
 #include "auth/cpu_queue.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -71,6 +72,7 @@ void CpuQueue::Refill(std::chrono::steady_clock::time_point now) {
 }
 
 void CpuQueue::Work() {
+  pthread_setname_np(pthread_self(), "continuum-cpu");
   // Linux: the scheduling policy and niceness are per thread (a task); 0 means this one.
   if (opt_.idle) {
     sched_param p{};

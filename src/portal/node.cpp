@@ -928,7 +928,11 @@ int Serve(const Config& cfg) {
     pthread_setname_np(pthread_self(), "continuum-bg");
     bg_ioc.run();
   });
-  for (int i = 1; i < n; ++i) threads.emplace_back([&iocs, i] { iocs[i]->run(); });
+  for (int i = 1; i < n; ++i)
+    threads.emplace_back([&iocs, i] {
+      pthread_setname_np(pthread_self(), "continuum-io");  // shard 0 is the main thread
+      iocs[i]->run();
+    });
   iocs[0]->run();
   for (auto& t : threads) t.join();
   shards.push_back(std::move(background));  // closed with the others
