@@ -212,6 +212,16 @@ class WebTest(ContinuumTestCase):
                 r = node.get("/api/v1/ops/series?chart=requests&minutes=15", token=node.ops_token).json()
                 return any(v for s in r["series"] if s["name"] == "critical" for _, v in s["points"])
             harness.wait_until(rates_seen, 60, interval=1, message="a critical request rate in Prometheus")
+
+            def hour_seen():
+                # The 1-hour span's points lie on a 30 s grid that ends at the last grid
+                # point before now (ops_api.cpp), and this Prometheus started with the test:
+                # its first point can be up to 30 s away, longer than the browser's wait.
+                # (Rehearsal 6 failed on that: "No data in this span yet" for 20 s.)
+                self.assertEqual(node.get(f"/fhir/R4/Patient/{pid}/$summary", token=token).status, 200)
+                r = node.get("/api/v1/ops/series?chart=latency&minutes=60", token=node.ops_token).json()
+                return any(v is not None for s in r["series"] for _, v in s["points"])
+            harness.wait_until(hour_seen, 90, interval=1, message="a p99 latency point on the 1-hour grid")
             rid = "r" + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             text = f"rollout {rid}: v1 -> v2: running (canary)"
             r = node.post_json("/api/v1/ops/reports", {
