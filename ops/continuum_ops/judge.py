@@ -74,9 +74,14 @@ PASS when every check that ran passes, else INCONCLUSIVE (need more data).
    max(latency_min_samples, latency_min_tail / (1 - q)) samples for its quantile (p50: 50,
    p99: 500). Besides, once both sides have at least
    max(latency_min_samples, latency_estimate_tail / (1 - q)) samples (p50: 50, p99: 2,000),
-   the point estimates decide: canary_q > t fails, else it passes (with percentiles only,
-   this is the whole check; with buckets it also covers a regression that stays inside the
-   bucket holding t, which the exact test cannot see). A p99 estimated from 500 requests
+   the point estimates decide: canary_q <= t passes; canary_q > t fails with percentiles
+   only (this is the whole check then). With buckets the estimate is an interpolation, and
+   canary_q > t fails only when the canary's requests slower than t, the bucket holding t
+   counted as spread evenly (the interpolation's own assumption), reject "at most 1 - q
+   of them" by the same binomial test (and latency_min_tail); else inconclusive. This
+   covers a regression that stays inside the bucket holding t, which the exact test
+   cannot see, without failing a good release whose median moved a few requests across a
+   bucket bound (measured: note.create 15.5 ms against 9.66 ms at n = 63, same build). A p99 estimated from 500 requests
    rests on its 5 slowest, which one burst moves: a good release (the same binary) measured
    note.create p99 169 ms against 93.7 ms at n = 517, a false rollback; 20 requests beyond
    the quantile make the estimate a measurement.
@@ -310,6 +315,19 @@ class Latency:
             if le >= t:
                 return le, self.count - c
         return math.inf, 0
+
+    def above_interpolated(self, t: float) -> float:
+        """Samples slower than t, counting the bucket that holds t as spread evenly over it
+        (the assumption `quantile` makes): the count behind the interpolated estimate."""
+        lower, below = 0.0, 0
+        for le, c in self.buckets or []:
+            if le >= t:
+                if math.isinf(le):
+                    return float(self.count - below) if t <= lower else 0.0
+                share = (le - max(t, lower)) / (le - lower) if le > lower else 0.0
+                return (self.count - c) + (c - below) * share
+            lower, below = le, c
+        return 0.0
 
     @classmethod
     def from_dict(cls, d) -> "Latency":
@@ -638,7 +656,25 @@ def latency_check(q: float, ratio: float, c: Latency | None, b: Latency | None, 
         if p <= alpha and k >= cfg.latency_min_tail:
             return Check(name, FAIL, f"{desc}: {k} of {c.count} slower than {ms(bound)} (p={p:.2g})", num)
     if cq is not None and c.count >= need_est and b.count >= need_est:
-        return Check(name, FAIL if cq > t else PASS, desc, num)
+        if cq <= t:
+            return Check(name, PASS, desc, num)
+        if c.buckets is None:
+            return Check(name, FAIL, desc, num)
+        # The estimate is above the limit. With buckets it is an interpolation inside a
+        # bucket (10-25 ms here), and a small shift of a few requests across a bound moves it
+        # by milliseconds: a good release (the same build) measured note.create p50 15.5 ms
+        # against 9.66 ms (limit 14.7 ms) at n = 63, both sides' medians next to the 10 ms
+        # bound. So the estimate fails only when the requests behind it -- those slower
+        # than t, the threshold bucket counted as spread evenly, the estimate's own
+        # assumption -- are significantly more than the fraction 1 - q a quantile <= t
+        # allows, by the same binomial test and tail minimum as the exact count above.
+        k_est = int(math.floor(c.above_interpolated(t) + 1e-9))
+        p_est = sf(k_est, c.count, 1.0 - q)
+        num.update({"canary_above_estimate": k_est, "p_fail_estimate": p_est, "alpha": alpha})
+        if p_est <= alpha and k_est >= cfg.latency_min_tail:
+            return Check(name, FAIL, f"{desc}: about {k_est} of {c.count} slower than the limit (p={p_est:.2g})", num)
+        return Check(name, INCONCLUSIVE, f"{desc}: above the limit, not significant yet "
+                     f"(about {k_est} of {c.count} slower, p={p_est:.2g})", num)
     if c.count < need_est or b.count < need_est:
         return Check(name, INCONCLUSIVE, f"{desc}: the estimates need {need_est} samples a side", num)
     return Check(name, INCONCLUSIVE, f"{desc}: not significant yet", num)

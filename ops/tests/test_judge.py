@@ -235,12 +235,12 @@ class LatencyTest(unittest.TestCase):
         """A canary with more slow-by-nature writes than the baseline is no regression; a
         route that got slower is, at alpha / routes."""
         reads = {0.005: 1980, 0.025: 20}
-        writes = {0.25: 2000}
-        # mixed into one histogram, the canary (half writes, the baseline a tenth) fails
-        mixed_c = judge(Side(4000, 0, latency=hist({0.005: 1980, 0.025: 20, 0.25: 2000})),
+        writes = {0.25: 3000}
+        # mixed into one histogram, the canary (60% writes, the baseline a tenth) fails
+        mixed_c = judge(Side(5000, 0, latency=hist({0.005: 1980, 0.025: 20, 0.25: 3000})),
                         Side(40000, 0, latency=hist({0.005: 35640, 0.025: 360, 0.25: 4000})))
         self.assertEqual(mixed_c.verdict, FAIL)
-        by_route = judge(Side(4000, 0, latency_by_route={"read": hist(reads), "write": hist(writes)}),
+        by_route = judge(Side(5000, 0, latency_by_route={"read": hist(reads), "write": hist(writes)}),
                          Side(40000, 0, latency_by_route={"read": hist({k: 18 * v for k, v in reads.items()}),
                                                           "write": hist({0.25: 4000})}))
         self.assertEqual(by_route.check("latency_p99").verdict, PASS, by_route.line())
@@ -272,6 +272,30 @@ class LatencyTest(unittest.TestCase):
         self.assertEqual(p50.verdict, FAIL)
         v = judge(Side(40, 0, latency=hist({0.01: 40})), Side(10000, 0, latency=hist(self.BASE)))
         self.assertEqual(v.check("latency_p50").verdict, INCONCLUSIVE)
+
+    def test_a_median_next_to_a_bucket_bound_is_no_regression_until_significant(self):
+        # measured on a good release (the same build): note.create p50 15.5 ms against
+        # 9.66 ms at n = 63, both medians next to the 10 ms bound; the estimate alone failed it
+        base = hist({0.005: 150, 0.01: 60, 0.025: 150, 0.05: 40})
+        same = judge(Side(63, 0, latency=hist({0.005: 15, 0.01: 7, 0.025: 33, 0.05: 8})), Side(400, 0, latency=base))
+        p50 = same.check("latency_p50")
+        self.assertGreater(p50.numbers["canary_s"], p50.numbers["threshold_s"])
+        self.assertEqual(p50.numbers["canary_above_estimate"], 31)
+        self.assertEqual(p50.verdict, INCONCLUSIVE, p50.summary)
+        # most of the canary's requests beyond the limit, the same n: a regression
+        slow = judge(Side(63, 0, latency=hist({0.01: 5, 0.025: 40, 0.05: 18})), Side(400, 0, latency=base))
+        p50 = slow.check("latency_p50")
+        self.assertEqual(p50.verdict, FAIL, p50.summary)
+        self.assertEqual(p50.numbers["canary_above_estimate"], 46)
+        self.assertLess(p50.numbers["p_fail_estimate"], 0.001)
+
+    def test_interpolated_count_above(self):
+        h = hist({0.005: 10, 0.01: 10, 0.025: 30})
+        self.assertAlmostEqual(h.above_interpolated(0.0075), 35.0)      # half of (5, 10] + 30
+        self.assertAlmostEqual(h.above_interpolated(0.01), 30.0)
+        self.assertAlmostEqual(h.above_interpolated(0.0), 50.0)
+        self.assertAlmostEqual(h.above_interpolated(0.025), 0.0)
+        self.assertAlmostEqual(hist({0.01: 4, math.inf: 6}).above_interpolated(20), 0.0)
 
     def test_same_latency_passes_with_enough_samples(self):
         same = {k: v // 4 for k, v in self.BASE.items()}

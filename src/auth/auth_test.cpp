@@ -44,6 +44,21 @@ TEST(Password, RoundTripAndRejection) {
   EXPECT_NE(h, HashPassword("correct horse battery staple"));
 }
 
+TEST(Password, MachineSecretsGetTheLightCostAndVerifyTheSameWay) {
+  const std::string secret = "5f0c2d6e9a1b47c3d8e2f0a9b7c6d5e4";
+  std::string light = HashPassword(secret, HashCost::kMachineSecret);
+  EXPECT_TRUE(light.starts_with("$argon2id$v=19$m=2048,t=1,p=1$")) << light;
+  EXPECT_TRUE(VerifyPassword(light, secret));
+  EXPECT_FALSE(VerifyPassword(light, secret.substr(1)));
+  EXPECT_TRUE(HashHasCost(light, HashCost::kMachineSecret));
+  EXPECT_FALSE(HashHasCost(light, HashCost::kInteractive));
+  std::string full = HashPassword(secret);
+  EXPECT_TRUE(full.starts_with("$argon2id$v=19$m=65536,t=2,p=1$")) << full;
+  EXPECT_TRUE(HashHasCost(full, HashCost::kInteractive));
+  EXPECT_FALSE(HashHasCost(full, HashCost::kMachineSecret));
+  EXPECT_FALSE(HashHasCost("garbage", HashCost::kMachineSecret));
+}
+
 TEST(Password, MalformedHashIsFalseNotThrow) {
   EXPECT_FALSE(VerifyPassword("", "pw"));
   EXPECT_FALSE(VerifyPassword("garbage", "pw"));

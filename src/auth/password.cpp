@@ -22,6 +22,9 @@ constexpr std::size_t kMaxPasswordBytes = 1024;
 // libsodium's crypto_pwhash_*_INTERACTIVE for Argon2id, and its salt and hash sizes.
 constexpr uint32_t kTimeCost = 2;
 constexpr uint32_t kMemoryKiB = 64 * 1024;
+// HashCost::kMachineSecret (password.hpp).
+constexpr uint32_t kMachineTimeCost = 1;
+constexpr uint32_t kMachineMemoryKiB = 2 * 1024;
 constexpr std::size_t kSaltBytes = 16;
 constexpr std::size_t kHashBytes = 32;
 // What a stored string may ask for before it is refused as malformed.
@@ -164,12 +167,16 @@ std::string Encode(const uint8_t* data, std::size_t len) {
 
 }  // namespace
 
-std::string HashPassword(std::string_view password) {
+std::string HashPassword(std::string_view password, HashCost cost) {
   if (password.size() > kMaxPasswordBytes) {
     throw std::invalid_argument("password is longer than 1024 bytes");
   }
   detail::EnsureSodium();
   Params p;
+  if (cost == HashCost::kMachineSecret) {
+    p.m = kMachineMemoryKiB;
+    p.t = kMachineTimeCost;
+  }
   p.salt_len = kSaltBytes;
   p.hash_len = kHashBytes;
   randombytes_buf(p.salt, p.salt_len);
@@ -183,6 +190,13 @@ std::string HashPassword(std::string_view password) {
                     Encode(p.hash, p.hash_len);
   sodium_memzero(p.hash, sizeof p.hash);
   return out;
+}
+
+bool HashHasCost(std::string_view hash, HashCost cost) {
+  Params p;
+  if (!Parse(hash, p)) return false;
+  return cost == HashCost::kMachineSecret ? p.m == kMachineMemoryKiB && p.t == kMachineTimeCost
+                                          : p.m == kMemoryKiB && p.t == kTimeCost;
 }
 
 bool VerifyPassword(std::string_view hash, std::string_view password) {

@@ -14,7 +14,19 @@
 
 namespace continuum::auth {
 
-std::string HashPassword(std::string_view password);
+// How much work a hash costs. kInteractive is for secrets people choose (every account a
+// person logs in with): memory-hard, so that guessing a weak password from a stolen hash
+// costs 64 MiB and two passes a guess. kMachineSecret is for secrets a machine generated
+// with at least 128 random bits (the prober's synthetic accounts, which log in every few
+// seconds from every vantage): no amount of hashing makes such a secret easier or harder
+// to guess, so it gets Argon2id at 2 MiB and one pass (about 1/60 of the work) instead of
+// a fifth of a core. Callers must enforce the entropy (synthetic-accounts refuses
+// passwords shorter than 32 characters). Both verify through VerifyPassword.
+enum class HashCost { kInteractive, kMachineSecret };
+
+std::string HashPassword(std::string_view password, HashCost cost = HashCost::kInteractive);
+// True when `hash` is an Argon2id string made at `cost`'s parameters.
+bool HashHasCost(std::string_view hash, HashCost cost);
 // False for a wrong password and for a string that is not an Argon2id v1.3 PHC string
 // within sane limits (m <= 1 GiB, t <= 16, p <= 8).
 bool VerifyPassword(std::string_view hash, std::string_view password);

@@ -12,6 +12,8 @@
 namespace continuum::seed {
 namespace {
 
+constexpr std::size_t kMinPasswordChars = 32;
+
 // The facility every synthetic practitioner belongs to (outside every id range in use).
 constexpr const char* kSyntheticFacilityId = "900000000000000000";
 
@@ -63,7 +65,8 @@ int EnsureAccount(Conn& c, const std::string& username, const std::string& role,
            "INSERT INTO account (username, password_hash, role, patient_id, practitioner_id, "
            "synthetic) VALUES ($1, $2, $3, CASE WHEN $3 = 'patient' THEN $4::bigint END, CASE "
            "WHEN $3 = 'provider' THEN $4::bigint END, true)",
-           {username, auth::HashPassword(password.reveal()), role, id});
+           {username, auth::HashPassword(password.reveal(), auth::HashCost::kMachineSecret), role,
+            id});
     return 0;
   }
   bool linked = Value(r, 0, 1) == role &&
@@ -73,9 +76,13 @@ int EnsureAccount(Conn& c, const std::string& username, const std::string& role,
     throw std::runtime_error("synthetic-accounts: account " + username +
                              " exists but is not this vantage's synthetic " + role +
                              " account; refusing to change it");
-  if (auth::VerifyPassword(Value(r, 0, 0), password.reveal())) return 0;
+  // A hash at another cost (made before synthetic accounts had their own) is replaced
+  // like a changed password.
+  if (auth::HashHasCost(Value(r, 0, 0), auth::HashCost::kMachineSecret) &&
+      auth::VerifyPassword(Value(r, 0, 0), password.reveal()))
+    return 0;
   c.Exec("update password", "UPDATE account SET password_hash = $2 WHERE username = $1",
-         {username, auth::HashPassword(password.reveal())});
+         {username, auth::HashPassword(password.reveal(), auth::HashCost::kMachineSecret)});
   return 1;
 }
 
@@ -83,8 +90,14 @@ int EnsureAccount(Conn& c, const std::string& username, const std::string& role,
 
 std::vector<SyntheticResult> ProvisionSynthetic(const SyntheticOptions& o) {
   if (o.vantages.empty()) throw std::runtime_error("synthetic-accounts: no --vantage given");
-  if (o.password.reveal().size() < 8)
-    throw std::runtime_error("synthetic-accounts: the password must be at least 8 characters");
+  // The accounts' hashes are cheap (auth::HashCost::kMachineSecret): that is only sound
+  // for a generated secret, so a short one is refused.
+  if (o.password.reveal().size() < kMinPasswordChars)
+    throw std::runtime_error(
+        "synthetic-accounts: the password must be a generated secret of at least " +
+        std::to_string(kMinPasswordChars) +
+        " characters (128 random bits, e.g. `openssl rand -hex 16`): synthetic accounts log in "
+        "every few seconds and their hashes are cheap");
   for (const auto& v : o.vantages)
     if (v.empty() || v.size() > 64 || !std::all_of(v.begin(), v.end(), [](char ch) {
           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_';

@@ -22,7 +22,7 @@ from pathlib import Path
 import harness
 from harness import BINARY, REPO, ContinuumTestCase, free_port, wait_until
 
-PASSWORD = "synthetic-e2e-password"
+PASSWORD = "synthetic-e2e-9f3a7c1d5e2b8a6f4c0d"   # 32+ characters: a generated secret
 REPORT_TOKEN = "0123456789abcdef"
 JOURNEY_STEPS = {
     "patient": ["login", "summary", "medications", "find_slot", "book", "cancel", "logout"],
@@ -207,6 +207,16 @@ password_file = "synthetic.password"
 
     # -- synthetic accounts --------------------------------------------------------------
 
+    def test_1a_a_short_synthetic_password_is_refused(self):
+        short = self.cluster.dir / "short.password"
+        short.write_text("only-24-characters-long\n")
+        cp = self.cluster.cli("synthetic-accounts", "--database-url", self.cluster.url, "--vantage", "edge",
+                              "--password-file", short)
+        self.assertNotEqual(cp.returncode, 0)
+        self.assertIn("at least 32 characters", cp.stderr)
+        # nothing changed: the edge accounts still log in with the real password
+        self.assertTrue(self.server.login("synthetic-patient-edge", PASSWORD))
+
     def test_1_synthetic_accounts_are_idempotent_and_tagged(self):
         self.assertIn("(created)", self.provision.stdout)
         self.assertNotIn("(created)", self.reprovision.stdout)
@@ -218,6 +228,11 @@ password_file = "synthetic.password"
                          ["synthetic-patient-edge", "synthetic-patient-stopped",
                           "synthetic-provider-edge", "synthetic-provider-stopped"])
         self.assertTrue(all(r["synthetic"] is True for r in rows))
+        # machine secrets get the light Argon2id cost (auth/password.hpp), people's the full one
+        self.assertEqual(c.scalar("SELECT count(*) FROM account WHERE synthetic AND "
+                                  "password_hash LIKE '$argon2id$v=19$m=2048,t=1,p=1$%'"), 4)
+        self.assertEqual(c.scalar("SELECT count(*) FROM account WHERE NOT synthetic AND "
+                                  "password_hash NOT LIKE '$argon2id$v=19$m=65536,t=2,p=1$%'"), 0)
         self.assertEqual(c.scalar("SELECT count(*) FROM patient WHERE synthetic"), 2)
         self.assertEqual(c.scalar("SELECT count(*) FROM care_relationship cr JOIN practitioner p "
                                   "ON p.id = cr.practitioner_id WHERE p.synthetic"), 2)
@@ -472,7 +487,7 @@ password_file = "synthetic.password"
     def test_8_a_changed_password_is_the_only_change(self):
         c = self.cluster
         other = c.dir / "other.password"
-        other.write_text("another-synthetic-password\n")
+        other.write_text("another-synthetic-7d1e4b9c2a5f8e3d6b0c\n")
         cp = c.cli("synthetic-accounts", "--database-url", c.url, "--vantage", "edge",
                    "--password-file", other, check=True)
         self.assertIn("2 password(s) changed, 0 slot(s) added", cp.stdout)
