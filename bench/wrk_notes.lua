@@ -44,6 +44,7 @@ end
 
 response = function(status, headers, body)
   if status < 200 or status >= 300 then return end     -- wrk counts it as an error
+  if headers["Idempotent-Replayed"] then bad = bad + 1; return end   -- keys are fresh: never
   local doc = body and body:match('"docStatus"%s*:%s*"(%a+)"')
   local id = body and body:match('"id"%s*:%s*"([^"]+)"')
   local patient = body and body:match('"reference"%s*:%s*"Patient/([^"]+)"')

@@ -78,7 +78,10 @@ PASS when every check that ran passes, else INCONCLUSIVE (need more data).
    only (this is the whole check then). With buckets the estimate is an interpolation, and
    canary_q > t fails only when the canary's requests slower than t, the bucket holding t
    counted as spread evenly (the interpolation's own assumption), reject "at most 1 - q
-   of them" by the same binomial test (and latency_min_tail); else inconclusive. This
+   of them" by the same binomial test (and latency_min_tail); else inconclusive. The count
+   is an estimate, not an observation, so this is a heuristic test: valid as far as the
+   requests are spread evenly inside that bucket (canary requests bunched just under t
+   could still fail a good release). This
    covers a regression that stays inside the bucket holding t, which the exact test
    cannot see, without failing a good release whose median moved a few requests across a
    bucket bound (measured: note.create 15.5 ms against 9.66 ms at n = 63, same build). A p99 estimated from 500 requests
@@ -323,6 +326,9 @@ class Latency:
         for le, c in self.buckets or []:
             if le >= t:
                 if math.isinf(le):
+                    # t beyond the largest finite bound: how many of the +Inf bucket's samples
+                    # are slower than t is unknown; 0 (latency_check never asks: the
+                    # estimate is capped at that bound, which is below t)
                     return float(self.count - below) if t <= lower else 0.0
                 share = (le - max(t, lower)) / (le - lower) if le > lower else 0.0
                 return (self.count - c) + (c - below) * share

@@ -81,7 +81,8 @@ int EnsureAccount(Conn& c, const std::string& username, const std::string& role,
   if (auth::HashHasCost(Value(r, 0, 0), auth::HashCost::kMachineSecret) &&
       auth::VerifyPassword(Value(r, 0, 0), password.reveal()))
     return 0;
-  c.Exec("update password", "UPDATE account SET password_hash = $2 WHERE username = $1",
+  c.Exec("update password",
+         "UPDATE account SET password_hash = $2 WHERE username = $1 AND synthetic",
          {username, auth::HashPassword(password.reveal(), auth::HashCost::kMachineSecret)});
   return 1;
 }

@@ -209,13 +209,15 @@ password_file = "synthetic.password"
 
     def test_1a_a_short_synthetic_password_is_refused(self):
         short = self.cluster.dir / "short.password"
-        short.write_text("only-24-characters-long\n")
+        short.write_text("a-generated-secret-31-chars-lon\n")   # 31 characters
         cp = self.cluster.cli("synthetic-accounts", "--database-url", self.cluster.url, "--vantage", "edge",
                               "--password-file", short)
         self.assertNotEqual(cp.returncode, 0)
         self.assertIn("at least 32 characters", cp.stderr)
         # nothing changed: the edge accounts still log in with the real password
-        self.assertTrue(self.server.login("synthetic-patient-edge", PASSWORD))
+        tok = self.server.login("synthetic-patient-edge", PASSWORD)
+        self.assertTrue(tok)
+        self.server.logout(tok)  # test_4 checks that synthetic sessions do not pile up
 
     def test_1_synthetic_accounts_are_idempotent_and_tagged(self):
         self.assertIn("(created)", self.provision.stdout)
