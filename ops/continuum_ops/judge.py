@@ -81,10 +81,10 @@ PASS when every check that ran passes, else INCONCLUSIVE (need more data).
    of them" by the same binomial test (and latency_min_tail); else inconclusive. The count
    is an estimate, not an observation, so this is a heuristic test: valid as far as the
    requests are spread evenly inside that bucket (canary requests bunched just under t
-   could still fail a good release). This
-   covers a regression that stays inside the bucket holding t, which the exact test
-   cannot see, without failing a good release whose median moved a few requests across a
-   bucket bound (measured: note.create 15.5 ms against 9.66 ms at n = 63, same build). A p99 estimated from 500 requests
+   could still fail a good release). This covers a regression that stays inside the
+   bucket holding t, which the exact test cannot see, without failing a good release whose
+   median moved a few requests across a bucket bound (measured: note.create 15.5 ms
+   against 9.66 ms at n = 63, same build). A p99 estimated from 500 requests
    rests on its 5 slowest, which one burst moves: a good release (the same binary) measured
    note.create p99 169 ms against 93.7 ms at n = 517, a false rollback; 20 requests beyond
    the quantile make the estimate a measurement.

@@ -1,0 +1,30 @@
+# Shared by bench/run and bench/writes (sourced): a free port, and one `continuum serve` on
+# it over $URL with auditing on or off. Needs ROOT, WORK and URL; sets PORT and SERVER_PID.
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+start_server() {  # $1 = true|false (audit), $2 = binary, $3 = build name (new|old)
+  cat >"$WORK/node.toml" <<TOML
+[server]
+listen_port = $PORT
+threads = 2
+access_log = false
+[node]
+node_id = "bench-$3"
+region = "local"
+[database]
+url = "$URL"
+[auth]
+key_file = "$WORK/cluster.key"
+login_burst = 100000
+login_rate_per_minute = 100000
+[audit]
+enabled = $1
+dir = "$WORK/audit-$3"
+TOML
+  "$2" serve --config "$WORK/node.toml" >"$WORK/serve.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0; sleep 0.1
+  done
+  echo "bench: server did not become ready" >&2; cat "$WORK/serve.log" >&2; exit 1
+}
+stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
