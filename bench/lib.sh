@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by bench/run and bench/writes (sourced): a free port, and one `continuum serve` on
 # it over $URL with auditing on or off. Needs ROOT, WORK and URL; sets PORT and SERVER_PID.
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
