@@ -42,13 +42,15 @@ std::string DefaultOwnerDatabaseUrl() {
   return e && *e ? e : DefaultDatabaseUrl();
 }
 
-std::string DefaultMigrationsDir() { return std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations"; }
+std::string DefaultMigrationsDir() {
+  return std::string(continuum::SourceDir()) + "/db/migrations";
+}
 
 // The test build of "release N+1" (CMake option CONTINUUM_TEST_RELEASE_NEXT, see
 // src/db/README.md) knows the migrations of db/migrations-next as well.
 std::vector<std::string> DefaultExtraMigrationsDirs() {
 #ifdef CONTINUUM_TEST_RELEASE_NEXT
-  return {std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations-next"};
+  return {std::string(continuum::SourceDir()) + "/db/migrations-next"};
 #else
   return {};
 #endif
@@ -58,7 +60,7 @@ std::vector<std::string> DefaultExtraMigrationsDirs() {
 // binary was built from.
 std::string Home() {
   const char* e = std::getenv("CONTINUUM_HOME");
-  return e && *e ? e : CONTINUUM_SOURCE_DIR;
+  return e && *e ? e : continuum::SourceDir();
 }
 
 // `continuum cluster ...` runs scripts/cluster (the local multi-region launcher) with

@@ -14,6 +14,7 @@
 #include "audit/shipper.hpp"
 #include "audit/test_util.hpp"
 #include "audit/verify.hpp"
+#include "core/release.hpp"
 #include "db/migrate.hpp"
 #include "support/pg_instance.hpp"
 
@@ -117,7 +118,7 @@ TEST_F(AuditAnchorPg, ThePortalRoleMayOnlyInsertAndReadTheTrail) {
 TEST_F(AuditAnchorPg, MigrateRefusesThePortalRole) {
   db::MigrateOptions o;
   o.database_url = Secret(portal_url_);
-  o.migrations_dir = std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations";
+  o.migrations_dir = std::string(continuum::SourceDir()) + "/db/migrations";
   try {
     db::Migrate(o);
     FAIL() << "migrate ran as continuum_portal";

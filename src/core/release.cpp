@@ -6,6 +6,9 @@
 #ifndef CONTINUUM_SCHEMA_VERSION
 #error "CMake defines CONTINUUM_SCHEMA_VERSION (the highest db/migrations version)"
 #endif
+#ifndef CONTINUUM_SOURCE_DIR
+#error "CMake defines CONTINUUM_SOURCE_DIR (the source root)"
+#endif
 
 namespace continuum {
 
@@ -18,5 +21,7 @@ std::string_view BuildVersion() { return CONTINUUM_VERSION; }
 int KnownSchemaVersion() { return CONTINUUM_SCHEMA_VERSION; }
 bool IsTestReleaseNext() { return false; }
 #endif
+
+const char* SourceDir() { return CONTINUUM_SOURCE_DIR; }
 
 }  // namespace continuum

@@ -21,4 +21,10 @@ int KnownSchemaVersion();
 // True in the test release N+1 only.
 bool IsTestReleaseNext();
 
+// The source root this build was configured from (CMake's CMAKE_SOURCE_DIR): where the
+// defaults for migrations, content and scripts are found. Only release.cpp is compiled
+// with the path, so every other object is the same in every checkout and ccache serves it
+// to a second worktree or a CI checkout (a path in a -D defeats CCACHE_BASEDIR).
+const char* SourceDir();
+
 }  // namespace continuum

@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "core/release.hpp"
 #include "db/migrate.hpp"
 #include "support/pg_instance.hpp"
 
@@ -19,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using continuum::testing::PgInstance;
 
-const std::string kSourceMigrations = std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations";
+const std::string kSourceMigrations = std::string(continuum::SourceDir()) + "/db/migrations";
 
 int CountSqlFiles(const std::string& dir) {
   int n = 0;

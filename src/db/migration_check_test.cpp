@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/release.hpp"
+
 namespace continuum::db {
 namespace {
 
@@ -104,7 +106,7 @@ TEST(MigrationCheck, TheTreesMigrationsPass) {
   namespace fs = std::filesystem;
   int files = 0;
   for (const char* sub : {"/db/migrations", "/db/migrations-next"}) {
-    const fs::path dir = std::string(CONTINUUM_SOURCE_DIR) + sub;
+    const fs::path dir = std::string(continuum::SourceDir()) + sub;
     for (const auto& e : fs::directory_iterator(dir)) {
       if (e.path().extension() != ".sql") continue;
       std::ifstream in(e.path());

@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/release.hpp"
 #include "db/errors.hpp"
 #include "db/pool.hpp"
 #include "db/topology.hpp"
@@ -74,7 +75,7 @@ class ReplicationTest : public ::testing::Test {
     PgInstance::Shared();  // make sure the test binary's own instance exists (watchdog etc.)
     char tmpl[] = "/tmp/continuum-repl-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    pg_tmp_ = std::string(CONTINUUM_SOURCE_DIR) + "/scripts/pg-tmp";
+    pg_tmp_ = std::string(continuum::SourceDir()) + "/scripts/pg-tmp";
     primary_url_ = Sh(pg_tmp_ + " start " + dir_ + "/primary");
     standby_url_ = Sh(pg_tmp_ + " standby " + dir_ + "/primary " + dir_ + "/standby");
     auto& pg = PgInstance::Shared();

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 
+#include "core/release.hpp"
 #include "monitor/probe_config.hpp"
 
 namespace continuum::monitor {
@@ -117,7 +118,7 @@ TEST(JourneyParse, VariablesMustBeDefinedBeforeUse) {
 TEST(JourneyParse, ShippedJourneysAreValid) {
   Vantage v;
   v.name = "edge";
-  auto journeys = LoadJourneys(std::string(CONTINUUM_SOURCE_DIR) + "/deploy/probe/journeys",
+  auto journeys = LoadJourneys(std::string(continuum::SourceDir()) + "/deploy/probe/journeys",
                                RunnerVariables(v));
   ASSERT_EQ(journeys.size(), 2u);
   EXPECT_EQ(journeys[0].name, "patient");

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/release.hpp"
+
 namespace continuum::seed {
 namespace json = boost::json;
 
@@ -50,7 +52,7 @@ void RequireStrings(const json::object& a, const char* key, const std::string& w
 }  // namespace
 
 std::string DefaultArticlesFile() {
-  return std::string(CONTINUUM_SOURCE_DIR) + "/content/articles.json";
+  return std::string(continuum::SourceDir()) + "/content/articles.json";
 }
 
 ContentResult LoadArticles(const Secret& database_url, const std::string& file) {

@@ -22,11 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/release.hpp"
 #include "db/migrate.hpp"
-
-#ifndef CONTINUUM_SOURCE_DIR
-#error "CONTINUUM_SOURCE_DIR must be defined (CMake sets it to the source root)"
-#endif
 
 namespace continuum::testing {
 namespace {
@@ -138,8 +135,8 @@ PgInstance& PgInstance::Shared() {
 }
 
 PgInstance::PgInstance() {
-  pg_tmp_ = std::string(CONTINUUM_SOURCE_DIR) + "/scripts/pg-tmp";
-  migrations_dir_ = std::string(CONTINUUM_SOURCE_DIR) + "/db/migrations";
+  pg_tmp_ = std::string(continuum::SourceDir()) + "/scripts/pg-tmp";
+  migrations_dir_ = std::string(continuum::SourceDir()) + "/db/migrations";
 }
 
 PgInstance::~PgInstance() {
