@@ -15,6 +15,11 @@
   duration, so parallel modules do not interleave. At the end: one line per module and
   the failed ones again. Exit 0 only when every module passed (a module where no test
   ran because of a -k filter counts as passed).
+* The order of a first run (no --times file yet, as on a clean checkout) comes from the
+  folder's module-times.json, checked in, when there is one.
+* CONTINUUM_E2E_TEMPLATES is set to a folder of this run (removed at its end), where the
+  harness keeps one migrated and seeded PostgreSQL data folder per binary, patient and
+  facility count for its test classes to copy (tests/e2e/harness.py).
 * CONTINUUM_E2E_DEADLINE_S (the harness's global deadline, seconds from its start) is
   counted from this runner's start: each module gets what is left of it.
 
@@ -29,7 +34,9 @@ import json
 import os
 import signal
 import subprocess
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -160,13 +167,31 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"run_modules: no such module in {folder}: {' '.join(unknown)}", file=sys.stderr)
         return 2
+    times_file = Path(a.times) if a.times else ROOT / "build" / f"test-times-{folder.name}.json"
+    times = {}
+    for f in (times_file, folder / "module-times.json"):
+        try:
+            times = {k: float(v) for k, v in json.loads(f.read_text()).items()}
+            break
+        except (OSError, ValueError, AttributeError):
+            continue
+    templates = Path(tempfile.mkdtemp(prefix="continuum-templates-"))
+    os.chmod(templates, 0o755)  # the postgres user builds and reads the data folders
+    os.environ["CONTINUUM_E2E_TEMPLATES"] = str(templates)
+    try:
+        return run(a, runner, modules, times, times_file)
+    finally:
+        for pid_file in templates.glob("*/pg/data/postmaster.pid"):  # a build cut short
+            subprocess.run([str(ROOT / "scripts" / "pg-tmp"), "kill", str(pid_file.parents[1])],
+                           timeout=30, check=False)
+        shutil.rmtree(templates, ignore_errors=True)
+
+
+def run(a: argparse.Namespace, runner: Runner, modules: list[str], times: dict[str, float],
+        times_file: Path) -> int:
+    folder = runner.folder
     alone = [m for m in a.alone if m in modules] if a.modules else list(a.alone)
     pooled = [m for m in modules if m not in alone]
-    times_file = Path(a.times) if a.times else ROOT / "build" / f"test-times-{folder.name}.json"
-    try:
-        times = {k: float(v) for k, v in json.loads(times_file.read_text()).items()}
-    except (OSError, ValueError, AttributeError):
-        times = {}
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
     print(f"run_modules: {len(pooled)} modules {a.jobs} at a time"

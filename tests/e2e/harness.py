@@ -34,6 +34,11 @@ Environment:
   CONTINUUM_BIN             binary under test (default: <repo>/build/continuum)
   CONTINUUM_E2E_KEEP=1      keep the temporary folders (logs, journals, postgres.log)
   CONTINUUM_E2E_DEADLINE_S  global deadline for the whole run
+  CONTINUUM_E2E_TEMPLATES   a folder for migrated and seeded PostgreSQL data folders, one per
+                            (binary, patients, facilities): the first class that needs one
+                            builds it (initdb, `continuum migrate`, `continuum seed`, clean
+                            shutdown), the others copy it instead of doing the same again.
+                            tests/run_modules.py sets it for its run and removes it after.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from __future__ import annotations
 import atexit
 import base64
 import faulthandler
+import fcntl
+import hashlib
 import http.client
 import json
 import os
@@ -879,12 +886,54 @@ class Cluster:
         return self.pg.url
 
     def start(self, migrate: bool = True, seed: bool = True) -> "Cluster":
+        templates = os.environ.get("CONTINUUM_E2E_TEMPLATES")
+        if migrate and seed and templates:
+            self._copy_template(Path(templates))
+            self.pg.start()
+            return self
         self.pg.start()
         if migrate:
             self.migrate()
         if seed:
             self.seed()
         return self
+
+    def _copy_template(self, root: Path) -> None:
+        """Puts a copy of the migrated and seeded data folder for this binary, patient and
+        facility count into pg/data, building it first when no class of the run has. What a
+        class gets is what `migrate` and `seed` would have made here: the same binary ran
+        them on an empty database, and the copy is taken after a clean shutdown."""
+        require_binary()
+        st = BINARY.resolve().stat()
+        key = hashlib.sha256(f"{BINARY.resolve()}|{st.st_mtime_ns}|{st.st_size}|{self.patients}|"
+                             f"{self.facilities}".encode()).hexdigest()[:16]
+        done = root / key
+        with open(root / f"{key}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # another module of the run may be building it
+            if not (done / "pg" / "data" / "PG_VERSION").exists():
+                build = root / f"{key}.build"
+                shutil.rmtree(build, ignore_errors=True)
+                build.mkdir(mode=0o755)
+                pg = PgInstance(build / "pg")
+                try:
+                    pg.start()
+                    self.migrate(pg.owner_url)
+                    self.seed(pg.owner_url)
+                finally:
+                    pg.stop()
+                if pg.postmaster_pid():
+                    raise RuntimeError(f"template PostgreSQL in {build} did not stop")
+                os.rename(build, done)
+        self.pg.dir.mkdir(mode=0o755)
+        shutil.chown(self.pg.dir, "postgres", "postgres")
+        run(["cp", "-a", done / "pg" / "data", self.pg.dir / "data"], timeout=60, check=True)
+        # pg-tmp's config names the folder of the server's socket: this copy's own.
+        conf = self.pg.dir / "data" / "postgresql.conf"
+        text = conf.read_text()
+        old = f"unix_socket_directories = '{root.resolve() / (key + '.build') / 'pg'}'"
+        if old not in text:
+            raise RuntimeError(f"template config without {old!r}")
+        conf.write_text(text.replace(old, f"unix_socket_directories = '{self.pg.dir.resolve()}'"))
 
     def cli(self, *args, timeout: float = 120, check: bool = False,
             binary: Path | None = None) -> subprocess.CompletedProcess:
