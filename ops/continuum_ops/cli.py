@@ -3,7 +3,9 @@
   up                   start (idempotent: restarts only what is dead), migrate, seed when
                        empty, wait until every node is ready
   down                 stop: portal nodes, HAProxy, stand-ins, Patroni, etcd (by PID)
-  destroy              down, then remove the state folder (and PostgreSQL's folders)
+  destroy [--kill]     down, then remove the state folder (and PostgreSQL's folders); --kill
+                       skips the orderly stop and SIGKILLs every process of the cluster at
+                       once (a throwaway test cluster: nothing in it is kept)
   status [--json]      regions, roles, lag, portal nodes, edge
   kill-region NAME     SIGKILL every process of region NAME at once
   start-region NAME    start region NAME again, wait until it streams and serves
@@ -64,6 +66,7 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     p.add_argument("--state", default=str(REPO / ".state" / "cluster"))
     p.add_argument("--port-offset", type=int, default=None)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--kill", action="store_true", help="destroy: SIGKILL instead of an orderly down")
     p.add_argument("--set", action="append", default=[], dest="settings", metavar="PARAM=VALUE")
     r = p.add_argument_group("rollout")
     r.add_argument("--binary")
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             c.down()
         elif args.command == "destroy":
-            c.destroy()
+            c.destroy(kill=args.kill)
         elif args.command == "status":
             c.print_status(args.json)
         elif args.command == "kill-region":
