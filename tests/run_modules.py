@@ -9,8 +9,7 @@
   that measures latency (its bound compares windows of one run) is not measured beside
   another module's load.
 * The others run `--jobs` at a time, longest first: the durations of the last run are
-  kept in --times (default: build/test-times-<folder>.json), the order of a first run is
-  alphabetical.
+  kept in --times (default: build/test-times-<folder>.json).
 * A module's output is printed whole when it ends, after a line with its name, result and
   duration, so parallel modules do not interleave. At the end: one line per module and
   the failed ones again. Exit 0 only when every module passed (a module where no test
@@ -24,7 +23,7 @@
   counted from this runner's start: each module gets what is left of it.
 
 The harness gives every test class its own PostgreSQL, folders and free ports, so modules
-do not share anything but the machine.
+share only the machine and the read-only template data folders (built under a lock).
 """
 
 from __future__ import annotations
@@ -181,7 +180,7 @@ def main(argv: list[str]) -> int:
     try:
         return run(a, runner, modules, times, times_file)
     finally:
-        for pid_file in templates.glob("*/pg/data/postmaster.pid"):  # a build cut short
+        for pid_file in templates.glob("*.build/pg/data/postmaster.pid"):  # a build cut short
             subprocess.run([str(ROOT / "scripts" / "pg-tmp"), "kill", str(pid_file.parents[1])],
                            timeout=30, check=False)
         shutil.rmtree(templates, ignore_errors=True)

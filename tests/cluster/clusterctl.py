@@ -497,13 +497,17 @@ class ClusterHandle:
             if not self.failed:
                 # Nothing of a passing module's cluster is kept: SIGKILL it all at once
                 # (an orderly down took ~10 s per module; test_private_checkout tests that).
+                # A module that marks its handle failed keeps the orderly down and its logs.
                 pg_root = pg_root_of(self.state)   # read before the state folder goes
-                cp = self.cmd("destroy", "--kill", timeout=120, check=False)
-                if (cp.returncode == 0 and not processes_of(self.state, (pg_root,))
-                        and not self.state.exists() and not pg_root.exists()):
-                    log(f"cluster killed and {self.state} removed ({time.monotonic() - t0:.1f}s)")
-                    return
-                log(f"destroy --kill left something (exit {cp.returncode}): {cp.stderr[-2000:]}")
+                try:
+                    cp = self.cmd("destroy", "--kill", timeout=120, check=False)
+                    if (cp.returncode == 0 and not processes_of(self.state, (pg_root,))
+                            and not self.state.exists() and not pg_root.exists()):
+                        log(f"cluster killed and {self.state} removed ({time.monotonic() - t0:.1f}s)")
+                        return
+                    log(f"destroy --kill left something (exit {cp.returncode}): {cp.stderr[-2000:]}")
+                except (subprocess.TimeoutExpired, OSError) as e:
+                    log(f"destroy --kill failed: {e}; an orderly down instead")
             try:
                 self.down()
             except Exception as e:  # noqa: BLE001

@@ -9,7 +9,8 @@ A `Cluster` owns one temporary folder with everything a test needs:
                      stderr.log, audit/ (the node's journal), ops.token (its [ops]
                      token_file, unless the test configures [ops] itself)
 
-It starts PostgreSQL, runs `continuum migrate` and `continuum seed`, starts one or
+It starts PostgreSQL, runs `continuum migrate` and `continuum seed` (or copies a data folder
+where the run's first class did that: CONTINUUM_E2E_TEMPLATES below), starts one or
 more `continuum serve` processes on free ports and waits for /readyz. It offers request
 helpers (JSON, FHIR, raw bytes over a socket), process control (SIGKILL, SIGTERM,
 restart), PostgreSQL stop/start/kill and a psql helper for checks in SQL.
@@ -921,11 +922,14 @@ class Cluster:
                     self.seed(pg.owner_url)
                 finally:
                     pg.stop()
-                if pg.postmaster_pid():
-                    raise RuntimeError(f"template PostgreSQL in {build} did not stop")
+                # Only a clean shutdown makes a folder to copy (pg.stop falls back to SIGKILL,
+                # which leaves postmaster.pid and a database that needs recovery).
+                if (build / "pg" / "data" / "postmaster.pid").exists():
+                    raise RuntimeError(f"template PostgreSQL in {build} did not shut down cleanly")
                 os.rename(build, done)
         self.pg.dir.mkdir(mode=0o755)
-        shutil.chown(self.pg.dir, "postgres", "postgres")
+        if os.geteuid() == 0:   # pg-tmp runs PostgreSQL as postgres when we are root
+            shutil.chown(self.pg.dir, "postgres", "postgres")
         run(["cp", "-a", done / "pg" / "data", self.pg.dir / "data"], timeout=60, check=True)
         # pg-tmp's config names the folder of the server's socket: this copy's own.
         conf = self.pg.dir / "data" / "postgresql.conf"

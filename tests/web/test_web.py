@@ -161,7 +161,7 @@ class WebTest(ContinuumTestCase):
         run = {"scenario": scenario, "t0": time.monotonic(), "out": "", "err": ""}
         run["proc"] = subprocess.Popen(["node", str(WEB / "tests" / "browser.mjs")], cwd=WEB, env=env,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                       start_new_session=True)
+                                       errors="replace", start_new_session=True)
 
         def collect():
             run["out"], run["err"] = run["proc"].communicate()
@@ -174,7 +174,7 @@ class WebTest(ContinuumTestCase):
     def _browser_kill(run: dict) -> None:
         if run["proc"].poll() is None:
             try:
-                os.killpg(run["proc"].pid, 9)   # node and its chromium
+                os.killpg(run["proc"].pid, 9)   # node; its chromium exits with node's pipe
             except OSError:
                 pass
         run["thread"].join(10)
