@@ -22,6 +22,7 @@ namespace asio = boost::asio;
 namespace {
 // statement_timeout is set in steps so that most batches need not change it.
 constexpr int kTimeoutStepMs = 250;
+constexpr int kKeepaliveIdleS = 2;
 const Query kSetTimeout{"set_statement_timeout",
                         "SELECT set_config('statement_timeout', $1, false)", Access::kRead};
 // Read before and after a clinical commit (see Connection::Run).
@@ -136,7 +137,27 @@ bool Connection::LooksAlive() {
 
 asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline deadline) {
   auto& d = *impl_;
-  d.conn = PQconnectStart(conninfo.c_str());
+  // libpq ignores connect_timeout in this non-blocking connect (PQconnectPoll), and a
+  // database behind a network partition drops our packets instead of refusing them: a
+  // SYN to it, or a query sent on an open connection, waits for the kernel's own timeouts
+  // (minutes), and a multi-host URL never reaches the next host (the new primary). So
+  // the kernel is told to give up sooner: data (a SYN too) unacknowledged for
+  // kTcpUserTimeoutMs fails the socket, and an idle-looking connection (a query whose
+  // answer never comes) is probed after kKeepaliveIdleS. An answer that is merely slow
+  // (a lock, a commit waiting for its standby) is acknowledged by the server's kernel and
+  // is not affected. These come before the expanded URL (dbname): the URL may override.
+  const std::string user_timeout = std::to_string(kTcpUserTimeoutMs);
+  const std::string idle = std::to_string(kKeepaliveIdleS);
+  const char* keys[] = {"keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "dbname",
+                        nullptr};
+  const char* values[] = {"1",    idle.c_str(), "1", "2", user_timeout.c_str(), conninfo.c_str(),
+                          nullptr};
+  d.conn = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
   if (!d.conn || PQstatus(d.conn) == CONNECTION_BAD) {
     broken_ = true;
     throw ConnectionError("the database is unavailable right now; please retry shortly");

@@ -107,6 +107,11 @@ struct Statement {
   Params params;
 };
 
+// A connection's TCP socket fails when data it sent (a SYN too) stays unacknowledged this
+// long (libpq tcp_user_timeout): a database behind a network partition, whose packets
+// vanish, costs this much per host of a multi-host URL instead of the kernel's minutes.
+inline constexpr int kTcpUserTimeoutMs = 2500;
+
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   explicit Connection(boost::asio::any_io_executor ex);

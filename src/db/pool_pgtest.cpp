@@ -1,7 +1,11 @@
 // The async libpq pool against a real PostgreSQL: pipelined batches, SQLSTATE
 // mapping, deadlines (pool wait and statement_timeout), queue caps, and recovery after
 // the server went away.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -221,6 +225,62 @@ TEST_F(PoolTest, ConnectsPastADeadHostInAMultiHostUrl) {
   });
   EXPECT_EQ(v, 5);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+}
+
+// A listening socket whose accept queue is full: the kernel drops every further SYN, as a
+// host behind a network partition does (no refusal, no answer at all).
+class BlackHole {
+ public:
+  BlackHole() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 0) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      throw std::runtime_error("black hole listener");
+    port_ = ntohs(a.sin_port);
+    // Fill the accept queue (never accepted): the handshakes that fit complete, the rest
+    // wait for an answer that never comes.
+    for (int i = 0; i < 4; ++i) {
+      int c = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+      ::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
+      fillers_.push_back(c);
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  ~BlackHole() {
+    for (int c : fillers_) ::close(c);
+    ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::vector<int> fillers_;
+};
+
+TEST_F(PoolTest, ConnectsPastAHostThatDropsPackets) {
+  // libpq ignores connect_timeout in a non-blocking connect: without a TCP user timeout
+  // the SYN to the silent host is retried for minutes and the second host, the one that
+  // answers, is never tried (a partitioned old primary before the new one).
+  BlackHole hole;
+  std::string multi = url_;
+  auto at = multi.find('@');
+  multi.insert(at + 1, "127.0.0.1:" + std::to_string(hole.port()) + ",");
+  Pool pool(io_.get_executor(), PoolOptions{"test", Secret(multi), 1, 4});
+  auto t0 = std::chrono::steady_clock::now();
+  int v = RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto r = co_await pool.Exec(kSelectInt, P(6), Deadline::After(20s));
+    co_return static_cast<int>(r.get_int(0, 0));
+  });
+  EXPECT_EQ(v, 7);
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(took, std::chrono::milliseconds(kTcpUserTimeoutMs) - 500ms)
+      << "the silent host was not tried";
+  EXPECT_LT(took, std::chrono::milliseconds(kTcpUserTimeoutMs) + 5s);
 }
 
 TEST_F(PoolTest, UnreachableDatabaseIsA503AndRecoveryNeedsNoRestart) {

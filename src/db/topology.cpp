@@ -96,6 +96,13 @@ bool Topology::PrimaryKnown() const {
   return false;
 }
 
+bool Topology::PeerReachable() const {
+  std::lock_guard lock(mu_);
+  for (const auto& m : members_)
+    if (!m.local && m.reachable) return true;
+  return false;
+}
+
 std::vector<Topology::Member> Topology::Snapshot() const {
   std::lock_guard lock(mu_);
   return members_;

@@ -83,6 +83,9 @@ class Topology {
   bool LocalReachable() const;
   // True when some member answers as primary.
   bool PrimaryKnown() const;
+  // True when the last probe of some other region's database answered: false when this
+  // region is cut off from the others (a partition) or they are all down.
+  bool PeerReachable() const;
   std::vector<Member> Snapshot() const;
 
   // The probe loop for member `i` (co_spawn one per member); ends when `stop` is set.

@@ -53,6 +53,26 @@ TEST(Topology, ALaggingLocalStandbyGivesWayToAnotherStandbyThenThePrimary) {
   EXPECT_EQ(t.ChooseRead(0), 1);
 }
 
+TEST(Topology, ACutOffRegionSeesOnlyItsOwnStandbyAndCannotServeReads) {
+  auto t = Make(/*max_lag_ms=*/1000);
+  auto t0 = std::chrono::steady_clock::now();
+  t.Record(1, true, Role::kPrimary, 1000, {}, t0);
+  t.Record(0, true, Role::kStandby, 1000, {}, t0);
+  t.Record(2, true, Role::kStandby, 1000, {}, t0);
+  EXPECT_TRUE(t.PeerReachable());
+  // The other regions stop answering; the local standby still does.
+  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 500ms);
+  t.Record(2, false, Role::kUnknown, 0, "timeout", t0 + 500ms);
+  t.Record(0, true, Role::kStandby, 1000, {}, t0 + 500ms);
+  EXPECT_FALSE(t.PeerReachable());
+  EXPECT_TRUE(t.LocalReachable());
+  EXPECT_EQ(t.ChooseRead(0), 0) << "within the lag bound the local standby still serves";
+  // Past the lag bound nothing says how stale it is: no read may come from it.
+  t.Record(0, true, Role::kStandby, 1000, {}, t0 + 2s);
+  EXPECT_EQ(t.ChooseRead(0), Topology::kPrimary);
+  EXPECT_FALSE(t.PrimaryKnown());
+}
+
 TEST(Topology, ReadYourWritesSkipsStandbysThatHaveNotReplayedTheCommit) {
   auto t = Make();
   auto now = std::chrono::steady_clock::now();

@@ -123,16 +123,22 @@ namespace {
 // loop; without: a ping), its audit journal is healthy now (not only once: see
 // JournalStats) and the session revocation list has been loaded. HAProxy takes a node
 // out of rotation on a 503 here, so a region whose database is lost sends its traffic
-// to the next region.
+// to the next region. So does a region cut off from the others (a partition): its own
+// standby answers, but no other region's database does, and with no primary in sight its
+// reads are past the lag bound and its writes have nowhere to go. (When the primary's
+// region is lost but another region still answers, the nodes stay ready and wait for the
+// promotion: every node turning away at once would leave the edge with no server.)
 asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   bool db_ok = true;      // this node's own database answers
   bool reads_ok = true;   // some database can serve its reads
   bool writes_ok = true;  // a primary is known
+  bool cut_off = false;   // no other region's database answers, and this one cannot serve
   json::object database;
   if (db::Topology* topo = ctx.svc.topology) {
     db_ok = topo->LocalReachable();
     writes_ok = topo->PrimaryKnown();
     reads_ok = topo->ChooseRead(0) != db::Topology::kPrimary || writes_ok;
+    cut_off = topo->options().regions.size() > 1 && !topo->PeerReachable() && !reads_ok;
     json::array members;
     for (const auto& m : topo->Snapshot())
       members.push_back(json::object{{"region", m.name},
@@ -144,6 +150,7 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
                                      {"error", m.error}});
     database = json::object{{"reachable", db_ok},
                             {"primary_known", writes_ok},
+                            {"cut_off", cut_off},
                             {"max_replica_lag_ms", topo->options().max_replica_lag_ms},
                             {"members", std::move(members)}};
   } else {
@@ -178,8 +185,8 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   // [fault_injection] never_ready: a release that never becomes ready (rollout tests).
   bool draining = ctx.svc.draining.load();
   int64_t newer_contract = ctx.svc.newer_contract.load();
-  bool ready = db_ok && audit_ok && !audit_low && sessions_ok && !draining && newer_contract == 0 &&
-               !ctx.svc.config.fault_never_ready;
+  bool ready = db_ok && !cut_off && audit_ok && !audit_low && sessions_ok && !draining &&
+               newer_contract == 0 && !ctx.svc.config.fault_never_ready;
   // External services: each one's health, breaker and last error, and the fallback that
   // serves patients while it is not healthy (the same words as the alert rules').
   json::object dependencies;
