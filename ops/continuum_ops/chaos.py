@@ -18,7 +18,9 @@ kill-nodes, pause-nodes, pause-region, dependency (params: mode = error|timeout|
 delay_ms), slow-query (target: a table), edge-backend-down, exhaust-connections (params:
 count), hold-pool (target: a tier, critical|high|medium|low: every connection of that tier's
 pools held inside every portal node; [ops] chaos_hooks), database-network (params: the net-proxy's toxics), kill-edge (target: an edge
-instance), fill-disk (params: percent, full_after_s; the region's journal volumes). "client_retries" (0-3, default 0): the load's clients resend a request that got
+instance), fill-disk (params: percent, full_after_s; the region's journal volumes),
+partition-region (params: direction = both|outbound|inbound; regions in network namespaces,
+CLUSTER_NETNS=1). "client_retries" (0-3, default 0): the load's clients resend a request that got
 no answer at all that many times (the report also counts what would have failed without).
 
 A run: replay the revert journal (faults a dead controller left injected), wait for a
@@ -58,7 +60,7 @@ from .util import ClusterError, log, write_atomic
 
 FAULTS = ("kill-region", "kill-nodes", "pause-nodes", "pause-region", "dependency", "slow-query",
           "edge-backend-down", "exhaust-connections", "hold-pool", "database-network", "kill-edge",
-          "fill-disk")
+          "fill-disk", "partition-region")
 ROLES = ("primary", "sync-standby", "replica")
 
 
@@ -151,7 +153,7 @@ def parse_experiment(doc: object, name: str = "experiment") -> Experiment:
 def _check_params(fault: str, target: str, params: dict, where: str) -> None:
     allowed = {"dependency": {"mode", "delay_ms"}, "exhaust-connections": {"count"},
                "database-network": set(F.DatabaseNetwork.KEYS),
-               "fill-disk": {"percent", "full_after_s"}}.get(fault, set())
+               "fill-disk": {"percent", "full_after_s"}, "partition-region": {"direction"}}.get(fault, set())
     _keys(params, allowed, f"{where}.params")
     if fault == "dependency":
         if not target:
@@ -179,6 +181,12 @@ def _check_params(fault: str, target: str, params: dict, where: str) -> None:
         _number(params, "percent", f"{where}.params", 95, 50, 100)
         if "full_after_s" in params:
             _number(params, "full_after_s", f"{where}.params", 0, 0, 3600)
+    elif fault == "partition-region":
+        from .netns import DIRECTIONS
+        if not target:
+            raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
+        if params.get("direction", "both") not in DIRECTIONS:
+            raise ValueError(f"{where}.params.direction must be one of {', '.join(DIRECTIONS)}")
     elif fault == "database-network":
         if not target:
             raise ValueError(f"{where}.target must be a region or one of {', '.join(ROLES)}")
@@ -306,6 +314,8 @@ def make_fault(kind: str, target: str, params: dict | None = None) -> F.Fault:
         after = params.get("full_after_s")
         return F.JournalDiskFilled(target, float(params.get("percent", 95)),
                                    float(after) if after is not None else None)
+    if kind == "partition-region":
+        return F.RegionPartitioned(target, str(params.get("direction", "both")))
     if kind == "database-network":
         return F.DatabaseNetwork(target, {k: (int(v) if not isinstance(v, bool) else v) for k, v in params.items()})
     raise ClusterError(f"unknown fault {kind!r}")
@@ -697,6 +707,11 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
             if any(st.fault == "fill-disk" for st in exp.method) and not c.has_journal_volumes():
                 out["skipped"][f.name] = ("needs journal volumes (a cluster started with "
                                           "CLUSTER_JOURNAL_VOLUME_MB=128): the machine's own disk is never filled")
+                log(f"chaos day {did}: {f.name} skipped: {out['skipped'][f.name]}")
+                continue
+            if any(st.fault == "partition-region" for st in exp.method) and not c.topo.netns:
+                out["skipped"][f.name] = ("needs the regions in network namespaces (a cluster started with "
+                                          "CLUSTER_NETNS=1): on shared loopback no region can be cut off")
                 log(f"chaos day {did}: {f.name} skipped: {out['skipped'][f.name]}")
                 continue
             try:

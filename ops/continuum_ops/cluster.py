@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import haproxy, monitoring, patroni, pgroot, portal
+from . import haproxy, monitoring, netns, patroni, pgroot, portal
 from .procs import Supervisor, closure, cmdline, descendants, live, snapshot
 from .topology import (MAX_OFFSET, SLOTS, Node, Topology, ephemeral_range, listening_ports, max_offset, port_problems,
                        reserved_ports)
@@ -76,12 +76,20 @@ class Cluster:
                                f"(remove the folder to change it)")
         self.offset = int(rec_off) if rec_off is not None else (offset or 0)
         self.recorded_pg_root = recorded.get("PG_ROOT")
+        # Regions in network namespaces of their own (netns.py): chosen at the first `up`
+        # (CLUSTER_NETNS=1), then recorded in cluster.env; a cluster never changes mode.
+        if recorded.get("NETNS") is not None:
+            self.netns_index = int(recorded["NETNS"]) or None
+        elif os.environ.get("CLUSTER_NETNS", "0") == "1" and "PORT_OFFSET" not in recorded:
+            self.netns_index = netns.choose_index()
+        else:
+            self.netns_index = None
         # The live release (`continuum rollout` writes it when a new release reaches 100%):
         # its slot (which node ports serve), its binary and its config overlay. Without the
         # file: slot a, CONTINUUM_BIN (default build/continuum), no overlay.
         self.release = read_release(self.state)
         self.topo = Topology((DEPLOY / "regions.conf").read_text(), self.offset,
-                             env_int("STUB_BASE_PORT", 9100), slot=self.release["slot"])
+                             env_int("STUB_BASE_PORT", 9100), slot=self.release["slot"], netns=self.netns_index)
         self.bin = Path(self.release.get("binary") or os.environ.get("CONTINUUM_BIN")
                         or REPO / "build" / "continuum")
         self.patients = env_int("CLUSTER_PATIENTS", 10000)
@@ -109,7 +117,8 @@ class Cluster:
         return out
 
     def _write_env(self) -> None:
-        write_atomic(self.env_file, f"PORT_OFFSET={self.offset}\nPG_ROOT={self.pg_root}\n")
+        write_atomic(self.env_file, f"PORT_OFFSET={self.offset}\nPG_ROOT={self.pg_root}\n"
+                                    f"NETNS={self.netns_index or 0}\n")
 
     def load_secrets(self) -> None:
         f = self.state / "secrets.env"
@@ -177,7 +186,11 @@ class Cluster:
                                + f"; with this deploy/regions.conf the port offset may be at most "
                                  f"{min(MAX_OFFSET, max_offset(at_zero, eph))}")
 
-    def need_ports(self, what: str, ports: list[int]) -> None:
+    def need_ports(self, what: str, ports: list[int], region: str | None = None) -> None:
+        """`region`: ports of that region's processes; in a namespace of the cluster's own
+        nothing else can hold them (and /proc/net shows the root namespace's only)."""
+        if region is not None and self.topo.netns:
+            return
         busy = listening_ports()
         for p in ports:
             if p in busy:
@@ -217,6 +230,8 @@ class Cluster:
         self.pg_root = root
         self.sup = Supervisor(self.state, [self.state, self.pg_root], log)
         self._write_env()
+        if self.topo.netns:
+            netns.setup(self.topo.netns)
         self.load_secrets()
         self.make_key()
 
@@ -233,16 +248,16 @@ class Cluster:
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(d, 0o700)
             render(DEPLOY / "etcd" / "etcd.conf.yml.tmpl", d / "etcd.conf.yml", {
-                "REGION": name, "ETCD_DATA_DIR": d / "data", "ETCD_CLIENT_PORT": r.etcd_client,
+                "REGION": name, "HOST": r.host, "ETCD_DATA_DIR": d / "data", "ETCD_CLIENT_PORT": r.etcd_client,
                 "ETCD_PEER_PORT": r.etcd_peer, "ETCD_INITIAL_CLUSTER": initial})
             if self.sup.alive(f"etcd-{name}"):
                 continue
-            self.need_ports(f"etcd {name}", [r.etcd_client, r.etcd_peer])
+            self.need_ports(f"etcd {name}", [r.etcd_client, r.etcd_peer], name)
             log(f"starting etcd {name} (client {r.etcd_client}, peer {r.etcd_peer})")
             # etcd's heartbeats must not wait behind the portal's and PostgreSQL's work on
             # a shared machine (a late heartbeat is an election): a higher CPU priority, as
             # a dedicated etcd host would have.
-            self.sup.start(f"etcd-{name}", [ETCD, "--config-file", d / "etcd.conf.yml"], cwd=d,
+            self.sup.start(f"etcd-{name}", [*self.topo.enter(name), ETCD, "--config-file", d / "etcd.conf.yml"], cwd=d,
                            nice=ETCD_NICE if os.geteuid() == 0 else 0)
 
     def etcd_quorum(self) -> bool:
@@ -278,7 +293,8 @@ class Cluster:
                 os.chown(p, uid, gid)
             os.chmod(d, 0o700)
             render(DEPLOY / "patroni" / "patroni.yml.tmpl", self.patroni_cfg(name), {
-                "REGION": name, "REST_PORT": r.rest, "PG_PORT": r.pg, "NODE_DIR": d, "PG_BIN": PG_BIN,
+                "REGION": name, "HOST": r.host, "CLIENT_NET": self.topo.client_net,
+                "REST_PORT": r.rest, "PG_PORT": r.pg, "NODE_DIR": d, "PG_BIN": PG_BIN,
                 "ETCD_HOSTS": etcd_hosts, "SUPERUSER_PASSWORD": self.secrets["SUPERUSER_PASSWORD"],
                 "REPLICATION_PASSWORD": self.secrets["REPLICATION_PASSWORD"],
                 "REWIND_PASSWORD": self.secrets["REWIND_PASSWORD"]}, mode=0o600)
@@ -286,14 +302,14 @@ class Cluster:
             if self.sup.alive(f"patroni-{name}"):
                 continue
             if self.postmaster_pid(name) is None:
-                self.need_ports(f"patroni {name}", [r.rest, r.pg])
+                self.need_ports(f"patroni {name}", [r.rest, r.pg], name)
             else:
-                self.need_ports(f"Patroni REST {name}", [r.rest])
+                self.need_ports(f"Patroni REST {name}", [r.rest], name)
             log(f"starting patroni {name} (REST {r.rest}, postgres {r.pg})")
             # setpriv execs (unlike runuser, which forks), so the PID is Patroni's own; the
             # working directory is the node's own folder (postgres must be able to enter it).
             self.sup.start(f"patroni-{name}", [
-                "setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--init-groups", "--",
+                *self.topo.enter(name), "setpriv", f"--reuid={PG_USER}", f"--regid={PG_USER}", "--init-groups", "--",
                 PATRONI, self.patroni_cfg(name)], cwd=d,
                 env={"PATH": "/usr/bin:/bin", "HOME": "/var/lib/postgresql", "LANG": "C.UTF-8",
                      "LC_ALL": "C.UTF-8"})
@@ -336,17 +352,18 @@ class Cluster:
         except subprocess.TimeoutExpired:   # a slow server is a failed attempt, retried by the caller
             return subprocess.CompletedProcess(args, 124, "", f"psql timed out after {timeout:.0f}s")
 
-    def leader_port(self) -> int | None:
+    def leader_addr(self) -> tuple[str, int] | None:
+        """(host, port) of the leader's PostgreSQL, as Patroni publishes it."""
         m = patroni.leader(self.cluster_json())
-        return int(m["port"]) if m else None
+        return (str(m.get("host") or "127.0.0.1"), int(m["port"])) if m else None
 
     def replication(self) -> dict[str, dict]:
         """application_name -> {state, sync_state}, as the primary sees it."""
-        port = self.leader_port()
-        if port is None:
+        addr = self.leader_addr()
+        if addr is None:
             return {}
         try:
-            cp = self.psql(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+            cp = self.psql(f"host={addr[0]} port={addr[1]} user=postgres dbname=postgres",
                            "select application_name, state, sync_state from pg_stat_replication",
                            self.secrets.get("SUPERUSER_PASSWORD"), timeout=5)
         except subprocess.TimeoutExpired:
@@ -362,8 +379,8 @@ class Cluster:
         return patroni.serving(self.cluster_json(), name, streaming)
 
     def create_database(self) -> bool:
-        port = self.leader_port()
-        if port is None:
+        addr = self.leader_addr()
+        if addr is None:
             return False
         pw = self.secrets["APP_PASSWORD"]
         ppw = self.secrets["PORTAL_PASSWORD"]
@@ -376,7 +393,7 @@ class Cluster:
                f"SELECT format('ALTER ROLE continuum_portal LOGIN PASSWORD %L', '{ppw}') \\gexec\n"
                "SELECT 'CREATE DATABASE continuum OWNER continuum'\n"
                " WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'continuum') \\gexec\n")
-        conn = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+        conn = f"host={addr[0]} port={addr[1]} user=postgres dbname=postgres"
         cp = self.psql(conn, "", self.secrets["SUPERUSER_PASSWORD"], stdin=sql)
         if cp.returncode != 0:
             return False
@@ -442,14 +459,17 @@ class Cluster:
         ehr = portal.ehr_patients(self.patients)
         # The cluster's own test CA (kept with the state; the portal configs trust it).
         tls = self.stub_tls_dir
-        cp = subprocess.run([REPO / "scripts" / "test-ca", tls], capture_output=True, timeout=60)
+        san = "IP:127.0.0.1,DNS:localhost" + (f",IP:{self.topo.service_host}" if self.topo.netns else "")
+        cp = subprocess.run([REPO / "scripts" / "test-ca", tls, san], capture_output=True, timeout=60)
         if cp.returncode != 0:
             raise ClusterError("scripts/test-ca failed: " + cp.stderr.decode()[-300:])
-        args = [self.bin, "stub-deps", "--base-port", str(self.topo.stub_base), "--data-dir", d,
+        args = [self.bin, "stub-deps", "--listen", self.topo.service_host, "--base-port", str(self.topo.stub_base),
+                "--data-dir", d,
                 "--tls-cert", tls / "server.pem", "--tls-key", tls / "server.key"]
         if ehr:
             args += ["--ehr-patients", str(ehr), "--ehr-facilities", "20"]
-        log(f"starting stub-deps (admin 127.0.0.1:{self.topo.stub_base}; faults: PUT /admin/faults/{{dependency}})")
+        log(f"starting stub-deps (admin {self.topo.service_host}:{self.topo.stub_base}; "
+            f"faults: PUT /admin/faults/{{dependency}})")
         self.sup.start("stubdeps", args, cwd=d)
 
     def netproxy_up(self, names: list[str]) -> None:
@@ -460,12 +480,12 @@ class Cluster:
             if self.sup.alive(f"netproxy-{name}"):
                 continue
             r = self.topo.region(name)
-            self.need_ports(f"net-proxy {name}", [r.pg_proxy, r.pg_proxy_admin])
+            self.need_ports(f"net-proxy {name}", [r.pg_proxy, r.pg_proxy_admin], name)
             d = self.state / "netproxy"
             d.mkdir(exist_ok=True)
             log(f"starting net-proxy {name} ({r.host}:{r.pg_proxy} -> postgres {r.host}:{r.pg}; "
                 f"admin http://{r.host}:{r.pg_proxy_admin}/proxies)")
-            self.sup.start(f"netproxy-{name}", [self.bin, "net-proxy", "--admin-host", r.host,
+            self.sup.start(f"netproxy-{name}", [*self.topo.enter(name), self.bin, "net-proxy", "--admin-host", r.host,
                                                 "--admin-port", str(r.pg_proxy_admin),
                                                 # (the state path in its command line is how
                                                 # the supervisor knows the process as ours)
@@ -487,7 +507,12 @@ class Cluster:
             return "# prometheus_url: none (the cluster runs without monitoring)"
         if not binary_knows(Path(binary), b"prometheus_url"):
             return "# prometheus_url: not known to this release's binary"
-        return f'prometheus_url = "http://127.0.0.1:{self.topo.monitoring["prometheus"]}"'
+        return f'prometheus_url = "{self.prometheus_url}"'
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus listens where the regions reach it (topology.service_host)."""
+        return f"http://{self.topo.service_host}:{self.topo.monitoring['prometheus']}"
 
     def portal_up(self, names: list[str]) -> None:
         if not self.with_topology(self.bin):
@@ -511,7 +536,8 @@ class Cluster:
         self.ensure_volume(n)
         self.audit_dir(n).mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)
-        values = {"PORTAL_PORT": n.port, "REGION": n.region, "NODE": n.name,
+        values = {"LISTEN_ADDRESS": n.host, "TRUSTED_PROXY": self.topo.service_host,
+                  "PORTAL_PORT": n.port, "REGION": n.region, "NODE": n.name,
                   "WRITE_URL": self.portal_primary_url(n.region), "TOPOLOGY": topo, "DEPENDENCIES": deps,
                   "KEY_FILE": self.state / "cluster.key", "OPS_TOKEN_FILE": self.ops_token_file,
                   "AUDIT_DIR": self.audit_dir(n), "PUBLIC_BASE_URL": portal.public_base_url(self.topo),
@@ -599,9 +625,10 @@ class Cluster:
         cfg = self.node_config(n, binary, overlay)
         if self.sup.alive(f"portal-{n.name}"):
             return False
-        self.need_ports(f"portal node {n.name}", [n.port])
+        self.need_ports(f"portal node {n.name}", [n.port], n.region)
         log(f"starting portal node {n.name} ({n.host}:{n.port}, {binary})")
-        self.sup.start(f"portal-{n.name}", [binary, "serve", "--config", cfg], cwd=cfg.parent)
+        self.sup.start(f"portal-{n.name}", [*self.topo.enter(n.region), binary, "serve", "--config", cfg],
+                       cwd=cfg.parent)
         return True
 
     def nodes_ready(self, names: list[str]) -> bool:
@@ -766,8 +793,8 @@ class Cluster:
         changed |= write_atomic(d / "prometheus" / "rules.stamp", rules_stamp)
         self._start_or_reload("prometheus", changed, [
             monitoring.PROMETHEUS, f"--config.file={prom_cfg}", f"--storage.tsdb.path={d / 'prometheus' / 'data'}",
-            f"--web.listen-address=127.0.0.1:{m['prometheus']}", "--storage.tsdb.retention.time=15d",
-            "--web.enable-lifecycle", f"--web.external-url=http://127.0.0.1:{m['prometheus']}/"],
+            f"--web.listen-address={self.topo.service_host}:{m['prometheus']}", "--storage.tsdb.retention.time=15d",
+            "--web.enable-lifecycle", f"--web.external-url={self.prometheus_url}/"],
             d / "prometheus", [m["prometheus"]])
         self._start_or_reload("alertmanager", am_changed, [
             monitoring.ALERTMANAGER, f"--config.file={am_cfg}", f"--storage.path={d / 'alertmanager' / 'data'}",
@@ -838,7 +865,7 @@ class Cluster:
         if not self.with_monitoring:
             return None
         m = self.topo.monitoring
-        urls = {"prometheus": f"http://127.0.0.1:{m['prometheus']}",
+        urls = {"prometheus": self.prometheus_url,
                 "alertmanager": f"http://127.0.0.1:{m['alertmanager']}",
                 "probe": f"http://127.0.0.1:{m['prober']}"}
         oks = all_ok([urls["prometheus"] + "/-/ready", urls["alertmanager"] + "/-/ready",
@@ -867,7 +894,7 @@ class Cluster:
             if not self.sup.alive(n):
                 raise ClusterError(f"{n} exited; last lines of {self.sup.logs}/{n}.log:\n"
                                    + self.sup.log_tail(f"{n}.log"))
-        return all(all_ok([f"http://127.0.0.1:{m['prometheus']}/-/ready",
+        return all(all_ok([f"{self.prometheus_url}/-/ready",
                            f"http://127.0.0.1:{m['alertmanager']}/-/ready"]))
 
     # ---- commands ----------------------------------------------------------------------
@@ -1008,6 +1035,8 @@ class Cluster:
             while any(live(p) for p in victims) and time.monotonic() < deadline:
                 time.sleep(0.05)
         self.unmount_volumes()   # again: a node SIGKILLed just now held its volume
+        if self.topo.netns:
+            netns.teardown(self.topo.netns)
         if self.pg_root != self.state / "patroni" and (self.pg_root / "OWNER").exists():
             shutil.rmtree(self.pg_root, ignore_errors=True)
         shutil.rmtree(self.state, ignore_errors=True)
@@ -1127,6 +1156,10 @@ class Cluster:
             "state_dir": str(self.state),
             "pg_root": str(self.pg_root),
             "port_offset": self.offset,
+            "network": ({"namespaces": {r: self.topo.netns.namespace(r) for r in self.topo.names},
+                         "bridge": self.topo.netns.bridge, "gateway": self.topo.netns.gateway,
+                         "partitioned": [r for r in self.topo.names if netns.partitioned(self.topo.netns, r)]}
+                        if self.topo.netns else None),
             "healthy": healthy,
             "primary": primary,
             "sync_standby": sync,
@@ -1136,7 +1169,7 @@ class Cluster:
                         "postgres_replicas": f"127.0.0.1:{h['pg_replicas']}",
                         "stats": f"http://127.0.0.1:{h['stats']}/",
                         "admin_socket": str(self.haproxy_dir / "admin.sock"), "instances": edge},
-            "stub_deps": {"admin": f"http://127.0.0.1:{self.topo.stub_base}", "pid": pid("stubdeps")}
+            "stub_deps": {"admin": f"http://{self.topo.service_host}:{self.topo.stub_base}", "pid": pid("stubdeps")}
             if self.with_deps else None,
             "regions": regions,
             "monitoring": self.monitoring_status(),

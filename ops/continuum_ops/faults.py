@@ -97,7 +97,7 @@ class DependencyFault(Fault):
         self.mode, self.delay_ms = mode, delay_ms
 
     def _admin(self, c: Cluster, method: str, path: str, body: dict | None = None) -> None:
-        req = urllib.request.Request(f"http://127.0.0.1:{c.topo.stub_base}{path}", method=method,
+        req = urllib.request.Request(f"http://{c.topo.service_host}:{c.topo.stub_base}{path}", method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as r:
@@ -227,6 +227,47 @@ class RegionPaused(Fault):
                 os.kill(p, signal.SIGCONT)
             except OSError:
                 pass
+
+
+class RegionPartitioned(Fault):
+    """A region cut off from the other regions while every process in it lives: an nftables
+    table inside its network namespace drops its traffic with their addresses (netns.py),
+    `both` ways, `outbound` only or `inbound` only. The edge, the monitoring and the
+    stand-ins (on the bridge's address) still reach it and it them, as users still reach a
+    region whose inter-region links broke. Its etcd member is in the minority: if it held
+    the primary, Patroni there cannot renew the leader key and demotes it, and the others
+    elect the sync standby. Needs a cluster whose regions run in namespaces (CLUSTER_NETNS=1
+    at its first `up`). Revert: the table dropped (idempotent; a dead controller's revert
+    does the same)."""
+
+    def __init__(self, region: str, direction: str = "both"):
+        from .netns import DIRECTIONS
+        if direction not in DIRECTIONS:
+            raise ClusterError(f"partition direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+        super().__init__("region partitioned", region,
+                         {"PatroniMemberDown", "EtcdMemberDown", "PortalRegionDown", "PortalNodeDown",
+                          "PortalCannotReachDatabase", "ReplicationLagHigh", "EdgeBackendDown",
+                          "JourneyFailingFromOneVantage"}, {"region": region},
+                         {"PatroniNoLeader", "PostgresNoSyncStandby"})
+        self.direction = direction
+
+    def inject(self, c: Cluster) -> None:
+        from . import netns
+        if not c.topo.netns:
+            raise ClusterError("partition-region needs the regions in network namespaces of their own: "
+                               "a cluster made with CLUSTER_NETNS=1 at its first `up` (see deploy/README.md)")
+        netns.partition(c.topo.netns, self.target, self.direction)
+        peers = [r for r in c.topo.names if r != self.target]
+        log(f"partition: {self.target} ({c.topo.region(self.target).host}) cut off from {', '.join(peers)} "
+            f"({self.direction})")
+
+    def revert(self, c: Cluster) -> None:
+        from . import netns
+        if c.topo.netns:
+            netns.unpartition(c.topo.netns, self.target)
+
+    def describe(self) -> str:
+        return f"{self.kind} ({self.target}, {self.direction})"
 
 
 class ConnectionsExhausted(Fault):

@@ -61,8 +61,8 @@ def dependencies_block(topo: Topology, patients: int, with_deps: bool, ca_file: 
     ca = f'ca_file = "{ca_file}"\n'
     out = ""
     for name, delta in DEPENDENCY_PORTS.items():
-        out += f'[dependencies.{name}]\nurl = "https://127.0.0.1:{b + delta}"\n{ca}\n'
-    out += f'[dependencies.smtp]\nurl = "smtp://127.0.0.1:{b + 25}"\n{ca}\n'
+        out += f'[dependencies.{name}]\nurl = "https://{topo.service_host}:{b + delta}"\n{ca}\n'
+    out += f'[dependencies.smtp]\nurl = "smtp://{topo.service_host}:{b + 25}"\n{ca}\n'
     if ehr_patients(patients):
-        out += f'[dependencies.ehr]\nurl = "https://127.0.0.1:{b + 1}"\n{ca}\n'
+        out += f'[dependencies.ehr]\nurl = "https://{topo.service_host}:{b + 1}"\n{ca}\n'
     return out

@@ -189,7 +189,7 @@ class Controller:
         self.command_file = self.dir / "command"
         self._lock = None
         self.rt = hap.Runtime(cluster.haproxy_cmd, cluster.haproxy_each)
-        self.prom = Prometheus(f"http://127.0.0.1:{cluster.topo.monitoring['prometheus']}")
+        self.prom = Prometheus(cluster.prometheus_url)
         self.publisher = reports.Publisher.for_cluster(cluster)
 
     # ---- locking, files ----------------------------------------------------------------

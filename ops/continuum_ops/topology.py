@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .netns import Plan as NetnsPlan
+
 # Ports besides deploy/regions.conf (each + the port offset). Every base port lies below
 # 32768, the start of Linux's default ephemeral range; with the offset, `check_ports` keeps
 # every port below the range the kernel actually uses (ip_local_port_range).
@@ -87,9 +89,11 @@ def other_slot(slot: str) -> str:
     return SLOTS[1 - SLOTS.index(slot)]
 
 
-def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1", slot: str = "a") -> list[Region]:
+def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1", slot: str = "a",
+                  hosts: dict[str, str] | None = None) -> list[Region]:
     """deploy/regions.conf: name etcd_client etcd_peer patroni_rest postgres node_port...
-    `slot`: the live release slot (its nodes are Region.nodes, the other's other_nodes)."""
+    `slot`: the live release slot (its nodes are Region.nodes, the other's other_nodes).
+    `hosts`: a region's own address (network namespaces), else every region on `host`."""
     regions: list[Region] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         f = line.split()
@@ -102,12 +106,13 @@ def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1", slot: str
             ports = [int(x) for x in f[1:]]
         except ValueError:
             raise ValueError(f"regions.conf line {lineno}: ports must be numbers: {line.strip()!r}") from None
-        r = Region(f[0], host, *(p + offset for p in ports[:4]))
+        rhost = (hosts or {}).get(f[0], host)
+        r = Region(f[0], rhost, *(p + offset for p in ports[:4]))
         if len(ports) - 4 > 13:
             raise ValueError(f"regions.conf line {lineno}: at most 13 portal nodes per region")
         base = [p + offset for p in ports[4:]]
-        r.nodes = slot_nodes(r.name, host, base, slot)
-        r.other_nodes = slot_nodes(r.name, host, base, other_slot(slot))
+        r.nodes = slot_nodes(r.name, rhost, base, slot)
+        r.other_nodes = slot_nodes(r.name, rhost, base, other_slot(slot))
         regions.append(r)
     names = [r.name for r in regions]
     if len(set(names)) != len(names):
@@ -115,6 +120,11 @@ def parse_regions(text: str, offset: int = 0, host: str = "127.0.0.1", slot: str
     if len(regions) < 3:
         raise ValueError("regions.conf must list at least 3 regions")
     return regions
+
+
+def region_names(text: str) -> list[str]:
+    """The region names of deploy/regions.conf, in order."""
+    return [line.split()[0] for line in text.splitlines() if line.split() and not line.split()[0].startswith("#")]
 
 
 def preference(names: list[str], me: str) -> list[str]:
@@ -152,15 +162,35 @@ def reserved_ports(path: str = "/proc/sys/net/ipv4/ip_local_reserved_ports") -> 
 class Topology:
     """Every component's address for one cluster (one state folder, one port offset)."""
 
-    def __init__(self, regions_text: str, offset: int = 0, stub_base: int | None = None, slot: str = "a"):
+    def __init__(self, regions_text: str, offset: int = 0, stub_base: int | None = None, slot: str = "a",
+                 netns: int | None = None):
         if not 0 <= offset <= MAX_OFFSET:
             raise ValueError(f"--port-offset must be 0..{MAX_OFFSET}")
         self.offset = offset
         self.slot = slot
-        self.regions = parse_regions(regions_text, offset, slot=slot)
+        # netns: the regions in network namespaces of their own (netns.py), each on its own
+        # address; None: every region on the loopback address
+        self.netns = NetnsPlan(netns, tuple(region_names(regions_text))) if netns else None
+        hosts = {r: self.netns.address(r) for r in self.netns.regions} if self.netns else None
+        self.regions = parse_regions(regions_text, offset, slot=slot, hosts=hosts)
         self.haproxy = {k: v + offset for k, v in HAPROXY_PORTS.items()}
         self.stub_base = (stub_base if stub_base is not None else STUB_BASE_PORT) + offset
         self.monitoring = {k: v + offset for k, v in MONITORING_PORTS.items()}
+
+    @property
+    def service_host(self) -> str:
+        """Where the processes outside the regions that the regions call (the stand-ins,
+        Prometheus) listen: the bridge's address with namespaces, else loopback."""
+        return self.netns.gateway if self.netns else "127.0.0.1"
+
+    @property
+    def client_net(self) -> str:
+        """The addresses PostgreSQL accepts password logins from (pg_hba)."""
+        return self.netns.subnet if self.netns else "127.0.0.1/32"
+
+    def enter(self, region: str) -> list[str]:
+        """argv prefix that starts a program of `region` inside its namespace ([] without)."""
+        return self.netns.enter(region) if self.netns else []
 
     @property
     def names(self) -> list[str]:

@@ -66,6 +66,12 @@ class ExperimentFormatTest(unittest.TestCase):
             ({**GOOD, "method": [{"fault": "fill-disk", "target": "us-west", "params": {"size": 1}}]},
              "unknown key(s) size"),
             ({**GOOD, "method": [{"fault": "fill-disk", "params": {"percent": 95}}]}, "target must be a region"),
+            ({**GOOD, "method": [{"fault": "partition-region", "target": "primary",
+                                  "params": {"direction": "sideways"}}]}, "direction must be one of both"),
+            ({**GOOD, "method": [{"fault": "partition-region", "params": {"direction": "both"}}]},
+             "target must be a region"),
+            ({**GOOD, "method": [{"fault": "partition-region", "target": "primary", "params": {"drop": 1}}]},
+             "unknown key(s) drop"),
             ([], "must be a JSON object"),
         ]
         for doc, msg in cases:

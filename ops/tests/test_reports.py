@@ -120,6 +120,7 @@ class WiringTest(unittest.TestCase):
     def cluster(self, d):
         nodes = [SimpleNamespace(host="127.0.0.1", port=p) for p in (18101, 18102, 18111)]
         return SimpleNamespace(state=Path(d), ops_token_file=Path(d) / "ops.token",
+                               prometheus_url="http://127.0.0.1:9090",
                                topo=SimpleNamespace(monitoring={"prometheus": 9090}, haproxy={"http": 8080}, nodes=nodes),
                                haproxy_cmd=lambda cmd: "", haproxy_each=lambda cmd: [""])
 

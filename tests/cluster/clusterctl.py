@@ -229,9 +229,10 @@ class ClusterHandle:
     removes the folder unless keep)."""
 
     def __init__(self, state: Path, offset: int | None, owned: bool, keep: bool = False,
-                 patients: int | None = None, monitoring: bool = True):
+                 patients: int | None = None, monitoring: bool = True, netns: bool = False):
         self.state = Path(state).resolve()
         self.monitoring = monitoring
+        self.netns = netns   # regions in network namespaces of their own (CLUSTER_NETNS=1)
         self.offset = offset
         self.owned = owned
         self.keep = keep
@@ -247,12 +248,12 @@ class ClusterHandle:
 
     @classmethod
     def create(cls, keep: bool = False, patients: int | None = None, offset: int | None = None,
-               prefix: str = "cct-", monitoring: bool = True) -> "ClusterHandle":
+               prefix: str = "cct-", monitoring: bool = True, netns: bool = False) -> "ClusterHandle":
         # short path: PostgreSQL's socket lives in <state>/patroni/<region>/ (107-byte limit)
         state = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
         os.chmod(state, 0o755)
         off = offset if offset is not None else free_offset()
-        return cls(state, off, owned=True, keep=keep, patients=patients, monitoring=monitoring)
+        return cls(state, off, owned=True, keep=keep, patients=patients, monitoring=monitoring, netns=netns)
 
     # -- scripts/cluster -------------------------------------------------------------------
 
@@ -262,7 +263,20 @@ class ClusterHandle:
             env["CLUSTER_PATIENTS"] = str(self.patients)
         if not self.monitoring:
             env["CLUSTER_NO_MONITORING"] = "1"
+        env["CLUSTER_NETNS"] = "1" if self.netns else "0"
         return env
+
+    def topology(self) -> Topology:
+        """The cluster's topology as `scripts/cluster` recorded it (port offset, namespaces)."""
+        rec = {}
+        try:
+            for line in (self.state / "cluster.env").read_text().splitlines():
+                k, _, v = line.partition("=")
+                rec[k.strip()] = v.strip()
+        except OSError:
+            pass
+        return Topology((DEPLOY / "regions.conf").read_text(), int(rec.get("PORT_OFFSET", self.offset or 0)),
+                        netns=int(rec.get("NETNS", "0")) or None)
 
     def cmd(self, *args, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
         argv = [SCRIPT, *args, "--state", self.state]
@@ -342,7 +356,7 @@ class ClusterHandle:
     # -- etcd -------------------------------------------------------------------------------
 
     def _etcdctl(self, *args: str, timeout: float = 15) -> subprocess.CompletedProcess:
-        topo = Topology((DEPLOY / "regions.conf").read_text(), self.offset or 0)
+        topo = self.topology()
         eps = ",".join(f"http://{r.host}:{r.etcd_client}" for r in topo.regions)
         return run(["etcdctl", f"--endpoints={eps}", "--dial-timeout=1s", "--command-timeout=5s", *args],
                    timeout=timeout, check=True, env={**os.environ, "ETCDCTL_API": "3"})
@@ -362,7 +376,7 @@ class ClusterHandle:
         """Logs etcd's leader changes as each live member saw them since it started (its
         etcd_server_leader_changes_seen_total): an election nobody caused by killing or
         moving a leader is a member that missed heartbeats (a starved or slow etcd)."""
-        topo = Topology((DEPLOY / "regions.conf").read_text(), self.offset or 0)
+        topo = self.topology()
         seen = []
         for r in topo.regions:
             try:

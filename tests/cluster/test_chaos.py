@@ -14,10 +14,21 @@ with short holds.
           the same ports (SO_REUSEPORT); with one client resend of an unanswered request
           nothing fails and no write is lost or doubled; the revert starts it again.
 
+  test_4: hold-pool: the high tier's pools held inside every node; the critical tier holds.
+  test_5: partitions (the cluster's regions run in network namespaces; nftables inside one
+          drops its traffic with the others): a short `chaos day` under one load of the
+          primary's region cut off both ways, then the sync standby's region deaf to the
+          others (one way). Each hypothesis holds, no acknowledged write is lost or doubled,
+          the old primary gives way to a new one, the cut-off region's nodes report
+          themselves cut off (/readyz 503: past the lag bound with no primary in sight, so
+          they serve no stale read) while the others stay ready, and the rules are gone
+          after the revert.
+
 What it does not prove: the outcome of the other experiments in deploy/chaos (run them by
 hand: `scripts/cluster chaos run deploy/chaos/<name>.json`), detection times (this cluster
-runs without the monitoring stack), or a partitioned region (not built yet). test_3 does not
-prove that a client without retries loses nothing: the report counts what it would have lost.
+runs without the monitoring stack), or partitions between real hosts (one kernel, one
+clock; no packet loss or delay short of a cut). test_3 does not prove that a client without
+retries loses nothing: the report counts what it would have lost.
 
     CONTINUUM_BIN=$PWD/build/continuum python3 -m unittest -v tests/cluster/test_chaos.py
 """
@@ -27,6 +38,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import urllib.error
 import urllib.request
 import os
 import signal
@@ -52,7 +64,10 @@ def setUpModule():
     global CLUSTER
     binary = os.environ.get("CONTINUUM_BIN", str(clusterctl.REPO / "build" / "continuum"))
     wait_until(lambda: os.access(binary, os.X_OK), 90, 1, f"{binary} to exist (build it first)")
-    CLUSTER = ClusterHandle.create(keep=KEEP, patients=300, monitoring=False)
+    # The regions in network namespaces of their own (CLUSTER_NETNS): the other modules run
+    # theirs on loopback ports, this one on three addresses, so both shapes are exercised,
+    # and a partition (test_5) is real.
+    CLUSTER = ClusterHandle.create(keep=KEEP, patients=300, monitoring=False, netns=True)
     unittest.addModuleCleanup(CLUSTER.close)
     CLUSTER.up(timeout=300)
 
@@ -254,6 +269,72 @@ class ChaosTest(unittest.TestCase):
         self.assertIsNotNone(pids["haproxy-2"], "the killed instance is not back")
         self.assertNotEqual(pids["haproxy-2"], pids0["haproxy-2"])
         self.assertEqual(self.journal(), [])
+
+    def test_5_partitions_the_primary_both_ways_then_the_sync_standby_one_way(self):
+        st0 = self.c.status()
+        self.assertIsNotNone(st0["network"], "the cluster's regions are not in network namespaces")
+        primary0 = st0["primary"]
+        both = self.experiment({
+            "title": "primary's region cut off both ways (short)",
+            "hypothesis": {"window_s": 10, "critical_success_min": 1.0, "critical_p99_ms": 15000, "min_requests": 1},
+            "method": [{"fault": "partition-region", "target": "primary", "params": {"direction": "both"},
+                        "hold_s": 25}],
+            "abort_after_s": 30, "recovery_timeout_s": 90, "before_s": 5, "after_s": 5}, "both.json")
+        inbound = self.experiment({
+            "title": "sync standby's region deaf to the others (short)",
+            "hypothesis": {"window_s": 10, "critical_success_min": 1.0, "critical_p99_ms": 15000, "min_requests": 1},
+            "method": [{"fault": "partition-region", "target": "sync-standby", "params": {"direction": "inbound"},
+                        "hold_s": 20}],
+            "abort_after_s": 30, "recovery_timeout_s": 90, "before_s": 5, "after_s": 5}, "inbound.json")
+        nodes = {n["name"]: (r["name"], n["address"]) for r in st0["regions"] for n in r["portal_nodes"]}
+        auth = {"Authorization": "Bearer " + (self.c.state / "ops.token").read_text().strip()}
+        samples: list[tuple[float, str, int, bool]] = []   # (time, node, /readyz status, cut_off)
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                for name, (_, addr) in nodes.items():
+                    try:
+                        req = urllib.request.Request(f"http://{addr}/readyz", headers=auth)
+                        with urllib.request.urlopen(req, timeout=2) as resp:
+                            code, body = resp.status, resp.read()
+                    except urllib.error.HTTPError as e:
+                        code, body = e.code, e.read()
+                    except OSError:
+                        continue
+                    try:
+                        cut = bool(json.loads(body).get("database", {}).get("cut_off"))
+                    except ValueError:
+                        cut = False
+                    samples.append((time.monotonic(), name, code, cut))
+                stop.wait(0.5)
+        t = threading.Thread(target=sample, daemon=True)
+        t.start()
+        try:
+            cp = self.c.cmd("chaos", "day", both, inbound, timeout=600, check=False)
+        finally:
+            stop.set()
+            t.join(10)
+        print(cp.stdout, file=sys.stderr)
+        self.assertEqual(cp.returncode, 0, f"{cp.stdout}\n{cp.stderr[-3000:]}")
+        day = json.loads(sorted((self.c.state / "chaos").glob("day*Z.json"))[-1].read_text())
+        self.assertTrue(day["summary"]["met"], day["summary"]["targets"])
+        self.assertEqual((day["writes"]["lost"], day["writes"]["duplicates"]), (0, 0))
+        runs = [json.loads((self.c.state / "chaos" / f"{day['id']}-0{i}.json").read_text()) for i in (1, 2)]
+        self.assertEqual(runs[0]["steps"][0]["target"], primary0)
+        cut_regions = {nodes[n][0] for _, n, code, cut in samples if cut and code == 503}
+        never_cut = {nodes[n][0] for n in nodes} - {runs[0]["steps"][0]["target"], runs[1]["steps"][0]["target"]}
+        self.assertIn(primary0, cut_regions, "the cut-off primary region's nodes never reported it")
+        self.assertFalse(cut_regions & never_cut, f"a region that was never cut off reported it: {cut_regions}")
+        st = self.c.status()
+        self.assertNotEqual(st["primary"], primary0, "the cut-off primary kept its role")
+        self.assertEqual(st["network"]["partitioned"], [], "nftables rules left after the revert")
+        self.assertTrue(st["healthy"])
+        self.assertEqual(self.journal(), [])
+        for r in runs:
+            ld, w = r["load"], r["steps"][0]
+            log(f"[chaos] partition {w['describe']}: {ld['sent']} requests, {ld['failed']} failed, "
+                f"longest stall reads {ld['read_stall_s']:.1f}s writes {ld['write_stall_s']:.1f}s")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def get_json(url: str, token: str | None = None, timeout: float = 5):
 
 
 def prom_query(q: str) -> list[dict]:
-    url = f"http://127.0.0.1:{C.topo.monitoring['prometheus']}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+    url = f"{C.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": q})
     return get_json(url)["data"]["result"]
 
 
