@@ -883,7 +883,9 @@ class Cluster:
                 self.sup.signal(name, signal.SIGHUP)
             return
         self.need_ports(name, ports)
-        log(f"starting {name} (127.0.0.1:{ports[0]})")
+        where = next((a.split("=", 1)[1] for a in map(str, argv) if a.startswith("--web.listen-address=")),
+                     f"127.0.0.1:{ports[0]}")
+        log(f"starting {name} ({where})")
         self.sup.start(name, argv, cwd)
 
     def monitoring_ready(self) -> bool:
@@ -1036,7 +1038,11 @@ class Cluster:
                 time.sleep(0.05)
         self.unmount_volumes()   # again: a node SIGKILLed just now held its volume
         if self.topo.netns:
-            netns.teardown(self.topo.netns)
+            try:
+                netns.teardown(self.topo.netns)
+            except (ClusterError, OSError, subprocess.TimeoutExpired) as e:
+                log(f"removing the network namespaces failed ({e}): `ip netns list`, `ip link del "
+                    f"{self.topo.netns.bridge}`")
         if self.pg_root != self.state / "patroni" and (self.pg_root / "OWNER").exists():
             shutil.rmtree(self.pg_root, ignore_errors=True)
         shutil.rmtree(self.state, ignore_errors=True)

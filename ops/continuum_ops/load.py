@@ -15,7 +15,11 @@ and the chaos runner (chaos.py).
 
 Readers are patients (`patient-<id>`) reading their own `Patient/{id}/$summary` and
 `AllergyIntolerance?patient={id}` alternately; writers are providers (`provider-<id>`)
-POSTing DocumentReferences for a patient they have a care relationship with. Each client is
+POSTing DocumentReferences for a patient they have a care relationship with. Both are the
+critical tier. Optional tier clients (`tier_clients`, patients too; the chaos runner uses
+them) go round the other three tiers: their appointments and messages (high), their account
+and invoices (medium), the article list and their recommendations (low); their requests are
+counted per tier (`figures()["tiers"]`), never in the critical figures. Each client is
 pinned to a region with `X-Continuum-Region`. Each write has a fresh `Idempotency-Key` and a
 unique marker in its text. There are NO client-side retries: every non-2xx answer and every
 connection error or timeout is a failed request. One fresh connection per request
@@ -137,9 +141,19 @@ def pick_writers(sql, regions: list[str], n: int = 2) -> list[dict]:
 # The load
 
 
+# The tier clients' rounds: (tier, path template; {pid} is the client's patient).
+TIER_REQUESTS = (("high", "/fhir/R4/Appointment?patient={pid}"),
+                 ("medium", "/fhir/R4/Account?patient={pid}"),
+                 ("low", "/api/v1/articles"),
+                 ("high", "/fhir/R4/Communication?patient={pid}"),
+                 ("medium", "/fhir/R4/Invoice?patient={pid}"),
+                 ("low", "/api/v1/recommendations?patient={pid}"))
+TIERS = ("high", "medium", "low")
+
+
 @dataclass
 class Rec:
-    kind: str            # "read" | "write"
+    kind: str            # "read" | "write" (the critical tier) | "high" | "medium" | "low"
     client: str          # e.g. "r0", "w1"
     region: str
     path: str
@@ -175,12 +189,13 @@ class Client:
     token: str = ""
     tokens: list = field(default_factory=list)   # sessions_per_client > 1: rotated per request
     recs: list = field(default_factory=list)
+    inflight: tuple | None = None   # (kind, sent) of the request not answered yet
 
 
 class MixedLoad:
     def __init__(self, base: str, readers: list[dict], writers: list[dict], pause: float = 0.02,
                  timeout: float = 30.0, run_id: str | None = None, sessions_per_client: int = 1,
-                 client_retries: int = 0):
+                 client_retries: int = 0, tier_clients: list[dict] | None = None):
         """`sessions_per_client`: each client logs in that many times and rotates over its
         sessions request by request. The edge hashes sessions (Authorization) onto nodes,
         so a canary's share of a few sessions is lumpy; many sessions make it the weights'.
@@ -198,6 +213,8 @@ class MixedLoad:
                         for i, r in enumerate(readers)]
         self.clients += [Client(f"w{i}", "write", w["username"], w["patient_id"], w["region"])
                          for i, w in enumerate(writers)]
+        self.clients += [Client(f"t{i}", "tiers", t["username"], t["patient_id"], t["region"])
+                         for i, t in enumerate(tier_clients or [])]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.marks: dict[str, float] = {}
@@ -257,7 +274,11 @@ class MixedLoad:
             headers = {"Authorization": f"Bearer {token}", "X-Continuum-Region": c.region,
                        "X-Request-Id": rid}
             key = marker = None
-            if c.kind == "read":
+            kind = c.kind
+            if c.kind == "tiers":
+                kind, tmpl = TIER_REQUESTS[(n - 1) % len(TIER_REQUESTS)]
+                path, method, body = tmpl.format(pid=c.patient_id), "GET", None
+            elif c.kind == "read":
                 if n % 2:
                     path = f"/fhir/R4/Patient/{c.patient_id}/$summary"
                 else:
@@ -271,6 +292,7 @@ class MixedLoad:
                 headers["Idempotency-Key"] = key
                 headers["Content-Type"] = FHIR_JSON
             sent = time.monotonic()
+            c.inflight = (kind, sent)
             status = error = note_id = first_error = None
             attempts = 0
             while True:
@@ -292,14 +314,17 @@ class MixedLoad:
                     break
                 first_error = first_error or error
             answered = time.monotonic()
-            c.recs.append(Rec(c.kind, c.name, c.region, path, sent, answered, status, error, rid,
+            c.recs.append(Rec(kind, c.name, c.region, path, sent, answered, status, error, rid,
                               key, marker, note_id, attempts, first_error))
+            c.inflight = None
             self._stop.wait(self.pause)
 
     # -- figures -------------------------------------------------------------------------
 
     def records(self, kind: str | None = None) -> list[Rec]:
-        out = [r for c in self.clients for r in c.recs if kind is None or r.kind == kind]
+        """The critical tier's requests (reads and writes), or those of one kind (a tier's)."""
+        out = [r for c in self.clients for r in c.recs
+               if (r.kind in ("read", "write") if kind is None else r.kind == kind)]
         return sorted(out, key=lambda r: r.sent)
 
     def figures(self, window_start: float | None = None, window_end: float | None = None,
@@ -351,6 +376,31 @@ class MixedLoad:
             out[f"client_{kind}_stall_s"] = worst
             lat = [r.answered - r.sent for r in recs if r.kind == kind and r.ok and w0 <= r.answered <= w1]
             out[f"max_{kind}_latency_s"] = max(lat) if lat else 0.0
+        if any(c.kind == "tiers" for c in self.clients):
+            out["tiers"] = {}
+            for tier in TIERS:
+                trecs = self.records(tier)
+                if counts_in_window:
+                    trecs = [r for r in trecs if w0 <= r.sent < w1]
+                tfailed = [r for r in trecs if not r.ok]
+                kinds: dict[str, int] = {}
+                for r in tfailed:
+                    kinds[r.failure_kind] = kinds.get(r.failure_kind, 0) + 1
+                s, at = stall([r.answered for r in trecs if r.ok])
+                out["tiers"][tier] = {"sent": len(trecs), "failed": len(tfailed), "failed_by_kind": kinds,
+                                      "stall_s": s, "stall_at_s": at - w0}
+        return out
+
+    def tier_failures_between(self, t0: float, t1: float, hung_after: float = 3.0) -> dict[str, int]:
+        """Failed requests per non-critical tier among those sent in [t0, t1); a request of
+        theirs still unanswered after `hung_after` seconds counts as failed too (a hung
+        request is recorded only when its timeout ends, long after)."""
+        now = time.monotonic()
+        out = {tier: len([r for r in self.records(tier) if t0 <= r.sent < t1 and not r.ok]) for tier in TIERS}
+        for c in self.clients:
+            fl = c.inflight
+            if fl is not None and fl[0] in out and t0 <= fl[1] < t1 and now - fl[1] > hung_after:
+                out[fl[0]] += 1
         return out
 
     def failures(self, limit: int = 20) -> list[str]:

@@ -134,11 +134,16 @@ def choose_index() -> int:
 
 def setup(plan: Plan) -> None:
     """Bridge, namespaces, veth pairs, addresses; idempotent (a later `up` finds them)."""
-    if not os.access(NSENTER, os.X_OK) or not os.access(IP, os.X_OK):
-        raise ClusterError(f"{NSENTER} and {IP} are needed for CLUSTER_NETNS (util-linux, iproute2)")
+    for b, pkg in ((NSENTER, "util-linux"), (IP, "iproute2"), (NFT, "nftables")):
+        if not os.access(b, os.X_OK):
+            raise ClusterError(f"{b} is needed for CLUSTER_NETNS (Debian package {pkg}: scripts/setup)")
     have = links()
     if plan.bridge not in have:
         _run([IP, "link", "add", plan.bridge, "type", "bridge"])
+    # Traffic between the namespaces crosses the bridge: where br_netfilter is loaded (Docker
+    # hosts), it would pass iptables' FORWARD chain (often DROP). This bridge opts out.
+    _run([IP, "link", "set", plan.bridge, "type", "bridge", "nf_call_iptables", "0", "nf_call_ip6tables", "0",
+          "nf_call_arptables", "0"], check=False)
     addrs = _run([IP, "-o", "-4", "addr", "show", "dev", plan.bridge]).stdout
     if f" {plan.gateway}/" not in addrs:
         _run([IP, "addr", "add", f"{plan.gateway}/24", "dev", plan.bridge])
@@ -187,7 +192,7 @@ def unpartition(plan: Plan, region: str) -> None:
 
 
 def partitioned(plan: Plan, region: str) -> bool:
-    if not Path(f"/run/netns/{plan.namespace(region)}").exists():
+    if not Path(f"/run/netns/{plan.namespace(region)}").exists() or not os.access(NFT, os.X_OK):
         return False
     cp = _run(plan.enter(region) + [NFT, "list", "tables"], check=False)
     return f"inet {NFT_TABLE}" in cp.stdout

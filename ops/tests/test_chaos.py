@@ -332,6 +332,39 @@ class DayTest(unittest.TestCase):
         self.assertIn("targets: MISSED", text)
         self.assertIn("critical_0_failed: MISSED", text)
 
+    def test_a_tier_still_failing_after_the_revert_misses_its_target(self):
+        a, b = self.result("a"), self.result("b")
+        a["tiers_after_failed"] = {"high": 0, "medium": 0, "low": 0}
+        b["tiers_after_failed"] = {"high": 0, "medium": 3, "low": 0}
+        t = chaos.day_summary([a, b], monitoring=False)["targets"]["other_tiers_back_after_revert"]
+        self.assertFalse(t["met"])
+        self.assertEqual(t["detail"], {"b": {"medium": 3}})
+        b["tiers_after_failed"] = {"high": 0, "medium": 0, "low": 0}
+        self.assertTrue(chaos.day_summary([a, b], monitoring=False)["met"])
+
+    def test_tier_requests_are_counted_apart_from_the_critical_load(self):
+        from continuum_ops.load import MixedLoad, Rec
+        ld = MixedLoad("http://127.0.0.1:1", [{"username": "patient-1", "patient_id": 1, "region": "r"}], [],
+                       tier_clients=[{"username": "patient-2", "patient_id": 2, "region": "r"}])
+        ld.t_start, ld.t_stop = 0.0, 10.0
+        crit, tiers = ld.clients
+        crit.recs = [Rec("read", "r0", "r", "/x", t, t + 0.1, 200, None, f"c{t}") for t in (1.0, 2.0, 3.0)]
+        tiers.recs = [Rec("high", "t0", "r", "/a", 1.0, 1.1, 200, None, "t1"),
+                      Rec("medium", "t0", "r", "/b", 2.0, 2.1, 503, None, "t2"),
+                      Rec("low", "t0", "r", "/c", 3.0, 3.1, None, "TimeoutError: timed out", "t3"),
+                      Rec("medium", "t0", "r", "/b", 8.0, 8.1, 200, None, "t4")]
+        fig = ld.figures()
+        self.assertEqual((fig["sent"], fig["failed"]), (3, 0), "tier requests leaked into the critical figures")
+        self.assertEqual(fig["tiers"]["medium"]["sent"], 2)
+        self.assertEqual(fig["tiers"]["medium"]["failed_by_kind"], {"HTTP 503": 1})
+        self.assertEqual(fig["tiers"]["low"]["failed"], 1)
+        self.assertEqual(ld.tier_failures_between(5.0, 10.0), {"high": 0, "medium": 0, "low": 0})
+        self.assertEqual(ld.tier_failures_between(0.0, 5.0), {"high": 0, "medium": 1, "low": 1})
+        import time as _time
+        tiers.inflight = ("low", _time.monotonic() - 10.0)   # a request hanging for 10 s
+        self.assertEqual(ld.tier_failures_between(_time.monotonic() - 60, _time.monotonic())["low"], 1)
+        self.assertEqual(chaos.judge_window(ld.records(), 0.0, 10.0, chaos.Hypothesis()).ok, True)
+
     def test_nothing_detected_misses_the_ttd_target_and_no_monitoring_skips_it(self):
         rows = [self.result("a"), self.result("b")]
         self.assertFalse(chaos.day_summary(rows, monitoring=True)["targets"]["median_time_to_detect_le_10s"]["met"])

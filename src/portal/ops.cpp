@@ -127,7 +127,9 @@ namespace {
 // standby answers, but no other region's database does, and with no primary in sight its
 // reads are past the lag bound and its writes have nowhere to go. (When the primary's
 // region is lost but another region still answers, the nodes stay ready and wait for the
-// promotion: every node turning away at once would leave the edge with no server.)
+// promotion: every node turning away at once would leave the edge with no server. When
+// every other region is gone or cut off and no primary is left, that is what happens: the
+// edge answers 503 at once, where the nodes would have answered it after the deadline.)
 asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   bool db_ok = true;      // this node's own database answers
   bool reads_ok = true;   // some database can serve its reads

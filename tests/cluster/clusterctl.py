@@ -40,6 +40,7 @@ PATRONICTL = "/usr/bin/patronictl"
 SYS_PY = "/usr/bin/python3"
 
 sys.path.insert(0, str(REPO / "ops"))
+from continuum_ops import netns  # noqa: E402
 from continuum_ops.haproxy import runtime as haproxy_runtime  # noqa: E402
 from continuum_ops.topology import (HAPROXY_PORTS, Topology, ephemeral_range, port_problems,  # noqa: E402
                                     reserved_ports)
@@ -542,6 +543,12 @@ class ClusterHandle:
                     shutil.copytree(pg, kept / f"pglog-{pg.parent.name}", dirs_exist_ok=True)
                 log(f"a test failed: logs kept in {kept}")
             pg_root = pg_root_of(self.state)
+            plan = self.topology().netns   # its network namespaces, if any (read before the folder goes)
+            if plan is not None:
+                try:
+                    netns.teardown(plan)
+                except Exception as e:  # noqa: BLE001
+                    log(f"removing the network namespaces of {self.state} failed: {e}")
             if pg_root != self.state / "patroni" and (pg_root / "OWNER").exists():
                 shutil.rmtree(pg_root, ignore_errors=True)
             shutil.rmtree(self.state, ignore_errors=True)

@@ -326,6 +326,8 @@ class ChaosTest(unittest.TestCase):
         never_cut = {nodes[n][0] for n in nodes} - {runs[0]["steps"][0]["target"], runs[1]["steps"][0]["target"]}
         self.assertIn(primary0, cut_regions, "the cut-off primary region's nodes never reported it")
         self.assertFalse(cut_regions & never_cut, f"a region that was never cut off reported it: {cut_regions}")
+        not_ready = sorted({(n, code) for _, n, code, _ in samples if nodes[n][0] in never_cut and code != 200})
+        self.assertEqual(not_ready, [], f"a node of a region never cut off ({never_cut}) was not ready")
         st = self.c.status()
         self.assertNotEqual(st["primary"], primary0, "the cut-off primary kept its role")
         self.assertEqual(st["network"]["partitioned"], [], "nftables rules left after the revert")

@@ -10,7 +10,10 @@ through the edge the whole time, while:
      last database stays a read-only standby (seen in the first run of this test). Were it
      promoted, it would have no standby of its own, and the policy (src/db/README.md)
      refuses clinical writes then too (held until the request deadline, then 503). Either
-     way: no write is acknowledged on one copy;
+     way: no write is acknowledged on one copy. (The last region's nodes see no other
+     region's database and, with no primary, cannot read within the lag bound: they report
+     /readyz `cut_off` and the edge, with no server left, answers 503 at once instead of
+     after the deadline);
   3. both regions are started again: a standby streams, Patroni names it, writes resume.
 It prints, per phase, how many writes were acknowledged and refused, and checks that no
 write was acknowledged in phase 2 and that every acknowledged write is stored once.

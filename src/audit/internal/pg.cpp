@@ -12,7 +12,10 @@ PgConn::PgConn(const Secret& url, const char* application_name, int statement_ti
   // Later keywords override earlier ones, and the expanded dbname (the URL) comes last,
   // so the URL may override these defaults.
   const std::string options = "-c statement_timeout=" + std::to_string(statement_timeout_ms);
+  // tcp_user_timeout: a statement sent into a network partition fails after 2.5 s instead
+  // of the kernel's retransmission timeout (minutes): see db::kTcpUserTimeoutMs.
   const char* keys[] = {"connect_timeout",
+                        "tcp_user_timeout",
                         "keepalives",
                         "keepalives_idle",
                         "keepalives_interval",
@@ -22,7 +25,8 @@ PgConn::PgConn(const Secret& url, const char* application_name, int statement_ti
                         "dbname",
                         nullptr};
   const char* values[] = {
-      "2", "1", "5", "2", "3", application_name, options.c_str(), url.reveal().c_str(), nullptr};
+      "2",    "2500", "1", "5", "2", "3", application_name, options.c_str(), url.reveal().c_str(),
+      nullptr};
   conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
     std::string msg = conn_ ? Trim(PQerrorMessage(conn_)) : "out of memory";
