@@ -131,12 +131,28 @@ def experiment_section(r: dict) -> str:
                   f'{_e(ld.get("failed_without_client_retries", 0))} would have failed)' if retries else " (no client retries)")
                + f'; longest stall: reads {_num(ld.get("read_stall_s"), "{:.2f}")} s, writes '
                f'{_num(ld.get("write_stall_s"), "{:.2f}")} s.</p>')
+    if ld.get("tiers"):
+        out.append(tiers_table(ld["tiers"], r.get("tiers_after_failed")))
     if w.get("error"):
         out.append(f'<p class="bad">Writes could not be checked: {_e(w["error"])}</p>')
     else:
         out.append(f'<p>Writes: {_e(w.get("acked_writes", "?"))} acknowledged, lost {_e(w.get("lost", "?"))}, '
                    f'duplicated {_e(w.get("duplicates", "?"))}, wrong ids {_e(w.get("wrong_ids", "?"))}.</p>')
     return "\n".join(out)
+
+
+def tiers_table(tiers: dict, after: dict | None) -> str:
+    """The other tiers' clients (high, medium, low: never in the critical figures above):
+    answers, failures by kind, longest stall, and failures once the fault was reverted."""
+    rows = []
+    for t, x in tiers.items():
+        kinds = ", ".join(f"{k} ×{v}" for k, v in sorted((x.get("failed_by_kind") or {}).items()))
+        back = "-" if after is None else (_mark(not after.get(t), "none", str(after.get(t))))
+        rows.append(f'<tr><td>{_e(t)}</td><td class="n">{_e(x.get("sent", 0))}</td>'
+                    f'<td class="n">{_e(x.get("failed", 0))}</td><td>{_e(kinds)}</td>'
+                    f'<td class="n">{_num(x.get("stall_s"), "{:.2f}")}</td><td>{back}</td></tr>')
+    return ("<table><tr><th>tier</th><th>requests</th><th>failed</th><th>failures</th>"
+            "<th>longest stall s</th><th>failed after the revert</th></tr>" + "".join(rows) + "</table>")
 
 
 def _detail(v) -> str:

@@ -284,6 +284,22 @@ class ReportTest(unittest.TestCase):
         self.assertIn("BROKEN", page)
         self.assertIn("lost 0, duplicated 0", page)
 
+    def test_the_html_report_has_a_row_per_other_tier(self):
+        from continuum_ops import chaos_html
+        tiers = {"high": {"sent": 40, "failed": 0, "failed_by_kind": {}, "stall_s": 0.4},
+                 "medium": {"sent": 30, "failed": 2, "failed_by_kind": {"HTTP 503": 2}, "stall_s": 6.25},
+                 "low": {"sent": 20, "failed": 0, "failed_by_kind": {}, "stall_s": 0.1}}
+        run = dict(self.RUN, load=dict(self.RUN["load"], tiers=tiers),
+                   tiers_after_failed={"high": 0, "medium": 1, "low": 0})
+        page = chaos_html.run_html(run)
+        self.assertIn("<th>failed after the revert</th>", page)
+        self.assertIn('<td>medium</td><td class="n">30</td><td class="n">2</td><td>HTTP 503 ×2</td>'
+                      '<td class="n">6.25</td>', page)
+        self.assertEqual(page.count('<span class="ok">none</span>'), 2, page)   # high and low back
+        self.assertIn('<span class="bad">1</span>', page)                        # medium was not
+        # a run without tier clients (the older format) has no such table
+        self.assertNotIn("failed after the revert", chaos_html.run_html(self.RUN))
+
     def test_the_day_page_names_the_missed_targets_and_links_each_experiment(self):
         from continuum_ops import chaos_html
         good = dict(self.RUN, id="d-01", title="kill the edge", held=True, load={"sent": 50, "failed": 0})
