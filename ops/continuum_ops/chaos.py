@@ -50,7 +50,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import signal
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -374,6 +377,47 @@ def _sql(c):
     return run
 
 
+def parse_audit_verify(out: str, rc: int) -> dict:
+    """`continuum audit verify` output: note/PROBLEM lines and a last line "OK|FAILED: N
+    journal records, M table rows, K problem(s)"."""
+    problems = [ln[len("PROBLEM "):] for ln in out.splitlines() if ln.startswith("PROBLEM ")]
+    notes = [ln[len("note: "):] for ln in out.splitlines() if ln.startswith("note: ")]
+    m = re.search(r"^(OK|FAILED): (\d+) journal records, (\d+) table rows, (\d+) problem", out, re.M)
+    if not m:
+        return {"ok": False, "problems": problems or [f"no verdict in the output (exit {rc}): {out.strip()[-300:]}"],
+                "notes": notes[:10]}
+    return {"ok": m.group(1) == "OK" and rc == 0 and not problems, "journal_records": int(m.group(2)),
+            "table_rows": int(m.group(3)), "problems": problems[:20], "problem_count": int(m.group(4)),
+            "notes": notes[:10]}
+
+
+def audit_verify(c, timeout: float = 900) -> dict:
+    """`continuum audit verify` over every node's journal and the audit_event table on the
+    primary: each chain intact (hashes, sequence, signed heads), each table row equal to its
+    journal record. Records not shipped yet are notes, not problems."""
+    c.load_secrets()
+    dirs = c.audit_dirs()
+    if not dirs:
+        return {"ok": False, "problems": ["no audit journal folder found"]}
+    url = f"postgresql://postgres@127.0.0.1:{c.topo.haproxy['pg_primary']}/continuum"
+    args = [str(c.bin), "audit", "verify", "--database-url", url]
+    for d in dirs:
+        args += ["--journal", str(d)]
+    env = {**os.environ, "PGPASSWORD": c.secrets["SUPERUSER_PASSWORD"], "PGCONNECT_TIMEOUT": "5"}
+    t0 = time.monotonic()
+    try:
+        cp = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "problems": [f"audit verify did not finish within {timeout:.0f}s"]}
+    out = parse_audit_verify(cp.stdout, cp.returncode)
+    if cp.returncode not in (0, 1):
+        out["ok"] = False
+        out["problems"] = out.get("problems", []) + [f"exit {cp.returncode}: {cp.stderr.strip()[-300:]}"]
+    out["journals"] = len(dirs)
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out
+
+
 class Interrupted(Exception):
     pass
 
@@ -462,9 +506,15 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
             result["writes"] = (load.verify_writes(sql, t_start, t_end) if shared else load.verify_writes(sql))
         except ClusterError as e:
             result["writes"] = {"error": str(e)}
+        try:
+            result["audit"] = (load.verify_audit(sql, t_start, t_end) if shared else load.verify_audit(sql))
+        except ClusterError as e:
+            result["audit"] = {"error": str(e)}
         result["finished"] = time.time()
         w = result.get("writes", {})
         if w.get("lost") or w.get("duplicates") or w.get("wrong_ids"):
+            result["held"] = False
+        if result["audit"].get("missing") or result["audit"].get("error"):
             result["held"] = False
         _save(c, result)
     return result
@@ -518,6 +568,7 @@ def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, aler
         if w.t1 - broken_since[0] >= exp.abort_after_s:
             return f"the hypothesis was broken for {w.t1 - broken_since[0]:.0f}s (abort_after_s {exp.abort_after_s:g}): {w.why}"
         return None
+    revert_error = None
     try:
         fault.inject(c)
         held = _hold(load, h, step.hold_s, watch)
@@ -528,9 +579,21 @@ def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, aler
     finally:
         t_revert = time.monotonic()
         log(f"chaos {rid}: revert {fault.describe()}")
-        fault.revert(c)
-        journal.remove(entry["id"])
+        try:
+            fault.revert(c)
+            journal.remove(entry["id"])
+        except ClusterError as e:
+            # The entry stays in the journal: `chaos revert` (and the next run) replays it.
+            revert_error = str(e)
+            log(f"chaos {rid}: the revert FAILED (left in the revert journal): {e}")
         res["revert_s"] = round(time.monotonic() - t_revert, 2)
+    if revert_error is not None:
+        res["held"] = False
+        res["revert_error"] = revert_error
+        res["aborted"] = f"the revert failed (left in the revert journal for `chaos revert`): {revert_error}"
+        res["detected"] = detected[0]
+        res["monitoring"] = alerts is not None
+        return res
     # recovery: until a window holds again
     recovered = None
     t_end = time.monotonic() + exp.recovery_timeout_s
@@ -601,6 +664,8 @@ def report(r: dict) -> str:
                      + (f", aborted: {s['aborted']}" if s.get("aborted") else ""))
         if s.get("during"):
             lines.append("  " + windows("during", s["during"]["windows"]))
+        if s.get("revert_error"):
+            lines.append(f"    revert FAILED after {s.get('revert_s')}s: {s['revert_error'][:500]}")
         lines.append(f"    revert {s.get('revert_s')}s; hypothesis held again "
                      + (f"{s['recovered_after_revert_s']}s after the revert" if s.get("recovered_after_revert_s") is not None
                         else "NOT within the recovery timeout"))
@@ -620,6 +685,8 @@ def report(r: dict) -> str:
                  f"{ld.get('write_stall_s', 0):.2f}s")
     lines.append(f"  writes: {w.get('acked_writes', '?')} acknowledged, lost {w.get('lost', '?')}, duplicated "
                  f"{w.get('duplicates', '?')}, wrong ids {w.get('wrong_ids', '?')}")
+    if r.get("audit"):
+        lines.append("  audit: " + audit_line(r["audit"]))
     if ld.get("tiers"):
         after = r.get("tiers_after_failed")
         lines.append("  other tiers: " + "; ".join(
@@ -635,6 +702,20 @@ def report(r: dict) -> str:
 # ---- a chaos day ---------------------------------------------------------------------------------
 
 TTD_TARGET_S = 10.0
+
+
+def audit_line(a: dict) -> str:
+    if a.get("error"):
+        return f"could not be checked: {a['error']}"
+    return (f"{a.get('acked_phi', '?')} acknowledged PHI answers, {a.get('missing', '?')} without their audit "
+            f"record in audit_event" + (f" ({'; '.join(a['missing_detail'])})" if a.get("missing_detail") else ""))
+
+
+def verify_line(v: dict) -> str:
+    if v.get("ok"):
+        return (f"OK: {v.get('journal_records')} journal records in {v.get('journals')} journals, "
+                f"{v.get('table_rows')} table rows, 0 problems ({v.get('seconds')}s)")
+    return f"FAILED: {'; '.join(v.get('problems') or ['?'])}"
 
 
 def day_summary(results: list[dict], monitoring: bool) -> dict:
@@ -658,7 +739,10 @@ def day_summary(results: list[dict], monitoring: bool) -> dict:
                      "acked_writes": w.get("acked_writes"), "lost": w.get("lost"), "duplicates": w.get("duplicates"),
                      "write_check_error": w.get("error"), "detected_after_s": det, "undetected": missed,
                      "recovered_after_revert_s": rec, "tiers": ld.get("tiers"),
-                     "tiers_after_failed": r.get("tiers_after_failed")})
+                     "tiers_after_failed": r.get("tiers_after_failed"),
+                     "acked_phi": (r.get("audit") or {}).get("acked_phi"),
+                     "audit_missing": (r.get("audit") or {}).get("missing"),
+                     "audit_error": (r.get("audit") or {}).get("error")})
     med = None
     if ttd:
         v = sorted(ttd)
@@ -670,6 +754,11 @@ def day_summary(results: list[dict], monitoring: bool) -> dict:
             "met": all(x["lost"] == 0 and x["duplicates"] == 0 and not x["write_check_error"] for x in rows),
             "detail": {x["title"]: {"lost": x["lost"], "duplicates": x["duplicates"], "error": x["write_check_error"]}
                        for x in rows if x["lost"] or x["duplicates"] or x["write_check_error"]}},
+        # every acknowledged PHI answer of the load has its audit record (in audit_event)
+        "no_lost_audit_records": {
+            "met": all(x["audit_missing"] == 0 and not x["audit_error"] for x in rows),
+            "detail": {x["title"]: {"missing": x["audit_missing"], "error": x["audit_error"]}
+                       for x in rows if x["audit_missing"] != 0 or x["audit_error"]}},
         "every_hypothesis_held": {"met": all(x["held"] for x in rows),
                                   "detail": {x["title"]: x["aborted"] or "broken" for x in rows if not x["held"]}},
         # high, medium and low back to normal on their own after each revert (what they did
@@ -711,6 +800,10 @@ def day_report(d: dict) -> str:
         w = d["writes"]
         lines.append(f"  the day's ledger: {w.get('acked_writes', '?')} acknowledged writes, lost {w.get('lost', '?')}, "
                      f"duplicated {w.get('duplicates', '?')}, wrong ids {w.get('wrong_ids', '?')}")
+    if d.get("audit"):
+        lines.append("  the day's audit: " + audit_line(d["audit"]))
+    if d.get("audit_verify"):
+        lines.append("  audit verify: " + verify_line(d["audit_verify"]))
     return "\n".join(lines) + "\n"
 
 
@@ -728,6 +821,13 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
     load.start()
     results: list[dict] = []
     out: dict = {"id": did, "started": time.time(), "files": [str(f) for f, _ in exps], "skipped": {}}
+
+    def interrupt(sig, frame):
+        raise Interrupted(signal.Signals(sig).name)
+    old_int, old_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    # between experiments too: the day's report is written whatever stops it
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         for i, (f, exp) in enumerate(exps):
             log(f"chaos day {did}: experiment {i + 1} of {len(exps)}: {f.name}")
@@ -742,6 +842,11 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
                 log(f"chaos day {did}: {f.name} skipped: {out['skipped'][f.name]}")
                 continue
             try:
+                # what an earlier experiment could not revert is retried first (run() would,
+                # but only once the cluster is healthy, which it may not be without it)
+                left = replay(c, Journal(c.state))
+                if left:
+                    log(f"chaos day {did}: reverted what was left: {', '.join(left)}")
                 wait_healthy(c, settle_s)
                 results.append(run(c, exp, load=load, sql=sql, rid=f"{did}-{i + 1:02d}"))
                 if str(results[-1].get("aborted") or "").startswith("interrupted"):
@@ -750,7 +855,12 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
             except ClusterError as e:
                 results.append({"id": f"{did}-{i + 1:02d}", "title": exp.title, "held": False,
                                 "aborted": f"could not run: {e}", "steps": []})
+    except Interrupted as e:
+        out["interrupted"] = str(e)
+        log(f"chaos day {did}: interrupted ({e}) between experiments; the remaining ones are skipped")
     finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
         load.stop()
         out["finished"] = time.time()
         out["load"] = load.figures()
@@ -758,10 +868,23 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
             out["writes"] = load.verify_writes(sql)
         except ClusterError as e:
             out["writes"] = {"error": str(e)}
+        try:
+            out["audit"] = load.verify_audit(sql)
+        except ClusterError as e:
+            out["audit"] = {"error": str(e)}
+        out["audit_verify"] = audit_verify(c)
         out["summary"] = day_summary(results, c.with_monitoring)
         w = out["writes"]
         if w.get("lost") or w.get("duplicates") or w.get("error"):
             out["summary"]["met"] = False
+        # the day's audit: every PHI answer of the whole day, and every chain and table row
+        t = out["summary"]["targets"]["no_lost_audit_records"]
+        a, v = out["audit"], out["audit_verify"]
+        if a.get("missing") or a.get("error") or not v.get("ok"):
+            t["met"] = False
+            out["summary"]["met"] = False
+            t["detail"]["the whole day"] = {"missing": a.get("missing"), "error": a.get("error"),
+                                            "verify": verify_line(v)}
         from . import chaos_html
         _save(c, out, day_report, chaos_html.day_html(out, results), kind="chaos-day")
     return out

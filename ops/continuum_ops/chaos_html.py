@@ -131,6 +131,10 @@ def experiment_section(r: dict) -> str:
                   f'{_e(ld.get("failed_without_client_retries", 0))} would have failed)' if retries else " (no client retries)")
                + f'; longest stall: reads {_num(ld.get("read_stall_s"), "{:.2f}")} s, writes '
                f'{_num(ld.get("write_stall_s"), "{:.2f}")} s.</p>')
+    a = r.get("audit")
+    if a:
+        cls = ' class="bad"' if a.get("missing") or a.get("error") else ""
+        out.append(f"<p{cls}>Audit: {_e(chaos_audit_line(a))}.</p>")
     if ld.get("tiers"):
         out.append(tiers_table(ld["tiers"], r.get("tiers_after_failed")))
     if w.get("error"):
@@ -139,6 +143,16 @@ def experiment_section(r: dict) -> str:
         out.append(f'<p>Writes: {_e(w.get("acked_writes", "?"))} acknowledged, lost {_e(w.get("lost", "?"))}, '
                    f'duplicated {_e(w.get("duplicates", "?"))}, wrong ids {_e(w.get("wrong_ids", "?"))}.</p>')
     return "\n".join(out)
+
+
+def chaos_audit_line(a: dict) -> str:
+    from .chaos import audit_line   # chaos imports this module
+    return audit_line(a)
+
+
+def chaos_verify_line(v: dict) -> str:
+    from .chaos import verify_line
+    return verify_line(v)
 
 
 def tiers_table(tiers: dict, after: dict | None) -> str:
@@ -197,6 +211,12 @@ def day_html(d: dict, results: list[dict]) -> str:
                     f"{_e(w.get('wrong_ids', '?'))}"
                     + (f"; <span class=\"bad\">check failed: {_e(w['error'])}</span>" if w.get("error") else "")
                     + ".</p>")
+    a, v = d.get("audit"), d.get("audit_verify")
+    if a:
+        body.append(f"<p>The day's audit: {_e(chaos_audit_line(a))}.</p>")
+    if v:
+        cls = "" if v.get("ok") else ' class="bad"'
+        body.append(f"<p{cls}>audit verify: {_e(chaos_verify_line(v))}</p>")
     rows = []
     for x in s["experiments"]:
         rows.append(f'<tr><td><a href="#{_e(x["id"])}">{_e(x["title"])}</a></td>'

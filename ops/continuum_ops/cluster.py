@@ -374,6 +374,62 @@ class Cluster:
             out[f[0]] = {"state": f[1], "sync_state": f[2]}
         return out
 
+    # ---- a replica the primary can no longer feed -----------------------------------------
+    # PostgreSQL 15's pg_rewind makes the old primary's pg_wal look like the source's: WAL
+    # files the source no longer has are deleted, also those the rewound server needs to
+    # replay from its last checkpoint before the divergence (fixed in PostgreSQL 16). Seen
+    # on a chaos day (2026-12-04): the old primary's last completed checkpoint was ~560 MB
+    # of WAL before the new primary's promotion (a spread checkpoint was in flight when its
+    # region was killed), the new primary kept 256 MB (wal_keep_size), and the restarted
+    # member asked for the missing segment every 5 s forever ("requested WAL segment ...
+    # has already been removed"): its region never came back. Streaming cannot resume; the
+    # member is re-created from the leader (`patronictl reinit`, a base backup).
+    WAL_GONE = "has already been removed"
+
+    def pg_log_mark(self, name: str) -> dict[str, int]:
+        """The sizes of the member's PostgreSQL logs now: what is written after is new."""
+        d = self.patroni_dir(name) / "pglog"
+        return {p.name: p.stat().st_size for p in d.glob("postgresql-*.log")} if d.is_dir() else {}
+
+    def wal_gone_since(self, name: str, mark: dict[str, int]) -> bool:
+        d = self.patroni_dir(name) / "pglog"
+        if not d.is_dir():
+            return False
+        for p in d.glob("postgresql-*.log"):
+            start = mark.get(p.name, 0)
+            try:
+                with open(p, "rb") as f:
+                    if p.stat().st_size < start:   # truncated (a week's rotation)
+                        start = 0
+                    f.seek(start)
+                    text = f.read(8 << 20).decode(errors="replace")
+            except OSError:
+                continue
+            # the standby's side ("could not receive data from WAL stream: ERROR: requested
+            # WAL segment ... has already been removed"); the primary's log has the same
+            # ERROR from its walsender
+            if any("could not receive data from WAL stream" in ln and self.WAL_GONE in ln
+                   for ln in text.splitlines()):
+                return True
+        return False
+
+    def reinit_member(self, name: str) -> None:
+        log(f"{name}: the primary no longer has the WAL this member needs to catch up (PostgreSQL 15's "
+            f"pg_rewind removed the member's own copy): re-creating it from the leader (patronictl reinit)")
+        cp = subprocess.run([PATRONICTL, "-c", self.patroni_cfg(name), "reinit", "--force", "continuum", name],
+                            capture_output=True, text=True, timeout=60)
+        if cp.returncode != 0:
+            raise ClusterError(f"patronictl reinit {name} failed: {(cp.stdout + cp.stderr).strip()[-500:]}")
+
+    def repair_starved(self, names: list[str], marks: dict[str, dict[str, int]], done: set[str]) -> None:
+        """Re-creates (once per wait) each member whose log shows, since its mark, that the
+        primary cannot feed it any more."""
+        leader = (patroni.leader(self.cluster_json()) or {}).get("name")
+        for name in names:
+            if name != leader and name not in done and self.wal_gone_since(name, marks.get(name, {})):
+                done.add(name)
+                self.reinit_member(name)
+
     def region_serving(self, name: str) -> bool:
         streaming = {k for k, v in self.replication().items() if v["state"] == "streaming"}
         return patroni.serving(self.cluster_json(), name, streaming)
@@ -579,6 +635,10 @@ class Cluster:
         if self.volume_image(n).exists():
             return self.volume_dir(n) / "audit"
         return self.state / "portal" / n.name / "audit"
+
+    def audit_dirs(self) -> list[Path]:
+        """Every portal node's audit journal folder that exists (both release slots)."""
+        return [d for d in (self.audit_dir(n) for n in self.topo.nodes + self.topo.other_nodes) if d.is_dir()]
 
     def ensure_volume(self, n: Node) -> None:
         img, mnt = self.volume_image(n), self.volume_dir(n)
@@ -924,12 +984,17 @@ class Cluster:
         self.etcd_up(names)
         wait_for(60, "etcd quorum", self.etcd_quorum)
         log(f"etcd quorum: {self.etcd_endpoints()}")
+        marks = {n: self.pg_log_mark(n) for n in names}
+        reinit: set[str] = set()
         self.patroni_up(names)
         log(f"waiting for a leader and a sync_standby (up to {self.up_timeout}s)")
 
         def patroni_ready() -> bool:
             self.patroni_alive_or_die(names)
-            return patroni.healthy(self.cluster_json(), len(names))
+            if patroni.healthy(self.cluster_json(), len(names)):
+                return True
+            self.repair_starved(names, marks, reinit)
+            return False
         try:
             wait_for(self.up_timeout, "Patroni leader + sync_standby", patroni_ready)
         except ClusterError as e:
@@ -1096,12 +1161,17 @@ class Cluster:
             raise ClusterError("HAProxy is not running: use 'up' to start the whole cluster")
         self.etcd_up([name])
         wait_for(60, f"etcd {name}", lambda: self.etcd_member_healthy(name))
+        marks = {name: self.pg_log_mark(name)}
+        reinit: set[str] = set()
         self.patroni_up([name])
         log(f"waiting for {name}'s PostgreSQL to stream from the primary (or lead) (up to {self.up_timeout}s)")
 
         def serving() -> bool:
             self.patroni_alive_or_die([name])
-            return self.region_serving(name)
+            if self.region_serving(name):
+                return True
+            self.repair_starved([name], marks, reinit)
+            return False
         try:
             wait_for(self.up_timeout, f"{name} streaming", serving)
         except ClusterError as e:

@@ -457,6 +457,40 @@ class MixedLoad:
             "wrong_id_detail": [f"{r.marker} got id {r.note_id}, stored {found[r.marker][1]}" for r in wrong_id[:10]],
         }
 
+    def phi_records(self, window_start: float | None = None, window_end: float | None = None) -> list[Rec]:
+        """The acknowledged answers that disclosed or changed a patient's data: the critical
+        reads and writes, and the tier clients' requests about their patient (the article
+        list names nobody). Each must have a success record in the audit trail."""
+        lo = window_start if window_start is not None else float("-inf")
+        hi = window_end if window_end is not None else float("inf")
+        return sorted((r for c in self.clients for r in c.recs
+                       if r.ok and lo <= r.sent < hi
+                       and (r.kind in ("read", "write") or "patient=" in r.path)), key=lambda r: r.sent)
+
+    def verify_audit(self, sql, window_start: float | None = None, window_end: float | None = None,
+                     wait_s: float = 60.0, sleep=time.sleep, clock=time.monotonic) -> dict:
+        """Checks in SQL that every acknowledged PHI answer (phi_records) has a success
+        record with its X-Request-Id in audit_event. The table is the nodes' journals
+        shipped asynchronously (a killed node's once it runs again), so the check waits up
+        to `wait_s` for the shipping to catch up; what is still missing then is lost.
+        `sql(query) -> str` as for verify_writes."""
+        want = {r.request_id: r for r in self.phi_records(window_start, window_end)}
+        prefix = f"ct-{self.run_id}-"
+        deadline = clock() + wait_s
+        missing: list[str] = sorted(want)
+        while True:
+            # request ids are [A-Za-z0-9._:-] (the load makes them): safe to quote
+            out = sql("SELECT DISTINCT request_id FROM audit_event WHERE outcome = 'success' "
+                      f"AND request_id LIKE '{prefix}%'")
+            found = {line.strip() for line in out.splitlines() if line.strip()}
+            missing = sorted(set(want) - found)
+            if not missing or clock() >= deadline:
+                break
+            sleep(2.0)
+        return {"acked_phi": len(want), "missing": len(missing),
+                "missing_detail": [f"{want[m].kind} {want[m].path} rid={m} status={want[m].status} "
+                                   f"region={want[m].region}" for m in missing[:10]]}
+
 
 def summary_line(name: str, fig: dict) -> str:
     """One line with a test's figures, for CI logs."""

@@ -224,6 +224,44 @@ class JournalTest(unittest.TestCase):
                 chaos.make_fault = real
             self.assertEqual([e["id"] for e in j.entries()], ["a"])
 
+    def test_a_step_whose_revert_fails_is_broken_and_stays_on_the_journal(self):
+        # A revert that raises (a region that never came back) must not leave the step
+        # "held": it is broken, says why, and its entry stays for `chaos revert`.
+        exp = chaos.parse_experiment({"title": "t", "hypothesis": {"window_s": 1},
+                                      "method": [{"fault": "dependency", "target": "payments",
+                                                  "params": {"mode": "error"}, "hold_s": 1}]})
+
+        class Failing:
+            def __init__(self, *a):
+                pass
+
+            def describe(self):
+                return "dependency error (payments)"
+
+            def inject(self, c):
+                pass
+
+            def revert(self, c):
+                raise chaos.ClusterError("timed out after 120s waiting for us-central streaming")
+
+        class Load:
+            def records(self):
+                return []
+        with tempfile.TemporaryDirectory() as d:
+            j = chaos.Journal(Path(d))
+            real = chaos.make_fault
+            chaos.make_fault = Failing
+            try:
+                res = chaos._step(object(), exp, exp.method[0], Load(), j, "r1", None)
+            finally:
+                chaos.make_fault = real
+            self.assertFalse(res["held"])
+            self.assertIn("the revert failed", res["aborted"])
+            self.assertIn("us-central streaming", res["revert_error"])
+            self.assertEqual(len(j.entries()), 1)
+            text = chaos.report({"id": "r1", "title": "t", "held": False, "steps": [res]})
+            self.assertIn("revert FAILED", text)
+
     def test_a_damaged_journal_is_not_guessed_at(self):
         with tempfile.TemporaryDirectory() as d:
             j = chaos.Journal(Path(d))
@@ -320,12 +358,13 @@ class ReportTest(unittest.TestCase):
 
 class DayTest(unittest.TestCase):
     @staticmethod
-    def result(title, failed=0, lost=0, dup=0, held=True, ttd=(), recovered=0.0):
+    def result(title, failed=0, lost=0, dup=0, held=True, ttd=(), recovered=0.0, audit_missing=0):
         steps = [{"describe": f"{title} fault", "detected": {"alert": "X", "after_s": t} if t is not None else None,
                   "recovered_after_revert_s": recovered} for t in (ttd or [None])]
         return {"id": title, "title": title, "held": held, "aborted": None if held else "broken",
                 "load": {"sent": 100, "failed": failed, "failed_without_client_retries": failed + 1},
-                "writes": {"acked_writes": 10, "lost": lost, "duplicates": dup}, "steps": steps}
+                "writes": {"acked_writes": 10, "lost": lost, "duplicates": dup}, "steps": steps,
+                "audit": {"acked_phi": 90, "missing": audit_missing, "missing_detail": []}}
 
     def test_all_targets_met(self):
         s = chaos.day_summary([self.result("a", ttd=[4.0]), self.result("b", ttd=[6.0]),
@@ -347,6 +386,29 @@ class DayTest(unittest.TestCase):
         text = chaos.day_report({"id": "d1", "summary": s})
         self.assertIn("targets: MISSED", text)
         self.assertIn("critical_0_failed: MISSED", text)
+
+    def test_a_phi_answer_without_its_audit_record_misses_the_audit_target(self):
+        s = chaos.day_summary([self.result("a", ttd=[4.0]), self.result("b", ttd=[5.0], audit_missing=2)],
+                              monitoring=True)
+        self.assertFalse(s["met"])
+        self.assertEqual(s["targets"]["no_lost_audit_records"]["detail"], {"b": {"missing": 2, "error": None}})
+        # an experiment whose audit was never checked does not pass by default
+        r = self.result("c", ttd=[4.0])
+        del r["audit"]
+        self.assertFalse(chaos.day_summary([r], monitoring=True)["targets"]["no_lost_audit_records"]["met"])
+
+    def test_audit_verify_output_is_parsed(self):
+        ok = chaos.parse_audit_verify("note: journal us-east-a seq 10..12: not yet shipped\n"
+                                      "OK: 1200 journal records, 1190 table rows, 0 problem(s)\n", 0)
+        self.assertTrue(ok["ok"])
+        self.assertEqual((ok["journal_records"], ok["table_rows"]), (1200, 1190))
+        self.assertEqual(ok["notes"], ["journal us-east-a seq 10..12: not yet shipped"])
+        bad = chaos.parse_audit_verify("PROBLEM journal us-east-a seq 42: hash mismatch (modified)\n"
+                                       "FAILED: 1200 journal records, 1200 table rows, 1 problem(s)\n", 1)
+        self.assertFalse(bad["ok"])
+        self.assertEqual(bad["problems"], ["journal us-east-a seq 42: hash mismatch (modified)"])
+        self.assertFalse(chaos.parse_audit_verify("Segmentation fault\n", 139)["ok"])
+        self.assertIn("FAILED", chaos.verify_line(bad))
 
     def test_a_tier_still_failing_after_the_revert_misses_its_target(self):
         a, b = self.result("a"), self.result("b")
@@ -387,6 +449,52 @@ class DayTest(unittest.TestCase):
         s = chaos.day_summary(rows, monitoring=False)
         self.assertNotIn("median_time_to_detect_le_10s", s["targets"])
         self.assertTrue(s["met"])
+
+class AuditCheckTest(unittest.TestCase):
+    """load.MixedLoad.verify_audit: every acknowledged PHI answer has a success record."""
+
+    def setUp(self):
+        from continuum_ops.load import MixedLoad, Rec
+        self.load = MixedLoad("http://127.0.0.1:1", [{"username": "patient-1", "patient_id": 1, "region": "r"}],
+                              [{"username": "provider-1", "patient_id": 1, "region": "r"}], run_id="run1",
+                              tier_clients=[{"username": "patient-2", "patient_id": 2, "region": "r"}])
+        r, w, t = self.load.clients
+
+        def rec(kind, path, n, status, sent):
+            return Rec(kind, "x", "r", path, sent, sent + 0.1, status, None, f"ct-run1-x-{n}")
+        r.recs += [rec("read", "/fhir/R4/Patient/1/$summary", 1, 200, 1.0),
+                   rec("read", "/fhir/R4/AllergyIntolerance?patient=1", 2, 503, 2.0)]   # refused: no record owed
+        w.recs += [rec("write", "/fhir/R4/DocumentReference", 3, 201, 3.0)]
+        t.recs += [rec("high", "/fhir/R4/Appointment?patient=2", 4, 200, 4.0),
+                   rec("low", "/api/v1/articles", 5, 200, 5.0)]                        # names no patient
+
+    def test_phi_answers_are_the_acknowledged_ones_about_a_patient(self):
+        self.assertEqual([r.request_id for r in self.load.phi_records()],
+                         ["ct-run1-x-1", "ct-run1-x-3", "ct-run1-x-4"])
+        self.assertEqual([r.request_id for r in self.load.phi_records(2.5, 10)], ["ct-run1-x-3", "ct-run1-x-4"])
+
+    def test_waits_for_the_shipping_then_names_what_is_missing(self):
+        answers = iter(["ct-run1-x-1\n", "ct-run1-x-1\nct-run1-x-3\n"] + ["ct-run1-x-1\nct-run1-x-3\n"] * 50)
+        queries, now = [], [0.0]
+
+        def sql(q):
+            queries.append(q)
+            return next(answers)
+
+        def sleep(s):
+            now[0] += s
+        v = self.load.verify_audit(sql, wait_s=10, sleep=sleep, clock=lambda: now[0])
+        self.assertEqual((v["acked_phi"], v["missing"]), (3, 1))
+        self.assertIn("high /fhir/R4/Appointment?patient=2 rid=ct-run1-x-4", v["missing_detail"][0])
+        self.assertIn("outcome = 'success'", queries[0])
+        self.assertIn("LIKE 'ct-run1-%'", queries[0])
+        self.assertGreaterEqual(now[0], 10)   # it waited out its bound before calling it lost
+
+    def test_all_present_at_once_needs_no_wait(self):
+        now = [0.0]
+        v = self.load.verify_audit(lambda q: "ct-run1-x-1\nct-run1-x-3\nct-run1-x-4\nct-run1-x-9\n",
+                                   sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
+        self.assertEqual((v["missing"], now[0]), (0, 0.0))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@
 //     node stored: trust on first use, said in a note), and the chain (table, else
 //     journal) must still hold record `seq` with hash `hash`. A chain cut at its tail, a
 //     rewritten chain, or a node whose rows and journal are gone no longer match.
+// On live nodes the reads are ordered (see Verify): shipped positions, then the table's
+// snapshot, then the journals, so that appends and shipping meanwhile are never reported.
 // New epochs (audit/journal.hpp): a record whose prev_hash is EpochGenesisHash(node,
 // seq) starts an epoch; that is a note, the records it skipped must still be in the table.
 // Problem texts never quote field values: they may be PHI.
@@ -73,9 +75,10 @@ class Verifier {
   explicit Verifier(VerifyReport& report) : r_(report) {}
   std::optional<std::map<std::string, std::set<std::string>>> trusted_;
 
+  void ReadPositions(const std::string& dir_name);
   void ReadDir(const std::string& dir_name);
   void CheckJournals();
-  void CheckTable(const Secret& url);
+  void CheckTable(PgConn& conn);
 
  private:
   void Problem(std::string s) { r_.problems.push_back(std::move(s)); }
@@ -91,7 +94,17 @@ class Verifier {
 
   VerifyReport& r_;
   std::map<std::string, NodeJournal> journals_;
+  std::map<std::string, long long> positions_;  // node -> shipped seq, read before the snapshot
 };
+
+void Verifier::ReadPositions(const std::string& dir_name) {
+  const fs::path dir(dir_name);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;  // ReadDir names it
+  for (const auto& [node, segs] : ListSegments(dir)) {
+    if (auto pos = ReadShipPosition(dir, node)) positions_.emplace(node, pos->seq);
+  }
+}
 
 void Verifier::ReadDir(const std::string& dir_name) {
   const fs::path dir(dir_name);
@@ -106,7 +119,7 @@ void Verifier::ReadDir(const std::string& dir_name) {
       continue;
     }
     NodeJournal& nj = journals_[node];
-    if (auto pos = ReadShipPosition(dir, node)) nj.shipped_seq = pos->seq;
+    if (auto it = positions_.find(node); it != positions_.end()) nj.shipped_seq = it->second;
     for (std::size_t i = 0; i < segs.size(); ++i) {
       const std::uint64_t expected = i == 0 ? segs[0].index : segs[i - 1].index + 1;
       for (std::uint64_t k = expected; k < segs[i].index && k < expected + 100; ++k) {
@@ -458,10 +471,8 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
   }
 }
 
-void Verifier::CheckTable(const Secret& url) {
+void Verifier::CheckTable(PgConn& conn) {
   try {
-    PgConn conn(url, "continuum-audit-verify", 0);
-    conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     std::set<std::string> nodes;
     for (const auto& [node, nj] : journals_) nodes.insert(node);
     PgResult res = conn.Exec("SELECT DISTINCT node_id FROM audit_event");
@@ -502,9 +513,27 @@ VerifyReport Verify(const std::vector<std::string>& journal_dirs, const Secret& 
       return report;
     }
   }
+  // Live nodes go on appending and shipping while this runs, so the three reads are
+  // ordered: the shipped positions, then the table's snapshot, then the journals. A
+  // journal only grows and a position is written after its rows commit, so every row of
+  // the snapshot is in the journals as read, and every record up to a position is in the
+  // snapshot; read in any other order, records shipped meanwhile would show as rows
+  // missing from the journal, or as shipped records missing from the table.
+  for (const auto& dir : journal_dirs) v.ReadPositions(dir);
+  std::optional<PgConn> conn;
+  if (!database_url.empty()) {
+    try {
+      conn.emplace(database_url, "continuum-audit-verify", 0);
+      conn->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+      conn->Exec("SELECT 1");  // the transaction's snapshot is taken here
+    } catch (const std::exception& e) {
+      report.problems.push_back(std::string("database: ") + e.what());
+      conn.reset();
+    }
+  }
   for (const auto& dir : journal_dirs) v.ReadDir(dir);
   v.CheckJournals();
-  if (!database_url.empty()) v.CheckTable(database_url);
+  if (conn) v.CheckTable(*conn);
   return report;
 }
 

@@ -137,7 +137,7 @@ struct RequestContext {
   // record and the handler has not taken it over yet; the patient whose access was
   // authorized.
   bool policy_record_open = false;
-  std::optional<std::string> authorized_patient;
+  std::optional<std::string> authorized_patient{};
   // A route with a bulkhead of its own (login): every statement, reads included, goes
   // through this pool (the primary) instead of the tier's pools.
   db::Pool* own_pool = nullptr;
