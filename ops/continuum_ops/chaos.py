@@ -395,7 +395,11 @@ def audit_verify(c, timeout: float = 900) -> dict:
     """`continuum audit verify` over every node's journal and the audit_event table on the
     primary: each chain intact (hashes, sequence, signed heads), each table row equal to its
     journal record. Records not shipped yet are notes, not problems."""
-    c.load_secrets()
+    try:
+        c.load_secrets()
+        password = c.secrets["SUPERUSER_PASSWORD"]
+    except (ClusterError, KeyError, OSError) as e:
+        return {"ok": False, "problems": [f"audit verify: no superuser password ({e})"]}
     dirs = c.audit_dirs()
     if not dirs:
         return {"ok": False, "problems": ["no audit journal folder found"]}
@@ -403,12 +407,14 @@ def audit_verify(c, timeout: float = 900) -> dict:
     args = [str(c.bin), "audit", "verify", "--database-url", url]
     for d in dirs:
         args += ["--journal", str(d)]
-    env = {**os.environ, "PGPASSWORD": c.secrets["SUPERUSER_PASSWORD"], "PGCONNECT_TIMEOUT": "5"}
+    env = {**os.environ, "PGPASSWORD": password}
     t0 = time.monotonic()
     try:
         cp = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"ok": False, "problems": [f"audit verify did not finish within {timeout:.0f}s"]}
+    except OSError as e:
+        return {"ok": False, "problems": [f"audit verify could not run: {e}"]}
     out = parse_audit_verify(cp.stdout, cp.returncode)
     if cp.returncode not in (0, 1):
         out["ok"] = False
@@ -461,7 +467,15 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
     old_int = signal.getsignal(signal.SIGINT)
     old_term = signal.getsignal(signal.SIGTERM)
 
+    # Until the fault is reverted a signal stops the run at once (the finally reverts);
+    # during the final checks and the save it is only recorded, so the result is written.
+    pending: list[str] = []
+    finishing = [False]
+
     def interrupt(sig, frame):
+        if finishing[0]:
+            pending.append(signal.Signals(sig).name)
+            return
         raise Interrupted(signal.Signals(sig).name)
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
@@ -493,8 +507,7 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
         result["held"] = False
         result["aborted"] = f"interrupted ({e}); every injected fault was reverted"
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        finishing[0] = True
         if shared:
             t_end = time.monotonic()
             time.sleep(1.0)   # the window's last requests get their answers
@@ -516,7 +529,14 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
             result["held"] = False
         if result["audit"].get("missing") or result["audit"].get("error"):
             result["held"] = False
-        _save(c, result)
+        if pending and not result["aborted"]:
+            result["held"] = False
+            result["aborted"] = f"interrupted ({pending[0]}) during the final checks"
+        try:
+            _save(c, result)
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
     return result
 
 
@@ -582,7 +602,7 @@ def _step(c, exp: Experiment, step: Step, load, journal: Journal, rid: str, aler
         try:
             fault.revert(c)
             journal.remove(entry["id"])
-        except ClusterError as e:
+        except Exception as e:  # noqa: BLE001 - any failed revert (a timeout too) is reported
             # The entry stays in the journal: `chaos revert` (and the next run) replays it.
             revert_error = str(e)
             log(f"chaos {rid}: the revert FAILED (left in the revert journal): {e}")
@@ -742,7 +762,8 @@ def day_summary(results: list[dict], monitoring: bool) -> dict:
                      "tiers_after_failed": r.get("tiers_after_failed"),
                      "acked_phi": (r.get("audit") or {}).get("acked_phi"),
                      "audit_missing": (r.get("audit") or {}).get("missing"),
-                     "audit_error": (r.get("audit") or {}).get("error")})
+                     "audit_error": (r.get("audit") or {}).get("error"),
+                     "ran": "load" in r})   # "could not run" has no load figures (nor an audit)
     med = None
     if ttd:
         v = sorted(ttd)
@@ -756,9 +777,9 @@ def day_summary(results: list[dict], monitoring: bool) -> dict:
                        for x in rows if x["lost"] or x["duplicates"] or x["write_check_error"]}},
         # every acknowledged PHI answer of the load has its audit record (in audit_event)
         "no_lost_audit_records": {
-            "met": all(x["audit_missing"] == 0 and not x["audit_error"] for x in rows),
+            "met": all(x["audit_missing"] == 0 and not x["audit_error"] for x in rows if x["ran"]),
             "detail": {x["title"]: {"missing": x["audit_missing"], "error": x["audit_error"]}
-                       for x in rows if x["audit_missing"] != 0 or x["audit_error"]}},
+                       for x in rows if x["ran"] and (x["audit_missing"] != 0 or x["audit_error"])}},
         "every_hypothesis_held": {"met": all(x["held"] for x in rows),
                                   "detail": {x["title"]: x["aborted"] or "broken" for x in rows if not x["held"]}},
         # high, medium and low back to normal on their own after each revert (what they did
@@ -804,6 +825,10 @@ def day_report(d: dict) -> str:
         lines.append("  the day's audit: " + audit_line(d["audit"]))
     if d.get("audit_verify"):
         lines.append("  audit verify: " + verify_line(d["audit_verify"]))
+    if d.get("interrupted"):
+        lines.append(f"  INTERRUPTED: {d['interrupted']}")
+    if d.get("left_injected"):
+        lines.append(f"  LEFT INJECTED: {d['left_injected']}")
     return "\n".join(lines) + "\n"
 
 
@@ -822,7 +847,12 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
     results: list[dict] = []
     out: dict = {"id": did, "started": time.time(), "files": [str(f) for f, _ in exps], "skipped": {}}
 
+    finishing = [False]
+
     def interrupt(sig, frame):
+        if finishing[0]:   # the final checks and the report are written regardless
+            out.setdefault("interrupted", f"{signal.Signals(sig).name} during the final checks")
+            return
         raise Interrupted(signal.Signals(sig).name)
     old_int, old_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     # between experiments too: the day's report is written whatever stops it
@@ -859,9 +889,15 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
         out["interrupted"] = str(e)
         log(f"chaos day {did}: interrupted ({e}) between experiments; the remaining ones are skipped")
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        finishing[0] = True
         load.stop()
+        # what a failed or cut-short revert left behind is retried; what stays is reported
+        try:
+            left = replay(c, Journal(c.state))
+            if left:
+                out["reverted_at_the_end"] = left
+        except Exception as e:  # noqa: BLE001 - reported, never hides the day's report
+            out["left_injected"] = f"{e}: `scripts/cluster chaos revert` retries"
         out["finished"] = time.time()
         out["load"] = load.figures()
         try:
@@ -885,8 +921,18 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
             out["summary"]["met"] = False
             t["detail"]["the whole day"] = {"missing": a.get("missing"), "error": a.get("error"),
                                             "verify": verify_line(v)}
+        # a day cut short, or one that left a fault injected, has not shown its targets
+        done = {"met": not out.get("interrupted") and not out.get("left_injected"),
+                "detail": {k: out[k] for k in ("interrupted", "left_injected") if out.get(k)}}
+        out["summary"]["targets"]["day_ran_to_the_end_and_reverted"] = done
+        if not done["met"]:
+            out["summary"]["met"] = False
         from . import chaos_html
-        _save(c, out, day_report, chaos_html.day_html(out, results), kind="chaos-day")
+        try:
+            _save(c, out, day_report, chaos_html.day_html(out, results), kind="chaos-day")
+        finally:
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
     return out
 
 

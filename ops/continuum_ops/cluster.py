@@ -377,7 +377,7 @@ class Cluster:
     # ---- a replica the primary can no longer feed -----------------------------------------
     # PostgreSQL 15's pg_rewind makes the old primary's pg_wal look like the source's: WAL
     # files the source no longer has are deleted, also those the rewound server needs to
-    # replay from its last checkpoint before the divergence (fixed in PostgreSQL 16). Seen
+    # replay from its last checkpoint before the divergence. Seen
     # on a chaos day (2026-12-04): the old primary's last completed checkpoint was ~560 MB
     # of WAL before the new primary's promotion (a spread checkpoint was in flight when its
     # region was killed), the new primary kept 256 MB (wal_keep_size), and the restarted
@@ -413,22 +413,31 @@ class Cluster:
                 return True
         return False
 
-    def reinit_member(self, name: str) -> None:
-        log(f"{name}: the primary no longer has the WAL this member needs to catch up (PostgreSQL 15's "
-            f"pg_rewind removed the member's own copy): re-creating it from the leader (patronictl reinit)")
-        cp = subprocess.run([PATRONICTL, "-c", self.patroni_cfg(name), "reinit", "--force", "continuum", name],
-                            capture_output=True, text=True, timeout=60)
-        if cp.returncode != 0:
-            raise ClusterError(f"patronictl reinit {name} failed: {(cp.stdout + cp.stderr).strip()[-500:]}")
+    def reinit_member(self, name: str) -> bool:
+        """patronictl reinit; True when Patroni took it (3.0.2 prints "Failed: ..." and exits
+        0 when it refuses, e.g. while the member is still starting)."""
+        log(f"{name}: the primary no longer has the WAL this member needs to catch up (pg_rewind "
+            f"removed the member's own copy): re-creating it from the leader (patronictl reinit)")
+        try:
+            cp = subprocess.run([PATRONICTL, "-c", self.patroni_cfg(name), "reinit", "--force", "continuum",
+                                 name], capture_output=True, text=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            log(f"{name}: patronictl reinit timed out; tried again on the next check")
+            return False
+        if cp.returncode != 0 or "Success" not in cp.stdout:
+            log(f"{name}: patronictl reinit refused ({(cp.stdout + cp.stderr).strip()[-300:]}); "
+                f"tried again on the next check")
+            return False
+        return True
 
     def repair_starved(self, names: list[str], marks: dict[str, dict[str, int]], done: set[str]) -> None:
-        """Re-creates (once per wait) each member whose log shows, since its mark, that the
-        primary cannot feed it any more."""
+        """Re-creates (once per wait, retried until Patroni takes it) each member whose log
+        shows, since its mark, that the primary cannot feed it any more."""
         leader = (patroni.leader(self.cluster_json()) or {}).get("name")
         for name in names:
             if name != leader and name not in done and self.wal_gone_since(name, marks.get(name, {})):
-                done.add(name)
-                self.reinit_member(name)
+                if self.reinit_member(name):
+                    done.add(name)
 
     def region_serving(self, name: str) -> bool:
         streaming = {k for k, v in self.replication().items() if v["state"] == "streaming"}

@@ -31,8 +31,14 @@ class FakeCluster:
     def cluster_json(self) -> dict:
         return {"members": [{"name": self.leader, "role": "leader", "state": "running"}]}
 
-    def reinit_member(self, name: str) -> None:
+    refuse = 0   # how many reinit calls Patroni refuses first
+
+    def reinit_member(self, name: str) -> bool:
         self.reinit.append(name)
+        if self.refuse:
+            self.refuse -= 1
+            return False
+        return True
 
     pg_log_mark = Cluster.pg_log_mark
     wal_gone_since = Cluster.wal_gone_since
@@ -77,6 +83,15 @@ class RejoinTest(unittest.TestCase):
         self.c.repair_starved(["us-east", "us-central"], marks, done)
         self.c.repair_starved(["us-east", "us-central"], marks, done)
         self.assertEqual(self.c.reinit, ["us-central"])
+
+    def test_a_refused_reinit_is_tried_again(self):
+        marks = {"us-central": self.c.pg_log_mark("us-central")}
+        self.log("us-central", STANDBY)
+        self.c.refuse = 1
+        done: set[str] = set()
+        for _ in range(3):
+            self.c.repair_starved(["us-central"], marks, done)
+        self.assertEqual(self.c.reinit, ["us-central", "us-central"])
 
 
 if __name__ == "__main__":

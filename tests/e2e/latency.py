@@ -93,15 +93,11 @@ class Comparison:
                 f"({(p99_on / p99_off - 1) * 100:+.1f}%) | failures {len(self.failures)} of {self.total}")
 
 
-def interleaved(readers: Readers, load_on, load_off, windows: int = 20, window_s: float = 3.0,
+def interleaved(readers: Readers, load_on, load_off, windows: int = 30, window_s: float = 3.0,
                 settle_s: float = 1.0) -> Comparison:
     """Runs `windows` windows alternately without and with the load (starting without),
     reading all along; returns the samples of each side (after each window's settle
-    time) and every failure of the whole run.
-
-    20 windows: ten a side, each side 20 s of samples (about 40,000 $summary reads on
-    this machine, 130 times MIN_SAMPLES). 30 windows took 90 s per test; their p99
-    differences were of the same size (+4.8% and +9.1% in the CI run of 2026-12-04)."""
+    time) and every failure of the whole run."""
     spans = []  # (from, to, side)
     readers.start()
     try:
