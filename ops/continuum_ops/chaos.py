@@ -428,6 +428,32 @@ class Interrupted(Exception):
     pass
 
 
+class Signals:
+    """SIGINT/SIGTERM while installed: raise Interrupted until `finishing()`, then only
+    recorded (`pending`), so the final checks and the report are still written; `restore()`
+    puts back the handlers that were there before."""
+
+    def __init__(self):
+        self.pending: list[str] = []
+        self._finishing = False
+        self._old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in self._old:
+            signal.signal(s, self._handle)
+
+    def _handle(self, sig, frame):
+        if self._finishing:
+            self.pending.append(signal.Signals(sig).name)
+            return
+        raise Interrupted(signal.Signals(sig).name)
+
+    def finishing(self) -> None:
+        self._finishing = True
+
+    def restore(self) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
 TIER_CLIENTS = 2   # patients going round the high, medium and low tiers beside the critical load
 
 
@@ -464,21 +490,9 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
     if c.with_monitoring:
         from .mttd import Alerts
         alerts = Alerts(c, alerts_log)
-    old_int = signal.getsignal(signal.SIGINT)
-    old_term = signal.getsignal(signal.SIGTERM)
-
     # Until the fault is reverted a signal stops the run at once (the finally reverts);
     # during the final checks and the save it is only recorded, so the result is written.
-    pending: list[str] = []
-    finishing = [False]
-
-    def interrupt(sig, frame):
-        if finishing[0]:
-            pending.append(signal.Signals(sig).name)
-            return
-        raise Interrupted(signal.Signals(sig).name)
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
+    sigs = Signals()
     if not shared:
         load.login()
         load.start()
@@ -507,7 +521,7 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
         result["held"] = False
         result["aborted"] = f"interrupted ({e}); every injected fault was reverted"
     finally:
-        finishing[0] = True
+        sigs.finishing()
         if shared:
             t_end = time.monotonic()
             time.sleep(1.0)   # the window's last requests get their answers
@@ -529,14 +543,13 @@ def run(c, exp: Experiment, readers: int = 4, writers: int = 2, alerts_log: Path
             result["held"] = False
         if result["audit"].get("missing") or result["audit"].get("error"):
             result["held"] = False
-        if pending and not result["aborted"]:
+        if sigs.pending and not result["aborted"]:
             result["held"] = False
-            result["aborted"] = f"interrupted ({pending[0]}) during the final checks"
+            result["aborted"] = f"interrupted ({sigs.pending[0]}) during the final checks"
         try:
             _save(c, result)
         finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
+            sigs.restore()
     return result
 
 
@@ -846,18 +859,7 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
     load.start()
     results: list[dict] = []
     out: dict = {"id": did, "started": time.time(), "files": [str(f) for f, _ in exps], "skipped": {}}
-
-    finishing = [False]
-
-    def interrupt(sig, frame):
-        if finishing[0]:   # the final checks and the report are written regardless
-            out.setdefault("interrupted", f"{signal.Signals(sig).name} during the final checks")
-            return
-        raise Interrupted(signal.Signals(sig).name)
-    old_int, old_term = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    # between experiments too: the day's report is written whatever stops it
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
+    sigs = Signals()   # between experiments too: the day's report is written whatever stops it
     try:
         for i, (f, exp) in enumerate(exps):
             log(f"chaos day {did}: experiment {i + 1} of {len(exps)}: {f.name}")
@@ -880,6 +882,7 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
                 wait_healthy(c, settle_s)
                 results.append(run(c, exp, load=load, sql=sql, rid=f"{did}-{i + 1:02d}"))
                 if str(results[-1].get("aborted") or "").startswith("interrupted"):
+                    out["interrupted"] = f"during {f.name}: {results[-1]['aborted']}"
                     log(f"chaos day {did}: interrupted; the remaining experiments are skipped")
                     break
             except ClusterError as e:
@@ -889,7 +892,7 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
         out["interrupted"] = str(e)
         log(f"chaos day {did}: interrupted ({e}) between experiments; the remaining ones are skipped")
     finally:
-        finishing[0] = True
+        sigs.finishing()
         load.stop()
         # what a failed or cut-short revert left behind is retried; what stays is reported
         try:
@@ -921,6 +924,8 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
             out["summary"]["met"] = False
             t["detail"]["the whole day"] = {"missing": a.get("missing"), "error": a.get("error"),
                                             "verify": verify_line(v)}
+        if sigs.pending:
+            out.setdefault("interrupted", f"{sigs.pending[0]} during the final checks")
         # a day cut short, or one that left a fault injected, has not shown its targets
         done = {"met": not out.get("interrupted") and not out.get("left_injected"),
                 "detail": {k: out[k] for k in ("interrupted", "left_injected") if out.get(k)}}
@@ -931,8 +936,7 @@ def day(c, files: list[Path], readers: int = 4, writers: int = 2, settle_s: floa
         try:
             _save(c, out, day_report, chaos_html.day_html(out, results), kind="chaos-day")
         finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
+            sigs.restore()
     return out
 
 

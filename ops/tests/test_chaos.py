@@ -450,6 +450,23 @@ class DayTest(unittest.TestCase):
         self.assertNotIn("median_time_to_detect_le_10s", s["targets"])
         self.assertTrue(s["met"])
 
+class SignalsTest(unittest.TestCase):
+    def test_raises_until_finishing_then_records_and_restores(self):
+        import os
+        import signal
+        before = signal.getsignal(signal.SIGTERM)
+        sigs = chaos.Signals()
+        try:
+            with self.assertRaises(chaos.Interrupted):
+                os.kill(os.getpid(), signal.SIGTERM)   # the handler runs before the next line
+            sigs.finishing()
+            os.kill(os.getpid(), signal.SIGTERM)   # recorded, not raised
+            self.assertEqual(sigs.pending, ["SIGTERM"])
+        finally:
+            sigs.restore()
+        self.assertIs(signal.getsignal(signal.SIGTERM), before)
+
+
 class AuditCheckTest(unittest.TestCase):
     """load.MixedLoad.verify_audit: every acknowledged PHI answer has a success record."""
 
