@@ -53,13 +53,70 @@ json::object SearchBundle(const std::string& self_url, std::optional<std::string
   return b;
 }
 
-http::Response Json(int status, const json::value& v) {
+http::Response Json(int status, const json::value& v) { return Json(status, json::serialize(v)); }
+
+http::Response Json(int status, std::string body) {
   http::Response r;
   r.status = status;
   r.content_type = "application/fhir+json";
-  r.body = json::serialize(v);
+  r.body = std::move(body);
   return r;
 }
+
+void WriteReference(JsonWriter& w, std::string_view type, std::string_view id,
+                    std::optional<std::string_view> display) {
+  w.BeginObject().Key("reference");
+  std::string ref;
+  ref.reserve(type.size() + 1 + id.size());
+  ref.append(type).append(1, '/').append(id);
+  w.String(ref);
+  if (display) w.Member("display", *display);
+  w.EndObject();
+}
+
+void WriteCoding(JsonWriter& w, std::string_view system, std::string_view code,
+                 std::string_view display) {
+  w.BeginObject()
+      .Member("system", system)
+      .Member("code", code)
+      .Member("display", display)
+      .EndObject();
+}
+
+void WriteConcept(JsonWriter& w, std::string_view system, std::string_view code,
+                  std::string_view display) {
+  w.BeginObject().Key("coding").BeginArray();
+  WriteCoding(w, system, code, display);
+  w.EndArray().Member("text", display).EndObject();
+}
+
+void WriteMeta(JsonWriter& w, std::string_view last_updated) {
+  w.BeginObject().Member("lastUpdated", last_updated).EndObject();
+}
+
+void BeginSearchBundle(JsonWriter& w, std::string_view self_url,
+                       const std::optional<std::string>& next_url, std::optional<int64_t> total) {
+  w.BeginObject().Member("resourceType", "Bundle").Member("type", "searchset");
+  if (total) w.Key("total").Int(*total);
+  w.Key("link").BeginArray();
+  w.BeginObject().Member("relation", "self").Member("url", self_url).EndObject();
+  if (next_url) w.BeginObject().Member("relation", "next").Member("url", *next_url).EndObject();
+  w.EndArray().Key("entry").BeginArray();
+}
+
+void BeginSearchEntry(JsonWriter& w, std::string_view base, std::string_view type,
+                      std::string_view id) {
+  std::string full;
+  full.reserve(base.size() + type.size() + id.size() + 2);
+  full.append(base).append(1, '/').append(type).append(1, '/').append(id);
+  w.BeginObject().Member("fullUrl", full).Key("resource");
+}
+
+void EndSearchEntry(JsonWriter& w) {
+  w.Key("search").BeginObject().Member("mode", "match").EndObject().EndObject();
+}
+
+void EndSearchBundle(JsonWriter& w) { w.EndArray().EndObject(); }
 
 json::object ParseBody(const http::Request& req, std::initializer_list<std::string_view> allowed,
                        bool fhir_content_type_ok) {

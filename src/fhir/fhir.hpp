@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "fhir/json_writer.hpp"
 #include "http/message.hpp"
 
 namespace continuum::fhir {
@@ -40,6 +41,30 @@ json::object SearchBundle(const std::string& self_url, std::optional<std::string
 
 // A FHIR JSON response (application/fhir+json).
 http::Response Json(int status, const json::value& v);
+// The same with a body already written (JsonWriter).
+http::Response Json(int status, std::string body);
+
+// The writer forms of the helpers above, each writing one value (an object) in the same
+// shape and key order. A `display` adds it to the Reference.
+void WriteReference(JsonWriter& w, std::string_view type, std::string_view id,
+                    std::optional<std::string_view> display = std::nullopt);
+void WriteCoding(JsonWriter& w, std::string_view system, std::string_view code,
+                 std::string_view display);
+void WriteConcept(JsonWriter& w, std::string_view system, std::string_view code,
+                  std::string_view display);
+void WriteMeta(JsonWriter& w, std::string_view last_updated);
+
+// A searchset Bundle written as SearchBundle builds it: BeginSearchBundle writes up to
+// the opening of `entry`; each entry is BeginSearchEntry (fullUrl, then the key
+// "resource": the caller writes the resource object), EndSearchEntry; EndSearchBundle
+// closes it.
+void BeginSearchBundle(JsonWriter& w, std::string_view self_url,
+                       const std::optional<std::string>& next_url,
+                       std::optional<int64_t> total = std::nullopt);
+void BeginSearchEntry(JsonWriter& w, std::string_view base, std::string_view type,
+                      std::string_view id);
+void EndSearchEntry(JsonWriter& w);
+void EndSearchBundle(JsonWriter& w);
 
 // Parses a JSON object body. Throws BadRequest with an actionable message when the
 // content type is not JSON (415), the body is not a JSON object, or it holds a key

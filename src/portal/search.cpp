@@ -5,9 +5,12 @@
 
 namespace continuum::portal {
 
-boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::string_view type,
-                                                     const db::Query& q, RowToJson to_json,
-                                                     int total_col) {
+namespace {
+
+// One of to_json and write is set.
+boost::asio::awaitable<http::Response> Search(RequestContext& ctx, std::string_view type,
+                                              const db::Query& q, RowToJson to_json,
+                                              RowWriter write, int total_col) {
   auto& rec = ctx.Audit("search", std::string(type));
   Authenticate(ctx);
   fhir::CheckParams(ctx.req, {"patient"});
@@ -17,9 +20,6 @@ boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::s
   co_await AuthorizePatient(ctx, pid);
   auto r = co_await ctx.Read(q, db::P(pid, paging.count + 1, paging.offset));
   int n = std::min(r.rows(), paging.count);
-  std::vector<boost::json::object> out;
-  out.reserve(n);
-  for (int i = 0; i < n; ++i) out.push_back(to_json(r, i));
   std::string base = ctx.BaseUrl();
   std::vector<std::pair<std::string, std::string>> params{{"patient", pid}};
   std::optional<std::string> next;
@@ -32,8 +32,36 @@ boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::s
     total = 0;
   rec.outcome = "success";
   rec.detail = std::to_string(n) + " results";
-  co_return fhir::Json(200, fhir::SearchBundle(fhir::SearchUrl(base, type, params, paging), next,
-                                               std::move(out), base, total));
+  std::string body;
+  fhir::JsonWriter w(body);
+  fhir::BeginSearchBundle(w, fhir::SearchUrl(base, type, params, paging), next, total);
+  for (int i = 0; i < n; ++i) {
+    if (write) {
+      fhir::BeginSearchEntry(w, base, type, r.get(i, 0));
+      write(w, r, i);
+    } else {
+      const boost::json::object res = to_json(r, i);
+      fhir::BeginSearchEntry(w, base, res.at("resourceType").as_string(), res.at("id").as_string());
+      w.Value(res);
+    }
+    fhir::EndSearchEntry(w);
+  }
+  fhir::EndSearchBundle(w);
+  co_return fhir::Json(200, std::move(body));
+}
+
+}  // namespace
+
+boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::string_view type,
+                                                     const db::Query& q, RowToJson to_json,
+                                                     int total_col) {
+  return Search(ctx, type, q, to_json, nullptr, total_col);
+}
+
+boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::string_view type,
+                                                     const db::Query& q, RowWriter write,
+                                                     int total_col) {
+  return Search(ctx, type, q, nullptr, write, total_col);
 }
 
 }  // namespace continuum::portal

@@ -7,17 +7,24 @@
 #include <boost/json.hpp>
 #include <string_view>
 
+#include "fhir/json_writer.hpp"
 #include "http/message.hpp"
 #include "portal/context.hpp"
 
 namespace continuum::portal {
 
+// A row as a resource: built as a DOM, or written straight into the response (the
+// critical tier's resources; their id is the row's column 0).
 using RowToJson = boost::json::object (*)(const db::Result&, int);
+using RowWriter = void (*)(fhir::JsonWriter&, const db::Result&, int);
 
 // `q` takes $1 = patient id, $2 = page size + 1, $3 = offset, and returns
 // `count(*) OVER ()` in column `total_col` (-1: the last column).
 boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::string_view type,
                                                      const db::Query& q, RowToJson to_json,
+                                                     int total_col = -1);
+boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::string_view type,
+                                                     const db::Query& q, RowWriter write,
                                                      int total_col = -1);
 
 }  // namespace continuum::portal

@@ -9,8 +9,6 @@
 namespace continuum::portal::critical {
 namespace asio = boost::asio;
 namespace json = boost::json;
-using fhir::Concept;
-using fhir::Reference;
 
 #define CONTINUUM_TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -38,47 +36,59 @@ const db::Query kPatientById{"patient_by_id",
                              "p.facility_id WHERE p.id = $1",
                              db::Access::kRead};
 
-json::object PatientJson(const db::Result& r, int i) {
+void WritePatient(fhir::JsonWriter& w, const db::Result& r, int i) {
   const bool synthetic = r.get(i, 15) == "t";
-  json::object meta = fhir::Meta(r.get(i, 14));
+  w.BeginObject().Member("resourceType", "Patient").Member("id", r.get(i, 0));
+  w.Key("meta").BeginObject().Member("lastUpdated", r.get(i, 14));
   // The prober's patients (continuum synthetic-accounts) say so, for every consumer.
   if (synthetic)
-    meta["tag"] = json::array{json::object{{"system", kSyntheticTagSystem},
-                                           {"code", "synthetic"},
-                                           {"display", "Synthetic monitoring record"}}};
-  json::object p{{"resourceType", "Patient"}, {"id", r.get(i, 0)}, {"meta", std::move(meta)}};
-  json::array ids{json::object{{"use", "usual"},
-                               {"type", Concept("http://terminology.hl7.org/CodeSystem/v2-0203",
-                                                "MR", "Medical record number")},
-                               {"system", "urn:continuum:mrn"},
-                               {"value", r.get(i, 1)}}};
+    w.Key("tag")
+        .BeginArray()
+        .BeginObject()
+        .Member("system", kSyntheticTagSystem)
+        .Member("code", "synthetic")
+        .Member("display", "Synthetic monitoring record")
+        .EndObject()
+        .EndArray();
+  w.EndObject();
+  w.Key("identifier").BeginArray().BeginObject().Member("use", "usual").Key("type");
+  fhir::WriteConcept(w, "http://terminology.hl7.org/CodeSystem/v2-0203", "MR",
+                     "Medical record number");
+  w.Member("system", "urn:continuum:mrn").Member("value", r.get(i, 1)).EndObject();
   std::string_view mrn = r.get(i, 1);
   if (synthetic && mrn.starts_with(kSyntheticMrnPrefix))
-    ids.push_back(json::object{{"system", kSyntheticIdentifierSystem},
-                               {"value", mrn.substr(kSyntheticMrnPrefix.size())}});
-  p["identifier"] = std::move(ids);
-  p["active"] = true;
-  p["name"] = json::array{json::object{
-      {"use", "official"}, {"family", r.get(i, 2)}, {"given", json::array{r.get(i, 3)}}}};
-  json::array telecom;
-  if (!r.null(i, 6))
-    telecom.push_back(json::object{{"system", "phone"}, {"value", r.get(i, 6)}, {"use", "home"}});
-  if (!r.null(i, 7)) telecom.push_back(json::object{{"system", "email"}, {"value", r.get(i, 7)}});
-  if (!telecom.empty()) p["telecom"] = std::move(telecom);
-  p["gender"] = r.get(i, 4);
-  p["birthDate"] = r.get(i, 5);
-  if (!r.null(i, 8)) {
-    json::object a{{"use", "home"}, {"line", json::array{r.get(i, 8)}}};
-    if (!r.null(i, 9)) a["city"] = r.get(i, 9);
-    if (!r.null(i, 10)) a["state"] = r.get(i, 10);
-    if (!r.null(i, 11)) a["postalCode"] = r.get(i, 11);
-    a["country"] = "US";
-    p["address"] = json::array{std::move(a)};
+    w.BeginObject()
+        .Member("system", kSyntheticIdentifierSystem)
+        .Member("value", mrn.substr(kSyntheticMrnPrefix.size()))
+        .EndObject();
+  w.EndArray();
+  w.Key("active").Bool(true);
+  w.Key("name").BeginArray().BeginObject().Member("use", "official").Member("family", r.get(i, 2));
+  w.Key("given").BeginArray().String(r.get(i, 3)).EndArray().EndObject().EndArray();
+  if (!r.null(i, 6) || !r.null(i, 7)) {
+    w.Key("telecom").BeginArray();
+    if (!r.null(i, 6))
+      w.BeginObject()
+          .Member("system", "phone")
+          .Member("value", r.get(i, 6))
+          .Member("use", "home")
+          .EndObject();
+    if (!r.null(i, 7))
+      w.BeginObject().Member("system", "email").Member("value", r.get(i, 7)).EndObject();
+    w.EndArray();
   }
-  json::object org = Reference("Organization", r.get(i, 12));
-  org["display"] = r.get(i, 13);
-  p["managingOrganization"] = std::move(org);
-  return p;
+  w.Member("gender", r.get(i, 4)).Member("birthDate", r.get(i, 5));
+  if (!r.null(i, 8)) {
+    w.Key("address").BeginArray().BeginObject().Member("use", "home");
+    w.Key("line").BeginArray().String(r.get(i, 8)).EndArray();
+    if (!r.null(i, 9)) w.Member("city", r.get(i, 9));
+    if (!r.null(i, 10)) w.Member("state", r.get(i, 10));
+    if (!r.null(i, 11)) w.Member("postalCode", r.get(i, 11));
+    w.Member("country", "US").EndObject().EndArray();
+  }
+  w.Key("managingOrganization");
+  fhir::WriteReference(w, "Organization", r.get(i, 12), r.get(i, 13));
+  w.EndObject();
 }
 
 // ---- AllergyIntolerance
@@ -88,28 +98,40 @@ const db::Query kAllergies{
     "recorded_date, " CONTINUUM_TS("updated_at") ", count(*) OVER () FROM allergy "
     "WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3", db::Access::kRead};
 
-json::object AllergyJson(const db::Result& r, int i) {
-  json::object a{{"resourceType", "AllergyIntolerance"},
-                 {"id", r.get(i, 0)},
-                 {"meta", fhir::Meta(r.get(i, 9))}};
-  a["clinicalStatus"] =
-      Concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", r.get(i, 6),
-              r.get(i, 6) == "active"     ? "Active"
-              : r.get(i, 6) == "inactive" ? "Inactive"
-                                          : "Resolved");
-  a["verificationStatus"] =
-      Concept("http://terminology.hl7.org/CodeSystem/allergyintolerance-verification", "confirmed",
-              "Confirmed");
-  a["type"] = "allergy";
-  a["category"] = json::array{r.get(i, 4)};
-  a["criticality"] = r.get(i, 5);
-  a["code"] = Concept(kSnomed, r.get(i, 2), r.get(i, 3));
-  a["patient"] = Reference("Patient", r.get(i, 1));
-  a["recordedDate"] = r.get(i, 8);
+void WriteAllergy(fhir::JsonWriter& w, const db::Result& r, int i) {
+  w.BeginObject().Member("resourceType", "AllergyIntolerance").Member("id", r.get(i, 0));
+  w.Key("meta");
+  fhir::WriteMeta(w, r.get(i, 9));
+  const std::string_view status = r.get(i, 6);
+  w.Key("clinicalStatus");
+  fhir::WriteConcept(w, "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical", status,
+                     status == "active"     ? "Active"
+                     : status == "inactive" ? "Inactive"
+                                            : "Resolved");
+  w.Key("verificationStatus");
+  fhir::WriteConcept(w, "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification",
+                     "confirmed", "Confirmed");
+  w.Member("type", "allergy");
+  w.Key("category").BeginArray().String(r.get(i, 4)).EndArray();
+  w.Member("criticality", r.get(i, 5));
+  w.Key("code");
+  fhir::WriteConcept(w, kSnomed, r.get(i, 2), r.get(i, 3));
+  w.Key("patient");
+  fhir::WriteReference(w, "Patient", r.get(i, 1));
+  w.Member("recordedDate", r.get(i, 8));
   if (!r.null(i, 7))
-    a["reaction"] = json::array{
-        json::object{{"manifestation", json::array{json::object{{"text", r.get(i, 7)}}}}}};
-  return a;
+    w.Key("reaction")
+        .BeginArray()
+        .BeginObject()
+        .Key("manifestation")
+        .BeginArray()
+        .BeginObject()
+        .Member("text", r.get(i, 7))
+        .EndObject()
+        .EndArray()
+        .EndObject()
+        .EndArray();
+  w.EndObject();
 }
 
 // ---- MedicationStatement
@@ -119,16 +141,17 @@ const db::Query kMedications{
         "updated_at") ", count(*) OVER () FROM medication WHERE patient_id = $1 ORDER BY id "
                       "LIMIT $2 OFFSET $3", db::Access::kRead};
 
-json::object MedicationJson(const db::Result& r, int i) {
-  json::object m{{"resourceType", "MedicationStatement"},
-                 {"id", r.get(i, 0)},
-                 {"meta", fhir::Meta(r.get(i, 7))}};
-  m["status"] = r.get(i, 5);
-  m["medicationCodeableConcept"] = Concept(kRxNorm, r.get(i, 2), r.get(i, 3));
-  m["subject"] = Reference("Patient", r.get(i, 1));
-  m["effectivePeriod"] = json::object{{"start", r.get(i, 6)}};
-  m["dosage"] = json::array{json::object{{"text", r.get(i, 4)}}};
-  return m;
+void WriteMedication(fhir::JsonWriter& w, const db::Result& r, int i) {
+  w.BeginObject().Member("resourceType", "MedicationStatement").Member("id", r.get(i, 0));
+  w.Key("meta");
+  fhir::WriteMeta(w, r.get(i, 7));
+  w.Member("status", r.get(i, 5)).Key("medicationCodeableConcept");
+  fhir::WriteConcept(w, kRxNorm, r.get(i, 2), r.get(i, 3));
+  w.Key("subject");
+  fhir::WriteReference(w, "Patient", r.get(i, 1));
+  w.Key("effectivePeriod").BeginObject().Member("start", r.get(i, 6)).EndObject();
+  w.Key("dosage").BeginArray().BeginObject().Member("text", r.get(i, 4)).EndObject().EndArray();
+  w.EndObject();
 }
 
 // ---- Condition
@@ -138,22 +161,27 @@ const db::Query kConditions{
         "updated_at") ", count(*) OVER () FROM condition WHERE patient_id = $1 ORDER BY id "
                       "LIMIT $2 OFFSET $3", db::Access::kRead};
 
-json::object ConditionJson(const db::Result& r, int i) {
-  json::object c{
-      {"resourceType", "Condition"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 6))}};
+void WriteCondition(fhir::JsonWriter& w, const db::Result& r, int i) {
+  w.BeginObject().Member("resourceType", "Condition").Member("id", r.get(i, 0));
+  w.Key("meta");
+  fhir::WriteMeta(w, r.get(i, 6));
   std::string_view st = r.get(i, 4);
   std::string disp(st);
   if (!disp.empty()) disp[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(disp[0])));
-  c["clinicalStatus"] =
-      Concept("http://terminology.hl7.org/CodeSystem/condition-clinical", st, disp);
-  c["verificationStatus"] = Concept("http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                    "confirmed", "Confirmed");
-  c["category"] = json::array{Concept("http://terminology.hl7.org/CodeSystem/condition-category",
-                                      "problem-list-item", "Problem List Item")};
-  c["code"] = Concept(kSnomed, r.get(i, 2), r.get(i, 3));
-  c["subject"] = Reference("Patient", r.get(i, 1));
-  c["onsetDateTime"] = r.get(i, 5);
-  return c;
+  w.Key("clinicalStatus");
+  fhir::WriteConcept(w, "http://terminology.hl7.org/CodeSystem/condition-clinical", st, disp);
+  w.Key("verificationStatus");
+  fhir::WriteConcept(w, "http://terminology.hl7.org/CodeSystem/condition-ver-status", "confirmed",
+                     "Confirmed");
+  w.Key("category").BeginArray();
+  fhir::WriteConcept(w, "http://terminology.hl7.org/CodeSystem/condition-category",
+                     "problem-list-item", "Problem List Item");
+  w.EndArray().Key("code");
+  fhir::WriteConcept(w, kSnomed, r.get(i, 2), r.get(i, 3));
+  w.Key("subject");
+  fhir::WriteReference(w, "Patient", r.get(i, 1));
+  w.Member("onsetDateTime", r.get(i, 5));
+  w.EndObject();
 }
 
 // ---- Encounter
@@ -173,23 +201,24 @@ std::string_view ClassDisplay(std::string_view code) {
   return "home health";
 }
 
-json::object EncounterJson(const db::Result& r, int i) {
-  json::object e{
-      {"resourceType", "Encounter"}, {"id", r.get(i, 0)}, {"meta", fhir::Meta(r.get(i, 9))}};
-  e["status"] = r.get(i, 6);
-  e["class"] = fhir::Coding("http://terminology.hl7.org/CodeSystem/v3-ActCode", r.get(i, 4),
-                            ClassDisplay(r.get(i, 4)));
-  e["type"] = json::array{json::object{{"text", r.get(i, 5)}}};
-  e["subject"] = Reference("Patient", r.get(i, 1));
-  e["participant"] =
-      json::array{json::object{{"individual", Reference("Practitioner", r.get(i, 3))}}};
-  json::object period{{"start", r.get(i, 7)}};
-  if (!r.null(i, 8)) period["end"] = r.get(i, 8);
-  e["period"] = std::move(period);
-  json::object org = Reference("Organization", r.get(i, 2));
-  org["display"] = r.get(i, 11);
-  e["serviceProvider"] = std::move(org);
-  return e;
+void WriteEncounter(fhir::JsonWriter& w, const db::Result& r, int i) {
+  w.BeginObject().Member("resourceType", "Encounter").Member("id", r.get(i, 0));
+  w.Key("meta");
+  fhir::WriteMeta(w, r.get(i, 9));
+  w.Member("status", r.get(i, 6)).Key("class");
+  fhir::WriteCoding(w, "http://terminology.hl7.org/CodeSystem/v3-ActCode", r.get(i, 4),
+                    ClassDisplay(r.get(i, 4)));
+  w.Key("type").BeginArray().BeginObject().Member("text", r.get(i, 5)).EndObject().EndArray();
+  w.Key("subject");
+  fhir::WriteReference(w, "Patient", r.get(i, 1));
+  w.Key("participant").BeginArray().BeginObject().Key("individual");
+  fhir::WriteReference(w, "Practitioner", r.get(i, 3));
+  w.EndObject().EndArray();
+  w.Key("period").BeginObject().Member("start", r.get(i, 7));
+  if (!r.null(i, 8)) w.Member("end", r.get(i, 8));
+  w.EndObject().Key("serviceProvider");
+  fhir::WriteReference(w, "Organization", r.get(i, 2), r.get(i, 11));
+  w.EndObject();
 }
 
 // ---- Patient lookup
@@ -266,7 +295,10 @@ asio::awaitable<http::Response> ReadPatient(RequestContext& ctx) {
   }
   if (ctx.claims->role != "patient") co_await AuthorizePatient(ctx, pid);
   rec.outcome = "success";
-  co_return fhir::Json(200, PatientJson(r, 0));
+  std::string body;
+  fhir::JsonWriter w(body);
+  WritePatient(w, r, 0);
+  co_return fhir::Json(200, std::move(body));
 }
 
 asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
@@ -342,14 +374,12 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
   }
   auto r = co_await ctx.Read(*q, db::P(p1, p2, p3, p4, paging.count + 1, paging.offset, scope));
   int n = std::min(r.rows(), paging.count);
-  std::vector<json::object> out;
   // One record per patient whose demographics are disclosed.
   auto tmpl = ctx.audit.front();
   ctx.audit.front().outcome = "success";
   ctx.audit.front().detail =
       (tmpl.detail.empty() ? "" : tmpl.detail + "; ") + std::to_string(n) + " results";
   for (int i = 0; i < n; ++i) {
-    out.push_back(PatientJson(r, i));
     auto rec = tmpl;
     rec.resource_id = rec.patient_id = std::string(r.get(i, 0));
     rec.outcome = "success";
@@ -359,8 +389,16 @@ asio::awaitable<http::Response> SearchPatients(RequestContext& ctx) {
   std::optional<std::string> next;
   if (r.rows() > paging.count)
     next = fhir::SearchUrl(base, "Patient", echo, {paging.count, paging.offset + paging.count});
-  co_return fhir::Json(200, fhir::SearchBundle(fhir::SearchUrl(base, "Patient", echo, paging), next,
-                                               std::move(out), base));
+  std::string body;
+  fhir::JsonWriter w(body);
+  fhir::BeginSearchBundle(w, fhir::SearchUrl(base, "Patient", echo, paging), next);
+  for (int i = 0; i < n; ++i) {
+    fhir::BeginSearchEntry(w, base, "Patient", r.get(i, 0));
+    WritePatient(w, r, i);
+    fhir::EndSearchEntry(w);
+  }
+  fhir::EndSearchBundle(w);
+  co_return fhir::Json(200, std::move(body));
 }
 
 asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
@@ -384,47 +422,60 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
     rec.detail = "not found";
     throw NotFound("Patient/" + pid + " does not exist.");
   }
-  std::string base = ctx.BaseUrl();
-  json::array entries;
-  auto add = [&](json::object res) {
-    std::string full = base + "/" + std::string(res["resourceType"].as_string()) + "/" +
-                       std::string(res["id"].as_string());
-    entries.push_back(json::object{{"fullUrl", std::move(full)}, {"resource", std::move(res)}});
-  };
-  add(PatientJson(rs[0], 0));
-  for (int i = 0; i < rs[1].rows(); ++i) add(AllergyJson(rs[1], i));
-  for (int i = 0; i < rs[2].rows(); ++i) add(MedicationJson(rs[2], i));
-  for (int i = 0; i < rs[3].rows(); ++i) add(ConditionJson(rs[3], i));
-  json::object bundle{{"resourceType", "Bundle"}, {"type", "collection"}};
+  const std::string base = ctx.BaseUrl();
+  std::string body;
+  body.reserve(2048 + 1024 * (rs[1].rows() + rs[2].rows() + rs[3].rows()));
+  fhir::JsonWriter w(body);
+  w.BeginObject().Member("resourceType", "Bundle").Member("type", "collection");
   // A synthetic patient's summary is tagged as a whole too (the Patient entry is).
   if (rs[0].get(0, 15) == "t")
-    bundle["meta"] = json::object{
-        {"tag", json::array{json::object{{"system", kSyntheticTagSystem}, {"code", "synthetic"}}}}};
-  bundle["timestamp"] = rs[4].get(0, 0);
-  bundle["entry"] = std::move(entries);
+    w.Key("meta")
+        .BeginObject()
+        .Key("tag")
+        .BeginArray()
+        .BeginObject()
+        .Member("system", kSyntheticTagSystem)
+        .Member("code", "synthetic")
+        .EndObject()
+        .EndArray()
+        .EndObject();
+  w.Member("timestamp", rs[4].get(0, 0)).Key("entry").BeginArray();
+  auto add = [&](std::string_view type, const db::Result& res, int i, RowWriter write) {
+    std::string full;
+    full.reserve(base.size() + type.size() + 24);
+    full.append(base).append(1, '/').append(type).append(1, '/').append(res.get(i, 0));
+    w.BeginObject().Member("fullUrl", full).Key("resource");
+    write(w, res, i);
+    w.EndObject();
+  };
+  add("Patient", rs[0], 0, WritePatient);
+  for (int i = 0; i < rs[1].rows(); ++i) add("AllergyIntolerance", rs[1], i, WriteAllergy);
+  for (int i = 0; i < rs[2].rows(); ++i) add("MedicationStatement", rs[2], i, WriteMedication);
+  for (int i = 0; i < rs[3].rows(); ++i) add("Condition", rs[3], i, WriteCondition);
+  w.EndArray().EndObject();
   rec.outcome = "success";
-  auto resp = fhir::Json(200, bundle);
+  auto resp = fhir::Json(200, std::move(body));
   ehr::Annotate(ctx.svc, resp);
   co_return resp;
 }
 
 asio::awaitable<http::Response> SearchAllergies(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "AllergyIntolerance", kAllergies, AllergyJson, 10);
+  auto resp = co_await PatientSearch(ctx, "AllergyIntolerance", kAllergies, WriteAllergy, 10);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }
 asio::awaitable<http::Response> SearchMedications(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "MedicationStatement", kMedications, MedicationJson, 8);
+  auto resp = co_await PatientSearch(ctx, "MedicationStatement", kMedications, WriteMedication, 8);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }
 asio::awaitable<http::Response> SearchConditions(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "Condition", kConditions, ConditionJson, 7);
+  auto resp = co_await PatientSearch(ctx, "Condition", kConditions, WriteCondition, 7);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }
 asio::awaitable<http::Response> SearchEncounters(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "Encounter", kEncounters, EncounterJson, 10);
+  auto resp = co_await PatientSearch(ctx, "Encounter", kEncounters, WriteEncounter, 10);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }
