@@ -4,6 +4,9 @@
 // (group commit: the more appenders wait, the more records share a sync), then posts
 // every waiter's completion to its executor.
 //
+// The segment is written with pwrite at its durable size, into space zero-filled and
+// synced ahead (JournalOptions::preallocate_bytes), so each fdatasync only flushes data.
+//
 // Failure policy (HIPAA: no PHI without its audit record): if a write or sync fails,
 // every waiter of the batch gets "audit journal write failed: ..." and the journal is
 // rolled back to its last durable record: the segment is truncated to the durable size
@@ -95,7 +98,9 @@ struct Journal::Impl {
   // Owned by the writer thread after construction.
   std::uint64_t seg_index = 0;
   std::uint64_t seg_size = 0;  // durable size of the current segment
-  long long last_seq = 0;      // last durable record
+  std::uint64_t file_end = 0;  // its size on disk: seg_size + zero-filled padding
+  std::chrono::steady_clock::time_point reserve_retry_at{};
+  long long last_seq = 0;  // last durable record
   std::string last_hash;
   std::optional<std::uint64_t> truncate_to;  // rollback still to do
 
@@ -126,6 +131,9 @@ struct Journal::Impl {
   void Recover(const std::vector<SegmentFile>& segs);
   void CheckDatabase(bool fresh);
   void OpenSegment(std::uint64_t index, bool create);
+  void Reserve(std::uint64_t end);
+  void TrimPadding();
+  void TruncateTo(std::uint64_t size);
   void Run();
   void WriteBatch(std::vector<Waiter>& batch);
   void Probe();
@@ -237,7 +245,12 @@ void Journal::Impl::Recover(const std::vector<SegmentFile>& segs) {
   for (auto seg = segs.rbegin(); seg != segs.rend(); ++seg) {
     const std::string data = ReadRange(seg->path, 0, UINT64_MAX);
     TailScan scan = ScanTail(data, opt.node_id);
-    if (scan.good_len < data.size()) {
+    if (scan.good_len < data.size() && PaddingStart(data) <= scan.good_len) {
+      // Only the writer's zero-filled padding follows the last record: nothing to keep.
+      if (::truncate(seg->path.c_str(), static_cast<off_t>(scan.good_len)) != 0) {
+        ThrowErrno("audit journal: truncate " + seg->path.string());
+      }
+    } else if (scan.good_len < data.size()) {
       char suffix[64];
       (void)std::snprintf(suffix, sizeof suffix, "-%06llu-%llu.bin",
                           static_cast<unsigned long long>(seg->index),
@@ -272,7 +285,7 @@ void Journal::Impl::Recover(const std::vector<SegmentFile>& segs) {
 
 void Journal::Impl::OpenSegment(std::uint64_t index, bool create) {
   const auto path = SegmentPath(index);
-  const int flags = O_WRONLY | O_APPEND | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
+  const int flags = O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0);
   const int fd = ::open(path.c_str(), flags, 0640);
   if (fd < 0) ThrowErrno("open " + path.string());
   if (create) {
@@ -292,7 +305,53 @@ void Journal::Impl::OpenSegment(std::uint64_t index, bool create) {
   if (seg_fd >= 0) ::close(seg_fd);
   seg_fd = fd;
   seg_index = index;
-  seg_size = static_cast<std::uint64_t>(size);
+  seg_size = file_end = static_cast<std::uint64_t>(size);
+}
+
+// Zero-fills the current segment from file_end to past `end` (preallocate_bytes more,
+// within the segment's size) and syncs it, once per preallocate_bytes of records. Best
+// effort: if it fails (a full disk), the padding is cut off and the write appends.
+void Journal::Impl::Reserve(std::uint64_t end) {
+  file_end = std::max(file_end, seg_size);  // never zero what holds records
+  if (opt.preallocate_bytes == 0 || end <= file_end) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < reserve_retry_at) return;  // it failed a moment ago (a full disk): append
+  const std::uint64_t target = std::max<std::uint64_t>(
+      end, std::min<std::uint64_t>(end + opt.preallocate_bytes, opt.segment_bytes));
+  static const std::string zeros(64 << 10, '\0');
+  try {
+    for (std::uint64_t at = file_end; at < target;) {
+      const auto n = std::min<std::uint64_t>(zeros.size(), target - at);
+      PWriteAll(seg_fd, std::string_view(zeros).substr(0, n), at, "padding");
+      at += n;
+    }
+    if (::fdatasync(seg_fd) != 0) ThrowErrno("fdatasync padding");
+    file_end = target;
+  } catch (const std::exception& e) {
+    spdlog::warn(
+        "audit journal: cannot zero-fill {} bytes ahead in {} ({}); appending, "
+        "trying again in {} ms",
+        target - file_end, SegmentPath(seg_index).string(), e.what(), opt.preallocate_retry_ms);
+    reserve_retry_at = now + std::chrono::milliseconds(opt.preallocate_retry_ms);
+    if (::ftruncate(seg_fd, static_cast<off_t>(file_end)) != 0) {
+      // Zeros past file_end are padding to every reader; they go when the segment is left.
+    }
+  }
+}
+
+// Cuts the current segment's padding off (the segment is left, or the journal stops),
+// so that a finished segment ends with its last record.
+void Journal::Impl::TrimPadding() {
+  if (seg_fd < 0 || file_end == seg_size || truncate_to) return;
+  if (::ftruncate(seg_fd, static_cast<off_t>(seg_size)) == 0) file_end = seg_size;
+}
+
+// Rolls the segment back to `size` bytes (padding included); throws if it cannot.
+void Journal::Impl::TruncateTo(std::uint64_t size) {
+  if (::ftruncate(seg_fd, static_cast<off_t>(size)) != 0) {
+    ThrowErrno("truncate " + SegmentPath(seg_index).string());
+  }
+  seg_size = file_end = size;
 }
 
 void Journal::Impl::Enqueue(boost::asio::any_io_executor ex, std::vector<Record> recs,
@@ -335,7 +394,10 @@ void Journal::Impl::Run() {
       else
         cv.wait_for(lk, std::chrono::milliseconds(opt.probe_interval_ms), ready);
       if (queue.empty()) {
-        if (stopping) return;  // everything is drained
+        if (stopping) {  // everything is drained
+          TrimPadding();
+          return;
+        }
         lk.unlock();
         Probe();  // unhealthy and idle: has the disk come back?
         continue;
@@ -361,10 +423,10 @@ void Journal::Impl::Probe() {
                          std::memory_order_relaxed);
   bool ok = true;
   if (truncate_to) {
-    if (::ftruncate(seg_fd, static_cast<off_t>(*truncate_to)) == 0) {
-      seg_size = *truncate_to;
+    try {
+      TruncateTo(*truncate_to);
       truncate_to.reset();
-    } else {
+    } catch (const std::exception&) {
       ok = false;
     }
   }
@@ -431,23 +493,25 @@ void Journal::Impl::WriteBatch(std::vector<Waiter>& batch) {
     }
 
     if (truncate_to) {  // an earlier rollback could not truncate: retry first
-      if (::ftruncate(seg_fd, static_cast<off_t>(*truncate_to)) != 0) {
-        ThrowErrno("truncate " + SegmentPath(seg_index).string());
-      }
-      seg_size = *truncate_to;
+      TruncateTo(*truncate_to);
       truncate_to.reset();
     }
     for (auto& c : chunks) {
       if (c.data.empty()) continue;
-      if (c.new_segment) OpenSegment(seg_index + 1, /*create=*/true);
+      if (c.new_segment) {
+        TrimPadding();
+        OpenSegment(seg_index + 1, /*create=*/true);
+      }
       const auto path = SegmentPath(seg_index).string();
+      Reserve(seg_size + c.data.size());
       truncate_to = seg_size;  // until the sync succeeds, bytes past seg_size are not durable
-      WriteAll(seg_fd, c.data, path);
+      PWriteAll(seg_fd, c.data, seg_size, path);
       const int rc = ::fdatasync(seg_fd);
       syncs.fetch_add(1, std::memory_order_relaxed);
       if (rc != 0) ThrowErrno("fdatasync " + path);
       truncate_to.reset();
       seg_size += c.data.size();
+      file_end = std::max(file_end, seg_size);  // an append grew the file
       last_seq = c.last_seq;
       last_hash = c.last_hash;
       Publish();
@@ -458,9 +522,12 @@ void Journal::Impl::WriteBatch(std::vector<Waiter>& batch) {
         std::runtime_error(std::string("audit journal write failed: ") + e.what()));
     // Roll back to the last durable record now; if the truncation fails too it is
     // retried before the next batch is written (and fails that batch if it fails again).
-    if (truncate_to && ::ftruncate(seg_fd, static_cast<off_t>(*truncate_to)) == 0) {
-      seg_size = *truncate_to;
-      truncate_to.reset();
+    if (truncate_to) {
+      try {
+        TruncateTo(*truncate_to);
+        truncate_to.reset();
+      } catch (const std::exception&) {
+      }
     }
   }
 

@@ -296,12 +296,67 @@ TEST(AuditJournal, OneWriterPerNodeAndOneNodePerFolder) {
   EXPECT_THROW(Journal c(other), std::runtime_error);
 }
 
+// A full disk, with the segment's zero-filled space ahead (a little of it, so the batch
+// needs more) and without it (appending): the batch's waiters fail, the segment is rolled
+// back to its durable records, and the chain continues there once there is room.
 TEST(AuditJournal, FailedWriteFailsTheWaitersAndRollsBack) {
+  for (const std::size_t prealloc : {std::size_t{0}, std::size_t{256}}) {
+    SCOPED_TRACE("preallocate_bytes " + std::to_string(prealloc));
+    TempDir dir;
+    auto opt = Options(dir);
+    opt.preallocate_bytes = prealloc;
+    Journal j(opt);
+    AppendN(j, 1, 3);
+    const std::string durable = ReadFile(FirstSegment(dir));
+    const auto size = fs::file_size(FirstSegment(dir));
+    EXPECT_EQ(size - internal::PaddingStart(durable), prealloc == 0 ? 0u : 256u) << "padding";
+    // Make the disk "full": writes beyond the current size fail with EFBIG.
+    struct sigaction ignore {
+    }, old{};
+    ignore.sa_handler = SIG_IGN;
+    ::sigaction(SIGXFSZ, &ignore, &old);
+    rlimit saved{};
+    ::getrlimit(RLIMIT_FSIZE, &saved);
+    rlimit tight = saved;
+    tight.rlim_cur = size + 100;  // room for a fraction of a line
+    ::setrlimit(RLIMIT_FSIZE, &tight);
+    std::string message;
+    try {
+      AppendSync(j, {MakeRecord(4), MakeRecord(5), MakeRecord(6)});
+    } catch (const std::runtime_error& e) {
+      message = e.what();
+    }
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    ::sigaction(SIGXFSZ, &old, nullptr);
+    EXPECT_EQ(message.rfind("audit journal write failed: ", 0), 0u) << message;
+    EXPECT_EQ(j.stats().failures, 1u);
+    EXPECT_EQ(j.stats().last_seq, 3);
+    const std::string after = ReadFile(FirstSegment(dir));
+    EXPECT_EQ(after.substr(0, internal::PaddingStart(after)),
+              durable.substr(0, internal::PaddingStart(durable)))
+        << "the partial write was not rolled back";
+    // The disk has room again: the chain continues where the durable records ended.
+    AppendN(j, 4, 2);
+    EXPECT_EQ(j.stats().last_seq, 5);
+    j.Stop();
+    EXPECT_EQ(internal::PaddingStart(ReadFile(FirstSegment(dir))), fs::file_size(FirstSegment(dir)))
+        << "a stopped journal's segment ends with its last record";
+    const auto report = Verify({dir.str()}, Secret());
+    EXPECT_TRUE(report.ok()) << Dump(report);
+    EXPECT_EQ(report.journal_records, 5u);
+  }
+}
+
+// The disk has room for a record but not for the space ahead: the record is appended,
+// and the next zero-fill starts after it (never over a record).
+TEST(AuditJournal, AppendsWhenTheSpaceAheadCannotBeFilledAndFillsAfterTheRecords) {
   TempDir dir;
-  Journal j(Options(dir));
-  AppendN(j, 1, 3);
+  auto opt = Options(dir);
+  opt.preallocate_bytes = 8192;
+  opt.preallocate_retry_ms = 0;
+  Journal j(opt);
+  AppendN(j, 1, 2);
   const auto size = fs::file_size(FirstSegment(dir));
-  // Make the disk "full": writes beyond the current size fail with EFBIG.
   struct sigaction ignore {
   }, old{};
   ignore.sa_handler = SIG_IGN;
@@ -309,27 +364,77 @@ TEST(AuditJournal, FailedWriteFailsTheWaitersAndRollsBack) {
   rlimit saved{};
   ::getrlimit(RLIMIT_FSIZE, &saved);
   rlimit tight = saved;
-  tight.rlim_cur = size + 100;  // room for a fraction of a line
+  tight.rlim_cur = size + 1000;  // a record fits, 8 KiB ahead of it does not
   ::setrlimit(RLIMIT_FSIZE, &tight);
   std::string message;
   try {
-    AppendSync(j, {MakeRecord(4), MakeRecord(5)});
+    AppendSync(j, {MakeRecord(3), MakeRecord(4), MakeRecord(5), MakeRecord(6), MakeRecord(7),
+                   MakeRecord(8), MakeRecord(9), MakeRecord(10), MakeRecord(11), MakeRecord(12),
+                   MakeRecord(13), MakeRecord(14), MakeRecord(15), MakeRecord(16), MakeRecord(17),
+                   MakeRecord(18), MakeRecord(19)});
   } catch (const std::runtime_error& e) {
     message = e.what();
   }
   ::setrlimit(RLIMIT_FSIZE, &saved);
   ::sigaction(SIGXFSZ, &old, nullptr);
-  EXPECT_EQ(message.rfind("audit journal write failed: ", 0), 0u) << message;
-  EXPECT_EQ(j.stats().failures, 1u);
-  EXPECT_EQ(j.stats().last_seq, 3);
-  EXPECT_EQ(fs::file_size(FirstSegment(dir)), size) << "the partial write was not rolled back";
-  // The disk has room again: the chain continues where the durable records ended.
-  AppendN(j, 4, 2);
-  EXPECT_EQ(j.stats().last_seq, 5);
+  EXPECT_EQ(message, "");
+  AppendN(j, 20, 3);  // room again: zero-fills ahead of record 22
+  EXPECT_EQ(j.stats().last_seq, 22);
+  const std::string live = ReadFile(FirstSegment(dir));
+  EXPECT_GT(live.size(), internal::PaddingStart(live));
   j.Stop();
   const auto report = Verify({dir.str()}, Secret());
   EXPECT_TRUE(report.ok()) << Dump(report);
-  EXPECT_EQ(report.journal_records, 5u);
+  EXPECT_EQ(report.journal_records, 22u);
+}
+
+// Zero-filled space ahead of the writes: an open journal's segment has it, readers skip
+// it, a stopped journal's segment has none, and a crash that leaves it (in the newest
+// segment, or in one the writer had left) costs nothing: recovery cuts it off without
+// keeping it as torn evidence.
+TEST(AuditJournal, PaddingAheadIsSkippedTrimmedAndRecovered) {
+  TempDir dir;
+  constexpr std::size_t kSegment = 8192;
+  {
+    auto opt = Options(dir, kSegment);
+    opt.preallocate_bytes = 4096;
+    Journal j(opt);
+    AppendN(j, 1, 3);
+    const std::string live = ReadFile(FirstSegment(dir));
+    EXPECT_GT(live.size(), internal::PaddingStart(live)) << "no space zero-filled ahead";
+    EXPECT_LE(live.size(), kSegment);
+    const auto report = Verify({dir.str()}, Secret());
+    EXPECT_TRUE(report.ok()) << Dump(report);
+    EXPECT_TRUE(report.notes.empty()) << Dump(report);
+    EXPECT_EQ(report.journal_records, 3u);
+    AppendN(j, 4, 30);  // into further segments
+  }
+  auto segs = Segments(dir);
+  ASSERT_GE(segs.size(), 2u);
+  for (const auto& seg : segs) {
+    const std::string data = ReadFile(seg);
+    EXPECT_EQ(internal::PaddingStart(data), data.size()) << seg;
+  }
+  // A crash: padding left behind in a finished segment and in the newest one.
+  WriteFile(segs.front(), ReadFile(segs.front()) + std::string(3000, '\0'));
+  const std::string newest = ReadFile(segs.back());
+  WriteFile(segs.back(), newest + std::string(5000, '\0'));
+  {
+    const auto report = Verify({dir.str()}, Secret());
+    EXPECT_TRUE(report.ok()) << Dump(report);
+    EXPECT_EQ(report.journal_records, 33u);
+  }
+  {
+    Journal j(Options(dir, kSegment));
+    EXPECT_EQ(j.stats().last_seq, 33);
+    EXPECT_EQ(ReadFile(segs.back()).substr(0, newest.size()), newest);
+    AppendN(j, 34, 2);
+  }
+  for (const auto& e : fs::directory_iterator(dir.path()))
+    EXPECT_NE(e.path().filename().string().rfind("torn-", 0), 0u) << e.path();
+  const auto report = Verify({dir.str()}, Secret());
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.journal_records, 35u);
 }
 
 // --- verify on journals ---------------------------------------------------------------
@@ -337,8 +442,10 @@ TEST(AuditJournal, FailedWriteFailsTheWaitersAndRollsBack) {
 class AuditVerifyJournal : public ::testing::Test {
  protected:
   void SetUp() override {
-    Journal j(Options(dir_));
-    AppendN(j, 1, 6);
+    {
+      Journal j(Options(dir_));
+      AppendN(j, 1, 6);
+    }  // stopped: the segment ends with its last record
     lines_ = Lines(ReadFile(FirstSegment(dir_)));
     ASSERT_EQ(lines_.size(), 6u);
   }

@@ -223,6 +223,11 @@ Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<Segmen
         if (b.spans.size() >= kMaxBatchRows || b.lines.size() >= kMaxBatchBytes) break;
       }
       consumed = pos.offset == end;
+      if (!consumed && finished && pos.offset + (data.size() - start) == end &&
+          PaddingStart(std::string_view(data).substr(start)) == 0) {
+        pos.offset = end;  // the writer's zero-filled padding, left by a crash: no record
+        consumed = true;
+      }
       if (!consumed && finished && start < data.size() &&
           data.find('\n', start) == std::string::npos &&
           pos.offset + (data.size() - start) == end) {

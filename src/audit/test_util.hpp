@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/internal/files.hpp"
 #include "audit/journal.hpp"
 #include "audit/verify.hpp"
 
@@ -89,9 +90,10 @@ inline void WriteFile(const fs::path& p, const std::string& data) {
   out << data;
 }
 
+// The lines of a segment, without the zero-filled padding an open journal keeps ahead.
 inline std::vector<std::string> Lines(const std::string& data) {
   std::vector<std::string> out;
-  std::istringstream in(data);
+  std::istringstream in(data.substr(0, internal::PaddingStart(data)));
   for (std::string line; std::getline(in, line);) out.push_back(line);
   return out;
 }

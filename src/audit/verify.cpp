@@ -142,6 +142,7 @@ void Verifier::ReadSegment(const std::string& node, NodeJournal& nj, const Segme
     Problem("journal " + node + " " + file + ": " + e.what());
     return;
   }
+  data.resize(PaddingStart(data));  // the writer's zero-filled space ahead is no record
   std::size_t start = 0;
   std::uint64_t line_no = 0;
   while (start < data.size()) {

@@ -313,7 +313,7 @@ Config LoadConfig(const std::string& path) {
   if (auto* s = root["audit"].as_table()) {
     CheckKeys(*s, path, "audit",
               {"enabled", "dir", "ship_interval_ms", "max_pending_records", "min_free_mb",
-               "signing_key_file", "head_interval_ms"});
+               "preallocate_kb", "signing_key_file", "head_interval_ms"});
     Get(*s, path, "audit", "enabled", c.audit_enabled);
     Get(*s, path, "audit", "dir", c.audit_dir);
     Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
@@ -323,6 +323,9 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "audit", "min_free_mb", c.audit_min_free_mb);
     if (c.audit_min_free_mb < 0 || c.audit_min_free_mb > 1048576)
       Fail(path, "audit.min_free_mb", "must be 0..1048576 (MiB; 0: no reserve)");
+    Get(*s, path, "audit", "preallocate_kb", c.audit_preallocate_kb);
+    if (c.audit_preallocate_kb < 0 || c.audit_preallocate_kb > 65536)
+      Fail(path, "audit.preallocate_kb", "must be 0..65536 (KiB; 0: append)");
     Get(*s, path, "audit", "signing_key_file", c.audit_signing_key_file);
     Get(*s, path, "audit", "head_interval_ms", c.audit_head_interval_ms);
     if (c.audit_head_interval_ms < 100 || c.audit_head_interval_ms > 60000)

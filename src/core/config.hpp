@@ -182,6 +182,10 @@ struct Config {
   // Under this much free space on the journal's file system the node reports not-ready
   // (drained by the edge before the disk is full); 0: no reserve.
   int audit_min_free_mb = 8;
+  // The journal zero-fills (and syncs) this much of its segment ahead of its writes, so
+  // each group commit's fdatasync has no file-system metadata to commit (bench/README.md);
+  // 0: plain appends. On a full disk the journal still writes into what it filled.
+  int audit_preallocate_kb = 1024;
   // The node's Ed25519 key that signs its chain heads (src/audit/README.md); created if
   // missing. Empty: "<audit_dir>/../audit-signing-<node_id>.key" (beside, not inside,
   // the journal folder). Its public key goes into the operators' trusted-keys file.

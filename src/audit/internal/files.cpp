@@ -189,6 +189,18 @@ void WriteAll(int fd, std::string_view data, const std::string& what) {
   }
 }
 
+void PWriteAll(int fd, std::string_view data, std::uint64_t offset, const std::string& what) {
+  while (!data.empty()) {
+    const ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowErrno("write " + what);
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+    offset += static_cast<std::uint64_t>(n);
+  }
+}
+
 void FsyncDir(const fs::path& dir) {
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) ThrowErrno("open directory " + dir.string());
@@ -217,6 +229,12 @@ std::string ReadRange(const fs::path& path, std::uint64_t offset, std::uint64_t 
     if (n == 0) break;
   }
   return out;
+}
+
+std::size_t PaddingStart(std::string_view data) {
+  std::size_t n = data.size();
+  while (n > 0 && data[n - 1] == '\0') --n;
+  return n;
 }
 
 std::uint64_t FileSize(const fs::path& path) {

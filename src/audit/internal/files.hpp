@@ -4,6 +4,9 @@
 //   shipped-<node_id>.pos              the shipper's progress (segment, offset, seq)
 //   torn-<node_id>-<NNNNNN>-<offset>.bin  bytes cut off a segment's tail on recovery,
 //                                      kept for forensics, never read again
+// A segment may end in NUL bytes: space the writer zero-filled ahead of its writes (so
+// that an fdatasync has no file-system metadata to commit; journal.cpp). They are never
+// part of a record (records hold no NUL) and every reader skips them (PaddingStart).
 // Also the in-process "durable mark": the Journal publishes how far its segments are
 // fdatasync'ed, and a Shipper in the same process never reads past it.
 #pragma once
@@ -61,9 +64,13 @@ std::optional<DurableMark> LookupDurableMark(const std::string& key);
 // POSIX helpers; all throw std::runtime_error naming `what` and errno.
 [[noreturn]] void ThrowErrno(const std::string& what);
 void WriteAll(int fd, std::string_view data, const std::string& what);
+// WriteAll at `offset` (pwrite).
+void PWriteAll(int fd, std::string_view data, std::uint64_t offset, const std::string& what);
 void FsyncDir(const std::filesystem::path& dir);
 // Reads [offset, offset + max) of a file (less at its end).
 std::string ReadRange(const std::filesystem::path& path, std::uint64_t offset, std::uint64_t max);
 std::uint64_t FileSize(const std::filesystem::path& path);
+// The length of `data` without its trailing NUL bytes (a segment's zero-filled padding).
+std::size_t PaddingStart(std::string_view data);
 
 }  // namespace continuum::audit::internal
