@@ -16,7 +16,10 @@ every process, kernel included, with call chains) and prints:
      loop (Asio), the database client (libpq), the response's JSON (Boost.JSON), the audit
      journal, the token check (libsodium), allocation (jemalloc), copies, the server's
      other code, the rest;
-  4. the server's 25 hottest user-space symbols.
+  4. the server's 25 hottest user-space symbols;
+  5. with --pg-roles FILE (lines "pid|backend_type|application_name", from
+     pg_stat_activity sampled during the run): PostgreSQL's share per role (the portal's
+     connections, the audit shipper's, autovacuum, the WAL writer, the checkpointer, ...).
 User stacks are not unwound (the build has no frame pointers), so a user-space stage is the
 time spent in its own code, not in what it calls.
 
@@ -113,24 +116,38 @@ def classify(frames: list[tuple[str, str]]) -> str:
 
 
 def samples(lines):
-    """(comm, frames) per sample of `perf script -F comm,tid,ip,sym,dso` output."""
-    comm, frames = None, []
+    """(comm, tid, frames) per sample of `perf script -F comm,tid,ip,sym,dso` output."""
+    comm, tid, frames = None, 0, []
     for line in lines:
         if not line.strip():
             if comm is not None:
-                yield comm, frames
+                yield comm, tid, frames
             comm, frames = None, []
             continue
         if not line[0].isspace():
             if comm is not None:
-                yield comm, frames
-            comm, frames = line.rsplit(None, 1)[0].strip(), []
+                yield comm, tid, frames
+            head, _, last = line.rstrip().rpartition(" ")
+            comm, tid, frames = head.strip(), int(last) if last.isdigit() else 0, []
             continue
         m = FRAME.match(line)
         if m and comm is not None:
             frames.append((m.group(1), m.group(2)))
     if comm is not None:
-        yield comm, frames
+        yield comm, tid, frames
+
+
+def pg_roles(path: str) -> dict[int, str]:
+    """pid -> role of PostgreSQL's processes, from "pid|backend_type|application_name" lines."""
+    roles: dict[int, str] = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.rstrip("\n").split("|")
+            if len(parts) < 2 or not parts[0].strip().isdigit():
+                continue
+            kind, app = parts[1].strip(), (parts[2].strip() if len(parts) > 2 else "")
+            roles[int(parts[0])] = f"{kind} ({app})" if kind == "client backend" and app else kind
+    return roles
 
 
 def main() -> int:
@@ -139,17 +156,23 @@ def main() -> int:
                    help="the server's process name (its threads named NAME-... count too)")
     p.add_argument("--chains", metavar="STAGE",
                    help="also print the 15 commonest call chains (5 frames) of the server's samples in STAGE")
+    p.add_argument("--pg-roles", metavar="FILE",
+                   help="pid|backend_type|application_name lines: PostgreSQL's samples per role")
     args = p.parse_args()
+    roles = pg_roles(args.pg_roles) if args.pg_roles else {}
+    by_role: Counter = Counter()
     chains: Counter = Counter()
     by_comm: Counter = Counter()
     by_thread: Counter = Counter()
     by_stage: Counter = Counter()
     by_sym: Counter = Counter()
     total = 0
-    for comm, frames in samples(sys.stdin):
+    for comm, tid, frames in samples(sys.stdin):
         total += 1
         server = comm == args.comm or comm.startswith(args.comm + "-")
         by_comm[args.comm if server else comm if comm in ("postgres", "wrk", "swapper") else "other"] += 1
+        if comm == "postgres":
+            by_role[roles.get(tid, "other (not seen in pg_stat_activity)")] += 1
         if not server:
             continue
         by_thread[comm] += 1
@@ -168,6 +191,10 @@ def main() -> int:
     for comm, n in by_comm.most_common():
         label = "idle (swapper)" if comm == "swapper" else comm
         print(f"  {label:44s} {100 * n / total:6.1f}%")
+    if roles and by_comm["postgres"]:
+        print(f"\nPostgreSQL ({by_comm['postgres']} samples) per role, as a share of all samples:")
+        for role, n in by_role.most_common():
+            print(f"  {role:44s} {100 * n / total:6.1f}%")
     if not server:
         return 0
     print(f"\nthe server ({server} samples) per thread, as a share of its own samples:")
