@@ -1,8 +1,10 @@
 # shellcheck shell=bash
 # Shared by bench/run and bench/writes (sourced): a free port, and one `continuum serve` on
 # it over $URL with auditing on or off. Needs ROOT, WORK and URL; sets PORT and SERVER_PID.
+# BENCH_AUDIT_EXTRA: more [audit] settings for the server (e.g. "group_commit_wait_us = 100").
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 start_server() {  # $1 = true|false (audit), $2 = binary, $3 = build name (new|old)
+  [ -f "$WORK/ops.token" ] || python3 -c 'import secrets;print(secrets.token_hex(32))' >"$WORK/ops.token"
   cat >"$WORK/node.toml" <<TOML
 [server]
 listen_port = $PORT
@@ -20,6 +22,9 @@ login_rate_per_minute = 100000
 [audit]
 enabled = $1
 dir = "$WORK/audit-$3"
+${BENCH_AUDIT_EXTRA:-}
+[ops]
+token_file = "$WORK/ops.token"
 TOML
   "$2" serve --config "$WORK/node.toml" >"$WORK/serve.log" 2>&1 &
   SERVER_PID=$!
@@ -27,5 +32,10 @@ TOML
     curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0; sleep 0.1
   done
   echo "bench: server did not become ready" >&2; cat "$WORK/serve.log" >&2; exit 1
+}
+# One counter of the running server's /metrics (0 if absent).
+metric() {
+  curl -sf -H "Authorization: Bearer $(cat "$WORK/ops.token")" "http://127.0.0.1:$PORT/metrics" \
+    | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
 }
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }

@@ -54,6 +54,12 @@ struct JournalOptions {
   // is left or the journal stops; readers skip it (internal/files.hpp).
   std::size_t preallocate_bytes = 1 << 20;
   int preallocate_retry_ms = 10000;  // after a failed zero-fill (a full disk): append meanwhile
+  // Group commit under load: when records arrived while the last batch was being synced,
+  // the writer waits this long before taking the next batch, so one fdatasync covers more
+  // records (bench/README.md: 3 records per sync without it at ~7,000 audited reads/s, 6-9
+  // with 100 us, and 8-15% more throughput at 64 connections). An idle journal writes a
+  // record at once. 0: never wait.
+  int group_commit_wait_us = 100;
   std::size_t max_pending_records = 20000;  // queued + in the batch being written
   int probe_interval_ms = 1000;             // health probe period after a failed write
   // The audit database (empty: no check at open, e.g. unit tests and benchmarks).

@@ -313,7 +313,7 @@ Config LoadConfig(const std::string& path) {
   if (auto* s = root["audit"].as_table()) {
     CheckKeys(*s, path, "audit",
               {"enabled", "dir", "ship_interval_ms", "max_pending_records", "min_free_mb",
-               "preallocate_kb", "signing_key_file", "head_interval_ms"});
+               "preallocate_kb", "group_commit_wait_us", "signing_key_file", "head_interval_ms"});
     Get(*s, path, "audit", "enabled", c.audit_enabled);
     Get(*s, path, "audit", "dir", c.audit_dir);
     Get(*s, path, "audit", "ship_interval_ms", c.audit_ship_interval_ms);
@@ -326,6 +326,9 @@ Config LoadConfig(const std::string& path) {
     Get(*s, path, "audit", "preallocate_kb", c.audit_preallocate_kb);
     if (c.audit_preallocate_kb < 0 || c.audit_preallocate_kb > 65536)
       Fail(path, "audit.preallocate_kb", "must be 0..65536 (KiB; 0: append)");
+    Get(*s, path, "audit", "group_commit_wait_us", c.audit_group_commit_wait_us);
+    if (c.audit_group_commit_wait_us < 0 || c.audit_group_commit_wait_us > 10000)
+      Fail(path, "audit.group_commit_wait_us", "must be 0..10000 (microseconds; 0: no wait)");
     Get(*s, path, "audit", "signing_key_file", c.audit_signing_key_file);
     Get(*s, path, "audit", "head_interval_ms", c.audit_head_interval_ms);
     if (c.audit_head_interval_ms < 100 || c.audit_head_interval_ms > 60000)

@@ -186,6 +186,9 @@ struct Config {
   // each group commit's fdatasync has no file-system metadata to commit (bench/README.md);
   // 0: plain appends. On a full disk the journal still writes into what it filled.
   int audit_preallocate_kb = 1024;
+  // Under load (records queued while a batch was synced) the journal waits this long
+  // before its next batch, so one fdatasync covers more records; idle, it writes at once.
+  int audit_group_commit_wait_us = 100;
   // The node's Ed25519 key that signs its chain heads (src/audit/README.md); created if
   // missing. Empty: "<audit_dir>/../audit-signing-<node_id>.key" (beside, not inside,
   // the journal folder). Its public key goes into the operators' trusted-keys file.

@@ -586,6 +586,7 @@ int Serve(const Config& cfg) {
   audit::JournalOptions jo{cfg.audit_dir, cfg.node_id, cfg.region, cfg.audit_enabled};
   jo.max_pending_records = static_cast<std::size_t>(cfg.audit_max_pending_records);
   jo.preallocate_bytes = static_cast<std::size_t>(cfg.audit_preallocate_kb) << 10;
+  jo.group_commit_wait_us = cfg.audit_group_commit_wait_us;
   jo.database_url = cfg.database_url;  // a lost journal folder starts a new epoch
   audit::Journal journal(std::move(jo));
   svc.journal = &journal;

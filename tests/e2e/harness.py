@@ -841,7 +841,9 @@ class Server:
         return out
 
     def journal_bytes(self) -> bytes:
-        return b"".join(p.read_bytes() for p in self.journal_files())
+        """The journal's records: every segment without the zero-filled space an open
+        journal keeps ahead of its writes ([audit] preallocate_kb)."""
+        return b"".join(p.read_bytes().rstrip(b"\0") for p in self.journal_files())
 
     def journal_records(self) -> list[tuple[Path, int, bytes, dict]]:
         """(file, byte offset, raw line, parsed record) for every complete journal line."""
