@@ -58,7 +58,7 @@ USER_STAGES = [
     ("audit journal", r"continuum::audit|blake2b|crypto_generichash"),
     ("token check (libsodium)", r"libsodium|crypto_sign|ed25519|continuum::auth"),
     ("database client (libpq)", r"libpq|continuum::db"),
-    ("response JSON (Boost.JSON)", r"boost::json|libboost_json|continuum::fhir"),
+    ("response JSON (fhir::JsonWriter, Boost.JSON)", r"boost::json|libboost_json|continuum::fhir"),
     ("HTTP (Beast)", r"boost::beast|continuum::http"),
     ("event loop (Asio)", r"boost::asio"),
     ("allocation (jemalloc)", r"jemalloc|malloc|\bfree\b|operator new|operator delete|tcache"),
