@@ -31,6 +31,29 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using namespace audit::test_util;
 
+// Appends `records` while files may not grow past `limit` bytes (a "full disk": a write
+// beyond it fails with EFBIG); the failure's message, or "" if the append succeeded.
+std::string AppendUnderFileSizeLimit(Journal& j, std::vector<Record> records, std::uint64_t limit) {
+  struct sigaction ignore {
+  }, old{};
+  ignore.sa_handler = SIG_IGN;
+  ::sigaction(SIGXFSZ, &ignore, &old);
+  rlimit saved{};
+  ::getrlimit(RLIMIT_FSIZE, &saved);
+  rlimit tight = saved;
+  tight.rlim_cur = limit;
+  ::setrlimit(RLIMIT_FSIZE, &tight);
+  std::string message;
+  try {
+    AppendSync(j, std::move(records));
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  ::setrlimit(RLIMIT_FSIZE, &saved);
+  ::sigaction(SIGXFSZ, &old, nullptr);
+  return message;
+}
+
 TEST(AuditJournal, WritesCanonicalHashChainedLines) {
   TempDir dir;
   {
@@ -310,24 +333,9 @@ TEST(AuditJournal, FailedWriteFailsTheWaitersAndRollsBack) {
     const std::string durable = ReadFile(FirstSegment(dir));
     const auto size = fs::file_size(FirstSegment(dir));
     EXPECT_EQ(size - internal::PaddingStart(durable), prealloc == 0 ? 0u : 256u) << "padding";
-    // Make the disk "full": writes beyond the current size fail with EFBIG.
-    struct sigaction ignore {
-    }, old{};
-    ignore.sa_handler = SIG_IGN;
-    ::sigaction(SIGXFSZ, &ignore, &old);
-    rlimit saved{};
-    ::getrlimit(RLIMIT_FSIZE, &saved);
-    rlimit tight = saved;
-    tight.rlim_cur = size + 100;  // room for a fraction of a line
-    ::setrlimit(RLIMIT_FSIZE, &tight);
-    std::string message;
-    try {
-      AppendSync(j, {MakeRecord(4), MakeRecord(5), MakeRecord(6)});
-    } catch (const std::runtime_error& e) {
-      message = e.what();
-    }
-    ::setrlimit(RLIMIT_FSIZE, &saved);
-    ::sigaction(SIGXFSZ, &old, nullptr);
+    // The disk is "full": room for a fraction of a line.
+    const std::string message =
+        AppendUnderFileSizeLimit(j, {MakeRecord(4), MakeRecord(5), MakeRecord(6)}, size + 100);
     EXPECT_EQ(message.rfind("audit journal write failed: ", 0), 0u) << message;
     EXPECT_EQ(j.stats().failures, 1u);
     EXPECT_EQ(j.stats().last_seq, 3);
@@ -357,26 +365,10 @@ TEST(AuditJournal, AppendsWhenTheSpaceAheadCannotBeFilledAndFillsAfterTheRecords
   Journal j(opt);
   AppendN(j, 1, 2);
   const auto size = fs::file_size(FirstSegment(dir));
-  struct sigaction ignore {
-  }, old{};
-  ignore.sa_handler = SIG_IGN;
-  ::sigaction(SIGXFSZ, &ignore, &old);
-  rlimit saved{};
-  ::getrlimit(RLIMIT_FSIZE, &saved);
-  rlimit tight = saved;
-  tight.rlim_cur = size + 1000;  // a record fits, 8 KiB ahead of it does not
-  ::setrlimit(RLIMIT_FSIZE, &tight);
-  std::string message;
-  try {
-    AppendSync(j, {MakeRecord(3), MakeRecord(4), MakeRecord(5), MakeRecord(6), MakeRecord(7),
-                   MakeRecord(8), MakeRecord(9), MakeRecord(10), MakeRecord(11), MakeRecord(12),
-                   MakeRecord(13), MakeRecord(14), MakeRecord(15), MakeRecord(16), MakeRecord(17),
-                   MakeRecord(18), MakeRecord(19)});
-  } catch (const std::runtime_error& e) {
-    message = e.what();
-  }
-  ::setrlimit(RLIMIT_FSIZE, &saved);
-  ::sigaction(SIGXFSZ, &old, nullptr);
+  std::vector<Record> records;
+  for (int i = 3; i <= 19; ++i) records.push_back(MakeRecord(i));
+  // a record fits, 8 KiB ahead of it does not
+  const std::string message = AppendUnderFileSizeLimit(j, std::move(records), size + 1000);
   EXPECT_EQ(message, "");
   AppendN(j, 20, 3);  // room again: zero-fills ahead of record 22
   EXPECT_EQ(j.stats().last_seq, 22);

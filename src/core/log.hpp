@@ -31,8 +31,11 @@ Dropped DroppedLines();
 // Writes out what is queued (bounded by the stall limit); for tests and before exit.
 void Flush();
 
-// Escapes a string for inclusion in a JSON string literal.
+// Escapes a string for inclusion in a JSON string literal, as boost::json::serialize
+// does (short forms for " \\ \b \f \n \r \t, \u00xx for the other control bytes).
 std::string JsonEscape(std::string_view s);
+// The same, appended to `out` (fhir::JsonWriter writes every response string with it).
+void AppendJsonEscaped(std::string& out, std::string_view s);
 
 template <typename... Args>
 void Info(fmt::format_string<Args...> f, Args&&... args) {
