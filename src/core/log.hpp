@@ -17,6 +17,8 @@
 
 #include <string>
 
+#include "core/json_escape.hpp"
+
 namespace continuum::log {
 
 // Installs the JSON-lines logger. `component` appears in every line.
@@ -31,11 +33,8 @@ Dropped DroppedLines();
 // Writes out what is queued (bounded by the stall limit); for tests and before exit.
 void Flush();
 
-// Escapes a string for inclusion in a JSON string literal, as boost::json::serialize
-// does (short forms for " \\ \b \f \n \r \t, \u00xx for the other control bytes).
-std::string JsonEscape(std::string_view s);
-// The same, appended to `out` (fhir::JsonWriter writes every response string with it).
-void AppendJsonEscaped(std::string& out, std::string_view s);
+// Escapes a string for inclusion in a JSON string literal (core/json_escape.hpp).
+using continuum::JsonEscape;
 
 template <typename... Args>
 void Info(fmt::format_string<Args...> f, Args&&... args) {

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <stdexcept>
 
-#include "core/log.hpp"
+#include "core/json_escape.hpp"
 
 namespace continuum::fhir {
 
@@ -13,7 +13,7 @@ constexpr int kMaxDepth = 64;
 }
 
 void JsonWriter::AppendEscaped(std::string& out, std::string_view s) {
-  log::AppendJsonEscaped(out, s);
+  continuum::AppendJsonEscaped(out, s);
 }
 
 void JsonWriter::BeforeValue() {
