@@ -244,8 +244,14 @@ void Journal::Impl::Recover(const std::vector<SegmentFile>& segs) {
   last_hash = GenesisHash(opt.node_id);
   for (auto seg = segs.rbegin(); seg != segs.rend(); ++seg) {
     const std::string data = ReadRange(seg->path, 0, UINT64_MAX);
-    TailScan scan = ScanTail(data, opt.node_id);
-    if (scan.good_len < data.size() && PaddingStart(data) <= scan.good_len) {
+    // Records hold no NUL, and a successful sync covers every byte before the records it
+    // made durable: nothing at or after the first NUL was acknowledged. (Written over
+    // zero-filled space, a batch's pages can reach the disk out of order: a crash can leave
+    // a hole of zeros with complete lines after it. They are torn evidence, not the chain.)
+    const std::string_view valid(data.data(), std::min(data.size(), data.find('\0')));
+    TailScan scan = ScanTail(valid, opt.node_id);
+    const std::size_t evidence_end = std::max<std::size_t>(PaddingStart(data), scan.good_len);
+    if (scan.good_len < data.size() && evidence_end == scan.good_len) {
       // Only the writer's zero-filled padding follows the last record: nothing to keep.
       if (::truncate(seg->path.c_str(), static_cast<off_t>(scan.good_len)) != 0) {
         ThrowErrno("audit journal: truncate " + seg->path.string());
@@ -259,7 +265,10 @@ void Journal::Impl::Recover(const std::vector<SegmentFile>& segs) {
       const int tfd = ::open(torn.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
       if (tfd < 0) ThrowErrno("audit journal: open " + torn.string());
       try {
-        WriteAll(tfd, std::string_view(data).substr(scan.good_len), torn.string());
+        // Without the trailing zero padding: it is no evidence, and on a full disk the
+        // copy must stay small.
+        WriteAll(tfd, std::string_view(data).substr(scan.good_len, evidence_end - scan.good_len),
+                 torn.string());
         if (::fsync(tfd) != 0) ThrowErrno("audit journal: fsync " + torn.string());
       } catch (...) {
         ::close(tfd);
@@ -319,9 +328,11 @@ void Journal::Impl::Reserve(std::uint64_t end) {
   const std::uint64_t target = std::max<std::uint64_t>(
       end, std::min<std::uint64_t>(end + opt.preallocate_bytes, opt.segment_bytes));
   static const std::string zeros(64 << 10, '\0');
+  std::uint64_t written_to = file_end;
   try {
     for (std::uint64_t at = file_end; at < target;) {
       const auto n = std::min<std::uint64_t>(zeros.size(), target - at);
+      written_to = at + n;  // a failed write may still have extended the file
       PWriteAll(seg_fd, std::string_view(zeros).substr(0, n), at, "padding");
       at += n;
     }
@@ -334,7 +345,8 @@ void Journal::Impl::Reserve(std::uint64_t end) {
         target - file_end, SegmentPath(seg_index).string(), e.what(), opt.preallocate_retry_ms);
     reserve_retry_at = now + std::chrono::milliseconds(opt.preallocate_retry_ms);
     if (::ftruncate(seg_fd, static_cast<off_t>(file_end)) != 0) {
-      // Zeros past file_end are padding to every reader; they go when the segment is left.
+      // The zeros stay: padding to every reader, cut when the segment is left (TrimPadding).
+      file_end = std::max(file_end, written_to);
     }
   }
 }
@@ -400,6 +412,7 @@ void Journal::Impl::Run() {
         cv.wait_for(lk, std::chrono::milliseconds(opt.probe_interval_ms), ready);
       if (queue.empty()) {
         if (stopping) {  // everything is drained
+          lk.unlock();
           TrimPadding();
           return;
         }

@@ -96,4 +96,10 @@ JsonWriter& JsonWriter::Value(const boost::json::value& v) {
   return *this;
 }
 
+JsonWriter& JsonWriter::Value(const boost::json::object& o) {
+  BeforeValue();
+  out_ += boost::json::serialize(o);
+  return *this;
+}
+
 }  // namespace continuum::fhir

@@ -9,6 +9,7 @@
 // 64) throws std::logic_error rather than producing invalid JSON.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <string>
@@ -33,6 +34,7 @@ class JsonWriter {
   JsonWriter& Int(std::int64_t v);
   // A DOM value, serialized in place (for resources still built as a DOM).
   JsonWriter& Value(const boost::json::value& v);
+  JsonWriter& Value(const boost::json::object& o);  // without a copy into a value
 
   // Shorthand: "k":"v" (no bool overload: a string literal would pick it).
   JsonWriter& Member(std::string_view k, std::string_view v) { return Key(k).String(v); }
