@@ -2,7 +2,22 @@
 # Shared by bench/run and bench/writes (sourced): a free port, and one `continuum serve` on
 # it over $URL with auditing on or off. Needs ROOT, WORK and URL; sets PORT and SERVER_PID.
 # BENCH_AUDIT_EXTRA: more [audit] settings for the server (e.g. "group_commit_wait_us = 100").
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# A free port below the kernel's ephemeral range (32768-60999), where outgoing connections
+# (wrk's, the server's to PostgreSQL) take theirs.
+free_port() {
+  python3 -c '
+import random, socket
+for port in random.sample(range(20000, 32000), 200):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port)); print(port); break
+    except OSError:
+        pass
+    finally:
+        s.close()
+else:
+    raise SystemExit("bench: no free port in 20000-31999")'
+}
 start_server() {  # $1 = true|false (audit), $2 = binary, $3 = build name (new|old)
   [ -f "$WORK/ops.token" ] || python3 -c 'import secrets;print(secrets.token_hex(32))' >"$WORK/ops.token"
   cat >"$WORK/node.toml" <<TOML

@@ -1,9 +1,15 @@
 -- wrk script: authenticated FHIR reads spread over many patients.
--- BENCH_TOKENS names a file of "patient_id token" lines; BENCH_MODE is summary|allergy.
+-- BENCH_TOKENS names a file of "patient_id token [region]" lines (a region is sent as
+-- X-Continuum-Region: the cluster's edge places that session in it); BENCH_MODE is
+-- summary|allergy.
 local sessions = {}
 for line in io.lines(os.getenv("BENCH_TOKENS")) do
-  local id, tok = line:match("(%S+) (%S+)")
-  if id then sessions[#sessions + 1] = {id, "Bearer " .. tok} end
+  local id, tok, region = line:match("(%S+) (%S+) ?(%S*)")
+  if id then
+    local headers = {["Authorization"] = "Bearer " .. tok}
+    if region ~= "" then headers["X-Continuum-Region"] = region end
+    sessions[#sessions + 1] = {id, headers}
+  end
 end
 local mode = os.getenv("BENCH_MODE") or "summary"
 local i = math.random(1, #sessions)
@@ -17,7 +23,7 @@ request = function()
   else
     path = "/fhir/R4/AllergyIntolerance?patient=" .. s[1]
   end
-  return wrk.format("GET", path, {["Authorization"] = s[2]})
+  return wrk.format("GET", path, s[2])
 end
 
 done = function(summary, latency, requests)
