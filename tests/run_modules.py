@@ -8,6 +8,9 @@
 * `--alone M` runs M after all others have finished, with nothing else running: a module
   that measures latency (its bound compares windows of one run) is not measured beside
   another module's load.
+* `--beside M` starts M at once in a slot of its own, beside the others: a module that
+  mostly waits (a quiet period, an alert's `for:`) overlaps with ones that run their own
+  timings, which still run `--jobs` at a time (e.g. 1: never two of them together).
 * The others run `--jobs` at a time, longest first: the durations of the last run are
   kept in --times (default: build/test-times-<folder>.json).
 * A module's output is printed whole when it ends, after a line with its name, result and
@@ -53,6 +56,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("-C", dest="folder", required=True, help="folder of the test modules")
     ap.add_argument("--jobs", type=int, default=2, help="modules at a time (default 2)")
     ap.add_argument("--alone", action="append", default=[], help="a module run by itself, at the end")
+    ap.add_argument("--beside", action="append", default=[],
+                    help="a module started at once in a slot of its own, beside the --jobs others")
     ap.add_argument("--times", help="durations of the last run (JSON)")
     ap.add_argument("modules", nargs="*", help="modules (default: every test_*.py)")
     a = ap.parse_args(argv)
@@ -162,7 +167,7 @@ def main(argv: list[str]) -> int:
     runner = Runner(a)
     folder = runner.folder
     modules = a.modules or discover(folder)
-    unknown = [m for m in modules + a.alone if not (folder / f"{m}.py").is_file()]
+    unknown = [m for m in modules + a.alone + a.beside if not (folder / f"{m}.py").is_file()]
     if unknown:
         print(f"run_modules: no such module in {folder}: {' '.join(unknown)}", file=sys.stderr)
         return 2
@@ -190,12 +195,23 @@ def run(a: argparse.Namespace, runner: Runner, modules: list[str], times: dict[s
         times_file: Path) -> int:
     folder = runner.folder
     alone = [m for m in a.alone if m in modules] if a.modules else list(a.alone)
-    pooled = [m for m in modules if m not in alone]
+    beside = [m for m in a.beside if m in modules and m not in alone] if a.modules else \
+        [m for m in a.beside if m not in alone]
+    pooled = [m for m in modules if m not in alone and m not in beside]
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
     print(f"run_modules: {len(pooled)} modules {a.jobs} at a time"
+          + (f", beside them: {' '.join(beside)}" if beside else "")
           + (f", then alone: {' '.join(alone)}" if alone else ""), flush=True)
+    beside_results: list[Result] = []
+    beside_threads = [threading.Thread(target=lambda m=m: beside_results.append(runner.run_one(m)))
+                      for m in beside]
+    for t in beside_threads:
+        t.start()
     results = runner.run_pool(order(pooled, times))
+    for t in beside_threads:
+        t.join()
+    results += beside_results
     for m in alone:
         if runner.stopping:
             break

@@ -18,6 +18,7 @@ line names its own state folder (or the children of such a postmaster), by PID.
 from __future__ import annotations
 
 import atexit
+import fcntl
 import faulthandler
 import json
 import os
@@ -123,13 +124,37 @@ def port_free(port: int) -> bool:
             return False
 
 
+# Offsets this process holds: a lock file per offset, locked until the process exits, so
+# that test modules run side by side (tests/run_modules.py) never pick the same offset in
+# the seconds between choosing it and their cluster binding its ports.
+_OFFSET_LOCKS: dict[int, int] = {}
+OFFSET_LOCK_DIR = Path("/run/lock") if os.path.isdir("/run/lock") else Path(tempfile.gettempdir())
+
+
+def reserve_offset(offset: int) -> bool:
+    """Takes the offset for this process; False if a process (this one included: a
+    cluster it made earlier may still be up) holds it."""
+    if offset in _OFFSET_LOCKS:
+        return False
+    fd = os.open(OFFSET_LOCK_DIR / f"continuum-cluster-offset-{offset}.lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _OFFSET_LOCKS[offset] = fd
+    return True
+
+
 def free_offset(candidates=range(2000, 10001, 1000)) -> int:
-    """The first offset whose ports are all free and all below the kernel's ephemeral range."""
+    """The first offset whose ports are all free and all below the kernel's ephemeral range,
+    and that no other process (another test module) has reserved; it stays reserved for
+    this process."""
     eph, reserved = ephemeral_range(), reserved_ports()
     usable = [off for off in candidates
               if not port_problems(Topology((DEPLOY / "regions.conf").read_text(), off).ports(), eph, reserved)]
     for off in usable:
-        if all(port_free(p) for p in cluster_ports(off)):
+        if all(port_free(p) for p in cluster_ports(off)) and reserve_offset(off):
             return off
     raise RuntimeError(f"no port offset in {usable} (of {list(candidates)}, the ones below the ephemeral "
                        f"range {eph[0]}-{eph[1]}) has all its ports free")
