@@ -1,29 +1,56 @@
 -- wrk script: authenticated FHIR reads spread over many patients.
--- BENCH_TOKENS names a file of "patient_id token [region]" lines (a region is sent as
--- X-Continuum-Region: the cluster's edge places that session in it); BENCH_MODE is
--- summary|allergy.
-local sessions = {}
-for line in io.lines(os.getenv("BENCH_TOKENS")) do
-  local id, tok, region = line:match("(%S+) (%S+) ?(%S*)")
-  if id then
-    local headers = {["Authorization"] = "Bearer " .. tok}
-    if region ~= "" then headers["X-Continuum-Region"] = region end
-    sessions[#sessions + 1] = {id, headers}
+-- BENCH_MODE is summary|allergy: Patient/{id}/$summary or AllergyIntolerance?patient={id}.
+-- Without BENCH_PAIRS (bench/run): BENCH_TOKENS names a file of "patient_id token [region]"
+-- lines, each session reading its own patient in turn (a region is sent as
+-- X-Continuum-Region: the cluster's edge places that session in it).
+-- With BENCH_PAIRS (bench/population): BENCH_TOKENS has "k token" lines (provider session k)
+-- and BENCH_PAIRS "k patient_id" lines (a patient in the care of provider k); each request
+-- takes a random pair and reads with the session of the provider whose patient it is.
+local mode = os.getenv("BENCH_MODE") or "summary"
+local ids, hdrs = {}, {}   -- request i reads ids[i] with hdrs[i]
+
+local function auth(tok) return {["Authorization"] = "Bearer " .. tok} end
+
+if os.getenv("BENCH_PAIRS") then
+  local by_k = {}
+  for line in io.lines(os.getenv("BENCH_TOKENS")) do
+    local k, tok = line:match("(%d+) (%S+)")
+    if k then by_k[tonumber(k)] = auth(tok) end
+  end
+  for line in io.lines(os.getenv("BENCH_PAIRS")) do
+    local k, p = line:match("(%d+) (%S+)")
+    if k and by_k[tonumber(k)] then
+      ids[#ids + 1] = p
+      hdrs[#hdrs + 1] = by_k[tonumber(k)]
+    end
+  end
+else
+  for line in io.lines(os.getenv("BENCH_TOKENS")) do
+    local id, tok, region = line:match("(%S+) (%S+) ?(%S*)")
+    if id then
+      local h = auth(tok)
+      if region ~= "" then h["X-Continuum-Region"] = region end
+      ids[#ids + 1] = id
+      hdrs[#hdrs + 1] = h
+    end
   end
 end
-local mode = os.getenv("BENCH_MODE") or "summary"
-local i = math.random(1, #sessions)
+local random = os.getenv("BENCH_PAIRS") ~= nil
+local i = math.random(1, #ids)
+
+init = function(args)
+  math.randomseed(os.time())
+end
 
 request = function()
-  i = i % #sessions + 1
-  local s = sessions[i]
+  if random then i = math.random(1, #ids) else i = i % #ids + 1 end
   local path
   if mode == "summary" then
-    path = "/fhir/R4/Patient/" .. s[1] .. "/$summary"
+    path = "/fhir/R4/Patient/" .. ids[i] .. "/$summary"
   else
-    path = "/fhir/R4/AllergyIntolerance?patient=" .. s[1]
+    path = "/fhir/R4/AllergyIntolerance?patient=" .. ids[i]
   end
-  return wrk.format("GET", path, s[2])
+  return wrk.format("GET", path, hdrs[i])
 end
 
 done = function(summary, latency, requests)
