@@ -195,8 +195,7 @@ def run(a: argparse.Namespace, runner: Runner, modules: list[str], times: dict[s
         times_file: Path) -> int:
     folder = runner.folder
     alone = [m for m in a.alone if m in modules] if a.modules else list(a.alone)
-    beside = [m for m in a.beside if m in modules and m not in alone] if a.modules else \
-        [m for m in a.beside if m not in alone]
+    beside = [m for m in a.beside if m in modules and m not in alone]
     pooled = [m for m in modules if m not in alone and m not in beside]
     signal.signal(signal.SIGTERM, runner.stop)
     signal.signal(signal.SIGINT, runner.stop)
