@@ -1,5 +1,7 @@
 -- wrk script: authenticated FHIR reads spread over many patients.
--- BENCH_MODE is summary|allergy: Patient/{id}/$summary or AllergyIntolerance?patient={id}.
+-- BENCH_MODE is summary|allergy: Patient/{id}/$summary or AllergyIntolerance?patient={id};
+-- critical|high|medium|low: that tier's requests of a patient's visit (VISIT below), each
+-- session walking them in turn (bench/mixed; BENCH_TOMORROW, YYYY-MM-DD, for the slot search).
 -- Without BENCH_PAIRS (bench/run): BENCH_TOKENS names a file of "patient_id token [region]"
 -- lines, each session reading its own patient in turn (a region is sent as
 -- X-Continuum-Region: the cluster's edge places that session in it).
@@ -38,6 +40,22 @@ end
 local random = os.getenv("BENCH_PAIRS") ~= nil
 local i = math.random(1, #ids)
 
+-- A patient's visit to the portal, by tier, shaped like the patient journey
+-- (deploy/probe/journeys/patient.json) and a portal's home page. {p} is the session's patient.
+local tomorrow = os.getenv("BENCH_TOMORROW") or "2030-01-01"
+local VISIT = {
+  critical = {"/fhir/R4/Patient/{p}/$summary", "/fhir/R4/MedicationStatement?patient={p}",
+              "/fhir/R4/AllergyIntolerance?patient={p}", "/fhir/R4/Condition?patient={p}"},
+  high = {"/fhir/R4/Appointment?patient={p}",
+          "/fhir/R4/Slot?status=free&start=ge" .. tomorrow .. "&_count=5",
+          "/fhir/R4/Communication?patient={p}", "/api/v1/messages/unread",
+          "/api/v1/notifications"},
+  medium = {"/fhir/R4/Invoice?patient={p}", "/fhir/R4/Coverage?patient={p}"},
+  low = {"/api/v1/recommendations", "/api/v1/articles"},
+}
+local steps = VISIT[mode]
+local n = 0   -- requests made: session n % #ids, at step n // #ids of its visit
+
 init = function(args)
   math.randomseed(os.time())
 end
@@ -45,7 +63,11 @@ end
 request = function()
   if random then i = math.random(1, #ids) else i = i % #ids + 1 end
   local path
-  if mode == "summary" then
+  if steps then
+    local step = math.floor(n / #ids) % #steps + 1
+    n = n + 1
+    path = steps[step]:gsub("{p}", ids[i])
+  elseif mode == "summary" then
     path = "/fhir/R4/Patient/" .. ids[i] .. "/$summary"
   else
     path = "/fhir/R4/AllergyIntolerance?patient=" .. ids[i]
