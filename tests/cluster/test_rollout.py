@@ -168,6 +168,19 @@ class RolloutTest(unittest.TestCase):
         self.assertEqual(fig["lost"], 0, f"acknowledged writes missing on the primary: {fig['lost_detail']}")
         self.assertEqual(fig["duplicates"], 0, f"notes stored more than once: {fig['duplicate_detail']}")
 
+    def assertRolledBackOnErrors(self, rep: dict):
+        """The rollback was decided by checks that see the injected 500s: the canary's error
+        rate, or the synthetic journeys pinned to it (a journey is several requests, so a
+        1% failing release fails ~7% of them and either check may be first); never latency
+        or restarts. The canary's requests failed more than its share of traffic explains."""
+        last = rep["judgements"][-1]
+        self.assertEqual(last["verdict"], "fail", rep["reason"])
+        failed = {r.split(":", 1)[0] for r in last["reasons"]}   # one "check: summary" per failing check
+        self.assertTrue(failed, rep["reason"])
+        self.assertLessEqual(failed, {"error_rate", "journeys"}, rep["reason"])
+        f = rep["failed_requests"]
+        self.assertGreater(f["excess_canary_errors"], 0, f)
+
     def assertOneLiveRelease(self, slot: str):
         """HAProxy serves exactly the live slot's nodes, each at weight > 0 in its region."""
         st = self.c.status()
@@ -254,7 +267,7 @@ class RolloutTest(unittest.TestCase):
         rep = self.report()
         self.assertEqual(rep["outcome"], "rolled_back", rep["reason"])
         self.assertEqual(len(rep["steps"]), 1, "rolled back after the canary step")
-        self.assertIn("error_rate", rep["reason"])
+        self.assertRolledBackOnErrors(rep)
         failed_share = fig["failed"] / max(1, fig["sent"])
         print(f"[cluster] 1% failing release: {fig['failed']} failed of {fig['sent']} requests "
               f"({100 * failed_share:.3f}%), rolled back after {rep['duration_s']:.0f}s", file=sys.stderr)
@@ -401,7 +414,7 @@ class RolloutTest(unittest.TestCase):
         self.assertEqual(rc, 3, f"expected a rollback:\n{out}")
         rep = self.report()
         self.assertEqual(rep["outcome"], "rolled_back", rep["reason"])
-        self.assertIn("error_rate", rep["reason"])
+        self.assertRolledBackOnErrors(rep)
         f = rep["failed_requests"]
         print(f"[cluster] 0.2% failing release: rolled back after {rep['duration_s']:.0f}s on "
               f"{f['canary_errors']} errors in {f['canary_requests']} canary requests (baseline "
