@@ -2,6 +2,7 @@
 # Shared by bench/run and bench/writes (sourced): a free port, and one `continuum serve` on
 # it over $URL with auditing on or off. Needs ROOT, WORK and URL; sets PORT and SERVER_PID.
 # BENCH_AUDIT_EXTRA: more [audit] settings for the server (e.g. "group_commit_wait_us = 100").
+# BENCH_SERVER_EXTRA: more [server] settings (e.g. "critical_first_in_flight = 0").
 # A free port below the kernel's ephemeral range (32768-60999), where outgoing connections
 # (wrk's, the server's to PostgreSQL) take theirs.
 free_port() {
@@ -25,6 +26,7 @@ start_server() {  # $1 = true|false (audit), $2 = binary, $3 = build name (new|o
 listen_port = $PORT
 threads = 2
 access_log = false
+${BENCH_SERVER_EXTRA:-}
 [node]
 node_id = "bench-$3"
 region = "local"

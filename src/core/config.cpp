@@ -28,7 +28,8 @@ void Get(const toml::table& t, const std::string& path, const std::string& secti
     if (!v) Fail(path, section + "." + key, "must be true or false");
     out = v->get();
   } else {
-    auto v = n->value<int64_t>();
+    // is_integer first: value<int64_t>() also takes true/false (as 1/0).
+    auto v = n->is_integer() ? n->value<int64_t>() : std::nullopt;
     if (!v || *v < 0) Fail(path, section + "." + key, "must be a non-negative integer");
     if (static_cast<uint64_t>(*v) > static_cast<uint64_t>(std::numeric_limits<T>::max()))
       Fail(path, section + "." + key, "is too large");
@@ -101,7 +102,7 @@ Config LoadConfig(const std::string& path) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
                "idle_timeout_ms", "shutdown_grace_ms", "drain_ms", "access_log", "trusted_proxies",
-               "public_base_url"});
+               "public_base_url", "critical_first_in_flight", "critical_first_threshold"});
     Get(*s, path, "server", "listen_address", c.listen_address);
     Get(*s, path, "server", "listen_port", c.listen_port);
     Get(*s, path, "server", "threads", c.threads);
@@ -115,6 +116,18 @@ Config LoadConfig(const std::string& path) {
            "must be between 0 and 600000 (milliseconds of readiness 503 before a SIGTERM stops "
            "accepting), got " +
                std::to_string(c.drain_ms));
+    Get(*s, path, "server", "critical_first_in_flight", c.critical_first_in_flight);
+    if (c.critical_first_in_flight > 100000)
+      Fail(path, "server.critical_first_in_flight",
+           "must be between 0 (off) and 100000 (requests per lower tier a node works on at once "
+           "while it serves critical-tier requests), got " +
+               std::to_string(c.critical_first_in_flight));
+    Get(*s, path, "server", "critical_first_threshold", c.critical_first_threshold);
+    if (c.critical_first_threshold < 1 || c.critical_first_threshold > 100000)
+      Fail(path, "server.critical_first_threshold",
+           "must be between 1 and 100000 (critical-tier requests a node works on at once from "
+           "which the other tiers yield), got " +
+               std::to_string(c.critical_first_threshold));
     Get(*s, path, "server", "access_log", c.access_log);
     if (s->get("public_base_url")) {
       std::string url;

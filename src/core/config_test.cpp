@@ -206,6 +206,29 @@ TEST(Config, ReadsTheJournalDiskReserve) {
   }
 }
 
+TEST(Config, ReadsTheCriticalFirstLimit) {
+  auto d = LoadConfig(Write("[node]\nregion = \"x\"\n"));
+  EXPECT_EQ(d.critical_first_in_flight, 2);
+  EXPECT_EQ(d.critical_first_threshold, 8);
+  EXPECT_EQ(LoadConfig(Write("[server]\ncritical_first_threshold = 1\n")).critical_first_threshold,
+            1);
+  EXPECT_EQ(LoadConfig(Write("[server]\ncritical_first_in_flight = 0\n")).critical_first_in_flight,
+            0);
+  EXPECT_EQ(LoadConfig(Write("[server]\ncritical_first_in_flight = 16\n")).critical_first_in_flight,
+            16);
+  for (const char* bad : {"critical_first_in_flight = -1", "critical_first_in_flight = 100001",
+                          "critical_first_in_flight = true", "critical_first_threshold = 0",
+                          "critical_first_threshold = 100001", "critical_first_threshold = 2.5"}) {
+    try {
+      LoadConfig(Write(std::string("[server]\n") + bad + "\n"));
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("server.critical_first_"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(Config, RefusesIntegersTooLargeForTheirSetting) {
   // 2^32 + 4 would wrap to 4 threads in an int
   EXPECT_THROW(LoadConfig(Write("[server]\nthreads = 4294967300\n")), std::runtime_error);

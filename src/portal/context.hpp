@@ -34,6 +34,7 @@
 #include "db/topology.hpp"
 #include "http/message.hpp"
 #include "portal/consistency.hpp"
+#include "resilience/critical_first.hpp"
 
 namespace continuum::http {
 class StaticSite;
@@ -109,6 +110,9 @@ struct Shard {
   TierPools pools;
   std::vector<TierPools> read_pools;  // indexed like Topology members
   std::array<int, 5> in_flight{};     // requests per tier being worked on (bulkhead)
+  // Critical first ([server] critical_first_in_flight): orders the tiers' work on this
+  // shard (null on the background shard, which serves no requests).
+  std::unique_ptr<resilience::CriticalFirst> critical_first;
   // The login bulkhead (RouteEntry::bulkhead): a pool and an in-flight count of its own.
   std::unique_ptr<db::Pool> login_pool;
   int login_in_flight = 0;

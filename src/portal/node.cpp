@@ -341,22 +341,43 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       resp.set_header("Retry-After", "2");
     } else {
       ++in_flight;
-      try {
-        // The route's access policy, in one place (portal/access.hpp).
-        co_await ApplyAccessPolicy(ctx, e->access);
-        if (e->body && e->body->kind == BodyKind::kNone) {
-          try {
-            RequireNoBody(req);  // the operation never runs on a body it would ignore
-          } catch (const Error& bad) {
-            ctx.AuditOutcome("failure", "invalid request: a body where none is taken");
-            if (tier == Tier::kOps) ops::NoteRefusedBody(ctx, bad);  // counted like any ops body
-            throw;
+      // Critical first: while this shard works on many critical-tier requests, the other
+      // tiers take their turn within a small limit each (resilience/critical_first.hpp). Login
+      // has its own bulkhead and is not counted; ops is never held back.
+      resilience::CriticalFirst* gate = own ? nullptr : shard.critical_first.get();
+      const bool lower = tier == Tier::kHigh || tier == Tier::kMedium || tier == Tier::kLow;
+      bool admitted = true;
+      if (gate && tier == Tier::kCritical) {
+        gate->CriticalBegin();
+      } else if (gate && lower) {
+        admitted = co_await gate->Enter(tier, ctx.deadline);
+      }
+      if (!admitted) {
+        resp = http::OutcomeResponse(
+            503, "transient",
+            std::string("The ") + std::string(TierName(tier)) +
+                " features are busy right now because this server is serving medical records "
+                "first; please retry in a moment. Records, medications and allergies are not "
+                "affected.");
+        resp.set_header("Retry-After", "2");
+      } else {
+        try {
+          // The route's access policy, in one place (portal/access.hpp).
+          co_await ApplyAccessPolicy(ctx, e->access);
+          if (e->body && e->body->kind == BodyKind::kNone) {
+            try {
+              RequireNoBody(req);  // the operation never runs on a body it would ignore
+            } catch (const Error& bad) {
+              ctx.AuditOutcome("failure", "invalid request: a body where none is taken");
+              if (tier == Tier::kOps) ops::NoteRefusedBody(ctx, bad);  // counted like any ops body
+              throw;
+            }
           }
+          resp = co_await e->handler(ctx);
+          CheckAccessAfter(ctx, e->access, resp);
+        } catch (...) {
+          resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
         }
-        resp = co_await e->handler(ctx);
-        CheckAccessAfter(ctx, e->access, resp);
-      } catch (...) {
-        resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
       }
       if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
         resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
@@ -385,6 +406,10 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
           resp.set_header("Retry-After", "1");
         }
       }
+      if (gate && tier == Tier::kCritical)
+        gate->CriticalEnd();
+      else if (gate && lower && admitted)
+        gate->Leave(tier);
       --in_flight;
     }
   }
@@ -525,6 +550,44 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
                                   labels, event, v);
         }
       out += conns + events;
+    }
+    // Critical first: the lower tiers' requests that waited for critical work, how long,
+    // and how many of them their deadline refused.
+    {
+      std::string waits =
+          "# HELP continuum_critical_first_waits_total Lower-tier requests that waited their "
+          "turn while critical-tier requests were served.\n"
+          "# TYPE continuum_critical_first_waits_total counter\n";
+      std::string refused =
+          "# HELP continuum_critical_first_refusals_total Of those, refused (503) at their "
+          "deadline.\n"
+          "# TYPE continuum_critical_first_refusals_total counter\n";
+      std::string seconds =
+          "# HELP continuum_critical_first_wait_seconds_total Time those requests waited.\n"
+          "# TYPE continuum_critical_first_wait_seconds_total counter\n";
+      std::string now =
+          "# HELP continuum_critical_first_waiting Lower-tier requests waiting now.\n"
+          "# TYPE continuum_critical_first_waiting gauge\n";
+      for (Tier t : {Tier::kHigh, Tier::kMedium, Tier::kLow}) {
+        uint64_t w = 0, r = 0, us = 0;
+        int64_t waiting = 0;
+        for (auto& s : shards) {
+          if (!s->critical_first) continue;
+          const auto& st = s->critical_first->stats()[static_cast<int>(t)];
+          w += st.waited.load(std::memory_order_relaxed);
+          r += st.timed_out.load(std::memory_order_relaxed);
+          us += st.wait_us.load(std::memory_order_relaxed);
+          waiting += st.waiting.load(std::memory_order_relaxed);
+        }
+        auto n = TierName(t);
+        waits += fmt::format("continuum_critical_first_waits_total{{tier=\"{}\"}} {}\n", n, w);
+        refused += fmt::format("continuum_critical_first_refusals_total{{tier=\"{}\"}} {}\n", n, r);
+        seconds +=
+            fmt::format("continuum_critical_first_wait_seconds_total{{tier=\"{}\"}} {:.6f}\n", n,
+                        static_cast<double>(us) / 1e6);
+        now += fmt::format("continuum_critical_first_waiting{{tier=\"{}\"}} {}\n", n, waiting);
+      }
+      out += waits + refused + seconds + now;
     }
     auto js = journal.stats();
     out += "# TYPE continuum_audit_journal_records_total counter\n";
@@ -748,6 +811,11 @@ int Serve(const Config& cfg) {
         s->read_pools.push_back(std::move(tp));
       }
     }
+    s->critical_first = std::make_unique<resilience::CriticalFirst>(
+        s->executor,
+        cfg.critical_first_in_flight == 0 ? 0
+                                          : std::max(1, (cfg.critical_first_in_flight + n - 1) / n),
+        std::max(1, (cfg.critical_first_threshold + n - 1) / n));
     Shard* sp = s.get();
     handlers.push_back(
         [sp, &svc, &router](http::Request& req) { return Dispatch(*sp, svc, router, req); });

@@ -1,0 +1,205 @@
+#include "resilience/critical_first.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace continuum::resilience {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+// Runs what is ready (restarted first: a context that ran out of work stays stopped).
+void Poll(asio::io_context& io) {
+  io.restart();
+  io.poll();
+}
+
+// Starts Enter(tier) on the io_context; `result` is set when it returns (true: admitted).
+void Ask(asio::io_context& io, CriticalFirst& g, Tier tier, Deadline d, std::optional<bool>& result,
+         std::vector<std::string>* order = nullptr, std::string name = {}) {
+  asio::co_spawn(
+      io,
+      [&g, tier, d, &result, order, name]() -> asio::awaitable<void> {
+        result = co_await g.Enter(tier, d);
+        if (order && *result) order->push_back(name);
+      },
+      asio::detached);
+}
+
+TEST(CriticalFirst, WithoutCriticalWorkEveryTierStartsAtOnce) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 1);
+  std::vector<std::optional<bool>> r(5);
+  for (auto& x : r) Ask(io, g, Tier::kHigh, Deadline::After(1s), x);
+  io.run();
+  for (auto& x : r) EXPECT_EQ(x, true);
+  EXPECT_EQ(g.active(Tier::kHigh), 5);
+  EXPECT_EQ(g.stats()[static_cast<int>(Tier::kHigh)].waited.load(), 0u);
+}
+
+TEST(CriticalFirst, WhileCriticalRunsEachLowerTierGetsItsLimitAndTheRestWaitInOrder) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 2);
+  g.CriticalBegin();
+  std::vector<std::string> order;
+  std::optional<bool> h1, h2, h3, h4, m1, l1;
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), h1, &order, "h1");
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), h2, &order, "h2");
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), h3, &order, "h3");
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), h4, &order, "h4");
+  Ask(io, g, Tier::kMedium, Deadline::After(10s), m1, &order, "m1");  // its own limit
+  Ask(io, g, Tier::kLow, Deadline::After(10s), l1, &order, "l1");
+  Poll(io);
+  EXPECT_EQ(order, (std::vector<std::string>{"h1", "h2", "m1", "l1"}));
+  EXPECT_EQ(g.active(Tier::kHigh), 2);
+  EXPECT_EQ(g.waiting(Tier::kHigh), 2);
+  // One high request ends: the oldest waiter takes its slot, not a newcomer.
+  g.Leave(Tier::kHigh);
+  std::optional<bool> h5;
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), h5, &order, "h5");
+  Poll(io);
+  EXPECT_EQ(order.back(), "h3");
+  EXPECT_FALSE(h4.has_value());
+  EXPECT_FALSE(h5.has_value());
+  EXPECT_EQ(g.active(Tier::kHigh), 2);
+  // The critical work ends: everything waiting goes at once.
+  g.CriticalEnd();
+  Poll(io);
+  EXPECT_EQ(h4, true);
+  EXPECT_EQ(h5, true);
+  EXPECT_EQ(g.active(Tier::kHigh), 4);
+  EXPECT_EQ(g.waiting(Tier::kHigh), 0);
+  const auto& st = g.stats()[static_cast<int>(Tier::kHigh)];
+  EXPECT_EQ(st.waited.load(), 3u);  // h3, h4, h5
+  EXPECT_EQ(st.timed_out.load(), 0u);
+  EXPECT_EQ(st.waiting.load(), 0);
+}
+
+TEST(CriticalFirst, AHungTierHoldsOnlyItsOwnSlots) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 1);
+  g.CriticalBegin();
+  std::optional<bool> m1, m2, h1, l1;
+  Ask(io, g, Tier::kMedium, Deadline::After(10s), m1);  // never leaves (a hung backend)
+  Ask(io, g, Tier::kMedium, Deadline::After(10s), m2);
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), h1);
+  Ask(io, g, Tier::kLow, Deadline::After(10s), l1);
+  Poll(io);
+  EXPECT_EQ(m1, true);
+  EXPECT_FALSE(m2.has_value());
+  EXPECT_EQ(h1, true);
+  EXPECT_EQ(l1, true);
+  g.Leave(Tier::kHigh);
+  g.Leave(Tier::kLow);
+  Poll(io);
+  EXPECT_FALSE(m2.has_value());  // only medium's own slot frees medium's waiter
+  g.Leave(Tier::kMedium);
+  Poll(io);
+  EXPECT_EQ(m2, true);
+}
+
+TEST(CriticalFirst, AWaiterWhoseDeadlineComesFirstIsRefusedAndLeavesNoTrace) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 1);
+  g.CriticalBegin();
+  std::optional<bool> a, b, c;
+  Ask(io, g, Tier::kLow, Deadline::After(10s), a);
+  Ask(io, g, Tier::kLow, Deadline::After(30ms), b);
+  Ask(io, g, Tier::kLow, Deadline::After(10s), c);
+  auto t0 = std::chrono::steady_clock::now();
+  while (!b.has_value() && std::chrono::steady_clock::now() - t0 < 5s) io.run_one_for(100ms);
+  EXPECT_EQ(a, true);
+  EXPECT_EQ(b, false);
+  EXPECT_FALSE(c.has_value());
+  EXPECT_EQ(g.waiting(Tier::kLow), 1);
+  const auto& st = g.stats()[static_cast<int>(Tier::kLow)];
+  EXPECT_EQ(st.timed_out.load(), 1u);
+  EXPECT_GE(st.wait_us.load(), 30000u);
+  // The refused request took no slot: a's end admits c, and then nothing is left over.
+  g.Leave(Tier::kLow);
+  Poll(io);
+  EXPECT_EQ(c, true);
+  EXPECT_EQ(g.active(Tier::kLow), 1);
+  g.Leave(Tier::kLow);
+  EXPECT_EQ(g.active(Tier::kLow), 0);
+}
+
+TEST(CriticalFirst, AnExpiredDeadlineIsRefusedWhenItWouldWait) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 1);
+  g.CriticalBegin();
+  std::optional<bool> a, b;
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), a);
+  Ask(io, g, Tier::kHigh, Deadline(Deadline::Clock::now() - 1ms), b);
+  Poll(io);
+  io.run_for(50ms);
+  EXPECT_EQ(a, true);
+  EXPECT_EQ(b, false);
+}
+
+TEST(CriticalFirst, CriticalRequestsCountUntilTheLastEnds) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 1);
+  g.CriticalBegin();
+  g.CriticalBegin();
+  std::optional<bool> a, b;
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), a);
+  Ask(io, g, Tier::kHigh, Deadline::After(10s), b);
+  Poll(io);
+  EXPECT_FALSE(b.has_value());
+  g.CriticalEnd();
+  Poll(io);
+  EXPECT_FALSE(b.has_value());  // one critical request still runs
+  g.CriticalEnd();
+  Poll(io);
+  EXPECT_EQ(b, true);
+  EXPECT_EQ(g.critical_in_flight(), 0);
+}
+
+TEST(CriticalFirst, BelowTheThresholdNothingWaits) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 1, 3);
+  g.CriticalBegin();
+  g.CriticalBegin();  // two critical requests: no pressure yet
+  std::optional<bool> a, b, c, d;
+  Ask(io, g, Tier::kMedium, Deadline::After(10s), a);
+  Ask(io, g, Tier::kMedium, Deadline::After(10s), b);
+  Poll(io);
+  EXPECT_EQ(a, true);
+  EXPECT_EQ(b, true);
+  g.CriticalBegin();  // the third: the other tiers now yield (2 medium already at work)
+  Ask(io, g, Tier::kMedium, Deadline::After(10s), c);
+  Ask(io, g, Tier::kMedium, Deadline::After(10s), d);
+  Poll(io);
+  EXPECT_FALSE(c.has_value());
+  g.Leave(Tier::kMedium);
+  Poll(io);
+  EXPECT_FALSE(c.has_value());  // still one medium at work, its limit
+  g.CriticalEnd();              // back below the threshold: both go
+  Poll(io);
+  EXPECT_EQ(c, true);
+  EXPECT_EQ(d, true);
+  EXPECT_EQ(g.active(Tier::kMedium), 3);
+}
+
+TEST(CriticalFirst, ZeroTurnsItOff) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(), 0);
+  g.CriticalBegin();
+  std::vector<std::optional<bool>> r(10);
+  for (auto& x : r) Ask(io, g, Tier::kMedium, Deadline::After(1s), x);
+  Poll(io);
+  for (auto& x : r) EXPECT_EQ(x, true);
+}
+
+}  // namespace
+}  // namespace continuum::resilience
