@@ -1,8 +1,6 @@
 #include "core/release.hpp"
 
-#ifndef CONTINUUM_VERSION
-#define CONTINUUM_VERSION "unknown"
-#endif
+#include "continuum_version.h"  // build/generated: CONTINUUM_VERSION (cmake/version.cmake)
 #ifndef CONTINUUM_SCHEMA_VERSION
 #error "CMake defines CONTINUUM_SCHEMA_VERSION (the highest db/migrations version)"
 #endif

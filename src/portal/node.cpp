@@ -432,7 +432,7 @@ double ProcessStartTime() { return kProcessStart; }
 void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Journal& journal,
                         audit::Shipper* shipper, auth::SessionCache& sessions, Services& svc) {
   Metrics::Get().AddCollector([&svc](std::string& out) {
-    out += "# HELP continuum_build_info The running build (git describe at configure time).\n";
+    out += "# HELP continuum_build_info The running build (git describe when it was built).\n";
     out += "# TYPE continuum_build_info gauge\n";
     out += fmt::format("continuum_build_info{{version=\"{}\",node=\"{}\",region=\"{}\"}} 1\n",
                        BuildVersion(), log::JsonEscape(svc.config.node_id),
