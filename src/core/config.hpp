@@ -61,7 +61,7 @@ struct Config {
   // low tiers works on at most critical_first_in_flight requests at once; the rest wait
   // their turn until their deadline. Both per node, divided among the threads (rounded
   // up). critical_first_in_flight = 0: off (the tiers share the CPU as they come).
-  int critical_first_in_flight = 2;
+  int critical_first_in_flight = 0;  // off by default: see bench/README.md "Critical first"
   int critical_first_threshold = 8;
   bool access_log = true;
   std::vector<std::string> trusted_proxies;  // edge addresses whose X-Forwarded-For is believed

@@ -208,7 +208,7 @@ TEST(Config, ReadsTheJournalDiskReserve) {
 
 TEST(Config, ReadsTheCriticalFirstLimit) {
   auto d = LoadConfig(Write("[node]\nregion = \"x\"\n"));
-  EXPECT_EQ(d.critical_first_in_flight, 2);
+  EXPECT_EQ(d.critical_first_in_flight, 0);
   EXPECT_EQ(d.critical_first_threshold, 8);
   EXPECT_EQ(LoadConfig(Write("[server]\ncritical_first_threshold = 1\n")).critical_first_threshold,
             1);
