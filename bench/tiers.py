@@ -9,8 +9,10 @@ node's /metrics, subtracts the snapshot, and prints per tier (critical, high, me
 requests, their share of all, non-2xx answers, and p50/p99 estimated from the histogram's
 buckets the way Prometheus' histogram_quantile does (linear within a bucket; the buckets are
 0.5, 1, 2.5, 5, 10, 25, 50, 100 ms, ...: a p99 of 17 ms means "between 10 and 25 ms").
-The report also names every route with a non-2xx answer. Exit 1 when the metrics cannot
-be read."""
+The report also names every route with a non-2xx answer, and what critical first did in the
+run (src/resilience/critical_first.hpp: lower-tier requests that waited their turn, of them
+overdue, and the event-loop lag probes, of them late and taken while engaged). Exit 1 when the metrics cannot be
+read."""
 
 from __future__ import annotations
 
@@ -26,13 +28,20 @@ LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def scrape(base: str, token: str) -> dict:
-    """{"buckets": {tier: {le: count}}, "status": {"tier route status": count}}"""
+    """{"buckets": {tier: {le: count}}, "status": {"tier route status": count},
+    "gate": {"series": value} (the continuum_critical_first_* counters)}"""
     req = urllib.request.Request(base + "/metrics", headers={"Authorization": "Bearer " + token})
     with urllib.request.urlopen(req, timeout=30) as r:
         text = r.read().decode()
     buckets: dict[str, dict[str, float]] = {}
     status: dict[str, float] = {}
+    gate: dict[str, float] = {}
     for line in text.splitlines():
+        if line.startswith("continuum_critical_first_") and line.split(" ")[0].endswith(
+                ("_total", '_total{tier="high"}', '_total{tier="medium"}', '_total{tier="low"}')):
+            series, value = line.rsplit(" ", 1)
+            gate[series] = float(value)
+            continue
         m = LINE.match(line)
         if not m or not m.group(1).startswith(NAME):
             continue
@@ -45,7 +54,7 @@ def scrape(base: str, token: str) -> dict:
         elif m.group(1) == NAME + "_count":
             key = f'{tier} {labels.get("route", "")} {labels.get("status", "")}'
             status[key] = status.get(key, 0) + value
-    return {"buckets": buckets, "status": status}
+    return {"buckets": buckets, "status": status, "gate": gate}
 
 
 def quantile(q: float, cumulative: list[tuple[float, float]]) -> float:
@@ -93,6 +102,15 @@ def report(before: dict, after: dict) -> list[str]:
                    f"{1000 * quantile(0.5, cum):>8.2f} {1000 * quantile(0.99, cum):>8.2f}")
     for r in sorted(bad_routes):
         out.append(f"  non-2xx: {r}")
+    gate = {k: v - before.get("gate", {}).get(k, 0) for k, v in after.get("gate", {}).items()}
+    if gate:
+        def g(name: str, tier: str | None = None) -> int:
+            return int(gate.get(f'continuum_critical_first_{name}' + (f'{{tier="{tier}"}}' if tier else ""), 0))
+        waited = ", ".join(f"{t} {g('waits_total', t)}" for t in TIERS[1:])
+        overdue = sum(g("overdue_total", t) for t in TIERS[1:])
+        out.append(f"critical first: waited their turn {waited} (overdue {overdue}); "
+                   f"lag probes {g('lag_probes_total')}, late {g('late_probes_total')}, "
+                   f"engaged {g('engaged_probes_total')}")
     return out
 
 

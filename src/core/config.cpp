@@ -102,7 +102,8 @@ Config LoadConfig(const std::string& path) {
     CheckKeys(*s, path, "server",
               {"listen_address", "listen_port", "threads", "body_limit_bytes", "header_timeout_ms",
                "idle_timeout_ms", "shutdown_grace_ms", "drain_ms", "access_log", "trusted_proxies",
-               "public_base_url", "critical_first_in_flight", "critical_first_threshold"});
+               "public_base_url", "critical_first_in_flight", "critical_first_threshold",
+               "critical_first_lag_us"});
     Get(*s, path, "server", "listen_address", c.listen_address);
     Get(*s, path, "server", "listen_port", c.listen_port);
     Get(*s, path, "server", "threads", c.threads);
@@ -128,6 +129,13 @@ Config LoadConfig(const std::string& path) {
            "must be between 1 and 100000 (critical-tier requests a node works on at once from "
            "which the other tiers yield), got " +
                std::to_string(c.critical_first_threshold));
+    Get(*s, path, "server", "critical_first_lag_us", c.critical_first_lag_us);
+    if (c.critical_first_lag_us < 0 || c.critical_first_lag_us > 10000000)
+      Fail(path, "server.critical_first_lag_us",
+           "must be between 0 (engage on the threshold alone) and 10000000 (microseconds a "
+           "node's event loop runs late, its CPU saturated, from which the other tiers "
+           "yield), got " +
+               std::to_string(c.critical_first_lag_us));
     Get(*s, path, "server", "access_log", c.access_log);
     if (s->get("public_base_url")) {
       std::string url;

@@ -57,12 +57,16 @@ struct Config {
   // shutdown_grace_ms) for requests in flight. 0: stop accepting at once.
   int drain_ms = 0;
   // Critical first (resilience/critical_first.hpp): while a node works on at least
-  // critical_first_threshold critical-tier requests at once, each of the high, medium and
-  // low tiers works on at most critical_first_in_flight requests at once; the rest wait
-  // their turn until their deadline. Both per node, divided among the threads (rounded
-  // up). critical_first_in_flight = 0: off (the tiers share the CPU as they come).
-  int critical_first_in_flight = 0;  // off by default: see bench/README.md "Critical first"
+  // critical_first_threshold critical-tier requests at once and its CPU is saturated (its
+  // event loop runs critical_first_lag_us or more late), each of the high, medium and low
+  // tiers works on at most critical_first_in_flight requests at once; the rest wait their
+  // turn, at most half of their time to the deadline. The two counts are per node, divided
+  // among the threads (rounded up: at 8 threads a threshold of 8 is 1 per thread).
+  // critical_first_in_flight = 0: off (the tiers share the CPU as they come);
+  // critical_first_lag_us = 0: engage on the threshold alone.
+  int critical_first_in_flight = 2;
   int critical_first_threshold = 8;
+  int critical_first_lag_us = 500;
   bool access_log = true;
   std::vector<std::string> trusted_proxies;  // edge addresses whose X-Forwarded-For is believed
   // server.public_base_url: the address clients reach the portal at (the edge's public

@@ -208,8 +208,10 @@ TEST(Config, ReadsTheJournalDiskReserve) {
 
 TEST(Config, ReadsTheCriticalFirstLimit) {
   auto d = LoadConfig(Write("[node]\nregion = \"x\"\n"));
-  EXPECT_EQ(d.critical_first_in_flight, 0);
+  EXPECT_EQ(d.critical_first_in_flight, 2);
   EXPECT_EQ(d.critical_first_threshold, 8);
+  EXPECT_EQ(d.critical_first_lag_us, 500);
+  EXPECT_EQ(LoadConfig(Write("[server]\ncritical_first_lag_us = 0\n")).critical_first_lag_us, 0);
   EXPECT_EQ(LoadConfig(Write("[server]\ncritical_first_threshold = 1\n")).critical_first_threshold,
             1);
   EXPECT_EQ(LoadConfig(Write("[server]\ncritical_first_in_flight = 0\n")).critical_first_in_flight,
@@ -218,7 +220,8 @@ TEST(Config, ReadsTheCriticalFirstLimit) {
             16);
   for (const char* bad : {"critical_first_in_flight = -1", "critical_first_in_flight = 100001",
                           "critical_first_in_flight = true", "critical_first_threshold = 0",
-                          "critical_first_threshold = 100001", "critical_first_threshold = 2.5"}) {
+                          "critical_first_threshold = 100001", "critical_first_threshold = 2.5",
+                          "critical_first_lag_us = -1", "critical_first_lag_us = 10000001"}) {
     try {
       LoadConfig(Write(std::string("[server]\n") + bad + "\n"));
       ADD_FAILURE() << bad << " was accepted";

@@ -341,43 +341,33 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       resp.set_header("Retry-After", "2");
     } else {
       ++in_flight;
-      // Critical first: while this shard works on many critical-tier requests, the other
-      // tiers take their turn within a small limit each (resilience/critical_first.hpp). Login
-      // has its own bulkhead and is not counted; ops is never held back.
+      // Critical first: while this shard works on many critical-tier requests with its CPU
+      // saturated, the other tiers take their turn within a small limit each, waiting at most
+      // half of their time to the deadline (resilience/critical_first.hpp). Login has its own
+      // bulkhead and is not counted; ops is never held back.
       resilience::CriticalFirst* gate = own ? nullptr : shard.critical_first.get();
       const bool lower = tier == Tier::kHigh || tier == Tier::kMedium || tier == Tier::kLow;
-      bool admitted = true;
       if (gate && tier == Tier::kCritical) {
         gate->CriticalBegin();
       } else if (gate && lower) {
-        admitted = co_await gate->Enter(tier, ctx.deadline);
+        co_await gate->Enter(tier, ctx.deadline);  // delays, never refuses
       }
-      if (!admitted) {
-        resp = http::OutcomeResponse(
-            503, "transient",
-            std::string("The ") + std::string(TierName(tier)) +
-                " features are busy right now because this server is serving medical records "
-                "first; please retry in a moment. Records, medications and allergies are not "
-                "affected.");
-        resp.set_header("Retry-After", "2");
-      } else {
-        try {
-          // The route's access policy, in one place (portal/access.hpp).
-          co_await ApplyAccessPolicy(ctx, e->access);
-          if (e->body && e->body->kind == BodyKind::kNone) {
-            try {
-              RequireNoBody(req);  // the operation never runs on a body it would ignore
-            } catch (const Error& bad) {
-              ctx.AuditOutcome("failure", "invalid request: a body where none is taken");
-              if (tier == Tier::kOps) ops::NoteRefusedBody(ctx, bad);  // counted like any ops body
-              throw;
-            }
+      try {
+        // The route's access policy, in one place (portal/access.hpp).
+        co_await ApplyAccessPolicy(ctx, e->access);
+        if (e->body && e->body->kind == BodyKind::kNone) {
+          try {
+            RequireNoBody(req);  // the operation never runs on a body it would ignore
+          } catch (const Error& bad) {
+            ctx.AuditOutcome("failure", "invalid request: a body where none is taken");
+            if (tier == Tier::kOps) ops::NoteRefusedBody(ctx, bad);  // counted like any ops body
+            throw;
           }
-          resp = co_await e->handler(ctx);
-          CheckAccessAfter(ctx, e->access, resp);
-        } catch (...) {
-          resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
         }
+        resp = co_await e->handler(ctx);
+        CheckAccessAfter(ctx, e->access, resp);
+      } catch (...) {
+        resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
       }
       if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
         resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
@@ -408,7 +398,7 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       }
       if (gate && tier == Tier::kCritical)
         gate->CriticalEnd();
-      else if (gate && lower && admitted)
+      else if (gate && lower)
         gate->Leave(tier);
       --in_flight;
     }
@@ -552,16 +542,16 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
       out += conns + events;
     }
     // Critical first: the lower tiers' requests that waited for critical work, how long,
-    // and how many of them their deadline refused.
+    // how many went ahead at half their time to the deadline, and the shards engaged now.
     {
       std::string waits =
           "# HELP continuum_critical_first_waits_total Lower-tier requests that waited their "
           "turn while critical-tier requests were served.\n"
           "# TYPE continuum_critical_first_waits_total counter\n";
-      std::string refused =
-          "# HELP continuum_critical_first_refusals_total Of those, refused (503) at their "
-          "deadline.\n"
-          "# TYPE continuum_critical_first_refusals_total counter\n";
+      std::string overdue =
+          "# HELP continuum_critical_first_overdue_total Of those, went ahead before their "
+          "turn, having waited half of their time to the deadline.\n"
+          "# TYPE continuum_critical_first_overdue_total counter\n";
       std::string seconds =
           "# HELP continuum_critical_first_wait_seconds_total Time those requests waited.\n"
           "# TYPE continuum_critical_first_wait_seconds_total counter\n";
@@ -575,19 +565,46 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
           if (!s->critical_first) continue;
           const auto& st = s->critical_first->stats()[static_cast<int>(t)];
           w += st.waited.load(std::memory_order_relaxed);
-          r += st.timed_out.load(std::memory_order_relaxed);
+          r += st.overdue.load(std::memory_order_relaxed);
           us += st.wait_us.load(std::memory_order_relaxed);
           waiting += st.waiting.load(std::memory_order_relaxed);
         }
         auto n = TierName(t);
         waits += fmt::format("continuum_critical_first_waits_total{{tier=\"{}\"}} {}\n", n, w);
-        refused += fmt::format("continuum_critical_first_refusals_total{{tier=\"{}\"}} {}\n", n, r);
+        overdue += fmt::format("continuum_critical_first_overdue_total{{tier=\"{}\"}} {}\n", n, r);
         seconds +=
             fmt::format("continuum_critical_first_wait_seconds_total{{tier=\"{}\"}} {:.6f}\n", n,
                         static_cast<double>(us) / 1e6);
         now += fmt::format("continuum_critical_first_waiting{{tier=\"{}\"}} {}\n", n, waiting);
       }
-      out += waits + refused + seconds + now;
+      out += waits + overdue + seconds + now;
+      int engaged = 0;
+      uint64_t probes = 0, late = 0, engaged_probes = 0;
+      for (auto& s : shards)
+        if (s->critical_first) {
+          engaged += s->critical_first->engaged_now();
+          probes += s->critical_first->probes();
+          late += s->critical_first->late_probes();
+          engaged_probes += s->critical_first->engaged_probes();
+        }
+      out += fmt::format(
+          "# HELP continuum_critical_first_engaged Threads (shards) whose lower tiers yield to "
+          "critical work now.\n"
+          "# TYPE continuum_critical_first_engaged gauge\n"
+          "continuum_critical_first_engaged {}\n"
+          "# HELP continuum_critical_first_lag_probes_total Event-loop lag measurements taken "
+          "while critical work was at its threshold.\n"
+          "# TYPE continuum_critical_first_lag_probes_total counter\n"
+          "continuum_critical_first_lag_probes_total {}\n"
+          "# HELP continuum_critical_first_late_probes_total Of those, at or above "
+          "critical_first_lag_us (CPU saturated).\n"
+          "# TYPE continuum_critical_first_late_probes_total counter\n"
+          "continuum_critical_first_late_probes_total {}\n"
+          "# HELP continuum_critical_first_engaged_probes_total Of those, taken while the "
+          "lower tiers yielded.\n"
+          "# TYPE continuum_critical_first_engaged_probes_total counter\n"
+          "continuum_critical_first_engaged_probes_total {}\n",
+          engaged, probes, late, engaged_probes);
     }
     auto js = journal.stats();
     out += "# TYPE continuum_audit_journal_records_total counter\n";
@@ -812,10 +829,12 @@ int Serve(const Config& cfg) {
       }
     }
     s->critical_first = std::make_unique<resilience::CriticalFirst>(
-        s->executor,
-        cfg.critical_first_in_flight == 0 ? 0
-                                          : std::max(1, (cfg.critical_first_in_flight + n - 1) / n),
-        std::max(1, (cfg.critical_first_threshold + n - 1) / n));
+        s->executor, resilience::CriticalFirstOptions{
+                         cfg.critical_first_in_flight == 0
+                             ? 0
+                             : std::max(1, (cfg.critical_first_in_flight + n - 1) / n),
+                         std::max(1, (cfg.critical_first_threshold + n - 1) / n),
+                         std::chrono::microseconds(cfg.critical_first_lag_us)});
     Shard* sp = s.get();
     handlers.push_back(
         [sp, &svc, &router](http::Request& req) { return Dispatch(*sp, svc, router, req); });
@@ -1007,6 +1026,8 @@ int Serve(const Config& cfg) {
   for (auto& t : threads) t.join();
   shards.push_back(std::move(background));  // closed with the others
   for (auto& s : shards) {
+    // Before the io_contexts go: their timers belong to them.
+    if (s->critical_first) s->critical_first->Close();
     for (auto& p : s->pools) p->Close();
     if (s->login_pool) s->login_pool->Close();  // the background shard has none
     for (auto& rp : s->read_pools)
