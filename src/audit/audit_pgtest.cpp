@@ -102,6 +102,38 @@ TEST_F(AuditPg, ShipsEveryRecordOnceAcrossSegments) {
   EXPECT_EQ(report.journal_records, 26u);
 }
 
+// A line the journal accepts but the table refuses (a data exception, SQLSTATE class 22;
+// here a trigger raises one for actor "bob", as a future constraint or a value out of the
+// database's range would) must not block the trail: the batch is inserted line by line,
+// the refused line is skipped (it stays in the journal; verify reports it missing) and
+// every other line of the batch, before and after it, is shipped once.
+TEST_F(AuditPg, ALineTheTableRefusesIsSkippedAndTheRestOfItsBatchShipped) {
+  pg_->Exec(url_,
+            "CREATE FUNCTION refuse_bob() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.actor = 'bob' THEN RAISE EXCEPTION 'refused' USING ERRCODE = '22023'; "
+            "END IF; RETURN NEW; END $$; "
+            "CREATE TRIGGER refuse_bob BEFORE INSERT ON audit_event FOR EACH ROW "
+            "EXECUTE FUNCTION refuse_bob()");
+  Journal j(Options(dir_));
+  AppendN(j, 1, 3);
+  Record odd;
+  odd.action = "read";
+  odd.actor = "bob";
+  odd.role = "provider";
+  odd.outcome = "success";
+  AppendSync(j, {odd});
+  AppendN(j, 5, 3);
+
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  EXPECT_EQ(s.ShipOnce(), 7u);  // read and handled: six inserted, one refused
+  EXPECT_EQ(Rows(), 6);
+  EXPECT_EQ(
+      pg_->QueryValue(url_, "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM audit_event"),
+      "1,2,3,5,6,7");
+  EXPECT_EQ(s.ShipOnce(), 0u);  // the position moved past it
+  EXPECT_EQ(Rows(), 6);
+}
+
 TEST_F(AuditPg, CatchesUpAfterTheDatabaseWasDown) {
   Journal j(Options(dir_));
   Shipper s(dir_.str(), Secret(url_), 50);

@@ -1,8 +1,8 @@
 // The shipper reads each node's journal from its persisted position (shipped-<node>.pos),
 // in batches of complete lines, and inserts them into audit_event in one transaction per
 // batch (synchronous_commit = on: an audit row must survive a failover). The columns
-// are derived by PostgreSQL from the journal line itself (line::jsonb), and `record`
-// holds the exact line, so the row is by construction what the journal says. The
+// are parsed here from the journal line itself (once, as the line is read) and COPYed,
+// and `record` holds the exact line, so the row is by construction what the journal says. The
 // position is advanced (atomic rename) only after COMMIT; a crash in between re-ships
 // the batch, which ON CONFLICT (node_id, seq) DO NOTHING makes harmless.
 //
@@ -69,50 +69,38 @@ void CopyField(std::string& out, std::string_view v, bool null_if_empty) {
     db::AppendCopyText(out, v);
 }
 
-// The COPY rows of `lines` ('\n'-separated journal lines). Throws PgError with
-// SQLSTATE class 22 for a line that does not parse, like the server would.
-std::string CopyRows(std::string_view lines) {
-  std::string out;
-  out.reserve(lines.size() * 2);
-  std::size_t start = 0;
-  while (start <= lines.size()) {
-    std::size_t nl = lines.find('\n', start);
-    if (nl == std::string_view::npos) nl = lines.size();
-    std::string_view line = lines.substr(start, nl - start);
-    start = nl + 1;
-    if (line.empty()) continue;
-    auto p = ParseLine(line);
-    if (!p) throw PgError("audit shipper: a journal line does not parse", "22P02");
-    const Record& r = p->record;
-    auto f = [&](std::string_view v, bool nullable = false, bool last = false) {
-      CopyField(out, v, nullable);
-      out += last ? '\n' : '\t';
-    };
-    f(r.node_id);
-    f(std::to_string(r.seq));
-    f(r.recorded_at);
-    f(r.region);
-    f(r.request_id);
-    f(r.actor);
-    f(r.role);
-    f(r.action);
-    f(r.resource_type, true);
-    f(r.resource_id, true);
-    f(r.patient_id, true);
-    f(r.client_address);
-    f(r.purpose_of_use);
-    f(r.outcome);
-    f(r.detail, true);
-    f(p->prev_hash);
-    f(p->hash);
-    f(line, false, true);
-  }
-  return out;
+// Appends the COPY row of a parsed journal line (the line itself is its `record`).
+void AppendCopyRow(std::string& out, const ParsedLine& p, std::string_view line) {
+  const Record& r = p.record;
+  auto f = [&](std::string_view v, bool nullable = false, bool last = false) {
+    CopyField(out, v, nullable);
+    out += last ? '\n' : '\t';
+  };
+  f(r.node_id);
+  f(std::to_string(r.seq));
+  f(r.recorded_at);
+  f(r.region);
+  f(r.request_id);
+  f(r.actor);
+  f(r.role);
+  f(r.action);
+  f(r.resource_type, true);
+  f(r.resource_id, true);
+  f(r.patient_id, true);
+  f(r.client_address);
+  f(r.purpose_of_use);
+  f(r.outcome);
+  f(r.detail, true);
+  f(p.prev_hash);
+  f(p.hash);
+  f(line, false, true);
 }
 
 struct Batch {
-  std::string lines;                                       // joined by '\n', no trailing newline
-  std::vector<std::pair<std::size_t, std::size_t>> spans;  // each line in `lines`
+  std::string rows;  // the lines' COPY rows, each ending in '\n' (parsed once, when read)
+  std::vector<std::pair<std::size_t, std::size_t>> spans;  // each row in `rows`
+  std::vector<std::int64_t> seqs;                          // each row's seq
+  std::size_t line_bytes = 0;                              // the journal lines' size
   ShipPosition next;                                       // the position after this batch
   std::uint64_t invalid = 0;
 };
@@ -157,7 +145,7 @@ struct Shipper::Impl {
   template <typename Fn>
   void WithConnection(Fn&& fn);
   void Insert(const std::string& node, const Batch& batch);
-  void InsertOnce(const char* lines);
+  void InsertOnce(const std::string& rows);
   std::uint64_t Backlog();
   std::uint64_t Round();
   void SignHeads();
@@ -177,7 +165,7 @@ Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<Segmen
     pos.segment = segs[i].index;  // nothing shipped yet, or that segment is gone
     pos.offset = 0;
   }
-  while (i < segs.size() && b.spans.size() < kMaxBatchRows && b.lines.size() < kMaxBatchBytes) {
+  while (i < segs.size() && b.spans.size() < kMaxBatchRows && b.line_bytes < kMaxBatchBytes) {
     const auto& seg = segs[i];
     std::uint64_t end = FileSize(seg.path);
     bool finished = i + 1 < segs.size();  // the writer only ever appends to the newest
@@ -211,16 +199,18 @@ Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<Segmen
         const std::string_view line(data.data() + start, nl - start);
         auto parsed = ParseLine(line);
         if (parsed && parsed->record.node_id == node) {
-          if (!b.lines.empty()) b.lines.push_back('\n');
-          b.spans.emplace_back(b.lines.size(), line.size());
-          b.lines.append(line);
+          const std::size_t row = b.rows.size();
+          AppendCopyRow(b.rows, *parsed, line);
+          b.spans.emplace_back(row, b.rows.size() - row);
+          b.seqs.push_back(parsed->record.seq);
+          b.line_bytes += line.size();
           pos.seq = parsed->record.seq;
         } else {
           ++b.invalid;  // not shippable; `audit verify` names it
         }
         pos.offset += nl + 1 - start;
         start = nl + 1;
-        if (b.spans.size() >= kMaxBatchRows || b.lines.size() >= kMaxBatchBytes) break;
+        if (b.spans.size() >= kMaxBatchRows || b.line_bytes >= kMaxBatchBytes) break;
       }
       consumed = pos.offset == end;
       if (!consumed && finished && pos.offset + (data.size() - start) == end &&
@@ -268,8 +258,7 @@ void Shipper::Impl::WithConnection(Fn&& fn) {
   }
 }
 
-void Shipper::Impl::InsertOnce(const char* lines) {
-  const std::string rows = CopyRows(lines);
+void Shipper::Impl::InsertOnce(const std::string& rows) {
   // Fast path: COPY straight into audit_event. Rows already there (a retry after the
   // position file could not be saved) make it fail as a whole with 23505; then the
   // batch goes through the staging table with ON CONFLICT DO NOTHING.
@@ -304,7 +293,7 @@ void Shipper::Impl::InsertOnce(const char* lines) {
 
 void Shipper::Impl::Insert(const std::string& node, const Batch& batch) {
   try {
-    WithConnection([&] { InsertOnce(batch.lines.c_str()); });
+    WithConnection([&] { InsertOnce(batch.rows); });
     return;
   } catch (const PgError& e) {
     // A data exception (class 22) means some line is unacceptable to the table. Insert
@@ -312,17 +301,17 @@ void Shipper::Impl::Insert(const std::string& node, const Batch& batch) {
     // stays in the journal and `audit verify` reports it missing from the table.
     if (!conn || !conn->ok() || e.sqlstate().rfind("22", 0) != 0) throw;
   }
-  for (const auto& [off, len] : batch.spans) {
-    const std::string line = batch.lines.substr(off, len);
+  for (std::size_t i = 0; i < batch.spans.size(); ++i) {
+    const auto [off, len] = batch.spans[i];
     try {
-      WithConnection([&] { InsertOnce(line.c_str()); });
+      const std::string row = batch.rows.substr(off, len);
+      WithConnection([&] { InsertOnce(row); });
     } catch (const PgError& e) {
       if (!conn || !conn->ok() || e.sqlstate().rfind("22", 0) != 0) throw;
-      const auto seq = SalvageSeq(line);
       spdlog::error(
           "audit shipper: node {} seq {} rejected by the database (SQLSTATE {}); "
           "skipped",
-          node, seq ? *seq : -1, e.sqlstate());
+          node, batch.seqs[i], e.sqlstate());
     }
   }
 }
