@@ -176,7 +176,10 @@ class CriticalFirstTest(ContinuumTestCase):
         wait_until(lambda: self.metric("continuum_critical_first_lag_probes_total",
                                        server=server) >= probes0 + 20, 5, 0.05,
                    "the node measuring its event loop's lag")
-        self.assertEqual(self.metric("continuum_critical_first_engaged", server=server), 0)
+        # (A busy test machine may make one probe late now and then: the gate then engages
+        # for a few probes. Only its steady state is asserted here.)
+        wait_until(lambda: self.metric("continuum_critical_first_engaged", server=server) == 0,
+                   5, 0.02, "the gate disengaged with the CPU idle")
         highs = [self.in_background(lambda: self.appointments(patient, server)) for _ in range(3)]
         for t, _ in highs:
             t.join(20)
