@@ -397,7 +397,7 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
         }
       }
       if (gate && tier == Tier::kCritical)
-        gate->CriticalEnd();
+        gate->CriticalEnd(resp.status < 500);
       else if (gate && lower)
         gate->Leave(tier);
       --in_flight;

@@ -49,8 +49,9 @@ void CriticalFirst::CriticalBegin() {
   Publish();
 }
 
-void CriticalFirst::CriticalEnd() {
+void CriticalFirst::CriticalEnd(bool served) {
   if (critical_ > 0) --critical_;
+  if (served) ++served_;
   if (critical_ < opt_.threshold) WakeAll();  // below the threshold: everything may go
   Publish();
 }
@@ -74,21 +75,29 @@ void CriticalFirst::Arm(const std::shared_ptr<asio::steady_timer>& t) {
 void CriticalFirst::OnProbe(Clock::duration lag) {
   probes_.fetch_add(1, std::memory_order_relaxed);
   if (Engaged()) engaged_probes_.fetch_add(1, std::memory_order_relaxed);
-  if (lag >= opt_.lag_limit) {
+  // Saturated: the loop runs late while the critical tier is moving (it served a request
+  // since the last probe), so more CPU for it means more records served. A critical tier
+  // stuck on its database serves nothing: yielding to it would gain nothing.
+  const bool moving = served_ > 0;
+  served_ = 0;
+  if (lag >= opt_.lag_limit && moving) {
     late_probes_.fetch_add(1, std::memory_order_relaxed);
     saturated_ = true;
-    on_time_ = 0;
-  } else if (lag < opt_.lag_limit / 2 && ++on_time_ >= kReleaseAfter) {
+    calm_ = 0;
+  } else if (lag < opt_.lag_limit / 2 || !moving) {
     // Hysteresis: a saturated loop is on time now and then by chance; only a run of
-    // probes well within the limit says it caught up.
-    saturated_ = false;
+    // calm probes in a row says it caught up (or that critical work stopped moving).
+    calm_ = std::min(calm_ + 1, kReleaseAfter);
+    if (calm_ >= kReleaseAfter) saturated_ = false;
+  } else {
+    calm_ = 0;  // late, but under the limit: neither engages nor counts toward release
   }
   if (critical_ >= opt_.threshold) {
     Arm(probe_);
   } else {
     probe_.reset();
     saturated_ = false;
-    on_time_ = 0;
+    calm_ = 0;
   }
   if (!Engaged()) WakeAll();
   Publish();

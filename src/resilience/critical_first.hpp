@@ -8,12 +8,16 @@
 //
 // It engages on a shard while both hold:
 //  - the shard works on at least `threshold` critical-tier requests at once, and
-//  - the shard's CPU is saturated: its event loop runs late. While the first holds, a
-//    timer measures every `probe period` how late the loop runs a due timer (the work
-//    queued ahead of it); at `lag_limit` or more the gate engages, and after four probes
-//    in a row below half of it, it disengages. So critical requests that wait on their own database
-//    (a stuck pool, slow queries: the CPU idle) never hold the other tiers back; the bulkheads
-//    alone isolate that case. lag_limit 0 engages on the threshold alone (tests).
+//  - the shard's CPU is saturated while the critical tier moves: while the first holds, a
+//    timer measures every `probe period` how late the event loop runs a due timer (the
+//    work queued ahead of it, and the thread's wait for a core). A probe at `lag_limit` or
+//    more late, with at least one critical request served (not a 5xx) since the last
+//    probe, engages the gate; four probes in a row that are on time (below half the limit)
+//    or see no critical request served release it. So critical requests that wait on
+//    their own database (a held pool, hung queries) never hold the other tiers back,
+//    whatever else keeps the CPU busy: they serve nothing, and more CPU would not help
+//    them. The bulkheads alone isolate that case. lag_limit 0 engages on the threshold
+//    alone (tests).
 // While engaged, each other tier (high, medium, low) works on at most `lower_limit`
 // requests at once on that shard; its further requests wait their turn, in arrival
 // order. When the gate disengages, everything waiting goes at once.
@@ -67,9 +71,10 @@ class CriticalFirst {
   CriticalFirst(const CriticalFirst&) = delete;
   CriticalFirst& operator=(const CriticalFirst&) = delete;
 
-  // A critical-tier request starts / ends on this shard.
+  // A critical-tier request starts / ends on this shard; `served`: it was answered (not a
+  // 5xx), the critical tier moves.
   void CriticalBegin();
-  void CriticalEnd();
+  void CriticalEnd(bool served = true);
 
   // A high, medium or low tier request asks to start; it returns once admitted (at its
   // turn, or when it has waited half of its time to `deadline`). Call Leave when done.
@@ -118,9 +123,10 @@ class CriticalFirst {
   boost::asio::any_io_executor ex_;
   CriticalFirstOptions opt_;
   int critical_ = 0;
-  static constexpr int kReleaseAfter = 4;  // probes in a row well within the lag limit
+  static constexpr int kReleaseAfter = 4;  // calm probes in a row that release the gate
   bool saturated_ = false;                 // the lag measurements (with hysteresis)
-  int on_time_ = 0;                        // probes in a row below half the lag limit
+  int calm_ = 0;                           // calm probes in a row (capped at kReleaseAfter)
+  uint64_t served_ = 0;                    // critical requests served since the last probe
   bool closed_ = false;
   std::shared_ptr<boost::asio::steady_timer> probe_;       // while measuring
   std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // expires with the gate

@@ -39,15 +39,18 @@ void Ask(asio::io_context& io, CriticalFirst& g, Tier tier, Deadline d, std::opt
 }
 
 // Keeps the io_context's thread busy for `total`, in slices of `slice` (a saturated CPU:
-// the event loop runs every due timer up to a slice late).
+// the event loop runs every due timer up to a slice late). With `gate`, each slice is a
+// critical request served (the critical tier moves).
 void BusyFor(asio::io_context& io, std::chrono::milliseconds total, std::chrono::milliseconds slice,
-             bool& done) {
+             bool& done, CriticalFirst* gate = nullptr) {
   asio::co_spawn(
       io,
-      [&io, total, slice, &done]() -> asio::awaitable<void> {
+      [&io, total, slice, &done, gate]() -> asio::awaitable<void> {
         const auto end = std::chrono::steady_clock::now() + total;
         while (std::chrono::steady_clock::now() < end) {
+          if (gate) gate->CriticalBegin();
           std::this_thread::sleep_for(slice);
+          if (gate) gate->CriticalEnd(true);
           co_await asio::post(io, asio::use_awaitable);
         }
         done = true;
@@ -252,7 +255,7 @@ TEST(CriticalFirst, ASaturatedEventLoopEngagesItAndCatchingUpReleasesIt) {
                   {.lower_limit = 1, .threshold = 1, .lag_limit = 2ms, .probe_period = 1ms});
   g.CriticalBegin();
   bool busy_done = false;
-  BusyFor(io, 300ms, 5ms, busy_done);
+  BusyFor(io, 300ms, 5ms, busy_done, &g);
   auto t0 = std::chrono::steady_clock::now();
   while (!g.engaged() && std::chrono::steady_clock::now() - t0 < 250ms) io.run_one_for(10ms);
   ASSERT_TRUE(g.engaged()) << "probes " << g.probes() << ", late " << g.late_probes();
@@ -273,6 +276,33 @@ TEST(CriticalFirst, ASaturatedEventLoopEngagesItAndCatchingUpReleasesIt) {
   EXPECT_FALSE(g.engaged());
   EXPECT_EQ(g.stats()[static_cast<int>(Tier::kHigh)].overdue.load(), 0u);
   EXPECT_GT(g.late_probes(), 0u);
+}
+
+// The review's case with a busy CPU: the loop runs late (the lower tiers' own work, other
+// processes) while the critical requests wait on their database and none is served. More
+// CPU would not help them, so nothing yields; once they are served again, it engages.
+TEST(CriticalFirst, ABusyLoopWhileCriticalWorkServesNothingHoldsNothingBack) {
+  asio::io_context io;
+  CriticalFirst g(io.get_executor(),
+                  {.lower_limit = 1, .threshold = 2, .lag_limit = 2ms, .probe_period = 1ms});
+  for (int i = 0; i < 3; ++i) g.CriticalBegin();  // stuck on their pool
+  bool busy_done = false;
+  BusyFor(io, 150ms, 5ms, busy_done);  // busy, but no critical request served
+  auto t0 = std::chrono::steady_clock::now();
+  while (!busy_done && std::chrono::steady_clock::now() - t0 < 3s) {
+    io.run_one_for(10ms);
+    EXPECT_FALSE(g.engaged());
+  }
+  EXPECT_TRUE(busy_done);
+  EXPECT_GE(g.probes(), 10u);
+  EXPECT_EQ(g.late_probes(), 0u);
+  // Now critical requests are served on the busy loop: it engages.
+  busy_done = false;
+  BusyFor(io, 150ms, 5ms, busy_done, &g);
+  t0 = std::chrono::steady_clock::now();
+  while (!g.engaged() && std::chrono::steady_clock::now() - t0 < 3s) io.run_one_for(10ms);
+  EXPECT_TRUE(g.engaged());
+  while (!busy_done && std::chrono::steady_clock::now() - t0 < 3s) io.run_one_for(10ms);
 }
 
 // At shutdown every waiter goes and nothing waits from then on (the node calls Close before

@@ -11,8 +11,9 @@ Critical and high requests are kept in flight for seconds by holding their tiers
 deadline. The nodes run one thread, a threshold of two critical requests and a share of
 one request per tier, so what waits is exact and read from the node's own metrics. The
 first node engages on the threshold alone (critical_first_lag_us = 0: the order itself is
-tested); the second measures its CPU as deployed (the default lag limit), and its critical
-requests stuck on their pool must not hold the high tier back. The CPU-saturated case
+tested); the second measures its CPU as deployed (the default lag limit: it engages only
+while its event loop runs late and the critical tier is served), and its critical requests
+stuck on their pool must not hold the high tier back. The CPU-saturated case
 itself is unit-tested (critical_first_test.cpp) and measured by bench/mixed."""
 
 from __future__ import annotations
@@ -176,8 +177,8 @@ class CriticalFirstTest(ContinuumTestCase):
         wait_until(lambda: self.metric("continuum_critical_first_lag_probes_total",
                                        server=server) >= probes0 + 20, 5, 0.05,
                    "the node measuring its event loop's lag")
-        # (A busy test machine may make one probe late now and then: the gate then engages
-        # for a few probes. Only its steady state is asserted here.)
+        # (Its critical requests serve nothing, so even a late probe on a busy test machine
+        # does not engage it.)
         wait_until(lambda: self.metric("continuum_critical_first_engaged", server=server) == 0,
                    5, 0.02, "the gate disengaged with the CPU idle")
         highs = [self.in_background(lambda: self.appointments(patient, server)) for _ in range(3)]
@@ -188,8 +189,7 @@ class CriticalFirstTest(ContinuumTestCase):
             self.assertNotIn("error", out, out)
             self.assertIn(out["response"].status, (503, 504), out["response"])
         # With the threshold alone they would each have waited up to half their 3 s for the
-        # share of one (1.5 s and more in all); a momentary late probe on a busy test
-        # machine may hold one for a probe period (5 ms) at most.
+        # share of one (1.5 s and more in all).
         waited = self.metric("continuum_critical_first_wait_seconds_total", "high", server) - seconds0
         self.assertLess(waited, 0.5, "high-tier reads waited for critical work stuck on its pool")
         self.release(server)
