@@ -341,6 +341,21 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       resp.set_header("Retry-After", "2");
     } else {
       ++in_flight;
+      // The slots this request takes are given back however it ends: at the end of this
+      // block, when an exception escapes it, or when its frame is destroyed at shutdown.
+      struct Slots {
+        int& in_flight;
+        resilience::CriticalFirst* gate;  // set once it holds a critical-first slot
+        Tier tier;
+        const http::Response& resp;
+        ~Slots() {
+          if (gate && tier == Tier::kCritical)
+            gate->CriticalEnd(resp.status < 500);
+          else if (gate)
+            gate->Leave(tier);
+          --in_flight;
+        }
+      } slots{in_flight, nullptr, tier, resp};
       // Critical first: while this shard works on many critical-tier requests with its CPU
       // saturated, the other tiers take their turn within a small limit each, waiting at most
       // half of their time to the deadline (resilience/critical_first.hpp). Login has its own
@@ -349,8 +364,10 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       const bool lower = tier == Tier::kHigh || tier == Tier::kMedium || tier == Tier::kLow;
       if (gate && tier == Tier::kCritical) {
         gate->CriticalBegin();
+        slots.gate = gate;
       } else if (gate && lower) {
         co_await gate->Enter(tier, ctx.deadline);  // delays, never refuses
+        slots.gate = gate;
       }
       try {
         // The route's access policy, in one place (portal/access.hpp).
@@ -396,11 +413,6 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
           resp.set_header("Retry-After", "1");
         }
       }
-      if (gate && tier == Tier::kCritical)
-        gate->CriticalEnd(resp.status < 500);
-      else if (gate && lower)
-        gate->Leave(tier);
-      --in_flight;
     }
   }
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
