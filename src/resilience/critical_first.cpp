@@ -60,6 +60,7 @@ void CriticalFirst::CriticalEnd(bool served) {
 // event loop runs a due timer: the CPU work queued on this shard ahead of it.
 void CriticalFirst::Probe() {
   if (probe_ || closed_ || opt_.lower_limit <= 0 || opt_.lag_limit.count() == 0) return;
+  served_ = 0;  // only what is served while measuring counts
   probe_ = std::make_shared<asio::steady_timer>(ex_);
   Arm(probe_);
 }
