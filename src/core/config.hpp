@@ -92,6 +92,10 @@ struct Config {
   // operator's explicit choice to accept single-copy writes), or "auto" (the default:
   // sync-standby when [topology] lists two or more databases, else local).
   std::string clinical_commit = "auto";
+  // database.read_group_limit: read-only batches queued for a tier's connection that go to
+  // the database in one round trip (each its own transaction), so that under saturation
+  // the database answers many reads per wakeup (db::PoolOptions::group_limit). 1 = off.
+  int read_group_limit = 16;
   bool RequireSyncStandby() const {
     return clinical_commit == "sync-standby" ||
            (clinical_commit == "auto" && topology_regions.size() >= 2);

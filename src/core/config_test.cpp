@@ -232,6 +232,21 @@ TEST(Config, ReadsTheCriticalFirstLimit) {
   }
 }
 
+TEST(Config, ReadsTheReadGroupLimit) {
+  EXPECT_EQ(LoadConfig(Write("[node]\nregion = \"x\"\n")).read_group_limit, 16);
+  EXPECT_EQ(LoadConfig(Write("[database]\nread_group_limit = 1\n")).read_group_limit, 1);
+  for (const char* bad :
+       {"read_group_limit = 0", "read_group_limit = 257", "read_group_limit = \"8\""}) {
+    try {
+      LoadConfig(Write(std::string("[database]\n") + bad + "\n"));
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("database.read_group_limit"), std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(Config, RefusesIntegersTooLargeForTheirSetting) {
   // 2^32 + 4 would wrap to 4 threads in an int
   EXPECT_THROW(LoadConfig(Write("[server]\nthreads = 4294967300\n")), std::runtime_error);

@@ -403,6 +403,205 @@ asio::awaitable<std::vector<Result>> Connection::RunOnce(const std::vector<State
   co_return results;
 }
 
+asio::awaitable<void> Connection::RunGroup(const std::vector<GroupBatch>& batches,
+                                           const GroupDone& done) {
+  auto& d = *impl_;
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::vector<bool> answered(batches.size(), false);
+  auto answer = [&](std::size_t i, std::vector<Result> r, std::exception_ptr e) {
+    answered[i] = true;
+    done(i, std::move(r), std::move(e));
+  };
+  auto error_of = [](auto&& raise) -> std::exception_ptr {
+    try {
+      raise();
+    } catch (...) {
+      return std::current_exception();
+    }
+    return nullptr;
+  };
+  if (broken_) {
+    for (std::size_t i = 0; i < batches.size(); ++i)
+      answer(i, {}, error_of([] {
+               throw ConnectionError("the database connection was lost; please retry");
+             }));
+    co_return;
+  }
+  // Batches already out of time are answered now and not sent; the rest share the latest
+  // deadline for the socket waits and statement_timeout.
+  std::vector<std::size_t> live;
+  Deadline latest(Deadline::Clock::time_point::min());
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    if (batches[i].deadline.expired()) {
+      answer(i, {}, error_of([] {
+               throw DeadlineExceeded("request deadline exceeded while waiting for the database");
+             }));
+      continue;
+    }
+    live.push_back(i);
+    if (batches[i].deadline.at() > latest.at()) latest = batches[i].deadline;
+  }
+  if (live.empty()) co_return;
+  auto started = std::chrono::steady_clock::now();
+  // What each PGresult sequence (up to its NULL) belongs to: the housekeeping segment
+  // (kNone: statement_timeout and the prepares, committed on their own so that no batch's
+  // error can undo them), then one segment per batch, each ended by its sync point.
+  struct Pending {
+    bool prepare;
+    const char* name;
+    std::size_t index;  // the statement's index within its batch
+  };
+  std::vector<std::pair<std::size_t, std::vector<Pending>>> segments;  // owner, expected
+  int want_timeout = 0;
+  if (!latest.is_never()) {
+    auto left = static_cast<int>(latest.left().count());
+    want_timeout = std::max(kTimeoutStepMs, left / kTimeoutStepMs * kTimeoutStepMs);
+  }
+  bool set_timeout = want_timeout != d.statement_timeout_ms;
+  bool lost = false;
+  auto fail_send = [&]() -> void { lost = broken_ = true; };
+  do {
+    std::vector<Pending> hk;
+    if (set_timeout) {
+      std::string v = std::to_string(want_timeout);
+      const char* vals[1] = {v.c_str()};
+      if (!PQsendQueryParams(d.conn, kSetTimeout.sql, 1, nullptr, vals, nullptr, nullptr, 0)) {
+        fail_send();
+        break;
+      }
+      hk.push_back({false, nullptr, kNone});
+    }
+    std::unordered_set<std::string_view> preparing;
+    for (std::size_t i : live)
+      for (const auto& s : *batches[i].stmts)
+        if (!lost && !d.prepared.contains(s.query->name) &&
+            preparing.insert(s.query->name).second) {
+          if (!PQsendPrepare(d.conn, s.query->name, s.query->sql, 0, nullptr)) fail_send();
+          hk.push_back({true, s.query->name, kNone});
+        }
+    if (!lost && !hk.empty()) {
+      if (!PQpipelineSync(d.conn)) fail_send();
+      segments.emplace_back(kNone, std::move(hk));
+    }
+  } while (false);
+  std::vector<const char*> vals;
+  for (std::size_t i : live) {
+    if (lost) break;
+    std::vector<Pending> seg;
+    const auto& stmts = *batches[i].stmts;
+    bool local_commit = !stmts.empty();
+    for (const auto& s : stmts) local_commit = local_commit && CommitsLocally(s.query->data_class);
+    if (local_commit) {
+      if (!PQsendQueryParams(d.conn, kCommitLocally.sql, 0, nullptr, nullptr, nullptr, nullptr, 0))
+        fail_send();
+      seg.push_back({false, nullptr, kNone});
+    }
+    for (std::size_t k = 0; k < stmts.size() && !lost; ++k) {
+      vals.clear();
+      for (const auto& p : stmts[k].params) vals.push_back(p.null ? nullptr : p.value.c_str());
+      if (!PQsendQueryPrepared(d.conn, stmts[k].query->name, static_cast<int>(vals.size()),
+                               vals.data(), nullptr, nullptr, 0))
+        fail_send();
+      seg.push_back({false, nullptr, k});
+    }
+    if (!PQpipelineSync(d.conn)) fail_send();
+    segments.emplace_back(i, std::move(seg));
+  }
+
+  d.Arm(latest, weak_from_this());
+  for (;;) {
+    if (lost) break;
+    int f = PQflush(d.conn);
+    if (f == 0) break;
+    if (f < 0 || !co_await d.Wait(asio::posix::descriptor_base::wait_write)) {
+      lost = true;
+      break;
+    }
+  }
+  auto next = [&]() -> asio::awaitable<PGresult*> {
+    while (PQisBusy(d.conn)) {
+      if (!co_await d.Wait(asio::posix::descriptor_base::wait_read) || !PQconsumeInput(d.conn)) {
+        lost = true;
+        co_return nullptr;
+      }
+    }
+    co_return PQgetResult(d.conn);
+  };
+  for (const auto& segment : segments) {
+    if (lost) break;
+    const std::size_t owner = segment.first;
+    const std::vector<Pending>& seg = segment.second;
+    std::vector<Result> results(owner == kNone ? 0 : batches[owner].stmts->size());
+    std::string err_state, err_constraint, err_message;
+    for (const Pending& e : seg) {
+      if (lost) break;
+      for (;;) {
+        PGresult* r = co_await next();
+        if (lost || !r) break;
+        auto st = PQresultStatus(r);
+        if (st == PGRES_FATAL_ERROR && err_state.empty()) {
+          const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+          const char* c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+          const char* m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+          err_state = s ? s : "XX000";
+          err_constraint = c ? c : "";
+          err_message = m ? m : "";
+          PQclear(r);
+        } else if (e.index != kNone && owner != kNone &&
+                   (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
+          results[e.index] = Result(r);
+        } else {
+          if (e.prepare && st == PGRES_COMMAND_OK) d.prepared.insert(e.name);
+          PQclear(r);
+        }
+      }
+    }
+    // The segment's sync point.
+    while (!lost) {
+      PGresult* r = co_await next();
+      if (lost) break;
+      if (!r) {
+        if (PQstatus(d.conn) != CONNECTION_OK) lost = true;
+        continue;
+      }
+      bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+      PQclear(r);
+      if (sync) break;
+    }
+    if (lost) break;
+    if (!err_state.empty()) {
+      auto cls = err_state.substr(0, 2);
+      if (cls == "08" || cls == "53" || cls == "57" || err_state == "25006") broken_ = true;
+    }
+    if (owner == kNone) {
+      if (set_timeout) d.statement_timeout_ms = err_state.empty() ? want_timeout : -1;
+      continue;
+    }
+    const char* qname =
+        batches[owner].stmts->empty() ? "empty" : batches[owner].stmts->back().query->name;
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    Metrics::Get().ObserveQuery(qname, err_state.empty(), secs);
+    if (err_state.empty())
+      answer(owner, std::move(results), nullptr);
+    else
+      answer(owner, {},
+             error_of([&] { ThrowForSqlState(err_state, err_constraint, err_message, qname); }));
+  }
+  d.Disarm();
+  if (lost || PQstatus(d.conn) != CONNECTION_OK) {
+    broken_ = true;
+    const bool timed_out = d.timed_out;
+    for (std::size_t i : live) {
+      if (answered[i]) continue;
+      answer(i, {}, error_of([&] {
+               if (timed_out)
+                 throw QueryCanceled("the database did not answer within the request deadline");
+               throw ConnectionError("the database connection was lost; please retry");
+             }));
+    }
+  }
+}
+
 // ---------------------------------------------------------------- Pool
 
 struct Pool::Waiter {
@@ -411,6 +610,13 @@ struct Pool::Waiter {
   std::shared_ptr<Connection> conn;
   bool may_create = false;  // a slot freed up: the waiter opens a new connection
   bool done = false;
+  // A read-only batch that may ride the round trip of the waiter ahead of it (group_limit).
+  bool groupable = false;
+  std::vector<Statement> batch;  // a copy: the leader may send it after this waiter left
+  Deadline deadline;
+  bool grouped = false;  // taken into a leader's round trip; done = its answer is in
+  std::vector<Result> results;
+  std::exception_ptr error;
 };
 
 Lease::~Lease() {
@@ -458,6 +664,12 @@ void Pool::Release(std::shared_ptr<Connection> c) {
 }
 
 asio::awaitable<Lease> Pool::Acquire(Deadline deadline) {
+  auto got = co_await AcquireOrJoin(deadline, nullptr);
+  co_return std::move(std::get<Lease>(got));
+}
+
+asio::awaitable<std::variant<Lease, std::shared_ptr<Pool::Waiter>>> Pool::AcquireOrJoin(
+    Deadline deadline, const std::vector<Statement>* group) {
   deadline.Check(("waiting for a database connection (" + options_.name + " pool)").c_str());
   std::shared_ptr<Connection> conn;
   bool create = false;
@@ -482,16 +694,25 @@ asio::awaitable<Lease> Pool::Acquire(Deadline deadline) {
     auto w = std::make_shared<Waiter>(ex_);
     w->timer.expires_at(deadline.is_never() ? asio::steady_timer::time_point::max()
                                             : deadline.at());
+    if (group) {
+      w->groupable = true;
+      w->batch = *group;
+      w->deadline = deadline;
+    }
     waiters_.push_back(w);
     stats_.waiting.fetch_add(1);
     co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     stats_.waiting.fetch_sub(1);
     if (!w->done) {
+      if (w->grouped)  // sent, its answer not in yet: a later answer goes nowhere
+        throw DeadlineExceeded("request deadline exceeded while waiting for the database (" +
+                               options_.name + " pool)");
       std::erase(waiters_, w);
       stats_.wait_timeouts.fetch_add(1);
       throw DeadlineExceeded("request deadline exceeded while waiting for a database connection (" +
                              options_.name + " pool)");
     }
+    if (w->grouped) co_return w;
     if (w->conn) {
       conn = std::move(w->conn);
     } else {
@@ -516,6 +737,50 @@ asio::awaitable<Lease> Pool::Acquire(Deadline deadline) {
   stats_.in_use.fetch_add(1);
   stats_.acquired.fetch_add(1);
   co_return Lease(this, std::move(conn));
+}
+
+asio::awaitable<std::vector<Result>> Pool::RunLed(Lease& lease, const std::vector<Statement>& stmts,
+                                                  Deadline deadline) {
+  // The groupable waiters at the head of the queue (a write waiting there keeps its turn)
+  // whose deadlines end near this one's: the round trip is bounded by the latest of them,
+  // so this batch's answer is never held much past its own deadline.
+  constexpr auto kSlack = std::chrono::milliseconds(kTimeoutStepMs);
+  std::vector<std::shared_ptr<Waiter>> riders;
+  while (static_cast<int>(riders.size()) + 1 < options_.group_limit && !waiters_.empty()) {
+    auto& w = waiters_.front();
+    if (!w->groupable) break;
+    if (!deadline.is_never() &&
+        (w->deadline.is_never() || w->deadline.at() > deadline.at() + kSlack))
+      break;
+    w->grouped = true;
+    riders.push_back(std::move(w));
+    waiters_.pop_front();
+  }
+  if (riders.empty()) co_return co_await lease->Run(stmts, deadline, options_.require_sync_standby);
+  stats_.grouped.fetch_add(riders.size());
+  // This batch goes last: it is answered when the round trip ends (the leader reads it
+  // to the end), the riders each as soon as their own results are in.
+  std::vector<Connection::GroupBatch> batches;
+  batches.reserve(riders.size() + 1);
+  for (const auto& w : riders) batches.push_back({&w->batch, w->deadline});
+  batches.push_back({&stmts, deadline});
+  std::vector<Result> mine;
+  std::exception_ptr my_error;
+  co_await lease->RunGroup(batches,
+                           [&](std::size_t i, std::vector<Result> r, std::exception_ptr e) {
+                             if (i == riders.size()) {
+                               mine = std::move(r);
+                               my_error = std::move(e);
+                               return;
+                             }
+                             auto& w = *riders[i];
+                             w.results = std::move(r);
+                             w.error = std::move(e);
+                             w.done = true;
+                             w.timer.cancel();
+                           });
+  if (my_error) std::rethrow_exception(my_error);
+  co_return mine;
 }
 
 asio::awaitable<Result> Pool::Exec(const Query& q, Params params, Deadline deadline) {
@@ -544,13 +809,26 @@ asio::awaitable<std::vector<Result>> Pool::Batch(std::vector<Statement> stmts, D
   using Replay = BatchOptions::Replay;
   const bool replayable =
       options.replay == Replay::kIdempotent || (options.replay == Replay::kAuto && ReadOnly(stmts));
+  // Read batches may share a round trip with other reads queued for a connection.
+  const bool groupable = options_.group_limit > 1 && !options.commit_lsn && ReadOnly(stmts);
   asio::steady_timer backoff(ex_);
   for (int attempt = 0;; ++attempt) {
     bool sent = false;
     try {
-      Lease lease = co_await Acquire(deadline);
+      auto got = co_await AcquireOrJoin(deadline, groupable ? &stmts : nullptr);
       sent = true;
-      auto r = co_await lease->Run(stmts, deadline, options_.require_sync_standby);
+      if (auto* joined = std::get_if<std::shared_ptr<Waiter>>(&got)) {
+        if ((*joined)->error) std::rethrow_exception((*joined)->error);
+        stats_.last_ok_unix.store(UnixNow());
+        co_return std::move((*joined)->results);
+      }
+      Lease lease = std::move(std::get<Lease>(got));
+      std::vector<Result> r;
+      // (Not a conditional expression: GCC 12 miscompiles co_await inside ?:.)
+      if (groupable)
+        r = co_await RunLed(lease, stmts, deadline);
+      else
+        r = co_await lease->Run(stmts, deadline, options_.require_sync_standby);
       stats_.last_ok_unix.store(UnixNow());
       if (options.commit_lsn) {
         std::vector<Statement> pos;

@@ -13,10 +13,13 @@
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
 #include <deque>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "core/deadline.hpp"
@@ -135,6 +138,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<std::vector<Result>> Run(const std::vector<Statement>& stmts,
                                                   Deadline deadline,
                                                   bool require_sync_standby = false);
+  // Several read-only batches in one round trip (Pool::Batch groups the reads queued for
+  // a connection): each is its own implicit transaction behind its own sync point, so one
+  // batch's error aborts none of the others. `done(i, results, error)` is called once for
+  // every batch, in order, as soon as its results are in (error set instead when it
+  // failed, or when the connection was lost before its results came). The socket waits
+  // and statement_timeout follow the latest deadline of the group; a batch whose own
+  // deadline has passed before sending is answered DeadlineExceeded and not sent.
+  struct GroupBatch {
+    const std::vector<Statement>* stmts;
+    Deadline deadline;
+  };
+  using GroupDone = std::function<void(std::size_t, std::vector<Result>, std::exception_ptr)>;
+  boost::asio::awaitable<void> RunGroup(const std::vector<GroupBatch>& batches,
+                                        const GroupDone& done);
   bool broken() const { return broken_; }
   // Cheap, non-blocking check of an idle connection: false when the server closed it
   // (restart, failover, idle kill). Marks the connection broken then.
@@ -163,6 +180,10 @@ struct PoolOptions {
   // Clinical commits need a synchronous standby (see Connection::Run): on in a replicated
   // deployment (the node sets it from database.clinical_commit), off for a lone database.
   bool require_sync_standby = false;
+  // Read-only batches waiting for a connection that may go in one round trip with the one
+  // the next free connection is handed to (Connection::RunGroup): under saturation the
+  // database then answers many small reads per wakeup instead of one. 1 = each its own.
+  int group_limit = 1;
 };
 
 struct PoolStats {
@@ -173,6 +194,7 @@ struct PoolStats {
   std::atomic<uint64_t> rejected{0};       // queue full
   std::atomic<uint64_t> wait_timeouts{0};  // deadline spent waiting
   std::atomic<uint64_t> connect_failures{0};
+  std::atomic<uint64_t> grouped{0};  // read batches sent in another's round trip
   std::atomic<uint64_t> query_failures{0};
   std::atomic<int64_t> last_ok_unix{0};
   std::atomic<int64_t> last_failure_unix{0};
@@ -230,6 +252,14 @@ class Pool {
  private:
   friend class Lease;
   struct Waiter;
+  // Acquire, or (with `group`, a read-only batch) ride the round trip of the waiter the
+  // next connection goes to: then the waiter comes back with its results, no lease.
+  boost::asio::awaitable<std::variant<Lease, std::shared_ptr<Waiter>>> AcquireOrJoin(
+      Deadline deadline, const std::vector<Statement>* group);
+  // Runs `stmts` on the lease together with the groupable waiters at the queue's head.
+  boost::asio::awaitable<std::vector<Result>> RunLed(Lease& lease,
+                                                     const std::vector<Statement>& stmts,
+                                                     Deadline deadline);
   void Release(std::shared_ptr<Connection> c);
   bool HandOver(std::shared_ptr<Connection> c);
 

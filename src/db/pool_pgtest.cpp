@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -385,6 +386,200 @@ TEST_F(PoolTest, AWriteIsNotReplayedAfterTheConnectionIsLostMidCommit) {
   EXPECT_EQ(what, "connection lost");
   EXPECT_EQ(pg.QueryValue(url_, "SELECT count(*) FROM t_log WHERE k = 'once'"), "1")
       << "the write was sent again after it had committed";
+}
+
+// ---- Reads queued for a connection share one round trip (PoolOptions::group_limit).
+
+// Starts `f` on the test's io_context (detached); `f` records its outcome itself.
+void Spawn(asio::io_context& io, std::function<asio::awaitable<void>()> f) {
+  asio::co_spawn(io, std::move(f), asio::detached);
+}
+
+// Waits (on the io_context) until `pred` holds, at most ~3 s.
+asio::awaitable<void> Until(std::function<bool()> pred) {
+  asio::steady_timer t(co_await asio::this_coro::executor);
+  for (int i = 0; i < 300 && !pred(); ++i) {
+    t.expires_after(10ms);
+    co_await t.async_wait(asio::use_awaitable);
+  }
+}
+
+class GroupTest : public PoolTest {
+ protected:
+  std::unique_ptr<Pool> MakeGroupPool(int size, int group_limit) {
+    PoolOptions po{"test", Secret(url_), size, 32};
+    po.group_limit = group_limit;
+    return std::make_unique<Pool>(io_.get_executor(), po);
+  }
+};
+
+TEST_F(GroupTest, QueuedReadsShareARoundTripAndEachGetsItsOwnAnswer) {
+  auto pool = MakeGroupPool(1, 8);
+  std::vector<std::string> got(6);
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    // The one connection is busy for 300 ms; six reads queue behind it, one of them bad.
+    Spawn(io_, [&]() -> asio::awaitable<void> {
+      co_await pool->Exec(kSleep, P("0.3"), Deadline::After(5s));
+    });
+    co_await Until([&] { return pool->stats().in_use.load() == 1; });
+    for (int i = 0; i < 6; ++i)
+      Spawn(io_, [&, i]() -> asio::awaitable<void> {
+        try {
+          if (i == 3) {
+            co_await pool->Exec(kBadDate, P("not-a-date"), Deadline::After(5s));
+            got[i] = "no error";
+          } else {
+            auto r = co_await pool->Exec(kSelectInt, P(i * 10), Deadline::After(5s));
+            got[i] = r.str(0, 0);
+          }
+        } catch (const DataException&) {
+          got[i] = "data exception";
+        } catch (const std::exception& e) {
+          got[i] = std::string("error: ") + e.what();
+        }
+      });
+    co_await Until([&] { return pool->stats().waiting.load() == 6; });
+    co_await Until([&] {
+      return std::all_of(got.begin(), got.end(), [](const auto& g) { return !g.empty(); });
+    });
+    co_return 0;
+  });
+  EXPECT_EQ(got[0], "1");
+  EXPECT_EQ(got[1], "11");
+  EXPECT_EQ(got[2], "21");
+  EXPECT_EQ(got[3], "data exception");  // its own error, nobody else's
+  EXPECT_EQ(got[4], "41");
+  EXPECT_EQ(got[5], "51");
+  // The first waiter took the freed connection and the five others with it.
+  EXPECT_EQ(pool->stats().grouped.load(), 5u);
+  EXPECT_EQ(pool->stats().acquired.load(), 2u);
+}
+
+TEST_F(GroupTest, AWriteInTheQueueKeepsItsTurnAndIsNeverGrouped) {
+  auto pool = MakeGroupPool(1, 8);
+  std::vector<std::string> order;
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    co_await pool->Exec(kCreate, P(), Deadline::After(5s));
+    Spawn(io_, [&]() -> asio::awaitable<void> {
+      co_await pool->Exec(kSleep, P("0.2"), Deadline::After(5s));
+    });
+    co_await Until([&] { return pool->stats().in_use.load() == 1; });
+    // Queue: read, read, write, read.
+    auto read = [&](std::string name) -> std::function<asio::awaitable<void>()> {
+      return [&, name]() -> asio::awaitable<void> {
+        co_await pool->Exec(kCount, P(), Deadline::After(5s));
+        order.push_back(name);
+      };
+    };
+    Spawn(io_, read("r1"));
+    Spawn(io_, read("r2"));
+    Spawn(io_, [&]() -> asio::awaitable<void> {
+      co_await pool->Exec(kInsert, P("w", 1), Deadline::After(5s));
+      order.push_back("w");
+    });
+    Spawn(io_, read("r3"));
+    co_await Until([&] { return pool->stats().waiting.load() == 4; });
+    co_await Until([&] { return order.size() == 4; });
+    co_return 0;
+  });
+  // r1 led a round trip with r2; the write waited for the next connection, and r3
+  // (behind it) for the one after.
+  ASSERT_EQ(order.size(), 4u);
+  std::sort(order.begin(), order.begin() + 2);
+  EXPECT_EQ(order, (std::vector<std::string>{"r1", "r2", "w", "r3"}));
+  EXPECT_EQ(pool->stats().grouped.load(), 1u);
+}
+
+TEST_F(GroupTest, ARiderPastItsDeadlineLeavesAndTheOthersAreAnswered) {
+  auto pool = MakeGroupPool(1, 8);
+  std::string slow, fast, leader;
+  std::chrono::steady_clock::duration slow_took{};
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    Spawn(io_, [&]() -> asio::awaitable<void> {
+      co_await pool->Exec(kSleep, P("0.2"), Deadline::After(5s));
+    });
+    co_await Until([&] { return pool->stats().in_use.load() == 1; });
+    Spawn(io_, [&]() -> asio::awaitable<void> {
+      auto r = co_await pool->Exec(kSelectInt, P(1), Deadline::After(3s));
+      leader = r.str(0, 0);
+    });
+    // Rides with the leader (its deadline is earlier), then outlives its own deadline.
+    Spawn(io_, [&]() -> asio::awaitable<void> {
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        co_await pool->Exec(kSleep, P("1.2"), Deadline::After(800ms));
+        slow = "answered";
+      } catch (const DeadlineExceeded& e) {
+        slow = e.what();
+      }
+      slow_took = std::chrono::steady_clock::now() - t0;
+    });
+    Spawn(io_, [&]() -> asio::awaitable<void> {
+      auto r = co_await pool->Exec(kSelectInt, P(2), Deadline::After(3s));
+      fast = r.str(0, 0);
+    });
+    co_await Until([&] { return !fast.empty() && !slow.empty() && !leader.empty(); });
+    co_return 0;
+  });
+  EXPECT_EQ(pool->stats().grouped.load(), 2u);
+  EXPECT_NE(slow.find("deadline"), std::string::npos) << slow;
+  EXPECT_LT(slow_took, 1100ms) << "the rider was held past its deadline";
+  EXPECT_EQ(fast, "3");
+  EXPECT_EQ(leader, "2");
+}
+
+TEST_F(GroupTest, ARoundTripLostWithItsConnectionIsReplayedForEveryRead) {
+  auto& pg = PgInstance::Shared();
+  const std::string admin = pg.UrlFor("postgres");
+  auto pool = MakeGroupPool(1, 8);
+  std::vector<std::string> got(4);
+  std::thread killer([&] {
+    // The round trip's pg_sleep is the one to cut.
+    for (int i = 0; i < 100; ++i) {
+      std::string pid = pg.QueryValue(
+          admin,
+          "SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' AND state = 'active' "
+          "AND pid <> pg_backend_pid() AND query NOT LIKE '%pg_stat_activity%'");
+      if (!pid.empty()) {
+        pg.QueryValue(admin, "SELECT pg_terminate_backend(" + pid + ")");
+        break;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    // The connection is held (by a lease) while four reads queue: the first leads (its
+    // batch goes last), the second is a sleep that the killer cuts, two more follow it.
+    auto held = co_await pool->Acquire(Deadline::After(5s));
+    for (int i = 0; i < 4; ++i)
+      Spawn(io_, [&, i]() -> asio::awaitable<void> {
+        try {
+          if (i == 1) {
+            co_await pool->Exec(kSleep, P("1"), Deadline::After(6s));
+            got[i] = "slept";
+          } else {
+            auto r = co_await pool->Exec(kSelectInt, P(i), Deadline::After(6s));
+            got[i] = r.str(0, 0);
+          }
+        } catch (const std::exception& e) {
+          got[i] = std::string("error: ") + e.what();
+        }
+      });
+    co_await Until([&] { return pool->stats().waiting.load() == 4; });
+    { auto release = std::move(held); }
+    co_await Until([&] {
+      return std::all_of(got.begin(), got.end(), [](const auto& g) { return !g.empty(); });
+    });
+    co_return 0;
+  });
+  killer.join();
+  EXPECT_GE(pool->stats().grouped.load(), 3u);  // and maybe again when replayed
+  EXPECT_GE(pool->stats().query_failures.load(), 1u);
+  // Every read was answered: those cut with the connection were sent again.
+  EXPECT_EQ(got[0], "1");
+  EXPECT_EQ(got[1], "slept");
+  EXPECT_EQ(got[2], "3");
+  EXPECT_EQ(got[3], "4");
 }
 
 }  // namespace

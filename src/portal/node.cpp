@@ -491,9 +491,10 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
     out += "# TYPE continuum_db_pool_events_total counter\n";
     for (Tier t : kAllTiers) {
       int64_t open = 0, in_use = 0, waiting = 0;
-      uint64_t rejected = 0, timeouts = 0, cfail = 0, qfail = 0, acquired = 0;
+      uint64_t rejected = 0, timeouts = 0, cfail = 0, qfail = 0, acquired = 0, grouped = 0;
       for (auto& s : shards) {
         const auto& st = s->pool(t).stats();
+        grouped += st.grouped.load();
         open += st.open.load();
         in_use += st.in_use.load();
         waiting += st.waiting.load();
@@ -520,6 +521,8 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
           "continuum_db_pool_events_total{{tier=\"{}\",event=\"connect_failure\"}} {}\n", n, cfail);
       out += fmt::format(
           "continuum_db_pool_events_total{{tier=\"{}\",event=\"query_failure\"}} {}\n", n, qfail);
+      out += fmt::format("continuum_db_pool_events_total{{tier=\"{}\",event=\"grouped\"}} {}\n", n,
+                         grouped);
     }
     // With a topology, reads have pools of their own per region's database.
     if (svc.topology) {
@@ -529,10 +532,11 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
       for (std::size_t r = 0; r < regions.size(); ++r)
         for (Tier t : kAllTiers) {
           int64_t open = 0, in_use = 0, waiting = 0;
-          uint64_t rejected = 0, timeouts = 0, cfail = 0;
+          uint64_t rejected = 0, timeouts = 0, cfail = 0, grouped = 0;
           for (auto& s : shards) {
             if (r >= s->read_pools.size()) continue;
             const auto& st = s->read_pools[r][static_cast<int>(t)]->stats();
+            grouped += st.grouped.load();
             open += st.open.load();
             in_use += st.in_use.load();
             waiting += st.waiting.load();
@@ -547,7 +551,7 @@ void RegisterCollectors(std::vector<std::unique_ptr<Shard>>& shards, audit::Jour
                                  labels, state, v);
           for (auto [event, v] :
                {std::pair{"rejected", rejected}, std::pair{"wait_timeout", timeouts},
-                std::pair{"connect_failure", cfail}})
+                std::pair{"connect_failure", cfail}, std::pair{"grouped", grouped}})
             events += fmt::format("continuum_db_read_pool_events_total{{{},event=\"{}\"}} {}\n",
                                   labels, event, v);
         }
@@ -820,6 +824,7 @@ int Serve(const Config& cfg) {
       db::PoolOptions po{std::string(TierName(t)), cfg.database_url,
                          std::max(1, (l.pool_size + n - 1) / n), std::max(1, l.queue_limit / n)};
       po.require_sync_standby = cfg.RequireSyncStandby();
+      po.group_limit = cfg.read_group_limit;
       s->pools[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
     }
     {
@@ -835,6 +840,7 @@ int Serve(const Config& cfg) {
           db::PoolOptions po{std::string(TierName(t)) + "@" + r.name, r.url,
                              std::max(1, (l.pool_size + n - 1) / n),
                              std::max(1, l.queue_limit / n)};
+          po.group_limit = cfg.read_group_limit;
           tp[static_cast<int>(t)] = std::make_unique<db::Pool>(s->executor, po);
         }
         s->read_pools.push_back(std::move(tp));
