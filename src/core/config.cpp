@@ -168,8 +168,8 @@ Config LoadConfig(const std::string& path) {
     CheckKeys(*s, path, "database", keys);
     Get(*s, path, "database", "clinical_commit", c.clinical_commit);
     Get(*s, path, "database", "read_group_limit", c.read_group_limit);
-    if (c.read_group_limit < 1 || c.read_group_limit > 256)
-      Fail(path, "database.read_group_limit", "must be between 1 and 256");
+    if (c.read_group_limit < 1 || c.read_group_limit > 64)
+      Fail(path, "database.read_group_limit", "must be between 1 and 64");
     if (c.clinical_commit != "auto" && c.clinical_commit != "sync-standby" &&
         c.clinical_commit != "local")
       Fail(path, "database.clinical_commit", "must be \"auto\", \"sync-standby\" or \"local\"");

@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "core/clock.hpp"
@@ -32,6 +33,9 @@ const Query kSyncNames{"sync_standby_names", "SELECT current_setting('synchronou
 const Query kSyncBarrier{"sync_barrier", "SELECT pg_current_xact_id()::text", Access::kWrite,
                          DataClass::kClinical};
 std::atomic<uint64_t> held_commits_total{0};
+// Transaction-local: a grouped batch whose deadline ends before the group's (RunGroup).
+const Query kSetLocalTimeout{"set_statement_timeout_local",
+                             "SELECT set_config('statement_timeout', $1, true)", Access::kRead};
 // Transaction-local: ends with the batch's implicit transaction.
 const Query kCommitLocally{"set_synchronous_commit_local",
                            "SELECT set_config('synchronous_commit', 'local', true)", Access::kRead};
@@ -412,193 +416,225 @@ asio::awaitable<void> Connection::RunGroup(const std::vector<GroupBatch>& batche
     answered[i] = true;
     done(i, std::move(r), std::move(e));
   };
-  auto error_of = [](auto&& raise) -> std::exception_ptr {
+  auto lost_error = [](bool timed_out) {
     try {
-      raise();
+      if (timed_out) throw QueryCanceled("the database did not answer within the request deadline");
+      throw ConnectionError("the database connection was lost; please retry");
     } catch (...) {
       return std::current_exception();
     }
-    return nullptr;
+  };
+  auto answer_rest = [&](std::exception_ptr e) {
+    for (std::size_t i = 0; i < batches.size(); ++i)
+      if (!answered[i]) answer(i, {}, e);
   };
   if (broken_) {
-    for (std::size_t i = 0; i < batches.size(); ++i)
-      answer(i, {}, error_of([] {
-               throw ConnectionError("the database connection was lost; please retry");
-             }));
+    answer_rest(lost_error(false));
     co_return;
   }
   // Batches already out of time are answered now and not sent; the rest share the latest
-  // deadline for the socket waits and statement_timeout.
+  // deadline for the socket waits and the session's statement_timeout, and a batch whose
+  // own time ends sooner sets its own for its transaction.
   std::vector<std::size_t> live;
   Deadline latest(Deadline::Clock::time_point::min());
   for (std::size_t i = 0; i < batches.size(); ++i) {
     if (batches[i].deadline.expired()) {
-      answer(i, {}, error_of([] {
-               throw DeadlineExceeded("request deadline exceeded while waiting for the database");
-             }));
+      try {
+        throw DeadlineExceeded("request deadline exceeded while waiting for the database");
+      } catch (...) {
+        answer(i, {}, std::current_exception());
+      }
       continue;
     }
     live.push_back(i);
     if (batches[i].deadline.at() > latest.at()) latest = batches[i].deadline;
   }
   if (live.empty()) co_return;
+  auto timeout_for = [](Deadline dl) {
+    if (dl.is_never()) return 0;  // PostgreSQL: no limit
+    auto left = static_cast<int>(dl.left().count());
+    return std::max(kTimeoutStepMs, left / kTimeoutStepMs * kTimeoutStepMs);
+  };
+  const int want_timeout = timeout_for(latest);
+  const bool set_timeout = want_timeout != d.statement_timeout_ms;
   auto started = std::chrono::steady_clock::now();
-  // What each PGresult sequence (up to its NULL) belongs to: the housekeeping segment
-  // (kNone: statement_timeout and the prepares, committed on their own so that no batch's
-  // error can undo them), then one segment per batch, each ended by its sync point.
+  // What each PGresult sequence (up to its NULL) belongs to. The housekeeping segments
+  // come first, each behind its own sync point (so committed on its own, and one failing
+  // prepare skips no other): the session's statement_timeout, then one per prepare the
+  // group needs. Then one segment per batch.
+  enum Kind { kTimeout, kPrepare, kLocal, kQuery };
   struct Pending {
-    bool prepare;
-    const char* name;
-    std::size_t index;  // the statement's index within its batch
+    Kind kind;
+    const char* name;   // kPrepare: the statement prepared
+    std::size_t index;  // kQuery: the statement's index within its batch
   };
   std::vector<std::pair<std::size_t, std::vector<Pending>>> segments;  // owner, expected
-  int want_timeout = 0;
-  if (!latest.is_never()) {
-    auto left = static_cast<int>(latest.left().count());
-    want_timeout = std::max(kTimeoutStepMs, left / kTimeoutStepMs * kTimeoutStepMs);
-  }
-  bool set_timeout = want_timeout != d.statement_timeout_ms;
   bool lost = false;
-  auto fail_send = [&]() -> void { lost = broken_ = true; };
-  do {
-    std::vector<Pending> hk;
+  // A prepare's error, answered to every batch that needed it (not "does not exist").
+  struct SqlError {
+    std::string state, constraint, message;
+  };
+  std::unordered_map<std::string_view, SqlError> prepare_errors;
+  try {
+    auto send_params = [&](const char* sql, const char* value) {
+      const char* vals[1] = {value};
+      if (!lost &&
+          !PQsendQueryParams(d.conn, sql, value ? 1 : 0, nullptr, vals, nullptr, nullptr, 0))
+        lost = broken_ = true;
+    };
+    auto sync = [&](std::size_t owner, std::vector<Pending> seg) {
+      if (!lost && !PQpipelineSync(d.conn)) lost = broken_ = true;
+      segments.emplace_back(owner, std::move(seg));
+    };
     if (set_timeout) {
-      std::string v = std::to_string(want_timeout);
-      const char* vals[1] = {v.c_str()};
-      if (!PQsendQueryParams(d.conn, kSetTimeout.sql, 1, nullptr, vals, nullptr, nullptr, 0)) {
-        fail_send();
-        break;
-      }
-      hk.push_back({false, nullptr, kNone});
+      send_params(kSetTimeout.sql, std::to_string(want_timeout).c_str());
+      sync(kNone, {{kTimeout, nullptr, kNone}});
     }
     std::unordered_set<std::string_view> preparing;
     for (std::size_t i : live)
       for (const auto& s : *batches[i].stmts)
         if (!lost && !d.prepared.contains(s.query->name) &&
             preparing.insert(s.query->name).second) {
-          if (!PQsendPrepare(d.conn, s.query->name, s.query->sql, 0, nullptr)) fail_send();
-          hk.push_back({true, s.query->name, kNone});
+          if (!PQsendPrepare(d.conn, s.query->name, s.query->sql, 0, nullptr))
+            lost = broken_ = true;
+          sync(kNone, {{kPrepare, s.query->name, kNone}});
         }
-    if (!lost && !hk.empty()) {
-      if (!PQpipelineSync(d.conn)) fail_send();
-      segments.emplace_back(kNone, std::move(hk));
+    std::vector<const char*> vals;
+    for (std::size_t i : live) {
+      if (lost) break;
+      std::vector<Pending> seg;
+      const auto& stmts = *batches[i].stmts;
+      const int own = timeout_for(batches[i].deadline);
+      if (own != 0 && (want_timeout == 0 || own < want_timeout)) {
+        send_params(kSetLocalTimeout.sql, std::to_string(own).c_str());
+        seg.push_back({kLocal, nullptr, kNone});
+      }
+      bool local_commit = !stmts.empty();
+      for (const auto& s : stmts)
+        local_commit = local_commit && CommitsLocally(s.query->data_class);
+      if (local_commit) {
+        send_params(kCommitLocally.sql, nullptr);
+        seg.push_back({kLocal, nullptr, kNone});
+      }
+      for (std::size_t k = 0; k < stmts.size() && !lost; ++k) {
+        vals.clear();
+        for (const auto& p : stmts[k].params) vals.push_back(p.null ? nullptr : p.value.c_str());
+        if (!PQsendQueryPrepared(d.conn, stmts[k].query->name, static_cast<int>(vals.size()),
+                                 vals.data(), nullptr, nullptr, 0))
+          lost = broken_ = true;
+        seg.push_back({kQuery, nullptr, k});
+      }
+      sync(i, std::move(seg));
     }
-  } while (false);
-  std::vector<const char*> vals;
-  for (std::size_t i : live) {
-    if (lost) break;
-    std::vector<Pending> seg;
-    const auto& stmts = *batches[i].stmts;
-    bool local_commit = !stmts.empty();
-    for (const auto& s : stmts) local_commit = local_commit && CommitsLocally(s.query->data_class);
-    if (local_commit) {
-      if (!PQsendQueryParams(d.conn, kCommitLocally.sql, 0, nullptr, nullptr, nullptr, nullptr, 0))
-        fail_send();
-      seg.push_back({false, nullptr, kNone});
-    }
-    for (std::size_t k = 0; k < stmts.size() && !lost; ++k) {
-      vals.clear();
-      for (const auto& p : stmts[k].params) vals.push_back(p.null ? nullptr : p.value.c_str());
-      if (!PQsendQueryPrepared(d.conn, stmts[k].query->name, static_cast<int>(vals.size()),
-                               vals.data(), nullptr, nullptr, 0))
-        fail_send();
-      seg.push_back({false, nullptr, k});
-    }
-    if (!PQpipelineSync(d.conn)) fail_send();
-    segments.emplace_back(i, std::move(seg));
-  }
 
-  d.Arm(latest, weak_from_this());
-  for (;;) {
-    if (lost) break;
-    int f = PQflush(d.conn);
-    if (f == 0) break;
-    if (f < 0 || !co_await d.Wait(asio::posix::descriptor_base::wait_write)) {
-      lost = true;
-      break;
+    d.Arm(latest, weak_from_this());
+    // (Groups are capped at 64 batches of a few short statements: what is sent fits the
+    // socket buffers, so the server never waits for us to read while we wait to write.)
+    while (!lost) {
+      int f = PQflush(d.conn);
+      if (f == 0) break;
+      if (f < 0 || !co_await d.Wait(asio::posix::descriptor_base::wait_write)) lost = true;
     }
-  }
-  auto next = [&]() -> asio::awaitable<PGresult*> {
-    while (PQisBusy(d.conn)) {
-      if (!co_await d.Wait(asio::posix::descriptor_base::wait_read) || !PQconsumeInput(d.conn)) {
-        lost = true;
-        co_return nullptr;
-      }
-    }
-    co_return PQgetResult(d.conn);
-  };
-  for (const auto& segment : segments) {
-    if (lost) break;
-    const std::size_t owner = segment.first;
-    const std::vector<Pending>& seg = segment.second;
-    std::vector<Result> results(owner == kNone ? 0 : batches[owner].stmts->size());
-    std::string err_state, err_constraint, err_message;
-    for (const Pending& e : seg) {
-      if (lost) break;
-      for (;;) {
-        PGresult* r = co_await next();
-        if (lost || !r) break;
-        auto st = PQresultStatus(r);
-        if (st == PGRES_FATAL_ERROR && err_state.empty()) {
-          const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-          const char* c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
-          const char* m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-          err_state = s ? s : "XX000";
-          err_constraint = c ? c : "";
-          err_message = m ? m : "";
-          PQclear(r);
-        } else if (e.index != kNone && owner != kNone &&
-                   (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
-          results[e.index] = Result(r);
-        } else {
-          if (e.prepare && st == PGRES_COMMAND_OK) d.prepared.insert(e.name);
-          PQclear(r);
+    auto next = [&]() -> asio::awaitable<PGresult*> {
+      while (PQisBusy(d.conn)) {
+        if (!co_await d.Wait(asio::posix::descriptor_base::wait_read) || !PQconsumeInput(d.conn)) {
+          lost = true;
+          co_return nullptr;
         }
       }
-    }
-    // The segment's sync point.
-    while (!lost) {
-      PGresult* r = co_await next();
+      co_return PQgetResult(d.conn);
+    };
+    for (const auto& segment : segments) {
       if (lost) break;
-      if (!r) {
-        if (PQstatus(d.conn) != CONNECTION_OK) lost = true;
+      const std::size_t owner = segment.first;
+      const std::vector<Pending>& seg = segment.second;
+      std::vector<Result> results(owner == kNone ? 0 : batches[owner].stmts->size());
+      SqlError err;
+      for (const Pending& e : seg) {
+        if (lost) break;
+        for (;;) {
+          PGresult* r = co_await next();
+          if (lost || !r) break;
+          auto st = PQresultStatus(r);
+          if (st == PGRES_FATAL_ERROR && err.state.empty()) {
+            const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            const char* c = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+            const char* m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+            err = {s ? s : "XX000", c ? c : "", m ? m : ""};
+            PQclear(r);
+          } else if (e.kind == kQuery && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)) {
+            results[e.index] = Result(r);
+          } else {
+            PQclear(r);
+          }
+        }
+      }
+      // The segment's sync point.
+      while (!lost) {
+        PGresult* r = co_await next();
+        if (lost) break;
+        if (!r) {
+          if (PQstatus(d.conn) != CONNECTION_OK) lost = true;
+          continue;
+        }
+        bool at_sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (at_sync) break;
+      }
+      if (lost) break;
+      if (!err.state.empty()) {
+        auto cls = err.state.substr(0, 2);
+        if (cls == "08" || cls == "53" || cls == "57" || err.state == "25006") broken_ = true;
+      }
+      if (owner == kNone) {
+        const Pending& e = seg.front();
+        if (e.kind == kTimeout)
+          d.statement_timeout_ms = err.state.empty() ? want_timeout : -1;
+        else if (err.state.empty())
+          d.prepared.insert(e.name);
+        else
+          prepare_errors[e.name] = err;
         continue;
       }
-      bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-      PQclear(r);
-      if (sync) break;
+      const auto& stmts = *batches[owner].stmts;
+      for (const auto& s : stmts)
+        if (auto it = prepare_errors.find(s.query->name); it != prepare_errors.end()) {
+          err = it->second;
+          break;
+        }
+      const char* qname = stmts.empty() ? "empty" : stmts.back().query->name;
+      double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      Metrics::Get().ObserveQuery(qname, err.state.empty(), secs);
+      if (err.state.empty()) {
+        answer(owner, std::move(results), nullptr);
+        continue;
+      }
+      try {
+        ThrowForSqlState(err.state, err.constraint, err.message, qname);
+      } catch (...) {
+        answer(owner, {}, std::current_exception());
+      }
     }
-    if (lost) break;
-    if (!err_state.empty()) {
-      auto cls = err_state.substr(0, 2);
-      if (cls == "08" || cls == "53" || cls == "57" || err_state == "25006") broken_ = true;
-    }
-    if (owner == kNone) {
-      if (set_timeout) d.statement_timeout_ms = err_state.empty() ? want_timeout : -1;
-      continue;
-    }
-    const char* qname =
-        batches[owner].stmts->empty() ? "empty" : batches[owner].stmts->back().query->name;
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    Metrics::Get().ObserveQuery(qname, err_state.empty(), secs);
-    if (err_state.empty())
-      answer(owner, std::move(results), nullptr);
-    else
-      answer(owner, {},
-             error_of([&] { ThrowForSqlState(err_state, err_constraint, err_message, qname); }));
+    d.Disarm();
+  } catch (...) {
+    // Whatever threw may have left results unread on the connection: it is not reused,
+    // and every batch not yet answered is (none is left waiting for good).
+    broken_ = true;
+    d.Disarm();
+    answer_rest(lost_error(false));
+    throw;
   }
-  d.Disarm();
   if (lost || PQstatus(d.conn) != CONNECTION_OK) {
     broken_ = true;
-    const bool timed_out = d.timed_out;
-    for (std::size_t i : live) {
-      if (answered[i]) continue;
-      answer(i, {}, error_of([&] {
-               if (timed_out)
-                 throw QueryCanceled("the database did not answer within the request deadline");
-               throw ConnectionError("the database connection was lost; please retry");
-             }));
-    }
+    for (std::size_t i : live)
+      if (!answered[i]) {
+        const auto& stmts = *batches[i].stmts;
+        Metrics::Get().ObserveQuery(
+            stmts.empty() ? "empty" : stmts.back().query->name, false,
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+      }
+    answer_rest(lost_error(d.timed_out));
   }
 }
 
@@ -704,11 +740,11 @@ asio::awaitable<std::variant<Lease, std::shared_ptr<Pool::Waiter>>> Pool::Acquir
     co_await w->timer.async_wait(asio::as_tuple(asio::use_awaitable));
     stats_.waiting.fetch_sub(1);
     if (!w->done) {
+      stats_.wait_timeouts.fetch_add(1);
       if (w->grouped)  // sent, its answer not in yet: a later answer goes nowhere
         throw DeadlineExceeded("request deadline exceeded while waiting for the database (" +
                                options_.name + " pool)");
       std::erase(waiters_, w);
-      stats_.wait_timeouts.fetch_add(1);
       throw DeadlineExceeded("request deadline exceeded while waiting for a database connection (" +
                              options_.name + " pool)");
     }
@@ -766,19 +802,21 @@ asio::awaitable<std::vector<Result>> Pool::RunLed(Lease& lease, const std::vecto
   batches.push_back({&stmts, deadline});
   std::vector<Result> mine;
   std::exception_ptr my_error;
-  co_await lease->RunGroup(batches,
-                           [&](std::size_t i, std::vector<Result> r, std::exception_ptr e) {
-                             if (i == riders.size()) {
-                               mine = std::move(r);
-                               my_error = std::move(e);
-                               return;
-                             }
-                             auto& w = *riders[i];
-                             w.results = std::move(r);
-                             w.error = std::move(e);
-                             w.done = true;
-                             w.timer.cancel();
-                           });
+  // Named, not a temporary: GCC 12 miscompiles temporaries that span a co_await.
+  const Connection::GroupDone on_done = [&](std::size_t i, std::vector<Result> r,
+                                            std::exception_ptr e) {
+    if (i == riders.size()) {
+      mine = std::move(r);
+      my_error = std::move(e);
+      return;
+    }
+    auto& w = *riders[i];
+    w.results = std::move(r);
+    w.error = std::move(e);
+    w.done = true;
+    w.timer.cancel();
+  };
+  co_await lease->RunGroup(batches, on_done);
   if (my_error) std::rethrow_exception(my_error);
   co_return mine;
 }
