@@ -95,7 +95,7 @@ struct Config {
   // database.read_group_limit: read-only batches queued for a tier's connection that go to
   // the database in one round trip (each its own transaction), so that under saturation
   // the database answers many reads per wakeup (db::PoolOptions::group_limit). 1 = off.
-  int read_group_limit = 1;
+  int read_group_limit = 16;
   bool RequireSyncStandby() const {
     return clinical_commit == "sync-standby" ||
            (clinical_commit == "auto" && topology_regions.size() >= 2);

@@ -233,8 +233,8 @@ TEST(Config, ReadsTheCriticalFirstLimit) {
 }
 
 TEST(Config, ReadsTheReadGroupLimit) {
-  EXPECT_EQ(LoadConfig(Write("[node]\nregion = \"x\"\n")).read_group_limit, 1);
-  EXPECT_EQ(LoadConfig(Write("[database]\nread_group_limit = 16\n")).read_group_limit, 16);
+  EXPECT_EQ(LoadConfig(Write("[node]\nregion = \"x\"\n")).read_group_limit, 16);
+  EXPECT_EQ(LoadConfig(Write("[database]\nread_group_limit = 1\n")).read_group_limit, 1);
   for (const char* bad :
        {"read_group_limit = 0", "read_group_limit = 65", "read_group_limit = \"8\""}) {
     try {
