@@ -90,13 +90,28 @@ class _OwnDiskCase(ContinuumTestCase):
             cls.frozen = False
 
     def fill(self) -> None:
-        """Fills the journal's file system to the last block."""
-        fd = os.open(self.mnt / "filler", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        """Fills the journal's file system to the last block, and keeps it so.
+
+        Blocks freed a moment ago (the previous test's filler, unlinked) only become free
+        when ext4 commits its journal, and an ENOSPC does not always wait for that; nor do
+        the blocks a delayed allocation reserved and did not need. So: commit (syncfs),
+        fill a new file, and again, until a round finds no space left (CI, 2026-12-05: a
+        note was journaled and committed after the reads had found the disk full)."""
+        for n in range(10):
+            run("sync", "-f", str(self.mnt))
+            if self._fill_file(f"filler-{n}") == 0:
+                return
+        self.fail("the journal's file system kept finding free space after 10 rounds of filling")
+
+    def _fill_file(self, name: str) -> int:
+        """Writes a new file until ENOSPC, syncs it; returns the bytes written."""
+        fd = os.open(self.mnt / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        written = 0
         try:
             for size in (64 << 10, 1024):
                 try:
                     while True:
-                        os.write(fd, b"\0" * size)
+                        written += os.write(fd, b"\0" * size)
                 except OSError as e:
                     self.assertEqual(e.errno, errno.ENOSPC, e)
             try:
@@ -105,9 +120,11 @@ class _OwnDiskCase(ContinuumTestCase):
                 pass
         finally:
             os.close(fd)
+        return written
 
     def unfill(self) -> None:
-        (self.mnt / "filler").unlink(missing_ok=True)
+        for f in self.mnt.glob("filler*"):
+            f.unlink()
 
 
 class JournalFullTest(_OwnDiskCase):
