@@ -102,6 +102,48 @@ TEST_F(AuditPg, ShipsEveryRecordOnceAcrossSegments) {
   EXPECT_EQ(report.journal_records, 26u);
 }
 
+// The rows go over in COPY's binary format: text that COPY's text format would have to
+// escape (tab, newline, backslash, "\N"), text beyond ASCII, optional fields left empty
+// (NULL) and the timestamp must arrive exactly as the journal holds them.
+TEST_F(AuditPg, ShipsEveryByteOfEveryFieldAndTheExactTimestamp) {
+  Journal j(Options(dir_));
+  Record odd;
+  odd.request_id = "req\\N";
+  odd.actor = "Zoë\tO'Brien\\";
+  odd.role = "provider";
+  odd.action = "read";
+  odd.resource_type = "Patient";
+  odd.resource_id = "7";
+  odd.patient_id = "7";
+  odd.client_address = "2001:db8::1";
+  odd.purpose_of_use = "ETREAT";
+  odd.outcome = "success";
+  odd.detail = "line one\nline two\r\n\\N \xe2\x9c\x93";
+  Record bare;  // no resource, patient or detail: NULL in the table
+  bare.action = "logout";
+  bare.outcome = "success";
+  AppendSync(j, {odd, bare});
+
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  EXPECT_EQ(s.ShipOnce(), 2u);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT actor FROM audit_event WHERE seq = 1"), odd.actor);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT detail FROM audit_event WHERE seq = 1"), odd.detail);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT request_id FROM audit_event WHERE seq = 1"),
+            odd.request_id);
+  EXPECT_EQ(pg_->QueryValue(url_,
+                            "SELECT concat_ws('|', resource_type IS NULL, resource_id IS NULL, "
+                            "patient_id IS NULL, detail IS NULL) FROM audit_event WHERE seq = 2"),
+            "t|t|t|t");
+  // recorded_at equals the journal's value to the microsecond, read back both ways.
+  EXPECT_EQ(pg_->QueryValue(url_,
+                            "SELECT count(*) FROM audit_event WHERE recorded_at = "
+                            "(record::json->>'recorded_at')::timestamptz"),
+            "2");
+  const auto report = RunVerify();
+  EXPECT_TRUE(report.ok()) << Dump(report);
+  EXPECT_EQ(report.table_rows, 2u);
+}
+
 // A line the journal accepts but the table refuses (a data exception, SQLSTATE class 22;
 // here a trigger raises one for actor "bob", as a future constraint or a value out of the
 // database's range would) must not block the trail: the batch is inserted line by line,

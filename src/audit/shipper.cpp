@@ -26,12 +26,12 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 
 #include "audit/internal/files.hpp"
 #include "audit/internal/format.hpp"
 #include "audit/internal/heads.hpp"
 #include "audit/internal/pg.hpp"
-#include "db/copy_text.hpp"
 
 namespace continuum::audit {
 namespace fs = std::filesystem;
@@ -43,61 +43,80 @@ constexpr std::size_t kMaxBatchRows = 1000;
 constexpr std::size_t kMaxBatchBytes = 4 << 20;
 constexpr int kStatementTimeoutMs = 30000;
 
-// A batch is COPYed (text format, parsed here in C++) into a per-transaction staging
-// table and moved over with ON CONFLICT DO NOTHING: cheap for PostgreSQL, which shares
-// the machine with the portal, and idempotent on retries.
+// A batch is COPYed in PostgreSQL's binary format (built here from the parsed line):
+// no text for the server to parse (in isolation 15-17% of the COPY's time; bench/README)
+// and nothing to escape here. It goes straight into audit_event; a batch with rows
+// already there goes through a per-transaction staging table and moves over with ON
+// CONFLICT DO NOTHING (idempotent on retries).
 constexpr const char* kStageSql =
     "CREATE TEMP TABLE IF NOT EXISTS audit_stage (LIKE audit_event INCLUDING DEFAULTS) "
     "ON COMMIT DELETE ROWS";
-constexpr const char* kCopySql =
-    "COPY audit_stage (node_id, seq, recorded_at, region, request_id, actor, role, action, "
-    "resource_type, resource_id, patient_id, client_address, purpose_of_use, outcome, detail, "
-    "prev_hash, hash, record) FROM STDIN";
-constexpr const char* kDirectCopySql =
-    "COPY audit_event (node_id, seq, recorded_at, region, request_id, actor, role, action, "
-    "resource_type, resource_id, patient_id, client_address, purpose_of_use, outcome, detail, "
-    "prev_hash, hash, record) FROM STDIN";
+#define CONTINUUM_AUDIT_COPY_COLUMNS                                                      \
+  " (node_id, seq, recorded_at, region, request_id, actor, role, action, resource_type, " \
+  "resource_id, patient_id, client_address, purpose_of_use, outcome, detail, prev_hash, " \
+  "hash, record) FROM STDIN (FORMAT binary)"
+constexpr const char* kCopySql = "COPY audit_stage" CONTINUUM_AUDIT_COPY_COLUMNS;
+constexpr const char* kDirectCopySql = "COPY audit_event" CONTINUUM_AUDIT_COPY_COLUMNS;
+#undef CONTINUUM_AUDIT_COPY_COLUMNS
 constexpr const char* kMoveSql =
     "INSERT INTO audit_event SELECT * FROM audit_stage ORDER BY node_id, seq "
     "ON CONFLICT (node_id, seq) DO NOTHING";
+constexpr std::int16_t kCopyColumns = 18;
 
-// One COPY text-format field; an empty optional field is NULL.
-void CopyField(std::string& out, std::string_view v, bool null_if_empty) {
-  if (v.empty() && null_if_empty)
-    out += db::kCopyNull;
-  else
-    db::AppendCopyText(out, v);
+// The binary COPY stream's header (signature, flags 0, no extension) and trailer.
+constexpr std::string_view kCopyHeader{"PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19};
+constexpr std::string_view kCopyTrailer{"\377\377", 2};
+
+// PostgreSQL's timestamps count microseconds from 2000-01-01T00:00:00Z.
+constexpr long long kPgEpochUnixMicros = 946684800LL * 1000000;
+
+template <typename T>
+void AppendBigEndian(std::string& out, T v) {
+  using U = std::make_unsigned_t<T>;
+  const auto u = static_cast<U>(v);
+  for (int shift = (sizeof(U) - 1) * 8; shift >= 0; shift -= 8)
+    out += static_cast<char>((u >> shift) & 0xff);
 }
 
-// Appends the COPY row of a parsed journal line (the line itself is its `record`).
+// One binary-format text field; an empty optional field is NULL (length -1).
+void CopyField(std::string& out, std::string_view v, bool null_if_empty = false) {
+  if (v.empty() && null_if_empty) {
+    AppendBigEndian<std::int32_t>(out, -1);
+    return;
+  }
+  AppendBigEndian(out, static_cast<std::int32_t>(v.size()));
+  out.append(v);
+}
+
+// Appends the binary COPY tuple of a parsed journal line (the line itself is its
+// `record`).
 void AppendCopyRow(std::string& out, const ParsedLine& p, std::string_view line) {
   const Record& r = p.record;
-  auto f = [&](std::string_view v, bool nullable = false, bool last = false) {
-    CopyField(out, v, nullable);
-    out += last ? '\n' : '\t';
-  };
-  f(r.node_id);
-  f(std::to_string(r.seq));
-  f(r.recorded_at);
-  f(r.region);
-  f(r.request_id);
-  f(r.actor);
-  f(r.role);
-  f(r.action);
-  f(r.resource_type, true);
-  f(r.resource_id, true);
-  f(r.patient_id, true);
-  f(r.client_address);
-  f(r.purpose_of_use);
-  f(r.outcome);
-  f(r.detail, true);
-  f(p.prev_hash);
-  f(p.hash);
-  f(line, false, true);
+  AppendBigEndian(out, kCopyColumns);
+  CopyField(out, r.node_id);
+  AppendBigEndian<std::int32_t>(out, 8);
+  AppendBigEndian<std::int64_t>(out, r.seq);
+  AppendBigEndian<std::int32_t>(out, 8);
+  AppendBigEndian<std::int64_t>(out, p.recorded_at_micros - kPgEpochUnixMicros);
+  CopyField(out, r.region);
+  CopyField(out, r.request_id);
+  CopyField(out, r.actor);
+  CopyField(out, r.role);
+  CopyField(out, r.action);
+  CopyField(out, r.resource_type, true);
+  CopyField(out, r.resource_id, true);
+  CopyField(out, r.patient_id, true);
+  CopyField(out, r.client_address);
+  CopyField(out, r.purpose_of_use);
+  CopyField(out, r.outcome);
+  CopyField(out, r.detail, true);
+  CopyField(out, p.prev_hash);
+  CopyField(out, p.hash);
+  CopyField(out, line);
 }
 
 struct Batch {
-  std::string rows;  // the lines' COPY rows, each ending in '\n' (parsed once, when read)
+  std::string rows;  // the lines' binary COPY tuples (built once, as each line is read)
   std::vector<std::pair<std::size_t, std::size_t>> spans;  // each row in `rows`
   std::vector<std::int64_t> seqs;                          // each row's seq
   std::size_t line_bytes = 0;                              // the journal lines' size
@@ -267,10 +286,10 @@ void Shipper::Impl::InsertOnce(const std::string& rows) {
     try {
       if (staged) {
         conn->Exec(kStageSql);
-        conn->CopyIn(kCopySql, rows);
+        conn->CopyIn(kCopySql, {kCopyHeader, rows, kCopyTrailer});
         conn->Exec(kMoveSql);
       } else {
-        conn->CopyIn(kDirectCopySql, rows);
+        conn->CopyIn(kDirectCopySql, {kCopyHeader, rows, kCopyTrailer});
       }
       conn->Exec("COMMIT");
     } catch (...) {

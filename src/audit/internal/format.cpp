@@ -164,10 +164,12 @@ std::optional<ParsedLine> ParseLine(std::string_view line, std::string* error) {
     SetError(error, "prev_hash or hash is not 64 lower-case hex digits");
     return std::nullopt;
   }
-  if (!ParseRfc3339Micros(p.record.recorded_at)) {
+  const auto micros = ParseRfc3339Micros(p.record.recorded_at);
+  if (!micros) {
     SetError(error, "recorded_at is not an RFC 3339 timestamp");
     return std::nullopt;
   }
+  p.recorded_at_micros = *micros;
   if (p.record.node_id.empty()) {
     SetError(error, "node_id is empty");
     return std::nullopt;

@@ -46,6 +46,7 @@ struct ParsedLine {
   Record record;
   std::string prev_hash;
   std::string hash;
+  long long recorded_at_micros = 0;  // record.recorded_at, microseconds since the epoch
 };
 // Parses one line (without its newline) and checks its structure: the keys in order,
 // their types, hex hashes, an RFC 3339 recorded_at. On failure returns nullopt and, if

@@ -56,7 +56,7 @@ PgResult PgConn::Exec(const char* sql, const std::vector<const char*>& params) {
   throw PgError("audit database: " + msg, state ? state : "");
 }
 
-void PgConn::CopyIn(const char* copy_sql, const std::string& data) {
+void PgConn::CopyIn(const char* copy_sql, std::initializer_list<std::string_view> data) {
   PgResult start(PQexec(conn_, copy_sql));
   if (!start || PQresultStatus(start.get()) != PGRES_COPY_IN) {
     const char* state = start ? PQresultErrorField(start.get(), PG_DIAG_SQLSTATE) : nullptr;
@@ -65,8 +65,11 @@ void PgConn::CopyIn(const char* copy_sql, const std::string& data) {
     throw PgError("audit database: " + (primary ? Trim(primary) : Trim(PQerrorMessage(conn_))),
                   state ? state : "");
   }
-  if (PQputCopyData(conn_, data.data(), static_cast<int>(data.size())) != 1 ||
-      PQputCopyEnd(conn_, nullptr) != 1)
+  for (const auto part : data) {
+    if (!part.empty() && PQputCopyData(conn_, part.data(), static_cast<int>(part.size())) != 1)
+      throw PgError("audit database: " + Trim(PQerrorMessage(conn_)), "");
+  }
+  if (PQputCopyEnd(conn_, nullptr) != 1)
     throw PgError("audit database: " + Trim(PQerrorMessage(conn_)), "");
   // The COPY's own result, then the end of results.
   std::string error, sqlstate;

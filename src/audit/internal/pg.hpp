@@ -4,9 +4,11 @@
 
 #include <libpq-fe.h>
 
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/secret.hpp"
@@ -41,8 +43,9 @@ class PgConn {
   [[nodiscard]] bool ok() const;
   // Runs `sql` (may hold several statements when there are no params). Throws PgError.
   PgResult Exec(const char* sql, const std::vector<const char*>& params = {});
-  // Runs a COPY ... FROM STDIN statement with `data` (text format). Throws PgError.
-  void CopyIn(const char* copy_sql, const std::string& data);
+  // Runs a COPY ... FROM STDIN statement with `data`, sent part after part (the format is
+  // the statement's). Throws PgError.
+  void CopyIn(const char* copy_sql, std::initializer_list<std::string_view> data);
 
  private:
   PGconn* conn_ = nullptr;
