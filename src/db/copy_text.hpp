@@ -1,5 +1,5 @@
-// PostgreSQL COPY text format: one field, escaped (used by the seed loader and the
-// audit shipper).
+// PostgreSQL COPY text format: one field, escaped (used by the seed loader; the audit
+// shipper sends COPY's binary format, src/audit/shipper.cpp).
 #pragma once
 
 #include <string>
