@@ -27,6 +27,24 @@ TEST(JsonWriter, EscapesEveryByteAsBoostJsonDoes) {
   EXPECT_EQ(out, json::serialize(json::value("Zoë \"quoted\" \\ \xF0\x9F\x98\x80\n")));
 }
 
+// The escaping looks at eight bytes at a time: every byte value at every place of strings
+// around a word's length, and two bytes to escape in one word, as boost::json::serialize.
+TEST(JsonWriter, EscapesEveryByteAtEveryPlaceOfAWord) {
+  for (std::size_t len : {1u, 7u, 8u, 9u, 15u, 16u, 17u, 24u, 31u}) {
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (int c = 0; c < 256; ++c) {
+        std::string s(len, 'x');
+        s[pos] = static_cast<char>(c);
+        if (pos + 3 < len) s[pos + 3] = '"';
+        std::string out;
+        JsonWriter(out).String(s);
+        ASSERT_EQ(out, json::serialize(json::value(json::string_view(s))))
+            << "length " << len << ", byte " << c << " at " << pos;
+      }
+    }
+  }
+}
+
 TEST(JsonWriter, NestedDocumentMatchesTheDom) {
   std::string out;
   JsonWriter w(out);
