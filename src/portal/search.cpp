@@ -9,8 +9,8 @@ namespace {
 
 // One of to_json and write is set.
 boost::asio::awaitable<http::Response> Search(RequestContext& ctx, std::string_view type,
-                                              const db::Query& q, RowToJson to_json,
-                                              RowWriter write, int total_col) {
+                                              const db::Query& q, const db::Query& count,
+                                              RowToJson to_json, RowWriter write) {
   auto& rec = ctx.Audit("search", std::string(type));
   Authenticate(ctx);
   fhir::CheckParams(ctx.req, {"patient"});
@@ -26,10 +26,13 @@ boost::asio::awaitable<http::Response> Search(RequestContext& ctx, std::string_v
   if (r.rows() > paging.count)
     next = fhir::SearchUrl(base, type, params, {paging.count, paging.offset + paging.count});
   std::optional<int64_t> total;
-  if (r.rows() > 0)
-    total = r.get_int(0, total_col >= 0 ? total_col : r.cols() - 1);
-  else if (paging.offset == 0)
-    total = 0;
+  if (r.rows() > paging.count || (r.rows() == 0 && paging.offset > 0)) {
+    // More follow, or the page is past the end: only a count tells how many there are.
+    auto c = co_await ctx.Read(count, db::P(pid));
+    total = c.get_int(0, 0);
+  } else {
+    total = paging.offset + r.rows();
+  }
   rec.outcome = "success";
   rec.detail = std::to_string(n) + " results";
   std::string body;
@@ -53,15 +56,15 @@ boost::asio::awaitable<http::Response> Search(RequestContext& ctx, std::string_v
 }  // namespace
 
 boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::string_view type,
-                                                     const db::Query& q, RowToJson to_json,
-                                                     int total_col) {
-  return Search(ctx, type, q, to_json, nullptr, total_col);
+                                                     const db::Query& q, const db::Query& count,
+                                                     RowToJson to_json) {
+  return Search(ctx, type, q, count, to_json, nullptr);
 }
 
 boost::asio::awaitable<http::Response> PatientSearch(RequestContext& ctx, std::string_view type,
-                                                     const db::Query& q, RowWriter write,
-                                                     int total_col) {
-  return Search(ctx, type, q, nullptr, write, total_col);
+                                                     const db::Query& q, const db::Query& count,
+                                                     RowWriter write) {
+  return Search(ctx, type, q, count, nullptr, write);
 }
 
 }  // namespace continuum::portal

@@ -281,6 +281,33 @@ class PatientJourneyTest(ContinuumTestCase):
         r = s.logout(token)  # a second logout with the revoked token
         self.assertOperationOutcome(r, 401)
 
+    def test_search_total_on_every_page(self):
+        # A patient-scoped search's total is the number of matches whichever page is asked for:
+        # counted when the page is full or past the end, told by the page otherwise.
+        c = self.cluster
+        token = self.token("demo-patient")
+        counts = {}
+        for rtype, table in (("AllergyIntolerance", "allergy"), ("MedicationStatement", "medication"),
+                             ("Condition", "condition"), ("Encounter", "encounter"),
+                             ("DocumentReference", "clinical_note"), ("Appointment", "appointment"),
+                             ("Invoice", "invoice")):
+            n = c.scalar(f"SELECT count(*) AS n FROM {table} WHERE patient_id = 1")
+            counts[rtype] = n
+            pages = [({"_count": "100"}, min(n, 100)), ({"_count": "1"}, min(n, 1)),
+                     ({"_count": "1", "_offset": str(max(n - 1, 0))}, min(n, 1)),
+                     ({"_count": "2", "_offset": str(n + 3)}, 0)]
+            for params, entries in pages:
+                with self.subTest(resource=rtype, params=params):
+                    r = self.server.fhir(rtype, token, {"patient": "1", **params})
+                    b = self.assertBundle(r)
+                    self.assertEqual(len(b.get("entry", []) or []), entries)
+                    self.assertEqual(b.get("total"), n, f"{rtype} {params}: total, {n} rows")
+                    relations = [l.get("relation") for l in b.get("link", []) or []]
+                    more = int(params.get("_offset", "0")) + entries < n
+                    self.assertEqual("next" in relations, more, relations)
+        # the full page (count) and the last page (no count) were both tried somewhere
+        self.assertGreaterEqual(max(counts.values()), 2, counts)
+
 
 if __name__ == "__main__":
     unittest.main()

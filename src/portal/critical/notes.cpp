@@ -56,9 +56,11 @@ const db::Query kSignNote{
 const db::Query kNotesByPatient{
     "notes_by_patient",
     "SELECT " NOTE_COLS
-    ", count(*) OVER () FROM clinical_note WHERE "
-    "patient_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+    " FROM clinical_note WHERE patient_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2 "
+    "OFFSET $3",
     db::Access::kRead};
+const db::Query kCountNotes{
+    "notes_count", "SELECT count(*) FROM clinical_note WHERE patient_id = $1", db::Access::kRead};
 
 std::string Base64(std::string_view s) {
   std::string out(sodium_base64_encoded_len(s.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
@@ -189,7 +191,7 @@ asio::awaitable<http::Response> ReadNote(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> SearchNotes(RequestContext& ctx) {
-  return PatientSearch(ctx, "DocumentReference", kNotesByPatient, &NoteJson);
+  return PatientSearch(ctx, "DocumentReference", kNotesByPatient, kCountNotes, &NoteJson);
 }
 
 }  // namespace continuum::portal::critical

@@ -97,16 +97,18 @@ void WritePatient(fhir::JsonWriter& w, const db::Result& r, int i) {
 }
 
 // ---- AllergyIntolerance
-// The searches count every match for the bundle's total (count(*) OVER (), a tenth of the
-// query's cost); $summary lists them all and needs no count.
+// A search reads a page (and one row more, to know whether more follow); its count query
+// runs only when the page does not tell the total (portal/search.hpp). $summary lists them
+// all and needs no count.
 #define ALLERGY_COLS                                                                  \
   "id, patient_id, code, display, category, criticality, clinical_status, reaction, " \
   "recorded_date, " CONTINUUM_TS("updated_at")
 const db::Query kAllergies{"allergies_by_patient",
                            "SELECT " ALLERGY_COLS
-                           ", count(*) OVER () FROM allergy "
-                           "WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
+                           " FROM allergy WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
                            db::Access::kRead};
+const db::Query kCountAllergies{
+    "allergies_count", "SELECT count(*) FROM allergy WHERE patient_id = $1", db::Access::kRead};
 const db::Query kSummaryAllergies{"summary_allergies",
                                   "SELECT " ALLERGY_COLS
                                   " FROM allergy WHERE patient_id = $1 ORDER BY id LIMIT $2",
@@ -152,11 +154,14 @@ void WriteAllergy(fhir::JsonWriter& w, const db::Result& r, int i) {
 #define MEDICATION_COLS                                                                   \
   "id, patient_id, rxnorm_code, display, dosage, status, effective_start, " CONTINUUM_TS( \
       "updated_at")
-const db::Query kMedications{"medications_by_patient",
-                             "SELECT " MEDICATION_COLS
-                             ", count(*) OVER () FROM medication WHERE patient_id = $1 ORDER BY id "
-                             "LIMIT $2 OFFSET $3",
-                             db::Access::kRead};
+const db::Query kMedications{
+    "medications_by_patient",
+    "SELECT " MEDICATION_COLS
+    " FROM medication WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
+    db::Access::kRead};
+const db::Query kCountMedications{"medications_count",
+                                  "SELECT count(*) FROM medication WHERE patient_id = $1",
+                                  db::Access::kRead};
 const db::Query kSummaryMedications{"summary_medications",
                                     "SELECT " MEDICATION_COLS
                                     " FROM medication WHERE patient_id = $1 ORDER BY id LIMIT $2",
@@ -180,9 +185,10 @@ void WriteMedication(fhir::JsonWriter& w, const db::Result& r, int i) {
   "id, patient_id, snomed_code, display, clinical_status, onset_date, " CONTINUUM_TS("updated_at")
 const db::Query kConditions{"conditions_by_patient",
                             "SELECT " CONDITION_COLS
-                            ", count(*) OVER () FROM condition WHERE patient_id = $1 ORDER BY id "
-                            "LIMIT $2 OFFSET $3",
+                            " FROM condition WHERE patient_id = $1 ORDER BY id LIMIT $2 OFFSET $3",
                             db::Access::kRead};
+const db::Query kCountConditions{
+    "conditions_count", "SELECT count(*) FROM condition WHERE patient_id = $1", db::Access::kRead};
 const db::Query kSummaryConditions{"summary_conditions",
                                    "SELECT " CONDITION_COLS
                                    " FROM condition WHERE patient_id = $1 ORDER BY id LIMIT $2",
@@ -216,9 +222,14 @@ const db::Query kEncounters{
     "encounters_by_patient",
     "SELECT e.id, e.patient_id, e.facility_id, e.practitioner_id, e.class_code, e.type_display, "
     "e.status, " CONTINUUM_TS("e.period_start") ", " CONTINUUM_TS("e.period_end") ", " CONTINUUM_TS(
-        "e.updated_at") ", count(*) OVER (), f.name FROM encounter e JOIN facility f ON f.id = "
-                        "e.facility_id WHERE e.patient_id = $1 ORDER BY e.period_start DESC, e.id "
+        "e.updated_at") ", f.name FROM encounter e JOIN facility f ON f.id = e.facility_id "
+                        "WHERE e.patient_id = $1 ORDER BY e.period_start DESC, e.id "
                         "LIMIT $2 OFFSET $3", db::Access::kRead};
+const db::Query kCountEncounters{
+    "encounters_count",
+    "SELECT count(*) FROM encounter e JOIN facility f ON f.id = e.facility_id "
+    "WHERE e.patient_id = $1",
+    db::Access::kRead};
 
 std::string_view ClassDisplay(std::string_view code) {
   if (code == "AMB") return "ambulatory";
@@ -244,7 +255,7 @@ void WriteEncounter(fhir::JsonWriter& w, const db::Result& r, int i) {
   w.Key("period").BeginObject().Member("start", r.get(i, 7));
   if (!r.null(i, 8)) w.Member("end", r.get(i, 8));
   w.EndObject().Key("serviceProvider");
-  fhir::WriteReference(w, "Organization", r.get(i, 2), r.get(i, 11));
+  fhir::WriteReference(w, "Organization", r.get(i, 2), r.get(i, 10));
   w.EndObject();
 }
 
@@ -486,22 +497,26 @@ asio::awaitable<http::Response> PatientSummary(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> SearchAllergies(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "AllergyIntolerance", kAllergies, WriteAllergy, 10);
+  auto resp =
+      co_await PatientSearch(ctx, "AllergyIntolerance", kAllergies, kCountAllergies, WriteAllergy);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }
 asio::awaitable<http::Response> SearchMedications(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "MedicationStatement", kMedications, WriteMedication, 8);
+  auto resp = co_await PatientSearch(ctx, "MedicationStatement", kMedications, kCountMedications,
+                                     WriteMedication);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }
 asio::awaitable<http::Response> SearchConditions(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "Condition", kConditions, WriteCondition, 7);
+  auto resp =
+      co_await PatientSearch(ctx, "Condition", kConditions, kCountConditions, WriteCondition);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }
 asio::awaitable<http::Response> SearchEncounters(RequestContext& ctx) {
-  auto resp = co_await PatientSearch(ctx, "Encounter", kEncounters, WriteEncounter, 10);
+  auto resp =
+      co_await PatientSearch(ctx, "Encounter", kEncounters, kCountEncounters, WriteEncounter);
   ehr::Annotate(ctx.svc, resp);  // as of the last EHR synchronisation
   co_return resp;
 }

@@ -48,10 +48,13 @@ const db::Query kAppointmentById{
     "appointment_by_id", "SELECT " APPT_COLS APPT_FROM " WHERE a.id = $1", db::Access::kRead};
 const db::Query kAppointmentsByPatient{
     "appointments_by_patient",
-    "SELECT " APPT_COLS ", count(*) OVER ()" APPT_FROM
+    "SELECT " APPT_COLS APPT_FROM
     " WHERE a.patient_id = $1 ORDER BY s.start_at DESC, a.id DESC "
     "LIMIT $2 OFFSET $3",
     db::Access::kRead};
+const db::Query kCountAppointments{"appointments_count",
+                                   "SELECT count(*)" APPT_FROM " WHERE a.patient_id = $1",
+                                   db::Access::kRead};
 // Appointments are clinical data: synchronous commit (the default class).
 const db::Query kBook{"appointment_book",
                       "SELECT appointment_id, outcome FROM continuum_book($1, $2, $3, $4)",
@@ -273,7 +276,8 @@ asio::awaitable<http::Response> BookAppointment(RequestContext& ctx) {
 }
 
 asio::awaitable<http::Response> SearchAppointments(RequestContext& ctx) {
-  return PatientSearch(ctx, "Appointment", kAppointmentsByPatient, &AppointmentJson);
+  return PatientSearch(ctx, "Appointment", kAppointmentsByPatient, kCountAppointments,
+                       &AppointmentJson);
 }
 
 asio::awaitable<http::Response> ReadAppointment(RequestContext& ctx) {

@@ -26,8 +26,10 @@ namespace {
 const db::Query kInvoices{
     "invoices_by_patient",
     "SELECT id, patient_id, description, amount_cents, paid_cents, status, " CONTINUUM_TS(
-        "issued_at") ", " CONTINUUM_TS("due_at") ", " CONTINUUM_TS("updated_at") ", count(*) OVER () "
+        "issued_at") ", " CONTINUUM_TS("due_at") ", " CONTINUUM_TS("updated_at") " "
                                                                                  "FROM invoice WHERE patient_id = $1 ORDER BY issued_at DESC, id DESC LIMIT $2 OFFSET $3", db::Access::kRead};
+const db::Query kCountInvoices{
+    "invoices_count", "SELECT count(*) FROM invoice WHERE patient_id = $1", db::Access::kRead};
 const db::Query kBalance{"account_balance",
                          "SELECT COALESCE(sum(amount_cents - paid_cents) FILTER (WHERE status = "
                          "'issued'), 0), count(*) FILTER (WHERE status = 'issued') FROM invoice "
@@ -64,7 +66,7 @@ json::object InvoiceJson(const db::Result& r, int i) {
 }  // namespace
 
 asio::awaitable<http::Response> SearchInvoices(RequestContext& ctx) {
-  return PatientSearch(ctx, "Invoice", kInvoices, &InvoiceJson);
+  return PatientSearch(ctx, "Invoice", kInvoices, kCountInvoices, &InvoiceJson);
 }
 
 asio::awaitable<http::Response> ReadAccount(RequestContext& ctx) {
