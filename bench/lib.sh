@@ -21,7 +21,7 @@ else:
 }
 start_server() {  # $1 = true|false (audit), $2 = binary, $3 = build name (new|old)
   [ -f "$WORK/ops.token" ] || python3 -c 'import secrets;print(secrets.token_hex(32))' >"$WORK/ops.token"
-  cat >"$WORK/node.toml" <<TOML
+  cat >"$WORK/node-$3.toml" <<TOML
 [server]
 listen_port = $PORT
 threads = 2
@@ -43,12 +43,12 @@ ${BENCH_AUDIT_EXTRA:-}
 [ops]
 token_file = "$WORK/ops.token"
 TOML
-  "$2" serve --config "$WORK/node.toml" >"$WORK/serve.log" 2>&1 &
+  "$2" serve --config "$WORK/node-$3.toml" >"$WORK/serve-$3.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && return 0; sleep 0.1
   done
-  echo "bench: server did not become ready" >&2; cat "$WORK/serve.log" >&2; exit 1
+  echo "bench: server did not become ready" >&2; cat "$WORK/serve-$3.log" >&2; exit 1
 }
 # One counter of the running server's /metrics (0 if absent).
 metric() {
