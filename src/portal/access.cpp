@@ -130,11 +130,61 @@ std::string BreakGlassReason(const RequestContext& ctx) {
   return std::string(v.substr(b, e - b));
 }
 
-boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::string& patient_id) {
+boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, std::string patient_id) {
   if (!ctx.claims) Authenticate(ctx);
+  if (ctx.care_check_pending) {
+    // A deferred check settles now, whichever patient it is for.
+    std::string pending = *ctx.care_check_pending;
+    ctx.care_check_pending.reset();
+    if (pending != patient_id && !(ctx.authorized_patient && *ctx.authorized_patient == pending)) {
+      co_await AuthorizePatientOnce(ctx, pending);
+      ctx.authorized_patient = pending;
+    }
+  }
   if (ctx.authorized_patient && *ctx.authorized_patient == patient_id) co_return;
   co_await AuthorizePatientOnce(ctx, patient_id);
   ctx.authorized_patient = patient_id;
+}
+
+boost::asio::awaitable<void> DeferAuthorizePatient(RequestContext& ctx,
+                                                   const std::string& patient_id) {
+  if (!ctx.claims) Authenticate(ctx);
+  if (ctx.authorized_patient && *ctx.authorized_patient == patient_id) co_return;
+  if (ctx.claims->role != "provider" ||
+      (ctx.care_check_pending && *ctx.care_check_pending != patient_id)) {
+    co_await AuthorizePatient(ctx, patient_id);
+    co_return;
+  }
+  ctx.care_check_pending = patient_id;
+}
+
+boost::asio::awaitable<std::vector<db::Result>> ReadWithCareCheck(
+    RequestContext& ctx, std::vector<db::Statement> stmts) {
+  std::string pid = std::move(*ctx.care_check_pending);
+  ctx.care_check_pending.reset();
+  if (ctx.authorized_patient && *ctx.authorized_patient == pid)
+    co_return co_await ctx.ReadNearest(std::move(stmts));
+  stmts.insert(stmts.begin(),
+               db::Statement{&kCareRelationship, db::P(ctx.claims->practitioner_id, pid)});
+  auto rs = co_await ctx.ReadNearest(stmts);
+  if (rs[0].rows() > 0) {
+    ctx.authorized_patient = pid;
+    rs.erase(rs.begin());
+    co_return rs;
+  }
+  // No care relationship: what was read is dropped unseen, and the full check decides
+  // (a 403, or break-the-glass with its reason stored before the chart is read again).
+  rs.clear();
+  stmts.erase(stmts.begin());
+  co_await AuthorizePatientOnce(ctx, pid);
+  ctx.authorized_patient = pid;
+  co_return co_await ctx.ReadNearest(std::move(stmts));
+}
+
+boost::asio::awaitable<void> SettleDeferredCheck(RequestContext& ctx) {
+  if (!ctx.care_check_pending) co_return;
+  std::string pid = *ctx.care_check_pending;
+  co_await AuthorizePatient(ctx, pid);
 }
 
 boost::asio::awaitable<void> AuthorizePatientOnce(RequestContext& ctx,
@@ -235,7 +285,7 @@ boost::asio::awaitable<void> ApplyAccessPolicy(RequestContext& ctx, const Access
       throw;
     }
     for (auto& r : ctx.audit) r.patient_id = pid;
-    co_await AuthorizePatient(ctx, pid);
+    co_await DeferAuthorizePatient(ctx, pid);
   }
   if (p.writable) RequireWritable(ctx);
 }

@@ -27,10 +27,14 @@ namespace continuum::portal {
 //   4. how the patient is found: from ?patient= (searches), from the path
 //      (Patient/{id}/...), from the resource the handler loads (the handler must call
 //      AuthorizePatient: CheckAccessAfter refuses a 2xx that was never authorized), or
-//      the caller's own data (the handler scopes its queries to the claims);
+//      the caller's own data (the handler scopes its queries to the claims); for ?patient=
+//      and the path, a provider's care relationship is checked in the round trip of the
+//      handler's first read (DeferAuthorizePatient), or by the handler's own
+//      AuthorizePatient call if that comes first;
 //   5. whether it needs a writable primary (high tier: read-only while none is known).
 // A handler's own ctx.Audit() fills in the record the policy opened, and its own
-// Authenticate()/AuthorizePatient() calls for the same patient are no-ops.
+// Authenticate()/AuthorizePatient() calls for the same patient are no-ops (the first
+// AuthorizePatient settles a deferred check).
 enum class RouteCaller {
   kAnyone,    // no credentials (health, content, login); the handler may still audit
   kSession,   // a live user session
@@ -70,7 +74,25 @@ void RequireRole(RequestContext& ctx, std::initializer_list<std::string_view> ro
 
 // Checks that the caller may see `patient_id`'s record; may set the records' purpose
 // of use to ETREAT (break-the-glass). Throws Forbidden after marking records denied.
-boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, const std::string& patient_id);
+// The id is taken by value: it may name the pending check's id, which this call clears.
+boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, std::string patient_id);
+
+// AuthorizePatient with a provider's care relationship checked in the round trip of the
+// request's next read instead of one of its own (a patient's access needs no database
+// and is checked at once). Until the check passes, that read's results are withheld
+// (ReadWithCareCheck), nothing is written (WriteBatch settles the check first), and a
+// handler that returns without reading is checked before its response goes
+// (SettleDeferredCheck). When the provider has no care relationship, the read's results
+// are dropped and AuthorizePatient's own path decides: break the glass (then the read is
+// sent again) or 403.
+boost::asio::awaitable<void> DeferAuthorizePatient(RequestContext& ctx,
+                                                   const std::string& patient_id);
+// RequestContext::ReadBatch while a care check is pending: the check goes first in the
+// same batch (one implicit transaction, one round trip).
+boost::asio::awaitable<std::vector<db::Result>> ReadWithCareCheck(RequestContext& ctx,
+                                                                  std::vector<db::Statement> stmts);
+// Checks a pending care relationship now (after a handler that read nothing).
+boost::asio::awaitable<void> SettleDeferredCheck(RequestContext& ctx);
 
 // True when practitioner `practitioner_id` treats patient `patient_id`.
 boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,

@@ -9,6 +9,7 @@
 #include "core/error.hpp"
 #include "core/log.hpp"
 #include "db/errors.hpp"
+#include "portal/access.hpp"
 
 namespace continuum::portal {
 namespace asio = boost::asio;
@@ -55,6 +56,12 @@ asio::awaitable<db::Result> RequestContext::Read(const db::Query& q, db::Params 
 }
 
 asio::awaitable<std::vector<db::Result>> RequestContext::ReadBatch(
+    std::vector<db::Statement> stmts) {
+  if (care_check_pending) co_return co_await ReadWithCareCheck(*this, std::move(stmts));
+  co_return co_await ReadNearest(std::move(stmts));
+}
+
+asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
     std::vector<db::Statement> stmts) {
   db::Topology* topo = svc.topology;
   if (!topo || own_pool) co_return co_await pool().Batch(std::move(stmts), deadline);
@@ -120,6 +127,8 @@ asio::awaitable<void> JournalAttempt(RequestContext& ctx) {
 
 asio::awaitable<std::vector<db::Result>> RequestContext::WriteBatch(
     std::vector<db::Statement> stmts, bool idempotent) {
+  // Nothing is written for a caller whose access to the patient is still unchecked.
+  if (care_check_pending) co_await SettleDeferredCheck(*this);
   co_await JournalAttempt(*this);
   db::BatchOptions o;
   o.replay = idempotent ? db::BatchOptions::Replay::kIdempotent : db::BatchOptions::Replay::kAuto;

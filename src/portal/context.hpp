@@ -142,6 +142,10 @@ struct RequestContext {
   // authorized.
   bool policy_record_open = false;
   std::optional<std::string> authorized_patient{};
+  // A provider's care relationship with this patient, still to be checked: the next read
+  // carries the check in its own round trip and withholds its results until it passes
+  // (DeferAuthorizePatient, portal/access.hpp).
+  std::optional<std::string> care_check_pending{};
   // A route with a bulkhead of its own (login): every statement, reads included, goes
   // through this pool (the primary) instead of the tier's pools.
   db::Pool* own_pool = nullptr;
@@ -155,6 +159,8 @@ struct RequestContext {
   // failing over to the next one, within the deadline.
   boost::asio::awaitable<db::Result> Read(const db::Query& q, db::Params params);
   boost::asio::awaitable<std::vector<db::Result>> ReadBatch(std::vector<db::Statement> stmts);
+  // ReadBatch without the pending care check (access.cpp sends the check through it).
+  boost::asio::awaitable<std::vector<db::Result>> ReadNearest(std::vector<db::Statement> stmts);
   // Writes: the primary. `idempotent` lets a write whose connection broke after sending
   // be sent again (it carries an idempotency key). Remembers the commit's WAL position
   // for this session's later reads.

@@ -382,6 +382,7 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
           }
         }
         resp = co_await e->handler(ctx);
+        co_await SettleDeferredCheck(ctx);  // a handler that read nothing (access.hpp)
         CheckAccessAfter(ctx, e->access, resp);
       } catch (...) {
         resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));

@@ -17,7 +17,7 @@ boost::asio::awaitable<http::Response> Search(RequestContext& ctx, std::string_v
   std::string pid = PatientParam(ctx);
   rec.patient_id = pid;
   auto paging = fhir::ParsePaging(ctx.req);
-  co_await AuthorizePatient(ctx, pid);
+  co_await DeferAuthorizePatient(ctx, pid);  // checked in the page's round trip
   auto r = co_await ctx.Read(q, db::P(pid, paging.count + 1, paging.offset));
   int n = std::min(r.rows(), paging.count);
   std::string base = ctx.BaseUrl();

@@ -4,6 +4,7 @@ the client sent). Break-the-glass is allowed, flagged ETREAT and listed for audi
 
 import base64
 import json
+import re
 import time
 import unittest
 
@@ -77,6 +78,73 @@ class AuthorizationTest(ContinuumTestCase):
         self.assertDeniedAndAudited(r, 403)
         self.assertEqual(self.cluster.scalar("SELECT count(*) AS n FROM clinical_note WHERE patient_id = 2"),
                          before)
+
+    # A provider's reads of a chart (the patient's id in the path or ?patient=) and their
+    # tiers; a page of 100 holds every seeded patient's list, so no search counts apart.
+    CHART_READS = (("/fhir/R4/Patient/{}/$summary", "critical"),
+                   ("/fhir/R4/AllergyIntolerance?patient={}&_count=100", "critical"),
+                   ("/fhir/R4/MedicationStatement?patient={}&_count=100", "critical"),
+                   ("/fhir/R4/Condition?patient={}&_count=100", "critical"),
+                   ("/fhir/R4/Encounter?patient={}&_count=100", "critical"),
+                   ("/fhir/R4/DocumentReference?patient={}&_count=100", "critical"),
+                   ("/fhir/R4/Appointment?patient={}&_count=100", "high"),
+                   ("/fhir/R4/Invoice?patient={}&_count=100", "medium"),
+                   ("/fhir/R4/Account?patient={}", "medium"),
+                   ("/fhir/R4/Coverage?patient={}", "medium"))
+
+    def round_trips(self, tier) -> int:
+        """A tier's database round trips so far (batches sent, or grouped with another's)."""
+        r = self.server.get("/metrics")
+        self.assertEqual(r.status, 200, r)
+        found = re.findall(r'^continuum_db_pool_events_total\{tier="%s",event="(?:acquired|grouped)"\} '
+                           r'(\d+)$' % tier, r.body.decode(), re.M)
+        self.assertEqual(len(found), 2, f"the {tier} pool's acquired and grouped counters")
+        return sum(int(n) for n in found)
+
+    def test_provider_chart_read_is_one_round_trip(self):
+        # The care relationship is checked in the data's own round trip (access.hpp,
+        # DeferAuthorizePatient), not in one before it; the data is withheld until it passes.
+        t = self.token("demo-provider")
+        prac = self.cluster.scalar("SELECT practitioner_id AS n FROM account WHERE username = 'demo-provider'")
+        pid = str(self.cluster.scalar(
+            "SELECT min(patient_id) AS n FROM care_relationship WHERE practitioner_id = :'p'", p=prac))
+        for path, tier in self.CHART_READS:
+            with self.subTest(path=path):
+                url = path.format(pid)
+                self.assertEqual(self.server.get(url, token=t).status, 200)  # warm
+                before = self.round_trips(tier)
+                r = self.server.get(url, token=t)
+                trips = self.round_trips(tier) - before
+                self.assertEqual(r.status, 200, r)
+                self.assertIn(pid, json.dumps(r.json()))
+                self.assertEqual(trips, 1, f"{url}: {trips} round trips to the database")
+
+    def test_provider_chart_read_outside_the_care_only_with_the_glass_broken(self):
+        # The data read beside a failed care check is dropped: without a reason nothing of
+        # the chart comes back; with one, the chart is read again after the reason is stored.
+        t = self.token("demo-provider")
+        prac = self.cluster.scalar("SELECT practitioner_id AS n FROM account WHERE username = 'demo-provider'")
+        other = str(self.cluster.scalar(
+            "SELECT min(id) AS n FROM patient p WHERE NOT p.synthetic AND NOT EXISTS (SELECT 1 FROM "
+            "care_relationship c WHERE c.patient_id = p.id AND c.practitioner_id = :'p') AND "
+            "EXISTS (SELECT 1 FROM allergy a WHERE a.patient_id = p.id)", p=prac))
+        allergies = self.cluster.scalar("SELECT count(*) AS n FROM allergy WHERE patient_id = :'p'", p=other)
+        for path, _ in self.CHART_READS:
+            with self.subTest(path=path):
+                url = path.format(other)
+                r = self.server.get(url, token=t)
+                self.assertDeniedAndAudited(r, 403, patient=other)
+                self.assertNotIn("entry", r.json())
+                reason = "e2e: chart read outside the care " + str(time.time())
+                r = self.server.get(url, token=t, headers={"X-Break-Glass-Reason": reason})
+                self.assertEqual(r.status, 200, r)
+                rows = self.cluster.wait_audit(r.request_id, predicate=lambda a: a["outcome"] == "success")
+                self.assertTrue(all(a["purpose_of_use"] == "ETREAT" for a in rows), rows)
+                self.assertEqual(self.cluster.scalar(
+                    "SELECT count(*) AS n FROM break_glass_reason WHERE request_id = :'r'", r=r.request_id), 1)
+                if "AllergyIntolerance" in url:
+                    self.assertEqual(r.json()["total"], allergies)
+                    self.assertEqual(len(r.json().get("entry", [])), allergies)
 
     def test_break_the_glass_reason_kept_out_of_the_audit_detail(self):
         # The reason is free text (PHI): it is stored with the clinical data, not in the

@@ -75,7 +75,7 @@ asio::awaitable<http::Response> ReadAccount(RequestContext& ctx) {
   fhir::CheckParams(ctx.req, {"patient"});
   std::string pid = PatientParam(ctx);
   rec.patient_id = pid;
-  co_await AuthorizePatient(ctx, pid);
+  co_await DeferAuthorizePatient(ctx, pid);  // checked in the read's round trip
   auto r = co_await ctx.Read(kBalance, db::P(pid));
   json::object acct{
       {"resourceType", "Account"},
@@ -102,7 +102,7 @@ asio::awaitable<http::Response> SearchCoverage(RequestContext& ctx) {
   fhir::CheckParams(ctx.req, {"patient"});
   std::string pid = PatientParam(ctx);
   rec.patient_id = pid;
-  co_await AuthorizePatient(ctx, pid);
+  co_await DeferAuthorizePatient(ctx, pid);  // checked in the read's round trip
   auto r = co_await ctx.Read(kCoverage, db::P(pid));
   std::vector<json::object> out;
   for (int i = 0; i < r.rows(); ++i)
