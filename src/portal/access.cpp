@@ -164,11 +164,9 @@ boost::asio::awaitable<std::vector<db::Result>> ReadWithCareCheck(
   ctx.care_check_pending.reset();
   if (ctx.authorized_patient && *ctx.authorized_patient == pid)
     co_return co_await ctx.ReadNearest(std::move(stmts));
-  stmts.insert(stmts.begin(),
-               db::Statement{&kCareRelationship, db::P(ctx.claims->practitioner_id, pid)});
+  stmts.insert(stmts.begin(), CareCheckStatement(ctx, pid));
   auto rs = co_await ctx.ReadNearest(stmts);
-  if (rs[0].rows() > 0) {
-    ctx.authorized_patient = pid;
+  if (AcceptCareCheck(ctx, pid, rs[0])) {
     rs.erase(rs.begin());
     co_return rs;
   }
@@ -179,6 +177,16 @@ boost::asio::awaitable<std::vector<db::Result>> ReadWithCareCheck(
   co_await AuthorizePatientOnce(ctx, pid);
   ctx.authorized_patient = pid;
   co_return co_await ctx.ReadNearest(std::move(stmts));
+}
+
+db::Statement CareCheckStatement(const RequestContext& ctx, const std::string& patient_id) {
+  return db::Statement{&kCareRelationship, db::P(ctx.claims->practitioner_id, patient_id)};
+}
+
+bool AcceptCareCheck(RequestContext& ctx, const std::string& patient_id, const db::Result& r) {
+  if (r.rows() == 0) return false;
+  ctx.authorized_patient = patient_id;
+  return true;
 }
 
 boost::asio::awaitable<void> SettleDeferredCheck(RequestContext& ctx) {

@@ -93,6 +93,13 @@ boost::asio::awaitable<std::vector<db::Result>> ReadWithCareCheck(RequestContext
                                                                   std::vector<db::Statement> stmts);
 // Checks a pending care relationship now (after a handler that read nothing).
 boost::asio::awaitable<void> SettleDeferredCheck(RequestContext& ctx);
+// For a handler that must see its data before it decides (a Patient read answers 404 for an
+// id of no patient, whoever asks): the statement that checks the calling provider's care
+// relationship, for the handler's own batch, and its verdict: true = authorized
+// (ctx.authorized_patient is set); false = the handler calls AuthorizePatient (break the
+// glass, or 403) and reads again, and uses nothing of what it read beside the check.
+db::Statement CareCheckStatement(const RequestContext& ctx, const std::string& patient_id);
+bool AcceptCareCheck(RequestContext& ctx, const std::string& patient_id, const db::Result& r);
 
 // True when practitioner `practitioner_id` treats patient `patient_id`.
 boost::asio::awaitable<bool> HasCareRelationship(RequestContext& ctx,

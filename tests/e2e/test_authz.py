@@ -81,7 +81,7 @@ class AuthorizationTest(ContinuumTestCase):
 
     # A provider's reads of a chart (the patient's id in the path or ?patient=) and their
     # tiers; a page of 100 holds every seeded patient's list, so no search counts apart.
-    CHART_READS = (("/fhir/R4/Patient/{}/$summary", "critical"),
+    CHART_READS = (("/fhir/R4/Patient/{}", "critical"), ("/fhir/R4/Patient/{}/$summary", "critical"),
                    ("/fhir/R4/AllergyIntolerance?patient={}&_count=100", "critical"),
                    ("/fhir/R4/MedicationStatement?patient={}&_count=100", "critical"),
                    ("/fhir/R4/Condition?patient={}&_count=100", "critical"),

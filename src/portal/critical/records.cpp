@@ -324,18 +324,31 @@ asio::awaitable<http::Response> ReadPatient(RequestContext& ctx) {
   rec.resource_id = rec.patient_id = pid;
   // A patient learns nothing about other ids (403 before any lookup); staff get a 404
   // for an id that does not exist rather than a misleading "no relationship".
+  // A provider's care relationship is checked in the same round trip as the read.
   if (ctx.claims->role == "patient") co_await AuthorizePatient(ctx, pid);
-  auto r = co_await ctx.Read(kPatientById, db::P(pid));
-  if (r.rows() == 0) {
+  const bool check =
+      ctx.claims->role == "provider" && !(ctx.authorized_patient && *ctx.authorized_patient == pid);
+  std::vector<db::Statement> batch;
+  batch.push_back({&kPatientById, db::P(pid)});
+  if (check) batch.push_back(CareCheckStatement(ctx, pid));
+  auto rs = co_await ctx.ReadBatch(std::move(batch));
+  if (rs[0].rows() == 0) {
     rec.outcome = "failure";
     rec.detail = "not found";
     throw NotFound("Patient/" + pid + " does not exist.");
   }
-  if (ctx.claims->role != "patient") co_await AuthorizePatient(ctx, pid);
+  if (check) AcceptCareCheck(ctx, pid, rs[1]);
+  if (!ctx.authorized_patient || *ctx.authorized_patient != pid) {
+    // No care relationship (or another role): break the glass or 403; the patient is read
+    // again only after the reason is stored.
+    co_await AuthorizePatient(ctx, pid);
+    rs[0] = co_await ctx.Read(kPatientById, db::P(pid));
+    if (rs[0].rows() == 0) throw NotFound("Patient/" + pid + " does not exist.");
+  }
   rec.outcome = "success";
   std::string body;
   fhir::JsonWriter w(body);
-  WritePatient(w, r, 0);
+  WritePatient(w, rs[0], 0);
   co_return fhir::Json(200, std::move(body));
 }
 
