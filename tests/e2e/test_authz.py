@@ -108,7 +108,9 @@ class AuthorizationTest(ContinuumTestCase):
         prac = self.cluster.scalar("SELECT practitioner_id AS n FROM account WHERE username = 'demo-provider'")
         pid = str(self.cluster.scalar(
             "SELECT min(patient_id) AS n FROM care_relationship WHERE practitioner_id = :'p'", p=prac))
-        for path, tier in self.CHART_READS:
+        # and their conversations with the patient (no break-the-glass there)
+        messages = ("/fhir/R4/Communication?patient={}&_count=100", "high")
+        for path, tier in self.CHART_READS + (messages,):
             with self.subTest(path=path):
                 url = path.format(pid)
                 self.assertEqual(self.server.get(url, token=t).status, 200)  # warm

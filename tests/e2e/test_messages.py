@@ -225,6 +225,10 @@ class MessagingTest(ContinuumTestCase):
         self.assertOperationOutcome(r, 403)
         self.assertOperationOutcome(
             self.server.fhir("Communication", token=doc, params={"patient": "2"}), 403)
+        # Breaking the glass opens a chart, not another provider's conversations.
+        self.assertOperationOutcome(
+            self.server.fhir("Communication", token=doc, params={"patient": "2"},
+                             headers={"X-Break-Glass-Reason": "e2e: not for messages"}), 403)
 
     def test_bad_input(self):
         pat = self.token("demo-patient")
