@@ -120,6 +120,20 @@ class AuthorizationTest(ContinuumTestCase):
                 self.assertEqual(r.status, 200, r)
                 self.assertIn(pid, json.dumps(r.json()))
                 self.assertEqual(trips, 1, f"{url}: {trips} round trips to the database")
+        # A note: read in one round trip (the note with the check), signed in two (and the write).
+        r = self.server.post_json("/fhir/R4/DocumentReference", note_body(pid, "one round trip"),
+                                  token=t, content_type=FHIR_JSON)
+        self.assertEqual(r.status, 201, r)
+        note = r.json()["id"]
+        for method, url, want in (("GET", f"/fhir/R4/DocumentReference/{note}", 1),
+                                  ("POST", f"/fhir/R4/DocumentReference/{note}/$sign", 2)):
+            with self.subTest(url=url):
+                before = self.round_trips("critical")
+                r = self.server.request(method, url, token=t)
+                trips = self.round_trips("critical") - before
+                self.assertEqual(r.status, 200, r)
+                self.assertEqual(r.json()["id"], note)
+                self.assertEqual(trips, want, f"{method} {url}: {trips} round trips to the database")
 
     def test_provider_chart_read_outside_the_care_only_with_the_glass_broken(self):
         # The data read beside a failed care check is dropped: without a reason nothing of
@@ -147,6 +161,16 @@ class AuthorizationTest(ContinuumTestCase):
                 if "AllergyIntolerance" in url:
                     self.assertEqual(r.json()["total"], allergies)
                     self.assertEqual(len(r.json().get("entry", [])), allergies)
+        # A note about that patient (written with the glass broken): the same for reading it.
+        glass = {"X-Break-Glass-Reason": "e2e: note outside the care"}
+        r = self.server.post_json("/fhir/R4/DocumentReference", note_body(other, "outside the care"),
+                                  token=t, content_type=FHIR_JSON, headers=glass)
+        self.assertEqual(r.status, 201, r)
+        url = "/fhir/R4/DocumentReference/" + r.json()["id"]
+        self.assertDeniedAndAudited(self.server.get(url, token=t), 403, patient=other)
+        r = self.server.get(url, token=t, headers=glass)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["subject"]["reference"], f"Patient/{other}")
 
     def test_break_the_glass_reason_kept_out_of_the_audit_detail(self):
         # The reason is free text (PHI): it is stored with the clinical data, not in the
