@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <unordered_map>
+#include <utility>
 
 #include "auth/session_cache.hpp"
 #include "core/clock.hpp"
@@ -130,16 +131,31 @@ std::string BreakGlassReason(const RequestContext& ctx) {
   return std::string(v.substr(b, e - b));
 }
 
+namespace {
+// The full check of a deferred one, as the route's policy made it before the handler ran:
+// a refusal's audit detail is its own reason, not what the handler noted so far; when access
+// is granted (break the glass), the handler's notes are put back over the check's.
+boost::asio::awaitable<void> CheckAsThePolicyWould(RequestContext& ctx, const std::string& pid) {
+  std::vector<std::string> noted;
+  for (auto& r : ctx.audit) noted.push_back(std::exchange(r.detail, {}));
+  co_await AuthorizePatientOnce(ctx, pid);
+  std::size_t i = 0;
+  for (auto& r : ctx.audit) {
+    if (i < noted.size() && !noted[i].empty()) r.detail = std::move(noted[i]);
+    ++i;
+  }
+  ctx.authorized_patient = pid;
+}
+}  // namespace
+
 boost::asio::awaitable<void> AuthorizePatient(RequestContext& ctx, std::string patient_id) {
   if (!ctx.claims) Authenticate(ctx);
   if (ctx.care_check_pending) {
     // A deferred check settles now, whichever patient it is for.
-    std::string pending = *ctx.care_check_pending;
+    std::string pending = std::move(*ctx.care_check_pending);
     ctx.care_check_pending.reset();
-    if (pending != patient_id && !(ctx.authorized_patient && *ctx.authorized_patient == pending)) {
-      co_await AuthorizePatientOnce(ctx, pending);
-      ctx.authorized_patient = pending;
-    }
+    if (!ctx.authorized_patient || *ctx.authorized_patient != pending)
+      co_await CheckAsThePolicyWould(ctx, pending);
   }
   if (ctx.authorized_patient && *ctx.authorized_patient == patient_id) co_return;
   co_await AuthorizePatientOnce(ctx, patient_id);
@@ -165,7 +181,19 @@ boost::asio::awaitable<std::vector<db::Result>> ReadWithCareCheck(
   if (ctx.authorized_patient && *ctx.authorized_patient == pid)
     co_return co_await ctx.ReadNearest(std::move(stmts));
   stmts.insert(stmts.begin(), CareCheckStatement(ctx, pid));
-  auto rs = co_await ctx.ReadNearest(stmts);
+  std::vector<db::Result> rs;
+  std::exception_ptr failed;
+  try {
+    rs = co_await ctx.ReadNearest(stmts);
+  } catch (...) {
+    failed = std::current_exception();
+  }
+  if (failed) {
+    // The batch failed (a timeout, a lost server): the check alone decides first, so a
+    // caller without access is refused (403) rather than told of the data's failure.
+    co_await CheckAsThePolicyWould(ctx, pid);
+    std::rethrow_exception(failed);
+  }
   if (AcceptCareCheck(ctx, pid, rs[0])) {
     rs.erase(rs.begin());
     co_return rs;
@@ -174,8 +202,7 @@ boost::asio::awaitable<std::vector<db::Result>> ReadWithCareCheck(
   // (a 403, or break-the-glass with its reason stored before the chart is read again).
   rs.clear();
   stmts.erase(stmts.begin());
-  co_await AuthorizePatientOnce(ctx, pid);
-  ctx.authorized_patient = pid;
+  co_await CheckAsThePolicyWould(ctx, pid);
   co_return co_await ctx.ReadNearest(std::move(stmts));
 }
 
@@ -191,8 +218,10 @@ bool AcceptCareCheck(RequestContext& ctx, const std::string& patient_id, const d
 
 boost::asio::awaitable<void> SettleDeferredCheck(RequestContext& ctx) {
   if (!ctx.care_check_pending) co_return;
-  std::string pid = *ctx.care_check_pending;
-  co_await AuthorizePatient(ctx, pid);
+  std::string pid = std::move(*ctx.care_check_pending);
+  ctx.care_check_pending.reset();
+  if (ctx.authorized_patient && *ctx.authorized_patient == pid) co_return;
+  co_await CheckAsThePolicyWould(ctx, pid);
 }
 
 boost::asio::awaitable<void> AuthorizePatientOnce(RequestContext& ctx,

@@ -369,6 +369,7 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
         co_await gate->Enter(tier, ctx.deadline);  // delays, never refuses
         slots.gate = gate;
       }
+      std::exception_ptr failed;
       try {
         // The route's access policy, in one place (portal/access.hpp).
         co_await ApplyAccessPolicy(ctx, e->access);
@@ -385,8 +386,18 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
         co_await SettleDeferredCheck(ctx);  // a handler that read nothing (access.hpp)
         CheckAccessAfter(ctx, e->access, resp);
       } catch (...) {
-        resp = http::ErrorResponse(DegradeForTier(tier, req, std::current_exception()));
+        failed = std::current_exception();
       }
+      if (failed && ctx.care_check_pending) {
+        // The handler failed before its first read (a bad parameter, a body): the deferred
+        // check decides first, and its refusal wins, as when the policy ran before it.
+        try {
+          co_await SettleDeferredCheck(ctx);
+        } catch (...) {
+          failed = std::current_exception();
+        }
+      }
+      if (failed) resp = http::ErrorResponse(DegradeForTier(tier, req, failed));
       if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
         resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
       // What a session or the ops token reads is PHI or operators' data: no browser or

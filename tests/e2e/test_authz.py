@@ -161,6 +161,21 @@ class AuthorizationTest(ContinuumTestCase):
                 if "AllergyIntolerance" in url:
                     self.assertEqual(r.json()["total"], allergies)
                     self.assertEqual(len(r.json().get("entry", [])), allergies)
+        # A bad parameter does not answer before the check: 403, audited with the check's own
+        # reason, as when the route's policy checked before the handler ran (and 400 for a
+        # provider who treats the patient).
+        mine = str(self.cluster.scalar(
+            "SELECT min(patient_id) AS n FROM care_relationship WHERE practitioner_id = :'p'", p=prac))
+        for path in ("/fhir/R4/AllergyIntolerance?patient={}&_count=abc",
+                     "/fhir/R4/Encounter?patient={}&colour=blue", "/fhir/R4/Coverage?patient={}&colour=blue"):
+            with self.subTest(path=path):
+                rows = self.assertDeniedAndAudited(self.server.get(path.format(other), token=t), 403,
+                                                   patient=other)
+                self.assertIn("no care relationship", [a["detail"] for a in rows], rows)
+                self.assertOperationOutcome(self.server.get(path.format(mine), token=t), 400)
+        rows = self.assertDeniedAndAudited(self.server.get(f"/fhir/R4/Patient/{other}/$summary", token=t),
+                                           403, patient=other)
+        self.assertIn("no care relationship", [a["detail"] for a in rows], rows)
         # A note about that patient (written with the glass broken): the same for reading it.
         glass = {"X-Break-Glass-Reason": "e2e: note outside the care"}
         r = self.server.post_json("/fhir/R4/DocumentReference", note_body(other, "outside the care"),
