@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -558,6 +559,124 @@ TEST(AuditFiles, ShipPositionRoundTripsAndRejectsGarbage) {
   EXPECT_EQ(pos->offset, 123456789012u);
   EXPECT_EQ(pos->seq, 42);
   WriteFile(internal::ShipPositionPath(dir.path(), "node-a"), "segment=1 offset=x seq=1\n");
+  EXPECT_FALSE(internal::ReadShipPosition(dir.path(), "node-a"));
+}
+
+// The position file's bytes: two slots, the text of each up to its NULs.
+std::string PositionSlot(const fs::path& file, int slot) {
+  std::string data = ReadFile(file);
+  EXPECT_EQ(data.size(), 8192u);
+  std::string text = data.substr(static_cast<std::size_t>(slot) * 4096, 128);
+  return text.substr(0, text.find('\0'));
+}
+
+ino_t Inode(const fs::path& file) {
+  struct stat st {};
+  EXPECT_EQ(::stat(file.c_str(), &st), 0);
+  return st.st_ino;
+}
+
+TEST(AuditFiles, ShipPositionIsSavedInPlaceInAlternateSlots) {
+  TempDir dir;
+  const auto file = internal::ShipPositionPath(dir.path(), "node-a");
+  internal::ShipPositionFile pos(dir.path(), "node-a");
+  EXPECT_FALSE(pos.Load());
+  pos.Save({1, 100, 5});  // no file yet: made whole (save 0, slot 0)
+  const ino_t inode = Inode(file);
+  EXPECT_EQ(PositionSlot(file, 0).substr(0, 54),
+            "continuum-audit-shipped v2 gen=0 segment=1 offset=100 ");
+  EXPECT_EQ(PositionSlot(file, 1), "");
+  pos.Save({1, 250, 9});  // save 1: slot 1, in place
+  pos.Save({2, 40, 12});  // save 2: slot 0 again
+  EXPECT_EQ(Inode(file), inode) << "a save after the first must not replace the file";
+  EXPECT_FALSE(fs::exists(fs::path(file.string() + ".tmp")));
+  EXPECT_NE(PositionSlot(file, 1).find(" gen=1 segment=1 offset=250 seq=9 sum="),
+            std::string::npos);
+  EXPECT_NE(PositionSlot(file, 0).find(" gen=2 segment=2 offset=40 seq=12 sum="),
+            std::string::npos);
+  for (const auto& p : {internal::ReadShipPosition(dir.path(), "node-a"), pos.Load()}) {
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->segment, 2u);
+    EXPECT_EQ(p->offset, 40u);
+    EXPECT_EQ(p->seq, 12);
+  }
+  // Another object (a restarted node) adopts the file and goes on where it stopped.
+  internal::ShipPositionFile again(dir.path(), "node-a");
+  ASSERT_TRUE(again.Load());
+  EXPECT_EQ(again.Load()->seq, 12);
+  again.Save({2, 90, 15});
+  EXPECT_EQ(Inode(file), inode);
+  EXPECT_NE(PositionSlot(file, 1).find(" gen=3 segment=2 offset=90 seq=15 sum="),
+            std::string::npos);
+}
+
+TEST(AuditFiles, ShipPositionSurvivesATornSlot) {
+  TempDir dir;
+  const auto file = internal::ShipPositionPath(dir.path(), "node-a");
+  {
+    internal::ShipPositionFile pos(dir.path(), "node-a");
+    pos.Save({1, 100, 5});
+    pos.Save({1, 250, 9});  // slot 1
+  }
+  // A crash in the middle of the save to slot 1: its line is cut short, or a byte differs.
+  for (const std::string& torn : {std::string("continuum-audit-shipped v2 gen=1 segment=1 off"),
+                                  PositionSlot(file, 1).replace(50, 1, "7")}) {  // offset=750
+    std::string data = ReadFile(file);
+    std::string slot = torn;
+    slot.resize(128, '\0');
+    data.replace(4096, 128, slot);
+    WriteFile(file, data);
+    auto p = internal::ReadShipPosition(dir.path(), "node-a");
+    ASSERT_TRUE(p) << torn;
+    EXPECT_EQ(p->offset, 100u) << "the save before the torn one";
+    EXPECT_EQ(p->seq, 5);
+  }
+  // The next save goes to the torn slot (save 1 again), never over the good one.
+  internal::ShipPositionFile pos(dir.path(), "node-a");
+  EXPECT_EQ(pos.Load()->seq, 5);
+  pos.Save({1, 300, 11});
+  EXPECT_NE(PositionSlot(file, 1).find(" gen=1 segment=1 offset=300 seq=11 "), std::string::npos);
+  EXPECT_NE(PositionSlot(file, 0).find(" gen=0 segment=1 offset=100 seq=5 "), std::string::npos);
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 11);
+  // Both slots bad: no position (everything is shipped again, harmlessly); a save makes
+  // the file whole again.
+  WriteFile(file, std::string(8192, 'x'));
+  EXPECT_FALSE(internal::ReadShipPosition(dir.path(), "node-a"));
+  internal::ShipPositionFile fresh(dir.path(), "node-a");
+  EXPECT_FALSE(fresh.Load());
+  fresh.Save({3, 7, 20});
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 20);
+}
+
+TEST(AuditFiles, ShipPositionFileNoticesItsFileRemovedOrReplaced) {
+  TempDir dir;
+  const auto file = internal::ShipPositionPath(dir.path(), "node-a");
+  internal::ShipPositionFile pos(dir.path(), "node-a");
+  pos.Save({1, 100, 5});
+  pos.Save({1, 200, 8});
+  fs::remove(file);  // by hand, to ship everything again
+  EXPECT_FALSE(pos.Load());
+  pos.Save({1, 300, 9});
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 9);
+  internal::WriteShipPosition(dir.path(), "node-a", {4, 1, 30});  // renamed over it
+  ASSERT_TRUE(pos.Load());
+  EXPECT_EQ(pos.Load()->seq, 30);
+  pos.Save({4, 2, 31});
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 31);
+}
+
+TEST(AuditFiles, ShipPositionReadsAVersionOneFileAndReplacesItOnSave) {
+  TempDir dir;
+  const auto file = internal::ShipPositionPath(dir.path(), "node-a");
+  WriteFile(file, "continuum-audit-shipped v1 segment=2 offset=512 seq=17\n");
+  internal::ShipPositionFile pos(dir.path(), "node-a");
+  ASSERT_TRUE(pos.Load());
+  EXPECT_EQ(pos.Load()->offset, 512u);
+  EXPECT_EQ(pos.Load()->seq, 17);
+  pos.Save({2, 1024, 20});
+  EXPECT_EQ(fs::file_size(file), 8192u);
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 20);
+  WriteFile(file, "continuum-audit-shipped v1 segment=2 offset=512 seq=17\nmore\n");
   EXPECT_FALSE(internal::ReadShipPosition(dir.path(), "node-a"));
 }
 

@@ -3,8 +3,9 @@
 // batch (synchronous_commit = on: an audit row must survive a failover). The columns
 // are parsed here from the journal line itself (once, as the line is read) and COPYed,
 // and `record` holds the exact line, so the row is by construction what the journal says. The
-// position is advanced (atomic rename) only after COMMIT; a crash in between re-ships
-// the batch, which ON CONFLICT (node_id, seq) DO NOTHING makes harmless.
+// position is advanced only after COMMIT (in place, in the file's older slot, then
+// fdatasync: internal/files.hpp); a crash in between, or a torn slot, re-ships the batch,
+// which ON CONFLICT (node_id, seq) DO NOTHING makes harmless.
 //
 // Only durable lines are read: when the node's Journal is open in this process it
 // publishes how far its segments are fdatasync'ed (the durable mark) and the shipper
@@ -138,6 +139,8 @@ struct Shipper::Impl {
     bool epoch_done = false;
   };
   std::map<std::string, Signed> signed_heads;  // per node, under ship_mu
+  // Each node's position file, kept open between rounds (under ship_mu).
+  std::map<std::string, std::unique_ptr<ShipPositionFile>> positions;
   bool heads_table_missing = false;
   bool final_round = false;  // a graceful stop: sign the last head whatever the interval
 
@@ -156,7 +159,8 @@ struct Shipper::Impl {
   explicit Impl(ShipperOptions o)
       : dir(o.journal_dir), url(o.database_url), interval_ms(o.interval_ms), opt(std::move(o)) {}
 
-  std::uint64_t ShipAll();
+  std::uint64_t ShipAll(const std::map<std::string, std::vector<SegmentFile>>& nodes);
+  ShipPositionFile& PositionFile(const std::string& node);
   std::uint64_t ShipNode(const std::string& node, const std::vector<SegmentFile>& segs);
   Batch ReadBatch(const std::string& node, const std::vector<SegmentFile>& segs, ShipPosition pos,
                   const std::optional<DurableMark>& mark);
@@ -165,9 +169,9 @@ struct Shipper::Impl {
   void WithConnection(Fn&& fn);
   void Insert(const std::string& node, const Batch& batch);
   void InsertOnce(const std::string& rows);
-  std::uint64_t Backlog();
+  std::uint64_t Backlog(const std::map<std::string, std::vector<SegmentFile>>& nodes);
   std::uint64_t Round();
-  void SignHeads();
+  void SignHeads(const std::map<std::string, std::vector<SegmentFile>>& nodes);
   void InsertHead(const std::string& node, const char* kind, long long seq,
                   const std::string& hash);
   void Loop();
@@ -356,13 +360,14 @@ std::uint64_t Shipper::Impl::ShipNode(const std::string& node,
       if (fd >= 0) ::close(fd);
     }
   } lock_closer{lock_fd};
-  ShipPosition pos = ReadShipPosition(dir, node).value_or(ShipPosition{});
+  ShipPositionFile& position = PositionFile(node);
+  ShipPosition pos = position.Load().value_or(ShipPosition{});
   for (;;) {
     const auto mark = LookupDurableMark(DurableKey(dir, node));
     Batch batch = ReadBatch(node, segs, pos, mark);
     const bool moved = batch.next.segment != pos.segment || batch.next.offset != pos.offset;
     if (!batch.spans.empty()) Insert(node, batch);
-    if (moved) WriteShipPosition(dir, node, batch.next);
+    if (moved) position.Save(batch.next);
     pos = batch.next;
     total += batch.spans.size();
     shipped.fetch_add(batch.spans.size(), std::memory_order_relaxed);
@@ -377,9 +382,15 @@ std::uint64_t Shipper::Impl::ShipNode(const std::string& node,
   return total;
 }
 
-std::uint64_t Shipper::Impl::ShipAll() {
+ShipPositionFile& Shipper::Impl::PositionFile(const std::string& node) {
+  auto& file = positions[node];
+  if (!file) file = std::make_unique<ShipPositionFile>(dir, node);
+  return *file;
+}
+
+std::uint64_t Shipper::Impl::ShipAll(const std::map<std::string, std::vector<SegmentFile>>& nodes) {
   std::uint64_t total = 0;
-  for (const auto& [node, segs] : ListSegments(dir)) total += ShipNode(node, segs);
+  for (const auto& [node, segs] : nodes) total += ShipNode(node, segs);
   // Nothing to ship: still check the database, so database_reachable stays true to life.
   if (total == 0) WithConnection([&] { conn->Exec("SELECT 1"); });
   return total;
@@ -389,13 +400,16 @@ std::uint64_t Shipper::Impl::ShipAll() {
 std::uint64_t Shipper::Impl::Round() {
   std::lock_guard ship(ship_mu);
   try {
-    const auto n = ShipAll();
-    if (key) SignHeads();
+    // The folder is listed once a round: a segment the writer starts meanwhile is shipped
+    // in the next round, as one started after the listing always was.
+    const auto nodes = ListSegments(dir);
+    const auto n = ShipAll(nodes);
+    if (key) SignHeads(nodes);
     if (ever_failed && !reachable.load()) {
       spdlog::info("audit shipper: database reachable again; backlog shipped");
     }
     reachable.store(true);
-    backlog.store(Backlog(), std::memory_order_relaxed);
+    backlog.store(Backlog(nodes), std::memory_order_relaxed);
     return n;
   } catch (const std::exception& e) {
     failures.fetch_add(1, std::memory_order_relaxed);
@@ -406,7 +420,7 @@ std::uint64_t Shipper::Impl::Round() {
     }
     ever_failed = true;
     try {
-      backlog.store(Backlog(), std::memory_order_relaxed);
+      backlog.store(Backlog(ListSegments(dir)), std::memory_order_relaxed);
     } catch (...) {
     }
     throw;
@@ -416,10 +430,10 @@ std::uint64_t Shipper::Impl::Round() {
 // Records in the journal minus records shipped, per node: the last durable seq (from
 // the durable mark, or the last complete line of the newest segment) minus the seq of
 // the shipped position.
-std::uint64_t Shipper::Impl::Backlog() {
+std::uint64_t Shipper::Impl::Backlog(const std::map<std::string, std::vector<SegmentFile>>& nodes) {
   std::uint64_t total = 0;
-  for (const auto& [node, segs] : ListSegments(dir)) {
-    const long long shipped_seq = ReadShipPosition(dir, node).value_or(ShipPosition{}).seq;
+  for (const auto& [node, segs] : nodes) {
+    const long long shipped_seq = PositionFile(node).Load().value_or(ShipPosition{}).seq;
     long long last = 0;
     if (auto mark = LookupDurableMark(DurableKey(dir, node))) {
       last = mark->seq;
@@ -466,10 +480,10 @@ void Shipper::Impl::Loop() {
 // start of a new epoch, once), at most once per head_interval_ms per node, and stores
 // it in audit_head. Runs after the round's rows are shipped, so a head normally names a
 // row already in the table; a head ahead of the rows is checked against the journal.
-void Shipper::Impl::SignHeads() {
+void Shipper::Impl::SignHeads(const std::map<std::string, std::vector<SegmentFile>>& nodes) {
   if (heads_table_missing) return;
   const auto now = std::chrono::steady_clock::now();
-  for (const auto& [node, segs] : ListSegments(dir)) {
+  for (const auto& [node, segs] : nodes) {
     const auto mark = LookupDurableMark(DurableKey(dir, node));
     if (!mark) continue;
     Signed& s = signed_heads[node];

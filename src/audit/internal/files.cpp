@@ -104,51 +104,195 @@ fs::path ShipPositionPath(const fs::path& dir, std::string_view node) {
   return dir / ("shipped-" + std::string(node) + ".pos");
 }
 
+namespace {
+constexpr std::string_view kPosMagicV2 = "continuum-audit-shipped v2";
+constexpr std::size_t kPosSlotBytes = 128;
+constexpr std::size_t kPosSlotStride = 4096;
+constexpr std::size_t kPosFileBytes = 2 * kPosSlotStride;
+
+std::uint64_t Fnv1a64(std::string_view s) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// Parses " key=<number>" at the front of `rest` (and drops it).
+template <typename T>
+bool TakeField(std::string_view& rest, std::string_view key, T& out) {
+  if (rest.size() < key.size() + 2 || rest[0] != ' ' || rest.substr(1, key.size()) != key ||
+      rest[key.size() + 1] != '=') {
+    return false;
+  }
+  rest.remove_prefix(key.size() + 2);
+  const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), out);
+  if (ec != std::errc() || end == rest.data()) return false;
+  rest.remove_prefix(static_cast<std::size_t>(end - rest.data()));
+  return true;
+}
+
+bool TakePosition(std::string_view& rest, ShipPosition& pos) {
+  return TakeField(rest, "segment", pos.segment) && TakeField(rest, "offset", pos.offset) &&
+         TakeField(rest, "seq", pos.seq) && pos.seq >= 0;
+}
+
+struct Slot {
+  std::uint64_t gen = 0;
+  ShipPosition pos;
+};
+
+// One version 2 slot: nullopt unless its line is whole and its sum matches.
+std::optional<Slot> ParseSlot(std::string_view slot) {
+  const auto nl = slot.find('\n');
+  if (nl == std::string_view::npos) return std::nullopt;
+  const std::string_view line = slot.substr(0, nl);
+  const auto sum_at = line.rfind(" sum=");
+  if (sum_at == std::string_view::npos) return std::nullopt;
+  std::string_view rest = line.substr(0, sum_at);
+  if (rest.substr(0, kPosMagicV2.size()) != kPosMagicV2) return std::nullopt;
+  const std::string_view hex = line.substr(sum_at + 5);
+  std::uint64_t sum = 0;
+  const auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), sum, 16);
+  if (hex.size() != 16 || ec != std::errc() || end != hex.data() + hex.size() ||
+      sum != Fnv1a64(rest)) {
+    return std::nullopt;
+  }
+  rest.remove_prefix(kPosMagicV2.size());
+  Slot s;
+  if (!TakeField(rest, "gen", s.gen) || !TakePosition(rest, s.pos) || !rest.empty())
+    return std::nullopt;
+  return s;
+}
+
+// The newest valid slot of a version 2 file, if it sits where its save number puts it.
+std::optional<Slot> NewestSlot(std::string_view data) {
+  std::optional<Slot> best;
+  for (std::size_t i = 0; i < 2; ++i) {
+    if (data.size() < i * kPosSlotStride + kPosSlotBytes) break;
+    auto s = ParseSlot(data.substr(i * kPosSlotStride, kPosSlotBytes));
+    if (s && s->gen % 2 == i && (!best || s->gen > best->gen)) best = s;
+  }
+  return best;
+}
+
+std::optional<ShipPosition> ParsePositionFile(std::string_view data) {
+  if (data.substr(0, kPosMagic.size()) == kPosMagic) {
+    // version 1: "<magic> segment=<n> offset=<n> seq=<n>\n"
+    std::string_view rest = data.substr(kPosMagic.size());
+    ShipPosition pos;
+    if (!TakePosition(rest, pos) || rest != "\n") return std::nullopt;
+    return pos;
+  }
+  if (auto s = NewestSlot(data)) return s->pos;
+  return std::nullopt;
+}
+
+std::string SlotText(std::uint64_t gen, const ShipPosition& pos) {
+  char buf[kPosSlotBytes];
+  const int n =
+      std::snprintf(buf, sizeof buf, "%s gen=%llu segment=%llu offset=%llu seq=%lld",
+                    std::string(kPosMagicV2).c_str(), static_cast<unsigned long long>(gen),
+                    static_cast<unsigned long long>(pos.segment),
+                    static_cast<unsigned long long>(pos.offset), pos.seq);
+  std::string text(buf, static_cast<std::size_t>(n));
+  char sum[24];
+  (void)std::snprintf(sum, sizeof sum, " sum=%016llx\n",
+                      static_cast<unsigned long long>(Fnv1a64(text)));
+  text += sum;
+  text.resize(kPosSlotBytes, '\0');  // the longest line (20-digit numbers) is 124 bytes
+  return text;
+}
+}  // namespace
+
 std::optional<ShipPosition> ReadShipPosition(const fs::path& dir, std::string_view node) {
   const auto path = ShipPositionPath(dir, node);
   std::error_code ec;
   if (!fs::exists(path, ec)) return std::nullopt;
-  const std::string text = ReadRange(path, 0, 4096);
-  // "<magic> segment=<n> offset=<n> seq=<n>\n"
-  std::string_view rest(text);
-  if (rest.substr(0, kPosMagic.size()) != kPosMagic) return std::nullopt;
-  rest.remove_prefix(kPosMagic.size());
-  auto field = [&rest](std::string_view key, auto& out) {
-    const std::string prefix = " " + std::string(key) + "=";
-    if (rest.substr(0, prefix.size()) != prefix) return false;
-    rest.remove_prefix(prefix.size());
-    const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), out);
-    if (ec != std::errc() || end == rest.data()) return false;
-    rest.remove_prefix(static_cast<std::size_t>(end - rest.data()));
-    return true;
-  };
-  std::uint64_t segment = 0, offset = 0;
-  long long seq = 0;
-  if (!field("segment", segment) || !field("offset", offset) || !field("seq", seq) || seq < 0 ||
-      rest != "\n") {
-    return std::nullopt;
-  }
-  return ShipPosition{segment, offset, seq};
+  return ParsePositionFile(ReadRange(path, 0, kPosFileBytes));
 }
 
 void WriteShipPosition(const fs::path& dir, std::string_view node, const ShipPosition& pos) {
   const auto path = ShipPositionPath(dir, node);
   auto tmp = path;
   tmp += ".tmp";
-  char buf[160];
-  const int n =
-      std::snprintf(buf, sizeof buf, "%s segment=%llu offset=%llu seq=%lld\n",
-                    std::string(kPosMagic).c_str(), static_cast<unsigned long long>(pos.segment),
-                    static_cast<unsigned long long>(pos.offset), pos.seq);
+  std::string file(kPosFileBytes, '\0');
+  file.replace(0, kPosSlotBytes, SlotText(0, pos));
   {
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0) ThrowErrno("open " + tmp.string());
     FdCloser closer{fd};
-    WriteAll(fd, std::string_view(buf, static_cast<std::size_t>(n)), tmp.string());
+    WriteAll(fd, file, tmp.string());
     if (::fsync(fd) != 0) ThrowErrno("fsync " + tmp.string());
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) ThrowErrno("rename " + tmp.string());
   FsyncDir(dir);
+}
+
+ShipPositionFile::ShipPositionFile(fs::path dir, std::string node)
+    : dir_(std::move(dir)), node_(std::move(node)) {}
+
+ShipPositionFile::~ShipPositionFile() { Close(); }
+
+void ShipPositionFile::Close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+  last_.reset();
+}
+
+// Removed, or renamed over (by WriteShipPosition elsewhere): either way the open file has
+// no name left.
+bool ShipPositionFile::InPlace() const {
+  if (fd_ < 0) return false;
+  struct stat st {};
+  return ::fstat(fd_, &st) == 0 && st.st_nlink > 0;
+}
+
+std::optional<ShipPosition> ShipPositionFile::Load() {
+  if (last_ && InPlace()) return last_;
+  Close();
+  return ReadShipPosition(dir_, node_);
+}
+
+void ShipPositionFile::Save(const ShipPosition& pos) {
+  const auto path = ShipPositionPath(dir_, node_);
+  if (!InPlace()) {
+    Close();
+    // Adopt a version 2 file in place; anything else is replaced whole.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+      std::string data(kPosFileBytes + 1, '\0');
+      const ssize_t n = ::pread(fd, data.data(), data.size(), 0);
+      std::optional<Slot> newest;
+      if (n == static_cast<ssize_t>(kPosFileBytes))
+        newest = NewestSlot(std::string_view(data).substr(0, kPosFileBytes));
+      if (newest) {
+        fd_ = fd;
+        gen_ = newest->gen;
+      } else {
+        ::close(fd);
+      }
+    }
+    if (fd_ < 0) {
+      WriteShipPosition(dir_, node_, pos);
+      fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+      if (fd_ < 0) ThrowErrno("open " + path.string());
+      gen_ = 0;
+      last_ = pos;
+      return;
+    }
+  }
+  const std::uint64_t gen = gen_ + 1;
+  try {
+    PWriteAll(fd_, SlotText(gen, pos), (gen % 2) * kPosSlotStride, path.string());
+    if (::fdatasync(fd_) != 0) ThrowErrno("fdatasync " + path.string());
+  } catch (...) {
+    Close();  // what the file holds now is unknown: the next save starts over
+    throw;
+  }
+  gen_ = gen;
+  last_ = pos;
 }
 
 std::string DurableKey(const fs::path& dir, std::string_view node) {

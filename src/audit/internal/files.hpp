@@ -40,13 +40,51 @@ struct ShipPosition {
   std::uint64_t offset = 0;   // bytes of that segment shipped
   long long seq = 0;          // last seq shipped
 };
+// The position file (version 2) is 8 KiB: two 128-byte slots at offsets 0 and 4096, so in
+// different disk blocks. Each slot holds one line,
+//   "continuum-audit-shipped v2 gen=<n> segment=<n> offset=<n> seq=<n> sum=<16 hex>\n",
+// where sum is FNV-1a 64 of the line's text before " sum=". Save number `gen` goes to slot
+// gen % 2: a save overwrites the older slot in place and fdatasyncs it, so it creates no
+// file, renames nothing and syncs no directory. A slot torn by a crash fails its sum, and
+// the other slot, one save older, is read instead: the batch after it is shipped again,
+// which ON CONFLICT makes harmless. Version 1 files (one line, replaced by rename) are
+// still read.
 std::filesystem::path ShipPositionPath(const std::filesystem::path& dir, std::string_view node);
-// nullopt if there is no position file or it cannot be parsed.
+// nullopt if there is no position file or no valid slot in it.
 std::optional<ShipPosition> ReadShipPosition(const std::filesystem::path& dir,
                                              std::string_view node);
-// Atomically replaces the position file (write, fsync, rename, fsync dir). Throws.
+// Atomically replaces the position file with a new one holding `pos` as save 0 (write,
+// fsync, rename, fsync dir). Throws.
 void WriteShipPosition(const std::filesystem::path& dir, std::string_view node,
                        const ShipPosition& pos);
+
+// One node's position file, kept open by the shipper between rounds. Not thread-safe.
+class ShipPositionFile {
+ public:
+  ShipPositionFile(std::filesystem::path dir, std::string node);
+  ~ShipPositionFile();
+  ShipPositionFile(const ShipPositionFile&) = delete;
+  ShipPositionFile& operator=(const ShipPositionFile&) = delete;
+
+  // The last position saved through this object while its file is still in place; else
+  // what the file says (nullopt: none). A file removed or replaced behind its back (by
+  // WriteShipPosition, or by hand to ship everything again) is read again.
+  std::optional<ShipPosition> Load();
+  // Durable on return: in place in a version 2 file this object has open; else (the first
+  // save, a version 1 file, no valid slot, the file removed or replaced) by
+  // WriteShipPosition, after which the file is kept open. Throws; the next save starts over.
+  void Save(const ShipPosition& pos);
+
+ private:
+  bool InPlace() const;  // the open file is still linked (not removed, not renamed over)
+  void Close();
+
+  std::filesystem::path dir_;
+  std::string node_;
+  int fd_ = -1;
+  std::uint64_t gen_ = 0;
+  std::optional<ShipPosition> last_;
+};
 
 // How much of a node's journal is durable, as published by an open Journal.
 struct DurableMark {
