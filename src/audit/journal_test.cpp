@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -566,7 +567,7 @@ TEST(AuditFiles, ShipPositionRoundTripsAndRejectsGarbage) {
 std::string PositionSlot(const fs::path& file, int slot) {
   std::string data = ReadFile(file);
   EXPECT_EQ(data.size(), 8192u);
-  std::string text = data.substr(static_cast<std::size_t>(slot) * 4096, 128);
+  std::string text = data.substr(static_cast<std::size_t>(slot) * 4096, 256);
   return text.substr(0, text.find('\0'));
 }
 
@@ -623,8 +624,8 @@ TEST(AuditFiles, ShipPositionSurvivesATornSlot) {
                                   PositionSlot(file, 1).replace(50, 1, "7")}) {  // offset=750
     std::string data = ReadFile(file);
     std::string slot = torn;
-    slot.resize(128, '\0');
-    data.replace(4096, 128, slot);
+    slot.resize(256, '\0');
+    data.replace(4096, 256, slot);
     WriteFile(file, data);
     auto p = internal::ReadShipPosition(dir.path(), "node-a");
     ASSERT_TRUE(p) << torn;
@@ -663,6 +664,75 @@ TEST(AuditFiles, ShipPositionFileNoticesItsFileRemovedOrReplaced) {
   EXPECT_EQ(pos.Load()->seq, 30);
   pos.Save({4, 2, 31});
   EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 31);
+}
+
+TEST(AuditFiles, ShipPositionSlotMustSitWhereItsSaveNumberPutsIt) {
+  TempDir dir;
+  const auto file = internal::ShipPositionPath(dir.path(), "node-a");
+  internal::ShipPositionFile pos(dir.path(), "node-a");
+  pos.Save({1, 100, 5});  // save 0, slot 0
+  pos.Save({1, 200, 6});  // save 1, slot 1
+  // The two (valid, summed) lines swapped: neither sits where its save number puts it, so
+  // neither counts; the next save (into the slot after the newest) could otherwise
+  // overwrite the newest.
+  std::string data = ReadFile(file);
+  const std::string slot0 = data.substr(0, 256);
+  data.replace(0, 256, data.substr(4096, 256));
+  data.replace(4096, 256, slot0);
+  WriteFile(file, data);
+  EXPECT_FALSE(internal::ReadShipPosition(dir.path(), "node-a"));
+  EXPECT_FALSE(pos.Load());
+  pos.Save({1, 300, 7});  // replaced whole
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 7);
+  EXPECT_NE(PositionSlot(file, 0).find(" gen=0 segment=1 offset=300 seq=7 "), std::string::npos);
+}
+
+TEST(AuditFiles, ShipPositionFileRereadsAFileEditedOrMovedBehindIt) {
+  TempDir dir;
+  const auto file = internal::ShipPositionPath(dir.path(), "node-a");
+  internal::ShipPositionFile pos(dir.path(), "node-a");
+  pos.Save({1, 100, 5});
+  pos.Save({1, 200, 8});
+  const std::string saved = ReadFile(file);
+  // Emptied in place (`: > shipped-node-a.pos`): no position, everything is shipped again.
+  WriteFile(file, "");
+  EXPECT_FALSE(pos.Load());
+  pos.Save({1, 50, 2});
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 2);
+  // An older copy put back in place (`cp backup shipped-node-a.pos`): that is what counts.
+  WriteFile(file, saved);
+  ASSERT_TRUE(pos.Load());
+  EXPECT_EQ(pos.Load()->seq, 8);
+  WriteFile(file, "continuum-audit-shipped v1 segment=1 offset=40 seq=1\n");
+  ASSERT_TRUE(pos.Load());
+  EXPECT_EQ(pos.Load()->seq, 1);
+  pos.Save({1, 60, 3});
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 3);
+  // Moved away (`mv`): the path has no position, and the next save writes the path again,
+  // not the moved file.
+  fs::rename(file, dir.path() / "moved.pos");
+  EXPECT_FALSE(pos.Load());
+  pos.Save({1, 70, 4});
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 4);
+  pos.Save({1, 80, 5});
+  EXPECT_EQ(internal::ReadShipPosition(dir.path(), "node-a")->seq, 5);
+  std::string moved = ReadFile(dir.path() / "moved.pos");
+  EXPECT_NE(moved.find(" seq=3 "), std::string::npos);
+  EXPECT_EQ(moved.find(" seq=5 "), std::string::npos);
+}
+
+TEST(AuditFiles, ShipPositionHoldsTheWidestNumbers) {
+  TempDir dir;
+  const internal::ShipPosition widest{UINT64_MAX, UINT64_MAX, LLONG_MAX};
+  internal::ShipPositionFile pos(dir.path(), "node-a");
+  pos.Save(widest);
+  pos.Save(widest);  // and in place, as save 1
+  for (int i = 0; i < 3; ++i) pos.Save(widest);
+  auto p = internal::ReadShipPosition(dir.path(), "node-a");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->segment, UINT64_MAX);
+  EXPECT_EQ(p->offset, UINT64_MAX);
+  EXPECT_EQ(p->seq, LLONG_MAX);
 }
 
 TEST(AuditFiles, ShipPositionReadsAVersionOneFileAndReplacesItOnSave) {

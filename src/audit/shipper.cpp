@@ -400,8 +400,8 @@ std::uint64_t Shipper::Impl::ShipAll(const std::map<std::string, std::vector<Seg
 std::uint64_t Shipper::Impl::Round() {
   std::lock_guard ship(ship_mu);
   try {
-    // The folder is listed once a round: a segment the writer starts meanwhile is shipped
-    // in the next round, as one started after the listing always was.
+    // One listing for shipping and signing: a segment the writer starts meanwhile is
+    // shipped in the next round, as one started after the listing always was.
     const auto nodes = ListSegments(dir);
     const auto n = ShipAll(nodes);
     if (key) SignHeads(nodes);
@@ -409,7 +409,8 @@ std::uint64_t Shipper::Impl::Round() {
       spdlog::info("audit shipper: database reachable again; backlog shipped");
     }
     reachable.store(true);
-    backlog.store(Backlog(nodes), std::memory_order_relaxed);
+    // Listed again: segments the writer started or removed during the round.
+    backlog.store(Backlog(ListSegments(dir)), std::memory_order_relaxed);
     return n;
   } catch (const std::exception& e) {
     failures.fetch_add(1, std::memory_order_relaxed);

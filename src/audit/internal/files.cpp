@@ -106,7 +106,7 @@ fs::path ShipPositionPath(const fs::path& dir, std::string_view node) {
 
 namespace {
 constexpr std::string_view kPosMagicV2 = "continuum-audit-shipped v2";
-constexpr std::size_t kPosSlotBytes = 128;
+constexpr std::size_t kPosSlotBytes = 256;
 constexpr std::size_t kPosSlotStride = 4096;
 constexpr std::size_t kPosFileBytes = 2 * kPosSlotStride;
 
@@ -196,12 +196,15 @@ std::string SlotText(std::uint64_t gen, const ShipPosition& pos) {
                     std::string(kPosMagicV2).c_str(), static_cast<unsigned long long>(gen),
                     static_cast<unsigned long long>(pos.segment),
                     static_cast<unsigned long long>(pos.offset), pos.seq);
+  // The longest line (every number at its widest) is 175 bytes with its sum.
+  if (n < 0 || static_cast<std::size_t>(n) + 22 > kPosSlotBytes)
+    throw std::runtime_error("audit shipper: position line too long");
   std::string text(buf, static_cast<std::size_t>(n));
   char sum[24];
   (void)std::snprintf(sum, sizeof sum, " sum=%016llx\n",
                       static_cast<unsigned long long>(Fnv1a64(text)));
   text += sum;
-  text.resize(kPosSlotBytes, '\0');  // the longest line (20-digit numbers) is 124 bytes
+  text.resize(kPosSlotBytes, '\0');
   return text;
 }
 }  // namespace
@@ -238,20 +241,32 @@ ShipPositionFile::~ShipPositionFile() { Close(); }
 void ShipPositionFile::Close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
-  last_.reset();
 }
 
-// Removed, or renamed over (by WriteShipPosition elsewhere): either way the open file has
-// no name left.
+// The path still names the open file: not removed, renamed away or renamed over.
 bool ShipPositionFile::InPlace() const {
   if (fd_ < 0) return false;
-  struct stat st {};
-  return ::fstat(fd_, &st) == 0 && st.st_nlink > 0;
+  struct stat open_st {};
+  struct stat path_st {};
+  return ::fstat(fd_, &open_st) == 0 && open_st.st_nlink > 0 &&
+         ::stat(ShipPositionPath(dir_, node_).c_str(), &path_st) == 0 &&
+         open_st.st_ino == path_st.st_ino && open_st.st_dev == path_st.st_dev;
 }
 
 std::optional<ShipPosition> ShipPositionFile::Load() {
-  if (last_ && InPlace()) return last_;
-  Close();
+  // Read from the open file each time (no open, no path lookup beyond the stat): a file
+  // edited in place by someone else (truncated, copied over) counts, as it always did.
+  if (InPlace()) {
+    std::string data(kPosFileBytes + 1, '\0');
+    const ssize_t n = ::pread(fd_, data.data(), data.size(), 0);
+    if (n == static_cast<ssize_t>(kPosFileBytes)) {
+      if (auto newest = NewestSlot(std::string_view(data).substr(0, kPosFileBytes))) {
+        gen_ = newest->gen;
+        return newest->pos;
+      }
+    }
+  }
+  Close();  // the next save adopts or replaces whatever the path holds then
   return ReadShipPosition(dir_, node_);
 }
 
@@ -279,7 +294,6 @@ void ShipPositionFile::Save(const ShipPosition& pos) {
       fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
       if (fd_ < 0) ThrowErrno("open " + path.string());
       gen_ = 0;
-      last_ = pos;
       return;
     }
   }
@@ -292,7 +306,6 @@ void ShipPositionFile::Save(const ShipPosition& pos) {
     throw;
   }
   gen_ = gen;
-  last_ = pos;
 }
 
 std::string DurableKey(const fs::path& dir, std::string_view node) {

@@ -40,7 +40,7 @@ struct ShipPosition {
   std::uint64_t offset = 0;   // bytes of that segment shipped
   long long seq = 0;          // last seq shipped
 };
-// The position file (version 2) is 8 KiB: two 128-byte slots at offsets 0 and 4096, so in
+// The position file (version 2) is 8 KiB: two 256-byte slots at offsets 0 and 4096, so in
 // different disk blocks. Each slot holds one line,
 //   "continuum-audit-shipped v2 gen=<n> segment=<n> offset=<n> seq=<n> sum=<16 hex>\n",
 // where sum is FNV-1a 64 of the line's text before " sum=". Save number `gen` goes to slot
@@ -66,9 +66,9 @@ class ShipPositionFile {
   ShipPositionFile(const ShipPositionFile&) = delete;
   ShipPositionFile& operator=(const ShipPositionFile&) = delete;
 
-  // The last position saved through this object while its file is still in place; else
-  // what the file says (nullopt: none). A file removed or replaced behind its back (by
-  // WriteShipPosition, or by hand to ship everything again) is read again.
+  // What the file says (nullopt: none), read through the open file while the path still
+  // names it, else opened again: a file removed, moved, replaced or edited behind its back
+  // (by WriteShipPosition, or by hand to ship everything again) counts.
   std::optional<ShipPosition> Load();
   // Durable on return: in place in a version 2 file this object has open; else (the first
   // save, a version 1 file, no valid slot, the file removed or replaced) by
@@ -76,14 +76,13 @@ class ShipPositionFile {
   void Save(const ShipPosition& pos);
 
  private:
-  bool InPlace() const;  // the open file is still linked (not removed, not renamed over)
+  bool InPlace() const;  // the path still names the open file
   void Close();
 
   std::filesystem::path dir_;
   std::string node_;
   int fd_ = -1;
-  std::uint64_t gen_ = 0;
-  std::optional<ShipPosition> last_;
+  std::uint64_t gen_ = 0;  // the newest save seen in the open file
 };
 
 // How much of a node's journal is durable, as published by an open Journal.
