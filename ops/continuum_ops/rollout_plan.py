@@ -660,8 +660,14 @@ def _compact(v: judge_mod.Verdict | dict) -> dict:
     ev = {}
     for c in d.get("checks", []):
         if c.get("name") == "error_rate":
-            ev = {k: c.get(k) for k in ("canary_requests", "canary_errors", "baseline_requests", "baseline_errors",
-                                         "p_fail", "p_pass")}
+            ev.update({k: c.get(k) for k in ("canary_requests", "canary_errors", "baseline_requests",
+                                             "baseline_errors", "p_fail", "p_pass")})
+        elif c.get("name") == "journeys" and c.get("verdict") != judge_mod.SKIPPED:
+            # the pinned journeys see a failing release too, also when few user sessions hash
+            # onto the canary's nodes and its request counts show nothing yet
+            ev.update({"canary_journeys_passed": c.get("passed"), "canary_journeys_failed": c.get("failed"),
+                       "baseline_journeys_passed": c.get("baseline_passed"),
+                       "baseline_journeys_failed": c.get("baseline_failed")})
     return {"verdict": d["verdict"], "line": line, "reasons": d.get("reasons", []), "evidence": ev,
             "window": d.get("window", {})}
 
@@ -756,6 +762,9 @@ def report(state: RolloutState) -> dict:
               "excess_canary_errors": max(0.0, xc - expected),
               "canary_errors_share_of_all": xc / (nc + nb) if nc + nb else 0.0,
               "as_of": (last or {}).get("at")}
+    if ev.get("canary_journeys_failed") is not None:
+        failed["journeys"] = {side: {"passed": ev.get(f"{side}_journeys_passed"),
+                                     "failed": ev.get(f"{side}_journeys_failed")} for side in ("canary", "baseline")}
     counts: dict[str, int] = {}
     for j in s.judgements:
         counts[j["verdict"]] = counts.get(j["verdict"], 0) + 1
@@ -786,4 +795,10 @@ def report_text(state: RolloutState) -> str:
                f"{f['baseline_errors']} of {f['baseline_requests']}; failed requests attributable to the "
                f"canary {f['excess_canary_errors']:.1f} ({100 * f['canary_errors_share_of_all']:.4f}% of all "
                f"requests failed on the canary)")
+    j = f.get("journeys")
+    if j:
+        base = (f"{j['baseline']['failed']} of {j['baseline']['passed'] + j['baseline']['failed']}"
+                if j["baseline"]["passed"] is not None else "none run")
+        out.append(f"  journeys pinned to the canary: {j['canary']['failed']} failed of "
+                   f"{j['canary']['passed'] + j['canary']['failed']}; baseline {base}")
     return "\n".join(out)

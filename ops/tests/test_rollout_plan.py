@@ -40,8 +40,9 @@ class World:
     Traffic accumulates deterministically (expected counts) from the weights in force."""
 
     def __init__(self, lay, rps=10000.0, canary_error=0.0, baseline_error=0.0, crash_on_start=(),
-                 never_ready=(), canary_latency_s=0.002):
+                 never_ready=(), canary_latency_s=0.002, journeys=None):
         self.layout = lay
+        self.journeys = journeys      # ((canary passed, failed), (baseline passed, failed)) per judgement
         self.backend_of = {n: r.backend for r in lay.values() for n in r.baseline + r.canary}
         self.canary = {n for r in lay.values() for n in r.canary}
         self.running = {n for r in lay.values() for n in r.baseline}
@@ -101,8 +102,10 @@ class World:
         def lat(seconds, n):
             return J.Latency(buckets=[(le, n if le >= seconds else 0) for le in BOUNDS])
         can_lat, base_lat = lat(self.canary_latency_s, lc), lat(0.002, lb)
-        return J.judge(J.Side(nc, min(xc, nc), latency=can_lat, restarts=0),
-                       J.Side(nb, min(xb, nb), latency=base_lat), J.JudgeConfig(), (since, now))
+        can, base = J.Side(nc, min(xc, nc), latency=can_lat, restarts=0), J.Side(nb, min(xb, nb), latency=base_lat)
+        if self.journeys:
+            (can.journeys_passed, can.journeys_failed), (base.journeys_passed, base.journeys_failed) = self.journeys
+        return J.judge(can, base, J.JudgeConfig(), (since, now))
 
     def perform(self, a, now):
         if a.kind == "start_nodes":
@@ -621,6 +624,27 @@ class ReportTest(unittest.TestCase):
         self.assertIn("step 1 1%:", text)
         self.assertIn("FAIL", text)
         self.assertIn("failed requests attributable to the canary", text)
+        self.assertNotIn("journeys", f)
+        self.assertNotIn("journeys pinned", text)
+
+    def test_report_of_a_rollback_decided_by_the_pinned_journeys(self):
+        """Few user sessions hashed onto the canary (the edge balances on Authorization): its
+        request counts show no error, the journeys pinned to it fail. The report says which."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path, lay = start(tmp)
+            w = World(lay, rps=20, journeys=((0, 3), (40, 0)))
+            s = run(path, w, [T0])
+        r = R.report(s)
+        json.dumps(r, allow_nan=False)
+        self.assertEqual(r["outcome"], "rolled_back")
+        self.assertEqual(r["judgements"][-1]["reasons"], [r["judgements"][-1]["reasons"][0]])
+        self.assertTrue(r["judgements"][-1]["reasons"][0].startswith("journeys:"), r["judgements"][-1]["reasons"])
+        f = r["failed_requests"]
+        self.assertEqual(f["canary_errors"], 0)
+        self.assertEqual(f["excess_canary_errors"], 0)
+        self.assertEqual(f["journeys"], {"canary": {"passed": 0, "failed": 3},
+                                         "baseline": {"passed": 40, "failed": 0}})
+        self.assertIn("journeys pinned to the canary: 3 failed of 3; baseline 0 of 40", R.report_text(s))
 
 
 if __name__ == "__main__":
