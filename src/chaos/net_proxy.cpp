@@ -303,8 +303,17 @@ class Proxy {
     return milliseconds(std::max(0, d));
   }
 
+  // Whether a chunk read now in this direction may go straight out: nothing delays, paces or
+  // holds it. (Nothing queued or being written either: the caller checks that.)
+  [[nodiscard]] bool Direct(bool downstream) const {
+    return !toxics_.hold && toxics_.rate_kb_s == 0 && (!downstream || toxics_.latency_ms == 0);
+  }
+
   // from -> to: a reader that timestamps chunks and a writer that passes them on when due,
-  // in order, at the rate limit, and not while held.
+  // in order, at the rate limit, and not while held. With no toxic in the way and nothing
+  // queued, the reader writes the chunk itself from its one buffer: the chaos proxies sit
+  // on every portal node's path to PostgreSQL, so the usual case (no experiment running)
+  // pays no queue, no timer wake-up and no allocation per chunk.
   asio::awaitable<void> Pump(std::shared_ptr<Pipe> p, tcp::socket& from, tcp::socket& to,
                              bool downstream) {
     using namespace asio::experimental::awaitable_operators;
@@ -317,31 +326,43 @@ class Proxy {
     auto forget = [this, wake_writer] { std::erase(wakeups_, wake_writer); };
     auto queued = std::make_shared<std::size_t>(0);
     auto eof = std::make_shared<bool>(false);
+    auto writing = std::make_shared<bool>(false);  // the writer holds a chunk off the queue
 
-    auto reader = [&, p, queue, wake_writer, wake_reader, queued, eof]() -> asio::awaitable<void> {
+    auto reader = [&, p, queue, wake_writer, wake_reader, queued, eof,
+                   writing]() -> asio::awaitable<void> {
       Clock::time_point last_due{};
+      std::vector<char> buf(kChunk);
       while (!p->closed) {
         while (*queued >= kMaxQueued && !p->closed) {
           wake_reader->expires_at(Clock::time_point::max());
           co_await wake_reader->async_wait(asio::as_tuple(asio::use_awaitable));
         }
         if (p->closed) break;
-        std::vector<char> buf(kChunk);
         auto [ec, n] =
             co_await from.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
         if (ec || n == 0) break;
-        buf.resize(n);
+        if (queue->empty() && !*writing && Direct(downstream)) {
+          auto [wec, written] = co_await asio::async_write(to, asio::buffer(buf.data(), n),
+                                                           asio::as_tuple(asio::use_awaitable));
+          if (wec) {
+            p->Close(false);
+            break;
+          }
+          (downstream ? bytes_down_ : bytes_up_) += written;
+          continue;
+        }
         Clock::time_point due = std::max(last_due, Clock::now() + DelayFor(downstream));
         last_due = due;
         *queued += n;
-        queue->push_back(Chunk{std::move(buf), due});
+        queue->push_back(Chunk{std::vector<char>(buf.data(), buf.data() + n), due});
         wake_writer->cancel();
       }
       *eof = true;
       wake_writer->cancel();
     };
 
-    auto writer = [&, p, queue, wake_writer, wake_reader, queued, eof]() -> asio::awaitable<void> {
+    auto writer = [&, p, queue, wake_writer, wake_reader, queued, eof,
+                   writing]() -> asio::awaitable<void> {
       std::optional<Clock::time_point> held_since;
       while (!p->closed) {
         if (toxics_.hold) {
@@ -369,6 +390,7 @@ class Proxy {
         }
         Chunk c = std::move(queue->front());
         queue->pop_front();
+        *writing = true;
         std::size_t off = 0;
         while (off < c.data.size() && !p->closed) {
           std::size_t slice = c.data.size() - off;
@@ -389,6 +411,7 @@ class Proxy {
             co_await wake_writer->async_wait(asio::as_tuple(asio::use_awaitable));
           }
         }
+        *writing = false;
         *queued -= c.data.size();
         wake_reader->cancel();
       }

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -17,7 +18,9 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <future>
+#include <random>
 #include <thread>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -274,6 +277,65 @@ TEST_F(NetProxyTest, AnUnreachableUpstreamResetsTheClient) {
   s.read_some(asio::buffer(&c, 1), ec);
   EXPECT_TRUE(ec == asio::error::connection_reset || ec == asio::error::eof) << ec.message();
   EXPECT_EQ(Admin("GET", "/proxies/db").at("upstream_connect_failures").to_number<uint64_t>(), 1u);
+}
+
+// Chunks go straight out while no toxic is set and through the queue while one is: as
+// toxics come and go mid-stream, no byte may overtake another (a chunk read while the
+// writer still writes or paces out an earlier one must wait for it), and the half-close
+// still arrives after the last byte. The client reads slower than it writes.
+TEST_F(NetProxyTest, BytesKeepTheirOrderAsToxicsComeAndGo) {
+  auto s = Connect();
+  const int fd = s.native_handle();
+  constexpr std::size_t kTotal = 3u << 20;  // sent at ~4 MB/s, read at ~2 MB/s
+  auto byte_at = [](std::size_t i) { return static_cast<char>((i * 131 + (i >> 12)) & 0xff); };
+  std::thread writer([&] {
+    std::mt19937 rng(7);
+    std::vector<char> out(8'000);
+    for (std::size_t i = 0; i < kTotal;) {
+      std::size_t n = std::min<std::size_t>(kTotal - i, 1 + rng() % out.size());
+      for (std::size_t k = 0; k < n; ++k) out[k] = byte_at(i + k);
+      for (std::size_t off = 0; off < n;) {
+        ssize_t w = ::send(fd, out.data() + off, n - off, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        off += static_cast<std::size_t>(w);
+      }
+      i += n;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ::shutdown(fd, SHUT_WR);
+  });
+  std::atomic<bool> done{false};
+  std::size_t received = 0, first_wrong = SIZE_MAX;
+  bool eof = false;
+  std::thread reader([&] {
+    std::vector<char> in(2'048);
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      ssize_t r = ::recv(fd, in.data(), in.size(), 0);
+      if (r == 0) eof = true;
+      if (r <= 0) break;  // EOF, or 5 s without a byte (SO_RCVTIMEO)
+      for (ssize_t k = 0; k < r && first_wrong == SIZE_MAX; ++k)
+        if (in[k] != byte_at(received + k)) first_wrong = received + k;
+      received += static_cast<std::size_t>(r);
+    }
+    done = true;
+  });
+  // 100 kB/s paces 5 kB slices 50 ms apart: the toxic is lifted mid-chunk
+  const char* toxics[] = {R"({"rate_kb_s": 100})", R"({"latency_ms": 3, "jitter_ms": 2})",
+                          R"({"hold": true})", R"({"rate_kb_s": 5000})", R"({"latency_ms": 1})"};
+  int changes = 0;
+  for (auto t0 = Clock::now(); !done && Clock::now() - t0 < std::chrono::seconds(20);) {
+    Admin("PUT", "/proxies/db", toxics[changes++ % std::size(toxics)]);
+    std::this_thread::sleep_for(std::chrono::milliseconds(7));
+    Admin("DELETE", "/proxies/db");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  writer.join();
+  reader.join();
+  EXPECT_EQ(first_wrong, SIZE_MAX) << "byte " << first_wrong << " out of order";
+  EXPECT_EQ(received, kTotal);
+  EXPECT_TRUE(eof) << "the half-close did not come through";
+  EXPECT_GE(changes, 20) << "the stream ended before the toxics had several turns each";
 }
 
 TEST_F(NetProxyTest, AdminApiRefusesBadRequestsAndChangesNothing) {
