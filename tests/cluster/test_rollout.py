@@ -38,6 +38,7 @@ holds are seconds, not the case study's 30 minutes.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import signal
@@ -46,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import unittest
 from pathlib import Path
@@ -54,6 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import clusterctl  # noqa: E402
 from clusterctl import SCRIPT, ClusterHandle, haproxy_runtime, log, wait_until  # noqa: E402
+from continuum_ops.cluster import Cluster  # noqa: E402
+from continuum_ops.monitoring import CANARY_VANTAGE  # noqa: E402
 from load import MixedLoad, pick_readers, pick_writers, summary_line  # noqa: E402
 
 DEADLINE_S = float(os.environ.get("CONTINUUM_CLUSTER_DEADLINE_S", "1200"))
@@ -187,10 +191,30 @@ class RolloutTest(unittest.TestCase):
             self.assertGreater(f["excess_canary_errors"], 0, f)
         if "journeys" in failed:
             j = f["journeys"]
-            runs = {side: j[side]["passed"] + j[side]["failed"] for side in j}
-            self.assertGreater(j["canary"]["failed"], 0, f)
+            runs = {side: (j[side]["passed"] or 0) + (j[side]["failed"] or 0) for side in j}
+            self.assertGreater(j["canary"]["failed"] or 0, 0, f)
             self.assertGreater(j["canary"]["failed"] / runs["canary"],
-                               j["baseline"]["failed"] / max(1, runs["baseline"]), f)
+                               (j["baseline"]["failed"] or 0) / max(1, runs["baseline"]), f)
+            # ... and they failed on the injected fault, not on a slow canary: the prober saw
+            # HTTP 500 at a failing step of a pinned journey, and the canary's nodes (those not
+            # live after the rollback, started during it: their counters began at 0, so the
+            # largest value is what they served; increase() would miss a first, lone 500)
+            # answered 500s themselves. Over the rollout's own time only.
+            at = rep["ended_at"] + 1
+            window = f"{math.ceil(at - rep['started_at'])}s"
+            live = "|".join(p["name"] for r in self.c.status()["regions"] for p in r["portal_nodes"])
+            served = self.prom(f'sum(max_over_time(continuum_http_request_duration_seconds_count{{job="portal",'
+                               f'status="500",node!~"{live}"}}[{window}]))', at)
+            self.assertTrue(served and float(served[0]["value"][1]) > 0, f"canary nodes' 500s: {served}")
+            seen = self.prom(f'max by (journey, step, status) (max_over_time(continuum_probe_journey_failure_info'
+                             f'{{vantage="{CANARY_VANTAGE}"}}[{window}]))', at)
+            self.assertIn("500", {x["metric"].get("status") for x in seen}, f"pinned journeys' failures: {seen}")
+
+    def prom(self, q: str, at: float) -> list[dict]:
+        url = (f"{Cluster(self.c.state).prometheus_url}/api/v1/query?"
+               + urllib.parse.urlencode({"query": q, "time": f"{at:.3f}"}))
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())["data"]["result"]
 
     def assertOneLiveRelease(self, slot: str):
         """HAProxy serves exactly the live slot's nodes, each at weight > 0 in its region."""
