@@ -100,7 +100,12 @@ class LoginFloodTest(BulkheadCase):
         self.reader_tokens()
         users = [f"patient-{i}" for i in range(20, 120)]
         flood = Flood(self.server.port, "login", 16, users=users)
-        _, answers = self.measure("bulkhead: login flood from many addresses", flood)
+        # 60 windows, not 30: the flood's Argon2id hashes (64 MiB each, at idle priority
+        # within the node's CPU budget) cost the reads' p99 a real +8-12% on this machine,
+        # and over 30 windows the estimate's spread reached the bound once (+20.3%, a
+        # clean-clone rehearsal, the module alone). Twice the windows, half the variance;
+        # the bound stays.
+        _, answers = self.measure("bulkhead: login flood from many addresses", flood, windows=60)
         # Some of the flood's passwords were checked (on a busy machine most are refused
         # as "busy" before hashing: that is the bulkhead doing its job).
         self.assertGreater(answers.get(401, 0), 0, "no password of the flood was checked")
