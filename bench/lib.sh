@@ -56,3 +56,27 @@ metric() {
     | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
 }
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
+# The throwaway PostgreSQL's WAL as a database's that has been running: its segments
+# recycled. A fresh instance creates every WAL segment it fills: 16 MB of zeros written
+# and fsync'ed (wal_init_zero) about every second under audited load, on the disk the
+# node's journal syncs on, where each such fsync held a journal fdatasync 13-31 ms (perf
+# trace, bench/README.md, fifteenth round). A running database renames old segments into
+# future ones at each checkpoint (as long as its WAL stays under min_wal_size) and writes
+# into those in place. This writes and switches $BENCH_WAL_WARM_SEGMENTS segments (64:
+# 1 GB, more than a run's WAL between two of bench/run's fresh_database checkpoints) and
+# checkpoints, so that a run writes into recycled segments. BENCH_WAL_WARM_SEGMENTS=0: as
+# before, every segment new. $1 = a superuser URL.
+warm_wal() {
+  local n=${BENCH_WAL_WARM_SEGMENTS:-64}
+  [ "$n" -gt 0 ] || return 0
+  psql -qX "$1" -c "ALTER SYSTEM SET min_wal_size = '$((n * 16 + 256))MB'" -c "SELECT pg_reload_conf()" >/dev/null
+  psql -qX "$1" -c "DO \$\$ BEGIN FOR i IN 1..$n LOOP
+      PERFORM pg_logical_emit_message(false, 'bench', 'warm');
+      PERFORM pg_switch_wal();
+    END LOOP; END \$\$" -c "CHECKPOINT" >/dev/null
+  # recycled segments: files in pg_wal named after the current one
+  local ahead
+  ahead=$(psql -XAt "$1" -c "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}\$'
+                               AND name > pg_walfile_name(pg_current_wal_lsn())")
+  echo "bench: WAL warmed: $ahead recycled segments ahead of the current one" >&2
+}
