@@ -61,24 +61,37 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 # and fsync'ed (wal_init_zero) about every second under audited load, on the disk the
 # node's journal syncs on, where each such fsync held a journal fdatasync 13-31 ms (perf
 # trace, bench/README.md, fifteenth round). A running database renames old segments into
-# future ones at each checkpoint (as long as its WAL stays under min_wal_size) and writes
-# into those in place. This writes and switches $BENCH_WAL_WARM_SEGMENTS segments (64:
-# 1 GB, more than a run's WAL between two of bench/run's fresh_database checkpoints) and
-# checkpoints, so that a run writes into recycled segments. BENCH_WAL_WARM_SEGMENTS=0: as
-# before, every segment new. $1 = a superuser URL.
+# future ones at each checkpoint and later writes into those in place: it keeps the larger
+# of min_wal_size and about twice a checkpoint cycle's recent WAL for that (capped by
+# max_wal_size), so under a steady load it does not create segments. This writes and
+# switches $BENCH_WAL_WARM_SEGMENTS segments (64 unless the caller sets more with
+# wal_segments_for: the runs between two checkpoints must not outgrow them), keeps
+# them with min_wal_size, and checkpoints, so that the runs write into recycled segments.
+# BENCH_WAL_WARM_SEGMENTS=0: as before, every segment new. $1 = a superuser URL.
+# Segments to warm for S seconds of load between two checkpoints: at up to ~30 MB of WAL a
+# second (audited reads: ~1.1 kB each), two a second; from 64 to 240.
+wal_segments_for() {
+  local n=$((2 * $1))
+  echo $((n < 64 ? 64 : (n > 240 ? 240 : n)))
+}
 warm_wal() {
   local n=${BENCH_WAL_WARM_SEGMENTS:-64}
+  [[ $n =~ ^[0-9]+$ ]] && [ $((10#$n)) -le 240 ] \
+    || { echo "bench: BENCH_WAL_WARM_SEGMENTS=$n: a number of segments from 0 to 240 (pg-tmp's max_wal_size is 4 GB)" >&2; exit 2; }
+  n=$((10#$n))
   [ "$n" -gt 0 ] || return 0
-  psql -qX "$1" -c "ALTER SYSTEM SET min_wal_size = '$((n * 16 + 256))MB'" -c "SELECT pg_reload_conf()" >/dev/null
-  psql -qX "$1" -c "DO \$\$ BEGIN FOR i IN 1..$n LOOP
+  psql -qX -v ON_ERROR_STOP=1 "$1" -c "ALTER SYSTEM SET min_wal_size = '$((n * 16 + 256))MB'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+  psql -qX -v ON_ERROR_STOP=1 "$1" -c "DO \$\$ BEGIN FOR i IN 1..$n LOOP
       PERFORM pg_logical_emit_message(false, 'bench', 'warm');
       PERFORM pg_switch_wal();
     END LOOP; END \$\$" -c "CHECKPOINT" >/dev/null
   # recycled segments: files in pg_wal named after the current one
   local ahead
-  ahead=$(psql -XAt "$1" -c "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}\$'
+  ahead=$(psql -XAt -v ON_ERROR_STOP=1 "$1" -c "SELECT count(*) FROM pg_ls_waldir() WHERE name ~ '^[0-9A-F]{24}\$'
                                AND name > pg_walfile_name(pg_current_wal_lsn())")
   echo "bench: WAL warmed: $ahead recycled segments ahead of the current one" >&2
   # Fewer than asked for: the runs would create segments again and measure that instead.
   [ "$ahead" -ge "$n" ] || { echo "bench: FAILED: the WAL was not warmed ($ahead of $n segments recycled)" >&2; exit 1; }
 }
+
