@@ -56,6 +56,12 @@ metric() {
     | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
 }
 stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
+# Segments to warm for S seconds of load between two checkpoints: at up to ~30 MB of WAL a
+# second (audited reads: ~1.1 kB each), two a second; from 64 to 240.
+wal_segments_for() {
+  local n=$((2 * $1))
+  echo $((n < 64 ? 64 : (n > 240 ? 240 : n)))
+}
 # The throwaway PostgreSQL's WAL as a database's that has been running: its segments
 # recycled. A fresh instance creates every WAL segment it fills: 16 MB of zeros written
 # and fsync'ed (wal_init_zero) about every second under audited load, on the disk the
@@ -68,12 +74,6 @@ stop_server() { kill "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""; }
 # wal_segments_for: the runs between two checkpoints must not outgrow them), keeps
 # them with min_wal_size, and checkpoints, so that the runs write into recycled segments.
 # BENCH_WAL_WARM_SEGMENTS=0: as before, every segment new. $1 = a superuser URL.
-# Segments to warm for S seconds of load between two checkpoints: at up to ~30 MB of WAL a
-# second (audited reads: ~1.1 kB each), two a second; from 64 to 240.
-wal_segments_for() {
-  local n=$((2 * $1))
-  echo $((n < 64 ? 64 : (n > 240 ? 240 : n)))
-}
 warm_wal() {
   local n=${BENCH_WAL_WARM_SEGMENTS:-64}
   [[ $n =~ ^[0-9]+$ ]] && [ $((10#$n)) -le 240 ] \
@@ -94,4 +94,3 @@ warm_wal() {
   # Fewer than asked for: the runs would create segments again and measure that instead.
   [ "$ahead" -ge "$n" ] || { echo "bench: FAILED: the WAL was not warmed ($ahead of $n segments recycled)" >&2; exit 1; }
 }
-
