@@ -70,12 +70,12 @@ wal_segments_for() {
 # future ones at each checkpoint and later writes into those in place: it keeps the larger
 # of min_wal_size and about twice a checkpoint cycle's recent WAL for that (capped by
 # max_wal_size), so under a steady load it does not create segments. This writes and
-# switches $BENCH_WAL_WARM_SEGMENTS segments (64 unless the caller sets more with
-# wal_segments_for: the runs between two checkpoints must not outgrow them), keeps
-# them with min_wal_size, and checkpoints, so that the runs write into recycled segments.
+# switches enough segments for $2 seconds of load between two checkpoints
+# (wal_segments_for; BENCH_WAL_WARM_SEGMENTS=N: N of them), keeps them with min_wal_size,
+# and checkpoints, so that the runs write into recycled segments.
 # BENCH_WAL_WARM_SEGMENTS=0: as before, every segment new. $1 = a superuser URL.
 warm_wal() {
-  local n=${BENCH_WAL_WARM_SEGMENTS:-64}
+  local n=${BENCH_WAL_WARM_SEGMENTS:-$(wal_segments_for "$2")}
   [[ $n =~ ^[0-9]+$ ]] && [ $((10#$n)) -le 240 ] \
     || { echo "bench: BENCH_WAL_WARM_SEGMENTS=$n: a number of segments from 0 to 240 (pg-tmp's max_wal_size is 4 GB)" >&2; exit 2; }
   n=$((10#$n))
