@@ -41,6 +41,9 @@ std::string GenesisHash(std::string_view node_id);
 
 // The canonical JSON of `r` with prev_hash and, if `hash` is given, hash. No newline.
 std::string SerializeLine(const Record& r, std::string_view prev_hash, const std::string* hash);
+// The same through a Boost.JSON document (boost::json::serialize): the reference
+// SerializeLine is held to (unit test, fuzz_audit_line, bench/audit_line).
+std::string SerializeLineDom(const Record& r, std::string_view prev_hash, const std::string* hash);
 
 struct ParsedLine {
   Record record;
@@ -51,7 +54,12 @@ struct ParsedLine {
 // Parses one line (without its newline) and checks its structure: the keys in order,
 // their types, hex hashes, an RFC 3339 recorded_at. On failure returns nullopt and, if
 // `error` is given, says what is wrong (never quoting field values: they may be PHI).
+// A line in SerializeLine's own form is read directly; any other goes to ParseLineDom,
+// so both give the same answer for every input (unit test, fuzz_audit_line,
+// bench/audit_line).
 std::optional<ParsedLine> ParseLine(std::string_view line, std::string* error = nullptr);
+// The same through a Boost.JSON document: the reference ParseLine is held to.
+std::optional<ParsedLine> ParseLineDom(std::string_view line, std::string* error = nullptr);
 // Hash recomputed from the parsed fields.
 std::string ComputeHash(const ParsedLine& p);
 // True if `line` is byte for byte the canonical serialization of `p`.

@@ -1,0 +1,177 @@
+// The journal line's writer and reader against Boost.JSON's document: SerializeLine writes
+// what boost::json::serialize writes, and ParseLine (which reads SerializeLine's own form
+// directly) answers every input as ParseLineDom does.
+#include "audit/internal/format.hpp"
+
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace continuum::audit::internal {
+namespace {
+
+Record Typical() {
+  Record r;
+  r.seq = 123456;
+  r.recorded_at = "2026-12-06T20:01:02.345Z";
+  r.region = "eu-west";
+  r.node_id = "eu-west-1";
+  r.request_id = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+  r.actor = "demo-provider";
+  r.role = "provider";
+  r.action = "search";
+  r.resource_type = "AllergyIntolerance";
+  r.resource_id = "";
+  r.patient_id = "1742";
+  r.client_address = "127.0.0.1";
+  r.purpose_of_use = "TREAT";
+  r.outcome = "success";
+  r.detail = "";
+  return r;
+}
+
+const std::string kPrev(64, 'a');
+const std::string kHash(64, 'b');
+
+void ExpectSameParse(std::string_view line) {
+  std::string fast_error, dom_error;
+  const auto fast = ParseLine(line, &fast_error);
+  const auto dom = ParseLineDom(line, &dom_error);
+  ASSERT_EQ(fast.has_value(), dom.has_value()) << line;
+  EXPECT_EQ(fast_error, dom_error) << line;
+  if (!fast) return;
+  EXPECT_EQ(fast->record.seq, dom->record.seq);
+  EXPECT_EQ(SerializeLine(fast->record, fast->prev_hash, &fast->hash),
+            SerializeLine(dom->record, dom->prev_hash, &dom->hash))
+      << line;
+  EXPECT_EQ(fast->recorded_at_micros, dom->recorded_at_micros);
+}
+
+TEST(AuditFormat, SerializesAsTheBoostJsonDocumentDoes) {
+  Record r = Typical();
+  EXPECT_EQ(SerializeLine(r, kPrev, nullptr), SerializeLineDom(r, kPrev, nullptr));
+  EXPECT_EQ(SerializeLine(r, kPrev, &kHash), SerializeLineDom(r, kPrev, &kHash));
+  for (long long seq : {0LL, 1LL, 9LL, 10LL, 999999999999LL, LLONG_MAX, -5LL}) {
+    r.seq = seq;
+    EXPECT_EQ(SerializeLine(r, kPrev, &kHash), SerializeLineDom(r, kPrev, &kHash)) << seq;
+  }
+  // Every byte value in every field (as a Record holds it before SanitizeRecord too).
+  for (int c = 0; c < 256; ++c) {
+    Record b = Typical();
+    const std::string s = std::string("x") + static_cast<char>(c) + "\"\\" + static_cast<char>(c);
+    b.request_id = b.actor = b.resource_id = b.detail = b.client_address = s;
+    ASSERT_EQ(SerializeLine(b, kPrev, &kHash), SerializeLineDom(b, kPrev, &kHash)) << c;
+  }
+  Record u = Typical();
+  u.actor = "Zoë Ångström \xF0\x9F\x98\x80";
+  u.detail = "no care relationship\n\t";
+  EXPECT_EQ(SerializeLine(u, kPrev, &kHash), SerializeLineDom(u, kPrev, &kHash));
+}
+
+TEST(AuditFormat, ReadsCanonicalLinesAsTheDocumentParserDoes) {
+  Record r = Typical();
+  const std::string line = SerializeLine(r, kPrev, &kHash);
+  const auto p = ParseLine(line);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->record.actor, "demo-provider");
+  EXPECT_EQ(p->record.patient_id, "1742");
+  EXPECT_EQ(p->record.resource_id, "");
+  EXPECT_EQ(p->hash, kHash);
+  ExpectSameParse(line);
+  // Every byte in a field, sanitized as the journal does: escapes and non-ASCII.
+  for (int c = 0; c < 256; ++c) {
+    Record b = Typical();
+    b.detail = std::string("d") + static_cast<char>(c) + "\"\\/" + static_cast<char>(c);
+    SanitizeRecord(b);
+    const std::string l = SerializeLine(b, kPrev, &kHash);
+    ExpectSameParse(l);
+    const auto q = ParseLine(l);
+    ASSERT_TRUE(q) << c;
+    EXPECT_EQ(q->record.detail, b.detail) << c;
+  }
+}
+
+TEST(AuditFormat, AnswersEveryMutatedLineAsTheDocumentParserDoes) {
+  Record r = Typical();
+  r.detail = "a \"b\" \\ c\n\x01";
+  const std::string line = SerializeLine(r, kPrev, &kHash);
+  // Every byte replaced by a few telling values, deleted, and a byte inserted.
+  const std::string probes = std::string("0 9,:{}\"\\u/bx\x7f\x80\xC3", 17) + '\0';
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    for (char c : probes) {
+      std::string m = line;
+      m[i] = c;
+      ExpectSameParse(m);
+      std::string ins = line;
+      ins.insert(i, 1, c);
+      ExpectSameParse(ins);
+    }
+    std::string del = line;
+    del.erase(i, 1);
+    ExpectSameParse(del);
+  }
+  // Forms the writer never makes but JSON allows, and some it does not.
+  for (const std::string& s :
+       {std::string(R"({"seq": 1,"recorded_at":"x"})"), std::string("{\"seq\":01}"),
+        std::string("{\"seq\":18446744073709551615}"), std::string("{\"seq\":1.0}"),
+        std::string(""), std::string("{"), std::string("[]")}) {
+    ExpectSameParse(s);
+  }
+  std::string escaped = line;
+  const auto at = escaped.find("demo-provider");
+  escaped.replace(at, 1, "\\u0064");  // 'd' escaped: valid JSON, not the writer's form
+  ExpectSameParse(escaped);
+  escaped = line;
+  escaped.replace(escaped.find("demo-provider"), 1, "\\u0000");
+  ExpectSameParse(escaped);  // NUL: refused by both
+  escaped = line;
+  escaped.replace(escaped.find("demo-provider"), 1, "\\u00e9");
+  ExpectSameParse(escaped);
+  escaped = line;
+  escaped.replace(escaped.find("demo-provider"), 1, "\\ud83d\\ude00");
+  ExpectSameParse(escaped);
+}
+
+TEST(AuditFormat, AnswersRandomLinesAsTheDocumentParserDoes) {
+  std::mt19937 rng(20261206);
+  const std::string alphabet =
+      std::string("az09 \"\\/{}:,\n\t\x01\x1f\x7f\xC3\xA9\xF0\x9F\x98\x80", 27);
+  for (int n = 0; n < 2000; ++n) {
+    Record r = Typical();
+    r.seq = std::uniform_int_distribution<long long>(1, INT64_MAX)(rng);
+    for (std::string* f : {&r.request_id, &r.actor, &r.resource_id, &r.patient_id, &r.detail}) {
+      f->clear();
+      const int len = std::uniform_int_distribution<int>(0, 12)(rng);
+      for (int k = 0; k < len; ++k)
+        *f += alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
+    }
+    SanitizeRecord(r);
+    std::string line = SerializeLine(r, kPrev, &kHash);
+    ExpectSameParse(line);
+    const auto p = ParseLine(line);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(SerializeLine(p->record, p->prev_hash, &p->hash), line);
+    line[std::uniform_int_distribution<std::size_t>(0, line.size() - 1)(rng)] =
+        alphabet[std::uniform_int_distribution<std::size_t>(0, alphabet.size() - 1)(rng)];
+    ExpectSameParse(line);
+  }
+}
+
+TEST(AuditFormat, SanitizeRecordKeepsPlainFieldsAndReplacesTheRest) {
+  Record r = Typical();
+  r.actor = std::string("bad\0nul", 7);
+  r.detail = "\xC3(";  // a lead byte without its continuation
+  r.request_id = "Zoë";
+  SanitizeRecord(r);
+  EXPECT_EQ(r.actor, "bad\xEF\xBF\xBDnul");
+  EXPECT_EQ(r.detail, "\xEF\xBF\xBD(");
+  EXPECT_EQ(r.request_id, "Zoë");
+  EXPECT_EQ(r.patient_id, "1742");
+}
+
+}  // namespace
+}  // namespace continuum::audit::internal
