@@ -3,8 +3,10 @@
 // ParseLine, which reads SerializeLine's own form directly and hands anything else to
 // ParseLineDom (Boost.JSON). The first byte picks the mode:
 //   0  the bytes as a journal line: ParseLine and ParseLineDom give the same answer (the
-//      same fields, or the same error), and a parsed line serializes back to a line that
-//      parses to the same fields;
+//      same fields, or the same error); a line ParseLine calls canonical is SerializeLine's
+//      output, and one the shipper would store without its record (RebuildableFromColumns)
+//      is rebuilt exactly from the columns' values; a parsed line serializes back to a line
+//      that parses to the same fields;
 //   1  a record built from the bytes (fields split at 0x01), sanitized as the journal does:
 //      SerializeLine writes what boost::json::serialize writes for the same object, and
 //      ParseLine reads it back unchanged.
@@ -41,6 +43,12 @@ void CheckLine(std::string_view line) {
   if (fast->record.seq != dom->record.seq || Canonical(*fast) != Canonical(*dom) ||
       fast->recorded_at_micros != dom->recorded_at_micros) {
     Broken("ParseLine and ParseLineDom read different fields");
+  }
+  if (fast->canonical && Canonical(*fast) != line) Broken("a line said canonical is not");
+  if (internal::RebuildableFromColumns(*fast) &&
+      internal::RebuildLine(fast->record, fast->recorded_at_micros, fast->prev_hash, fast->hash) !=
+          line) {
+    Broken("a line the shipper stores without its record is not rebuilt from the columns");
   }
   const std::string again = Canonical(*fast);
   const auto back = internal::ParseLine(again);

@@ -75,13 +75,25 @@ TEST_F(AuditPg, ShipsEveryRecordOnceAcrossSegments) {
   EXPECT_EQ(Rows(), 21);
   EXPECT_EQ(s.stats().shipped, 42u);
 
-  // Each row carries the exact journal line, and columns derived from it.
+  // Each row's columns give its exact journal line back, so no row carries the line
+  // itself (`record` NULL); verify below rebuilds each and compares it with the journal.
   std::vector<std::string> lines;
   for (const auto& seg : Segments(dir_)) {
     for (auto& l : Lines(ReadFile(seg))) lines.push_back(std::move(l));
   }
   ASSERT_EQ(lines.size(), 21u);
-  EXPECT_EQ(pg_->QueryValue(url_, "SELECT record FROM audit_event WHERE seq = 7"), lines[6]);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT count(*) FROM audit_event WHERE record IS NULL"), "21");
+  const auto row7 = internal::ParseLine(lines[6]);
+  ASSERT_TRUE(row7);
+  EXPECT_EQ(
+      internal::RebuildLine(
+          row7->record,
+          std::stoll(pg_->QueryValue(url_,
+                                     "SELECT (extract(epoch FROM recorded_at) * 1000000)::bigint "
+                                     "FROM audit_event WHERE seq = 7")),
+          pg_->QueryValue(url_, "SELECT prev_hash FROM audit_event WHERE seq = 7"),
+          pg_->QueryValue(url_, "SELECT hash FROM audit_event WHERE seq = 7")),
+      lines[6]);
   EXPECT_EQ(pg_->QueryValue(url_, "SELECT patient_id FROM audit_event WHERE seq = 7"), "pat-0");
   EXPECT_EQ(pg_->QueryValue(url_,
                             "SELECT concat_ws('|', node_id, region, actor, action, outcome, "
@@ -134,11 +146,17 @@ TEST_F(AuditPg, ShipsEveryByteOfEveryFieldAndTheExactTimestamp) {
                             "SELECT concat_ws('|', resource_type IS NULL, resource_id IS NULL, "
                             "patient_id IS NULL, detail IS NULL) FROM audit_event WHERE seq = 2"),
             "t|t|t|t");
+  // The line with non-ASCII text keeps its record (the direct reader does not vouch that
+  // the columns give it back); the plain one is rebuilt from its columns.
+  EXPECT_EQ(pg_->QueryValue(url_,
+                            "SELECT string_agg(seq || ':' || (record IS NULL), ',' ORDER BY seq) "
+                            "FROM audit_event"),
+            "1:false,2:true");
   // recorded_at equals the journal's value to the microsecond, read back both ways.
   EXPECT_EQ(pg_->QueryValue(url_,
                             "SELECT count(*) FROM audit_event WHERE recorded_at = "
                             "(record::json->>'recorded_at')::timestamptz"),
-            "2");
+            "1");
   const auto report = RunVerify();
   EXPECT_TRUE(report.ok()) << Dump(report);
   EXPECT_EQ(report.table_rows, 2u);
@@ -274,22 +292,55 @@ class AuditPgTamper : public AuditPg {
 };
 
 TEST_F(AuditPgTamper, ReportsAnAlteredColumn) {
+  // The rows carry no record: the line rebuilt from the altered columns no longer hashes
+  // to the row's hash, nor matches the journal.
   Tamper("UPDATE audit_event SET outcome = 'denied' WHERE seq = 3");
   Tamper("UPDATE audit_event SET patient_id = 'pat-999' WHERE seq = 5");
   const auto r = RunVerify();
   EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(HasProblem(r, "table node-a seq 3: column outcome differs from its record"))
+  for (const char* seq : {"3", "5"}) {
+    const std::string row = std::string("table node-a seq ") + seq + ": ";
+    EXPECT_TRUE(HasProblem(r, row + "hash mismatch (row modified)")) << Dump(r);
+    EXPECT_TRUE(HasProblem(r, row + "row differs from the journal line")) << Dump(r);
+  }
+  EXPECT_EQ(r.problems.size(), 4u) << Dump(r);
+}
+
+// Lines the columns do not give back byte for byte (here: a recorded_at with microseconds,
+// which a caller may set) keep their record, and a column is checked against it.
+TEST_F(AuditPg, ReportsAColumnThatDiffersFromTheRecordTheRowKept) {
+  {
+    Journal j(Options(dir_));
+    for (int i = 1; i <= 3; ++i) {
+      Record r = MakeRecord(i);
+      r.recorded_at = "2026-12-06T20:01:0" + std::to_string(i) + ".123456Z";
+      AppendSync(j, {r});
+    }
+  }
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  ASSERT_EQ(s.ShipOnce(), 3u);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT count(*) FROM audit_event WHERE record IS NOT NULL"),
+            "3");
+  const auto clean = RunVerify();
+  EXPECT_TRUE(clean.ok()) << Dump(clean);
+  Tamper("UPDATE audit_event SET outcome = 'denied' WHERE seq = 2");
+  const auto r = RunVerify();
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 2: column outcome differs from its record"))
       << Dump(r);
-  EXPECT_TRUE(HasProblem(r, "table node-a seq 5: column patient_id differs from its record"))
-      << Dump(r);
-  EXPECT_EQ(r.problems.size(), 2u) << Dump(r);
+  EXPECT_EQ(r.problems.size(), 1u) << Dump(r);
 }
 
 TEST_F(AuditPgTamper, ReportsARewrittenRowEvenWithARecomputedHash) {
-  // The attacker rewrites row 4 consistently (record, columns and hash): the table no
-  // longer matches the journal, and row 5 no longer links to it.
-  auto line = pg_->QueryValue(url_, "SELECT record FROM audit_event WHERE seq = 4");
-  auto p = internal::ParseLine(line);
+  // The attacker rewrites row 4 consistently (a record, columns and hash) and row 2's
+  // columns and hash (no record, as shipped): the table no longer matches the journal,
+  // and rows 3 and 5 no longer link to them.
+  const auto lines = Lines(ReadFile(FirstSegment(dir_)));
+  auto p2 = internal::ParseLine(lines[1]);
+  ASSERT_TRUE(p2);
+  p2->record.actor = "mallory";
+  p2->hash = internal::ComputeHash(*p2);
+  Tamper("UPDATE audit_event SET actor = 'mallory', hash = '" + p2->hash + "' WHERE seq = 2");
+  auto p = internal::ParseLine(lines[3]);
   ASSERT_TRUE(p);
   p->record.outcome = "denied";
   p->hash = internal::ComputeHash(*p);
@@ -300,6 +351,10 @@ TEST_F(AuditPgTamper, ReportsARewrittenRowEvenWithARecomputedHash) {
   EXPECT_TRUE(HasProblem(r, "table node-a seq 4: row differs from the journal line")) << Dump(r);
   EXPECT_TRUE(HasProblem(r, "table node-a seq 5: prev_hash does not match the hash of seq 4"))
       << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 2: row differs from the journal line")) << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 3: prev_hash does not match the hash of seq 2"))
+      << Dump(r);
+  EXPECT_EQ(r.problems.size(), 4u) << Dump(r);
 }
 
 TEST_F(AuditPgTamper, ReportsADeletedRow) {

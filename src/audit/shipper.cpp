@@ -2,7 +2,9 @@
 // in batches of complete lines, and inserts them into audit_event in one transaction per
 // batch (synchronous_commit = on: an audit row must survive a failover). The columns
 // are parsed here from the journal line itself (once, as the line is read) and COPYed,
-// and `record` holds the exact line, so the row is by construction what the journal says. The
+// so the row is by construction what the journal says. `record` holds the exact line only
+// when the columns cannot give it back (RebuildableFromColumns; `audit verify` rebuilds the
+// others), which halves the row and its WAL (bench/README.md, sixteenth round). The
 // position is advanced only after COMMIT (in place, in the file's older slot, then
 // fdatasync: internal/files.hpp); a crash in between, or a torn slot, re-ships the batch,
 // which ON CONFLICT (node_id, seq) DO NOTHING makes harmless.
@@ -89,9 +91,11 @@ void CopyField(std::string& out, std::string_view v, bool null_if_empty = false)
   out.append(v);
 }
 
-// Appends the binary COPY tuple of a parsed journal line (the line itself is its
-// `record`).
-void AppendCopyRow(std::string& out, const ParsedLine& p, std::string_view line) {
+// Appends the binary COPY tuple of a parsed journal line. Its `record` is the line
+// itself, or NULL when `record_optional` (the table allows it) and the columns give the
+// line back (RebuildableFromColumns: almost every line; verify rebuilds it).
+void AppendCopyRow(std::string& out, const ParsedLine& p, std::string_view line,
+                   bool record_optional) {
   const Record& r = p.record;
   AppendBigEndian(out, kCopyColumns);
   CopyField(out, r.node_id);
@@ -113,8 +117,18 @@ void AppendCopyRow(std::string& out, const ParsedLine& p, std::string_view line)
   CopyField(out, r.detail, true);
   CopyField(out, p.prev_hash);
   CopyField(out, p.hash);
-  CopyField(out, line);
+  if (record_optional && RebuildableFromColumns(p)) {
+    AppendBigEndian<std::int32_t>(out, -1);
+  } else {
+    CopyField(out, line);
+  }
 }
+
+// Whether audit_event.record may be NULL (db/migrations/0023): a database not migrated
+// that far gets every line's record, as before.
+constexpr const char* kRecordOptionalSql =
+    "SELECT NOT attnotnull FROM pg_attribute "
+    "WHERE attrelid = 'audit_event'::regclass AND attname = 'record'";
 
 struct Batch {
   std::string rows;  // the lines' binary COPY tuples (built once, as each line is read)
@@ -142,6 +156,9 @@ struct Shipper::Impl {
   // Each node's position file, kept open between rounds (under ship_mu).
   std::map<std::string, std::unique_ptr<ShipPositionFile>> positions;
   bool heads_table_missing = false;
+  // audit_event.record is nullable in the connected database (read at each connect; until
+  // the first, every row carries its record).
+  bool record_optional = false;
   bool final_round = false;  // a graceful stop: sign the last head whatever the interval
 
   std::mutex ship_mu;  // one shipping round at a time
@@ -223,7 +240,7 @@ Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<Segmen
         auto parsed = ParseLine(line);
         if (parsed && parsed->record.node_id == node) {
           const std::size_t row = b.rows.size();
-          AppendCopyRow(b.rows, *parsed, line);
+          AppendCopyRow(b.rows, *parsed, line, record_optional);
           b.spans.emplace_back(row, b.rows.size() - row);
           b.seqs.push_back(parsed->record.seq);
           b.line_bytes += line.size();
@@ -262,6 +279,8 @@ bool Shipper::Impl::EnsureConnection() {
   if (conn && conn->ok()) return false;
   conn.reset();
   conn = std::make_unique<PgConn>(url, "continuum-audit-shipper", kStatementTimeoutMs);
+  PgResult r = conn->Exec(kRecordOptionalSql);
+  record_optional = PQntuples(r.get()) == 1 && std::string_view(PQgetvalue(r.get(), 0, 0)) == "t";
   return true;
 }
 
@@ -365,6 +384,11 @@ std::uint64_t Shipper::Impl::ShipNode(const std::string& node,
   for (;;) {
     const auto mark = LookupDurableMark(DurableKey(dir, node));
     Batch batch = ReadBatch(node, segs, pos, mark);
+    if (!batch.spans.empty() && !(conn && conn->ok())) {
+      // Whether `record` may be NULL is read at connect: connect, then build the rows again.
+      WithConnection([] {});
+      batch = ReadBatch(node, segs, pos, mark);
+    }
     const bool moved = batch.next.segment != pos.segment || batch.next.offset != pos.offset;
     if (!batch.spans.empty()) Insert(node, batch);
     if (moved) position.Save(batch.next);

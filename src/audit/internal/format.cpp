@@ -101,8 +101,15 @@ std::string SerializeLine(const Record& r, std::string_view prev_hash, const std
   // kLineKeys (AppendJsonEscaped escapes as it does; keys need no escaping); the unit test
   // and fuzz_audit_line hold the two equal. Without the DOM the journal's writer spends
   // about a third less on each line (bench/README.md, sixteenth round).
+  // Boost.JSON refuses a string longer than its maximum (std::length_error): so does this.
+  constexpr std::size_t kMaxString = boost::json::string::max_size();
+  if (prev_hash.size() > kMaxString || (hash && hash->size() > kMaxString))
+    throw std::length_error("string too large");
   std::size_t size = 48 + prev_hash.size() + (hash ? hash->size() + 10 : 0);
-  for (const auto& f : kStringFields) size += f.key.size() + (r.*f.member).size() + 6;
+  for (const auto& f : kStringFields) {
+    if ((r.*f.member).size() > kMaxString) throw std::length_error("string too large");
+    size += f.key.size() + (r.*f.member).size() + 6;
+  }
   std::string out;
   out.reserve(size + size / 8);
   out += "{\"seq\":";
@@ -168,7 +175,7 @@ int HexValue(char c) {
 // 0x80 but not NUL. Anything else (non-ASCII, whitespace, other escapes) is false, and
 // the caller hands the line to the general parser.
 bool ReadCanonicalMember(std::string_view line, std::size_t& pos, std::string_view key,
-                         std::string& out) {
+                         std::string& out, bool& canonical) {
   if (line.size() - pos < key.size() + 4 || line[pos] != '"' ||
       line.compare(pos + 1, key.size(), key) != 0 || line[pos + key.size() + 1] != '"' ||
       line[pos + key.size() + 2] != ':' || line[pos + key.size() + 3] != '"') {
@@ -217,7 +224,13 @@ bool ReadCanonicalMember(std::string_view line, std::size_t& pos, std::string_vi
         if (line.size() - i < 6 || line[i + 2] != '0' || line[i + 3] != '0') return false;
         const int hi = HexValue(line[i + 4]), lo = HexValue(line[i + 5]);
         if (hi < 0 || lo < 0 || hi > 7 || (hi == 0 && lo == 0)) return false;
-        out += static_cast<char>(hi * 16 + lo);
+        const char c = static_cast<char>(hi * 16 + lo);
+        // The writer uses \u00xx only for control bytes without a short form, lower-case.
+        if (hi > 1 || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' ||
+            (line[i + 5] >= 'A' && line[i + 5] <= 'F')) {
+          canonical = false;
+        }
+        out += c;
         i += 4;
         break;
       }
@@ -236,6 +249,8 @@ bool ReadCanonicalMember(std::string_view line, std::size_t& pos, std::string_vi
 std::optional<ParsedLine> ParseCanonicalLine(std::string_view line) {
   constexpr std::string_view kSeq = "{\"seq\":";
   if (line.substr(0, kSeq.size()) != kSeq) return std::nullopt;
+  // A field past Boost.JSON's longest string is its parser's error to give.
+  if (line.size() > boost::json::string::max_size()) return std::nullopt;
   std::size_t pos = kSeq.size();
   const std::size_t digits_start = pos;
   long long seq = 0;
@@ -244,10 +259,11 @@ std::optional<ParsedLine> ParseCanonicalLine(std::string_view line) {
   if (pos == digits_start || line[digits_start] == '0') return std::nullopt;
   ParsedLine p;
   p.record.seq = seq;
+  p.canonical = true;
   auto next = [&](std::string_view key, std::string& out) {
     if (pos >= line.size() || line[pos] != ',') return false;
     ++pos;
-    return ReadCanonicalMember(line, pos, key, out);
+    return ReadCanonicalMember(line, pos, key, out, p.canonical);
   };
   for (const auto& f : kStringFields) {
     if (!next(f.key, p.record.*f.member)) return std::nullopt;
@@ -329,6 +345,34 @@ std::string ComputeHash(const ParsedLine& p) {
 
 bool IsCanonical(std::string_view line, const ParsedLine& p) {
   return SerializeLine(p.record, p.prev_hash, &p.hash) == line;
+}
+
+bool RebuildableFromColumns(const ParsedLine& p) {
+  return p.canonical && p.recorded_at_micros % 1000 == 0 &&
+         FormatRfc3339Millis(p.recorded_at_micros) == p.record.recorded_at;
+}
+
+std::string RebuildLine(Record r, long long recorded_at_micros, std::string_view prev_hash,
+                        const std::string& hash) {
+  r.recorded_at = FormatRfc3339Millis(recorded_at_micros);
+  return SerializeLine(r, prev_hash, &hash);
+}
+
+std::string FormatRfc3339Millis(long long micros) {
+  long long secs = micros / 1000000;
+  long long rem = micros % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    --secs;
+  }
+  const auto t = static_cast<time_t>(secs);
+  tm parts{};
+  gmtime_r(&t, &parts);
+  char buf[96];
+  (void)std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", parts.tm_year + 1900,
+                      parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec,
+                      static_cast<int>(rem / 1000));
+  return buf;
 }
 
 std::optional<long long> SalvageSeq(std::string_view line) {

@@ -50,13 +50,17 @@ struct ParsedLine {
   std::string prev_hash;
   std::string hash;
   long long recorded_at_micros = 0;  // record.recorded_at, microseconds since the epoch
+  // True only if the line is exactly SerializeLine's output for these fields (read by the
+  // direct reader, every escape as the writer writes it). False says "not known": a line
+  // the general parser read may still be canonical (IsCanonical decides).
+  bool canonical = false;
 };
 // Parses one line (without its newline) and checks its structure: the keys in order,
 // their types, hex hashes, an RFC 3339 recorded_at. On failure returns nullopt and, if
 // `error` is given, says what is wrong (never quoting field values: they may be PHI).
 // A line in SerializeLine's own form is read directly; any other goes to ParseLineDom,
 // so both give the same answer for every input (unit test, fuzz_audit_line,
-// bench/audit_line).
+// bench/audit_line), except that only the direct reader sets `canonical`.
 std::optional<ParsedLine> ParseLine(std::string_view line, std::string* error = nullptr);
 // The same through a Boost.JSON document: the reference ParseLine is held to.
 std::optional<ParsedLine> ParseLineDom(std::string_view line, std::string* error = nullptr);
@@ -64,6 +68,18 @@ std::optional<ParsedLine> ParseLineDom(std::string_view line, std::string* error
 std::string ComputeHash(const ParsedLine& p);
 // True if `line` is byte for byte the canonical serialization of `p`.
 bool IsCanonical(std::string_view line, const ParsedLine& p);
+// Whether audit_event's columns alone give the line back (RebuildLine): the line is
+// canonical and its recorded_at is in the writer's form (NowRfc3339: milliseconds, Z),
+// which the column's microseconds reproduce. The shipper then leaves `record` NULL.
+bool RebuildableFromColumns(const ParsedLine& p);
+// The line from the columns' values: recorded_at formatted from its microseconds as the
+// writer writes it, an optional column's NULL as "".
+std::string RebuildLine(Record r, long long recorded_at_micros, std::string_view prev_hash,
+                        const std::string& hash);
+// RFC 3339 UTC with milliseconds of a time in microseconds since the epoch, as NowRfc3339
+// writes it (the sub-millisecond part is dropped).
+std::string FormatRfc3339Millis(long long micros);
+
 // Best effort: the seq of a line too damaged to parse, if its start survived.
 std::optional<long long> SalvageSeq(std::string_view line);
 
