@@ -1,11 +1,14 @@
 -- continuum: expand
 -- audit_event.record, the journal line as hashed, repeats what the row's columns hold for
--- almost every line: about 480 of a row's ~1,100 bytes of WAL (bench/README.md, sixteenth
--- round). The shipper now leaves it NULL when the columns give the line back exactly (a
--- canonical line whose recorded_at is in the writer's own form; src/audit/README.md, "The
--- table's rows"), and `continuum audit verify` rebuilds such a line from the columns, hashes
--- it and compares it with the journal. Rows shipped before keep their record.
+-- almost every line: a 514-byte record of a row's ~1,100 bytes of WAL (bench/README.md,
+-- sixteenth round). The shipper now leaves it NULL when the columns give the line back
+-- exactly (a canonical line whose recorded_at is in the writer's own form;
+-- src/audit/README.md, "The table's rows"), and `continuum audit verify` rebuilds such a
+-- line from the columns, hashes it and compares it with the journal. Rows shipped before
+-- keep their record.
 -- Expand: dropping NOT NULL is a catalogue change (a moment's ACCESS EXCLUSIVE lock, no
--- scan or rewrite). The previous release still writes every record; its `audit verify`
--- does not know rows without one, so verify with this release once it ships.
+-- scan or rewrite). The previous release still writes every record. Its `audit verify`
+-- cannot rebuild a line, so the shipper leaves records out only while no live node runs a
+-- release built before this migration (continuum_node); after a rollback past it, verify
+-- the rows written meanwhile with this release.
 ALTER TABLE audit_event ALTER COLUMN record DROP NOT NULL;

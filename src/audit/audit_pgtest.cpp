@@ -134,10 +134,14 @@ TEST_F(AuditPg, ShipsEveryByteOfEveryFieldAndTheExactTimestamp) {
   Record bare;  // no resource, patient or detail: NULL in the table
   bare.action = "logout";
   bare.outcome = "success";
-  AppendSync(j, {odd, bare});
+  Record ascii = odd;  // every escape the writer makes, no non-ASCII: rebuilt from columns
+  ascii.actor = "O'Brien\t\\ \"q\"";
+  ascii.detail = "line one\nline two\r\n\\N \x01\x7f\x1f";
+  AppendSync(j, {odd, bare, ascii});
 
   Shipper s(dir_.str(), Secret(url_), 1000);
-  EXPECT_EQ(s.ShipOnce(), 2u);
+  EXPECT_EQ(s.ShipOnce(), 3u);
+  EXPECT_EQ(pg_->QueryValue(url_, "SELECT detail FROM audit_event WHERE seq = 3"), ascii.detail);
   EXPECT_EQ(pg_->QueryValue(url_, "SELECT actor FROM audit_event WHERE seq = 1"), odd.actor);
   EXPECT_EQ(pg_->QueryValue(url_, "SELECT detail FROM audit_event WHERE seq = 1"), odd.detail);
   EXPECT_EQ(pg_->QueryValue(url_, "SELECT request_id FROM audit_event WHERE seq = 1"),
@@ -151,7 +155,7 @@ TEST_F(AuditPg, ShipsEveryByteOfEveryFieldAndTheExactTimestamp) {
   EXPECT_EQ(pg_->QueryValue(url_,
                             "SELECT string_agg(seq || ':' || (record IS NULL), ',' ORDER BY seq) "
                             "FROM audit_event"),
-            "1:false,2:true");
+            "1:false,2:true,3:true");
   // recorded_at equals the journal's value to the microsecond, read back both ways.
   EXPECT_EQ(pg_->QueryValue(url_,
                             "SELECT count(*) FROM audit_event WHERE recorded_at = "
@@ -159,7 +163,7 @@ TEST_F(AuditPg, ShipsEveryByteOfEveryFieldAndTheExactTimestamp) {
             "1");
   const auto report = RunVerify();
   EXPECT_TRUE(report.ok()) << Dump(report);
-  EXPECT_EQ(report.table_rows, 2u);
+  EXPECT_EQ(report.table_rows, 3u);
 }
 
 // A line the journal accepts but the table refuses (a data exception, SQLSTATE class 22;
@@ -306,6 +310,20 @@ TEST_F(AuditPgTamper, ReportsAnAlteredColumn) {
   EXPECT_EQ(r.problems.size(), 4u) << Dump(r);
 }
 
+// What a line rebuilt from the columns cannot show is checked apart: a time moved by less
+// than a millisecond, an optional column set to "" instead of NULL.
+TEST_F(AuditPgTamper, ReportsWhatTheRebuiltLineCannotShow) {
+  Tamper(
+      "UPDATE audit_event SET recorded_at = recorded_at + interval '1 microsecond' "
+      "WHERE seq = 2");
+  Tamper("UPDATE audit_event SET detail = '' WHERE seq = 4");
+  const auto r = RunVerify();
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 2: column recorded_at is not on a millisecond"))
+      << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 4: column detail is empty, not NULL")) << Dump(r);
+  EXPECT_EQ(r.problems.size(), 2u) << Dump(r);
+}
+
 // Lines the columns do not give back byte for byte (here: a recorded_at with microseconds,
 // which a caller may set) keep their record, and a column is checked against it.
 TEST_F(AuditPg, ReportsAColumnThatDiffersFromTheRecordTheRowKept) {
@@ -324,10 +342,55 @@ TEST_F(AuditPg, ReportsAColumnThatDiffersFromTheRecordTheRowKept) {
   const auto clean = RunVerify();
   EXPECT_TRUE(clean.ok()) << Dump(clean);
   Tamper("UPDATE audit_event SET outcome = 'denied' WHERE seq = 2");
+  // A DBA drops a kept record: the line rebuilt from the columns is not the hashed one.
+  Tamper("UPDATE audit_event SET record = NULL WHERE seq = 3");
   const auto r = RunVerify();
   EXPECT_TRUE(HasProblem(r, "table node-a seq 2: column outcome differs from its record"))
       << Dump(r);
-  EXPECT_EQ(r.problems.size(), 1u) << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 3: hash mismatch (row modified)")) << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 3: column recorded_at is not on a millisecond"))
+      << Dump(r);
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 3: row differs from the journal line")) << Dump(r);
+  EXPECT_EQ(r.problems.size(), 4u) << Dump(r);
+}
+
+// Rows leave `record` out only where every reader can rebuild it: the column is nullable
+// (0023) and no live node runs a release built before that (its verify could not).
+TEST_F(AuditPg, RowsKeepTheirRecordWhileTheTableOrALiveOlderNodeNeedsIt) {
+  Journal j(Options(dir_));
+  auto nulls = [&] {
+    return pg_->QueryValue(url_,
+                           "SELECT string_agg((record IS NULL)::text, ',' ORDER BY seq) "
+                           "FROM audit_event");
+  };
+  // A database not migrated that far: every record.
+  pg_->Exec(url_, "ALTER TABLE audit_event ALTER COLUMN record SET NOT NULL");
+  AppendN(j, 1, 2);
+  {
+    Shipper s(dir_.str(), Secret(url_), 1000);
+    ASSERT_EQ(s.ShipOnce(), 2u);
+  }
+  pg_->Exec(url_, "ALTER TABLE audit_event ALTER COLUMN record DROP NOT NULL");
+  // A live node of the release before (schema 22): still every record.
+  pg_->Exec(url_,
+            "INSERT INTO continuum_node (instance_id, node_id, region, version, schema_version) "
+            "VALUES ('old-1', 'node-z', 'eu-1', 'v-old', 22)");
+  AppendN(j, 3, 1);
+  {
+    Shipper s(dir_.str(), Secret(url_), 1000);
+    ASSERT_EQ(s.ShipOnce(), 1u);
+  }
+  // That node's heartbeat is a minute old (it is gone): the next rows are rebuilt.
+  pg_->Exec(url_, "UPDATE continuum_node SET heartbeat_at = now() - interval '1 minute'");
+  AppendN(j, 4, 2);
+  {
+    Shipper s(dir_.str(), Secret(url_), 1000);
+    ASSERT_EQ(s.ShipOnce(), 2u);
+  }
+  EXPECT_EQ(nulls(), "false,false,false,true,true");
+  const auto r = RunVerify();
+  EXPECT_TRUE(r.ok()) << Dump(r);
+  EXPECT_EQ(r.table_rows, 5u);
 }
 
 TEST_F(AuditPgTamper, ReportsARewrittenRowEvenWithARecomputedHash) {

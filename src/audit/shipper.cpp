@@ -124,11 +124,17 @@ void AppendCopyRow(std::string& out, const ParsedLine& p, std::string_view line,
   }
 }
 
-// Whether audit_event.record may be NULL (db/migrations/0023): a database not migrated
-// that far gets every line's record, as before.
+// Whether rows may leave `record` out: the column is nullable (db/migrations/0023) and no
+// live node runs a release built before it (continuum_node, as `migrate --contract`
+// checks: a heartbeat within 30 s), because that release's `audit verify` cannot rebuild a
+// line from the columns. During a rollout, or after a rollback, every row carries its record.
+constexpr int kRecordOptionalSchema = 23;
 constexpr const char* kRecordOptionalSql =
-    "SELECT NOT attnotnull FROM pg_attribute "
-    "WHERE attrelid = 'audit_event'::regclass AND attname = 'record'";
+    "SELECT coalesce((SELECT NOT attnotnull FROM pg_attribute "
+    "WHERE attrelid = to_regclass('audit_event') AND attname = 'record'), false) "
+    "AND (to_regclass('continuum_node') IS NULL OR NOT EXISTS (SELECT 1 FROM continuum_node "
+    "WHERE heartbeat_at > now() - interval '30 seconds' AND schema_version < $1::int))";
+constexpr auto kRecordOptionalRecheck = std::chrono::seconds(30);
 
 struct Batch {
   std::string rows;  // the lines' binary COPY tuples (built once, as each line is read)
@@ -159,6 +165,8 @@ struct Shipper::Impl {
   // audit_event.record is nullable in the connected database (read at each connect; until
   // the first, every row carries its record).
   bool record_optional = false;
+  std::chrono::steady_clock::time_point record_checked_at{};
+  void CheckRecordOptional();
   bool final_round = false;  // a graceful stop: sign the last head whatever the interval
 
   std::mutex ship_mu;  // one shipping round at a time
@@ -279,9 +287,16 @@ bool Shipper::Impl::EnsureConnection() {
   if (conn && conn->ok()) return false;
   conn.reset();
   conn = std::make_unique<PgConn>(url, "continuum-audit-shipper", kStatementTimeoutMs);
-  PgResult r = conn->Exec(kRecordOptionalSql);
-  record_optional = PQntuples(r.get()) == 1 && std::string_view(PQgetvalue(r.get(), 0, 0)) == "t";
+  CheckRecordOptional();
   return true;
+}
+
+void Shipper::Impl::CheckRecordOptional() {
+  record_optional = false;  // until the database says otherwise
+  const std::string schema = std::to_string(kRecordOptionalSchema);
+  PgResult r = conn->Exec(kRecordOptionalSql, {schema.c_str()});
+  record_optional = PQntuples(r.get()) == 1 && std::string_view(PQgetvalue(r.get(), 0, 0)) == "t";
+  record_checked_at = std::chrono::steady_clock::now();
 }
 
 // Runs `fn` on the connection; a connection that died since its last use (e.g. the
@@ -384,9 +399,15 @@ std::uint64_t Shipper::Impl::ShipNode(const std::string& node,
   for (;;) {
     const auto mark = LookupDurableMark(DurableKey(dir, node));
     Batch batch = ReadBatch(node, segs, pos, mark);
-    if (!batch.spans.empty() && !(conn && conn->ok())) {
-      // Whether `record` may be NULL is read at connect: connect, then build the rows again.
-      WithConnection([] {});
+    if (!batch.spans.empty() &&
+        (!(conn && conn->ok()) ||
+         std::chrono::steady_clock::now() - record_checked_at > kRecordOptionalRecheck)) {
+      // Whether `record` may be left out is read at connect and every 30 s: read it, then
+      // build the rows again.
+      WithConnection([&] {
+        if (std::chrono::steady_clock::now() - record_checked_at > kRecordOptionalRecheck)
+          CheckRecordOptional();
+      });
       batch = ReadBatch(node, segs, pos, mark);
     }
     const bool moved = batch.next.segment != pos.segment || batch.next.offset != pos.offset;

@@ -6,7 +6,10 @@
 //  2. If a database URL is given, the audit_event table, node by node in seq order
 //     (one REPEATABLE READ snapshot): rows must be contiguous, `record` must hash to
 //     `hash`, every column must agree with `record`, prev_hash must link, and each row
-//     must be byte for byte the journal's line for that seq. A journal record missing
+//     must be byte for byte the journal's line for that seq. A row without a record
+//     (the shipper leaves it out when the columns give the line back: README.md, "The
+//     table's rows") is checked on the line rebuilt from its columns, and on what that
+//     line cannot show (a time off the millisecond, "" for NULL). A journal record missing
 //     from the table is fine only past the shipper's position ("not yet shipped").
 //  3. Signed heads (audit_head, README.md "Anchoring"): every head's Ed25519 signature
 //     must verify with a trusted key of its node (--trusted-keys, else the first key the
@@ -371,10 +374,24 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
         rec.purpose_of_use = col(11);
         rec.outcome = col(12);
         rec.detail = col(13);
-        record = RebuildLine(std::move(rec), std::stoll(col(1)), row_prev, row_hash);
+        const long long micros = std::stoll(col(1));
+        record = RebuildLine(std::move(rec), micros, row_prev, row_hash);
         p = ParseLine(record, &error);
         if (p && ComputeHash(*p) != p->hash) {
           Problem(prefix + "hash mismatch (row modified)");
+        }
+        // What the line cannot show, the shipper never writes: a time between two
+        // milliseconds (it keeps the record of such a line), "" in an optional column.
+        if (micros % 1000 != 0) {
+          Problem(prefix +
+                  "column recorded_at is not on a millisecond, as no row without a "
+                  "record is shipped (row modified)");
+        }
+        for (const auto& [c, name] : {std::pair{7, "resource_type"}, std::pair{8, "resource_id"},
+                                      std::pair{9, "patient_id"}, std::pair{13, "detail"}}) {
+          if (!PQgetisnull(res.get(), i, c) && col(c).empty()) {
+            Problem(prefix + "column " + name + " is empty, not NULL (row modified)");
+          }
         }
       } else {
         p = ParseLine(record, &error);

@@ -102,7 +102,9 @@ class AuditCompletenessTest(ContinuumTestCase):
         self.assertEqual(cp.returncode, 0, f"audit verify on a clean trail:\n{cp.stdout}\n{cp.stderr}")
         self.assertIn("OK", cp.stdout)
 
-        # Tamper with one row in PostgreSQL (bypassing the append-only trigger).
+        # Tamper with one row in PostgreSQL (bypassing the append-only trigger). Its record is
+        # NULL (the columns give the line back): verify rebuilds the line from the changed
+        # column; a row that kept its record gets the same change in it.
         row = c.rows("SELECT node_id, seq, actor FROM audit_event WHERE actor = 'demo-provider' "
                      "ORDER BY seq LIMIT 1 OFFSET 5")[0]
         db_seq = row["seq"]
