@@ -308,6 +308,27 @@ void Verifier::TableGap(const std::string& node, long long a, long long b) {
   if (run_start <= b) flush(kNotInJournal, std::max(run_start, a), b);
 }
 
+// The text columns of kRowsSql and the record fields they hold, in the line's order.
+struct RowColumn {
+  int column;
+  std::string Record::*member;
+  const char* name;
+};
+constexpr RowColumn kRowColumns[] = {
+    {2, &Record::region, "region"},
+    {3, &Record::request_id, "request_id"},
+    {4, &Record::actor, "actor"},
+    {5, &Record::role, "role"},
+    {6, &Record::action, "action"},
+    {7, &Record::resource_type, "resource_type"},
+    {8, &Record::resource_id, "resource_id"},
+    {9, &Record::patient_id, "patient_id"},
+    {10, &Record::client_address, "client_address"},
+    {11, &Record::purpose_of_use, "purpose_of_use"},
+    {12, &Record::outcome, "outcome"},
+    {13, &Record::detail, "detail"},
+};
+
 void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
   static constexpr const char* kRowsSql =
       "SELECT seq, (extract(epoch FROM recorded_at) * 1000000)::bigint, region, request_id, "
@@ -409,28 +430,17 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
         }
         const Record& rec = p->record;
         const auto micros = ParseRfc3339Micros(rec.recorded_at);
-        const std::pair<const char*, bool> columns[] = {
-            {"node_id", rec.node_id == node},
-            {"seq", rec.seq == seq},
-            {"recorded_at", micros && std::to_string(*micros) == col(1)},
-            {"region", rec.region == col(2)},
-            {"request_id", rec.request_id == col(3)},
-            {"actor", rec.actor == col(4)},
-            {"role", rec.role == col(5)},
-            {"action", rec.action == col(6)},
-            {"resource_type", rec.resource_type == col(7)},
-            {"resource_id", rec.resource_id == col(8)},
-            {"patient_id", rec.patient_id == col(9)},
-            {"client_address", rec.client_address == col(10)},
-            {"purpose_of_use", rec.purpose_of_use == col(11)},
-            {"outcome", rec.outcome == col(12)},
-            {"detail", rec.detail == col(13)},
-            {"prev_hash", p->prev_hash == row_prev},
-            {"hash", p->hash == row_hash},
+        auto differs = [&](const char* name) {
+          Problem(prefix + "column " + name + " differs from its record (row modified)");
         };
-        for (const auto& [name, same] : columns) {
-          if (!same) Problem(prefix + "column " + name + " differs from its record (row modified)");
+        if (rec.node_id != node) differs("node_id");
+        if (rec.seq != seq) differs("seq");
+        if (!micros || std::to_string(*micros) != col(1)) differs("recorded_at");
+        for (const auto& c : kRowColumns) {
+          if (rec.*c.member != col(c.column)) differs(c.name);
         }
+        if (p->prev_hash != row_prev) differs("prev_hash");
+        if (p->hash != row_hash) differs("hash");
       }
       if (auto it = chain_at.find(seq); it != chain_at.end())
         it->second = row_hash + " " + row_prev;
