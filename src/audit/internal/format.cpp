@@ -392,13 +392,7 @@ std::optional<long long> SalvageSeq(std::string_view line) {
 std::string NowRfc3339() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  tm t{};
-  gmtime_r(&ts.tv_sec, &t);
-  char buf[96];
-  (void)std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900,
-                      t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec,
-                      static_cast<int>(ts.tv_nsec / 1000000));
-  return buf;
+  return FormatRfc3339Millis(static_cast<long long>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000);
 }
 
 std::optional<long long> ParseRfc3339Micros(std::string_view s) {
