@@ -344,14 +344,17 @@ TEST_F(AuditPg, ReportsAColumnThatDiffersFromTheRecordTheRowKept) {
   Tamper("UPDATE audit_event SET outcome = 'denied' WHERE seq = 2");
   // A DBA drops a kept record: the line rebuilt from the columns is not the hashed one.
   Tamper("UPDATE audit_event SET record = NULL WHERE seq = 3");
+  // NULL to "" in an optional column: the record reads both alike, the shipper writes NULL.
+  Tamper("UPDATE audit_event SET detail = '' WHERE seq = 1");
   const auto r = RunVerify();
+  EXPECT_TRUE(HasProblem(r, "table node-a seq 1: column detail is empty, not NULL")) << Dump(r);
   EXPECT_TRUE(HasProblem(r, "table node-a seq 2: column outcome differs from its record"))
       << Dump(r);
   EXPECT_TRUE(HasProblem(r, "table node-a seq 3: hash mismatch (row modified)")) << Dump(r);
   EXPECT_TRUE(HasProblem(r, "table node-a seq 3: column recorded_at is not on a millisecond"))
       << Dump(r);
   EXPECT_TRUE(HasProblem(r, "table node-a seq 3: row differs from the journal line")) << Dump(r);
-  EXPECT_EQ(r.problems.size(), 4u) << Dump(r);
+  EXPECT_EQ(r.problems.size(), 5u) << Dump(r);
 }
 
 // Rows leave `record` out only where every reader can rebuild it: the column is nullable

@@ -391,17 +391,12 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
           Problem(prefix + "hash mismatch (row modified)");
         }
         // What the line cannot show, the shipper never writes: a time between two
-        // milliseconds (it keeps the record of such a line), "" in an optional column.
+        // milliseconds (it keeps the record of such a line). "" in an optional column:
+        // below, for every row.
         if (micros % 1000 != 0) {
           Problem(prefix +
                   "column recorded_at is not on a millisecond, as no row without a "
                   "record is shipped (row modified)");
-        }
-        for (const auto& [c, name] : {std::pair{7, "resource_type"}, std::pair{8, "resource_id"},
-                                      std::pair{9, "patient_id"}, std::pair{13, "detail"}}) {
-          if (!PQgetisnull(res.get(), i, c) && col(c).empty()) {
-            Problem(prefix + "column " + name + " is empty, not NULL (row modified)");
-          }
         }
       } else {
         p = ParseLine(record, &error);
@@ -430,6 +425,15 @@ void Verifier::CheckNodeRows(PgConn& conn, const std::string& node) {
         }
         if (p->prev_hash != row_prev) differs("prev_hash");
         if (p->hash != row_hash) differs("hash");
+      }
+      // An empty optional field is NULL in every row any release's shipper wrote
+      // (NULLIF from the first one on), so "" there was put in after shipping. Neither a
+      // line nor a record can show it: both read NULL and "" alike.
+      for (const auto& [c, name] : {std::pair{7, "resource_type"}, std::pair{8, "resource_id"},
+                                    std::pair{9, "patient_id"}, std::pair{13, "detail"}}) {
+        if (!PQgetisnull(res.get(), i, c) && col(c).empty()) {
+          Problem(prefix + "column " + name + " is empty, not NULL (row modified)");
+        }
       }
       if (auto it = chain_at.find(seq); it != chain_at.end())
         it->second = row_hash + " " + row_prev;
