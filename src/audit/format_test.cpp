@@ -45,7 +45,9 @@ void ExpectSameParse(std::string_view line) {
   EXPECT_EQ(fast_error, dom_error) << line;
   if (!fast) return;
   // `canonical` is a promise the shipper relies on to leave `record` out.
-  if (fast->canonical) EXPECT_TRUE(IsCanonical(line, *fast)) << line;
+  if (fast->canonical) {
+    EXPECT_TRUE(IsCanonical(line, *fast)) << line;
+  }
   if (RebuildableFromColumns(*fast)) {  // what `audit verify` rebuilds from the columns
     EXPECT_EQ(RebuildLine(fast->record, fast->recorded_at_micros, fast->prev_hash, fast->hash),
               line);
@@ -237,6 +239,30 @@ TEST(AuditFormat, FormatsMillisecondsAsTheWriterDoes) {
             "2024-02-29T23:59:59.999Z");
   EXPECT_EQ(FormatRfc3339Millis(*ParseRfc3339Micros("2026-12-06T20:01:02.345678Z")),
             "2026-12-06T20:01:02.345Z");
+}
+
+// The formatter keeps each thread's last second: times that go back and forth between
+// seconds, days and years, and within one second, all read back as themselves (to the
+// millisecond).
+TEST(AuditFormat, FormatsEveryMillisecondWhateverTheSecondBefore) {
+  const long long base = *ParseRfc3339Micros("2026-12-31T23:59:58.000Z");
+  const long long steps[] = {0, 1, 999, 1000, 999999, 1000000, 1000001, 1999999, 2000000,
+                             2000999, 86400000000LL, -86400000000LL, 366 * 86400000000LL};
+  for (const long long a : steps) {
+    for (const long long b : steps) {
+      for (const long long m : {base + a, base + b, base + a, base - b}) {
+        const std::string text = FormatRfc3339Millis(m);
+        const auto back = ParseRfc3339Micros(text);
+        ASSERT_TRUE(back) << text;
+        const long long floor_ms = m - ((m % 1000) + 1000) % 1000;
+        EXPECT_EQ(*back, floor_ms) << m << " " << text;
+        EXPECT_EQ(text.size(), 24u) << text;
+      }
+    }
+  }
+  EXPECT_EQ(FormatRfc3339Millis(base + 2000000), "2027-01-01T00:00:00.000Z");
+  EXPECT_EQ(FormatRfc3339Millis(base + 1999999), "2026-12-31T23:59:59.999Z");
+  EXPECT_EQ(FormatRfc3339Millis(base + 2000000), "2027-01-01T00:00:00.000Z");
 }
 
 TEST(AuditFormat, SanitizeRecordKeepsPlainFieldsAndReplacesTheRest) {
