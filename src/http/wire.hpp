@@ -1,7 +1,7 @@
-// The request side of the HTTP/1.1 wire, shared by the server's connection loop
-// (http/server.cpp) and http::ParseRequestBytes (the fuzz target's entry): the parser's
-// limits, the answer to unparseable bytes, the conversion of Beast's message to
-// http::Request. Internal to http/: only server.cpp and wire.cpp include it. No
+// The HTTP/1.1 wire, shared by the server's connection loop (http/server.cpp) and
+// http::ParseRequestBytes (the fuzz target's entry): the parser's limits, the answer to
+// unparseable bytes, the conversion of Beast's message to http::Request, and a
+// response's status line and header fields. Internal to http/: only server.cpp and wire.cpp include it. No
 // coroutines here, so the fuzz build (clang 14) compiles it without the server.
 #pragma once
 
@@ -29,5 +29,20 @@ Response ParseErrorResponse(const boost::system::error_code& ec, const ServerOpt
 // a valid origin-form URL.
 std::optional<Response> ToRequest(BeastRequest& breq, const std::string& client,
                                   const ServerOptions& options, Request& req);
+
+// Appends the status line and header fields of `r` to `out`, ending with the blank line;
+// the body follows as it is. The bytes are what Beast's serializer writes for the same
+// response (wire_test compares them): Server, Content-Type (unless a 204 without body),
+// X-Request-Id, the handler's fields (a later one of the same name replacing the earlier,
+// values trimmed of spaces and tabs), Connection ("close" on HTTP/1.1 when the connection
+// ends, "keep-alive" on HTTP/1.0 when it stays), then Content-Length (the GET's length
+// for a HEAD; none on a 1xx, 204 or 304, where Beast wrote "0" and RFC 9110, 8.6, says
+// not to). The framing fields are the server's: a handler's
+// Connection, Content-Length or Transfer-Encoding is left out, and a CR, LF or NUL in a
+// name or value becomes a space (no field can split the response). Throws
+// std::invalid_argument for a body on a 1xx, 204 or 304, as Beast does. Returns whether
+// the connection stays open after this response.
+bool AppendResponseHead(std::string& out, const Response& r, unsigned version, bool keep_alive,
+                        std::string_view request_id);
 
 }  // namespace continuum::http
