@@ -246,8 +246,9 @@ TEST(AuditFormat, FormatsMillisecondsAsTheWriterDoes) {
 // millisecond).
 TEST(AuditFormat, FormatsEveryMillisecondWhateverTheSecondBefore) {
   const long long base = *ParseRfc3339Micros("2026-12-31T23:59:58.000Z");
-  const long long steps[] = {0, 1, 999, 1000, 999999, 1000000, 1000001, 1999999, 2000000,
-                             2000999, 86400000000LL, -86400000000LL, 366 * 86400000000LL};
+  const long long day = 86400000000LL;
+  const long long steps[] = {0,       1,       999,     1000, 999999, 1000000,  1000001,
+                             1999999, 2000000, 2000999, day,  -day,   366 * day};
   for (const long long a : steps) {
     for (const long long b : steps) {
       for (const long long m : {base + a, base + b, base + a, base - b}) {

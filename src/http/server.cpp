@@ -7,13 +7,13 @@
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
@@ -38,10 +38,10 @@ namespace {
 // and its body in one gathered write. Beast's serializer wrote the same bytes, with a
 // field list allocated per response and a buffer sequence walked per write.
 asio::awaitable<std::pair<beast::error_code, bool>> WriteResponse(beast::tcp_stream& stream,
-                                                                   std::string& head,
-                                                                   const Response& resp,
-                                                                   unsigned version, bool keep,
-                                                                   std::string_view request_id) {
+                                                                  std::string& head,
+                                                                  const Response& resp,
+                                                                  unsigned version, bool keep,
+                                                                  std::string_view request_id) {
   head.clear();
   const bool stays = AppendResponseHead(head, resp, version, keep, request_id);
   const std::array<asio::const_buffer, 2> buffers{asio::buffer(head), asio::buffer(resp.body)};

@@ -1,8 +1,9 @@
 // The HTTP/1.1 wire, shared by the server's connection loop (http/server.cpp) and
 // http::ParseRequestBytes (the fuzz target's entry): the parser's limits, the answer to
 // unparseable bytes, the conversion of Beast's message to http::Request, and a
-// response's status line and header fields. Internal to http/: only server.cpp and wire.cpp include it. No
-// coroutines here, so the fuzz build (clang 14) compiles it without the server.
+// response's status line and header fields. Internal to http/: only server.cpp, wire.cpp
+// and wire_test.cpp include it. No coroutines here, so the fuzz build (clang 14) compiles
+// it without the server.
 #pragma once
 
 #include <boost/beast/http.hpp>

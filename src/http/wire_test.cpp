@@ -45,7 +45,8 @@ TEST(HttpWire, WritesWhatBeastWrites) {
   const std::vector<Headers> header_sets = {
       {},
       {{"Cache-Control", "no-store"}},
-      {{"Location", "/fhir/R4/Appointment/12/_history/1"}, {"ETag", "W/\"1\""},
+      {{"Location", "/fhir/R4/Appointment/12/_history/1"},
+       {"ETag", "W/\"1\""},
        {"Retry-After", "5"}},
       {{"Cache-Control", "a"}, {"Pragma", "no-cache"}, {"cache-control", "b"}},
       {{"content-type", "text/plain"}, {"Age", "3"}},
@@ -91,7 +92,9 @@ TEST(HttpWire, WritesWhatBeastWrites) {
 TEST(HttpWire, TheFramingFieldsAreTheServers) {
   Response r;
   r.body = "12345";
-  r.headers = {{"Content-Length", "1"}, {"transfer-encoding", "chunked"}, {"Connection", "close"},
+  r.headers = {{"Content-Length", "1"},
+               {"transfer-encoding", "chunked"},
+               {"Connection", "close"},
                {"Cache-Control", "no-store"}};
   std::string out;
   EXPECT_TRUE(AppendResponseHead(out, r, 11, true, "req-9"));

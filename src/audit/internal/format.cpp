@@ -376,9 +376,9 @@ std::string FormatRfc3339Millis(long long micros) {
     const auto t = static_cast<time_t>(secs);
     tm parts{};
     gmtime_r(&t, &parts);
-    const int n = std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.",
-                                parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
-                                parts.tm_hour, parts.tm_min, parts.tm_sec);
+    const int n =
+        std::snprintf(prefix, sizeof prefix, "%04d-%02d-%02dT%02d:%02d:%02d.", parts.tm_year + 1900,
+                      parts.tm_mon + 1, parts.tm_mday, parts.tm_hour, parts.tm_min, parts.tm_sec);
     prefix_len = std::min<std::size_t>(n < 0 ? 0 : static_cast<std::size_t>(n), sizeof prefix - 1);
     cached_secs = secs;
   }
