@@ -1,6 +1,8 @@
 // The audit trail against a real PostgreSQL: shipping, outages, the append-only table,
 // and verify's journal-versus-table checks.
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
@@ -243,6 +245,37 @@ TEST_F(AuditPg, ShipOnceThrowsAndKeepsItsPositionWhileTheDatabaseIsUnreachable) 
   EXPECT_EQ(Rows(), 7);
   EXPECT_TRUE(s.stats().database_reachable);
   EXPECT_EQ(s.stats().backlog, 0u);
+}
+
+// A segment cut below its shipped position is shipped again from its start (the table's
+// rows stay; verify reports what the journal lost), and the warning says so once, not
+// again each time the batch is read while the database is away.
+TEST_F(AuditPg, ASegmentCutBelowItsShippedPositionIsShippedAgainAndSaidOnce) {
+  {
+    Journal j(Options(dir_));
+    AppendN(j, 1, 6);
+  }
+  Shipper s(dir_.str(), Secret(url_), 1000);
+  ASSERT_EQ(s.ShipOnce(), 6u);
+  auto lines = Lines(ReadFile(FirstSegment(dir_)));
+  lines.resize(4);
+  WriteFile(FirstSegment(dir_), JoinLines(lines));
+
+  auto ring = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(64);
+  spdlog::default_logger()->sinks().push_back(ring);
+  pg_->Kill();
+  EXPECT_THROW(s.ShipOnce(), std::runtime_error);
+  EXPECT_THROW(s.ShipOnce(), std::runtime_error);
+  pg_->Start();
+  EXPECT_EQ(s.ShipOnce(), 4u);
+  EXPECT_EQ(s.ShipOnce(), 0u);
+  spdlog::default_logger()->sinks().pop_back();
+  int warnings = 0;
+  for (const auto& m : ring->last_formatted()) {
+    if (m.find("is shorter than its shipped position") != std::string::npos) ++warnings;
+  }
+  EXPECT_EQ(warnings, 1);
+  EXPECT_EQ(Rows(), 6);
 }
 
 TEST_F(AuditPg, TheDatabaseRefusesUpdateDeleteAndTruncate) {

@@ -183,6 +183,8 @@ struct Shipper::Impl {
   std::atomic<bool> reachable{false};
   bool ever_failed = false;
 
+  std::string warned_short;  // the shortened segment last warned about (path, offsets)
+
   explicit Impl(ShipperOptions o)
       : dir(o.journal_dir), url(o.database_url), interval_ms(o.interval_ms), opt(std::move(o)) {}
 
@@ -229,10 +231,16 @@ Batch Shipper::Impl::ReadBatch(const std::string& node, const std::vector<Segmen
     if (pos.offset > end) {
       // The segment is shorter than what was shipped: it was rewritten or truncated.
       // Re-ship it from its start (idempotent); `audit verify` reports any difference.
-      spdlog::warn(
-          "audit shipper: journal segment {} is shorter than its shipped position; "
-          "re-reading it",
-          seg.path.filename().string());
+      // Said once: a batch read again (after a reconnect) finds the same.
+      const std::string what =
+          seg.path.string() + " " + std::to_string(pos.offset) + " " + std::to_string(end);
+      if (what != warned_short) {
+        spdlog::warn(
+            "audit shipper: journal segment {} is shorter than its shipped position; "
+            "re-reading it",
+            seg.path.filename().string());
+        warned_short = what;
+      }
       pos.offset = 0;
     }
     bool consumed = pos.offset == end;
