@@ -46,6 +46,10 @@ std::size_t WriteTracker::size() const {
 
 namespace {
 std::string SessionKey(const RequestContext& ctx) { return ctx.claims ? ctx.claims->sid : ""; }
+
+// How often a read that waits for a standby to replay its caller's last write looks at
+// the topology again (the probes themselves run every probe interval).
+constexpr std::chrono::milliseconds kReplayPoll{20};
 }  // namespace
 
 asio::awaitable<db::Result> RequestContext::Read(const db::Query& q, db::Params params) {
@@ -72,8 +76,21 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
   asio::steady_timer backoff(shard.executor);
   for (int attempt = 0;; ++attempt) {
     int target = topo->ChooseRead(min_lsn);
-    if (target == db::Topology::kPrimary)  // the write pool finds and follows the primary
+    if (target == db::Topology::kPrimary) {
+      // No primary in sight, but a standby serves reads that need no particular commit:
+      // it has not replayed this caller's last write yet, as far as its last probe says
+      // (an asynchronous standby, or a probe that is not due yet). Only a primary serves
+      // the write pool, so the read waits here for the standby's next probe, or for a
+      // primary, and is sent to whichever comes first.
+      if (min_lsn > 0 && !topo->PrimaryKnown() && topo->ChooseRead(0) != db::Topology::kPrimary &&
+          deadline.left() > kReplayPoll) {
+        backoff.expires_after(kReplayPoll);
+        co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      // The write pool finds and follows the primary.
       co_return co_await pool().Batch(stmts, deadline);
+    }
     db::BatchOptions once;
     once.replay = db::BatchOptions::Replay::kNever;
     try {

@@ -197,6 +197,7 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
         cp = subprocess.run([str(PG_TMP), "standby", str(c.pg.dir), str(standby_dir)],
                             capture_output=True, text=True, timeout=120, check=True)
         standby_url = cp.stdout.strip().splitlines()[-1]
+        cls.standby_url = standby_url
         cls.addClassCleanup(lambda: subprocess.run([str(PG_TMP), "stop", str(standby_dir)],
                                                    capture_output=True, timeout=90))
         cls.server = c.add_server("node-1", {
@@ -217,8 +218,21 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
             time.sleep(0.2)
         return self.high_mode()
 
+    def wait_streaming(self, timeout=20):
+        """Until the standby streams from the primary: after the primary's restart its WAL
+        receiver comes back only at its next retry (wal_retrieve_retry_interval), and what
+        the primary commits before that never reaches a standby that is not connected."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.cluster.pg.psql("SELECT status FROM pg_stat_wal_receiver",
+                                          database_url=self.standby_url).strip()
+            if status == "streaming" or time.monotonic() > deadline:
+                return status
+            time.sleep(0.2)
+
     def test_reads_work_and_writes_are_refused_while_the_primary_is_down(self):
         tok = self.token("demo-patient")
+        self.assertEqual(self.wait_streaming(), "streaming")
         r = self.server.fhir("Slot", token=tok, params={"_count": "3"})
         self.assertEqual(r.status, 200, r)
         slot = r.json()["entry"][2]["resource"]
@@ -278,3 +292,42 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
                 break
             time.sleep(0.5)
         self.assertEqual(r.status, 200, r)
+
+    def test_a_read_of_ones_own_write_waits_for_the_standby_to_replay_it(self):
+        """The patient's own message is not yet replayed on the standby when the primary
+        goes: their read waits (within its deadline) for the standby to catch up and is then
+        served there. The write pool, which only a primary can serve, is not where it waits."""
+        tok = self.token("demo-patient")
+        self.assertEqual(self.wait_mode("normal"), "normal")
+        self.assertEqual(self.wait_streaming(), "streaming")
+        c = self.cluster
+        c.pg.psql("SELECT pg_wal_replay_pause()", database_url=self.standby_url)
+        resume = threading.Timer(0.4, lambda: c.pg.psql("SELECT pg_wal_replay_resume()",
+                                                          database_url=self.standby_url))
+        try:
+            sent = self.server.post_json(
+                "/fhir/R4/Communication",
+                {"resourceType": "Communication", "recipient": [{"reference": "Practitioner/1"}],
+                 "topic": {"text": "Replay drill"},
+                 "payload": [{"contentString": "Sent while the standby's replay is paused."}]},
+                token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
+            self.assertIn(sent.status, (200, 201), sent)
+            c.pg.stop()
+            self.assertEqual(self.wait_mode("read-only"), "read-only")
+            # Still paused: the standby holds the message's WAL but has not replayed it.
+            self.assertEqual(c.pg.psql("SELECT pg_is_wal_replay_paused()",
+                                       database_url=self.standby_url).strip(), "t")
+            resume.start()
+            started = time.monotonic()
+            r = self.server.fhir("Communication", token=tok, params={"patient": "1"})
+            waited = time.monotonic() - started
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(sent.json()["id"], [e["resource"]["id"] for e in r.json()["entry"]])
+            # Served after the replay resumed, well within the high tier's 1.5 s deadline.
+            self.assertGreater(waited, 0.3, waited)
+        finally:
+            resume.cancel()
+            c.pg.psql("SELECT pg_wal_replay_resume()", database_url=self.standby_url)
+            if not c.pg.postmaster_pid():
+                c.pg.start()
+        self.assertEqual(self.wait_mode("normal", timeout=30), "normal")
