@@ -74,7 +74,7 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
   if (auto h = req.header("x-continuum-min-lsn"); !h.empty())
     min_lsn = std::max<uint64_t>(min_lsn, std::strtoull(std::string(h).c_str(), nullptr, 10));
   asio::steady_timer backoff(shard.executor);
-  for (int attempt = 0;;) {  // attempt: reads that lost their server (the wait grows)
+  for (int attempt = 0;; ++attempt) {
     int target = topo->ChooseRead(min_lsn);
     if (target == db::Topology::kPrimary) {
       // No primary in sight, but a standby serves reads that need no particular commit:
@@ -102,8 +102,7 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
       topo->MarkDown(target);
       if (deadline.left() < std::chrono::milliseconds(50)) throw;
     }
-    const int pause_ms = std::min(10 << std::min(attempt++, 4), 200);
-    backoff.expires_after(std::chrono::milliseconds(pause_ms));
+    backoff.expires_after(std::chrono::milliseconds(std::min(10 << std::min(attempt, 4), 200)));
     co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }
