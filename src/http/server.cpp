@@ -158,6 +158,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           resp = std::move(*err);
         else
           resp = co_await shard->handler(req);
+        if (breq.method() == bhttp::verb::head && !resp.body.empty()) {
+          // A HEAD's answer has no body, whatever the handler built (an error's
+          // OperationOutcome): its length goes in Content-Length, as for the GET. Bytes
+          // after the head would be read as the next response on this connection.
+          if (!resp.head_content_length) resp.head_content_length = resp.body.size();
+          resp.body.clear();
+        }
         bool keep = breq.keep_alive() && !stopping.load() && !close_after_response.load();
         stream.expires_after(std::chrono::seconds(30));
         const auto [wec, stays] =

@@ -37,10 +37,10 @@ std::optional<Response> ToRequest(BeastRequest& breq, const std::string& client,
 // X-Request-Id, the handler's fields (a later one of the same name replacing the earlier,
 // values trimmed of spaces and tabs), Connection ("close" on HTTP/1.1 when the connection
 // ends, "keep-alive" on HTTP/1.0 when it stays), then Content-Length (the GET's length
-// for a HEAD; none on a 1xx, 204 or 304, where Beast wrote "0" and RFC 9110, 8.6, says
-// not to). The framing fields are the server's: a handler's
-// Connection, Content-Length or Transfer-Encoding is left out, and a CR, LF or NUL in a
-// name or value becomes a space (no field can split the response). Throws
+// for a HEAD, whose body server.cpp never sends; none on a 1xx, 204 or 304, where Beast
+// wrote "0" and RFC 9110, 8.6, says not to). The framing fields are the server's: a
+// handler's Connection, Content-Length or Transfer-Encoding is left out, and a CR, LF or
+// NUL in a name or value becomes a space (no field can split the response). Throws
 // std::invalid_argument for a body on a 1xx, 204 or 304, as Beast does. Returns whether
 // the connection stays open after this response.
 bool AppendResponseHead(std::string& out, const Response& r, unsigned version, bool keep_alive,

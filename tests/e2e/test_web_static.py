@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
+import time
 
 from harness import ContinuumTestCase
 
@@ -69,12 +71,40 @@ class WebStaticTest(ContinuumTestCase):
             self.assertEqual(r.status, 200)
             self.assertEqual(r.read(), b"")
             self.assertEqual(int(r.getheader("Content-Length")), len(b"export const x = 1;\n"))
-            # the connection is still usable: no stray body bytes were sent
+            # the connection is still usable (stray body bytes: test_head_of_an_error_has_no_body,
+            # on a raw socket)
             conn.request("GET", "/assets/app-1a2b.js")
             r = conn.getresponse()
             self.assertEqual(r.read(), b"export const x = 1;\n")
         finally:
             conn.close()
+
+    def test_head_of_an_error_has_no_body(self):
+        """A HEAD that gets an error (405 on a GET-only route, 404 on an unknown API path)
+        gets its head only, with the GET's length: the bytes after it are the next
+        response on the connection. (A raw socket: http.client drops its read buffer
+        after a HEAD, stray body bytes with it, so it cannot tell.)"""
+        for path, status in (("/healthz", 405), ("/api/v1/nothing", 404),
+                             ("/fhir/R4/Nothing", 404), ("/api/v1/session", 405),
+                             ("/assets/app-1a2b.js", 200)):
+            with socket.create_connection(("127.0.0.1", self.server.port), timeout=10) as s:
+                s.sendall(f"HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                          "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                data = b""
+                deadline = time.monotonic() + 10
+                while b'{"status":"ok"}' not in data and time.monotonic() < deadline:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(f"HTTP/1.1 {status} ".encode()), (path, data))
+            length = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")]
+            self.assertEqual(len(length), 1, (path, head))
+            self.assertGreater(int(length[0]), 0, path)
+            self.assertTrue(rest.startswith(b"HTTP/1.1 200 OK\r\n"), (path, data))
+            self.assertTrue(rest.endswith(b'\r\n\r\n{"status":"ok"}'), (path, data))
 
     def test_app_paths_fall_back_to_index_api_paths_do_not(self):
         for path in ("/appointments", "/bills", "/provider/patients/12"):
