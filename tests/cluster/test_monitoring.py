@@ -37,6 +37,9 @@ from continuum_ops.cluster import Cluster  # noqa: E402
 KEEP = os.environ.get("CONTINUUM_CLUSTER_KEEP") == "1"
 QUIET_S = float(os.environ.get("MONITORING_QUIET_S", "120"))
 DETECT_TIMEOUT_S = 30.0
+# keep_firing_for of the journey alerts (deploy/prometheus/rules/journeys.yml), a rule
+# evaluation (1 s) and Alertmanager's update of the resolved alert, with room for a slow host
+RESOLVE_S = 30.0 + 15.0
 
 clusterctl.install_signal_handlers()
 clusterctl.start_watchdog(float(os.environ.get("CONTINUUM_CLUSTER_DEADLINE_S", "1200")), "monitoring tests")
@@ -65,6 +68,25 @@ def prom_query(q: str) -> list[dict]:
     return get_json(url)["data"]["result"]
 
 
+def failed_runs() -> str:
+    """Every failed run the prober still holds (its last 20 per journey and vantage): which
+    step, its status, duration and reason, for a failure message."""
+    try:
+        runs = get_json(f"http://127.0.0.1:{C.topo.monitoring['prober']}/runs")["journeys"]
+    except Exception as e:  # noqa: BLE001 - a diagnostic only
+        return f"(the prober's /runs could not be read: {e})"
+    lines = []
+    for j in runs:
+        for r in j["runs"]:
+            if r["success"]:
+                continue
+            bad = [s for s in r["steps"] if not s["ok"]]
+            lines.append(f"  {r['journey']} from {r['vantage']} at {r['started_at']}: " + "; ".join(
+                f"{s['name']} {s['status']} {s['duration_ms']} ms {s.get('reason', '')}" for s in bad)
+                + (f" ({r['error']})" if r.get("error") else ""))
+    return "\n".join(sorted(lines)) or "  (none: every run the prober holds passed)"
+
+
 class MonitoringTest(unittest.TestCase):
     def setUp(self):
         self.token = C.ops_token_file.read_text().strip()
@@ -84,8 +106,27 @@ class MonitoringTest(unittest.TestCase):
         for j in st["journeys"]:
             if (j["journey"], j["vantage"]) in pairs:
                 self.assertTrue(all("duration_ms" in s for s in j["steps"]), j)
-        alerts = [a for a in mttd.Alerts(C).active() if a["alertname"] not in faults.STANDING]
-        self.assertEqual(alerts, [], "no alert on a quiet cluster (standing ones about the host aside)")
+        # No alert once every journey passes (standing ones about the host aside). A journey
+        # alert from before that may still be active: JourneyFailingFromMultipleVantages
+        # keeps firing 30 s after its last failing run, and the runs of the cluster's first
+        # seconds can miss their budgets while the cluster beside this one starts on the
+        # same two cores (seen: logins of 1.7-2.0 s against 1.5 s). Such an alert must
+        # resolve within keep_firing_for, a rule evaluation and Alertmanager's update
+        # (RESOLVE_S); the runs that raised it are logged. One that stays, or that a later
+        # failing run raises again, fails the test.
+        def active():
+            return [a for a in mttd.Alerts(C).active() if a["alertname"] not in faults.STANDING]
+        alerts = active()
+        if alerts:
+            log(f"[monitoring] active once every journey passed: {sorted(a['alertname'] for a in alerts)}; "
+                f"the prober's failed runs:\n{failed_runs()}")
+            end = time.monotonic() + RESOLVE_S
+            while alerts and time.monotonic() < end:
+                time.sleep(2)
+                alerts = active()
+        self.assertEqual(alerts, [], f"no alert on a quiet cluster {RESOLVE_S:.0f} s after every journey "
+                         "passed; the prober's failed runs:\n" + (failed_runs() if alerts else ""))
+        self.assertTrue(all_passing(), "every journey still passing from every vantage")
         # the dashboard's charts: from the cluster's Prometheus through any node ([ops]
         # prometheus_url rendered by scripts/cluster), the journeys' traffic in them
         # (a chart ends at the last whole step, 7 s here, and a rate needs two scrapes in its
