@@ -7,7 +7,9 @@
 // A read that must see a given commit (read-your-writes) passes that commit's LSN: a
 // standby that has not replayed it is skipped. (With no primary in sight and a standby
 // that has not replayed it yet, the caller waits, within its deadline, for the standby's
-// next probe or for a primary: portal/context.cpp, ReadNearest.)
+// next probe or for a primary; with none in sight and none in the write pool either, a
+// read waits for the probes to find one, a promoted standby: portal/context.cpp,
+// ReadNearest.)
 //
 // Lag is measured in time, not bytes: the probe keeps a short history of the primary's
 // WAL position, and a standby's lag is how long ago the primary was at the position the

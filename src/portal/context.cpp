@@ -47,9 +47,19 @@ std::size_t WriteTracker::size() const {
 namespace {
 std::string SessionKey(const RequestContext& ctx) { return ctx.claims ? ctx.claims->sid : ""; }
 
-// How often a read that waits for a standby to replay its caller's last write looks at
-// the topology again (the probes themselves run every probe interval).
+// How often a read that waits for a standby to replay its caller's last write, or for a
+// primary, looks at the topology again (the probes themselves run every probe interval).
 constexpr std::chrono::milliseconds kReplayPoll{20};
+// What a read that waited for a primary in vain keeps of its deadline for the write pool.
+constexpr std::chrono::milliseconds kWritePoolReserve{1000};
+
+// True when the tier's write pool has no primary either: no connection open, or its last
+// connect or query failed (a primary's loss shows there within a request). A read sent
+// there would only wait for libpq to find a primary over the write URL.
+bool WritePoolLost(const db::Pool& p) {
+  const auto& s = p.stats();
+  return s.open.load() == 0 || s.last_failure_unix.load() >= s.last_ok_unix.load();
+}
 }  // namespace
 
 asio::awaitable<db::Result> RequestContext::Read(const db::Query& q, db::Params params) {
@@ -74,19 +84,27 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
   if (auto h = req.header("x-continuum-min-lsn"); !h.empty())
     min_lsn = std::max<uint64_t>(min_lsn, std::strtoull(std::string(h).c_str(), nullptr, 10));
   asio::steady_timer backoff(shard.executor);
-  for (int attempt = 0;; ++attempt) {
+  for (int attempt = 0;;) {
     int target = topo->ChooseRead(min_lsn);
     if (target == db::Topology::kPrimary) {
-      // No primary in sight, but a standby serves reads that need no particular commit:
-      // it has not replayed this caller's last write yet, as far as its last probe says
-      // (an asynchronous standby, or a probe that is not due yet). Only a primary serves
-      // the write pool, so the read waits here for the standby's next probe, or for a
-      // primary, and is sent to whichever comes first.
-      if (min_lsn > 0 && !topo->PrimaryKnown() && topo->ChooseRead(0) != db::Topology::kPrimary &&
-          deadline.left() > kReplayPoll) {
-        backoff.expires_after(kReplayPoll);
-        co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
-        continue;
+      // No primary in sight. Only a primary serves the write pool, so the read waits here
+      // for the topology's next probes and goes to whatever serves it first:
+      //   - a standby serves reads that need no particular commit but has not replayed
+      //     this caller's last write yet, as far as its last probe says (an asynchronous
+      //     standby, or a probe not due yet): it waits for that replay or a primary;
+      //   - the write pool has lost its primary too (a failover, or a partition once the
+      //     lag bound is past): the probes see a promoted standby within a probe interval,
+      //     where libpq over the write URL finds it only at its next connect. It keeps
+      //     kWritePoolReserve of its deadline for the write pool, in case the probes lag.
+      // Neither wait counts as an attempt (the backoff below is for lost read servers).
+      if (!topo->PrimaryKnown()) {
+        const bool replay = min_lsn > 0 && topo->ChooseRead(0) != db::Topology::kPrimary;
+        if ((replay && deadline.left() > kReplayPoll) ||
+            (!replay && WritePoolLost(pool()) && deadline.left() > kWritePoolReserve)) {
+          backoff.expires_after(kReplayPoll);
+          co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+          continue;
+        }
       }
       // The write pool finds and follows the primary.
       co_return co_await pool().Batch(stmts, deadline);
@@ -103,6 +121,7 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
       if (deadline.left() < std::chrono::milliseconds(50)) throw;
     }
     backoff.expires_after(std::chrono::milliseconds(std::min(10 << std::min(attempt, 4), 200)));
+    ++attempt;
     co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
   }
 }

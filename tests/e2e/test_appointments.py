@@ -331,3 +331,74 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
             if not c.pg.postmaster_pid():
                 c.pg.start()
         self.assertEqual(self.wait_mode("normal", timeout=30), "normal")
+
+
+def standbys_out(db) -> bool:
+    """No standby within the lag bound (its lag unknown): none serves reads."""
+    return all(m["lag_ms"] == -1 for m in db["members"] if m["role"] == "standby")
+
+
+class ReadDuringPromotionTest(ContinuumTestCase):
+    """A read that arrives while no primary is in sight waits for the topology's probes,
+    and is served by a standby promoted in the meantime: it does not sit in the write pool,
+    which finds a primary only through the write URL (here the old primary's alone, as
+    libpq's multi-host URL finds a promoted standby only at its next connect)."""
+
+    START_SERVER = False
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = cls.cluster
+        standby_dir = c.dir / "standby"
+        cp = subprocess.run([str(PG_TMP), "standby", str(c.pg.dir), str(standby_dir)],
+                            capture_output=True, text=True, timeout=120, check=True)
+        cls.standby_url = cp.stdout.strip().splitlines()[-1]
+        cls.addClassCleanup(lambda: subprocess.run([str(PG_TMP), "stop", str(standby_dir)],
+                                                   capture_output=True, timeout=90))
+        cls.server = c.add_server("node-1", {
+            "database": {"critical": {"deadline_ms": 6000}, "clinical_commit": "local"},
+            # A short lag bound: a second after the primary goes, the standby serves no read.
+            "topology": {"max_replica_lag_ms": 1000, "probe_interval_ms": 200,
+                         "region": [{"name": "e2e", "database_url": cls.standby_url},
+                                    {"name": "primary", "database_url": c.pg.url}]}})
+
+    def database(self):
+        return self.server.get("/readyz").json()["database"]
+
+
+    def test_a_read_waiting_for_a_primary_is_served_by_the_promoted_standby(self):
+        tok = self.token("demo-patient")
+        self.assertEqual(self.server.fhir("Patient/1/$summary", token=tok).status, 200)
+        c = self.cluster
+        c.pg.stop()
+        # Past the lag bound: the standby's lag is unknown and no member serves reads.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            db = self.database()
+            if not db["primary_known"] and standbys_out(db):
+                break
+            time.sleep(0.2)
+        self.assertFalse(db["primary_known"], db)
+        self.assertTrue(standbys_out(db), db)
+        result = {}
+
+        def read():
+            started = time.monotonic()
+            result["r"] = self.server.fhir("Patient/1/$summary", token=tok, timeout=20)
+            result["s"] = time.monotonic() - started
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.5)
+        self.assertTrue(reader.is_alive(), "the read waits while no server can serve it")
+        promoted = time.monotonic()
+        self.assertEqual(c.pg.psql("SELECT pg_promote()", database_url=self.standby_url).strip(), "t")
+        reader.join(20)
+        self.assertFalse(reader.is_alive())
+        r = result["r"]
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json()["resourceType"], "Bundle")
+        log = f"read answered {time.monotonic() - promoted:.2f}s after pg_promote, {result['s']:.2f}s in all"
+        print(f"\n[promotion] {log}")
+        db = self.database()
+        self.assertTrue(db["primary_known"], db)
