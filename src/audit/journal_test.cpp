@@ -537,6 +537,39 @@ TEST_F(AuditVerifyJournal, NamesAnUnparseableLine) {
       << Dump(r);
 }
 
+TEST_F(AuditVerifyJournal, ReadsALiveSegmentAgainPastAHoleTheWriterIsFilling) {
+  // A read that overlaps the writer's copy can see a later page written and an earlier
+  // one still zero: the hole (seq 3 and 4 here) is filled a moment later.
+  const std::string whole = ReadFile(FirstSegment(dir_));
+  const auto from = whole.find("{", whole.find("\"seq\":3,") - 10);
+  const auto to = whole.find("\n", whole.find("\"seq\":4,")) + 1;
+  std::string holed = whole;
+  std::fill(holed.begin() + static_cast<std::ptrdiff_t>(from),
+            holed.begin() + static_cast<std::ptrdiff_t>(to), '\0');
+  WriteFile(FirstSegment(dir_), holed + std::string(4096, '\0'));
+  std::thread writer([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::fstream f(FirstSegment(dir_), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(from));
+    f.write(whole.data() + from, static_cast<std::streamsize>(to - from));
+  });
+  const auto r = Run();
+  writer.join();
+  EXPECT_TRUE(r.ok()) << Dump(r);
+  EXPECT_EQ(r.journal_records, 6u);
+}
+
+TEST_F(AuditVerifyJournal, ReportsAHoleThatStays) {
+  std::string data = ReadFile(FirstSegment(dir_));
+  const auto from = data.find("\"seq\":3,");
+  std::fill(data.begin() + static_cast<std::ptrdiff_t>(from),
+            data.begin() + static_cast<std::ptrdiff_t>(from) + 20, '\0');
+  WriteFile(FirstSegment(dir_), data);
+  const auto r = Run();
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(HasProblem(r, "journal node-a seq 3: missing")) << Dump(r);
+}
+
 TEST(AuditFormat, ParsesRfc3339) {
   using internal::ParseRfc3339Micros;
   EXPECT_EQ(ParseRfc3339Micros("1970-01-01T00:00:00Z"), 0);

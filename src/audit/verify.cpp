@@ -25,10 +25,12 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 #include <unordered_map>
 
 #include "audit/internal/files.hpp"
@@ -41,6 +43,14 @@ namespace fs = std::filesystem;
 using namespace internal;
 
 namespace {
+
+// A zero byte before a segment's trailing zeros (its preallocated space).
+bool HasHole(std::string_view data) {
+  const auto end = PaddingStart(data);
+  return data.substr(0, end).find('\0') != std::string_view::npos;
+}
+constexpr int kLiveRereads = 200;
+constexpr std::chrono::milliseconds kLiveRereadPause{10};
 
 struct JournalLine {
   long long seq;
@@ -144,6 +154,20 @@ void Verifier::ReadSegment(const std::string& node, NodeJournal& nj, const Segme
   } catch (const std::exception& e) {
     Problem("journal " + node + " " + file + ": " + e.what());
     return;
+  }
+  // A live node's writer may be copying a batch into the last segment's zero-filled space
+  // while this reads it, and Linux does not make a read atomic against a write: the read
+  // can see a later page written and an earlier one still zero. Such a hole is gone a
+  // moment later, so the segment is read again (up to 2 s) until no zero byte precedes
+  // its trailing ones. A hole that stays is damage and is reported below.
+  for (int i = 0; last && i < kLiveRereads && HasHole(data); ++i) {
+    std::this_thread::sleep_for(kLiveRereadPause);
+    try {
+      data = ReadRange(seg.path, 0, UINT64_MAX);
+    } catch (const std::exception& e) {
+      Problem("journal " + node + " " + file + ": " + e.what());
+      return;
+    }
   }
   data.resize(PaddingStart(data));  // the writer's zero-filled space ahead is no record
   std::size_t start = 0;
