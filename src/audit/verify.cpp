@@ -17,7 +17,9 @@
 //     journal) must still hold record `seq` with hash `hash`. A chain cut at its tail, a
 //     rewritten chain, or a node whose rows and journal are gone no longer match.
 // On live nodes the reads are ordered (see Verify): shipped positions, then the table's
-// snapshot, then the journals, so that appends and shipping meanwhile are never reported.
+// snapshot, then the journals, so that appends and shipping meanwhile are never reported;
+// a last segment read across the writer's copy (a zero hole before its padding) is read
+// again until whole (ReadSegment).
 // New epochs (audit/journal.hpp): a record whose prev_hash is EpochGenesisHash(node,
 // seq) starts an epoch; that is a note, the records it skipped must still be in the table.
 // Problem texts never quote field values: they may be PHI.
