@@ -96,6 +96,15 @@ bool Topology::PrimaryKnown() const {
   return false;
 }
 
+bool Topology::PrimaryLost(Clock::duration for_at_least, Clock::time_point now) const {
+  std::lock_guard lock(mu_);
+  for (const auto& m : members_) {
+    if (m.checked_unix_ms == 0) return false;  // not probed yet (a node starting)
+    if (m.reachable && m.role == Role::kPrimary) return false;
+  }
+  return primary_history_.empty() || now - primary_history_.back().first >= for_at_least;
+}
+
 bool Topology::PeerReachable() const {
   std::lock_guard lock(mu_);
   for (const auto& m : members_)

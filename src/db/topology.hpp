@@ -7,9 +7,9 @@
 // A read that must see a given commit (read-your-writes) passes that commit's LSN: a
 // standby that has not replayed it is skipped. (With no primary in sight and a standby
 // that has not replayed it yet, the caller waits, within its deadline, for the standby's
-// next probe or for a primary; with none in sight and none in the write pool either, a
-// read waits for the probes to find one, a promoted standby: portal/context.cpp,
-// ReadNearest.)
+// next probe or for a primary; with the primary lost (PrimaryLost) and no standby to
+// serve it, a read waits for the probes to find a primary, a promoted standby, keeping a
+// second of its deadline for the write pool: portal/context.cpp, ReadNearest.)
 //
 // Lag is measured in time, not bytes: the probe keeps a short history of the primary's
 // WAL position, and a standby's lag is how long ago the primary was at the position the
@@ -19,9 +19,9 @@
 // Partitions (issue 10, item 11). A node that cannot reach the primary cannot tell a
 // failover (no commits) from a partition (commits it cannot see), so:
 //   - once no primary has been seen for longer than the lag bound, every standby's lag is
-//     unknown (-1) and none serves reads: they go to the write pool, which waits (within
-//     the request deadline) for a primary. Within the bound, standbys keep serving, so the
-//     first seconds of a failover cost no reads.
+//     unknown (-1) and none serves reads: they wait (within the request deadline) for a
+//     primary, on the probes (PrimaryLost) and then in the write pool. Within the bound,
+//     standbys keep serving, so the first seconds of a failover cost no reads.
 //   - a server seen as primary that is now in recovery with no WAL receiver has lost its
 //     leader key (Patroni demoted it: the isolated old primary). It is not read from until
 //     it streams from the new primary again: it may hold WAL the new timeline never got
@@ -87,6 +87,13 @@ class Topology {
   bool LocalReachable() const;
   // True when some member answers as primary.
   bool PrimaryKnown() const;
+  // True when the primary is lost, not merely missed: every member has been probed, none
+  // answers as primary, and none has for at least `for_at_least` (one failed probe, or a
+  // read's MarkDown, is not yet a lost primary). Reads then wait for the probes to find
+  // one (portal/context.cpp, ReadNearest).
+  bool PrimaryLost(
+      std::chrono::steady_clock::duration for_at_least,
+      std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const;
   // True when the last probe of some other region's database answered: false when this
   // region is cut off from the others (a partition) or they are all down.
   bool PeerReachable() const;

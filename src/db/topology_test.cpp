@@ -107,6 +107,33 @@ TEST(Topology, DuringAFailoverStandbysServeReadsOnlyWithinTheLagBound) {
   EXPECT_EQ(t.ChooseRead(0), 2);
 }
 
+TEST(Topology, ThePrimaryIsLostOnlyOnceEveryMemberWasProbedAndNoneLedForAnInterval) {
+  auto t = Make();
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(t.PrimaryLost(500ms, t0)) << "a node starting: nothing probed yet";
+  t.Record(0, true, Role::kStandby, 7000, {}, t0);
+  t.Record(2, true, Role::kStandby, 7000, {}, t0);
+  EXPECT_FALSE(t.PrimaryLost(500ms, t0)) << "central not probed yet";
+  t.Record(1, true, Role::kPrimary, 7000, {}, t0);
+  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 10s)) << "a primary answers";
+  // One failed probe, or a read's MarkDown, is not yet a lost primary...
+  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 200ms);
+  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 300ms));
+  t.Record(1, true, Role::kPrimary, 7100, {}, t0 + 400ms);
+  t.MarkDown(1);
+  EXPECT_FALSE(t.PrimaryKnown());
+  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 500ms));
+  // ...none for a probe interval is.
+  EXPECT_TRUE(t.PrimaryLost(500ms, t0 + 900ms));
+  // A promoted standby ends it.
+  t.Record(2, true, Role::kPrimary, 7200, {}, t0 + 5s);
+  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 5s));
+  // Every member probed and none ever primary (a cluster with no leader yet): lost.
+  auto u = Make();
+  for (int i = 0; i < 3; ++i) u.Record(i, true, Role::kStandby, 1, {}, t0);
+  EXPECT_TRUE(u.PrimaryLost(500ms, t0));
+}
+
 // A node cut off from the primary (and only from it) sees its local standby answer with
 // the last position it knew, so a lag computed from that would stay 0 forever.
 TEST(Topology, APartitionFromThePrimaryMakesTheStandbysLagUnknownAfterTheBound) {

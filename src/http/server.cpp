@@ -162,7 +162,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
           // A HEAD's answer has no body, whatever the handler built (an error's
           // OperationOutcome): its length goes in Content-Length, as for the GET. Bytes
           // after the head would be read as the next response on this connection.
-          if (!resp.head_content_length) resp.head_content_length = resp.body.size();
+          const bool bodiless = resp.status / 100 == 1 || resp.status == 204 || resp.status == 304;
+          if (!resp.head_content_length && !bodiless) resp.head_content_length = resp.body.size();
           resp.body.clear();
         }
         bool keep = breq.keep_alive() && !stopping.load() && !close_after_response.load();

@@ -52,14 +52,6 @@ std::string SessionKey(const RequestContext& ctx) { return ctx.claims ? ctx.clai
 constexpr std::chrono::milliseconds kReplayPoll{20};
 // What a read that waited for a primary in vain keeps of its deadline for the write pool.
 constexpr std::chrono::milliseconds kWritePoolReserve{1000};
-
-// True when the tier's write pool has no primary either: no connection open, or its last
-// connect or query failed (a primary's loss shows there within a request). A read sent
-// there would only wait for libpq to find a primary over the write URL.
-bool WritePoolLost(const db::Pool& p) {
-  const auto& s = p.stats();
-  return s.open.load() == 0 || s.last_failure_unix.load() >= s.last_ok_unix.load();
-}
 }  // namespace
 
 asio::awaitable<db::Result> RequestContext::Read(const db::Query& q, db::Params params) {
@@ -91,16 +83,19 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
       // for the topology's next probes and goes to whatever serves it first:
       //   - a standby serves reads that need no particular commit but has not replayed
       //     this caller's last write yet, as far as its last probe says (an asynchronous
-      //     standby, or a probe not due yet): it waits for that replay or a primary;
-      //   - the write pool has lost its primary too (a failover, or a partition once the
-      //     lag bound is past): the probes see a promoted standby within a probe interval,
-      //     where libpq over the write URL finds it only at its next connect. It keeps
+      //     standby, or a probe not due yet): it waits for that replay or a primary, to
+      //     the end of its deadline;
+      //   - the primary is lost (no probe has seen one for a probe interval: a failover,
+      //     or a partition once the lag bound is past; writes are refused as read-only
+      //     meanwhile): the probes see a promoted standby within a probe interval, where
+      //     libpq over the write URL finds it only at its next connect. The read keeps
       //     kWritePoolReserve of its deadline for the write pool, in case the probes lag.
       // Neither wait counts as an attempt (the backoff below is for lost read servers).
       if (!topo->PrimaryKnown()) {
         const bool replay = min_lsn > 0 && topo->ChooseRead(0) != db::Topology::kPrimary;
+        const auto interval = std::chrono::milliseconds(topo->options().probe_interval_ms);
         if ((replay && deadline.left() > kReplayPoll) ||
-            (!replay && WritePoolLost(pool()) && deadline.left() > kWritePoolReserve)) {
+            (!replay && topo->PrimaryLost(interval) && deadline.left() > kWritePoolReserve)) {
           backoff.expires_after(kReplayPoll);
           co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
           continue;
