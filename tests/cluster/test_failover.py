@@ -50,7 +50,8 @@ WRITE_STALL_MAX_S = 15.0   # a critical write waits up to 15 s (deadline_ms) for
 READ_STALL_MAX_S = 2.0     # target 0
 LAG_BOUND_S = 5.0          # [topology] max_replica_lag_ms of the cluster's portal configs
 # What one client sees (env-overridable; the edge's retries hide failures, not time):
-# a reader may wait out a standby's lag bound (5 s) before its reads move to the primary;
+# a reader may wait out a standby's lag bound (5 s) before its reads move to the primary
+# (and, when no primary runs for longer than the bound, the rest of that time: test_4);
 # one write waits at most its deadline (15 s), and the edge must not stack its retries
 # into several deadlines.
 CLIENT_READ_STALL_MAX_S = float(os.environ.get("CONTINUUM_CLIENT_READ_STALL_MAX_S", "6"))
@@ -154,17 +155,19 @@ class FailoverTest(unittest.TestCase):
               "those retries cost)", file=sys.stderr, flush=True)
         return fig
 
-    def assertNoFailures(self, fig: dict):
+    def assertNoFailures(self, fig: dict, past_lag_bound_s: float = 0.0):
         """No failure seen through the edge (after its retries), and bounded per-client
-        stalls and single-request latencies (what the retries cost)."""
+        stalls and single-request latencies (what the retries cost). `past_lag_bound_s`:
+        how long no primary ran past the lag bound, when no read can be served (see
+        test_4); it is added to the read bounds."""
         self.assertEqual(fig["failed"], 0,
                          f"{fig['failed']} failed requests through the edge (after its retries) "
                          f"{fig['failed_by_kind']}:\n  " + "\n  ".join(self.load.failures()))
-        self.assertLessEqual(fig["client_read_stall_s"], CLIENT_READ_STALL_MAX_S,
+        self.assertLessEqual(fig["client_read_stall_s"], CLIENT_READ_STALL_MAX_S + past_lag_bound_s,
                              "a reader went this long without a successful read")
         self.assertLessEqual(fig["client_write_stall_s"], CLIENT_WRITE_STALL_MAX_S,
                              "a writer went this long without an acknowledged write")
-        self.assertLessEqual(fig["max_read_latency_s"], MAX_READ_LATENCY_S,
+        self.assertLessEqual(fig["max_read_latency_s"], MAX_READ_LATENCY_S + past_lag_bound_s,
                              "the longest single read (edge retries included)")
         self.assertLessEqual(fig["max_write_latency_s"], MAX_WRITE_LATENCY_S,
                              "the longest single write (edge retries included)")
@@ -183,6 +186,44 @@ class FailoverTest(unittest.TestCase):
             return p[0] if p and p[0] != not_region else None
         region = wait_until(new_primary, timeout, 0.5, f"a primary other than {not_region}")
         return region, time.monotonic()
+
+    def patroni_primary(self, region: str) -> bool | None:
+        """A region's Patroni GET /primary (200 on the running leader): True on 200, False
+        on another answer or a refused connection, None when Patroni did not answer in time
+        (a loaded host: not taken as a loss)."""
+        r = next(x for x in self.c.topology().regions if x.name == region)
+        try:
+            with urllib.request.urlopen(f"http://{r.host}:{r.rest}/primary", timeout=2) as resp:
+                return resp.status == 200
+        except urllib.error.HTTPError:
+            return False
+        except urllib.error.URLError as e:
+            return False if isinstance(e.reason, ConnectionRefusedError) else None
+        except ConnectionRefusedError:
+            return False
+        except OSError:
+            return None
+
+    def watch_promotion(self, candidates: list[str], old: str | None = None) -> tuple[threading.Thread, dict]:
+        """Polls the candidates' Patroni beside a failover or switchover, whose command
+        returns later: rec["t"] is when the request that first got a 200 was sent,
+        rec["region"] that region; with `old`, rec["old_gone"] is when the old leader's
+        first other answer arrived (else rec["t"]). Each errs toward a stricter limit."""
+        rec: dict = {}
+
+        def watch():
+            end = time.monotonic() + 70
+            while time.monotonic() < end:
+                if old and "old_gone" not in rec and self.patroni_primary(old) is False:
+                    rec["old_gone"] = time.monotonic()
+                for region in candidates:
+                    sent = time.monotonic()
+                    if self.patroni_primary(region):
+                        rec.update(t=sent, region=region)
+                        rec.setdefault("old_gone", sent)
+                        return
+                time.sleep(0.1)
+        return threading.Thread(target=watch, daemon=True), rec
 
     def busiest_node(self, before: dict, after: dict) -> str:
         return max(after, key=lambda n: after[n] - before.get(n, 0))
@@ -253,42 +294,8 @@ class FailoverTest(unittest.TestCase):
         load = self.new_load()
         load.start()
         time.sleep(WARMUP_S)
-        # When the old leader stops and the candidate starts running as primary, from their
-        # Patroni REST (GET /primary: 200 on the running leader), polled beside the
-        # switchover command, which returns later. Each moment errs toward a stricter
-        # limit below: the old leader's loss when its non-200 answer arrived, the
-        # promotion when the 200's request was sent.
-        by_name = {r.name: r for r in self.c.topology().regions}
-        promoted: dict[str, float] = {}
-
-        def is_primary(region: str) -> bool | None:
-            """True on 200, False on another answer or a refused connection, None when
-            Patroni did not answer in time (a loaded host: not taken as a loss)."""
-            r = by_name[region]
-            try:
-                with urllib.request.urlopen(f"http://{r.host}:{r.rest}/primary", timeout=2) as resp:
-                    return resp.status == 200
-            except urllib.error.HTTPError:
-                return False
-            except ConnectionRefusedError:
-                return False
-            except urllib.error.URLError as e:
-                return False if isinstance(e.reason, ConnectionRefusedError) else None
-            except OSError:
-                return None
-
-        def watch():
-            end = time.monotonic() + 70
-            while time.monotonic() < end and "t" not in promoted:
-                if "old_gone" not in promoted and is_primary(leader) is False:
-                    promoted["old_gone"] = time.monotonic()
-                sent = time.monotonic()
-                if is_primary(candidate):
-                    promoted["t"] = sent
-                    promoted.setdefault("old_gone", sent)
-                    return
-                time.sleep(0.1)
-        watcher = threading.Thread(target=watch, daemon=True)
+        # When the old leader stops and the candidate starts running as primary (Patroni).
+        watcher, promoted = self.watch_promotion([candidate], old=leader)
         t_fault = load.mark("fault")
         watcher.start()
         cp = self.c.switchover(leader, candidate, timeout=60)
@@ -305,7 +312,8 @@ class FailoverTest(unittest.TestCase):
         self.assertEqual(new, candidate)
         st = self.c.wait_healthy(timeout=120)
         self.assertIn(ClusterHandle.region(st, leader)["role"], ("replica", "sync_standby"))
-        self.assertNoFailures(fig)
+        past_bound = max(0.0, no_primary_s - LAG_BOUND_S)
+        self.assertNoFailures(fig, past_lag_bound_s=past_bound)
         self.assertDurable(fig)
         # Reads: standbys serve them for the lag bound after the old primary was last seen.
         # A graceful demotion takes a checkpoint, ends the old primary's sessions, waits for
@@ -313,7 +321,7 @@ class FailoverTest(unittest.TestCase):
         # host it has taken 8 s (seen beside test_monitoring's cluster). When no primary
         # runs for longer than the bound, the stall must end within READ_STALL_MAX_S of the
         # candidate's promotion.
-        read_limit = max(READ_STALL_MAX_S, no_primary_s - LAG_BOUND_S + READ_STALL_MAX_S)
+        read_limit = READ_STALL_MAX_S + past_bound
         log(f"read stall {fig['read_stall_s']:.2f}s, limit {read_limit:.2f}s (no primary for "
             f"{no_primary_s:.1f}s: {leader} gone {promoted['old_gone'] - t_fault:.1f}s and {candidate} "
             f"promoted {promoted['t'] - t_fault:.1f}s after the request; lag bound {LAG_BOUND_S:.0f}s)")
@@ -333,15 +341,20 @@ class FailoverTest(unittest.TestCase):
         load = self.new_load()
         load.start()
         time.sleep(WARMUP_S)
+        survivors = [r for r in self.c.regions if r != victim]
+        watcher, promoted = self.watch_promotion(survivors)
         t_fault = load.mark("fault")
+        watcher.start()
         self.killed = victim
         self.c.kill_region(victim)
         log(f"killed the primary's region {victim}")
         new, t_new = self.wait_primary(victim, timeout=60)
-        log(f"new primary {new} {t_new - t_fault:.1f}s after the kill")
+        watcher.join(75)
+        self.assertIn("t", promoted, "no surviving region's Patroni answered 200 on /primary")
+        log(f"new primary {new} {t_new - t_fault:.1f}s after the kill (Patroni /primary: "
+            f"{promoted['region']} after {promoted['t'] - t_fault:.1f}s)")
         time.sleep(10)
         # tokens issued before the kill work in every surviving region
-        survivors = [r for r in self.c.regions if r != victim]
         token_checks = []
         for cl in load.clients:
             if cl.kind != "read":
@@ -364,20 +377,25 @@ class FailoverTest(unittest.TestCase):
         log(f"old primary {victim} rejoined as {old['role']} (timeline {timeline} -> {old['timeline']}, "
             f"{rewinds} pg_rewind log lines)")
 
-        self.assertNoFailures(fig)
+        # Reads: standbys serve them for the lag bound after the primary was last seen
+        # (src/db/topology.hpp: past it, a node cannot tell a failover from a partition, so
+        # it reads from the primary only). A failover that takes longer than the bound
+        # stalls reads for the rest of it (seen: PostgreSQL's promotion alone took 5 s on a
+        # loaded host, 11 s from the kill to a writable primary): that part is added to
+        # the clients' read bounds, and the nodes' stall must end within READ_STALL_MAX_S
+        # of the promotion (probes, reconnects), never later. The promotion is timed from
+        # Patroni's /primary, the stricter of the two figures.
+        past_bound = max(0.0, (min(promoted["t"], t_new) - t_fault) - LAG_BOUND_S)
+        read_limit = READ_STALL_MAX_S + past_bound
+        self.assertNoFailures(fig, past_lag_bound_s=past_bound)
         self.assertDurable(fig)
         self.assertEqual([new], sync, "the synchronous standby must be the one promoted")
         self.assertTrue(all(s == 200 for _, _, s in token_checks),
                         f"tokens from before the kill refused: {[t for t in token_checks if t[2] != 200]}")
         self.assertLessEqual(fig["write_stall_s"], WRITE_STALL_MAX_S)
-        # Reads: standbys serve them for the lag bound after the primary was last seen
-        # (src/db/topology.hpp: past it, a node cannot tell a failover from a partition, so
-        # it reads from the primary only). A failover that takes longer than the bound
-        # stalls reads for the rest of it: the stall must end within READ_STALL_MAX_S of
-        # that (probes, reconnects), never later.
-        read_limit = max(READ_STALL_MAX_S, (t_new - t_fault) - LAG_BOUND_S + READ_STALL_MAX_S)
         log(f"read stall {fig['read_stall_s']:.2f}s, limit {read_limit:.2f}s (new primary after "
-            f"{t_new - t_fault:.1f}s, lag bound {LAG_BOUND_S:.0f}s)")
+            f"{min(promoted['t'], t_new) - t_fault:.1f}s, lag bound {LAG_BOUND_S:.0f}s); "
+            f"client read stall {fig['client_read_stall_s']:.2f}s, limit {CLIENT_READ_STALL_MAX_S + past_bound:.2f}s")
         self.assertLessEqual(fig["read_stall_s"], read_limit)
         self.assertIn(old["role"], ("replica", "sync_standby"), old)
         self.assertEqual(ClusterHandle.role_of(st, "primary"), [new])
