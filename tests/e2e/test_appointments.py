@@ -182,6 +182,17 @@ class AppointmentTest(ContinuumTestCase):
             "SELECT count(*) FROM appointment WHERE slot_id = :'s'", s=slot["id"]), 0)
 
 
+def start_standby(cls) -> str:
+    """A streaming standby of the class's cluster (pg-tmp, asynchronous), stopped when the
+    class ends; returns its URL."""
+    standby_dir = cls.cluster.dir / "standby"
+    cp = subprocess.run([str(PG_TMP), "standby", str(cls.cluster.pg.dir), str(standby_dir)],
+                        capture_output=True, text=True, timeout=120, check=True)
+    cls.addClassCleanup(lambda: subprocess.run([str(PG_TMP), "stop", str(standby_dir)],
+                                               capture_output=True, timeout=90))
+    return cp.stdout.strip().splitlines()[-1]
+
+
 class AppointmentReadOnlyTest(ContinuumTestCase):
     """With the primary gone and a standby left, the high tier answers read-only: slots,
     appointments and messages are still read (from the standby), writes get 503 +
@@ -193,13 +204,7 @@ class AppointmentReadOnlyTest(ContinuumTestCase):
     def setUpClass(cls):
         super().setUpClass()
         c = cls.cluster
-        standby_dir = c.dir / "standby"
-        cp = subprocess.run([str(PG_TMP), "standby", str(c.pg.dir), str(standby_dir)],
-                            capture_output=True, text=True, timeout=120, check=True)
-        standby_url = cp.stdout.strip().splitlines()[-1]
-        cls.standby_url = standby_url
-        cls.addClassCleanup(lambda: subprocess.run([str(PG_TMP), "stop", str(standby_dir)],
-                                                   capture_output=True, timeout=90))
+        cls.standby_url = standby_url = start_standby(cls)
         cls.server = c.add_server("node-1", {
             # The test's standby is asynchronous (pg-tmp): commits need no sync standby here.
             "database": {"high": {"deadline_ms": 1500}, "clinical_commit": "local"},
@@ -350,12 +355,7 @@ class ReadDuringPromotionTest(ContinuumTestCase):
     def setUpClass(cls):
         super().setUpClass()
         c = cls.cluster
-        standby_dir = c.dir / "standby"
-        cp = subprocess.run([str(PG_TMP), "standby", str(c.pg.dir), str(standby_dir)],
-                            capture_output=True, text=True, timeout=120, check=True)
-        cls.standby_url = cp.stdout.strip().splitlines()[-1]
-        cls.addClassCleanup(lambda: subprocess.run([str(PG_TMP), "stop", str(standby_dir)],
-                                                   capture_output=True, timeout=90))
+        cls.standby_url = start_standby(cls)
         cls.server = c.add_server("node-1", {
             "database": {"critical": {"deadline_ms": 6000}, "clinical_commit": "local"},
             # A short lag bound: a second after the primary goes, the standby serves no read.
