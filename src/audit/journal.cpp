@@ -611,13 +611,12 @@ boost::asio::awaitable<void> Journal::Append(boost::asio::any_io_executor ex,
   auto wait = std::make_shared<AppendWait>(ex);
   wait->timer.expires_at(deadline);
   // The completion runs on `ex` (single-threaded), so it cannot run before this
-  // coroutine waits on the timer. Cancelling the wait queues it to resume at once; expiring
-  // the timer instead would make it the reactor's earliest timer (a timerfd update and a
-  // pass through epoll for every append). After the deadline the cancel finds no wait.
+  // coroutine waits on the timer; expiring the timer wakes the wait, or makes a wait
+  // not yet begun return at once.
   impl_->Enqueue(ex, std::move(records), Handler([wait](std::exception_ptr ep) {
                    wait->done = true;
                    wait->error = std::move(ep);
-                   wait->timer.cancel();
+                   wait->timer.expires_at(std::chrono::steady_clock::now());
                  }));
   co_await wait->timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
   if (!wait->done) {
