@@ -103,11 +103,13 @@ class Alerts:
         return list(best.values())
 
     def active(self) -> list[dict]:
-        """Alerts Alertmanager holds as active now (not silenced, not inhibited)."""
+        """Alerts Alertmanager holds as active now (not silenced, not inhibited), with when
+        each began firing (`starts_at`, RFC 3339)."""
         url = (f"http://127.0.0.1:{self.c.topo.monitoring['alertmanager']}/api/v2/alerts"
                f"?active=true&silenced=false&inhibited=false")
         with urllib.request.urlopen(url, timeout=3) as r:
-            return [{"alertname": a["labels"].get("alertname"), "labels": a["labels"]} for a in json.loads(r.read())]
+            return [{"alertname": a["labels"].get("alertname"), "labels": a["labels"],
+                     "starts_at": a.get("startsAt", "")} for a in json.loads(r.read())]
 
 
 def started_after(a: dict, t0: float) -> bool:

@@ -117,17 +117,15 @@ class MonitoringTest(unittest.TestCase):
         # raised it are logged. Any other alert, or one that a later failing run raises,
         # fails the test.
         def active():
-            url = (f"http://127.0.0.1:{C.topo.monitoring['alertmanager']}/api/v2/alerts"
-                   "?active=true&silenced=false&inhibited=false")
-            return [a for a in get_json(url) if a["labels"].get("alertname") not in faults.STANDING]
+            return [a for a in mttd.Alerts(C).active() if a["alertname"] not in faults.STANDING]
 
         def warm_up(a) -> bool:
-            return (a["labels"]["alertname"].startswith("Journey")
-                    and mttd.parse_time(a["startsAt"]) < passing_since)
+            return (a["alertname"].startswith("Journey")
+                    and mttd.parse_time(a["starts_at"]) < passing_since)
         alerts = active()
         if alerts and all(warm_up(a) for a in alerts):
             log(f"[monitoring] from before every journey passed: "
-                f"{sorted(a['labels']['alertname'] for a in alerts)}; the prober's failed runs:\n{failed_runs()}")
+                f"{sorted(a['alertname'] for a in alerts)}; the prober's failed runs:\n{failed_runs()}")
             end = time.monotonic() + RESOLVE_S
             while alerts and all(warm_up(a) for a in alerts) and time.monotonic() < end:
                 time.sleep(2)
