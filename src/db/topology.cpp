@@ -96,13 +96,13 @@ bool Topology::PrimaryKnown() const {
   return false;
 }
 
-bool Topology::PrimaryLost(Clock::duration for_at_least, Clock::time_point now) const {
+bool Topology::PrimaryGone() const {
   std::lock_guard lock(mu_);
-  for (const auto& m : members_) {
+  for (const auto& m : members_)
     if (m.checked_unix_ms == 0) return false;  // not probed yet (a node starting)
-    if (m.reachable && m.role == Role::kPrimary) return false;
-  }
-  return primary_history_.empty() || now - primary_history_.back().first >= for_at_least;
+  for (const auto& m : members_)
+    if (m.role == Role::kPrimary && (m.reachable || m.failed_probes < kMissedProbes)) return false;
+  return true;
 }
 
 bool Topology::PeerReachable() const {
@@ -124,6 +124,7 @@ void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std:
   m.reachable = reachable;
   m.checked_unix_ms = UnixMs();
   m.error = error;
+  m.failed_probes = reachable ? 0 : m.failed_probes + 1;
   // Every standby's lag moves with time (and with the primary) even between its own
   // probes: recomputed at every probe of any member.
   auto refresh = [&] {

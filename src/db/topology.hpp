@@ -7,7 +7,7 @@
 // A read that must see a given commit (read-your-writes) passes that commit's LSN: a
 // standby that has not replayed it is skipped. (With no primary in sight and a standby
 // that has not replayed it yet, the caller waits, within its deadline, for the standby's
-// next probe or for a primary; with the primary lost (PrimaryLost) and no standby to
+// next probe or for a primary; with the primary gone (PrimaryGone) and no standby to
 // serve it, a read waits for the probes to find a primary, a promoted standby, keeping a
 // second of its deadline for the write pool: portal/context.cpp, ReadNearest.)
 //
@@ -20,7 +20,7 @@
 // failover (no commits) from a partition (commits it cannot see), so:
 //   - once no primary has been seen for longer than the lag bound, every standby's lag is
 //     unknown (-1) and none serves reads: they wait (within the request deadline) for a
-//     primary, on the probes (PrimaryLost) and then in the write pool. Within the bound,
+//     primary, on the probes (PrimaryGone) and then in the write pool. Within the bound,
 //     standbys keep serving, so the first seconds of a failover cost no reads.
 //   - a server seen as primary that is now in recovery with no WAL receiver has lost its
 //     leader key (Patroni demoted it: the isolated old primary). It is not read from until
@@ -67,6 +67,7 @@ class Topology {
     uint64_t replay_lsn = 0;  // standby: replayed; primary: current WAL position
     int64_t lag_ms = -1;      // standby's estimated lag; -1 when unknown
     int64_t checked_unix_ms = 0;
+    int failed_probes = 0;      // probes in a row that got no answer (0 after one that did)
     bool wal_receiver = false;  // standby: streams from a primary right now
     bool demoted = false;       // was primary, now in recovery with no WAL receiver
     std::string error;          // last probe failure, for /readyz
@@ -87,13 +88,16 @@ class Topology {
   bool LocalReachable() const;
   // True when some member answers as primary.
   bool PrimaryKnown() const;
-  // True when the primary is lost, not merely missed: every member has been probed, none
-  // answers as primary, and none has for at least `for_at_least` (one failed probe, or a
-  // read's MarkDown, is not yet a lost primary). Reads then wait for the probes to find
-  // one (portal/context.cpp, ReadNearest).
-  bool PrimaryLost(
-      std::chrono::steady_clock::duration for_at_least,
-      std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const;
+  // True when the primary is gone, not merely missed: every member has been probed, and
+  // none is a primary (by its last answer) that answers now or has missed fewer than
+  // kMissedProbes probes in a row. One probe that times out on a loaded host, or a read's
+  // MarkDown, is a miss: writes still go to the write pool, which finds out for itself.
+  // A primary that answers as a standby (a switchover) is gone at once; so is a cluster
+  // with no primary at all. While it is gone, writes are refused as read-only
+  // (portal/access.cpp), /readyz says so, and reads with no standby to serve them wait
+  // for the probes to find a primary (portal/context.cpp, ReadNearest).
+  static constexpr int kMissedProbes = 2;
+  bool PrimaryGone() const;
   // True when the last probe of some other region's database answered: false when this
   // region is cut off from the others (a partition) or they are all down.
   bool PeerReachable() const;

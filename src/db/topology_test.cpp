@@ -107,31 +107,49 @@ TEST(Topology, DuringAFailoverStandbysServeReadsOnlyWithinTheLagBound) {
   EXPECT_EQ(t.ChooseRead(0), 2);
 }
 
-TEST(Topology, ThePrimaryIsLostOnlyOnceEveryMemberWasProbedAndNoneLedForAnInterval) {
+TEST(Topology, ThePrimaryIsGoneOnlyAfterTwoMissedProbesInARowOrWhenNoneLeads) {
   auto t = Make();
   auto t0 = std::chrono::steady_clock::now();
-  EXPECT_FALSE(t.PrimaryLost(500ms, t0)) << "a node starting: nothing probed yet";
+  EXPECT_FALSE(t.PrimaryGone()) << "a node starting: nothing probed yet";
   t.Record(0, true, Role::kStandby, 7000, {}, t0);
   t.Record(2, true, Role::kStandby, 7000, {}, t0);
-  EXPECT_FALSE(t.PrimaryLost(500ms, t0)) << "central not probed yet";
+  EXPECT_FALSE(t.PrimaryGone()) << "central not probed yet";
   t.Record(1, true, Role::kPrimary, 7000, {}, t0);
-  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 10s)) << "a primary answers";
-  // One failed probe, or a read's MarkDown, is not yet a lost primary...
-  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 200ms);
-  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 300ms));
-  t.Record(1, true, Role::kPrimary, 7100, {}, t0 + 400ms);
+  EXPECT_FALSE(t.PrimaryGone()) << "a primary answers";
+  // A read's MarkDown is a miss, however long ago the last probe was...
   t.MarkDown(1);
   EXPECT_FALSE(t.PrimaryKnown());
-  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 500ms));
-  // ...none for a probe interval is.
-  EXPECT_TRUE(t.PrimaryLost(500ms, t0 + 900ms));
-  // A promoted standby ends it.
+  EXPECT_FALSE(t.PrimaryGone());
+  // ...so is one failed probe (a probe fails at least a probe interval after the last one
+  // that answered)...
+  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 1500ms);
+  EXPECT_EQ(t.Snapshot()[1].failed_probes, 1);
+  EXPECT_FALSE(t.PrimaryGone());
+  // ...and one that answers again starts the count over.
+  t.Record(1, true, Role::kPrimary, 7100, {}, t0 + 2s);
+  EXPECT_EQ(t.Snapshot()[1].failed_probes, 0);
+  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 3s);
+  EXPECT_FALSE(t.PrimaryGone());
+  // Two in a row: gone.
+  t.Record(1, false, Role::kUnknown, 0, "connection refused", t0 + 4s);
+  EXPECT_TRUE(t.PrimaryGone());
+  // A promoted standby ends it, before the old primary answers again.
   t.Record(2, true, Role::kPrimary, 7200, {}, t0 + 5s);
-  EXPECT_FALSE(t.PrimaryLost(500ms, t0 + 5s));
-  // Every member probed and none ever primary (a cluster with no leader yet): lost.
+  EXPECT_FALSE(t.PrimaryGone());
+  // A primary that answers as a standby (a switchover) is gone at once, with no miss.
+  auto s = Make();
+  for (int i = 0; i < 3; ++i)
+    s.Record(i, true, i == 1 ? Role::kPrimary : Role::kStandby, 1, {}, t0);
+  s.Record(1, true, Role::kStandby, 2, {}, t0 + 1s);
+  EXPECT_TRUE(s.PrimaryGone());
+  // Every member probed and none ever primary (a cluster with no leader yet): gone.
   auto u = Make();
   for (int i = 0; i < 3; ++i) u.Record(i, true, Role::kStandby, 1, {}, t0);
-  EXPECT_TRUE(u.PrimaryLost(500ms, t0));
+  EXPECT_TRUE(u.PrimaryGone());
+  // Every member probed, none answered (a node that has reached no database): gone.
+  auto v = Make();
+  for (int i = 0; i < 3; ++i) v.Record(i, false, Role::kUnknown, 0, "refused", t0);
+  EXPECT_TRUE(v.PrimaryGone());
 }
 
 // A node cut off from the primary (and only from it) sees its local standby answer with

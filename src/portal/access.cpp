@@ -370,7 +370,7 @@ Degraded ReadOnlyTier() {
 }
 
 void RequireWritable(const RequestContext& ctx) {
-  if (ctx.svc.topology && !ctx.svc.topology->PrimaryKnown()) throw ReadOnlyTier();
+  if (ctx.svc.topology && ctx.svc.topology->PrimaryGone()) throw ReadOnlyTier();
 }
 
 std::string IdempotencyKey(const RequestContext& ctx) {

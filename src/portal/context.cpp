@@ -85,17 +85,19 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
       //     this caller's last write yet, as far as its last probe says (an asynchronous
       //     standby, or a probe not due yet): it waits for that replay or a primary, to
       //     the end of its deadline;
-      //   - the primary is lost (no probe has seen one for a probe interval: a failover,
-      //     or a partition once the lag bound is past; writes are refused as read-only
-      //     meanwhile): the probes see a promoted standby within a probe interval, where
-      //     libpq over the write URL finds it only at its next connect. The read keeps
-      //     kWritePoolReserve of its deadline for the write pool, in case the probes lag.
+      //   - the primary is gone (Topology::PrimaryGone: its probes missed twice in a row,
+      //     or it answers as a standby; a failover, or a partition once the lag bound is
+      //     past; writes are refused as read-only meanwhile): the probes see a promoted
+      //     standby within a probe interval, where libpq over the write URL finds it only
+      //     at its next connect. The read keeps kWritePoolReserve of its deadline for the
+      //     write pool, in case the probes lag.
+      // A primary only missed (one probe, or a read's lost connection) is tried through
+      // the write pool, which finds out for itself.
       // Neither wait counts as an attempt (the backoff below is for lost read servers).
       if (!topo->PrimaryKnown()) {
         const bool replay = min_lsn > 0 && topo->ChooseRead(0) != db::Topology::kPrimary;
-        const auto interval = std::chrono::milliseconds(topo->options().probe_interval_ms);
         if ((replay && deadline.left() > kReplayPoll) ||
-            (!replay && topo->PrimaryLost(interval) && deadline.left() > kWritePoolReserve)) {
+            (!replay && topo->PrimaryGone() && deadline.left() > kWritePoolReserve)) {
           backoff.expires_after(kReplayPoll);
           co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
           continue;

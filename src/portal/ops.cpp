@@ -104,7 +104,7 @@ bool MediumServiceDown(deps::Registry* deps) {
 std::array<const char*, 5> TierModesNow(Services& svc) {
   bool reads_ok = true, writes_ok = true;
   if (const db::Topology* topo = svc.topology) {
-    writes_ok = topo->PrimaryKnown();
+    writes_ok = !topo->PrimaryGone();
     reads_ok = topo->ChooseRead(0) != db::Topology::kPrimary || writes_ok;
   } else {
     reads_ok = writes_ok = !svc.primary_unreachable.load();
@@ -133,12 +133,12 @@ namespace {
 asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   bool db_ok = true;      // this node's own database answers
   bool reads_ok = true;   // some database can serve its reads
-  bool writes_ok = true;  // a primary is known
+  bool writes_ok = true;  // the primary is not gone (db::Topology::PrimaryGone)
   bool cut_off = false;   // no other region's database answers, and this one cannot serve
   json::object database;
   if (db::Topology* topo = ctx.svc.topology) {
     db_ok = topo->LocalReachable();
-    writes_ok = topo->PrimaryKnown();
+    writes_ok = !topo->PrimaryGone();
     reads_ok = topo->ChooseRead(0) != db::Topology::kPrimary || writes_ok;
     cut_off = topo->options().regions.size() > 1 && !topo->PeerReachable() && !reads_ok;
     json::array members;
@@ -149,12 +149,13 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
                                      {"role", RoleName(m.role)},
                                      {"lag_ms", m.lag_ms},
                                      {"wal_position", m.replay_lsn},
+                                     {"failed_probes", m.failed_probes},
                                      {"error", m.error}});
-    database = json::object{{"reachable", db_ok},
-                            {"primary_known", writes_ok},
-                            {"cut_off", cut_off},
-                            {"max_replica_lag_ms", topo->options().max_replica_lag_ms},
-                            {"members", std::move(members)}};
+    database = json::object{
+        {"reachable", db_ok},           {"primary_known", topo->PrimaryKnown()},  // answers now
+        {"primary_gone", !writes_ok},  // writes refused as read-only
+        {"cut_off", cut_off},           {"max_replica_lag_ms", topo->options().max_replica_lag_ms},
+        {"members", std::move(members)}};
   } else {
     std::string db_error;
     try {
