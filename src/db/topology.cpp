@@ -1,5 +1,6 @@
 #include "db/topology.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -98,11 +99,28 @@ bool Topology::PrimaryKnown() const {
 
 bool Topology::PrimaryGone() const {
   std::lock_guard lock(mu_);
-  for (const auto& m : members_)
+  for (const auto& m : members_) {
     if (m.checked_unix_ms == 0) return false;  // not probed yet (a node starting)
+    // Never answered, and only missed so far (a first probe past its budget): undecided.
+    if (m.role == Role::kUnknown && m.failed_probes < kMissedProbes) return false;
+  }
   for (const auto& m : members_)
     if (m.role == Role::kPrimary && (m.reachable || m.failed_probes < kMissedProbes)) return false;
   return true;
+}
+
+bool Topology::LocalServing() const {
+  std::lock_guard lock(mu_);
+  for (const auto& m : members_)
+    if (m.local)
+      return m.reachable || (m.role != Role::kUnknown && m.failed_probes < kMissedProbes);
+  return false;
+}
+
+void Topology::RecordTimeout(int i, const std::string& error, Clock::time_point now) {
+  Record(i, false, Role::kUnknown, 0, error, now);
+  std::lock_guard lock(mu_);
+  members_.at(i).failed_probes -= kMissedProbes - 1;  // one miss, not a definite failure
 }
 
 bool Topology::PeerReachable() const {
@@ -124,7 +142,10 @@ void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std:
   m.reachable = reachable;
   m.checked_unix_ms = UnixMs();
   m.error = error;
-  m.failed_probes = reachable ? 0 : m.failed_probes + 1;
+  // A probe that failed before its budget ran out (refused, reset, an error) is a
+  // definite answer: it counts as kMissedProbes misses. One that ran out of time counts
+  // as one (RecordTimeout). Capped, so that years of misses cannot overflow.
+  m.failed_probes = reachable ? 0 : std::min(kMissedProbes + 100, m.failed_probes + kMissedProbes);
   // Every standby's lag moves with time (and with the primary) even between its own
   // probes: recomputed at every probe of any member.
   auto refresh = [&] {
@@ -178,7 +199,12 @@ asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {
       was_reachable = true;
     } catch (const std::exception& e) {
       conn.reset();
-      Record(i, false, Role::kUnknown, 0, e.what());
+      // Out of time (a dropped packet, or a host too busy to answer within the budget) is
+      // a miss; anything sooner (refused, reset, an error) is a definite failure.
+      if (Clock::now() >= deadline.at() - std::chrono::milliseconds(20))
+        RecordTimeout(i, e.what());
+      else
+        Record(i, false, Role::kUnknown, 0, e.what());
       if (was_reachable)
         log::Warn("database of region {} unreachable: {}", options_.regions[i].name, e.what());
       was_reachable = false;

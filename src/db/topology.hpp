@@ -67,7 +67,7 @@ class Topology {
     uint64_t replay_lsn = 0;  // standby: replayed; primary: current WAL position
     int64_t lag_ms = -1;      // standby's estimated lag; -1 when unknown
     int64_t checked_unix_ms = 0;
-    int failed_probes = 0;      // probes in a row that got no answer (0 after one that did)
+    int failed_probes = 0;      // misses in a row (PrimaryGone); 0 after an answer
     bool wal_receiver = false;  // standby: streams from a primary right now
     bool demoted = false;       // was primary, now in recovery with no WAL receiver
     std::string error;          // last probe failure, for /readyz
@@ -88,16 +88,25 @@ class Topology {
   bool LocalReachable() const;
   // True when some member answers as primary.
   bool PrimaryKnown() const;
-  // True when the primary is gone, not merely missed: every member has been probed, and
-  // none is a primary (by its last answer) that answers now or has missed fewer than
-  // kMissedProbes probes in a row. One probe that times out on a loaded host, or a read's
-  // MarkDown, is a miss: writes still go to the write pool, which finds out for itself.
-  // A primary that answers as a standby (a switchover) is gone at once; so is a cluster
-  // with no primary at all. While it is gone, writes are refused as read-only
-  // (portal/access.cpp), /readyz says so, and reads with no standby to serve them wait
-  // for the probes to find a primary (portal/context.cpp, ReadNearest).
+  // True when the primary is gone, not merely missed: every member has been probed, none
+  // is still undecided (never answered, fewer than kMissedProbes misses), and none is a
+  // primary (by its last answer) that answers now or has missed fewer than kMissedProbes
+  // probes in a row. A probe that runs out of its budget (twice the probe interval, at
+  // least 300 ms) is one miss: on a loaded host that happens while the primary is fine.
+  // A probe that fails sooner (refused, reset, an error) is a definite failure and
+  // counts as kMissedProbes at once, as does a primary that answers as a standby (a
+  // switchover). A read's MarkDown is no miss. While the primary is gone, writes are
+  // refused as read-only (portal/access.cpp), /readyz says so, and reads with no standby
+  // to serve them wait for the probes to find a primary (portal/context.cpp,
+  // ReadNearest). Cost: a primary lost to dropped packets is called gone after two
+  // budgets and an interval (about 2.5 s at the default 500 ms), not one (1 s); writes
+  // sent meanwhile go to the write pool and wait there.
   static constexpr int kMissedProbes = 2;
   bool PrimaryGone() const;
+  // /readyz's "this node's own database answers": it answers, or it has answered and has
+  // only missed fewer than kMissedProbes probes since (a timed-out probe on a loaded host
+  // does not take the node out of the edge's rotation).
+  bool LocalServing() const;
   // True when the last probe of some other region's database answered: false when this
   // region is cut off from the others (a partition) or they are all down.
   bool PeerReachable() const;
@@ -110,6 +119,10 @@ class Topology {
   void Record(int i, bool reachable, Role role, uint64_t lsn, const std::string& error = {},
               std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now(),
               bool wal_receiver = true);
+  // For tests: a probe that ran out of its budget (one miss; Record with reachable = false
+  // is a definite failure).
+  void RecordTimeout(int i, const std::string& error = {},
+                     std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
  private:
   bool UsableLocked(const Member& m, uint64_t min_lsn) const;

@@ -107,35 +107,43 @@ TEST(Topology, DuringAFailoverStandbysServeReadsOnlyWithinTheLagBound) {
   EXPECT_EQ(t.ChooseRead(0), 2);
 }
 
-TEST(Topology, ThePrimaryIsGoneOnlyAfterTwoMissedProbesInARowOrWhenNoneLeads) {
+TEST(Topology, ThePrimaryIsGoneAfterTwoTimedOutProbesInARowOrOneDefiniteFailure) {
   auto t = Make();
   auto t0 = std::chrono::steady_clock::now();
   EXPECT_FALSE(t.PrimaryGone()) << "a node starting: nothing probed yet";
   t.Record(0, true, Role::kStandby, 7000, {}, t0);
   t.Record(2, true, Role::kStandby, 7000, {}, t0);
   EXPECT_FALSE(t.PrimaryGone()) << "central not probed yet";
-  t.Record(1, true, Role::kPrimary, 7000, {}, t0);
+  t.RecordTimeout(1, "timeout", t0);
+  EXPECT_FALSE(t.PrimaryGone()) << "central's first probe ran out of time: undecided";
+  t.Record(1, true, Role::kPrimary, 7000, {}, t0 + 1s);
   EXPECT_FALSE(t.PrimaryGone()) << "a primary answers";
-  // A read's MarkDown is a miss, however long ago the last probe was...
+  // A read's MarkDown is no miss.
   t.MarkDown(1);
   EXPECT_FALSE(t.PrimaryKnown());
   EXPECT_FALSE(t.PrimaryGone());
-  // ...so is one failed probe (a probe fails at least a probe interval after the last one
-  // that answered)...
-  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 1500ms);
+  // One probe past its budget is a miss...
+  t.RecordTimeout(1, "timeout", t0 + 2500ms);
   EXPECT_EQ(t.Snapshot()[1].failed_probes, 1);
   EXPECT_FALSE(t.PrimaryGone());
-  // ...and one that answers again starts the count over.
-  t.Record(1, true, Role::kPrimary, 7100, {}, t0 + 2s);
+  // ...one that answers again starts the count over...
+  t.Record(1, true, Role::kPrimary, 7100, {}, t0 + 3s);
   EXPECT_EQ(t.Snapshot()[1].failed_probes, 0);
-  t.Record(1, false, Role::kUnknown, 0, "timeout", t0 + 3s);
+  t.RecordTimeout(1, "timeout", t0 + 4500ms);
   EXPECT_FALSE(t.PrimaryGone());
-  // Two in a row: gone.
-  t.Record(1, false, Role::kUnknown, 0, "connection refused", t0 + 4s);
+  // ...and two in a row are a primary gone.
+  t.RecordTimeout(1, "timeout", t0 + 7s);
   EXPECT_TRUE(t.PrimaryGone());
-  // A promoted standby ends it, before the old primary answers again.
-  t.Record(2, true, Role::kPrimary, 7200, {}, t0 + 5s);
+  // A promoted standby ends it, while the old primary still misses.
+  t.Record(2, true, Role::kPrimary, 7200, {}, t0 + 8s);
   EXPECT_FALSE(t.PrimaryGone());
+  t.RecordTimeout(1, "timeout", t0 + 9s);
+  EXPECT_FALSE(t.PrimaryGone());
+  // The new primary refuses a connection (a definite failure): gone at once, although
+  // the old one is still listed as primary (it has missed more than twice).
+  t.Record(2, false, Role::kUnknown, 0, "connection refused", t0 + 10s);
+  EXPECT_GE(t.Snapshot()[2].failed_probes, Topology::kMissedProbes);
+  EXPECT_TRUE(t.PrimaryGone());
   // A primary that answers as a standby (a switchover) is gone at once, with no miss.
   auto s = Make();
   for (int i = 0; i < 3; ++i)
@@ -146,10 +154,37 @@ TEST(Topology, ThePrimaryIsGoneOnlyAfterTwoMissedProbesInARowOrWhenNoneLeads) {
   auto u = Make();
   for (int i = 0; i < 3; ++i) u.Record(i, true, Role::kStandby, 1, {}, t0);
   EXPECT_TRUE(u.PrimaryGone());
-  // Every member probed, none answered (a node that has reached no database): gone.
+  // A node that has reached no database: undecided after one timed-out probe each, gone
+  // after two, or after one definite failure each.
   auto v = Make();
-  for (int i = 0; i < 3; ++i) v.Record(i, false, Role::kUnknown, 0, "refused", t0);
+  for (int i = 0; i < 3; ++i) v.RecordTimeout(i, "timeout", t0);
+  EXPECT_FALSE(v.PrimaryGone());
+  for (int i = 0; i < 3; ++i) v.RecordTimeout(i, "timeout", t0 + 3s);
   EXPECT_TRUE(v.PrimaryGone());
+  auto w = Make();
+  for (int i = 0; i < 3; ++i) w.Record(i, false, Role::kUnknown, 0, "refused", t0);
+  EXPECT_TRUE(w.PrimaryGone());
+}
+
+TEST(Topology, TheLocalDatabaseServesUntilTwoMissesOrADefiniteFailure) {
+  auto t = Make();  // east (index 0) is local
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(t.LocalServing()) << "not probed yet";
+  t.RecordTimeout(0, "timeout", t0);
+  EXPECT_FALSE(t.LocalServing()) << "never answered";
+  t.Record(0, true, Role::kStandby, 1, {}, t0 + 1s);
+  EXPECT_TRUE(t.LocalServing());
+  t.MarkDown(0);
+  EXPECT_FALSE(t.LocalReachable());
+  EXPECT_TRUE(t.LocalServing()) << "a read's lost connection is no miss";
+  t.RecordTimeout(0, "timeout", t0 + 3s);
+  EXPECT_TRUE(t.LocalServing()) << "one miss";
+  t.RecordTimeout(0, "timeout", t0 + 5s);
+  EXPECT_FALSE(t.LocalServing()) << "two in a row";
+  t.Record(0, true, Role::kStandby, 2, {}, t0 + 6s);
+  EXPECT_TRUE(t.LocalServing());
+  t.Record(0, false, Role::kUnknown, 0, "connection refused", t0 + 7s);
+  EXPECT_FALSE(t.LocalServing()) << "a definite failure";
 }
 
 // A node cut off from the primary (and only from it) sees its local standby answer with

@@ -137,7 +137,7 @@ asio::awaitable<std::pair<json::object, int>> ReadyState(RequestContext& ctx) {
   bool cut_off = false;   // no other region's database answers, and this one cannot serve
   json::object database;
   if (db::Topology* topo = ctx.svc.topology) {
-    db_ok = topo->LocalReachable();
+    db_ok = topo->LocalServing();
     writes_ok = !topo->PrimaryGone();
     reads_ok = topo->ChooseRead(0) != db::Topology::kPrimary || writes_ok;
     cut_off = topo->options().regions.size() > 1 && !topo->PeerReachable() && !reads_ok;

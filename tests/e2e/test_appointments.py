@@ -411,12 +411,13 @@ class ReadDuringPromotionTest(ContinuumTestCase):
 
 
 class MissedProbeTest(ContinuumTestCase):
-    """One probe of the primary that gets no answer (on a loaded host, a probe that runs
-    past its budget) is a miss: bookings still go to the primary through the write pool.
-    Two misses in a row are a primary gone: bookings are refused as read-only, and taken
-    again once a probe answers (db::Topology::PrimaryGone). Here the probes' path alone is cut, by a
-    `continuum net-proxy` between the node's topology and the primary; the write pool
-    reaches the primary directly, so a refused booking can only be the node's decision."""
+    """A probe of the primary that runs out of its budget (on a loaded host that happens
+    while the primary is fine) is a miss: bookings still go to the primary through the
+    write pool, and the node stays ready. Two misses in a row are a primary gone: bookings
+    are refused as read-only, and taken again once a probe answers
+    (db::Topology::PrimaryGone). Here the probes' path alone is held, by a `continuum
+    net-proxy` between the node's topology and the primary; the write pool reaches the
+    primary directly, so a refused booking can only be the node's decision."""
 
     START_SERVER = False
 
@@ -445,11 +446,11 @@ class MissedProbeTest(ContinuumTestCase):
             raise RuntimeError("net-proxy did not start (see net-proxy.log)")
         cls.addClassCleanup(cls.stop_proxy)
         probe_url = c.pg.url.replace(host_port, f"127.0.0.1:{port}", 1)
-        # Probes every 2 s: the window between one miss and the next is wide enough for a
-        # booking on a loaded machine.
+        # Probes every second, each with a budget of 2 s: 3 s between one miss and the
+        # next, wide enough for a booking on a loaded machine.
         cls.server = c.add_server("node-1", {
             "database": {"high": {"deadline_ms": 1500}, "clinical_commit": "local"},
-            "topology": {"probe_interval_ms": 2000,
+            "topology": {"probe_interval_ms": 1000,
                          "region": [{"name": "e2e", "database_url": probe_url}]}})
 
     @classmethod
@@ -491,12 +492,14 @@ class MissedProbeTest(ContinuumTestCase):
         self.assertEqual(r.status, 200, r)
         slots = [e["resource"] for e in r.json()["entry"]]
         self.assertEqual(self.misses(), 0)
-        # The probes' connections are reset and new ones refused: each probe fails at once.
-        self.assertIsNotNone(self.proxy_call("PUT", "/proxies/db", {"reset": True, "down": True}))
+        # Nothing passes on the probes' path: each probe runs out of its budget.
+        self.assertIsNotNone(self.proxy_call("PUT", "/proxies/db", {"hold": True}))
         try:
             wait_until(lambda: self.misses() >= 1, timeout=10, interval=0.02, message="a missed probe")
             first_miss = time.monotonic()
-            db = self.ready()["database"]
+            r = self.server.get("/readyz")
+            self.assertEqual(r.status, 200, r)  # one miss keeps the node in the edge's rotation
+            db = r.json()["database"]
             self.assertFalse(db["primary_known"], db)
             self.assertFalse(db["primary_gone"], db)
             booked = self.book(tok, slots[0])
@@ -508,7 +511,9 @@ class MissedProbeTest(ContinuumTestCase):
             # The second miss in a row: the primary is gone.
             wait_until(lambda: self.misses() >= 2, timeout=10, interval=0.05, message="a second miss")
             print(f"\n[missed probe] second miss {time.monotonic() - first_miss:.2f}s after the first")
-            ready = self.ready()
+            r = self.server.get("/readyz")
+            self.assertEqual(r.status, 503, r)  # its own database has stopped answering
+            ready = r.json()
             self.assertTrue(ready["database"]["primary_gone"], ready)
             # No standby in this topology, so /readyz cannot promise the tier's reads either.
             self.assertEqual(ready["tiers"]["high"]["mode"], "unavailable")

@@ -100,12 +100,12 @@ asio::awaitable<void> Refresh(Shard* shard, Services* svc, std::string key, Load
   svc->content_cache->EndRefresh(key, ok);
 }
 
-// The database is known to be unreachable right now: no read target and no primary
-// (with a topology, from its probes), or the node's last session sync round trip
-// failed (without one).
+// The database is known to be unreachable right now: no read target and the primary
+// gone (with a topology, from its probes: db::Topology::PrimaryGone), or the node's
+// last session sync round trip failed (without one).
 bool DatabaseKnownDown(RequestContext& ctx) {
   if (db::Topology* t = ctx.svc.topology)
-    return !t->PrimaryKnown() && t->ChooseRead(0) == db::Topology::kPrimary;
+    return t->PrimaryGone() && t->ChooseRead(0) == db::Topology::kPrimary;
   return ctx.svc.primary_unreachable.load();
 }
 
