@@ -10,6 +10,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <chrono>
@@ -123,8 +124,10 @@ TEST(AuditJournal, GroupCommitsManyConcurrentAppenders) {
   asio::io_context io;
   std::atomic<int> done{0}, failed{0};
   for (int a = 0; a < kAppenders; ++a) {
+    // Four threads run `io`: each appender on a strand of its own, as Append requires a
+    // single-threaded executor (its completion must not run before the append waits).
     asio::co_spawn(
-        io,
+        asio::make_strand(io),
         [&, a]() -> asio::awaitable<void> {
           auto ex = co_await asio::this_coro::executor;
           for (int k = 0; k < kPerAppender; ++k) {
