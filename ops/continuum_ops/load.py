@@ -200,8 +200,10 @@ class MixedLoad:
         sessions request by request. The edge hashes sessions (Authorization) onto nodes,
         so a canary's share of a few sessions is lumpy; many sessions make it the weights'.
         `client_retries`: a request that got no HTTP answer at all (refused, reset, closed:
-        the edge instance it reached died) is sent again that many times, at once, with the
-        same Idempotency-Key -- what a browser or app does with a GET and with a keyed POST.
+        the edge instance it reached died) is sent again that many times, after a pause of
+        0.1 s times the attempt, with the same Idempotency-Key -- what a browser or app does
+        with a GET and with a keyed POST. (Sent at once, a resend could reach the killed
+        instance's listener in the moment before the kernel closed it, and be reset too.)
         Default 0: every failure counts; `figures()` reports both ways."""
         self.base = base
         self.client_retries = max(0, int(client_retries))
@@ -313,6 +315,7 @@ class MixedLoad:
                         or time.monotonic() - sent > self.timeout):
                     break
                 first_error = first_error or error
+                self._stop.wait(0.1 * attempts)
             answered = time.monotonic()
             c.recs.append(Rec(kind, c.name, c.region, path, sent, answered, status, error, rid,
                               key, marker, note_id, attempts, first_error))
