@@ -184,6 +184,22 @@ def free_port(span: int = 1) -> int:
     raise RuntimeError(f"no free port in {lo}-{hi}")
 
 
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10, name: str = "") -> int | None:
+    """SIGTERM, wait; SIGKILL when it does not exit in time. Returns the exit code (None
+    when there is no process)."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"e2e: {name or proc.args[0]} ignored SIGTERM for {timeout}s; SIGKILL", file=sys.stderr)
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
     """Polls predicate() until it returns a truthy value (returned) or timeout (raises)."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from harness import free_port, wait_until
+from harness import free_port, stop_process, wait_until
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -60,13 +60,7 @@ class Prometheus:
         return int(float(res[0]["value"][1])) if res else 0
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc, 15, "prometheus")
         self.proc = None
         if getattr(self, "log", None):
             self.log.close()

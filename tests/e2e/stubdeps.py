@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import random
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -171,17 +169,7 @@ class StubDeps:
 
     def stop(self, timeout: float = 10) -> int | None:
         """SIGTERM, wait; SIGKILL when it does not exit in time. Returns the exit code."""
-        if not self.proc:
-            return None
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                print(f"e2e: stub-deps ignored SIGTERM for {timeout}s; SIGKILL", file=sys.stderr)
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+        return harness.stop_process(self.proc, timeout, "stub-deps")
 
     def close(self) -> None:
         if self.closed:

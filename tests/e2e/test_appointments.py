@@ -9,7 +9,7 @@ import time
 import urllib.request
 import uuid
 
-from harness import BINARY, PG_TMP, ContinuumTestCase, free_port, wait_until
+from harness import BINARY, PG_TMP, ContinuumTestCase, free_port, stop_process, wait_until
 
 
 class AppointmentTest(ContinuumTestCase):
@@ -466,13 +466,7 @@ class MissedProbeTest(ContinuumTestCase):
 
     @classmethod
     def stop_proxy(cls):
-        if cls.proxy.poll() is None:
-            cls.proxy.terminate()
-            try:
-                cls.proxy.wait(10)
-            except subprocess.TimeoutExpired:
-                cls.proxy.kill()
-                cls.proxy.wait(10)
+        stop_process(cls.proxy, 10, "net-proxy")
 
     def ready(self):
         return self.server.get("/readyz").json()
