@@ -178,8 +178,11 @@ asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {
   std::shared_ptr<Connection> conn;
   const auto interval = std::chrono::milliseconds(std::max(50, options_.probe_interval_ms));
   const auto budget = std::chrono::milliseconds(std::max(300, 2 * options_.probe_interval_ms));
+  const auto out_of_time =
+      std::min<Clock::duration>(budget, std::chrono::milliseconds(kTcpUserTimeoutMs));
   bool was_reachable = true;
   while (!stop.load()) {
+    const auto started = Clock::now();
     auto deadline = Deadline::After(budget);
     try {
       if (!conn || conn->broken()) {
@@ -199,9 +202,10 @@ asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {
       was_reachable = true;
     } catch (const std::exception& e) {
       conn.reset();
-      // Out of time (a dropped packet, or a host too busy to answer within the budget) is
-      // a miss; anything sooner (refused, reset, an error) is a definite failure.
-      if (Clock::now() >= deadline.at() - std::chrono::milliseconds(20))
+      // Out of time (a dropped packet, or a host too busy to answer within the budget; the
+      // kernel's TCP user timeout, when it is the shorter) is a miss; anything sooner
+      // (refused, reset, an error) is a definite failure.
+      if (Clock::now() - started >= out_of_time - std::chrono::milliseconds(20))
         RecordTimeout(i, e.what());
       else
         Record(i, false, Role::kUnknown, 0, e.what());

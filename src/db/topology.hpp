@@ -92,9 +92,9 @@ class Topology {
   // is still undecided (never answered, fewer than kMissedProbes misses), and none is a
   // primary (by its last answer) that answers now or has missed fewer than kMissedProbes
   // probes in a row. A probe that runs out of its budget (twice the probe interval, at
-  // least 300 ms) is one miss: on a loaded host that happens while the primary is fine.
-  // A probe that fails sooner (refused, reset, an error) is a definite failure and
-  // counts as kMissedProbes at once, as does a primary that answers as a standby (a
+  // least 300 ms; or the TCP user timeout, when shorter) is one miss: on a loaded host that happens
+  // while the primary is fine. A probe that fails sooner (refused, reset, an error) is a definite
+  // failure and counts as kMissedProbes at once, as does a primary that answers as a standby (a
   // switchover). A read's MarkDown is no miss. While the primary is gone, writes are
   // refused as read-only (portal/access.cpp), /readyz says so, and reads with no standby
   // to serve them wait for the probes to find a primary (portal/context.cpp,

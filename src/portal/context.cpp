@@ -85,12 +85,12 @@ asio::awaitable<std::vector<db::Result>> RequestContext::ReadNearest(
       //     this caller's last write yet, as far as its last probe says (an asynchronous
       //     standby, or a probe not due yet): it waits for that replay or a primary, to
       //     the end of its deadline;
-      //   - the primary is gone (Topology::PrimaryGone: its probes missed twice in a row,
-      //     or it answers as a standby; a failover, or a partition once the lag bound is
-      //     past; writes are refused as read-only meanwhile): the probes see a promoted
-      //     standby within a probe interval, where libpq over the write URL finds it only
-      //     at its next connect. The read keeps kWritePoolReserve of its deadline for the
-      //     write pool, in case the probes lag.
+      //   - the primary is gone (Topology::PrimaryGone: its probes ran out of time twice
+      //     in a row, or failed sooner, or it answers as a standby; a failover, or a
+      //     partition once the lag bound is past; writes are refused as read-only
+      //     meanwhile): the probes see a promoted standby within a probe interval, where
+      //     libpq over the write URL finds it only at its next connect. The read keeps
+      //     kWritePoolReserve of its deadline for the write pool, in case the probes lag.
       // A primary only missed (one probe, or a read's lost connection) is tried through
       // the write pool, which finds out for itself.
       // Neither wait counts as an attempt (the backoff below is for lost read servers).
