@@ -118,9 +118,7 @@ bool Topology::LocalServing() const {
 }
 
 void Topology::RecordTimeout(int i, const std::string& error, Clock::time_point now) {
-  Record(i, false, Role::kUnknown, 0, error, now);
-  std::lock_guard lock(mu_);
-  members_.at(i).failed_probes -= kMissedProbes - 1;  // one miss, not a definite failure
+  Update(i, false, Role::kUnknown, 0, error, now, false, 1);  // one miss, not a definite failure
 }
 
 bool Topology::PeerReachable() const {
@@ -137,6 +135,11 @@ std::vector<Topology::Member> Topology::Snapshot() const {
 
 void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std::string& error,
                       Clock::time_point now, bool wal_receiver) {
+  Update(i, reachable, role, lsn, error, now, wal_receiver, kMissedProbes);
+}
+
+void Topology::Update(int i, bool reachable, Role role, uint64_t lsn, const std::string& error,
+                      Clock::time_point now, bool wal_receiver, int misses) {
   std::lock_guard lock(mu_);
   Member& m = members_.at(i);
   m.reachable = reachable;
@@ -145,7 +148,7 @@ void Topology::Record(int i, bool reachable, Role role, uint64_t lsn, const std:
   // A probe that failed before its budget ran out (refused, reset, an error) is a
   // definite answer: it counts as kMissedProbes misses. One that ran out of time counts
   // as one (RecordTimeout). Capped, so that years of misses cannot overflow.
-  m.failed_probes = reachable ? 0 : std::min(kMissedProbes + 100, m.failed_probes + kMissedProbes);
+  m.failed_probes = reachable ? 0 : std::min(kMissedProbes + 100, m.failed_probes + misses);
   // Every standby's lag moves with time (and with the primary) even between its own
   // probes: recomputed at every probe of any member.
   auto refresh = [&] {

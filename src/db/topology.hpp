@@ -125,6 +125,10 @@ class Topology {
                      std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
  private:
+  // Record's body: a failure adds `misses` to the member's count, under the same lock
+  // as the rest of the result (a reader never sees a half-recorded probe).
+  void Update(int i, bool reachable, Role role, uint64_t lsn, const std::string& error,
+              std::chrono::steady_clock::time_point now, bool wal_receiver, int misses);
   bool UsableLocked(const Member& m, uint64_t min_lsn) const;
   int64_t LagLocked(uint64_t replayed, std::chrono::steady_clock::time_point now) const;
 
