@@ -22,6 +22,7 @@ import fcntl
 import faulthandler
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -581,3 +582,135 @@ class ClusterHandle:
         finally:
             with _live_lock:
                 _live.discard(self)
+
+
+# --------------------------------------------------------------------------------------
+# What the databases themselves say during a primary change
+
+
+class PrimaryWatch:
+    """Polls the candidates' PostgreSQL directly (superuser, past the net-proxies) beside a
+    failover or switchover, every `interval` seconds, until `timeout` or `stop()`:
+
+    - `writable`: when the query that first found a candidate out of recovery was sent
+      (the new primary exists for any client: reads can go to it);
+    - `sync_ready`: when the query that first found it out of recovery with a synchronous
+      standby named and streaming was sent (the portal acknowledges a clinical write only
+      then: db::Connection::Run, require_sync_standby);
+    - `region`: that candidate.
+
+    Sent times err toward a stricter limit. Patroni's GET /primary answers 200 as soon as
+    it holds the leader key, before `pg_ctl promote` ran (patroni/api.py 3.0.2: the status
+    is the leader key's); on a loaded host PostgreSQL's promotion then took seconds, which
+    no portal node can shorten, so a bound on the portal's own share starts from these."""
+
+    SQL = ("SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names') <> '' AND "
+           "EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync' AND state = 'streaming')")
+
+    def __init__(self, c: ClusterHandle, candidates: list[str], timeout: float = 90,
+                 interval: float = 0.1):
+        regions = {r.name: r for r in c.topology().regions}
+        self.targets = [(name, f"host={regions[name].host} port={regions[name].pg} user=postgres "
+                         f"dbname=postgres connect_timeout=2") for name in candidates]
+        self.env = dict(os.environ, PGPASSWORD=c.secrets()["SUPERUSER_PASSWORD"])
+        self.timeout, self.interval = timeout, interval
+        self.writable: float | None = None
+        self.sync_ready: float | None = None
+        self.region: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        # One psql per candidate, kept open and fed a query per poll: a psql started per
+        # poll cost ~30 ms of CPU (measured), ~0.3 of a core at this rate, enough to slow
+        # the very promotion being timed on 2 cores. Started again after a lost connection.
+        self._psql: dict[str, subprocess.Popen] = {}
+
+    def _ask(self, name: str, conninfo: str) -> tuple[bool, bool] | None:
+        """(in recovery, a sync standby streaming), or None when it did not answer."""
+        p = self._psql.get(name)
+        if p is None or p.poll() is not None:
+            p = self._psql[name] = subprocess.Popen(
+                [PSQL, conninfo, "-X", "-A", "-t", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL, env=self.env)
+        line = b""
+        try:
+            p.stdin.write(self.SQL.encode() + b";\n")
+            p.stdin.flush()
+            end = time.monotonic() + 3
+            while not line.endswith(b"\n"):
+                left = end - time.monotonic()
+                if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                    raise TimeoutError
+                chunk = os.read(p.stdout.fileno(), 4096)
+                if not chunk:
+                    raise EOFError   # psql ended: the connection failed or was lost
+                line += chunk
+        except (OSError, TimeoutError, EOFError):
+            self._close(name)
+            return None
+        recovery, _, sync = line.decode(errors="replace").strip().partition("|")
+        return recovery == "t", sync == "t"
+
+    def _close(self, name: str) -> None:
+        p = self._psql.pop(name, None)
+        if p is not None:
+            p.kill()
+            p.wait(5)
+            for f in (p.stdin, p.stdout):
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+    def _watch(self) -> None:
+        end = time.monotonic() + self.timeout
+        try:
+            while not self._stop.is_set() and time.monotonic() < end:
+                for name, conninfo in self.targets:
+                    sent = time.monotonic()
+                    got = self._ask(name, conninfo)
+                    if got is None or got[0]:
+                        continue
+                    if self.writable is None:
+                        self.writable, self.region = sent, name
+                    if got[1] and name == self.region:
+                        self.sync_ready = sent
+                        return
+                self._stop.wait(self.interval)
+        finally:
+            for name in list(self._psql):
+                self._close(name)
+
+    def start(self) -> "PrimaryWatch":
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def write_stall_problem(self, fig: dict, window_start: float, resume_max_s: float,
+                            stall_max_s: float) -> tuple[str | None, str]:
+        """Judges the load's longest write stall (`fig` from figures(window_start=...)):
+        (problem or None, a line for the log). A stall across the primary change must end
+        within resume_max_s of `sync_ready` (the portal's share: probes, reconnects, the
+        held commits' barrier); what comes before it (the old primary stopping, Patroni's
+        leader race and PostgreSQL's promotion, a sync standby named) is the database's and
+        is reported. Any other stall is bounded by stall_max_s (a write's deadline)."""
+        stall = fig["write_stall_s"]
+        start = window_start + fig["write_stall_at_s"]
+        end = start + stall
+        if self.writable is None or not start <= self.writable <= end:
+            line = f"write stall {stall:.2f}s, limit {stall_max_s:.1f}s (not across the primary change)"
+            return (f"write stall {stall:.2f}s > {stall_max_s:.1f}s" if stall > stall_max_s else None), line
+        if self.sync_ready is None:
+            return (f"{self.region} never answered with a synchronous standby streaming",
+                    f"write stall {stall:.2f}s; no synchronous standby seen")
+        after = end - self.sync_ready
+        line = (f"write stall {stall:.2f}s from +{start - window_start:.1f}s: {self.region} writable "
+                f"+{self.writable - window_start:.1f}s, a sync standby +{self.sync_ready - window_start:.1f}s, "
+                f"writes again {after:+.2f}s after that (limit {resume_max_s:.1f}s)")
+        return (f"writes resumed {after:.2f}s after the new primary had a synchronous standby "
+                f"(limit {resume_max_s:.1f}s)" if after > resume_max_s else None), line

