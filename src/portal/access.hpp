@@ -118,8 +118,8 @@ std::string PatientParam(const RequestContext& ctx);
 
 // The high tier's read-only answer (503, Retry-After, X-Continuum-Degraded: read-only).
 Degraded ReadOnlyTier();
-// For high-tier writes: throws ReadOnlyTier() at once when no primary is known, rather
-// than letting the request wait for one.
+// For high-tier writes: throws ReadOnlyTier() at once when the primary is gone
+// (db::Topology::PrimaryGone), rather than letting the request wait for one.
 void RequireWritable(const RequestContext& ctx);
 
 // The request's Idempotency-Key header ("" when absent); at most 128 printable ASCII

@@ -410,14 +410,11 @@ class ReadDuringPromotionTest(ContinuumTestCase):
         self.assertTrue(db["primary_known"], db)
 
 
-class MissedProbeTest(ContinuumTestCase):
-    """A probe of the primary that runs out of its budget (on a loaded host that happens
-    while the primary is fine) is a miss: bookings still go to the primary through the
-    write pool, and the node stays ready. Two misses in a row are a primary gone: bookings
-    are refused as read-only, and taken again once a probe answers
-    (db::Topology::PrimaryGone). Here the probes' path alone is held, by a `continuum
-    net-proxy` between the node's topology and the primary; the write pool reaches the
-    primary directly, so a refused booking can only be the node's decision."""
+class DatabaseProxyCase(ContinuumTestCase):
+    """A `continuum net-proxy` in front of the test's PostgreSQL, started before any node:
+    `proxied(url)` sends a URL's connections through it, and PUT /proxies/db (proxy_call)
+    sets what it does to them ({"hold": true}: nothing passes). The subclass starts its
+    node with one path through the proxy and the others direct."""
 
     START_SERVER = False
 
@@ -425,13 +422,13 @@ class MissedProbeTest(ContinuumTestCase):
     def setUpClass(cls):
         super().setUpClass()
         c = cls.cluster
-        host_port = c.pg.url.split("@", 1)[1].split("/", 1)[0]
+        cls.db_host_port = c.pg.url.split("@", 1)[1].split("/", 1)[0]
         for attempt in range(3):
-            port, cls.admin = free_port(), free_port()
+            cls.proxy_port, cls.admin = free_port(), free_port()
             log = open(c.dir / "net-proxy.log", "ab")
             cls.proxy = subprocess.Popen(
                 [str(BINARY), "net-proxy", "--admin-port", str(cls.admin),
-                 "--proxy", f"db,127.0.0.1:{port},{host_port}"],
+                 "--proxy", f"db,127.0.0.1:{cls.proxy_port},{cls.db_host_port}"],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
             log.close()
             try:
@@ -445,13 +442,10 @@ class MissedProbeTest(ContinuumTestCase):
         else:
             raise RuntimeError("net-proxy did not start (see net-proxy.log)")
         cls.addClassCleanup(cls.stop_proxy)
-        probe_url = c.pg.url.replace(host_port, f"127.0.0.1:{port}", 1)
-        # Probes every second, each with a budget of 2 s: 3 s between one miss and the
-        # next, wide enough for a booking on a loaded machine.
-        cls.server = c.add_server("node-1", {
-            "database": {"high": {"deadline_ms": 1500}, "clinical_commit": "local"},
-            "topology": {"probe_interval_ms": 1000,
-                         "region": [{"name": "e2e", "database_url": probe_url}]}})
+
+    @classmethod
+    def proxied(cls, url: str) -> str:
+        return url.replace(cls.db_host_port, f"127.0.0.1:{cls.proxy_port}", 1)
 
     @classmethod
     def proxy_call(cls, method, path, body=None):
@@ -468,23 +462,46 @@ class MissedProbeTest(ContinuumTestCase):
     def stop_proxy(cls):
         stop_process(cls.proxy, 10, "net-proxy")
 
+    def book(self, tok, slot, key=None):
+        return self.server.post_json(
+            "/fhir/R4/Appointment",
+            {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]},
+            token=tok, headers={"Idempotency-Key": key or str(uuid.uuid4())})
+
+    def free_slots(self, tok, n):
+        r = self.server.fhir("Slot", token=tok, params={"status": "free", "_count": str(n)})
+        self.assertEqual(r.status, 200, r)
+        return [e["resource"] for e in r.json()["entry"]]
+
+
+class MissedProbeTest(DatabaseProxyCase):
+    """A probe of the primary that runs out of its budget (on a loaded host that happens
+    while the primary is fine) is a miss: bookings still go to the primary through the
+    write pool, and the node stays ready. Two misses in a row are a primary gone: bookings
+    are refused as read-only, and taken again once a probe answers
+    (db::Topology::PrimaryGone). Here the probes' path alone is held, by a `continuum
+    net-proxy` between the node's topology and the primary; the write pool reaches the
+    primary directly, so a refused booking can only be the node's decision."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        # Probes every second, each with a budget of 2 s: 3 s between one miss and the
+        # next, wide enough for a booking on a loaded machine.
+        cls.server = cls.cluster.add_server("node-1", {
+            "database": {"high": {"deadline_ms": 1500}, "clinical_commit": "local"},
+            "topology": {"probe_interval_ms": 1000,
+                         "region": [{"name": "e2e", "database_url": cls.proxied(cls.cluster.pg.url)}]}})
+
     def ready(self):
         return self.server.get("/readyz").json()
 
     def misses(self):
         return self.ready()["database"]["members"][0]["failed_probes"]
 
-    def book(self, tok, slot):
-        return self.server.post_json(
-            "/fhir/R4/Appointment",
-            {"resourceType": "Appointment", "slot": [{"reference": f"Slot/{slot['id']}"}]},
-            token=tok, headers={"Idempotency-Key": str(uuid.uuid4())})
-
     def test_one_missed_probe_keeps_writes_two_turn_the_tier_read_only(self):
         tok = self.token("demo-patient")
-        r = self.server.fhir("Slot", token=tok, params={"status": "free", "_count": "3"})
-        self.assertEqual(r.status, 200, r)
-        slots = [e["resource"] for e in r.json()["entry"]]
+        slots = self.free_slots(tok, 3)
         self.assertEqual(self.misses(), 0)
         # Nothing passes on the probes' path: each probe runs out of its budget.
         self.assertIsNotNone(self.proxy_call("PUT", "/proxies/db", {"hold": True}))
@@ -522,3 +539,46 @@ class MissedProbeTest(ContinuumTestCase):
         self.assertEqual(self.cluster.scalar(
             "SELECT count(*) FROM appointment WHERE slot_id IN (:'a', :'b')",
             a=slots[0]["id"], b=slots[1]["id"]), 2)
+
+
+class SlowWritePathTest(DatabaseProxyCase):
+    """A booking that runs out of its deadline while the primary answers its probes is
+    refused with a 503 that says what happened, not as "read-only while the portal switches
+    to a backup database": nothing is failing over (portal/node.cpp, DegradeForTier). On a
+    saturated node that is a deadline spent queueing (seen at a cluster's start, with every
+    database up); here the write pool's path alone is held by the net-proxy, and the
+    topology's probes reach the primary directly. Retried with its Idempotency-Key once the
+    path passes again, the booking is stored once."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        c = cls.cluster
+        cls.server = c.add_server("node-1", {
+            "database": {"url": cls.proxied(c.pg.portal_url), "high": {"deadline_ms": 1500},
+                         "clinical_commit": "local"},
+            "topology": {"probe_interval_ms": 500, "region": [{"name": "e2e", "database_url": c.pg.url}]}})
+
+    def test_a_write_out_of_time_with_the_primary_answering_is_not_read_only(self):
+        tok = self.token("demo-patient")
+        slot = self.free_slots(tok, 1)[0]
+        key = str(uuid.uuid4())
+        self.assertIsNotNone(self.proxy_call("PUT", "/proxies/db", {"hold": True}))
+        try:
+            refused = self.book(tok, slot, key)
+            ready = self.server.get("/readyz").json()
+        finally:
+            self.proxy_call("DELETE", "/proxies/db")
+        self.assertOperationOutcome(refused, 503)
+        self.assertTrue(ready["database"]["primary_known"], ready)  # the probes go direct
+        self.assertIsNone(refused.header("X-Continuum-Degraded"), refused)
+        self.assertNotIn("read-only", refused.text)
+        self.assertIsNotNone(refused.header("Retry-After"), refused)
+        print(f"\n[slow write path] {refused.status} {refused.json()['issue'][0]['diagnostics']!r}")
+
+        def retried():
+            r = self.book(tok, slot, key)
+            return r if r.status in (200, 201) else None
+        wait_until(retried, timeout=20, interval=0.5, message="the booking retried with its key")
+        self.assertEqual(self.cluster.scalar("SELECT count(*) FROM appointment WHERE slot_id = :'s'",
+                                             s=slot["id"]), 1)
