@@ -307,6 +307,7 @@ class FailoverTest(unittest.TestCase):
         t_fault = load.mark("fault")
         watcher.start()
         pg.start()
+        self.addCleanup(pg.stop)   # also when an assertion ends the test first
         cp = self.c.switchover(leader, candidate, timeout=60)
         said = [ln.strip() for ln in cp.stdout.splitlines() if "witch" in ln]
         log(f"switchover {leader} -> {candidate}: {said[-1] if said else cp.stdout.strip()[-200:]}")
@@ -319,6 +320,7 @@ class FailoverTest(unittest.TestCase):
         # answering out of recovery (Patroni's /primary says 200 before the promotion ran).
         no_primary_s = pg.writable - promoted["old_gone"]
         time.sleep(8)
+        pg.stop()
         fig = self.finish(f"switchover {leader} -> {candidate}", t_fault,
                           {"t_new_primary": t_new - t_fault, "t_promoted": promoted["t"] - t_fault,
                            "t_writable": pg.writable - t_fault, "t_old_gone": promoted["old_gone"] - t_fault})
@@ -367,6 +369,7 @@ class FailoverTest(unittest.TestCase):
         t_fault = load.mark("fault")
         watcher.start()
         pg.start()
+        self.addCleanup(pg.stop)   # also when an assertion ends the test first
         self.killed = victim
         self.c.kill_region(victim)
         log(f"killed the primary's region {victim}")
@@ -394,6 +397,7 @@ class FailoverTest(unittest.TestCase):
         self.killed = None
         start_s = time.monotonic() - t_start
         time.sleep(5)
+        pg.stop()
         fig = self.finish(f"kill-region {victim} (primary)", t_fault,
                           {"t_new_primary": t_new - t_fault, "t_writable": pg.writable - t_fault,
                            "t_start_region": start_s})

@@ -269,6 +269,7 @@ class RolloutTest(unittest.TestCase):
         # when it has a synchronous standby again (the writes are held until then).
         pg = clusterctl.PrimaryWatch(self.c, [r["name"] for r in st0["regions"] if r["name"] != st0["primary"]],
                                      timeout=600, interval=0.2).start()
+        self.addCleanup(pg.stop)
         t0 = self.load.mark("maintenance")
         cp = self.c.cmd("pg-maintenance", "--set", "wal_buffers=8MB", timeout=600, check=False)
         sys.stderr.write(cp.stderr[-3000:])
