@@ -248,17 +248,20 @@ def pg_maintenance(c, settings: dict[str, str] | None = None) -> dict:
                     out.append(f"{r.name} ({st})")
         return out
     # Every member has answered as streaming and caught up (restart), so what is left is
-    # read once more; a member that does not answer (a psql past its 5 s on a saturated
-    # host: seen once, `us-east (unseen)` right after a catch-up) is asked again, for
-    # up to 60 s, before the maintenance is called incomplete. A value still pending a
-    # restart is not waited for: it will not change by itself.
+    # read once more. A member that did not answer (a psql past its 5 s on a saturated
+    # host: seen once, `us-east (unseen)` right after a catch-up; "unseen" also covers a
+    # member that answered with the old value) is asked again every 2 s, for about a
+    # minute (a round that starts before the minute ends finishes), before the maintenance
+    # is called incomplete. A value pending a restart is not waited for: it will not change
+    # by itself. A Patroni that does not answer counts as not done.
     pending = still_pending()
     end = time.monotonic() + 60
     while any("did not answer" in p or "unseen" in p for p in pending) and time.monotonic() < end:
         time.sleep(2)
         pending = still_pending()
     if pending:
-        raise ClusterError(f"members still pending a restart after the maintenance: {', '.join(pending)}")
+        raise ClusterError(f"members not done after the maintenance (pending a restart, not answering, or "
+                           f"without the new setting): {', '.join(pending)}")
     report["leader_after"] = patroni.leader(c.cluster_json())["name"]
     log(f"pg-maintenance: done; primary {leader} -> {report['leader_after']}, every member restarted")
     return report

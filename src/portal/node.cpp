@@ -236,15 +236,16 @@ asio::awaitable<void> NodeDeregister(Shard& shard, const std::string& instance) 
 // The tier's fallback (ARCHITECTURE §3), applied to a request its backend failed: a
 // high-tier write that found no primary (connection lost, none reachable, deadline
 // spent waiting) becomes "read-only" -- reads keep working meanwhile, and the tier
-// recovers by itself as soon as a primary answers. Not while the topology's probes find
-// the primary answering (`primary_answers`): then the failure was this request's own (a
-// deadline spent on a saturated node, one lost connection), no backup database is being
+// recovers by itself as soon as a primary answers. Only while the topology's probes call
+// the primary gone (`primary_gone`: db::Topology::PrimaryGone, as for RequireWritable and
+// /readyz's tier mode): before that the failure was this request's own (a deadline spent
+// on a saturated node, one lost connection, one missed probe), no backup database is being
 // switched to, and the 503 says what happened instead (seen at a cluster's start: a
 // booking refused as "read-only ... switching to a backup database" with the primary up).
 std::exception_ptr DegradeForTier(Tier tier, const http::Request& req, std::exception_ptr e,
-                                  bool primary_answers) {
+                                  bool primary_gone) {
   if (tier != Tier::kHigh || req.method == "GET" || req.method == "HEAD") return e;
-  if (primary_answers) return e;
+  if (!primary_gone) return e;
   try {
     std::rethrow_exception(e);
   } catch (const Degraded&) {
@@ -405,7 +406,7 @@ asio::awaitable<http::Response> Dispatch(Shard& shard, Services& svc,
       }
       if (failed)
         resp = http::ErrorResponse(DegradeForTier(
-            tier, req, failed, svc.topology != nullptr && svc.topology->PrimaryKnown()));
+            tier, req, failed, svc.topology == nullptr || svc.topology->PrimaryGone()));
       if (ctx.commit_lsn != 0 && ctx.commit_lsn != UINT64_MAX)
         resp.set_header("X-Continuum-LSN", std::to_string(ctx.commit_lsn));
       // What a session or the ops token reads is PHI or operators' data: no browser or

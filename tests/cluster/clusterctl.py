@@ -592,17 +592,21 @@ class PrimaryWatch:
     """Polls the candidates' PostgreSQL directly (superuser, past the net-proxies) beside a
     failover or switchover, every `interval` seconds, until `timeout` or `stop()`:
 
-    - `writable`: when the query that first found a candidate out of recovery was sent
+    - `writable`: when the first answer that found a candidate out of recovery arrived
       (the new primary exists for any client: reads can go to it);
-    - `sync_ready`: when the query that first found it out of recovery with a synchronous
-      standby named and streaming was sent (the portal acknowledges a clinical write only
+    - `sync_ready`: when the first answer that found it out of recovery with a synchronous
+      standby named and streaming arrived (the portal acknowledges a clinical write only
       then: db::Connection::Run, require_sync_standby);
-    - `region`: that candidate.
+    - `region`: that candidate; `*_sent`: when those queries were sent, and
+      `sync_last_no`: when the last answer that found no sync standby on it arrived. The
+      moment itself lies between `sync_last_no` and `sync_ready`; a bound is judged from
+      `sync_ready`, the latest it can be (the query's own latency, a few ms, in the
+      portal's favour), and the log shows the bracket.
 
-    Sent times err toward a stricter limit. Patroni's GET /primary answers 200 as soon as
-    it holds the leader key, before `pg_ctl promote` ran (patroni/api.py 3.0.2: the status
-    is the leader key's); on a loaded host PostgreSQL's promotion then took seconds, which
-    no portal node can shorten, so a bound on the portal's own share starts from these."""
+    Patroni's GET /primary answers 200 as soon as it holds the leader key, before `pg_ctl
+    promote` ran (patroni/api.py 3.0.2: the status is the leader key's); on a loaded host
+    PostgreSQL's promotion then took seconds, which no portal node can shorten, so a bound
+    on the portal's own share starts from these."""
 
     SQL = ("SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names') <> '' AND "
            "EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync' AND state = 'streaming')")
@@ -615,22 +619,41 @@ class PrimaryWatch:
         self.env = dict(os.environ, PGPASSWORD=c.secrets()["SUPERUSER_PASSWORD"])
         self.timeout, self.interval = timeout, interval
         self.writable: float | None = None
+        self.writable_sent: float | None = None
         self.sync_ready: float | None = None
+        self.sync_sent: float | None = None
+        self.sync_last_no: float | None = None
         self.region: str | None = None
+        self.errors: dict[str, str] = {}   # each candidate's last psql error output
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
         # One psql per candidate, kept open and fed a query per poll: a psql started per
         # poll cost ~30 ms of CPU (measured), ~0.3 of a core at this rate, enough to slow
-        # the very promotion being timed on 2 cores. Started again after a lost connection.
-        self._psql: dict[str, subprocess.Popen] = {}
+        # the very promotion being timed on 2 cores. Started again after a lost connection,
+        # at most once a second per candidate (a member restarting refuses for seconds).
+        self._psql: dict[str, tuple[subprocess.Popen, object]] = {}
+        self._next_start: dict[str, float] = {}
 
     def _ask(self, name: str, conninfo: str) -> tuple[bool, bool] | None:
         """(in recovery, a sync standby streaming), or None when it did not answer."""
-        p = self._psql.get(name)
-        if p is None or p.poll() is not None:
-            p = self._psql[name] = subprocess.Popen(
-                [PSQL, conninfo, "-X", "-A", "-t", "-q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL, env=self.env)
+        got = self._psql.get(name)
+        if got is not None and got[0].poll() is not None:
+            self._close(name)
+            got = None
+        if got is None:
+            if time.monotonic() < self._next_start.get(name, 0.0):
+                return None
+            self._next_start[name] = time.monotonic() + 1.0
+            err = tempfile.TemporaryFile()
+            try:
+                p = subprocess.Popen([PSQL, conninfo, "-X", "-A", "-t", "-q"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=err, env=self.env)
+            except OSError as e:
+                err.close()
+                self.errors[name] = f"psql did not start: {e}"
+                return None
+            got = self._psql[name] = (p, err)
+        p = got[0]
         line = b""
         try:
             p.stdin.write(self.SQL.encode() + b";\n")
@@ -651,15 +674,28 @@ class PrimaryWatch:
         return recovery == "t", sync == "t"
 
     def _close(self, name: str) -> None:
-        p = self._psql.pop(name, None)
-        if p is not None:
-            p.kill()
+        got = self._psql.pop(name, None)
+        if got is None:
+            return
+        p, err = got
+        p.kill()
+        try:
             p.wait(5)
-            for f in (p.stdin, p.stdout):
-                try:
-                    f.close()
-                except OSError:
-                    pass
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (p.stdin, p.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+        try:
+            err.seek(0)
+            text = err.read().decode(errors="replace").strip()
+            if text:
+                self.errors[name] = text[-500:]
+            err.close()
+        except OSError:
+            pass
 
     def _watch(self) -> None:
         end = time.monotonic() + self.timeout
@@ -668,12 +704,17 @@ class PrimaryWatch:
                 for name, conninfo in self.targets:
                     sent = time.monotonic()
                     got = self._ask(name, conninfo)
+                    answered = time.monotonic()
                     if got is None or got[0]:
                         continue
                     if self.writable is None:
-                        self.writable, self.region = sent, name
-                    if got[1] and name == self.region:
-                        self.sync_ready = sent
+                        self.writable, self.writable_sent, self.region = answered, sent, name
+                    if name != self.region:
+                        continue
+                    if not got[1]:
+                        self.sync_last_no = answered
+                    else:
+                        self.sync_ready, self.sync_sent = answered, sent
                         return
                 self._stop.wait(self.interval)
         finally:
@@ -691,26 +732,43 @@ class PrimaryWatch:
         self._stop.set()
         self._thread.join(5)
 
-    def write_stall_problem(self, fig: dict, window_start: float, resume_max_s: float,
+    def write_stall_problem(self, load, fig: dict, window_start: float, resume_max_s: float,
                             stall_max_s: float) -> tuple[str | None, str]:
-        """Judges the load's longest write stall (`fig` from figures(window_start=...)):
-        (problem or None, a line for the log). A stall across the primary change must end
-        within resume_max_s of `sync_ready` (the portal's share: probes, reconnects, the
-        held commits' barrier); what comes before it (the old primary stopping, Patroni's
-        leader race and PostgreSQL's promotion, a sync standby named) is the database's and
-        is reported. Any other stall is bounded by stall_max_s (a write's deadline)."""
-        stall = fig["write_stall_s"]
-        start = window_start + fig["write_stall_at_s"]
-        end = start + stall
-        if self.writable is None or not start <= self.writable <= end:
-            line = f"write stall {stall:.2f}s, limit {stall_max_s:.1f}s (not across the primary change)"
-            return (f"write stall {stall:.2f}s > {stall_max_s:.1f}s" if stall > stall_max_s else None), line
+        """Judges the load's write stalls (`load`'s records, `fig` from its figures(
+        window_start=...)): (problem or None, a line for the log).
+
+        - The stall across the primary change (from the last acknowledged write before the
+          candidate was writable to the first after it) must end within resume_max_s of
+          `sync_ready`: the portal's share (probes, reconnects, the held commits'
+          barrier). What comes before (the old primary stopping, Patroni's leader race,
+          PostgreSQL's promotion, a sync standby named) is the database's, and reported.
+        - The longest stall, when it is another one, is bounded by stall_max_s (a write's
+          deadline)."""
+        if self.writable is None:
+            return (f"no candidate answered out of recovery (psql: {self.errors or 'no error'})",
+                    "write stall: the new primary was never seen")
+        acked = sorted(r.answered for r in load.records("write") if r.ok and r.answered >= window_start)
+        before = [t for t in acked if t <= self.writable]
+        after = [t for t in acked if t > self.writable]
+        prev = before[-1] if before else window_start
+        if not after:
+            return "no write was acknowledged after the new primary", "write stall: no write after the change"
+        nxt = after[0]
         if self.sync_ready is None:
-            return (f"{self.region} never answered with a synchronous standby streaming",
-                    f"write stall {stall:.2f}s; no synchronous standby seen")
-        after = end - self.sync_ready
-        line = (f"write stall {stall:.2f}s from +{start - window_start:.1f}s: {self.region} writable "
-                f"+{self.writable - window_start:.1f}s, a sync standby +{self.sync_ready - window_start:.1f}s, "
-                f"writes again {after:+.2f}s after that (limit {resume_max_s:.1f}s)")
-        return (f"writes resumed {after:.2f}s after the new primary had a synchronous standby "
-                f"(limit {resume_max_s:.1f}s)" if after > resume_max_s else None), line
+            return (f"{self.region} never answered with a synchronous standby streaming "
+                    f"(psql: {self.errors or 'no error'})", f"write stall {nxt - prev:.2f}s; no sync standby seen")
+        late = nxt - self.sync_ready
+        rel = (lambda t: f"+{t - window_start:.1f}s")
+        bracket = rel(self.sync_last_no) + ".." if self.sync_last_no is not None else ""
+        line = (f"write stall across the change {nxt - prev:.2f}s from {rel(prev)}: {self.region} writable "
+                f"{rel(self.writable)}, a sync standby {bracket}{rel(self.sync_ready)}, writes again "
+                f"{late:+.2f}s after that (limit {resume_max_s:.1f}s); longest stall {fig['write_stall_s']:.2f}s "
+                f"from +{fig['write_stall_at_s']:.1f}s")
+        if late > resume_max_s:
+            return (f"writes resumed {late:.2f}s after the new primary had a synchronous standby "
+                    f"(limit {resume_max_s:.1f}s)"), line
+        longest_start = window_start + fig["write_stall_at_s"]
+        if abs(longest_start - prev) > 0.01 and fig["write_stall_s"] > stall_max_s:
+            return (f"a write stall of {fig['write_stall_s']:.2f}s outside the primary change "
+                    f"(limit {stall_max_s:.1f}s)"), line
+        return None, line

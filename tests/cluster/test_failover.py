@@ -345,7 +345,8 @@ class FailoverTest(unittest.TestCase):
         self.assertWritesResume(fig, t_fault, pg)
 
     def assertWritesResume(self, fig: dict, window_start: float, pg: clusterctl.PrimaryWatch):
-        problem, line = pg.write_stall_problem(fig, window_start, WRITE_RESUME_MAX_S, WRITE_STALL_MAX_S)
+        problem, line = pg.write_stall_problem(self.load, fig, window_start, WRITE_RESUME_MAX_S,
+                                               WRITE_STALL_MAX_S)
         log(line)
         self.assertIsNone(problem, line)
 

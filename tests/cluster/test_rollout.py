@@ -285,7 +285,8 @@ class RolloutTest(unittest.TestCase):
         # demotion, the leader race, the promotion, the new leader naming a sync standby:
         # 9 to 15 s here on a loaded host, CI stop 38 failed an absolute 15 s bound at 15.3 s
         # with every write acknowledged). The portal must take them again within 3 s of that.
-        problem, line = pg.write_stall_problem(fig, self.load.t_start, 3.0, 15.0)
+        self.assertIsNotNone(pg.writable, "the watch never saw the switchover's candidate out of recovery")
+        problem, line = pg.write_stall_problem(self.load, fig, self.load.t_start, 3.0, 15.0)
         log(f"pg-maintenance: {line}")
         self.assertIsNone(problem, line)
         self.assertEqual(rep["leader_before"], st0["primary"])

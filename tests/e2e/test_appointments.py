@@ -546,9 +546,10 @@ class SlowWritePathTest(DatabaseProxyCase):
     refused with a 503 that says what happened, not as "read-only while the portal switches
     to a backup database": nothing is failing over (portal/node.cpp, DegradeForTier). On a
     saturated node that is a deadline spent queueing (seen at a cluster's start, with every
-    database up); here the write pool's path alone is held by the net-proxy, and the
-    topology's probes reach the primary directly. Retried with its Idempotency-Key once the
-    path passes again, the booking is stored once."""
+    database up); here the node's own database URL (its write pool, login and audit
+    shipper) goes through the net-proxy, which holds it, while the topology's probes and
+    read pools reach the primary directly. Retried with its Idempotency-Key once the path
+    passes again, the booking is stored once."""
 
     @classmethod
     def setUpClass(cls):
