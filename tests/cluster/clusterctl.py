@@ -595,8 +595,8 @@ class PrimaryWatch:
     - `writable`: when the first answer that found a candidate out of recovery arrived
       (the new primary exists for any client: reads can go to it);
     - `sync_ready`: when the first answer that found it out of recovery with a synchronous
-      standby named and streaming arrived (the portal acknowledges a clinical write only
-      then: db::Connection::Run, require_sync_standby);
+      standby named, after a synchronous commit, arrived (the portal acknowledges a
+      clinical write only then: db::Connection::Run, require_sync_standby);
     - `region`: that candidate; `*_sent`: when those queries were sent, and
       `sync_last_no`: when the last answer that found no sync standby on it arrived. The
       moment itself lies between `sync_last_no` and `sync_ready`; a bound is judged from
@@ -608,8 +608,15 @@ class PrimaryWatch:
     PostgreSQL's promotion then took seconds, which no portal node can shorten, so a bound
     on the portal's own share starts from these."""
 
-    SQL = ("SELECT pg_is_in_recovery(), current_setting('synchronous_standby_names') <> '' AND "
-           "EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state = 'sync' AND state = 'streaming')")
+    # Out of recovery, a standby named, and a synchronous commit done: txid_current() gives
+    # the statement's transaction an xid, so its commit (synchronous_commit = on) waits
+    # until the named standby has flushed it, and psql prints the row only after the
+    # commit (the answer follows ReadyForQuery). The same proof the portal's held commits
+    # wait for (db::Connection::Run: a barrier committed while a standby is named). A
+    # standby merely "streaming" in pg_stat_replication may not have flushed the commits
+    # waiting on it yet.
+    SQL = ("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN false ELSE "
+           "current_setting('synchronous_standby_names') <> '' AND txid_current() IS NOT NULL END")
 
     def __init__(self, c: ClusterHandle, candidates: list[str], timeout: float = 90,
                  interval: float = 0.1):
@@ -635,7 +642,7 @@ class PrimaryWatch:
         self._next_start: dict[str, float] = {}
 
     def _ask(self, name: str, conninfo: str) -> tuple[bool, bool] | None:
-        """(in recovery, a sync standby streaming), or None when it did not answer."""
+        """(in recovery, a synchronous commit done), or None when it did not answer."""
         got = self._psql.get(name)
         if got is not None and got[0].poll() is not None:
             self._close(name)
@@ -755,7 +762,7 @@ class PrimaryWatch:
             return "no write was acknowledged after the new primary", "write stall: no write after the change"
         nxt = after[0]
         if self.sync_ready is None:
-            return (f"{self.region} never answered with a synchronous standby streaming "
+            return (f"{self.region} never completed a synchronous commit "
                     f"(psql: {self.errors or 'no error'})", f"write stall {nxt - prev:.2f}s; no sync standby seen")
         late = nxt - self.sync_ready
         rel = (lambda t: f"+{t - window_start:.1f}s")
