@@ -48,8 +48,8 @@ READERS, WRITERS = 6, 2
 WARMUP_S = 5.0
 WRITE_STALL_MAX_S = 15.0   # a critical write waits up to 15 s (deadline_ms) for a new primary
 # Across a primary change, writes must be acknowledged again within this long of the new
-# primary answering with a synchronous standby streaming (clusterctl.PrimaryWatch): the
-# portal's share (probes every 0.5 s, reconnects, the held commits' 100 ms barrier). The
+# primary having completed a synchronous commit (clusterctl.PrimaryWatch): the portal's
+# share (probes every 0.5 s, reconnects, the held commits' 100 ms barrier). The
 # database's share before it (Patroni's leader race, PostgreSQL's promotion, a sync standby
 # named by the new leader's next loop) is reported: on this loaded 2-core host it has run
 # from 9 to over 15 s in a switchover (CI, stop 38: 15.3 s with every write acknowledged).
@@ -352,7 +352,7 @@ class FailoverTest(unittest.TestCase):
 
     def test_4_primary_region_kill(self):
         """kill-region of the PRIMARY's region under load: 0 failed, 0 lost, 0 dup, writes
-        acknowledged again <= 3 s after the new primary has a sync standby, read stall <= 2 s
+        acknowledged again <= 3 s after the new primary commits synchronously, read stall <= 2 s
         past the lag bound, the sync standby promoted, old tokens valid;
         start-region: the old primary rejoins as a replica (pg_rewind), healthy."""
         st = self.st0
@@ -415,8 +415,8 @@ class FailoverTest(unittest.TestCase):
         # loaded host, 11 s from the kill to a writable primary): that part is added to
         # the clients' read bounds, and the nodes' stall must end within READ_STALL_MAX_S
         # of the promotion (probes, reconnects), never later. The promotion is timed from
-        # the survivors' PostgreSQL answering out of recovery (clusterctl.PrimaryWatch, the
-        # query's send time): Patroni's /primary answers 200 once it holds the leader key,
+        # the survivors' PostgreSQL answering out of recovery (clusterctl.PrimaryWatch, when
+        # its answer came): Patroni's /primary answers 200 once it holds the leader key,
         # before PostgreSQL is promoted (CI, stop 38: a 5.4 s read stall failed against a
         # limit taken from Patroni's answer).
         past_bound = max(0.0, (pg.writable - t_fault) - LAG_BOUND_S)
