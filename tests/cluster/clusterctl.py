@@ -597,8 +597,7 @@ class PrimaryWatch:
     - `sync_ready`: when the first answer that found it out of recovery with a synchronous
       standby named, after a synchronous commit, arrived (the portal acknowledges a
       clinical write only then: db::Connection::Run, require_sync_standby);
-    - `region`: that candidate; `*_sent`: when those queries were sent, and
-      `sync_last_no`: when the last answer that found no sync standby on it arrived. The
+    - `region`: that candidate; `sync_last_no`: when the last answer that found no sync standby on it arrived. The
       moment itself lies between `sync_last_no` and `sync_ready`; a bound is judged from
       `sync_ready`, the latest it can be (the query's own latency, a few ms, in the
       portal's favour), and the log shows the bracket.
@@ -626,9 +625,7 @@ class PrimaryWatch:
         self.env = dict(os.environ, PGPASSWORD=c.secrets()["SUPERUSER_PASSWORD"])
         self.timeout, self.interval = timeout, interval
         self.writable: float | None = None
-        self.writable_sent: float | None = None
         self.sync_ready: float | None = None
-        self.sync_sent: float | None = None
         self.sync_last_no: float | None = None
         self.region: str | None = None
         self.errors: dict[str, str] = {}   # each candidate's last psql error output
@@ -709,19 +706,18 @@ class PrimaryWatch:
         try:
             while not self._stop.is_set() and time.monotonic() < end:
                 for name, conninfo in self.targets:
-                    sent = time.monotonic()
                     got = self._ask(name, conninfo)
                     answered = time.monotonic()
                     if got is None or got[0]:
                         continue
                     if self.writable is None:
-                        self.writable, self.writable_sent, self.region = answered, sent, name
+                        self.writable, self.region = answered, name
                     if name != self.region:
                         continue
                     if not got[1]:
                         self.sync_last_no = answered
                     else:
-                        self.sync_ready, self.sync_sent = answered, sent
+                        self.sync_ready = answered
                         return
                 self._stop.wait(self.interval)
         finally:
