@@ -14,6 +14,7 @@
 #include "audit/shipper.hpp"
 #include "audit/test_util.hpp"
 #include "audit/verify.hpp"
+#include "support/closing_listener.hpp"
 #include "support/pg_instance.hpp"
 
 namespace continuum::audit {
@@ -119,6 +120,19 @@ TEST_F(AuditPg, ShipsEveryRecordOnceAcrossSegments) {
 // The rows go over in COPY's binary format: text that COPY's text format would have to
 // escape (tab, newline, backslash, "\N"), text beyond ASCII, optional fields left empty
 // (NULL) and the timestamp must arrive exactly as the journal holds them.
+TEST_F(AuditPg, ShipsPastAHostThatAcceptsAndCloses) {
+  // The node's database URL names its own region first; a proxy in front of a stopped
+  // database there accepts and resets, and libpq ends the connect at it (db/hosts.hpp).
+  testing::ClosingListener closing;
+  Journal j(Options(dir_, 4096));
+  AppendN(j, 1, 5);
+  Shipper s(dir_.str(), Secret(closing.InFrontOf(url_)), 1000);
+  EXPECT_EQ(s.ShipOnce(), 5u);
+  EXPECT_EQ(Rows(), 5);
+  EXPECT_TRUE(s.stats().database_reachable);
+  EXPECT_GE(closing.accepted(), 1) << "the closing host was not tried first";
+}
+
 TEST_F(AuditPg, ShipsEveryByteOfEveryFieldAndTheExactTimestamp) {
   Journal j(Options(dir_));
   Record odd;

@@ -16,6 +16,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "db/errors.hpp"
+#include "db/hosts.hpp"
 
 namespace continuum::db {
 namespace asio = boost::asio;
@@ -33,6 +34,8 @@ const Query kSyncNames{"sync_standby_names", "SELECT current_setting('synchronou
 const Query kSyncBarrier{"sync_barrier", "SELECT pg_current_xact_id()::text", Access::kWrite,
                          DataClass::kClinical};
 std::atomic<uint64_t> held_commits_total{0};
+// Connects that went on past a host libpq had stopped at (Connection::Connect).
+std::atomic<uint64_t> connect_retries_total{0};
 // Transaction-local: a grouped batch whose deadline ends before the group's (RunGroup).
 const Query kSetLocalTimeout{"set_statement_timeout_local",
                              "SELECT set_config('statement_timeout', $1, true)", Access::kRead};
@@ -152,38 +155,57 @@ asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline 
   // is not affected. These come before the expanded URL (dbname): the URL may override.
   const std::string user_timeout = std::to_string(kTcpUserTimeoutMs);
   const std::string idle = std::to_string(kKeepaliveIdleS);
-  const char* keys[] = {"keepalives",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "tcp_user_timeout",
-                        "dbname",
-                        nullptr};
-  const char* values[] = {"1",    idle.c_str(), "1", "2", user_timeout.c_str(), conninfo.c_str(),
-                          nullptr};
-  d.conn = PQconnectStartParams(keys, values, /*expand_dbname=*/1);
-  if (!d.conn || PQstatus(d.conn) == CONNECTION_BAD) {
-    broken_ = true;
-    throw ConnectionError("the database is unavailable right now; please retry shortly");
-  }
-  d.Arm(deadline, weak_from_this());
-  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-  while (st != PGRES_POLLING_OK) {
-    if (st == PGRES_POLLING_FAILED) break;
-    d.Adopt();
-    bool ok =
-        co_await d.Wait(st == PGRES_POLLING_READING ? asio::posix::descriptor_base::wait_read
-                                                    : asio::posix::descriptor_base::wait_write);
-    if (!ok) break;
-    st = PQconnectPoll(d.conn);
-  }
-  d.Disarm();
-  if (st != PGRES_POLLING_OK) {
+  // libpq gives up on a multi-host URL at a host that accepts and then closes (a proxy in
+  // front of a stopped database): the hosts after it are tried here (db/hosts.hpp).
+  std::optional<HostList> hosts = ParseHosts(conninfo);
+  std::optional<HostList> rest;  // set: this round overrides the URL's hosts with these
+  for (;;) {
+    std::vector<const char*> keys = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+                                     "keepalives_count", "tcp_user_timeout", "dbname"};
+    std::vector<const char*> values = {"1", idle.c_str(),         "1",
+                                       "2", user_timeout.c_str(), conninfo.c_str()};
+    std::array<std::string, 3> overrides;  // alive until the connect call has copied them
+    if (rest) rest->AppendKeywords(keys, values, overrides);
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    if (d.conn) {
+      if (d.sock) d.sock->release();  // libpq owns the descriptor
+      d.sock.reset();
+      PQfinish(d.conn);
+    }
+    d.conn = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/1);
+    if (!d.conn) {
+      d.Disarm();
+      broken_ = true;
+      throw ConnectionError("the database is unavailable right now; please retry shortly");
+    }
+    if (!rest) d.Arm(deadline, weak_from_this());  // one deadline for every round
+    PostgresPollingStatusType st =
+        PQstatus(d.conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    while (st != PGRES_POLLING_OK) {
+      if (st == PGRES_POLLING_FAILED) break;
+      d.Adopt();
+      bool ok =
+          co_await d.Wait(st == PGRES_POLLING_READING ? asio::posix::descriptor_base::wait_read
+                                                      : asio::posix::descriptor_base::wait_write);
+      if (!ok) break;
+      st = PQconnectPoll(d.conn);
+    }
+    if (st == PGRES_POLLING_OK) break;
+    if (!d.timed_out && hosts) {
+      if (auto next = HostsAfter(rest ? *rest : *hosts, d.conn)) {
+        connect_retries_total.fetch_add(1);
+        rest = std::move(next);
+        continue;
+      }
+    }
+    d.Disarm();
     broken_ = true;
     if (d.timed_out)
       throw ConnectionError("connecting to the database took longer than the request deadline");
     throw ConnectionError("the database is unavailable right now; please retry shortly");
   }
+  d.Disarm();
   d.Adopt();
   if (PQsetnonblocking(d.conn, 1) != 0 || PQenterPipelineMode(d.conn) != 1) {
     broken_ = true;
@@ -192,6 +214,7 @@ asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline 
 }
 
 uint64_t Connection::held_commits() { return held_commits_total.load(); }
+uint64_t Connection::hosts_resumed() { return connect_retries_total.load(); }
 
 asio::awaitable<std::vector<Result>> Connection::Run(const std::vector<Statement>& stmts,
                                                      Deadline deadline, bool require_sync_standby) {

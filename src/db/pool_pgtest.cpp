@@ -20,6 +20,7 @@
 
 #include "db/errors.hpp"
 #include "db/pool.hpp"
+#include "support/closing_listener.hpp"
 #include "support/pg_instance.hpp"
 
 namespace continuum::db {
@@ -282,6 +283,49 @@ TEST_F(PoolTest, ConnectsPastAHostThatDropsPackets) {
   EXPECT_GE(took, std::chrono::milliseconds(kTcpUserTimeoutMs) - 500ms)
       << "the silent host was not tried";
   EXPECT_LT(took, std::chrono::milliseconds(kTcpUserTimeoutMs) + 5s);
+}
+
+TEST_F(PoolTest, ConnectsPastAHostThatAcceptsAndCloses) {
+  // A proxy in front of a stopped database accepts and resets. libpq ends the whole
+  // multi-host connect there ("server closed the connection unexpectedly") instead of
+  // trying the next host: in the cluster, a switchover's old primary, down behind its
+  // net-proxy, kept nodes whose URL named it first from the new primary for 14 s.
+  testing::ClosingListener closing;
+  Pool pool(io_.get_executor(), PoolOptions{"test", Secret(closing.InFrontOf(url_)), 1, 4});
+  const uint64_t resumed = Connection::hosts_resumed();
+  int v = RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    auto r = co_await pool.Exec(kSelectInt, P(6), Deadline::After(5s));
+    co_return static_cast<int>(r.get_int(0, 0));
+  });
+  EXPECT_EQ(v, 7);
+  EXPECT_GE(closing.accepted(), 1) << "the closing host was not tried first";
+  EXPECT_EQ(Connection::hosts_resumed(), resumed + 1);
+}
+
+TEST_F(PoolTest, AConnectThatFailsAtItsLastHostIsNotRetried) {
+  // The closing host is the last one: libpq tried the database first (stopped: refused),
+  // then the closing host, so nothing is left to go on to (the pool's own retries within
+  // the deadline, for a database that may come back, start from the first host again).
+  testing::ClosingListener closing;
+  std::string multi = url_;
+  auto colon = multi.find(':', multi.find('@'));
+  auto slash = multi.find('/', colon);
+  multi.insert(slash, ",127.0.0.1:" + std::to_string(closing.port()));
+  Pool pool(io_.get_executor(), PoolOptions{"test", Secret(multi), 1, 4});
+  PgInstance::Shared().Stop();
+  const uint64_t resumed = Connection::hosts_resumed();
+  RunCoro<int>(io_, [&]() -> asio::awaitable<int> {
+    try {
+      co_await pool.Exec(kSelectInt, P(1), Deadline::After(1s));
+      ADD_FAILURE() << "query succeeded with the database stopped";
+    } catch (const Unavailable& e) {
+      EXPECT_EQ(e.http_status(), 503);
+    }
+    co_return 0;
+  });
+  PgInstance::Shared().Start();
+  EXPECT_GE(closing.accepted(), 1) << "libpq did not go on to the closing host";
+  EXPECT_EQ(Connection::hosts_resumed(), resumed);
 }
 
 TEST_F(PoolTest, UnreachableDatabaseIsA503AndRecoveryNeedsNoRestart) {

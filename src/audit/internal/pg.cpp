@@ -1,5 +1,10 @@
 #include "audit/internal/pg.hpp"
 
+#include <optional>
+#include <vector>
+
+#include "db/hosts.hpp"
+
 namespace continuum::audit::internal {
 namespace {
 std::string Trim(std::string s) {
@@ -9,30 +14,41 @@ std::string Trim(std::string s) {
 }  // namespace
 
 PgConn::PgConn(const Secret& url, const char* application_name, int statement_timeout_ms) {
-  // Later keywords override earlier ones, and the expanded dbname (the URL) comes last,
-  // so the URL may override these defaults.
+  // Later keywords override earlier ones, and the expanded dbname (the URL) comes after
+  // these defaults, so the URL may override them (only a retry's hosts come after it).
   const std::string options = "-c statement_timeout=" + std::to_string(statement_timeout_ms);
   // tcp_user_timeout: a statement sent into a network partition fails after 2.5 s instead
   // of the kernel's retransmission timeout (minutes): see db::kTcpUserTimeoutMs.
-  const char* keys[] = {"connect_timeout",
-                        "tcp_user_timeout",
-                        "keepalives",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "application_name",
-                        "options",
-                        "dbname",
-                        nullptr};
-  const char* values[] = {
-      "2",    "2500", "1", "5", "2", "3", application_name, options.c_str(), url.reveal().c_str(),
-      nullptr};
-  conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
-  if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
+  // A multi-host URL's hosts after one where libpq stopped (it accepted and closed: a proxy
+  // in front of a stopped database) are tried here, as db::Connection::Connect does.
+  const auto hosts = db::ParseHosts(url.reveal());
+  std::optional<db::HostList> rest;
+  std::string errors;
+  for (;;) {
+    std::vector<const char*> keys = {"connect_timeout",
+                                     "tcp_user_timeout",
+                                     "keepalives",
+                                     "keepalives_idle",
+                                     "keepalives_interval",
+                                     "keepalives_count",
+                                     "application_name",
+                                     "options",
+                                     "dbname"};
+    std::vector<const char*> values = {
+        "2", "2500", "1", "5", "2", "3", application_name, options.c_str(), url.reveal().c_str()};
+    std::array<std::string, 3> overrides;  // alive until the connect call has copied them
+    if (rest) rest->AppendKeywords(keys, values, overrides);
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
+    if (conn_ && PQstatus(conn_) == CONNECTION_OK) return;
     std::string msg = conn_ ? Trim(PQerrorMessage(conn_)) : "out of memory";
+    errors += (errors.empty() ? "" : "\n") + msg;
+    auto next = hosts && conn_ ? db::HostsAfter(rest ? *rest : *hosts, conn_) : std::nullopt;
     if (conn_) PQfinish(conn_);
     conn_ = nullptr;
-    throw PgError("cannot connect to the audit database: " + msg, "");
+    if (!next) throw PgError("cannot connect to the audit database: " + errors, "");
+    rest = std::move(next);
   }
 }
 
