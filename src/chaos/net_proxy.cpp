@@ -284,7 +284,10 @@ class Proxy {
                   timer->async_wait(asio::as_tuple(asio::use_awaitable)));
     if (result.index() != 0 || std::get<0>(std::get<0>(result)) || p->closed) {
       ++connect_failures_;
-      p->Close(true);  // the client sees what a refused upstream would give it: a reset
+      // The client sees a reset: its connection was accepted, so it cannot see the refusal
+      // itself. libpq ends a multi-host connect at such a host instead of trying the next;
+      // the portal goes on itself (db/hosts.hpp), as it must behind any TCP proxy.
+      p->Close(true);
       co_return;
     }
     boost::system::error_code ignore;

@@ -588,6 +588,19 @@ class ClusterHandle:
 # What the databases themselves say during a primary change
 
 
+# Across a primary change, writes must be acknowledged again within this long of the new
+# primary having completed a synchronous commit (clusterctl.PrimaryWatch): the portal's
+# share (probes every 0.5 s, reconnects, the held commits' 100 ms barrier). The
+# database's share before it (Patroni's leader race, PostgreSQL's promotion, a sync standby
+# named by the new leader's next loop) is reported: on this loaded 2-core host it has run
+# from 9 to over 15 s in a switchover (CI, stop 38: 15.3 s with every write acknowledged).
+# The portal's share was 3.4-4.4 s in 5 of 20 switchovers (one test_3, four
+# pg-maintenance) until its connects went past a host that accepts and closes (a stopped
+# old primary behind its net-proxy: src/db/hosts.hpp; deploy/README "A primary change's
+# write stall"); otherwise 1.7 s or less.
+WRITE_RESUME_MAX_S = 3.0
+
+
 class PrimaryWatch:
     """Polls the candidates' PostgreSQL directly (superuser, past the net-proxies) beside a
     failover or switchover, every `interval` seconds, until `timeout` or `stop()`:
