@@ -117,9 +117,6 @@ TEST_F(AuditPg, ShipsEveryRecordOnceAcrossSegments) {
   EXPECT_EQ(report.journal_records, 26u);
 }
 
-// The rows go over in COPY's binary format: text that COPY's text format would have to
-// escape (tab, newline, backslash, "\N"), text beyond ASCII, optional fields left empty
-// (NULL) and the timestamp must arrive exactly as the journal holds them.
 TEST_F(AuditPg, ShipsPastAHostThatAcceptsAndCloses) {
   // The node's database URL names its own region first; a proxy in front of a stopped
   // database there accepts and resets, and libpq ends the connect at it (db/hosts.hpp).
@@ -133,6 +130,9 @@ TEST_F(AuditPg, ShipsPastAHostThatAcceptsAndCloses) {
   EXPECT_GE(closing.accepted(), 1) << "the closing host was not tried first";
 }
 
+// The rows go over in COPY's binary format: text that COPY's text format would have to
+// escape (tab, newline, backslash, "\N"), text beyond ASCII, optional fields left empty
+// (NULL) and the timestamp must arrive exactly as the journal holds them.
 TEST_F(AuditPg, ShipsEveryByteOfEveryFieldAndTheExactTimestamp) {
   Journal j(Options(dir_));
   Record odd;

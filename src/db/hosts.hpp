@@ -1,16 +1,21 @@
 // The hosts of a multi-host connection string, and the ones left after a failed connect.
 //
-// libpq tries a multi-host URL's hosts in order and moves on after a refused connect, a
-// server error (a database starting up or shutting down), or, with
-// target_session_attrs=read-write, a standby. It does not move on when a host accepts the
-// TCP connection and closes it before the startup handshake ends ("server closed the
-// connection unexpectedly"): the whole connect fails there. That is what a TCP proxy in
-// front of a stopped PostgreSQL does (HAProxy, a cloud load balancer, pgbouncer, and the
-// chaos net-proxy: each accepts, fails to reach its upstream, and closes). Measured in the
-// local cluster: while a switchover's old primary was down, every node whose URL named it
-// before the new primary could not open a connection, for 14 s, until the old primary came
-// back as a standby. So the callers (db::Connection::Connect, the audit shipper) try the
-// rest of the hosts themselves: HostsAfter gives them.
+// libpq tries a multi-host URL's hosts in order and moves on after a failed TCP connect
+// (refused, unreachable, connect_timeout), a server answering that it is starting up or
+// shutting down (SQLSTATE 57P03), or, with target_session_attrs=read-write, a standby. It
+// does not move on when a host accepts the TCP connection and closes it before the startup
+// handshake ends ("server closed the connection unexpectedly"): the whole connect fails
+// there. That is what a TCP proxy in front of a stopped PostgreSQL does (HAProxy in TCP
+// mode, a cloud load balancer, and the chaos net-proxy: each accepts, fails to reach its
+// upstream, and closes). Measured in the local cluster: while a switchover's old primary
+// was down, every node whose URL named it before the new primary could not open a
+// connection, for 14 s, until the old primary came back as a standby. So the callers
+// (db::Connection::Connect, the audit shipper) try the rest of the hosts themselves:
+// HostsAfter gives them. They do so after any failure at a host that was not the last and
+// did not run out of time, also one where the server answered with another error (too many
+// connections, a failed login): every host of the URL is a candidate for the same role,
+// and target_session_attrs still applies to each. A connect that failed at the last host
+// is not repeated (libpq had tried them all).
 #pragma once
 
 #include <array>

@@ -174,16 +174,16 @@ asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline 
       PQfinish(d.conn);
     }
     d.conn = PQconnectStartParams(keys.data(), values.data(), /*expand_dbname=*/1);
-    if (!d.conn) {
+    // Bad at once: a bad option, or every host refused before a byte was exchanged.
+    if (!d.conn || PQstatus(d.conn) == CONNECTION_BAD) {
       d.Disarm();
       broken_ = true;
       throw ConnectionError("the database is unavailable right now; please retry shortly");
     }
     if (!rest) d.Arm(deadline, weak_from_this());  // one deadline for every round
-    PostgresPollingStatusType st =
-        PQstatus(d.conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (st != PGRES_POLLING_OK) {
-      if (st == PGRES_POLLING_FAILED) break;
+      if (st == PGRES_POLLING_FAILED || d.timed_out) break;
       d.Adopt();
       bool ok =
           co_await d.Wait(st == PGRES_POLLING_READING ? asio::posix::descriptor_base::wait_read

@@ -159,7 +159,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Held clinical commits so far (all connections of the process), for tests and metrics.
   static uint64_t held_commits();
   // Connects of a multi-host URL that went on to the hosts after one where libpq had stopped
-  // (it accepted and closed: db/hosts.hpp), so far in the process; for tests.
+  // (e.g. it accepted and closed: db/hosts.hpp), so far in the process; for tests.
   static uint64_t hosts_resumed();
   // True when the server reports itself a hot standby (read-only).
   bool in_hot_standby() const;

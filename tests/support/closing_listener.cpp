@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 
 namespace continuum::testing {
@@ -25,11 +26,14 @@ ClosingListener::ClosingListener() {
   thread_ = std::thread([this] {
     for (;;) {
       pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 100) < 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return;
+      int n = ::poll(&p, 1, 100);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 || (p.revents & (POLLERR | POLLHUP | POLLNVAL))) return;
       if (stop_.load()) return;
       if (!(p.revents & POLLIN)) continue;
       int c = ::accept(fd_, nullptr, nullptr);
       if (c < 0) continue;
+      accepted_.fetch_add(1);  // before the reset: the client may be done right after it
       // The client's first message (libpq's SSLRequest) comes in before the reset, as it
       // does through the net-proxy (its connect to the stopped upstream takes that long):
       // a reset before it could fail the client's connect() itself, which libpq handles
@@ -39,7 +43,6 @@ ClosingListener::ClosingListener() {
       linger l{1, 0};  // close with a reset, as the net-proxy does
       ::setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
       ::close(c);
-      accepted_.fetch_add(1);
     }
   });
 }
