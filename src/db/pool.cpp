@@ -156,7 +156,8 @@ asio::awaitable<void> Connection::Connect(const std::string& conninfo, Deadline 
   const std::string user_timeout = std::to_string(kTcpUserTimeoutMs);
   const std::string idle = std::to_string(kKeepaliveIdleS);
   // libpq gives up on a multi-host URL at a host that accepts and then closes (a proxy in
-  // front of a stopped database): the hosts after it are tried here (db/hosts.hpp).
+  // front of a stopped database): the hosts after it are tried here, after that and any
+  // other failure but a timeout (db/hosts.hpp).
   std::optional<HostList> hosts = ParseHosts(conninfo);
   std::optional<HostList> rest;  // set: this round overrides the URL's hosts with these
   for (;;) {

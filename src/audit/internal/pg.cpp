@@ -19,8 +19,9 @@ PgConn::PgConn(const Secret& url, const char* application_name, int statement_ti
   const std::string options = "-c statement_timeout=" + std::to_string(statement_timeout_ms);
   // tcp_user_timeout: a statement sent into a network partition fails after 2.5 s instead
   // of the kernel's retransmission timeout (minutes): see db::kTcpUserTimeoutMs.
-  // A multi-host URL's hosts after one where libpq stopped (it accepted and closed: a proxy
-  // in front of a stopped database) are tried here, as db::Connection::Connect does.
+  // A multi-host URL's hosts after one where libpq stopped (e.g. it accepted and closed: a
+  // proxy in front of a stopped database) are tried here, as db::Connection::Connect does
+  // (db/hosts.hpp says after which failures).
   const auto hosts = db::ParseHosts(url.reveal());
   std::optional<db::HostList> rest;
   std::string errors;
