@@ -296,12 +296,21 @@ TEST_F(AuditAnchorPg, ALostJournalFolderStartsANewEpochInsteadOfColliding) {
 TEST_F(AuditAnchorPg, ANewJournalFolderIsRefusedWhileTheDatabaseCannotBeAsked) {
   JournalOptions o = Options(dir_);
   o.database_url = Secret("postgresql://continuum_portal@127.0.0.1:1/none?connect_timeout=1");
+  o.database_wait_ms = 2500;
+  const auto t0 = std::chrono::steady_clock::now();
   try {
     Journal j(o);
     FAIL() << "a new journal started unchecked";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("refusing to start"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("3 attempts"), std::string::npos) << e.what();
   }
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2))
+      << "it waited for the database before refusing";
+  EXPECT_FALSE(fs::exists(dir_.path() / "journal-node-a-000001.jsonl"))
+      << "a refused open leaves no segment behind";
+  o.database_wait_ms = 0;
+  EXPECT_THROW(Journal again(o), std::runtime_error) << "the next open is as careful";
 }
 
 // `continuum audit ship` runs in another process than the node: only the node knows how

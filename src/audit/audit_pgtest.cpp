@@ -242,6 +242,27 @@ TEST_F(AuditPg, CatchesUpAfterTheDatabaseWasDown) {
   EXPECT_EQ(report.table_rows, 20u);
 }
 
+TEST_F(AuditPg, ANewJournalWaitsForTheDatabaseToStart) {
+  pg_->Stop();
+  std::thread starter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    pg_->Start();
+  });
+  JournalOptions o = Options(dir_);
+  o.database_url = Secret(url_);
+  o.database_wait_ms = 30000;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    Journal j(o);
+    AppendN(j, 1, 2);
+    EXPECT_EQ(j.stats().last_seq, 2);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  starter.join();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1400));
+}
+
 TEST_F(AuditPg, ShipOnceThrowsAndKeepsItsPositionWhileTheDatabaseIsUnreachable) {
   Journal j(Options(dir_));
   AppendN(j, 1, 4);

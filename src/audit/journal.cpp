@@ -53,6 +53,8 @@ namespace {
 
 using Handler = boost::asio::any_completion_handler<void(std::exception_ptr)>;
 
+constexpr auto kDatabaseRetry = std::chrono::seconds(1);  // CheckDatabase's wait between tries
+
 struct Waiter {
   std::vector<Record> records;
   boost::asio::any_io_executor ex;  // tracks outstanding work until completed
@@ -183,24 +185,27 @@ void Journal::Impl::Open() {
   if (fresh) {
     last_seq = 0;
     last_hash = GenesisHash(opt.node_id);
+    // Asked before the first segment exists: a refused open leaves no file behind, and
+    // the next open is as careful as this one.
+    if (!opt.database_url.empty()) CheckDatabase(true);
     OpenSegment(1, /*create=*/true);
   } else {
     Recover(it->second);
+    // No record recovered (a segment created, nothing written yet): as new as a fresh one.
+    if (!opt.database_url.empty()) CheckDatabase(last_seq == 0);
   }
-  if (!opt.database_url.empty()) CheckDatabase(fresh);
   Publish();
 }
 
 // The highest seq the database knows for this node: its shipped rows and its signed
 // heads (a head may be ahead of the rows). An epoch's start counts as seq - 1 there.
 void Journal::Impl::CheckDatabase(bool fresh) {
-  long long known = 0;
-  try {
+  auto ask = [&] {
     PgConn conn(opt.database_url, "continuum-audit-journal", 10000);
     const char* node = opt.node_id.c_str();
     PgResult r =
         conn.Exec("SELECT coalesce(max(seq), 0) FROM audit_event WHERE node_id = $1", {node});
-    known = std::stoll(PQgetvalue(r.get(), 0, 0));
+    long long known = std::stoll(PQgetvalue(r.get(), 0, 0));
     try {
       PgResult h = conn.Exec(
           "SELECT coalesce(max(CASE kind WHEN 'epoch' THEN seq - 1 ELSE seq END), 0) "
@@ -210,17 +215,42 @@ void Journal::Impl::CheckDatabase(bool fresh) {
     } catch (const PgError& e) {
       if (e.sqlstate() != "42P01") throw;  // audit_head not migrated yet: rows only
     }
-  } catch (const std::exception& e) {
-    if (fresh) {
-      // A new folder could be a lost one: starting at seq 1 unchecked could collide.
-      throw std::runtime_error(
-          "audit journal: " + dir.string() + " holds no journal of node " + opt.node_id +
-          " and the database cannot be asked where its chain ends (" + e.what() +
-          "); refusing to start a chain that could collide with shipped records");
+    return known;
+  };
+  long long known = 0;
+  // A new journal waits for the database (one starting, or a host so loaded that a connect
+  // outlasts its timeout: seen with two clusters starting on two cores) up to
+  // database_wait_ms. Only failures to reach it are retried, not a server's answer.
+  const auto give_up = std::chrono::steady_clock::now() +
+                       std::chrono::milliseconds(fresh ? std::max(0, opt.database_wait_ms) : 0);
+  for (int attempt = 1;; ++attempt) {
+    try {
+      known = ask();
+      break;
+    } catch (const std::exception& e) {
+      const auto* pg = dynamic_cast<const PgError*>(&e);
+      const bool unreachable = pg && (pg->sqlstate().empty() || pg->sqlstate().starts_with("08") ||
+                                      pg->sqlstate().starts_with("57P"));
+      if (unreachable && std::chrono::steady_clock::now() + kDatabaseRetry < give_up) {
+        spdlog::warn(
+            "audit journal: a new journal of node {} waits for the database to say where its "
+            "chain ends (attempt {}): {}",
+            opt.node_id, attempt, e.what());
+        std::this_thread::sleep_for(kDatabaseRetry);
+        continue;
+      }
+      if (fresh) {
+        // A new folder could be a lost one: starting at seq 1 unchecked could collide.
+        throw std::runtime_error(
+            "audit journal: " + dir.string() + " holds no record of node " + opt.node_id +
+            " and the database cannot be asked where its chain ends (" + e.what() + "; " +
+            std::to_string(attempt) + (attempt == 1 ? " attempt" : " attempts") +
+            "); refusing to start a chain that could collide with shipped records");
+      }
+      spdlog::warn("audit journal: cannot compare the journal of node {} with the database: {}",
+                   opt.node_id, e.what());
+      return;
     }
-    spdlog::warn("audit journal: cannot compare the journal of node {} with the database: {}",
-                 opt.node_id, e.what());
-    return;
   }
   if (known <= last_seq) return;
   const long long first = known + 1;

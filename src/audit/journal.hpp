@@ -64,6 +64,10 @@ struct JournalOptions {
   int probe_interval_ms = 1000;             // health probe period after a failed write
   // The audit database (empty: no check at open, e.g. unit tests and benchmarks).
   Secret database_url;
+  // A new journal (no journal of this node in dir) must learn from the database where the
+  // node's chain ends before it starts one: this long it retries (once a second) while
+  // the database cannot be reached, then the open fails.
+  int database_wait_ms = 30000;
 };
 
 struct JournalStats {

@@ -210,6 +210,41 @@ TEST_F(ReplicationTest, TheProbeSeesRolesAndLagAndReadsFollowIt) {
   run_for(500ms);
 }
 
+TEST_F(ReplicationTest, AProbeWaitsForASlowConnectInsteadOfStartingAnother) {
+  // A connect that takes longer than a probe round (a loaded host; here a frozen server,
+  // whose kernel still completes the TCP handshake and takes the startup packet) goes on
+  // while the rounds that wait for it count misses: it is not given up and started again
+  // every round, which would waste the server's work and keep a loaded host loaded.
+  TopologyOptions o;
+  o.local_region = "east";
+  o.regions = {{"east", Secret(standby_url_)}};
+  o.probe_interval_ms = 100;  // a round's budget: 300 ms
+  Topology topo(o);
+  std::atomic<bool> stop{false};
+  auto run_for = [&](std::chrono::milliseconds d) {
+    io_.restart();
+    io_.run_for(d);
+  };
+  {
+    Frozen frozen(dir_ + "/standby");
+    asio::co_spawn(io_, topo.Probe(0, stop), asio::detached);
+    run_for(1500ms);
+    auto m = topo.Snapshot();
+    EXPECT_FALSE(m[0].reachable);
+    EXPECT_GE(m[0].failed_probes, 2) << "each round that waited is a miss";
+    EXPECT_FALSE(topo.LocalServing());
+    EXPECT_EQ(m[0].connects, 1u) << "one connect, waited for by every round";
+  }
+  run_for(1500ms);
+  auto m = topo.Snapshot();
+  EXPECT_TRUE(m[0].reachable) << m[0].error;
+  EXPECT_EQ(m[0].role, Topology::Role::kStandby);
+  EXPECT_EQ(m[0].connects, 1u) << "the first connect ended once the server woke";
+  EXPECT_TRUE(topo.LocalServing());
+  stop = true;
+  run_for(500ms);
+}
+
 TEST_F(ReplicationTest, CommitLsnIsReportedAfterAWrite) {
   Pool pool(io_.get_executor(), PoolOptions{"repl", Secret(primary_url_), 1, 8});
   uint64_t lsn = RunCoro<uint64_t>(io_, [&]() -> asio::awaitable<uint64_t> {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -21,6 +23,33 @@ const Query kProbe{"topology_probe",
                    "pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, '0/0') - "
                    "'0/0'::pg_lsn)::text, EXISTS (SELECT 1 FROM pg_stat_wal_receiver)",
                    Access::kRead, DataClass::kOperational};
+
+// A probe's connect in flight. It runs in a coroutine of its own, with a deadline of its
+// own, and outlives the probe rounds that wait for it: a connect on a loaded host (a fork
+// and a SCRAM exchange that took 0.3-1 s with two clusters starting on two cores) is not
+// given up at the round's budget and started afresh a moment later. That would waste
+// the server's work on every round and keep the host loaded: it did, for over two
+// minutes, with six nodes probing three regions. Single-threaded: the probes and this
+// share one executor.
+struct ProbeConnect {
+  explicit ProbeConnect(asio::any_io_executor ex)
+      : conn(std::make_shared<Connection>(ex)), wake(ex) {}
+  std::shared_ptr<Connection> conn;
+  asio::steady_timer wake;  // cancelled when the connect ends
+  bool done = false;
+  std::exception_ptr error;
+};
+
+asio::awaitable<void> RunProbeConnect(std::shared_ptr<ProbeConnect> c, std::string url,
+                                      Deadline deadline) {
+  try {
+    co_await c->conn->Connect(url, deadline);
+  } catch (...) {
+    c->error = std::current_exception();
+  }
+  c->done = true;
+  c->wake.cancel();
+}
 
 int64_t UnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -183,14 +212,38 @@ asio::awaitable<void> Topology::Probe(int i, const std::atomic<bool>& stop) {
   const auto budget = std::chrono::milliseconds(std::max(300, 2 * options_.probe_interval_ms));
   const auto out_of_time =
       std::min<Clock::duration>(budget, std::chrono::milliseconds(kTcpUserTimeoutMs));
+  // A connect may take longer than a round: it goes on (ProbeConnect) while the rounds
+  // that wait for it each count a miss. A SYN that is never answered fails the socket
+  // after kTcpUserTimeoutMs anyway; this bounds a host that accepts and then stalls.
+  const auto connect_budget = std::max(budget, std::chrono::milliseconds(kTcpUserTimeoutMs + 2000));
+  std::shared_ptr<ProbeConnect> connecting;
   bool was_reachable = true;
   while (!stop.load()) {
     const auto started = Clock::now();
     auto deadline = Deadline::After(budget);
     try {
       if (!conn || conn->broken()) {
-        conn = std::make_shared<Connection>(ex);
-        co_await conn->Connect(options_.regions[i].url.reveal(), deadline);
+        conn.reset();
+        if (!connecting) {
+          {
+            std::lock_guard lock(mu_);
+            ++members_.at(i).connects;
+          }
+          connecting = std::make_shared<ProbeConnect>(ex);
+          asio::co_spawn(ex,
+                         RunProbeConnect(connecting, options_.regions[i].url.reveal(),
+                                         Deadline::After(connect_budget)),
+                         asio::detached);
+        }
+        if (!connecting->done) {
+          connecting->wake.expires_at(deadline.at());
+          co_await connecting->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        if (!connecting->done)
+          throw DeadlineExceeded("connecting to the database took longer than the probe's budget");
+        auto c = std::move(connecting);
+        if (c->error) std::rethrow_exception(c->error);
+        conn = std::move(c->conn);
       }
       std::vector<Statement> s;
       s.push_back(Statement{&kProbe, {}});

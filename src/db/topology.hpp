@@ -71,6 +71,7 @@ class Topology {
     bool wal_receiver = false;  // standby: streams from a primary right now
     bool demoted = false;       // was primary, now in recovery with no WAL receiver
     std::string error;          // last probe failure, for /readyz
+    uint64_t connects = 0;      // connects the probe started (a slow one is waited for)
   };
   static constexpr int kPrimary = -1;  // "use the write pool"
 
