@@ -664,6 +664,17 @@ asio::awaitable<void> Connection::RunGroup(const std::vector<GroupBatch>& batche
 
 // ---------------------------------------------------------------- Pool
 
+namespace {
+// The pause before a pool's next connect after `failures` failed in a row: 50 ms,
+// doubling, at most 250 ms. Without it, every failed connect woke the next waiter to try
+// at once: during a switchover, while no server took writes, each node's pools made
+// connects as fast as the servers could refuse them (a fork and an authentication at each
+// standby saying read-only), and kept two cores saturated.
+std::chrono::milliseconds ConnectBackoff(int failures) {
+  return std::chrono::milliseconds(std::min(250, 50 << std::min(failures - 1, 3)));
+}
+}  // namespace
+
 struct Pool::Waiter {
   explicit Waiter(asio::any_io_executor ex) : timer(ex) {}
   asio::steady_timer timer;
@@ -703,6 +714,7 @@ bool Pool::HandOver(std::shared_ptr<Connection> c) {
   auto w = waiters_.front();
   waiters_.pop_front();
   w->may_create = !c;
+  if (!c) ++connecting_;  // the waiter opens a connection at once
   w->conn = std::move(c);
   w->done = true;
   w->timer.cancel();
@@ -741,9 +753,10 @@ asio::awaitable<std::variant<Lease, std::shared_ptr<Pool::Waiter>>> Pool::Acquir
   if (!idle_.empty()) {
     conn = std::move(idle_.back());
     idle_.pop_back();
-  } else if (total_ < options_.size) {
+  } else if (total_ < options_.size && (failed_connects_ == 0 || connecting_ == 0)) {
     create = true;
     ++total_;
+    ++connecting_;
   } else {
     if (static_cast<int>(waiters_.size()) >= options_.queue_limit) {
       stats_.rejected.fetch_add(1);
@@ -776,23 +789,44 @@ asio::awaitable<std::variant<Lease, std::shared_ptr<Pool::Waiter>>> Pool::Acquir
     if (w->conn) {
       conn = std::move(w->conn);
     } else {
-      create = true;
+      create = true;  // HandOver counted it as connecting
       ++total_;
     }
   }
   if (create) {
     auto c = std::make_shared<Connection>(ex_);
+    bool tried = false;
     try {
+      if (failed_connects_ > 0 && std::chrono::steady_clock::now() < retry_at_) {
+        stats_.connect_backoffs.fetch_add(1);
+        asio::steady_timer pause(ex_);
+        pause.expires_at(deadline.is_never() ? retry_at_ : std::min(retry_at_, deadline.at()));
+        co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
+        deadline.Check(
+            ("waiting to connect to the database again (" + options_.name + " pool)").c_str());
+      }
+      tried = true;
       co_await c->Connect(options_.database_url.reveal(), deadline);
     } catch (...) {
+      --connecting_;
       --total_;
-      stats_.connect_failures.fetch_add(1);
-      stats_.last_failure_unix.store(UnixNow());
-      HandOver(nullptr);  // let the next waiter try: the database may be back by then
+      if (tried) {  // not when this request's deadline ended during the pause
+        stats_.connect_failures.fetch_add(1);
+        stats_.last_failure_unix.store(UnixNow());
+        ++failed_connects_;
+        retry_at_ = std::chrono::steady_clock::now() + ConnectBackoff(failed_connects_);
+      }
+      // The next waiter tries, after the backoff; while another connect is in flight, its
+      // end hands over instead (one at a time).
+      if (connecting_ == 0) HandOver(nullptr);
       throw;
     }
+    --connecting_;
+    failed_connects_ = 0;
     stats_.open.fetch_add(1);
     conn = std::move(c);
+    // Waiters queued while connects were failing: the next one may open another.
+    if (!waiters_.empty() && total_ < options_.size) HandOver(nullptr);
   }
   stats_.in_use.fetch_add(1);
   stats_.acquired.fetch_add(1);

@@ -197,7 +197,8 @@ struct PoolStats {
   std::atomic<uint64_t> rejected{0};       // queue full
   std::atomic<uint64_t> wait_timeouts{0};  // deadline spent waiting
   std::atomic<uint64_t> connect_failures{0};
-  std::atomic<uint64_t> grouped{0};  // read batches sent in another's round trip
+  std::atomic<uint64_t> connect_backoffs{0};  // connects that waited for the pool's backoff
+  std::atomic<uint64_t> grouped{0};           // read batches sent in another's round trip
   std::atomic<uint64_t> query_failures{0};
   std::atomic<int64_t> last_ok_unix{0};
   std::atomic<int64_t> last_failure_unix{0};
@@ -271,6 +272,11 @@ class Pool {
   PoolStats stats_;
   std::vector<std::shared_ptr<Connection>> idle_;
   int total_ = 0;  // open + connecting
+  // Connects while the database fails them (db/README.md, "Connect backoff"): after a
+  // failed connect, one at a time and no sooner than retry_at_.
+  int connecting_ = 0;       // connects in flight (and waiters handed the right to open one)
+  int failed_connects_ = 0;  // in a row; 0 after a connect succeeds
+  std::chrono::steady_clock::time_point retry_at_{};
   bool closed_ = false;
   std::deque<std::shared_ptr<Waiter>> waiters_;
 };

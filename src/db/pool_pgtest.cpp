@@ -328,6 +328,41 @@ TEST_F(PoolTest, AConnectThatFailsAtItsLastHostIsNotRetried) {
   EXPECT_EQ(Connection::hosts_resumed(), resumed);
 }
 
+TEST_F(PoolTest, ConnectsBackOffWhileTheDatabaseFailsThem) {
+  // Twenty requests queue for a pool of four whose database fails every connect (a proxy
+  // in front of a stopped server). Each failed connect used to wake the next waiter to try
+  // at once: connects as fast as they failed. Now the four first ones, then one at a time
+  // every 250 ms (the backoff after four failures): about eight in the requests' 1.2 s,
+  // whatever their number.
+  testing::ClosingListener closing;
+  std::string only = url_;  // the closing listener as the only host
+  auto at = only.find('@') + 1;
+  only.replace(at, only.find('/', at) - at, "127.0.0.1:" + std::to_string(closing.port()));
+  Pool pool(io_.get_executor(), PoolOptions{"test", Secret(only), 4, 64});
+  int failed = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i)
+    asio::co_spawn(
+        io_,
+        [&]() -> asio::awaitable<void> {
+          try {
+            co_await pool.Exec(kSelectInt, P(1), Deadline::After(1200ms));
+          } catch (const Unavailable&) {
+            ++failed;
+          }
+        },
+        asio::detached);
+  io_.restart();
+  io_.run();
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(failed, 20);
+  EXPECT_LT(took, 2s);
+  EXPECT_GE(closing.accepted(), 4);
+  EXPECT_LE(closing.accepted(), 12) << "connects did not back off";
+  RecordProperty("connects", closing.accepted());
+  EXPECT_GT(pool.stats().connect_backoffs.load(), 0u);
+}
+
 TEST_F(PoolTest, UnreachableDatabaseIsA503AndRecoveryNeedsNoRestart) {
   auto pool = MakePool(2, 8);
   auto& pg = PgInstance::Shared();
