@@ -220,7 +220,8 @@ void Journal::Impl::CheckDatabase(bool fresh) {
   long long known = 0;
   // A new journal waits for the database (one starting, or a host so loaded that a connect
   // outlasts its timeout: seen with two clusters starting on two cores) up to
-  // database_wait_ms. Only failures to reach it are retried, not a server's answer.
+  // database_wait_ms. Retried: a failed connect (libpq gives those no SQLSTATE, so a
+  // refused login is retried too) and SQLSTATE classes 08 and 57P; not a query's error.
   const auto give_up = std::chrono::steady_clock::now() +
                        std::chrono::milliseconds(fresh ? std::max(0, opt.database_wait_ms) : 0);
   for (int attempt = 1;; ++attempt) {

@@ -714,7 +714,10 @@ bool Pool::HandOver(std::shared_ptr<Connection> c) {
   auto w = waiters_.front();
   waiters_.pop_front();
   w->may_create = !c;
-  if (!c) ++connecting_;  // the waiter opens a connection at once
+  if (!c) {  // the waiter opens a connection when it resumes: counted from now
+    ++total_;
+    ++connecting_;
+  }
   w->conn = std::move(c);
   w->done = true;
   w->timer.cancel();
@@ -789,8 +792,7 @@ asio::awaitable<std::variant<Lease, std::shared_ptr<Pool::Waiter>>> Pool::Acquir
     if (w->conn) {
       conn = std::move(w->conn);
     } else {
-      create = true;  // HandOver counted it as connecting
-      ++total_;
+      create = true;  // HandOver counted it in total_ and connecting_
     }
   }
   if (create) {
@@ -802,9 +804,10 @@ asio::awaitable<std::variant<Lease, std::shared_ptr<Pool::Waiter>>> Pool::Acquir
         asio::steady_timer pause(ex_);
         pause.expires_at(deadline.is_never() ? retry_at_ : std::min(retry_at_, deadline.at()));
         co_await pause.async_wait(asio::as_tuple(asio::use_awaitable));
-        deadline.Check(
-            ("waiting to connect to the database again (" + options_.name + " pool)").c_str());
       }
+      // Not when this request's deadline has passed (a waiter handed over late): a connect
+      // doomed to time out would count as the database's failure.
+      deadline.Check(("waiting to connect to the database (" + options_.name + " pool)").c_str());
       tried = true;
       co_await c->Connect(options_.database_url.reveal(), deadline);
     } catch (...) {
