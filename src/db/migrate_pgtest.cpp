@@ -218,6 +218,60 @@ TEST_F(MigrateTest, NoTransactionFileForConcurrentIndex) {
   EXPECT_EQ(Q("SELECT to_regclass('public.patient_mrn_lower_idx') IS NOT NULL"), "t");
 }
 
+// 0025-0027: audit_event's patient and actor look-ups move from btrees to GIN indexes, and
+// the btrees go only once both GIN indexes are valid (a failed CREATE INDEX CONCURRENTLY
+// leaves an invalid one, which IF NOT EXISTS would then skip).
+TEST_F(MigrateTest, AuditLookupsMoveToGinIndexesOnlyOnceTheyAreValid) {
+  for (const auto& e : fs::directory_iterator(kSourceMigrations)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() == ".sql" && name < "0027") CopySource(name);
+  }
+  Migrate(Options());
+  const std::string methods =
+      "SELECT string_agg(c.relname || ':' || am.amname || ':' || i.indisvalid, ',' "
+      "ORDER BY c.relname) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+      "JOIN pg_am am ON am.oid = c.relam WHERE i.indrelid = 'audit_event'::regclass "
+      "AND c.relname IN ('audit_event_patient_idx', 'audit_event_actor_idx', "
+      "'audit_event_patient_gin', 'audit_event_actor_gin')";
+  EXPECT_EQ(Q(methods),
+            "audit_event_actor_gin:gin:true,audit_event_actor_idx:btree:true,"
+            "audit_event_patient_gin:gin:true,audit_event_patient_idx:btree:true");
+
+  // What a cancelled concurrent build leaves: the index, marked invalid.
+  pg_->Exec(url_,
+            "UPDATE pg_index SET indisvalid = false "
+            "WHERE indexrelid = 'audit_event_actor_gin'::regclass");
+  CopySource("0027_audit_drop_lookup_btrees.sql");
+  try {
+    Migrate(Options());
+    ADD_FAILURE() << "0027 dropped the btrees while a GIN index was invalid";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("0027_audit_drop_lookup_btrees.sql"), std::string::npos) << what;
+    EXPECT_NE(what.find("audit_event_actor_gin missing or not valid"), std::string::npos) << what;
+  }
+  EXPECT_EQ(Q("SELECT count(*) FROM schema_migrations WHERE version = 27"), "0");
+  EXPECT_EQ(Q("SELECT to_regclass('public.audit_event_actor_idx') IS NOT NULL"), "t");
+
+  // The remedy the message names, then the same migration goes through.
+  pg_->Exec(url_, "REINDEX INDEX CONCURRENTLY audit_event_actor_gin");
+  EXPECT_EQ(Migrate(Options()), 1);
+  EXPECT_EQ(Q(methods), "audit_event_actor_gin:gin:true,audit_event_patient_gin:gin:true");
+
+  // The AuditEvent look-ups' conditions (portal/audit_api.cpp) can use them (btree_gin's
+  // text equality; an empty table would otherwise be scanned).
+  for (const auto& [where, index] :
+       {std::pair{"patient_id = 'pat-1'", "audit_event_patient_gin"},
+        std::pair{"actor = 'demo-provider'", "audit_event_actor_gin"}}) {
+    const std::string plan =
+        Q(std::string(
+              "SET enable_seqscan = off; EXPLAIN (COSTS OFF, FORMAT JSON) SELECT node_id, seq, "
+              "count(*) OVER () FROM audit_event WHERE ") +
+          where + " ORDER BY recorded_at DESC, node_id, seq DESC LIMIT 50");
+    EXPECT_NE(plan.find(index), std::string::npos) << plan;
+  }
+}
+
 TEST_F(MigrateTest, UnreachableDatabaseIsAClearError) {
   CopyAllSource();
   MigrateOptions o = Options();

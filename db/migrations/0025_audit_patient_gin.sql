@@ -1,0 +1,11 @@
+-- migrate:no-transaction
+-- AuditEvent?patient=: every row of a patient, from a GIN index on patient_id. A GIN index
+-- takes a shipped row into its pending list and merges the list in sorted batches, where
+-- the btree on (patient_id, recorded_at) descended its tree once per row at a random
+-- place: about a third of the btree's CPU per inserted row (bench/audit_indexes;
+-- bench/README.md, "the audit copy's look-up indexes as GIN"). The query counts all of
+-- the patient's rows anyway (count(*) OVER ()), so the btree's order saved it no rows; it
+-- now sorts them.
+-- Built CONCURRENTLY so that a live, large audit_event keeps taking inserts. A build that
+-- fails leaves an invalid index behind; 0027 refuses to drop the btrees until it is valid.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS audit_event_patient_gin ON audit_event USING gin (patient_id);
