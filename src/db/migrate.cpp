@@ -13,7 +13,10 @@
 //    advisory lock; the second one finds everything applied and does nothing.
 //  - a file whose first line is `-- migrate:no-transaction` runs outside a transaction
 //    (for CREATE INDEX CONCURRENTLY); it must then hold exactly one statement, and is
-//    recorded after it succeeds — write it idempotently (IF NOT EXISTS).
+//    recorded after it succeeds — write it idempotently (IF NOT EXISTS). It runs without
+//    lock_timeout: a CONCURRENTLY operation queues no traffic behind its lock, and its
+//    wait for older transactions must not fail halfway (an invalid index that IF NOT
+//    EXISTS would then skip).
 //  - expand/contract (migrate.hpp, db/migration_check.hpp): every file is checked before
 //    anything runs; a contract migration runs only with `contract` and only when no
 //    live node is older than it. The check runs inside the contract's own transaction
@@ -212,8 +215,12 @@ void ApplyOne(PGconn* conn, const MigrationFile& f, int lock_timeout_ms, int sta
                                                   f.contract ? "contract" : "expand"};
   const std::string context = "migrate: " + f.path.filename().string();
   if (!f.transactional) {
+    // No lock_timeout here. A no-transaction file is a CONCURRENTLY operation: it takes a
+    // lock that queues no reads or writes behind it, then waits for every transaction older
+    // than it. A lock_timeout would fail that wait (55P03) and leave an invalid index, which
+    // the retry's IF NOT EXISTS would then skip and record as applied.
     if (f.contract) RequireNoOlderNodes(conn, f, stale_s);
-    Exec(conn, "SET lock_timeout = '" + std::to_string(lock_timeout_ms) + "ms'", context);
+    Exec(conn, "SET lock_timeout = 0", context);
     Exec(conn, std::string("SET statement_timeout = '") + kStatementTimeout + "'", context);
     try {
       Exec(conn, f.sql, context);

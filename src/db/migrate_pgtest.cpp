@@ -272,6 +272,38 @@ TEST_F(MigrateTest, AuditLookupsMoveToGinIndexesOnlyOnceTheyAreValid) {
   }
 }
 
+// A concurrent index build waits for the transactions older than it (an AuditEvent read,
+// `audit verify`) however long the migration's lock_timeout: failing there would leave an
+// invalid index that the retry's IF NOT EXISTS skips.
+TEST_F(MigrateTest, AConcurrentIndexWaitsForOlderTransactionsPastTheLockTimeout) {
+  CopyAllSource();
+  Migrate(Options());
+  Write("0900_idx.sql",
+        "-- migrate:no-transaction\n"
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS facility_name_lower_idx ON facility "
+        "(lower(name));\n");
+  PGconn* holder = PQconnectdb(url_.c_str());
+  ASSERT_EQ(PQstatus(holder), CONNECTION_OK);
+  // A write in progress on the table (the build waits for it before it starts), and a
+  // snapshot (the build waits for it before the index is marked valid).
+  PQclear(PQexec(holder,
+                 "BEGIN ISOLATION LEVEL REPEATABLE READ; "
+                 "UPDATE facility SET name = name WHERE id = -1; SELECT count(*) FROM patient"));
+  std::thread release([holder] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    PQclear(PQexec(holder, "COMMIT"));
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(Migrate(Options(/*lock_timeout_ms=*/100)), 1);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  release.join();
+  PQfinish(holder);
+  EXPECT_GE(waited, std::chrono::milliseconds(1400));
+  EXPECT_EQ(Q("SELECT i.indisvalid FROM pg_index i "
+              "WHERE i.indexrelid = 'facility_name_lower_idx'::regclass"),
+            "t");
+}
+
 TEST_F(MigrateTest, UnreachableDatabaseIsAClearError) {
   CopyAllSource();
   MigrateOptions o = Options();
